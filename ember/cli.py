@@ -1,0 +1,199 @@
+"""The ``ember`` command: ``ember <verb> [--field=value ...]``.
+
+Each verb owns one config dataclass; every field (nested ones with dots) can be
+set on the command line, ``--config=<saved config.json>`` replays a run, and
+``ember <verb> --help`` lists every field with its default and meaning.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ember.config import apply_overrides, register_choice_factory
+from ember.errors import ConfigError
+
+VERBS: dict[str, str] = {
+    "demo": "collect expert demos, train a diffusion policy, evaluate it: the whole loop in minutes",
+    "collect": "record scripted-expert demonstrations into a LeRobot v3 dataset",
+    "train": "train a policy on a dataset",
+    "eval": "roll a trained policy out in simulation: success rate, videos, report",
+    "info": "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
+}
+
+
+@dataclasses.dataclass
+class InfoConfig:
+    dataset: str = ""
+    """A dataset root to summarise."""
+    policy_path: str = ""
+    """A checkpoint folder to summarise."""
+
+
+def _register_factories() -> None:
+    from policies import make_policy_config
+    from policies.base import PolicyConfig
+
+    register_choice_factory(PolicyConfig, make_policy_config)
+
+
+def _config_for(verb: str) -> Any:
+    if verb == "demo":
+        from ember.demo import DemoConfig
+
+        return DemoConfig()
+    if verb == "collect":
+        from ember.collect import CollectConfig
+
+        return CollectConfig()
+    if verb == "train":
+        from ember.train import TrainConfig
+
+        return TrainConfig()
+    if verb == "eval":
+        from ember.eval import EvalConfig
+
+        return EvalConfig()
+    return InfoConfig()
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under a field) of a dataclass, read from its source."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, nxt in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _help_lines(cfg: Any, prefix: str = "") -> list[str]:
+    lines: list[str] = []
+    docs = {}
+    for klass in reversed(type(cfg).__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_field_docs(klass))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            lines.append(f"  [{name}]  {type(value).__name__}")
+            lines.extend(_help_lines(value, name + "."))
+            continue
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        doc = f"  {docs[f.name]}" if f.name in docs else ""
+        lines.append(f"  --{name}={shown}{doc}")
+    return lines
+
+
+def _print_help(verb: str | None) -> None:
+    if verb is None:
+        print("usage: ember <verb> [--field=value ...]   (ember <verb> --help lists the fields)\n\nverbs:")
+        for name, text in VERBS.items():
+            print(f"  {name:<8} {text}")
+        return
+    cfg = _config_for(verb)
+    print(f"usage: ember {verb} [--field=value ...]\n\n{VERBS[verb]}\n\nfields (defaults shown):")
+    print("\n".join(_help_lines(cfg)))
+    print("\n  --config=<path/config.json>  start from a saved config; later flags still apply")
+
+
+def _run_verb(verb: str, cfg: Any) -> int:
+    if verb == "demo":
+        from ember.demo import run_demo
+
+        summary = run_demo(cfg)
+        lo, hi = summary["success_ci95"]
+        print(
+            f"\ntrained diffusion policy: success {summary['success_rate']:.0%} "
+            f"(95% CI {lo:.0%}-{hi:.0%}), mean max coverage {summary['mean_max_coverage']:.3f}\n"
+            f"untrained baseline:       success {summary['untrained_success_rate']:.0%}, "
+            f"mean max coverage {summary['untrained_mean_max_coverage']:.3f}\n"
+            f"report: {summary['report']}  ({summary['total_seconds']:.0f} s)"
+        )
+        return 0
+    if verb == "collect":
+        from ember.collect import collect
+
+        result = collect(cfg)
+        print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} "
+              f"(expert success {result.expert_success_rate:.0%}, {result.seconds:.0f} s)")
+        return 0
+    if verb == "train":
+        from ember.train import train
+
+        result = train(cfg)
+        print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
+              f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
+        return 0
+    if verb == "eval":
+        from ember.eval import run_eval
+
+        result, out = run_eval(cfg)
+        lo, hi = result.success_ci95
+        print(f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
+              f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}")
+        return 0
+    from ember.info import run_info
+
+    return run_info(cfg)
+
+
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    from ember.errors import EmberError
+
+    errors: list[type[BaseException]] = [EmberError]
+    for module, name in (("policies.errors", "PolicyError"), ("ember.data.errors", "DatasetError"),
+                         ("sims.errors", "SimError"), ("robots.errors", "RobotError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = _run_verb) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if not args or args[0] in ("-h", "--help", "help"):
+        _print_help(None)
+        return 0
+    verb, rest = args[0], args[1:]
+    if verb not in VERBS:
+        close = difflib.get_close_matches(verb, list(VERBS), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        print(f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(VERBS)}.", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in rest):
+        _register_factories()
+        _print_help(verb)
+        return 0
+    errors = _domain_errors()
+    try:
+        _register_factories()
+        cfg = apply_overrides(_config_for(verb), rest)
+        return run(verb, cfg)
+    except KeyboardInterrupt:
+        print(f"ember {verb}: interrupted; finished episodes and checkpoints are kept.", file=sys.stderr)
+        return 130
+    except (ConfigError, *errors) as err:
+        print(f"ember {verb}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

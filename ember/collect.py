@@ -1,0 +1,147 @@
+"""``ember collect``: record scripted-expert demonstrations into a LeRobot v3 dataset.
+
+Each episode is saved (durably) before the next one starts, so interrupting a long
+collection keeps every finished episode. Failed expert episodes are dropped by
+default: imitation learns the behaviour it sees, failures included.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from ember.config import save_config
+from ember.errors import RunFolderError
+from ember.runs import default_out
+
+
+@dataclass
+class CollectConfig:
+    """Which task, how many episodes, what to record and where."""
+
+    task: str = "PushT"
+    backend: str = "mujoco"
+    split: str = "train"
+    num_episodes: int = 100
+    out: str = ""
+    """Dataset root; empty = outputs/datasets/<date>_<time>_<task>."""
+    seed: int = 0
+    """Episode i is seeded ``seed + i`` (failed seeds are skipped, so the dataset has num_episodes successes)."""
+    obs_mode: str = "state"
+    """'state', or 'pixels' to also record camera videos."""
+    cameras: tuple[str, ...] = ("front",)
+    image_size: int = 96
+    max_episode_steps: int = 0
+    """0 = the task's default."""
+    keep_failures: bool = False
+    max_attempts_factor: float = 1.5
+    """Give up after num_episodes * factor attempts (an expert that fails that often needs fixing)."""
+    overwrite: bool = False
+
+
+def dataset_features(env: gym.Env) -> dict[str, dict[str, Any]]:
+    """LeRobot feature specs for what the environment observes and does (plus reward/done/success)."""
+    names = getattr(env.unwrapped, "feature_names", {}) or {}
+    features: dict[str, dict[str, Any]] = {}
+    for key, space in env.observation_space.spaces.items():
+        if key == "task":
+            continue
+        if key.startswith("observation.images."):
+            features[key] = {"dtype": "video", "shape": list(space.shape), "names": ["height", "width", "channels"]}
+        else:
+            features[key] = {"dtype": "float32", "shape": list(space.shape), "names": names.get(key)}
+    features["action"] = {"dtype": "float32", "shape": list(env.action_space.shape), "names": names.get("action")}
+    features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
+    features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
+    features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+    return features
+
+
+@dataclass
+class CollectResult:
+    root: Path
+    episodes: int
+    frames: int
+    attempts: int
+    expert_success_rate: float
+    seconds: float
+
+
+def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
+    from ember.data import DatasetWriter
+    from sims import make_env
+    from sims.experts import make_expert
+
+    if not cfg.out:
+        cfg.out = default_out("datasets", cfg.task.lower())
+    root = Path(cfg.out)
+    if root.exists() and any(root.iterdir()):
+        if not cfg.overwrite:
+            raise RunFolderError(f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true.")
+        import shutil
+
+        shutil.move(str(root), str(root.with_name(root.name + f".old-{time.strftime('%Y%m%d-%H%M%S')}")))
+    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "split": cfg.split}
+    if cfg.obs_mode == "pixels":
+        kwargs.update(cameras=tuple(cfg.cameras), image_size=cfg.image_size)
+    if cfg.max_episode_steps > 0:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    env = make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
+    expert = make_expert(cfg.task, env)
+    fps = int(round(env.metadata.get("render_fps", 10)))
+    writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env),
+                                  robot_type=getattr(env.unwrapped, "robot_name", None),
+                                  use_videos=cfg.obs_mode == "pixels")
+    max_attempts = max(cfg.num_episodes, int(np.ceil(cfg.num_episodes * cfg.max_attempts_factor)))
+    saved = frames = attempts = successes = 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.num_episodes, desc=f"collect {cfg.task}", disable=quiet, dynamic_ncols=True)
+    try:
+        while saved < cfg.num_episodes and attempts < max_attempts:
+            obs, info = env.reset(seed=cfg.seed + attempts)
+            expert.reset()
+            attempts += 1
+            success, length = False, 0
+            while True:
+                action = np.asarray(expert.act(env), dtype=np.float32)
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                success = success or bool(info.get("is_success", False))
+                frame = {k: v for k, v in obs.items() if k != "task"}
+                frame.update({
+                    "action": action,
+                    "next.reward": np.array([reward], dtype=np.float32),
+                    "next.done": np.array([terminated or truncated]),
+                    "next.success": np.array([bool(info.get("is_success", False))]),
+                    "task": obs["task"],
+                })
+                writer.add_frame(frame)
+                length += 1
+                obs = next_obs
+                if terminated or truncated:
+                    break
+            successes += success
+            if success or cfg.keep_failures:
+                writer.save_episode()
+                saved += 1
+                frames += length
+                bar.update(1)
+            else:
+                writer.clear_episode()
+            bar.set_postfix(expert_success=f"{successes / attempts:.0%}")
+    finally:
+        bar.close()
+        writer.finalize()
+        env.close()
+    save_config(cfg, root / "meta", "ember_collect_config.json")
+    if saved < cfg.num_episodes:
+        from ember.errors import EmberError
+
+        raise EmberError(f"the {cfg.task} expert succeeded only {successes}/{attempts} times; saved {saved} "
+                         f"episodes to '{root}'. Check the task settings or pass --keep_failures=true.")
+    return CollectResult(root, saved, frames, attempts, successes / max(1, attempts), time.perf_counter() - t0)

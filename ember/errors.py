@@ -1,0 +1,13 @@
+"""Project exception types: one per domain, each message says what to do next."""
+
+
+class EmberError(Exception):
+    """Base class of every error ember raises on purpose (the CLI prints these as one line)."""
+
+
+class ConfigError(EmberError, ValueError):
+    """A config field, value or verb that does not exist or has the wrong type."""
+
+
+class RunFolderError(EmberError):
+    """An output folder that already holds a run and would be overwritten."""

@@ -1,0 +1,263 @@
+"""One training loop for every policy: accelerate, AdamW, cosine schedule, clipping, checkpoints.
+
+The loop knows nothing about a particular policy: it builds the policy from its
+config and the dataset's stats, feeds windows from :class:`ember.data.WindowDataset`
+and calls ``policy.forward(batch)["loss"]``. On one CPU it runs as is; on several
+GPUs the same code runs under ``accelerate launch`` (DDP/FSDP).
+
+Layout of a training run (LeRobot's, so its tools recognise it)::
+
+    <out>/config.json                          fully resolved TrainConfig
+    <out>/metrics.json                         loss per logged step, timing
+    <out>/loss.png                             loss curve
+    <out>/checkpoints/<step>/pretrained_model/ config.json, model.safetensors, stats
+    <out>/checkpoints/<step>/training_state/   optimizer, scheduler, rng, step
+    <out>/checkpoints/last -> <step>
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ember.checkpoint import load_training_state, save_training_state
+from ember.config import save_config, to_dict
+from ember.plots import plot_loss_curve
+from ember.runs import default_out, prepare_run_folder
+from ember.seeding import seed_everything
+
+
+def _default_policy_config() -> Any:
+    from policies import make_policy_config
+
+    return make_policy_config("diffusion")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay (diffusion policy's recipe)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.95, 0.999)
+    grad_clip_norm: float = 10.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; any field can be set as ``--<name>=<value>``."""
+
+    dataset: str = ""
+    """Root folder of a LeRobot v3 dataset (e.g. one written by ``ember collect``)."""
+    out: str = ""
+    """Run folder; empty = outputs/train/<date>_<time>."""
+    policy: Any = field(default_factory=_default_policy_config)
+    steps: int = 3000
+    batch_size: int = 64
+    num_workers: int = 0
+    obs_keys: tuple[str, ...] = ()
+    """Observation features to condition on; empty = every observation.* feature of the dataset."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log_every: int = 25
+    save_every: int = 0
+    """Checkpoint every N steps (0 = only at the end)."""
+    seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    cpu: bool = False
+    """Force the CPU even when an accelerator is present."""
+    num_threads: int = 0
+    """torch intra-op threads (0 = torch's default)."""
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    steps: int
+    first_loss: float
+    final_loss: float
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+def _select_obs_keys(features: dict[str, dict], wanted: tuple[str, ...]) -> list[str]:
+    available = [k for k in features if k.startswith("observation.")]
+    if not wanted:
+        return available
+    missing = [k for k in wanted if k not in features]
+    if missing:
+        from ember.errors import ConfigError
+
+        raise ConfigError(f"--obs_keys names {missing}, which the dataset lacks; it has {available}.")
+    return list(wanted)
+
+
+def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: list[str]) -> None:
+    """Give the policy config its input/output shapes from the dataset, unless already set."""
+    if not policy_cfg.input_features:
+        inputs = {}
+        for k in obs_keys:
+            shape = list(features[k]["shape"])
+            if features[k]["dtype"] in ("video", "image"):
+                shape = [shape[2], shape[0], shape[1]]  # datasets store HWC, policies take CHW
+            inputs[k] = {"shape": shape, "dtype": features[k]["dtype"]}
+        policy_cfg.input_features = inputs
+    if not policy_cfg.output_features:
+        policy_cfg.output_features = {"action": {"shape": list(features["action"]["shape"]), "dtype": "float32"}}
+
+
+def _cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _infinite(loader: torch.utils.data.DataLoader, generator: torch.Generator):
+    epoch = 0
+    while True:
+        generator.manual_seed(generator.initial_seed() + epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
+    """Train ``cfg.policy`` on ``cfg.dataset``; write the run folder; return where the checkpoint is."""
+    from accelerate import Accelerator
+
+    from ember.data import EmberDataset, WindowDataset
+    from policies import make_policy
+
+    if not cfg.dataset:
+        from ember.errors import ConfigError
+
+        raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`).")
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if not cfg.out:
+        cfg.out = default_out("train", cfg.policy.type)
+    out = prepare_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    seed_everything(cfg.seed)
+
+    dataset = EmberDataset(cfg.dataset)
+    obs_keys = _select_obs_keys(dataset.features, cfg.obs_keys)
+    fill_policy_features(cfg.policy, dataset.features, obs_keys)
+    save_config(cfg, out)
+
+    windows = WindowDataset(
+        dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        windows,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(windows) >= cfg.batch_size,
+        num_workers=cfg.num_workers,
+        generator=generator,
+        persistent_workers=cfg.num_workers > 0,
+    )
+    policy = make_policy(cfg.policy, dataset_stats=dataset.meta.stats)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+    )
+    scheduler = _cosine_with_warmup(optimizer, cfg.optim, cfg.steps)
+
+    accelerator = Accelerator(cpu=cfg.cpu)
+    policy, optimizer, loader, scheduler = accelerator.prepare(policy, optimizer, loader, scheduler)
+    unwrapped = accelerator.unwrap_model(policy)
+
+    start_step = 0
+    history: dict[str, list] = {"step": [], "loss": [], "lr": []}
+    if cfg.resume and (out / "checkpoints" / "last").exists():
+        start_step = load_training_state(out / "checkpoints" / "last", unwrapped, optimizer, scheduler)
+        metrics_path = out / "metrics.json"
+        if metrics_path.exists():
+            history = json.loads(metrics_path.read_text()).get("history", history)
+
+    policy.train()
+    t0 = time.perf_counter()
+    batches = _infinite(loader, generator)
+    bar = tqdm(range(start_step, cfg.steps), desc="train", disable=quiet or not accelerator.is_main_process,
+               dynamic_ncols=True, initial=start_step, total=cfg.steps)
+    step = start_step
+    for step in bar:
+        batch = next(batches)
+        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        loss = policy(batch)["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {step}; lower --optim.lr or check the dataset stats."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.optim.grad_clip_norm > 0:
+            accelerator.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip_norm)
+        optimizer.step()
+        scheduler.step()
+        if hasattr(unwrapped, "update_ema"):
+            unwrapped.update_ema()
+        value = float(loss.detach())
+        history["step"].append(step + 1)
+        history["loss"].append(value)
+        history["lr"].append(float(scheduler.get_last_lr()[0]))
+        if (step + 1) % cfg.log_every == 0:
+            recent = np.mean(history["loss"][-cfg.log_every :])
+            bar.set_postfix(loss=f"{recent:.4f}")
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            _save(out, step + 1, unwrapped, optimizer, scheduler, cfg, accelerator)
+    seconds = time.perf_counter() - t0
+    final_step = max(cfg.steps, start_step)
+    checkpoint = _save(out, final_step, unwrapped, optimizer, scheduler, cfg, accelerator)
+
+    losses = history["loss"]
+    k = max(1, min(50, len(losses) // 10))
+    first, final = (float(np.mean(losses[:k])), float(np.mean(losses[-k:]))) if losses else (math.nan, math.nan)
+    if accelerator.is_main_process:
+        metrics = {
+            "steps": final_step,
+            "first_loss": first,
+            "final_loss": final,
+            "train_seconds": seconds,
+            "steps_per_second": (final_step - start_step) / seconds if seconds > 0 else None,
+            "num_parameters": sum(p.numel() for p in unwrapped.parameters()),
+            "dataset": {"root": str(cfg.dataset), "episodes": dataset.num_episodes, "frames": dataset.num_frames},
+            "history": history,
+        }
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if losses:
+            plot_loss_curve(history["step"], losses, out / "loss.png", title=f"{cfg.policy.type} training loss")
+    return TrainResult(out, checkpoint, final_step, first, final, seconds, list(losses))
+
+
+def _save(out: Path, step: int, policy: Any, optimizer, scheduler, cfg: TrainConfig, accelerator) -> Path:
+    if not accelerator.is_main_process:
+        return out / "checkpoints" / f"{step:06d}" / "pretrained_model"
+    step_dir = out / "checkpoints" / f"{step:06d}"
+    model_dir = step_dir / "pretrained_model"
+    policy.save_pretrained(model_dir)
+    (model_dir / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    save_training_state(step_dir / "training_state", step, optimizer, scheduler, model=policy)
+    last = out / "checkpoints" / "last"
+    tmp = out / "checkpoints" / ".last.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(step_dir.name, tmp)
+    os.replace(tmp, last)
+    return model_dir
