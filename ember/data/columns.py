@@ -1,0 +1,108 @@
+"""Feature values <-> Arrow columns, in the parquet layout LeRobot's loader casts to.
+
+LeRobot builds ``datasets.Features`` from ``info.json`` and casts the parquet columns to them:
+shape ``[1]`` -> ``Value`` (a scalar column), ``[n]`` -> ``Sequence(length=n)`` (a fixed-size
+list), 2-D+ -> ``ArrayND`` (nested lists) and ``image`` -> ``Image`` (``struct<bytes, path>``
+holding PNG bytes). Writing exactly those Arrow types keeps the cast a no-op.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ember.data.errors import DatasetError
+
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def arrow_type(ft: Mapping[str, Any]) -> pa.DataType:
+    """The Arrow type of one feature's column."""
+    dtype, shape = ft["dtype"], list(ft["shape"])
+    if dtype == "image":
+        return IMAGE_STRUCT
+    if dtype == "string":
+        return pa.string()
+    base = pa.bool_() if dtype == "bool" else pa.from_numpy_dtype(np.dtype(dtype))
+    if shape == [1]:
+        return base
+    out = base
+    for dim in reversed(shape):
+        out = pa.list_(out, dim)
+    return out
+
+
+def schema_for(features: Mapping[str, Mapping[str, Any]]) -> pa.Schema:
+    """Schema of the ``data/`` parquet shards: every non-video feature, in feature order."""
+    return pa.schema([(k, arrow_type(ft)) for k, ft in features.items() if ft["dtype"] != "video"])
+
+
+def to_arrow(values: Any, ft: Mapping[str, Any]) -> pa.Array:
+    """Build one column from a stacked episode array ``(T, *shape)`` (or a list of str / images)."""
+    dtype, shape = ft["dtype"], list(ft["shape"])
+    if dtype == "string":
+        return pa.array(list(values), type=pa.string())
+    if dtype == "image":
+        return pa.array([{"bytes": encode_png(img), "path": None} for img in values], type=IMAGE_STRUCT)
+    arr = np.asarray(values)
+    n = arr.shape[0]
+    base_type = arrow_type({"dtype": dtype, "shape": [1]})
+    flat = pa.array(np.ascontiguousarray(arr).reshape(-1), type=base_type)
+    if shape == [1]:
+        return flat
+    out: pa.Array = flat
+    for dim in reversed(shape):
+        out = pa.FixedSizeListArray.from_arrays(out, dim)
+    assert len(out) == n
+    return out
+
+
+def to_numpy(col: pa.ChunkedArray | pa.Array, ft: Mapping[str, Any]) -> Any:
+    """Inverse of :func:`to_arrow`: ``(T, *shape)`` numpy (``(T,)`` for shape ``[1]``), list of str,
+    or ``(T, H, W, 3)`` uint8 for images."""
+    dtype, shape = ft["dtype"], list(ft["shape"])
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(col)
+    if dtype == "string":
+        return col.to_pylist()
+    if dtype == "image":
+        return _decode_images(col, shape)
+    if col.null_count:
+        raise DatasetError(f"column of dtype {dtype} has {col.null_count} null values")
+    flat = col
+    while (
+        pa.types.is_list(flat.type)
+        or pa.types.is_fixed_size_list(flat.type)
+        or pa.types.is_large_list(flat.type)
+    ):
+        flat = pc.list_flatten(flat)
+    np_dtype = np.bool_ if dtype == "bool" else np.dtype(dtype)
+    out = flat.to_numpy(zero_copy_only=False).astype(np_dtype, copy=False)
+    if shape == [1]:
+        return out.reshape(n)
+    return out.reshape(n, *shape)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    from PIL import Image  # lazy: only image (not video) features need Pillow
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(img, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _decode_images(col: pa.Array, shape: Sequence[int]) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((len(col), *shape), dtype=np.uint8)
+    for i, item in enumerate(col.field("bytes").to_pylist()):
+        if item is None:
+            raise DatasetError(f"image {i} of the column has no bytes")
+        out[i] = np.asarray(Image.open(io.BytesIO(item)).convert("RGB"))
+    return out

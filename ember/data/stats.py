@@ -1,0 +1,172 @@
+"""Per-feature statistics in LeRobot's layout: ``min, max, mean, std, count, q01, q10, q50, q90, q99``.
+
+Why exact rather than LeRobot's histogram estimate: normalization (and its q01/q99 clipping) is
+fitted on these numbers, and "equals numpy" is easy to test and to trust. Numeric features are
+computed with numpy in float64 (population std, linear quantiles). Images are uint8, so a
+256-bin histogram per channel is a *lossless* summary: stats over all pixels scaled to [0, 1]
+come out exact and histograms of many episodes simply add up. Image stats have shape
+``(3, 1, 1)`` and ``count`` is the number of frames, as in LeRobot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ember.data.errors import DatasetError
+from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES
+
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
+STAT_KEYS = ("min", "max", "mean", "std", "count", *QUANTILE_KEYS)
+
+Stats = dict[str, dict[str, np.ndarray]]
+
+
+def numeric_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Stats over axis 0 of ``(N, *shape)`` values; ``(N,)`` gives shape-``(1,)`` stats."""
+    x = np.asarray(values)
+    if x.shape[0] == 0:
+        raise DatasetError("cannot compute stats of an empty array (episode with no frames?)")
+    if x.ndim == 1:
+        x = x[:, None]
+    xf = x.astype(np.float64)
+    out = {
+        "min": xf.min(axis=0),
+        "max": xf.max(axis=0),
+        "mean": xf.mean(axis=0),
+        "std": xf.std(axis=0),
+        "count": np.array([x.shape[0]], dtype=np.int64),
+    }
+    qs = np.quantile(xf, QUANTILES, axis=0)
+    for key, q in zip(QUANTILE_KEYS, qs, strict=True):
+        out[key] = q
+    return out
+
+
+class PixelHistogram:
+    """Per-channel counts of the 256 uint8 values; additive, so episode histograms merge exactly."""
+
+    def __init__(self, channels: int = 3) -> None:
+        self.counts = np.zeros((channels, 256), dtype=np.int64)
+        self.frames = 0
+
+    def update(self, frames: np.ndarray) -> None:
+        """Add ``(H, W, C)`` or ``(T, H, W, C)`` uint8 frames."""
+        arr = np.asarray(frames)
+        if arr.dtype != np.uint8:
+            raise DatasetError(f"pixel stats need uint8 frames, got {arr.dtype}")
+        if arr.ndim == 3:
+            arr = arr[None]
+        for c in range(self.counts.shape[0]):
+            self.counts[c] += np.bincount(arr[..., c].ravel(), minlength=256)
+        self.frames += arr.shape[0]
+
+    def merge(self, other: PixelHistogram) -> None:
+        self.counts += other.counts
+        self.frames += other.frames
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Stats of all pixels scaled to [0, 1], each of shape ``(C, 1, 1)`` (``count``: frames)."""
+        if self.frames == 0:
+            raise DatasetError("cannot compute image stats of zero frames")
+        values = np.arange(256, dtype=np.float64) / 255.0
+        counts = self.counts.astype(np.float64)
+        n = counts.sum(axis=1)
+        mean = (counts * values).sum(axis=1) / n
+        var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / n
+        cums = np.cumsum(self.counts, axis=1)
+        nz = self.counts > 0
+        out = {
+            "min": values[nz.argmax(axis=1)],
+            "max": values[255 - nz[:, ::-1].argmax(axis=1)],
+            "mean": mean,
+            "std": np.sqrt(var),
+            "count": np.array([self.frames], dtype=np.int64),
+        }
+        for key, q in zip(QUANTILE_KEYS, QUANTILES, strict=True):
+            out[key] = np.array([_hist_quantile(values, cums[c], q) for c in range(len(cums))])
+        return {k: v if k == "count" else v.reshape(-1, 1, 1) for k, v in out.items()}
+
+
+def _hist_quantile(values: np.ndarray, cumsum: np.ndarray, q: float) -> float:
+    """numpy's default ('linear') quantile of the multiset described by a histogram."""
+    n = int(cumsum[-1])
+    pos = (n - 1) * q
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    a = values[np.searchsorted(cumsum, lo, side="right")]
+    b = values[np.searchsorted(cumsum, hi, side="right")]
+    return float(a + (b - a) * (pos - lo))
+
+
+def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Stats of ``(T, H, W, 3)`` uint8 frames, per channel over pixels in [0, 1]; shapes ``(3, 1, 1)``."""
+    hist = PixelHistogram(np.asarray(frames).shape[-1])
+    hist.update(frames)
+    return hist.stats()
+
+
+def compute_stats(data: Mapping[str, Any], features: Mapping[str, Mapping[str, Any]]) -> Stats:
+    """Stats of every numeric/visual feature in ``data`` (``key -> (T, *shape)`` arrays); strings skipped."""
+    out: Stats = {}
+    for key, values in data.items():
+        ft = features.get(key)
+        if ft is None:
+            raise DatasetError(f"compute_stats: {key!r} is not a declared feature")
+        if ft["dtype"] in VISUAL_DTYPES:
+            out[key] = image_stats(np.asarray(values))
+        elif ft["dtype"] in NUMERIC_DTYPES:
+            out[key] = numeric_stats(np.asarray(values))
+    return out
+
+
+def aggregate_stats(stats_list: Iterable[Mapping[str, Mapping[str, np.ndarray]]]) -> Stats:
+    """Merge per-episode stats without the raw data (same rule as LeRobot's ``aggregate_stats``).
+
+    min/max/mean/std/count are exact (parallel variance). Quantiles cannot be merged exactly; like
+    LeRobot we keep a conservative envelope (min of the lower quantiles, max of the upper ones).
+    The writer does not need this: it keeps the raw numbers and histograms and stays exact.
+    """
+    stats_list = list(stats_list)
+    keys = sorted({k for s in stats_list for k in s})
+    out: Stats = {}
+    for key in keys:
+        items = [s[key] for s in stats_list if key in s]
+        counts = np.array([float(np.asarray(s["count"]).reshape(-1)[0]) for s in items])
+        total = counts.sum()
+        means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in items])
+        var = np.stack([np.asarray(s["std"], dtype=np.float64) ** 2 for s in items])
+        w = counts.reshape(-1, *([1] * (means.ndim - 1)))
+        mean = (means * w).sum(axis=0) / total
+        variance = ((var + (means - mean) ** 2) * w).sum(axis=0) / total
+        merged = {
+            "min": np.min(np.stack([s["min"] for s in items]), axis=0),
+            "max": np.max(np.stack([s["max"] for s in items]), axis=0),
+            "mean": mean,
+            "std": np.sqrt(variance),
+            "count": np.array([int(total)], dtype=np.int64),
+        }
+        for q_key in QUANTILE_KEYS:
+            if all(q_key in s for s in items):
+                qs = np.stack([s[q_key] for s in items])
+                merged[q_key] = qs.min(axis=0) if int(q_key[1:]) <= 50 else qs.max(axis=0)
+        out[key] = merged
+    return out
+
+
+def stats_to_json(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """Nested lists, as in LeRobot's ``meta/stats.json``."""
+    return {k: {s: np.asarray(v).tolist() for s, v in ft.items()} for k, ft in stats.items()}
+
+
+def stats_from_json(obj: Mapping[str, Mapping[str, Any]]) -> Stats:
+    """Back to numpy (at least 1-D, like LeRobot's ``cast_stats_to_numpy``)."""
+    return {k: {s: np.atleast_1d(np.asarray(v)) for s, v in ft.items()} for k, ft in obj.items()}
+
+
+def flatten_stats(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """``{"stats/<feature>/<stat>": list}`` columns of ``meta/episodes/*.parquet``."""
+    return {f"stats/{k}/{s}": np.asarray(v).tolist() for k, ft in stats.items() for s, v in ft.items()}

@@ -1,0 +1,191 @@
+"""Training windows (diffusion-policy convention) over an :class:`EmberDataset`.
+
+Item ``t`` (any frame of any episode) holds, for each observation key, the ``n_obs_steps``
+frames ending at ``t`` and the ``horizon`` actions starting at the *first* observation frame
+``t - n_obs_steps + 1``. Windows never cross episodes: outside the episode the edge frame is
+repeated and ``action_is_pad`` marks those action steps.
+
+Speed: numeric columns live in memory as numpy. Camera frames are decoded once per episode
+into a uint8 file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
+later epochs, other processes and DataLoader workers never decode video again. Memmaps are
+opened lazily in each process (never pickled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ember.data import columns, layout
+from ember.data.atomic import temp_path_for
+from ember.data.dataset import EmberDataset
+from ember.data.errors import DatasetError
+from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES
+
+
+def uint8_hwc_to_float_chw(frames: np.ndarray) -> np.ndarray:
+    """``(..., H, W, C)`` uint8 -> ``(..., C, H, W)`` float32 in [0, 1].
+
+    Done in numpy on purpose: torch's elementwise kernels on a permuted uint8 view were ~15x
+    slower here (thread oversubscription on small CPUs), and this runs once per sample.
+    """
+    chw = np.moveaxis(np.asarray(frames), -1, -3)
+    out = np.empty(chw.shape, dtype=np.float32)
+    np.multiply(chw, np.float32(1.0 / 255.0), out=out)
+    return out
+
+
+class WindowDataset(Dataset):
+    """``(n_obs_steps, ...)`` observation windows and ``(horizon, A)`` action chunks, one per frame."""
+
+    def __init__(
+        self,
+        dataset: EmberDataset,
+        n_obs_steps: int,
+        horizon: int,
+        obs_keys: Sequence[str],
+        action_key: str = "action",
+        image_keys: Sequence[str] | None = None,
+        cache_dir: str | Path | None = None,
+        episodes: Sequence[int] | None = None,
+    ) -> None:
+        if n_obs_steps < 1 or horizon < 1:
+            raise DatasetError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps} and {horizon}.")
+        feats = dataset.features
+        for key in [*obs_keys, action_key]:
+            if key not in feats:
+                raise DatasetError(f"{key!r} is not a feature of {dataset.root}; features: {list(feats)}.")
+        if feats[action_key]["dtype"] not in NUMERIC_DTYPES:
+            raise DatasetError(f"action key {action_key!r} must be numeric, is {feats[action_key]['dtype']}.")
+        visual = [k for k in obs_keys if feats[k]["dtype"] in VISUAL_DTYPES]
+        self.image_keys = list(visual if image_keys is None else image_keys)
+        if set(self.image_keys) != set(visual):
+            raise DatasetError(
+                f"image_keys {self.image_keys} must be exactly the camera features among obs_keys ({visual})."
+            )
+        bad_obs = [k for k in obs_keys if k not in visual and feats[k]["dtype"] not in NUMERIC_DTYPES]
+        if bad_obs:
+            raise DatasetError(f"obs keys {bad_obs} are neither numeric nor cameras; they cannot be stacked.")
+
+        self.dataset = dataset
+        self.n_obs_steps, self.horizon = int(n_obs_steps), int(horizon)
+        self.obs_keys, self.action_key = list(obs_keys), action_key
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else dataset.root / layout.CACHE_DIR
+        chosen = [i for i in range(dataset.num_episodes) if i not in dataset.bad_episodes]
+        if episodes is not None:
+            chosen = sorted(set(episodes))
+            for i in chosen:
+                dataset.episode_bounds(i)  # IndexError if out of range
+                if i in dataset.bad_episodes:
+                    raise DatasetError(f"episode {i} is unreadable: {dataset.bad_episodes[i]}")
+        self.episodes = chosen
+        self._load_numeric()
+        self._memmaps: dict[tuple[str, int], np.ndarray] = {}
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------------ setup
+    def _load_numeric(self) -> None:
+        table = self.dataset.frame_table()
+        ep_col = table.column("episode_index").to_numpy()
+        mask = np.isin(ep_col, np.asarray(self.episodes, dtype=np.int64))
+        rows = np.nonzero(mask)[0]
+        table = table.take(rows)
+        ep = ep_col[rows]
+        feats = self.dataset.features
+        self._numeric: dict[str, np.ndarray] = {}
+        for key in [k for k in self.obs_keys if k not in self.image_keys] + [self.action_key]:
+            arr = np.asarray(columns.to_numpy(table.column(key), feats[key]), dtype=np.float32)
+            self._numeric[key] = arr.reshape(len(arr), *feats[key]["shape"])
+        n = len(ep)
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if n else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], n]
+        lengths = ends - starts
+        self._ep_of_row = ep.astype(np.int64)
+        self._start = np.repeat(starts, lengths).astype(np.int64)
+        self._end = np.repeat(ends, lengths).astype(np.int64)
+        self._task_index = table.column("task_index").to_numpy().astype(np.int64)
+        self._lengths = {int(e): int(length) for e, length in zip(ep[starts], lengths, strict=True)}
+        self._obs_offsets = np.arange(-self.n_obs_steps + 1, 1)
+        self._act_offsets = np.arange(self.horizon) - self.n_obs_steps + 1
+
+    # ------------------------------------------------------------------ Dataset API
+    def __len__(self) -> int:
+        return len(self._ep_of_row)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range ({len(self)} windows)")
+        i = int(i) % len(self)
+        start, end = self._start[i], self._end[i]
+        obs_rows = np.clip(i + self._obs_offsets, start, end - 1)
+        act_raw = i + self._act_offsets
+        act_rows = np.clip(act_raw, start, end - 1)
+        item: dict[str, Any] = {}
+        for key in self.obs_keys:
+            if key in self.image_keys:
+                frames = self._frames(key, int(self._ep_of_row[i]))[obs_rows - start]
+                item[key] = torch.from_numpy(uint8_hwc_to_float_chw(frames))
+            else:
+                item[key] = torch.from_numpy(self._numeric[key][obs_rows])
+        item["action"] = torch.from_numpy(self._numeric[self.action_key][act_rows])
+        item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
+        if self.dataset.meta.tasks:
+            item["task"] = self.dataset.meta.tasks[int(self._task_index[i])]
+        return item
+
+    # ------------------------------------------------------------------ frame cache
+    def warm_cache(self) -> None:
+        """Decode every missing (camera, episode) now, e.g. before starting DataLoader workers."""
+        for key in self.image_keys:
+            for ep in self.episodes:
+                self._frames(key, ep)
+
+    def cache_path(self, key: str, ep: int) -> Path:
+        """Cache file of camera ``key``, episode ``ep``; its name changes if the source shard changes."""
+        src = self.dataset.source_file(key, ep)
+        st = src.stat()
+        start, stop = self.dataset.episode_bounds(ep)
+        offset = self.dataset.video_from_timestamp(key, ep) if key in self.dataset.video_keys else 0.0
+        tag = f"{src.relative_to(self.dataset.root)}|{st.st_size}|{st.st_mtime_ns}|{start}|{stop}|{offset!r}"
+        digest = hashlib.sha1(tag.encode()).hexdigest()[:16]
+        return self.cache_dir / key / f"episode-{ep:06d}-{digest}.u8"
+
+    def _frames(self, key: str, ep: int) -> np.ndarray:
+        if self._pid != os.getpid():  # forked worker: open our own maps
+            self._memmaps, self._pid = {}, os.getpid()
+        mm = self._memmaps.get((key, ep))
+        if mm is None:
+            mm = self._open_or_decode(key, ep)
+            self._memmaps[(key, ep)] = mm
+        return mm
+
+    def _open_or_decode(self, key: str, ep: int) -> np.ndarray:
+        h, w, c = self.dataset.features[key]["shape"]
+        shape = (self._lengths.get(ep) or self.dataset.episode_length(ep), h, w, c)
+        path = self.cache_path(key, ep)
+        if not (path.is_file() and path.stat().st_size == int(np.prod(shape))):
+            frames = self.dataset.frames(key, ep)
+            if frames.shape != shape:
+                raise DatasetError(f"episode {ep} camera {key!r}: decoded {frames.shape}, expected {shape}.")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_path_for(path)
+                np.ascontiguousarray(frames).tofile(tmp)
+                os.replace(tmp, path)  # concurrent workers write identical bytes; last rename wins
+            except OSError as exc:
+                raise DatasetError(
+                    f"cannot write the frame cache {path} ({exc}); pass cache_dir= a writable directory."
+                ) from exc
+        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memmaps"] = {}  # a pickled memmap would be copied into memory; reopen lazily instead
+        return state

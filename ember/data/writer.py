@@ -1,0 +1,406 @@
+"""Record episodes into a LeRobot v3 dataset, one durable episode at a time.
+
+Usage::
+
+    with DatasetWriter.create(root, fps=30, features=features) as w:
+        for step in episode:
+            w.add_frame({**obs, "action": a, "task": "push the cube"})
+        w.save_episode()          # on disk (fsynced) when this returns
+
+Order of writes in ``save_episode`` (each file: temp name -> fsync -> atomic rename):
+data shard, video shards, episodes-meta shard, tasks.parquet, stats.json, and info.json last.
+``info.json``'s ``total_episodes`` is the commit point: a crash anywhere before it leaves the
+previously saved episodes byte-for-byte intact and the reader ignores the partial one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ember.data import columns, layout, meta, stats
+from ember.data.errors import DatasetError
+from ember.data.features import (
+    check_fps,
+    normalize_features,
+    numeric_keys,
+    user_keys,
+    validate_frame,
+    video_keys,
+    visual_keys,
+)
+from ember.data.video import EpisodeEncoder, VideoCodec, append_to_shard, choose_codec
+
+log = logging.getLogger(__name__)
+
+_MB = 1024**2
+
+
+class _Column:
+    """A growing ``(N, *shape)`` array (amortised doubling), so global stats stay exact and cheap."""
+
+    def __init__(self) -> None:
+        self._data: np.ndarray | None = None
+        self._n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        if self._data is None:
+            self._data = np.empty((max(1024, len(values)), *values.shape[1:]), dtype=values.dtype)
+        if self._n + len(values) > len(self._data):
+            grown = np.empty(
+                (max(2 * len(self._data), self._n + len(values)), *values.shape[1:]), values.dtype
+            )
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : self._n + len(values)] = values
+        self._n += len(values)
+
+    def values(self) -> np.ndarray:
+        assert self._data is not None
+        return self._data[: self._n]
+
+
+class _Shard:
+    """Where the next episode of one kind of file goes and how full that file is."""
+
+    def __init__(self) -> None:
+        self.chunk = 0
+        self.file = 0
+        self.frames = 0  # frames (data, video) or episodes (meta) already in the file
+        self.items: list[Any] = []  # data: episode tables; meta: episode rows
+
+    def roll_if_full(self, path: Path, incoming: int, limit_mb: float, chunks_size: int) -> None:
+        """Move to the next file if adding ``incoming`` units would pass ``limit_mb`` (LeRobot's rule)."""
+        if self.frames == 0 or not path.exists():
+            return
+        size_mb = path.stat().st_size / _MB
+        if size_mb + size_mb / self.frames * incoming >= limit_mb:
+            self.chunk, self.file = layout.next_chunk_file(self.chunk, self.file, chunks_size)
+            self.frames = 0
+            self.items = []
+
+
+class DatasetWriter:
+    """Writes a LeRobot v3 dataset (parquet + mp4 + meta) episode by episode. Create with :meth:`create`."""
+
+    def __init__(self, root: Path, info: dict[str, Any], codec: VideoCodec | None) -> None:
+        self._root = root
+        self._info = info
+        self._features: dict[str, dict] = info["features"]
+        self._fps: int = info["fps"]
+        self._codec = codec
+        self._schema = columns.schema_for(self._features)
+        self._tasks: dict[str, int] = {}
+        self._data = _Shard()
+        self._meta = _Shard()
+        self._videos = {k: _Shard() for k in video_keys(self._features)}
+        self._global_numeric = {k: _Column() for k in numeric_keys(self._features)}
+        self._global_pixels = {k: stats.PixelHistogram() for k in visual_keys(self._features)}
+        self._finalized = False
+        self._broken: str | None = None
+        self._reset_episode()
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        fps: int,
+        features: Mapping[str, Mapping[str, Any]],
+        robot_type: str | None = None,
+        use_videos: bool = True,
+        data_files_size_in_mb: float = layout.DEFAULT_DATA_FILE_SIZE_IN_MB,
+        video_files_size_in_mb: float = layout.DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+        chunks_size: int = layout.DEFAULT_CHUNK_SIZE,
+        video_codec: str | None = None,
+    ) -> DatasetWriter:
+        """Start a new dataset at ``root`` (which must not exist or be empty) and write its info.json.
+
+        ``video_codec``: 'libx264' (default when available) or 'libsvtav1'.
+        """
+        root = Path(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise DatasetError(
+                f"{root} already exists and is not empty; ember never writes into an existing dataset. "
+                "Choose a new directory or delete this one."
+            )
+        fps = check_fps(fps)
+        for name, value in (
+            ("data_files_size_in_mb", data_files_size_in_mb),
+            ("video_files_size_in_mb", video_files_size_in_mb),
+            ("chunks_size", chunks_size),
+        ):
+            if value <= 0:
+                raise DatasetError(f"{name} must be positive, got {value}.")
+        feats = normalize_features(features, use_videos)
+        codec = choose_codec(video_codec) if video_keys(feats) else None
+        for key in video_keys(feats):
+            h, w, _ = feats[key]["shape"]
+            assert codec is not None
+            feats[key]["info"] = codec.info(fps, h, w)
+        info: dict[str, Any] = {
+            "codebase_version": layout.CODEBASE_VERSION,
+            "robot_type": robot_type,
+            "total_episodes": 0,
+            "total_frames": 0,
+            "total_tasks": 0,
+            "chunks_size": chunks_size,
+            "data_files_size_in_mb": data_files_size_in_mb,
+            "video_files_size_in_mb": video_files_size_in_mb,
+            "fps": fps,
+            "splits": {},
+            "data_path": layout.DATA_PATH,
+            "video_path": layout.VIDEO_PATH if use_videos else None,  # as LeRobot, even without cameras
+            "features": feats,
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        meta.write_info(root, info)
+        return cls(root, info, codec)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def fps(self) -> int:
+        return self._fps
+
+    @property
+    def features(self) -> dict[str, dict]:
+        """All features, including the default per-frame columns."""
+        return self._features
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes saved so far."""
+        return int(self._info["total_episodes"])
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in saved episodes."""
+        return int(self._info["total_frames"])
+
+    @property
+    def episode_length(self) -> int:
+        """Frames buffered in the episode being recorded."""
+        return self._len
+
+    # ------------------------------------------------------------------ recording
+    def add_frame(self, frame: Mapping[str, Any]) -> None:
+        """Validate and buffer one frame (every declared feature plus ``"task"``); video frames are
+        encoded right away so an episode never sits in memory as raw pixels."""
+        self._check_open()
+        clean, task = validate_frame(frame, self._features)
+        for key in visual_keys(self._features):
+            self._ep_pixels[key].update(clean[key])
+        for key in video_keys(self._features):
+            if key not in self._encoders:
+                h, w, _ = self._features[key]["shape"]
+                assert self._codec is not None
+                self._encoders[key] = EpisodeEncoder(self._codec, self._fps, h, w)
+            self._encoders[key].add(clean[key])
+        for key in self._buffer:
+            self._buffer[key].append(clean[key])
+        self._ep_tasks.append(task)
+        self._len += 1
+
+    def clear_episode(self) -> None:
+        """Drop the episode being recorded (nothing of it has touched the disk)."""
+        for enc in self._encoders.values():
+            enc.cancel()
+        self._reset_episode()
+
+    def save_episode(self) -> int:
+        """Write the buffered episode durably and return its index.
+
+        When this returns, the episode's rows, video frames and metadata are fsynced on disk.
+        """
+        self._check_open()
+        if self._len == 0:
+            raise DatasetError("save_episode() called with no frames; call add_frame() first.")
+        try:
+            index = self._save()
+        except DatasetError:
+            self._broken = "a previous save_episode() failed"
+            raise
+        except Exception as exc:
+            self._broken = f"a previous save_episode() failed ({exc!r})"
+            raise DatasetError(
+                f"could not save episode {self.num_episodes} to {self._root}: {exc!r}. Episodes 0.."
+                f"{self.num_episodes - 1} are intact; free disk space / fix permissions and record into a "
+                "new dataset."
+            ) from exc
+        self._reset_episode()
+        return index
+
+    def finalize(self) -> None:
+        """Close the writer (idempotent). Everything saved is already durable; an episode still
+        being recorded is discarded, as in LeRobot."""
+        if self._finalized:
+            return
+        if self._len:
+            log.warning("finalize(): discarding %d unsaved frames of the episode in progress", self._len)
+            self.clear_episode()
+        self._finalized = True
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.finalize()
+
+    # ------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._finalized:
+            raise DatasetError(f"the writer of {self._root} is finalized; create a new one to record more.")
+        if self._broken:
+            raise DatasetError(
+                f"the writer of {self._root} cannot continue: {self._broken}. Saved episodes are intact."
+            )
+
+    def _reset_episode(self) -> None:
+        self._buffer: dict[str, list[Any]] = {k: [] for k in user_keys(self._features)}
+        for k in video_keys(self._features):
+            del self._buffer[k]  # video frames go straight to the encoder
+        self._ep_tasks: list[str] = []
+        self._ep_pixels = {k: stats.PixelHistogram() for k in visual_keys(self._features)}
+        self._encoders: dict[str, EpisodeEncoder] = {}
+        self._len = 0
+
+    def _episode_arrays(self, ep_index: int, new_tasks: dict[str, int]) -> dict[str, Any]:
+        """Stack the buffer into ``(T, *shape)`` columns and add the default columns."""
+        n, start = self._len, self.num_frames
+        arrays: dict[str, Any] = {}
+        for key, values in self._buffer.items():
+            ft = self._features[key]
+            if ft["dtype"] == "string":
+                arrays[key] = list(values)
+            else:
+                arr = np.stack(values)
+                arrays[key] = arr.reshape(n) if ft["shape"] == [1] and ft["dtype"] != "image" else arr
+        task_of = {**self._tasks, **new_tasks}
+        arrays["timestamp"] = (np.arange(n, dtype=np.float64) / self._fps).astype(np.float32)
+        arrays["frame_index"] = np.arange(n, dtype=np.int64)
+        arrays["episode_index"] = np.full(n, ep_index, dtype=np.int64)
+        arrays["index"] = np.arange(start, start + n, dtype=np.int64)
+        arrays["task_index"] = np.array([task_of[t] for t in self._ep_tasks], dtype=np.int64)
+        return arrays
+
+    def _save(self) -> int:
+        ep_index, n = self.num_episodes, self._len
+        new_tasks: dict[str, int] = {}
+        for t in self._ep_tasks:
+            if t not in self._tasks and t not in new_tasks:
+                new_tasks[t] = len(self._tasks) + len(new_tasks)
+        arrays = self._episode_arrays(ep_index, new_tasks)
+
+        ep_stats = stats.compute_stats(
+            {k: v for k, v in arrays.items() if k in self._global_numeric}, self._features
+        )
+        for key, hist in self._ep_pixels.items():
+            ep_stats[key] = hist.stats()
+        ep_stats = {k: ep_stats[k] for k in self._features if k in ep_stats}  # feature order
+
+        row: dict[str, Any] = {
+            "episode_index": ep_index,
+            "tasks": list(dict.fromkeys(self._ep_tasks)),
+            "length": n,
+        }
+        row.update(self._write_data(arrays))
+        for key in video_keys(self._features):
+            row.update(self._write_video(key, n))
+        row.update(stats.flatten_stats(ep_stats))
+        self._write_episode_meta(row)
+
+        # metadata last; info.json is the commit point
+        all_tasks = {**self._tasks, **new_tasks}
+        if new_tasks:
+            meta.write_tasks(self._root, list(all_tasks))
+        for key, col in self._global_numeric.items():
+            col.extend(np.asarray(arrays[key]))
+        for key, hist in self._ep_pixels.items():
+            self._global_pixels[key].merge(hist)
+        meta.write_stats(self._root, stats.stats_to_json(self._global_stats()))
+        info = dict(self._info)
+        info["total_episodes"] = ep_index + 1
+        info["total_frames"] = self.num_frames + n
+        info["total_tasks"] = len(all_tasks)
+        info["splits"] = {"train": f"0:{ep_index + 1}"}
+        meta.write_info(self._root, info)
+        self._info = info
+        self._tasks = all_tasks
+        return ep_index
+
+    def _write_data(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        n = len(arrays["index"])
+        table = pa.Table.from_arrays(
+            [columns.to_arrow(arrays[name], self._features[name]) for name in self._schema.names],
+            schema=self._schema,
+        )
+        shard = self._data
+        path = layout.data_file(self._root, shard.chunk, shard.file)
+        shard.roll_if_full(path, n, self._info["data_files_size_in_mb"], self._info["chunks_size"])
+        path = layout.data_file(self._root, shard.chunk, shard.file)
+        meta.write_parquet_row_groups(path, [*shard.items, table])
+        shard.items.append(table)
+        shard.frames += n
+        start = self.num_frames
+        return {
+            "data/chunk_index": shard.chunk,
+            "data/file_index": shard.file,
+            "dataset_from_index": start,
+            "dataset_to_index": start + n,
+        }
+
+    def _write_video(self, key: str, n: int) -> dict[str, Any]:
+        episode_mp4 = self._encoders.pop(key).finish()
+        shard = self._videos[key]
+        path = layout.video_file(self._root, key, shard.chunk, shard.file)
+        if shard.frames and path.exists():
+            size_mb = path.stat().st_size / _MB
+            if size_mb + len(episode_mp4) / _MB >= self._info["video_files_size_in_mb"]:
+                shard.chunk, shard.file = layout.next_chunk_file(
+                    shard.chunk, shard.file, self._info["chunks_size"]
+                )
+                shard.frames = 0
+                path = layout.video_file(self._root, key, shard.chunk, shard.file)
+        start = Fraction(shard.frames, self._fps)
+        append_to_shard(path, episode_mp4, start)
+        shard.frames += n
+        return {
+            f"videos/{key}/chunk_index": shard.chunk,
+            f"videos/{key}/file_index": shard.file,
+            f"videos/{key}/from_timestamp": float(start),
+            f"videos/{key}/to_timestamp": float(Fraction(shard.frames, self._fps)),
+        }
+
+    def _write_episode_meta(self, row: dict[str, Any]) -> None:
+        shard = self._meta
+        path = layout.episodes_file(self._root, shard.chunk, shard.file)
+        shard.roll_if_full(path, 1, self._info["data_files_size_in_mb"], self._info["chunks_size"])
+        row["meta/episodes/chunk_index"] = shard.chunk
+        row["meta/episodes/file_index"] = shard.file
+        rows = [*shard.items, pa.Table.from_pylist([row])]  # one-row tables: no re-conversion of old rows
+        path = layout.episodes_file(self._root, shard.chunk, shard.file)
+        meta.write_parquet_row_groups(path, [pa.concat_tables(rows, promote_options="default")])
+        shard.items = rows
+        shard.frames += 1
+
+    def _global_stats(self) -> stats.Stats:
+        out: stats.Stats = {}
+        for key in self._features:
+            if key in self._global_numeric:
+                out[key] = stats.numeric_stats(self._global_numeric[key].values())
+            elif key in self._global_pixels:
+                out[key] = self._global_pixels[key].stats()
+        return out

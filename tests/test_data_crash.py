@@ -1,0 +1,158 @@
+"""SIGKILL a recording process at arbitrary moments: every saved episode must survive intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ember.data import EmberDataset, repair
+from ember.data.video import probe_duration
+
+LENGTH = 15
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from ember.data import DatasetWriter
+
+    LENGTH = {length}
+
+    def episode(e):
+        rng = np.random.default_rng(e)
+        state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
+        action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
+        img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
+        img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
+        img[..., 1] = e * 7 % 256
+        return state, action, img
+
+    features = {{
+        "observation.state": {{"dtype": "float32", "shape": [6], "names": None}},
+        "action": {{"dtype": "float32", "shape": [2], "names": None}},
+        "observation.images.cam": {{"dtype": "video", "shape": [16, 16, 3], "names": None}},
+    }}
+    # tiny shards so that files roll over while we are being killed
+    w = DatasetWriter.create(sys.argv[1], fps=15, features=features, data_files_size_in_mb=0.02,
+                             video_files_size_in_mb=0.02, chunks_size=3)
+    for e in range(10_000):
+        state, action, img = episode(e)
+        for t in range(LENGTH):
+            w.add_frame({{"observation.state": state[t], "action": action[t],
+                         "observation.images.cam": img[t], "task": f"task {{e % 3}}"}})
+            if t == LENGTH // 2:
+                print(f"mid {{e}}", flush=True)
+        w.save_episode()
+        print(f"saved {{e}}", flush=True)
+    """
+).format(length=LENGTH)
+
+
+def expected_episode(e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(e)
+    state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
+    action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
+    img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
+    img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
+    img[..., 1] = e * 7 % 256
+    return state, action, img
+
+
+def run_and_kill(tmp_path: Path, name: str, wait_for: str, delay_s: float) -> tuple[Path, int]:
+    """Start the recorder, SIGKILL it ``delay_s`` after it prints ``wait_for``; return (root, saved)."""
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    root = tmp_path / name
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    saved = 0
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if line.startswith("saved"):
+                saved = int(line.split()[1]) + 1
+            if line.strip() == wait_for:
+                break
+            assert time.monotonic() < deadline, "recorder too slow"
+        else:
+            pytest.fail(f"recorder exited early: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return root, saved
+
+
+def check_intact(root: Path, at_least: int) -> int:
+    ds = EmberDataset(root)  # strict: any torn file would raise here
+    assert ds.num_episodes >= at_least
+    assert ds.num_frames == ds.num_episodes * LENGTH
+    assert ds.frame_table().num_rows == ds.num_frames  # partial episode rows are not served
+    for e in range(ds.num_episodes):
+        state, action, img = expected_episode(e)
+        got = ds.episode(e)
+        np.testing.assert_array_equal(got["observation.state"], state)
+        np.testing.assert_array_equal(got["action"], action)
+        assert np.abs(got["observation.images.cam"].astype(int) - img).mean() < 3.0
+        assert got["task"][0] == f"task {e % 3}"
+    for path in root.rglob("*"):  # only committed shards, metadata and hidden temp files remain
+        if path.is_file():
+            assert path.suffix in {".parquet", ".mp4", ".json"} or ".tmp-" in path.name, path
+    return ds.num_episodes
+
+
+def test_sigkill_in_the_middle_of_an_episode(tmp_path):
+    root, saved = run_and_kill(tmp_path, "mid", "mid 3", 0.0)
+    assert saved == 3
+    assert check_intact(root, 3) in (3, 4)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.004, 0.011, 0.023, 0.037])
+def test_sigkill_at_arbitrary_moments(tmp_path, delay_s):
+    """Killing right after a save lands in add_frame or in the next save_episode (any of its writes)."""
+    root, saved = run_and_kill(tmp_path, "any", "saved 4", delay_s)
+    assert saved == 5
+    n = check_intact(root, 5)
+    check_repaired(root, n)
+
+
+def check_repaired(root: Path, n: int) -> None:
+    """After repair() nothing of the killed episode is left, so LeRobot's glob-everything loader is safe."""
+    repair(root)
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name]
+    rows = [pq.read_table(p) for p in sorted((root / "data").rglob("*.parquet"))]
+    assert sum(t.num_rows for t in rows) == n * LENGTH
+    assert max(max(t.column("episode_index").to_pylist()) for t in rows) == n - 1
+    ds = EmberDataset(root)
+    eps = ds.meta.episodes.to_pydict()
+    ends: dict[str, float] = {}
+    for c, f, to in zip(eps["videos/observation.images.cam/chunk_index"], eps["videos/observation.images.cam/file_index"],
+                        eps["videos/observation.images.cam/to_timestamp"], strict=True):  # fmt: skip
+        ends[f"chunk-{c:03d}/file-{f:03d}.mp4"] = to
+    for path in (root / "videos/observation.images.cam").rglob("*.mp4"):
+        assert abs(probe_duration(path) - ends[f"{path.parent.name}/{path.name}"]) < 1e-6
+    stats = json.loads((root / "meta/stats.json").read_text())
+    assert stats["index"]["count"] == [n * LENGTH]
+    actions = np.concatenate([expected_episode(e)[1] for e in range(n)]).astype(np.float64)
+    np.testing.assert_array_equal(stats["action"]["mean"], actions.mean(0))
+    check_intact(root, n)
+    assert repair(root) == []  # idempotent
