@@ -1,4 +1,8 @@
-"""MP4 writing with PyAV (H.264, yuv420p): rollout videos every player opens."""
+"""Rollout MP4s: one file per episode, encoded with the dataset's encoder (H.264, yuv420p).
+
+Dataset shards need many episodes per file and GOP 2 for random access; a rollout video
+is watched start to end, so it uses a long GOP, which makes it several times smaller.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ember.data.video import EpisodeEncoder, VideoCodec
 
-def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float, crf: int = 23) -> Path:
+ROLLOUT_CODEC = VideoCodec(g=30, crf=23)
+
+
+def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
     """Encode uint8 HxWx3 frames; odd sizes are padded to even (yuv420p needs it)."""
     if len(frames) == 0:
         raise ValueError(f"no frames to write to {path}")
@@ -17,19 +25,13 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float, crf: i
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
     pad_h, pad_w = height % 2, width % 2
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.width, stream.height = width + pad_w, height + pad_h
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
-            image = np.ascontiguousarray(frame[..., :3].astype(np.uint8))
-            if pad_h or pad_w:
-                image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encoder = EpisodeEncoder(ROLLOUT_CODEC, int(round(fps)), height + pad_h, width + pad_w)
+    for frame in frames:
+        image = np.ascontiguousarray(frame[..., :3], dtype=np.uint8)
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        encoder.add(image)
+    path.write_bytes(encoder.finish())
     return path
 
 

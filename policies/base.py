@@ -1,0 +1,255 @@
+"""``Policy``: the base every ember policy derives from (LeRobot's ``PreTrainedPolicy`` in spirit).
+
+It owns what is the same for every policy, so each policy file holds only its model:
+- the :class:`Normalizer` (stats as buffers, so they are saved with the weights);
+- ``select_action``: an observation-history queue of ``n_obs_steps`` and an action queue refilled with
+  ``n_action_steps`` actions of a freshly predicted chunk whenever it runs dry (receding horizon);
+- ``save_pretrained`` / ``from_pretrained``: ``config.json`` + ``model.safetensors`` (+ the stats alone in
+  ``normalization_stats.safetensors`` for readers that want them without the model). No pickle.
+
+Subclasses implement ``forward(batch) -> {"loss": ...}`` and ``predict_action_chunk(obs_batch)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import contextvars
+import json
+from collections import deque
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from policies.config import PolicyConfig
+from policies.errors import PolicyError
+from policies.features import VISUAL, feature_shape, feature_type
+from policies.normalize import Normalizer, Stats
+
+__all__ = ["Policy", "PolicyConfig", "PolicyError", "loading_checkpoint", "resolve_checkpoint_dir"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+STATS_NAME = "normalization_stats.safetensors"
+
+_LOADING_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "loading_checkpoint", default=False
+)
+
+
+def loading_checkpoint() -> bool:
+    """True while ``from_pretrained`` builds a policy: weights will come from the checkpoint, so
+    constructors must not read initialization-only files (e.g. a pretrained backbone path that may not
+    exist on the deployment machine)."""
+    return _LOADING_CHECKPOINT.get()
+
+
+@contextlib.contextmanager
+def _loading() -> Iterator[None]:
+    token = _LOADING_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_CHECKPOINT.reset(token)
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """The directory holding ``config.json``: ``path`` itself or ``path/pretrained_model``."""
+    p = Path(path)
+    for candidate in (p, p / "pretrained_model"):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    raise PolicyError(
+        f"no {CONFIG_NAME} in {p} or {p / 'pretrained_model'}; point at a directory written by save_pretrained"
+    )
+
+
+def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The raw ``config.json`` dict of a checkpoint (checked to name a policy type)."""
+    ckpt = resolve_checkpoint_dir(path)
+    try:
+        data = json.loads((ckpt / CONFIG_NAME).read_text())
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{ckpt / CONFIG_NAME} is not valid JSON ({exc}); re-save the checkpoint") from exc
+    if not isinstance(data, dict) or not data.get("type"):
+        raise PolicyError(f"{ckpt / CONFIG_NAME} has no 'type'; it was not written by save_pretrained")
+    return data
+
+
+class Policy(nn.Module, abc.ABC):
+    """Abstract policy. Concrete subclasses set ``config_class`` and ``name`` (= the config's ``type``)."""
+
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and cls.config_class is PolicyConfig:
+            raise TypeError(f"{cls.__name__} names itself {cls.name!r} but sets no config_class")
+
+    def __init__(self, config: PolicyConfig, dataset_stats: Stats | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise PolicyError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__} "
+                f"(type {getattr(config, 'type', '?')!r}); build the policy with policies.make_policy(config)"
+            )
+        config.validate_features()
+        self.config = config
+        self.normalizer = Normalizer(
+            {**config.input_features, **config.output_features}, config.normalization_mapping, dataset_stats
+        )
+        self._obs_history: dict[str, deque[Tensor]] = {}
+        self._action_queue: deque[Tensor] = deque()
+        self._latest_task: Any = None
+
+    # --------------------------------------------------------------------------------- the contract
+    @abc.abstractmethod
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Training loss on a window batch; the dict has at least ``"loss"`` (a scalar)."""
+
+    @abc.abstractmethod
+    def predict_action_chunk(self, batch: Mapping[str, Any]) -> Tensor:
+        """Actions (B, n_action_steps or horizon, A) in dataset units, from observations (B, n_obs_steps, ...)."""
+
+    def reset(self) -> None:
+        """Forgets the observation history and queued actions; call at every episode start."""
+        self._obs_history = {}
+        self._action_queue = deque()
+        self._latest_task = None
+
+    def get_optim_params(self) -> Any:
+        """What the optimizer should update (all trainable parameters unless a policy says otherwise)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def select_action(self, observation: Mapping[str, Any]) -> Tensor:
+        """One action (B, A) for the current observation (each key (B, ...), no time dim).
+
+        The first call of an episode fills the history with copies of the first observation. A new chunk
+        is predicted only when the action queue is empty, i.e. once every ``n_action_steps`` calls.
+        Put the policy in ``eval()`` mode first (training-time augmentation is mode-dependent).
+        """
+        obs = self.prepare_observation(observation)
+        n = self.config.n_obs_steps
+        batch_size = next(iter(obs.values())).shape[0]
+        if self._obs_history and next(iter(self._obs_history.values()))[0].shape[0] != batch_size:
+            raise PolicyError(
+                "batch size changed between select_action calls; call policy.reset() at each episode start"
+            )
+        for key, value in obs.items():
+            history = self._obs_history.get(key)
+            if history is None:
+                history = self._obs_history[key] = deque([value] * n, maxlen=n)
+            else:
+                history.append(value)
+        self._latest_task = observation.get("task")
+        if not self._action_queue:
+            stacked: dict[str, Any] = {k: torch.stack(list(q), dim=1) for k, q in self._obs_history.items()}
+            if self._latest_task is not None:
+                stacked["task"] = self._latest_task
+            chunk = self.predict_action_chunk(stacked)[:, : self.config.n_action_steps]
+            self._action_queue.extend(chunk.transpose(0, 1))
+        return self._action_queue.popleft()
+
+    # --------------------------------------------------------------------------------- observations
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    def check_observation(self, batch: Mapping[str, Any]) -> None:
+        """Raises PolicyError naming the first key the policy needs that ``batch`` lacks."""
+        for key in self.config.observation_keys:
+            if key not in batch:
+                raise PolicyError(
+                    f"observation is missing {key!r}, which this {self.name!r} policy needs; "
+                    f"keys present: {sorted(batch)}"
+                )
+
+    def prepare_observation(self, observation: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Tensors on the policy's device, float32; images uint8 HWC (camera format) -> float CHW in [0, 1]."""
+        self.check_observation(observation)
+        out: dict[str, Tensor] = {}
+        for key in self.config.observation_keys:
+            spec = self.config.input_features[key]
+            value = observation[key]
+            x = torch.as_tensor(np.asarray(value)) if not isinstance(value, Tensor) else value
+            x = x.to(self.device)
+            if feature_type(key, spec) == VISUAL:
+                c, h, w = feature_shape(key, spec)
+                if x.shape[-3:] == (h, w, c) and x.shape[-3:] != (c, h, w):
+                    x = x.movedim(-1, -3)
+                x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+            else:
+                x = x.float()
+            expected = 1 + len(feature_shape(key, spec))
+            if x.ndim != expected:
+                raise PolicyError(
+                    f"observation {key!r} has shape {tuple(x.shape)}; select_action expects (batch, "
+                    f"*{feature_shape(key, spec)}) - add a batch dim with x[None]"
+                )
+            out[key] = x
+        return out
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def _state_dict_for_save(self) -> dict[str, Tensor]:
+        """What ``model.safetensors`` holds; policies with EMA weights override this."""
+        return dict(self.state_dict())
+
+    def _load_saved_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Inverse of ``_state_dict_for_save``; must fail loudly on missing or unexpected keys."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise PolicyError(
+                f"checkpoint weights do not match {type(self).__name__}: missing {list(missing)[:8]}, "
+                f"unexpected {list(unexpected)[:8]}; was it saved by a different version or config?"
+            )
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Writes ``config.json``, ``model.safetensors`` and ``normalization_stats.safetensors``."""
+        out = Path(save_directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self._state_dict_for_save().items()}
+        save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "policy_type": self.name})
+        save_file(self.normalizer.stats_tensors(), str(out / STATS_NAME), metadata={"format": "pt"})
+        return out
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> Self:
+        """Loads a ``save_pretrained`` directory (or a run folder holding ``pretrained_model/``).
+
+        Called on ``Policy`` itself it dispatches on the checkpoint's type; called on a concrete class it
+        refuses a checkpoint of another type instead of loading mismatched weights.
+        """
+        ckpt = resolve_checkpoint_dir(path)
+        data = read_checkpoint_config(ckpt)
+        if cls is Policy:
+            from policies.factory import get_policy_class
+
+            return get_policy_class(data["type"]).from_pretrained(ckpt, device=device)  # type: ignore[return-value]
+        if data["type"] != cls.name:
+            raise PolicyError(
+                f"{ckpt} holds a {data['type']!r} policy, not {cls.name!r} ({cls.__name__}); "
+                "load it with policies.load_policy(path)"
+            )
+        config = cls.config_class.from_dict(data)
+        with _loading():
+            policy = cls(config)
+        weights = ckpt / WEIGHTS_NAME
+        if not weights.is_file():
+            raise PolicyError(f"{weights} is missing; the checkpoint is incomplete, re-save it")
+        policy._load_saved_state_dict(load_file(str(weights)))
+        if device is not None:
+            policy.to(device)
+        policy.eval()
+        return policy

@@ -1,0 +1,1 @@
+"""Diffusion Policy (Chi et al., 2023): a denoising 1-D temporal UNet over action chunks."""
