@@ -26,7 +26,9 @@ VERBS: dict[str, str] = {
     "train": "train a policy on a dataset",
     "eval": "roll a trained policy out in simulation: success rate, videos, report",
     "info": "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
+    "data": "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
 }
+DATA_ACTIONS = ("info", "verify", "repair", "viz", "import")
 
 
 @dataclasses.dataclass
@@ -61,6 +63,10 @@ def _config_for(verb: str) -> Any:
         from ember.eval import EvalConfig
 
         return EvalConfig()
+    if verb == "data":
+        from ember.data.cli import DataConfig
+
+        return DataConfig()
     return InfoConfig()
 
 
@@ -148,6 +154,10 @@ def _run_verb(verb: str, cfg: Any) -> int:
         print(f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
               f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}")
         return 0
+    if verb == "data":
+        from ember.data.cli import run_data
+
+        return run_data(cfg)
     from ember.info import run_info
 
     return run_info(cfg)
@@ -166,6 +176,23 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _data_positionals(rest: list[str]) -> list[str] | None:
+    """``ember data verify <root>`` -> ``--action=verify --root=<root>``."""
+    positionals = []
+    while rest and not rest[0].startswith("-") and len(positionals) < 2:
+        positionals.append(rest.pop(0))
+    if positionals:
+        action = positionals[0]
+        if action not in DATA_ACTIONS:
+            close = difflib.get_close_matches(action, DATA_ACTIONS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            print(f"ember data: error: unknown action '{action}'.{hint} Valid actions: {', '.join(DATA_ACTIONS)}.",
+                  file=sys.stderr)
+            return None
+        rest = [f"--action={action}"] + ([f"--root={positionals[1]}"] if len(positionals) > 1 else []) + rest
+    return rest
+
+
 def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = _run_verb) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -178,6 +205,10 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = 
         hint = f" Did you mean '{close[0]}'?" if close else ""
         print(f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(VERBS)}.", file=sys.stderr)
         return 2
+    if verb == "data":
+        rest = _data_positionals(rest)
+        if rest is None:
+            return 2
     if any(a in ("-h", "--help") for a in rest):
         _register_factories()
         _print_help(verb)
@@ -187,6 +218,9 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = 
         _register_factories()
         cfg = apply_overrides(_config_for(verb), rest)
         return run(verb, cfg)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"ember {verb}: interrupted; finished episodes and checkpoints are kept.", file=sys.stderr)
         return 130

@@ -156,3 +156,82 @@ def check_repaired(root: Path, n: int) -> None:
     np.testing.assert_array_equal(stats["action"]["mean"], actions.mean(0))
     check_intact(root, n)
     assert repair(root) == []  # idempotent
+
+
+GRACEFUL_CHILD = textwrap.dedent(
+    """
+    import contextlib
+    import sys
+    import numpy as np
+    from ember.data import DatasetWriter
+    from ember.data.signals import stop_on_sigterm
+
+    LENGTH = {length}
+    features = {{
+        "observation.state": {{"dtype": "float32", "shape": [6], "names": None}},
+        "action": {{"dtype": "float32", "shape": [2], "names": None}},
+        "observation.images.cam": {{"dtype": "video", "shape": [16, 16, 3], "names": None}},
+    }}
+    guard = stop_on_sigterm() if sys.argv[2] == "graceful" else contextlib.nullcontext()
+    with guard, DatasetWriter.create(sys.argv[1], fps=15, features=features, data_files_size_in_mb=0.02,
+                                     video_files_size_in_mb=0.02, chunks_size=3) as w:
+        for e in range(10_000):
+            rng = np.random.default_rng(e)
+            state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
+            action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
+            img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
+            img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
+            img[..., 1] = e * 7 % 256
+            for t in range(LENGTH):
+                w.add_frame({{"observation.state": state[t], "action": action[t],
+                             "observation.images.cam": img[t], "task": f"task {{e % 3}}"}})
+            w.save_episode()
+            print(f"saved {{e}}", flush=True)
+    """
+).format(length=LENGTH)
+
+
+def run_and_signal(tmp_path: Path, mode: str, sig: int, delay_s: float) -> tuple[Path, int, subprocess.Popen]:
+    """Run the recorder inside ``with DatasetWriter(...)``; send ``sig`` ``delay_s`` after episode 2 is saved."""
+    script = tmp_path / "child_sig.py"
+    script.write_text(GRACEFUL_CHILD)
+    root = tmp_path / f"sig-{mode}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(root), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    saved = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("saved"):
+            saved = int(line.split()[1]) + 1
+        if line.strip() == "saved 2":
+            break
+    time.sleep(delay_s)
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    return root, saved, proc
+
+
+@pytest.mark.parametrize(
+    "mode,sig,delay_s",
+    [("plain", signal.SIGTERM, 0.0), ("plain", signal.SIGTERM, 0.013), ("plain", signal.SIGINT, 0.007),
+     ("graceful", signal.SIGTERM, 0.0), ("graceful", signal.SIGTERM, 0.021)],
+)  # fmt: skip
+def test_sigterm_and_ctrl_c_close_cleanly(tmp_path, mode, sig, delay_s):
+    """SIGTERM / Ctrl-C at any moment: finished episodes intact and nothing left for repair to do (a
+    signal that lands inside save_episode waits until the episode is committed)."""
+    root, saved, proc = run_and_signal(tmp_path, mode, sig, delay_s)
+    if mode == "graceful":
+        assert proc.returncode == 128 + signal.SIGTERM  # unwound through `with w:` and exited
+    elif sig == signal.SIGINT:
+        assert proc.returncode in (1, -signal.SIGINT)  # KeyboardInterrupt unwound through `with w:`
+        assert "KeyboardInterrupt" in (proc.stderr.read() if proc.stderr else "")
+    else:
+        assert proc.returncode == -signal.SIGTERM
+    n = check_intact(root, saved)
+    assert n >= 3
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name]
+    assert repair(root) == []

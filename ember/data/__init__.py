@@ -1,6 +1,7 @@
 """ember.data: episodes <-> LeRobot v3 datasets (parquet + mp4 + meta/), readers and training windows.
 
-See ``ember/data/writer.py`` for the write path and its crash-safety guarantees. The torch-based
+See ``ember/data/writer.py`` for the write path and its crash-safety guarantees, and
+``docs/datasets.md`` for the whole picture (layout, language, labels, importers, loader, CLI). The torch-based
 parts (``WindowDataset``, ``to_batch``) are imported on first use, so a recording process that
 only writes datasets does not pay for importing torch.
 """
@@ -9,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from ember.data.dataset import DatasetMeta, EmberDataset
 from ember.data.errors import DatasetError
+from ember.data.labels import add_columns
+from ember.data.language import EpisodeLanguage, LanguageRow, correction, instruction, motion
 from ember.data.repair import repair
 from ember.data.stats import aggregate_stats, compute_stats
+from ember.data.verify import VerifyReport, verify
 from ember.data.writer import DatasetWriter
 
 if TYPE_CHECKING:
@@ -22,11 +26,19 @@ __all__ = [
     "DatasetMeta",
     "DatasetWriter",
     "EmberDataset",
+    "EpisodeLanguage",
+    "LanguageRow",
+    "VerifyReport",
     "WindowDataset",
+    "add_columns",
     "aggregate_stats",
     "compute_stats",
+    "correction",
+    "instruction",
+    "motion",
     "repair",
     "to_batch",
+    "verify",
 ]
 
 

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from ember.data import columns, layout
 from ember.data.errors import DatasetError
-from ember.data.features import image_keys, video_keys, visual_keys
+from ember.data.features import depth_keys, image_keys, language_keys, rgb_keys, video_keys, visual_keys
+from ember.data.language import LANGUAGE_EVENTS, LANGUAGE_PERSISTENT, EpisodeLanguage, episode_language
 from ember.data.meta import read_info, read_stats_json, read_tasks
 from ember.data.stats import Stats, stats_from_json
 from ember.data.video import decode_episode, probe_duration
@@ -102,8 +103,31 @@ class EmberDataset:
 
     @property
     def camera_keys(self) -> list[str]:
-        """All visual features (video and image)."""
+        """All visual features (video and image, RGB and depth)."""
         return visual_keys(self.features)
+
+    @property
+    def depth_keys(self) -> list[str]:
+        """Depth-map features (``is_depth_map``): ``(T, H, W, 1)`` float32 metres or uint16 millimetres."""
+        return depth_keys(self.features)
+
+    @property
+    def rgb_keys(self) -> list[str]:
+        """uint8 RGB cameras (video or image)."""
+        return rgb_keys(self.features)
+
+    @property
+    def has_language(self) -> bool:
+        return bool(language_keys(self.features))
+
+    def language(self, i: int) -> EpisodeLanguage:
+        """Language rows of episode ``i`` (empty if the dataset has no language columns)."""
+        self._check_readable(i)
+        if not self.has_language:
+            return EpisodeLanguage(self.fps, [], {})
+        table = self._episode_rows(i)
+        cols = {k: table.column(k).to_pylist() if k in table.column_names else None for k in LANGUAGE_PERSISTENT_EVENTS}
+        return episode_language(cols[LANGUAGE_PERSISTENT], cols[LANGUAGE_EVENTS], self.fps)
 
     def episode_bounds(self, i: int) -> tuple[int, int]:
         """Global frame ``index`` range ``[from, to)`` of episode ``i``."""
@@ -133,7 +157,7 @@ class EmberDataset:
         return out
 
     def frames(self, key: str, i: int) -> np.ndarray:
-        """Frames of camera ``key`` (video or image feature) for episode ``i``: uint8 ``(T, H, W, 3)``."""
+        """Frames of camera ``key`` for episode ``i``: uint8 ``(T, H, W, 3)`` (RGB) or ``(T, H, W, 1)`` (depth)."""
         if key in self.video_keys:
             return self.decode_video(key, i)
         if key not in self.image_keys:
@@ -174,8 +198,12 @@ class EmberDataset:
     def frame_table(self) -> pa.Table:
         """All frames of all readable episodes as one Arrow table (videos excluded), in ``index`` order."""
         if self._frame_table is None:
-            parts = [self._episode_rows(i) for i in range(self.num_episodes) if i not in self.bad_episodes]
             schema = self._data_schema()
+            parts = [  # declared columns only: a column being added by add_columns is not committed yet
+                self._episode_rows(i).select(schema.names)
+                for i in range(self.num_episodes)
+                if i not in self.bad_episodes
+            ]
             self._frame_table = pa.concat_tables(parts) if parts else schema.empty_table()
         return self._frame_table
 
@@ -344,6 +372,9 @@ class EmberDataset:
             f"EmberDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
             f"fps={self.fps}, features={list(self.features)})"
         )
+
+
+LANGUAGE_PERSISTENT_EVENTS = (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS)
 
 
 def _ranges(eps: list[int]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ember.data.errors import DatasetError
+from ember.data.language import LANGUAGE_COLUMNS, LANGUAGE_DTYPE
 
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
@@ -30,9 +31,63 @@ FLOAT_DTYPES = frozenset({"float16", "float32", "float64"})
 INT_DTYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
 NUMERIC_DTYPES = FLOAT_DTYPES | INT_DTYPES | {"bool"}
 VISUAL_DTYPES = frozenset({"image", "video"})
-ALL_DTYPES = NUMERIC_DTYPES | VISUAL_DTYPES | {"string"}
+ALL_DTYPES = NUMERIC_DTYPES | VISUAL_DTYPES | {"string", LANGUAGE_DTYPE}
 
 RESERVED_KEYS = frozenset(DEFAULT_FEATURES) | {"task"}
+
+DEPTH_PREFIX = "observation.depth."
+DEPTH_UNIT_DTYPES = {"m": "float32", "mm": "uint16"}
+"""Depth maps are stored as LeRobot stores raw depth images: float32 metres or uint16 millimetres."""
+
+
+def is_depth(ft: Mapping[str, Any]) -> bool:
+    """LeRobot's depth marker: ``info.is_depth_map`` (or the legacy ``video.is_depth_map``)."""
+    info = ft.get("info") or {}
+    video_info = ft.get("video_info")
+    return bool(
+        info.get("is_depth_map")
+        or info.get("video.is_depth_map")
+        or (isinstance(video_info, Mapping) and video_info.get("video.is_depth_map"))
+    )
+
+
+def depth_unit(ft: Mapping[str, Any]) -> str | None:
+    return (ft.get("info") or {}).get("depth_unit")
+
+
+def _normalize_depth(key: str, ft: Mapping[str, Any]) -> dict[str, Any]:
+    """Depth as LeRobot writes it: ``image`` feature ``[H, W, 1]`` flagged ``is_depth_map`` with a unit.
+
+    Accepts the shorthand ``{"dtype": "float32" | "uint16", "shape": [H, W]}`` for keys under
+    ``observation.depth.`` (float32 means metres, uint16 millimetres, as LeRobot's ``infer_depth_unit``).
+    """
+    dtype, shape = ft["dtype"], [int(s) for s in ft["shape"]]
+    if len(shape) == 2:
+        shape = [*shape, 1]
+    if len(shape) != 3 or shape[2] != 1:
+        raise DatasetError(f"depth feature {key!r} has shape {shape}; depth maps are [height, width] or [H, W, 1].")
+    info = dict(ft.get("info") or {})
+    unit = info.get("depth_unit")
+    if dtype in DEPTH_UNIT_DTYPES.values():
+        unit = {v: k for k, v in DEPTH_UNIT_DTYPES.items()}[dtype]
+    elif dtype == "video":
+        raise DatasetError(
+            f"depth feature {key!r} is declared as video; ember stores depth losslessly as images in parquet "
+            "(LeRobot's raw depth layout). Declare it {'dtype': 'float32' (metres) or 'uint16' (mm), "
+            "'shape': [H, W]}."
+        )
+    elif dtype != "image":
+        raise DatasetError(
+            f"depth feature {key!r} has dtype {dtype!r}; use float32 (metres) or uint16 (millimetres)."
+        )
+    if unit is not None and unit not in DEPTH_UNIT_DTYPES:
+        raise DatasetError(f"depth feature {key!r}: depth_unit must be 'm' or 'mm', got {unit!r}.")
+    info.pop("video.is_depth_map", None)
+    info.update({"is_depth_map": True, "depth_unit": unit})
+    names = ft.get("names")
+    if names is None or len(names) != 3:
+        names = ["height", "width", "channels"]
+    return {"dtype": "image", "shape": shape, "names": list(names), "info": info}
 
 
 def normalize_features(features: Mapping[str, Mapping[str, Any]], use_videos: bool) -> dict[str, dict]:
@@ -53,6 +108,17 @@ def normalize_features(features: Mapping[str, Mapping[str, Any]], use_videos: bo
             raise DatasetError(f"feature name {key!r} is invalid: use a non-empty string without '/'.")
         if not isinstance(ft, Mapping) or "dtype" not in ft or "shape" not in ft:
             raise DatasetError(f"feature {key!r} must be a dict with 'dtype' and 'shape' (and 'names').")
+        if key in LANGUAGE_COLUMNS or ft["dtype"] == LANGUAGE_DTYPE:
+            if key not in LANGUAGE_COLUMNS or ft["dtype"] != LANGUAGE_DTYPE:
+                raise DatasetError(
+                    f"feature {key!r}: dtype 'language' is only for {list(LANGUAGE_COLUMNS)} and those two "
+                    "columns must have dtype 'language' (use dtype 'string' for your own text columns)."
+                )
+            out[key] = {"dtype": LANGUAGE_DTYPE, "shape": [1], "names": None}
+            continue
+        if key.startswith(DEPTH_PREFIX) or is_depth(ft):
+            out[key] = _normalize_depth(key, ft)
+            continue
         dtype = ft["dtype"]
         if dtype not in ALL_DTYPES:
             raise DatasetError(f"feature {key!r} has dtype {dtype!r}; use one of {sorted(ALL_DTYPES)}.")
@@ -96,8 +162,22 @@ def _check_visual(key: str, dtype: str, shape: list[int], use_videos: bool) -> N
 
 
 def user_keys(features: Mapping[str, Mapping]) -> list[str]:
-    """Keys that every frame passed to ``add_frame`` must carry (all but the default columns)."""
-    return [k for k in features if k not in DEFAULT_FEATURES]
+    """Keys that every frame passed to ``add_frame`` must carry (all but the default and language columns)."""
+    return [k for k in features if k not in DEFAULT_FEATURES and k not in LANGUAGE_COLUMNS]
+
+
+def language_keys(features: Mapping[str, Mapping]) -> list[str]:
+    return [k for k in LANGUAGE_COLUMNS if k in features]
+
+
+def depth_keys(features: Mapping[str, Mapping]) -> list[str]:
+    """Camera features holding depth maps (``image`` + ``is_depth_map``)."""
+    return [k for k, ft in features.items() if ft["dtype"] in VISUAL_DTYPES and is_depth(ft)]
+
+
+def rgb_keys(features: Mapping[str, Mapping]) -> list[str]:
+    """Camera features holding uint8 RGB frames (video or PNG images)."""
+    return [k for k, ft in features.items() if ft["dtype"] in VISUAL_DTYPES and not is_depth(ft)]
 
 
 def video_keys(features: Mapping[str, Mapping]) -> list[str]:
@@ -105,7 +185,7 @@ def video_keys(features: Mapping[str, Mapping]) -> list[str]:
 
 
 def image_keys(features: Mapping[str, Mapping]) -> list[str]:
-    """Keys of PNG-in-parquet image features (not videos)."""
+    """Keys of image features stored in parquet (PNG for RGB, TIFF for depth), not videos."""
     return [k for k, ft in features.items() if ft["dtype"] == "image"]
 
 
@@ -132,7 +212,7 @@ def validate_frame(frame: Mapping[str, Any], features: Mapping[str, Mapping]) ->
             "(e.g. 'push the cube to the goal')."
         )
     expected = set(user_keys(features))
-    given = set(frame) - {"task"}
+    given = set(frame) - {"task"} - set(language_keys(features))
     missing, extra = expected - given, given - expected
     if missing or extra:
         parts = []
@@ -153,6 +233,8 @@ def validate_value(key: str, value: Any, ft: Mapping[str, Any]) -> Any:
     dtype, shape = ft["dtype"], tuple(ft["shape"])
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor, without importing torch
         value = value.detach().cpu().numpy()
+    if dtype in VISUAL_DTYPES and is_depth(ft):
+        return _validate_depth(key, value, ft)
     if dtype == "string":
         if not isinstance(value, str):
             raise DatasetError(f"feature {key!r} is a string feature but got {type(value).__name__}.")
@@ -195,6 +277,35 @@ def validate_value(key: str, value: Any, ft: Mapping[str, Any]) -> Any:
             raise DatasetError(f"feature {key!r} has values outside the {dtype} range: {arr.tolist()}.")
         out = arr.astype(dtype)
     return out.reshape(shape)
+
+
+def _validate_depth(key: str, value: Any, ft: Mapping[str, Any]) -> np.ndarray:
+    arr = np.asarray(value)
+    shape = tuple(ft["shape"])
+    if arr.shape not in (shape, shape[:2]):
+        raise DatasetError(f"depth {key!r} has shape {arr.shape}; the feature declares {shape[:2]} (or {shape}).")
+    unit = depth_unit(ft)
+    if unit is None:  # LeRobot infers the unit from the first frame's dtype; the writer records it
+        unit = "m" if arr.dtype.kind == "f" else "mm"
+    if unit == "m":
+        if arr.dtype.kind != "f":
+            raise DatasetError(
+                f"depth {key!r} is stored in metres (float32) but got {arr.dtype}; pass float depth in metres "
+                "(e.g. depth_mm.astype(np.float32) / 1000)."
+            )
+        out = arr.astype(np.float32)
+        if not np.all(np.isfinite(out)):
+            raise DatasetError(
+                f"depth {key!r} contains NaN or inf; write invalid pixels as 0.0 (LeRobot's convention for no return)."
+            )
+    else:
+        if arr.dtype != np.uint16:
+            if arr.dtype.kind not in "iu" or (arr.size and (arr.min() < 0 or arr.max() > 65535)):
+                raise DatasetError(
+                    f"depth {key!r} is stored in millimetres (uint16) but got {arr.dtype}; pass uint16 mm."
+                )
+        out = arr.astype(np.uint16)
+    return np.ascontiguousarray(out.reshape(shape))
 
 
 def check_fps(fps: Any) -> int:

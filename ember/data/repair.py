@@ -6,6 +6,11 @@ shard file, a metadata row, a task or stats one episode ahead of ``info.json``. 
 ignores all of that; LeRobot's loader globs every parquet row and would trip over it. ``repair``
 cuts every file back to what ``info.json`` commits (each step an atomic rewrite, so repair
 itself can be interrupted and re-run) and recomputes stats.json if it is out of step.
+
+When ``meta/episodes`` is missing or unreadable, it is rebuilt from what is on disk (see
+:mod:`ember.data.rebuild`): the data shards say which rows belong to which episode, the video
+shards hold the episodes back to back in the same order, and per-episode stats are recomputed.
+Columns left by an interrupted ``add_columns`` (present in shards, not declared) are dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ember.data import layout, meta, stats
 from ember.data.columns import to_numpy
 from ember.data.dataset import EmberDataset
 from ember.data.errors import DatasetError
-from ember.data.features import numeric_keys, video_keys, visual_keys
+from ember.data.features import depth_keys, depth_unit, numeric_keys, video_keys, visual_keys
 from ember.data.video import probe_duration, truncate_shard
 
 
@@ -34,8 +39,15 @@ def repair(root: str | Path) -> list[str]:
     total_eps, total_frames = int(info["total_episodes"]), int(info["total_frames"])
     actions: list[str] = []
 
-    episodes = _repair_episode_meta(root, total_eps, actions)
+    try:
+        episodes = _repair_episode_meta(root, total_eps, actions)
+    except (DatasetError, OSError, pa.ArrowException, KeyError) as exc:
+        from ember.data.rebuild import rebuild_episode_meta
+
+        actions.append(f"episode metadata unusable ({exc}); rebuilding it from the data and video files")
+        episodes = rebuild_episode_meta(root, info, actions)
     _repair_data(root, episodes, total_frames, actions)
+    _drop_undeclared(root, info, actions)
     for key in video_keys(info["features"]):
         _repair_videos(root, key, episodes, int(info["fps"]), actions)
     _repair_tasks(root, int(info.get("total_tasks", 0)), actions)
@@ -108,6 +120,33 @@ def _repair_data(root: Path, episodes: pa.Table, total_frames: int, actions: lis
         actions.append(f"dropped {md.num_rows - keep} uncommitted row(s) from {path}")
 
 
+def _drop_undeclared(root: Path, info: dict, actions: list[str]) -> None:
+    """Remove columns an interrupted ``add_columns`` wrote but never committed to info.json."""
+    feats = info["features"]
+    for path in sorted((root / layout.DATA_DIR).glob("chunk-*/file-*.parquet")):
+        names = pq.read_schema(path).names
+        extra = [c for c in names if c not in feats]
+        if not extra:
+            continue
+        table = pq.read_table(path, page_checksum_verification=True).drop_columns(extra)
+        ep = table.column("episode_index").to_numpy()
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
+        parts = [table.slice(s, e - s) for s, e in zip(starts, [*starts[1:], len(ep)], strict=True)]
+        meta.write_parquet_row_groups(path, parts or [table])
+        actions.append(f"dropped undeclared column(s) {extra} from {path}")
+    for path in sorted((root / layout.EPISODES_DIR).glob("chunk-*/file-*.parquet")):
+        names = pq.read_schema(path).names
+        extra = [c for c in names if c.startswith("stats/") and c.split("/")[1] not in feats]
+        if extra:
+            table = pq.read_table(path, page_checksum_verification=True).drop_columns(extra)
+            meta.write_parquet_row_groups(path, [table])
+            actions.append(f"dropped stats of undeclared feature(s) from {path}")
+    current = meta.read_stats_json(root)
+    if current and any(k not in feats for k in current):
+        meta.write_stats(root, {k: v for k, v in current.items() if k in feats})
+        actions.append("dropped stats of undeclared feature(s) from meta/stats.json")
+
+
 def _repair_videos(root: Path, key: str, episodes: pa.Table, fps: int, actions: list[str]) -> None:
     refs = _referenced(episodes, f"videos/{key}")
     to_ts = episodes.column(f"videos/{key}/to_timestamp").to_pylist() if episodes.num_rows else []
@@ -126,6 +165,10 @@ def _repair_videos(root: Path, key: str, episodes: pa.Table, fps: int, actions: 
 def _repair_tasks(root: Path, total_tasks: int, actions: list[str]) -> None:
     path = root / layout.TASKS_PATH
     if not path.is_file():
+        if total_tasks:
+            from ember.data.rebuild import rebuild_tasks
+
+            rebuild_tasks(root, total_tasks, actions)
         return
     tasks = meta.read_tasks(root)
     if len(tasks) > total_tasks:
@@ -133,22 +176,43 @@ def _repair_tasks(root: Path, total_tasks: int, actions: list[str]) -> None:
         actions.append(f"dropped {len(tasks) - total_tasks} uncommitted task(s) from {path}")
 
 
+def _numeric_match(table: pa.Table, feats: dict, current: dict) -> bool:
+    """Do the numeric stats in stats.json describe the data (mean and min, to float precision)?"""
+    for key in numeric_keys(feats):
+        arr = np.asarray(to_numpy(table.column(key), feats[key]), dtype=np.float64).reshape(table.num_rows, -1)
+        st = current[key]
+        if "mean" not in st or "min" not in st:
+            return False
+        if not (np.allclose(np.ravel(st["mean"]), arr.mean(0), rtol=1e-6, atol=1e-9)
+                and np.allclose(np.ravel(st["min"]), arr.min(0))):  # fmt: skip
+            return False
+    return True
+
+
 def _repair_stats(root: Path, info: dict, total_frames: int, actions: list[str]) -> None:
     current = meta.read_stats_json(root) or {}
     count = current.get("index", {}).get("count")
-    if count == [total_frames] or total_frames == 0:
+    wanted = [k for k in info["features"] if k in numeric_keys(info["features"]) or k in visual_keys(info["features"])]
+    if total_frames == 0:
         return
     ds = EmberDataset(root)
     feats = info["features"]
     table = ds.frame_table()
+    if count == [total_frames] and all(k in current for k in wanted) and _numeric_match(table, feats, current):
+        return
     out: stats.Stats = {}
     for key in feats:
         if key in numeric_keys(feats):
             out[key] = stats.numeric_stats(np.asarray(to_numpy(table.column(key), feats[key])))
+        elif key in depth_keys(feats):
+            acc = stats.DepthAccumulator(depth_unit(feats[key]) or "m")
+            for ep in range(ds.num_episodes):
+                acc.update(ds.frames(key, ep))
+            out[key] = acc.stats()
         elif key in visual_keys(feats):
             hist = stats.PixelHistogram()
             for ep in range(ds.num_episodes):
                 hist.update(ds.frames(key, ep))
             out[key] = hist.stats()
     meta.write_stats(root, stats.stats_to_json(out))
-    actions.append(f"recomputed {root / layout.STATS_PATH} ({json.dumps(count)} -> [{total_frames}] frames)")
+    actions.append(f"recomputed {root / layout.STATS_PATH} (had count {json.dumps(count)}; {total_frames} frames)")

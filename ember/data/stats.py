@@ -6,6 +6,11 @@ computed with numpy in float64 (population std, linear quantiles). Images are ui
 256-bin histogram per channel is a *lossless* summary: stats over all pixels scaled to [0, 1]
 come out exact and histograms of many episodes simply add up. Image stats have shape
 ``(3, 1, 1)`` and ``count`` is the number of frames, as in LeRobot.
+
+Depth maps keep their stored unit (metres or millimetres, no /255, as LeRobot) and have shape
+``(1, 1, 1)``. Per-episode depth stats are exact; the global ones are exact for min/max/mean/std and,
+for uint16 millimetres, for the quantiles too (a 65536-bin histogram); float32 depth quantiles come
+from a strided pixel sample (LeRobot samples frames for image stats as well).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ember.data.errors import DatasetError
-from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES
+from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES, is_depth
 
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
@@ -102,6 +107,83 @@ def _hist_quantile(values: np.ndarray, cumsum: np.ndarray, q: float) -> float:
     return float(a + (b - a) * (pos - lo))
 
 
+def depth_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Exact stats of ``(T, H, W, 1)`` depth over all pixels, in the stored unit; shapes ``(1, 1, 1)``."""
+    arr = np.asarray(frames)
+    out = numeric_stats(arr.reshape(-1, 1))
+    out = {k: v if k == "count" else v.reshape(1, 1, 1) for k, v in out.items()}
+    out["count"] = np.array([arr.shape[0]], dtype=np.int64)
+    return out
+
+
+class DepthAccumulator:
+    """Global depth stats over many episodes without keeping the pixels (see module docstring)."""
+
+    SAMPLE_PER_FRAME = 1024
+    SAMPLE_LIMIT = 1 << 21
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.frames = 0
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min = np.inf
+        self.max = -np.inf
+        self.hist = np.zeros(65536, dtype=np.int64) if unit == "mm" else None
+        self._sample: list[np.ndarray] = []
+        self._sample_size = 0
+        self._keep_every = 1
+
+    def update(self, frames: np.ndarray) -> None:
+        arr = np.asarray(frames)
+        x = arr.reshape(-1).astype(np.float64)
+        if x.size == 0:
+            return
+        n_b, mean_b = x.size, float(x.mean())
+        m2_b = float(((x - mean_b) ** 2).sum())
+        total = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / total
+        self.m2 += m2_b + delta**2 * self.n * n_b / total
+        self.n = total
+        self.min, self.max = min(self.min, float(x.min())), max(self.max, float(x.max()))
+        self.frames += arr.shape[0]
+        if self.hist is not None:
+            self.hist += np.bincount(arr.reshape(-1).astype(np.int64), minlength=65536)
+            return
+        per_frame = arr.reshape(arr.shape[0], -1)
+        step = max(1, per_frame.shape[1] // self.SAMPLE_PER_FRAME) * self._keep_every
+        part = per_frame[:, ::step].reshape(-1).astype(np.float64)
+        self._sample.append(part)
+        self._sample_size += part.size
+        if self._sample_size > self.SAMPLE_LIMIT:  # deterministic thinning keeps memory bounded
+            merged = np.concatenate(self._sample)[::2]
+            self._sample, self._sample_size = [merged], merged.size
+            self._keep_every *= 2
+
+    def stats(self) -> dict[str, np.ndarray]:
+        if self.frames == 0:
+            raise DatasetError("cannot compute depth stats of zero frames")
+        out: dict[str, np.ndarray] = {
+            "min": np.array([self.min]),
+            "max": np.array([self.max]),
+            "mean": np.array([self.mean]),
+            "std": np.array([np.sqrt(self.m2 / self.n)]),
+        }
+        if self.hist is not None:
+            values = np.arange(65536, dtype=np.float64)
+            cums = np.cumsum(self.hist)
+            qs = [_hist_quantile(values, cums, q) for q in QUANTILES]
+        else:
+            qs = list(np.quantile(np.concatenate(self._sample), QUANTILES))
+        for key, q in zip(QUANTILE_KEYS, qs, strict=True):
+            out[key] = np.array([q])
+        out = {k: v.reshape(1, 1, 1) for k, v in out.items()}
+        out["count"] = np.array([self.frames], dtype=np.int64)
+        return out
+
+
 def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
     """Stats of ``(T, H, W, 3)`` uint8 frames, per channel over pixels in [0, 1]; shapes ``(3, 1, 1)``."""
     hist = PixelHistogram(np.asarray(frames).shape[-1])
@@ -110,14 +192,14 @@ def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def compute_stats(data: Mapping[str, Any], features: Mapping[str, Mapping[str, Any]]) -> Stats:
-    """Stats of every numeric/visual feature in ``data`` (``key -> (T, *shape)`` arrays); strings skipped."""
+    """Stats of every numeric/visual feature in ``data`` (``key -> (T, *shape)`` arrays); text skipped."""
     out: Stats = {}
     for key, values in data.items():
         ft = features.get(key)
         if ft is None:
             raise DatasetError(f"compute_stats: {key!r} is not a declared feature")
         if ft["dtype"] in VISUAL_DTYPES:
-            out[key] = image_stats(np.asarray(values))
+            out[key] = depth_stats(np.asarray(values)) if is_depth(ft) else image_stats(np.asarray(values))
         elif ft["dtype"] in NUMERIC_DTYPES:
             out[key] = numeric_stats(np.asarray(values))
     return out

@@ -192,8 +192,11 @@ def decode_call_count() -> int:
     return _decode_calls
 
 
-def decode_episode(path: Path, from_timestamp: float, num_frames: int, fps: int) -> np.ndarray:
-    """Decode the ``num_frames`` frames starting at ``from_timestamp`` as ``(T, H, W, 3)`` uint8.
+def decode_episode(
+    path: Path, from_timestamp: float, num_frames: int, fps: int, first: int = 0
+) -> np.ndarray:
+    """Decode frames ``first .. first + num_frames - 1`` of the episode starting at ``from_timestamp``
+    as ``(num_frames, H, W, 3)`` uint8 (``first=0``: the whole episode).
 
     Raises DatasetError (naming the file) if the file is unreadable or frames are missing.
     """
@@ -202,17 +205,18 @@ def decode_episode(path: Path, from_timestamp: float, num_frames: int, fps: int)
     out: np.ndarray | None = None
     filled = np.zeros(num_frames, dtype=bool)
     to_rgb = VideoReformatter()  # one swscale context for the whole episode (3x faster than per frame)
+    start_s = from_timestamp + first / fps
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "AUTO" if num_frames > 8 else "NONE"
             tb = stream.time_base
-            if from_timestamp > 0:
-                container.seek(int(from_timestamp / tb), stream=stream, backward=True, any_frame=False)
+            if start_s > 0:
+                container.seek(int(start_s / tb), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
-                idx = round((float(frame.pts * tb) - from_timestamp) * fps)
+                idx = round((float(frame.pts * tb) - start_s) * fps)
                 if idx < 0:
                     continue
                 if idx >= num_frames:
@@ -228,7 +232,7 @@ def decode_episode(path: Path, from_timestamp: float, num_frames: int, fps: int)
     if out is None or not filled.all():
         got = int(filled.sum())
         raise DatasetError(
-            f"video {path} has {got} of the {num_frames} frames expected from t={from_timestamp:.4f}s; "
+            f"video {path} has {got} of the {num_frames} frames expected from t={start_s:.4f}s; "
             "the file is truncated or corrupt."
         )
     return out

@@ -3,19 +3,27 @@
 Item ``t`` (any frame of any episode) holds, for each observation key, the ``n_obs_steps``
 frames ending at ``t`` and the ``horizon`` actions starting at the *first* observation frame
 ``t - n_obs_steps + 1``. Windows never cross episodes: outside the episode the edge frame is
-repeated and ``action_is_pad`` marks those action steps.
+repeated, and ``<key>_is_pad`` (every observation key) and ``action_is_pad`` mark those steps, as
+LeRobot's ``delta_timestamps`` loader does.
 
 Speed: numeric columns live in memory as numpy. Camera frames are decoded once per episode
-into a uint8 file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
+into a file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
 later epochs, other processes and DataLoader workers never decode video again. Memmaps are
-opened lazily in each process (never pickled).
+opened lazily in each process (never pickled). ``cache=False`` decodes the window's frames on
+every access instead (what LeRobot does; kept for the benchmark and for one-pass jobs).
+``image_dtype="uint8"`` returns RGB frames as uint8 ``(n, 3, H, W)``, so workers and collate move
+4x fewer bytes; convert with ``x.float() / 255`` on the GPU.
+
+Optional normalization (``normalization={"observation.state": "mean_std", "action": "min_max"}``)
+uses ``meta/stats.json``, with LeRobot's modes ``mean_std``, ``min_max`` and ``quantiles``
+(q01/q99 to [-1, 1]); a missing stat is an error, never a silent identity.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +35,11 @@ from ember.data import columns, layout
 from ember.data.atomic import temp_path_for
 from ember.data.dataset import EmberDataset
 from ember.data.errors import DatasetError
-from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES
+from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES, is_depth
+from ember.data.video import decode_episode
+
+NORMALIZATION_MODES = ("mean_std", "min_max", "quantiles", "identity")
+_EPS = 1e-8
 
 
 def uint8_hwc_to_float_chw(frames: np.ndarray) -> np.ndarray:
@@ -55,7 +67,12 @@ class WindowDataset(Dataset):
         image_keys: Sequence[str] | None = None,
         cache_dir: str | Path | None = None,
         episodes: Sequence[int] | None = None,
+        image_dtype: str = "float32",
+        cache: bool = True,
+        normalization: Mapping[str, str] | None = None,
     ) -> None:
+        if image_dtype not in ("float32", "uint8"):
+            raise DatasetError(f"image_dtype must be 'float32' or 'uint8', got {image_dtype!r}.")
         if n_obs_steps < 1 or horizon < 1:
             raise DatasetError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps} and {horizon}.")
         feats = dataset.features
@@ -70,9 +87,23 @@ class WindowDataset(Dataset):
             raise DatasetError(
                 f"image_keys {self.image_keys} must be exactly the camera features among obs_keys ({visual})."
             )
-        bad_obs = [k for k in obs_keys if k not in visual and feats[k]["dtype"] not in NUMERIC_DTYPES]
+        self.text_keys = [k for k in obs_keys if feats[k]["dtype"] == "string"]
+        bad_obs = [
+            k
+            for k in obs_keys
+            if k not in visual and k not in self.text_keys and feats[k]["dtype"] not in NUMERIC_DTYPES
+        ]
         if bad_obs:
-            raise DatasetError(f"obs keys {bad_obs} are neither numeric nor cameras; they cannot be stacked.")
+            raise DatasetError(
+                f"obs keys {bad_obs} are neither numeric, cameras nor string columns; they cannot be batched."
+            )
+        self.depth_keys = [k for k in self.image_keys if is_depth(feats[k])]
+        self.image_dtype = image_dtype
+        self.use_cache = bool(cache)
+        self.normalization = dict(normalization or {})
+        self._norm = self._normalization_params(dataset, self.normalization, [*obs_keys, action_key])
+        if image_dtype == "uint8" and any(k in self._norm for k in self.image_keys if k not in self.depth_keys):
+            raise DatasetError("image_dtype='uint8' returns raw pixels; normalize RGB cameras on the GPU instead.")
 
         self.dataset = dataset
         self.n_obs_steps, self.horizon = int(n_obs_steps), int(horizon)
@@ -100,9 +131,16 @@ class WindowDataset(Dataset):
         ep = ep_col[rows]
         feats = self.dataset.features
         self._numeric: dict[str, np.ndarray] = {}
-        for key in [k for k in self.obs_keys if k not in self.image_keys] + [self.action_key]:
+        self._text: dict[str, list[str]] = {}
+        for key in self.text_keys:
+            self._text[key] = table.column(key).to_pylist()
+        numeric = [k for k in self.obs_keys if k not in self.image_keys and k not in self.text_keys]
+        for key in [*numeric, self.action_key]:
             arr = np.asarray(columns.to_numpy(table.column(key), feats[key]), dtype=np.float32)
-            self._numeric[key] = arr.reshape(len(arr), *feats[key]["shape"])
+            arr = arr.reshape(len(arr), *feats[key]["shape"])
+            if key in self._norm:
+                arr = self._apply_norm(key, arr)
+            self._numeric[key] = np.ascontiguousarray(arr, dtype=np.float32)
         n = len(ep)
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if n else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], n]
@@ -124,25 +162,106 @@ class WindowDataset(Dataset):
             raise IndexError(f"window {i} out of range ({len(self)} windows)")
         i = int(i) % len(self)
         start, end = self._start[i], self._end[i]
-        obs_rows = np.clip(i + self._obs_offsets, start, end - 1)
+        obs_raw = i + self._obs_offsets
+        obs_rows = np.clip(obs_raw, start, end - 1)
+        obs_pad = torch.from_numpy(obs_raw < start)
         act_raw = i + self._act_offsets
         act_rows = np.clip(act_raw, start, end - 1)
         item: dict[str, Any] = {}
         for key in self.obs_keys:
+            if key in self.text_keys:
+                item[key] = self._text[key][i]  # the current frame's text (not a window)
+                continue
             if key in self.image_keys:
-                frames = self._frames(key, int(self._ep_of_row[i]))[obs_rows - start]
-                item[key] = torch.from_numpy(uint8_hwc_to_float_chw(frames))
+                ep = int(self._ep_of_row[i])
+                frames = self._window_frames(key, ep, obs_rows - start)
+                item[key] = self._camera_tensor(key, frames)
             else:
                 item[key] = torch.from_numpy(self._numeric[key][obs_rows])
+            item[f"{key}_is_pad"] = obs_pad
         item["action"] = torch.from_numpy(self._numeric[self.action_key][act_rows])
         item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
         if self.dataset.meta.tasks:
             item["task"] = self.dataset.meta.tasks[int(self._task_index[i])]
         return item
 
+    def _camera_tensor(self, key: str, frames: np.ndarray) -> torch.Tensor:
+        """``(n, H, W, C)`` frames -> ``(n, C, H, W)``: float [0, 1] / uint8 RGB, float32 depth (stored unit)."""
+        if key in self.depth_keys:
+            out = np.ascontiguousarray(np.moveaxis(frames, -1, -3), dtype=np.float32)
+            if key in self._norm:
+                out = self._apply_norm(key, out)
+            return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        if self.image_dtype == "uint8":
+            return torch.from_numpy(np.ascontiguousarray(np.moveaxis(frames, -1, -3)))
+        out = uint8_hwc_to_float_chw(frames)
+        if key in self._norm:
+            out = self._apply_norm(key, out)
+        return torch.from_numpy(out)
+
+    # ------------------------------------------------------------------ normalization
+    @staticmethod
+    def _normalization_params(
+        dataset: EmberDataset, modes: Mapping[str, str], keys: Sequence[str]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``key -> (shift, scale)`` with ``normalized = (x - shift) / scale`` (then -1 for the [-1, 1] modes)."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key, mode in modes.items():
+            if mode not in NORMALIZATION_MODES:
+                raise DatasetError(f"normalization mode {mode!r} for {key!r}: use one of {NORMALIZATION_MODES}.")
+            if key not in keys:
+                raise DatasetError(f"normalization given for {key!r}, which is not among the keys {list(keys)}.")
+            if mode == "identity":
+                continue
+            needed = {"mean_std": ("mean", "std"), "min_max": ("min", "max"), "quantiles": ("q01", "q99")}[mode]
+            st = dataset.meta.stats.get(key, {})
+            missing = [n for n in needed if n not in st]
+            if missing:
+                raise DatasetError(
+                    f"{dataset.root}/meta/stats.json has no {missing} for {key!r}, needed by {mode!r} "
+                    "normalization; run `ember data repair` to recompute stats."
+                )
+            a, b = (np.asarray(st[n], dtype=np.float64) for n in needed)
+            if mode == "mean_std":
+                out[key] = (a.astype(np.float32), (b + _EPS).astype(np.float32))
+            else:  # to [-1, 1]: 2 (x - lo) / (hi - lo) - 1 == (x - mid) / half
+                out[key] = (((a + b) / 2).astype(np.float32), ((b - a) / 2 + _EPS).astype(np.float32))
+        return out
+
+    def _apply_norm(self, key: str, arr: np.ndarray) -> np.ndarray:
+        shift, scale = self._norm[key]
+        return (arr - shift) / scale
+
+    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of the normalization applied to ``key`` (e.g. predicted actions back to robot units)."""
+        if key not in self._norm:
+            return x
+        shift, scale = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in self._norm[key])
+        return x * scale + shift
+
     # ------------------------------------------------------------------ frame cache
+    def _window_frames(self, key: str, ep: int, rows: np.ndarray) -> np.ndarray:
+        """Frames ``rows`` (episode frame indices) of camera ``key``: from the memmap, or decoded now."""
+        if self.use_cache:
+            return self._frames(key, ep)[rows]
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        if key in self.dataset.video_keys:
+            path = self.dataset.source_file(key, ep)
+            try:
+                part = decode_episode(
+                    path, self.dataset.video_from_timestamp(key, ep), hi - lo, self.dataset.fps, first=lo
+                )
+            except DatasetError as exc:
+                raise DatasetError(f"episode {ep}: {exc}") from exc
+        else:
+            table = self.dataset._episode_rows(ep).slice(lo, hi - lo)
+            part = columns.to_numpy(table.column(key), self.dataset.features[key])
+        return part[rows - lo]
+
     def warm_cache(self) -> None:
         """Decode every missing (camera, episode) now, e.g. before starting DataLoader workers."""
+        if not self.use_cache:
+            return
         for key in self.image_keys:
             for ep in self.episodes:
                 self._frames(key, ep)
@@ -169,10 +288,11 @@ class WindowDataset(Dataset):
     def _open_or_decode(self, key: str, ep: int) -> np.ndarray:
         h, w, c = self.dataset.features[key]["shape"]
         shape = (self._lengths.get(ep) or self.dataset.episode_length(ep), h, w, c)
+        dtype = self._cache_dtype(key)
         path = self.cache_path(key, ep)
-        if not (path.is_file() and path.stat().st_size == int(np.prod(shape))):
+        if not (path.is_file() and path.stat().st_size == int(np.prod(shape)) * dtype.itemsize):
             frames = self.dataset.frames(key, ep)
-            if frames.shape != shape:
+            if frames.shape != shape or frames.dtype != dtype:
                 raise DatasetError(f"episode {ep} camera {key!r}: decoded {frames.shape}, expected {shape}.")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +303,13 @@ class WindowDataset(Dataset):
                 raise DatasetError(
                     f"cannot write the frame cache {path} ({exc}); pass cache_dir= a writable directory."
                 ) from exc
-        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+    def _cache_dtype(self, key: str) -> np.dtype:
+        ft = self.dataset.features[key]
+        if not is_depth(ft):
+            return np.dtype(np.uint8)
+        return np.dtype(np.uint16 if (ft.get("info") or {}).get("depth_unit") == "mm" else np.float32)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

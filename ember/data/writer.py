@@ -11,6 +11,13 @@ Order of writes in ``save_episode`` (each file: temp name -> fsync -> atomic ren
 data shard, video shards, episodes-meta shard, tasks.parquet, stats.json, and info.json last.
 ``info.json``'s ``total_episodes`` is the commit point: a crash anywhere before it leaves the
 previously saved episodes byte-for-byte intact and the reader ignores the partial one.
+
+Ctrl-C and SIGTERM arriving *during* ``save_episode`` are held back until the save has finished
+(see :mod:`ember.data.signals`), so a clean stop never leaves a half-written episode behind,
+not even one that ``repair`` would have to cut off.
+
+Language (``language=True``): frames may carry ``language_persistent`` / ``language_events`` rows,
+and :meth:`DatasetWriter.add_language` attaches rows by time; see :mod:`ember.data.language`.
 """
 
 from __future__ import annotations
@@ -29,13 +36,19 @@ from ember.data import columns, layout, meta, stats
 from ember.data.errors import DatasetError
 from ember.data.features import (
     check_fps,
+    depth_keys,
+    depth_unit,
+    language_keys,
     normalize_features,
     numeric_keys,
+    rgb_keys,
     user_keys,
     validate_frame,
     video_keys,
     visual_keys,
 )
+from ember.data.language import LANGUAGE_COLUMNS, EpisodeLanguageBuffer, LanguageRow, language_feature
+from ember.data.signals import deferred_signals
 from ember.data.video import EpisodeEncoder, VideoCodec, append_to_shard, choose_codec
 
 log = logging.getLogger(__name__)
@@ -102,7 +115,8 @@ class DatasetWriter:
         self._meta = _Shard()
         self._videos = {k: _Shard() for k in video_keys(self._features)}
         self._global_numeric = {k: _Column() for k in numeric_keys(self._features)}
-        self._global_pixels = {k: stats.PixelHistogram() for k in visual_keys(self._features)}
+        self._global_pixels = {k: stats.PixelHistogram() for k in rgb_keys(self._features)}
+        self._global_depth: dict[str, stats.DepthAccumulator] = {}
         self._finalized = False
         self._broken: str | None = None
         self._reset_episode()
@@ -120,10 +134,13 @@ class DatasetWriter:
         video_files_size_in_mb: float = layout.DEFAULT_VIDEO_FILE_SIZE_IN_MB,
         chunks_size: int = layout.DEFAULT_CHUNK_SIZE,
         video_codec: str | None = None,
+        language: bool = False,
     ) -> DatasetWriter:
         """Start a new dataset at ``root`` (which must not exist or be empty) and write its info.json.
 
         ``video_codec``: 'libx264' (default when available) or 'libsvtav1'.
+        ``language``: add LeRobot's ``language_persistent`` / ``language_events`` columns (same as
+        declaring them with dtype ``"language"`` in ``features``).
         """
         root = Path(root)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -139,6 +156,10 @@ class DatasetWriter:
         ):
             if value <= 0:
                 raise DatasetError(f"{name} must be positive, got {value}.")
+        features = dict(features)
+        if language:
+            for key in LANGUAGE_COLUMNS:
+                features.setdefault(key, language_feature())
         feats = normalize_features(features, use_videos)
         codec = choose_codec(video_codec) if video_keys(feats) else None
         for key in video_keys(feats):
@@ -198,8 +219,19 @@ class DatasetWriter:
         """Validate and buffer one frame (every declared feature plus ``"task"``); video frames are
         encoded right away so an episode never sits in memory as raw pixels."""
         self._check_open()
+        if self._len == 0:
+            self._fix_depth_units(frame)
         clean, task = validate_frame(frame, self._features)
-        for key in visual_keys(self._features):
+        rows = {key: frame[key] for key in language_keys(self._features) if key in frame}
+        if rows:  # validate every row before buffering any, so a rejected frame leaves no trace
+            staged = self._lang.copy()
+            for key, values in rows.items():
+                if not isinstance(values, list | tuple):
+                    raise DatasetError(f"frame[{key!r}] must be a list of language rows, got {type(values).__name__}.")
+                for row in values:
+                    staged.add(row, self._len, None, column=key)
+            self._lang = staged
+        for key in rgb_keys(self._features):
             self._ep_pixels[key].update(clean[key])
         for key in video_keys(self._features):
             if key not in self._encoders:
@@ -212,6 +244,23 @@ class DatasetWriter:
         self._ep_tasks.append(task)
         self._len += 1
 
+    def add_language(self, row: LanguageRow | Mapping[str, Any], timestamp: float | None = None) -> None:
+        """Attach a language row to the episode being recorded.
+
+        Persistent styles (subtask, plan, memory, motion, task_aug) become active at ``timestamp``
+        (seconds from the episode start; default: the time of the next frame to be added). Events
+        (interjection, vqa, trace) land on the first frame at or after ``timestamp`` (default: the
+        next frame). Rows are validated now; see :func:`ember.data.language.instruction`,
+        :func:`~ember.data.language.motion`, :func:`~ember.data.language.correction`.
+        """
+        self._check_open()
+        if not language_keys(self._features):
+            raise DatasetError(
+                f"{self._root} has no language columns; create the writer with language=True to record "
+                "instructions, motions and corrections per frame."
+            )
+        self._lang.add(row, self._len, timestamp)
+
     def clear_episode(self) -> None:
         """Drop the episode being recorded (nothing of it has touched the disk)."""
         for enc in self._encoders.values():
@@ -221,24 +270,28 @@ class DatasetWriter:
     def save_episode(self) -> int:
         """Write the buffered episode durably and return its index.
 
-        When this returns, the episode's rows, video frames and metadata are fsynced on disk.
+        When this returns, the episode's rows, video frames and metadata are fsynced on disk. A
+        Ctrl-C/SIGTERM that arrives meanwhile takes effect right after the episode is committed.
         """
         self._check_open()
         if self._len == 0:
             raise DatasetError("save_episode() called with no frames; call add_frame() first.")
-        try:
-            index = self._save()
-        except DatasetError:
-            self._broken = "a previous save_episode() failed"
-            raise
-        except Exception as exc:
-            self._broken = f"a previous save_episode() failed ({exc!r})"
-            raise DatasetError(
-                f"could not save episode {self.num_episodes} to {self._root}: {exc!r}. Episodes 0.."
-                f"{self.num_episodes - 1} are intact; free disk space / fix permissions and record into a "
-                "new dataset."
-            ) from exc
-        self._reset_episode()
+        if language_keys(self._features):
+            self._lang.columns(self._len)  # reject rows past the last frame before touching the disk
+        with deferred_signals():  # a Ctrl-C/SIGTERM during the save is re-raised after it
+            try:
+                index = self._save()
+            except DatasetError:
+                self._broken = "a previous save_episode() failed"
+                raise
+            except Exception as exc:
+                self._broken = f"a previous save_episode() failed ({exc!r})"
+                raise DatasetError(
+                    f"could not save episode {self.num_episodes} to {self._root}: {exc!r}. Episodes 0.."
+                    f"{self.num_episodes - 1} are intact; free disk space / fix permissions and record into "
+                    "a new dataset."
+                ) from exc
+            self._reset_episode()
         return index
 
     def finalize(self) -> None:
@@ -273,7 +326,8 @@ class DatasetWriter:
         for k in video_keys(self._features):
             del self._buffer[k]  # video frames go straight to the encoder
         self._ep_tasks: list[str] = []
-        self._ep_pixels = {k: stats.PixelHistogram() for k in visual_keys(self._features)}
+        self._ep_pixels = {k: stats.PixelHistogram() for k in rgb_keys(self._features)}
+        self._lang = EpisodeLanguageBuffer(self._fps, visual_keys(self._features))
         self._encoders: dict[str, EpisodeEncoder] = {}
         self._len = 0
 
@@ -288,6 +342,8 @@ class DatasetWriter:
             else:
                 arr = np.stack(values)
                 arrays[key] = arr.reshape(n) if ft["shape"] == [1] and ft["dtype"] != "image" else arr
+        if language_keys(self._features):
+            arrays.update(self._lang.columns(n))
         task_of = {**self._tasks, **new_tasks}
         arrays["timestamp"] = (np.arange(n, dtype=np.float64) / self._fps).astype(np.float32)
         arrays["frame_index"] = np.arange(n, dtype=np.int64)
@@ -309,6 +365,8 @@ class DatasetWriter:
         )
         for key, hist in self._ep_pixels.items():
             ep_stats[key] = hist.stats()
+        for key in depth_keys(self._features):
+            ep_stats[key] = stats.depth_stats(arrays[key])
         ep_stats = {k: ep_stats[k] for k in self._features if k in ep_stats}  # feature order
 
         row: dict[str, Any] = {
@@ -330,6 +388,9 @@ class DatasetWriter:
             col.extend(np.asarray(arrays[key]))
         for key, hist in self._ep_pixels.items():
             self._global_pixels[key].merge(hist)
+        for key in depth_keys(self._features):
+            unit = depth_unit(self._features[key]) or "m"
+            self._global_depth.setdefault(key, stats.DepthAccumulator(unit)).update(arrays[key])
         meta.write_stats(self._root, stats.stats_to_json(self._global_stats()))
         info = dict(self._info)
         info["total_episodes"] = ep_index + 1
@@ -344,7 +405,12 @@ class DatasetWriter:
     def _write_data(self, arrays: dict[str, Any]) -> dict[str, Any]:
         n = len(arrays["index"])
         table = pa.Table.from_arrays(
-            [columns.to_arrow(arrays[name], self._features[name]) for name in self._schema.names],
+            [
+                columns.language_to_arrow(name, arrays[name])
+                if name in LANGUAGE_COLUMNS
+                else columns.to_arrow(arrays[name], self._features[name])
+                for name in self._schema.names
+            ],
             schema=self._schema,
         )
         shard = self._data
@@ -403,4 +469,15 @@ class DatasetWriter:
                 out[key] = stats.numeric_stats(self._global_numeric[key].values())
             elif key in self._global_pixels:
                 out[key] = self._global_pixels[key].stats()
+            elif key in self._global_depth:
+                out[key] = self._global_depth[key].stats()
         return out
+
+    def _fix_depth_units(self, frame: Mapping[str, Any]) -> None:
+        """Record each depth feature's unit from the first frame when it was not declared (as LeRobot)."""
+        for key in depth_keys(self._features):
+            info = self._features[key].setdefault("info", {})
+            if info.get("depth_unit") is None and key in frame:
+                kind = np.asarray(frame[key]).dtype.kind
+                info["depth_unit"] = "m" if kind == "f" else "mm"
+                self._schema = columns.schema_for(self._features)
