@@ -26,6 +26,8 @@ VERBS: dict[str, str] = {
     "train": "train a policy on a dataset",
     "eval": "roll a trained policy out in simulation: success rate, videos, report",
     "info": "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
+    "deploy": "run mock arm (or a real one) + bridge + policy node (+ recorder) in one process over ROS 2",
+    "correct": "type language corrections for a running policy / recorder (publishes std_msgs/String)",
     "data": "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
 }
 DATA_ACTIONS = ("info", "verify", "repair", "viz", "import")
@@ -67,6 +69,14 @@ def _config_for(verb: str) -> Any:
         from ember.data.cli import DataConfig
 
         return DataConfig()
+    if verb == "deploy":
+        from real.deploy import DeployConfig
+
+        return DeployConfig()
+    if verb == "correct":
+        from real.correct import CorrectConfig
+
+        return CorrectConfig()
     return InfoConfig()
 
 
@@ -158,6 +168,19 @@ def _run_verb(verb: str, cfg: Any) -> int:
         from ember.data.cli import run_data
 
         return run_data(cfg)
+    if verb == "deploy":
+        import json
+
+        from real.deploy import run_deploy
+
+        summary = run_deploy(cfg)
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    if verb == "correct":
+        from real.correct import run_correct
+
+        run_correct(cfg)
+        return 0
     from ember.info import run_info
 
     return run_info(cfg)
@@ -174,6 +197,15 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             pass
     return tuple(errors)
+
+
+def _preload_triton() -> None:
+    """Load triton (pulled in by torch/diffusers) before any EGL context: Mesa's llvmpipe and triton both
+    bundle LLVM, and triton loaded second segfaults the process."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 def _data_positionals(rest: list[str]) -> list[str] | None:
@@ -196,6 +228,7 @@ def _data_positionals(rest: list[str]) -> list[str] | None:
 def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = _run_verb) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
+    _preload_triton()
     if not args or args[0] in ("-h", "--help", "help"):
         _print_help(None)
         return 0

@@ -1,1 +1,14 @@
-"""real."""
+"""real: ROS 2 deployment of ember policies on a physical arm or on the MuJoCo-backed mock arm.
+
+This is the only package that imports rclpy, and it does so lazily (inside ``real.ros`` and the node modules'
+``main`` functions), so ``import real`` and the pure-Python pieces (the safety filter, observation building,
+chunk execution, trajectory following) work without ROS installed.
+
+Nodes, each also a console script:
+
+- ``ember-mock-arm``: MuJoCo arm behaving like ros2_control + joint_trajectory_controller (``real.mock_arm``)
+- ``ember-bridge``: observations + the safety filter in front of the controller (``real.bridge``)
+- ``ember-policy-node``: runs a checkpoint at a fixed rate with chunk smoothing (``real.policy_node``)
+- ``ember-recorder``: records episodes with instructions and language corrections (``real.recorder``)
+- ``ember-correct``: a terminal that publishes operator corrections (``real.correct``)
+"""

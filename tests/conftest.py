@@ -8,3 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+
+# Mesa's llvmpipe (MuJoCo EGL rendering on a CPU) and triton (imported by torch/diffusers) each carry LLVM;
+# loading triton after a GL context exists segfaults, so load it first (see sims' renderer for the same).
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass

@@ -1,0 +1,64 @@
+"""Run a trained checkpoint on an arm through the safety bridge.
+
+    ros2 launch ember policy.launch.py checkpoint:=outputs/train/run/checkpoints/last \
+        robot:=panda rate:=10.0 use_mock:=true task:="reach the target pose"
+
+With ``use_mock:=false`` the bridge commands the real arm's joint_trajectory_controller on ``controller_topic``
+(bring up the arm's ros2_control stack first). Parameters: config/policy.yaml, config/bridge.yaml,
+config/mock_arm.yaml; the launch arguments override them.
+"""
+
+from pathlib import Path
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+def _config(name: str) -> str:
+    """A params file next to this launch file (installed together into share/ember/launch)."""
+    return str(CONFIG_DIR / name)
+
+
+def generate_launch_description() -> LaunchDescription:
+    robot = LaunchConfiguration("robot")
+    controller_topic = LaunchConfiguration("controller_topic")
+    rate = LaunchConfiguration("rate")
+    return LaunchDescription([
+        DeclareLaunchArgument("checkpoint", description="folder written by `ember train`"),
+        DeclareLaunchArgument("robot", default_value="panda", description="robot name from ember's robots/"),
+        DeclareLaunchArgument("controller_topic", default_value="/joint_trajectory_controller/joint_trajectory",
+                              description="the arm controller's JointTrajectory topic"),
+        DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz (the dataset's fps)"),
+        DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
+        DeclareLaunchArgument("task", default_value="", description="initial instruction"),
+        Node(
+            package="ember",
+            executable="ember-mock-arm",
+            name="mock_arm",
+            output="screen",
+            condition=IfCondition(LaunchConfiguration("use_mock")),
+            parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic}],
+        ),
+        Node(
+            package="ember",
+            executable="ember-bridge",
+            name="ember_bridge",
+            output="screen",
+            parameters=[_config("bridge.yaml"),
+                        {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate}],
+        ),
+        Node(
+            package="ember",
+            executable="ember-policy-node",
+            name="ember_policy",
+            output="screen",
+            parameters=[_config("policy.yaml"),
+                        {"checkpoint": LaunchConfiguration("checkpoint"), "robot": robot, "rate_hz": rate,
+                         "task": LaunchConfiguration("task")}],
+        ),
+    ])

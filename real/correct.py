@@ -1,0 +1,178 @@
+"""``ember correct``: a terminal where an operator types language corrections while the robot runs.
+
+Each line is published as a ``std_msgs/String`` on ``/ember/correction``: the policy node follows it for a few
+seconds (``real.language``) and the recorder stores it on the frame it arrived in (``real.recording``). The
+recorder timestamps corrections on arrival, so the message stays a plain string anyone can publish
+(``ros2 topic pub --once /ember/correction std_msgs/String "data: move left"``).
+
+Lines starting with ``/`` are commands::
+
+    /task <text>   set the task instruction (latched on /ember/instruction)
+    /next /discard /stop /start   recorder control (save and start a new episode, drop it, stop, start)
+    /estop         engage the bridge's latching e-stop      /reset   release it (e-stop false, then reset)
+    /help          this list                                 /quit    leave (so does Ctrl-D)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from real.recorder import CONTROL_COMMANDS
+from real.ros import (
+    CORRECTION_TOPIC,
+    ESTOP_RESET_TOPIC,
+    ESTOP_TOPIC,
+    INSTRUCTION_TOPIC,
+    RECORDER_CONTROL_TOPIC,
+    require_rclpy,
+    ros_env_warning,
+)
+
+HELP = __doc__.split("::", 1)[1].strip("\n") if __doc__ else ""
+
+
+@dataclass
+class CorrectConfig:
+    """Fields of ``ember correct`` (``--task="stack the cubes"`` etc.)."""
+
+    task: str = ""
+    """If set, published as the task instruction before the first line is read."""
+    correction_topic: str = CORRECTION_TOPIC
+    instruction_topic: str = INSTRUCTION_TOPIC
+    control_topic: str = RECORDER_CONTROL_TOPIC
+    estop_topic: str = ESTOP_TOPIC
+    estop_reset_topic: str = ESTOP_RESET_TOPIC
+    wait_s: float = 10.0
+    """Wait up to this long for nodes listening to corrections before reading the first line."""
+    listeners: int = 0
+    """Wait for this many listening nodes (the policy node and the recorder: 2); 0: the first one, then until
+    no new one has appeared for 2 s."""
+    prompt: bool = True
+    """Show a prompt (off when input is piped)."""
+
+
+@dataclass
+class CorrectResult:
+    corrections: int = 0
+    commands: dict[str, int] = field(default_factory=dict)
+
+
+def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: TextIO | None = None) -> CorrectResult:
+    """Read lines (stdin by default) and publish them until ``/quit`` or end of input.
+
+    Uses its own rclpy context, so it also works inside a process that already runs other nodes.
+    """
+    rclpy = require_rclpy()
+    from std_msgs.msg import Bool, String
+
+    from real import ros
+
+    out = out or sys.stdout
+    source = lines if lines is not None else _stdin_lines(cfg.prompt and sys.stdin.isatty(), out)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("ember_correct", context=context)
+    result = CorrectResult()
+    try:
+        warning = ros_env_warning()
+        if warning:
+            print(f"warning: {warning}", file=out)
+        corrections = node.create_publisher(String, cfg.correction_topic, ros.qos_command())
+        instruction = node.create_publisher(String, cfg.instruction_topic, ros.qos_latched())
+        control = node.create_publisher(String, cfg.control_topic, ros.qos_command())
+        estop = node.create_publisher(Bool, cfg.estop_topic, ros.qos_latched())
+        reset = node.create_publisher(Bool, cfg.estop_reset_topic, ros.qos_command())
+        _wait_for_subscribers(corrections, cfg.wait_s, count=cfg.listeners)
+        print(f"ready: {corrections.get_subscription_count()} node(s) listening on {cfg.correction_topic}", file=out,
+              flush=True)
+        if cfg.task:
+            instruction.publish(String(data=cfg.task))
+            print(f"task: {cfg.task}", file=out)
+        for raw in source:
+            line = raw.strip()
+            if not line:
+                continue
+            if not line.startswith("/"):
+                corrections.publish(String(data=line))
+                result.corrections += 1
+                print(f"correction sent: {line}", file=out, flush=True)
+                continue
+            verb, _, arg = line[1:].partition(" ")
+            verb = verb.lower()
+            if verb in ("quit", "exit", "q"):
+                break
+            result.commands[verb] = result.commands.get(verb, 0) + 1
+            if verb == "task" and arg.strip():
+                instruction.publish(String(data=arg.strip()))
+                print(f"task: {arg.strip()}", file=out)
+            elif verb in CONTROL_COMMANDS:
+                _wait_for_subscribers(control, cfg.wait_s, settle_s=0.2)
+                control.publish(String(data=verb))
+                print(f"recorder: {verb}", file=out)
+            elif verb == "estop":
+                estop.publish(Bool(data=True))
+                print("E-STOP sent", file=out)
+            elif verb == "reset":
+                estop.publish(Bool(data=False))
+                time.sleep(0.2)  # let the bridge see the released e-stop topic before the reset request
+                reset.publish(Bool(data=True))
+                print("e-stop released and reset requested", file=out)
+            else:
+                print(HELP, file=out)
+        time.sleep(0.3)  # reliable delivery of the last messages before the node goes away
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return result
+
+
+def _wait_for_subscribers(publisher: Any, timeout: float, settle_s: float = 2.0, count: int = 0) -> bool:
+    """Wait (at most ``timeout``) for ``count`` subscribers, or for one and then until no new one has appeared
+    for ``settle_s``: nodes are discovered one by one, and a volatile message reaches only those matched."""
+    end = time.monotonic() + timeout
+    while publisher.get_subscription_count() < max(count, 1):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    if count:
+        time.sleep(0.1)  # matched on our side; give the other side a moment too
+        return True
+    count, stable_since = publisher.get_subscription_count(), time.monotonic()
+    while time.monotonic() - stable_since < settle_s and time.monotonic() < end:
+        time.sleep(0.05)
+        now_count = publisher.get_subscription_count()
+        if now_count != count:
+            count, stable_since = now_count, time.monotonic()
+    return True
+
+
+def _stdin_lines(prompt: bool, out: TextIO) -> Iterable[str]:
+    if prompt:
+        print("type a correction and press Enter (/help for commands, Ctrl-D to quit)", file=out)
+    while True:
+        if prompt:
+            print("correction> ", end="", file=out, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-correct [--task=TEXT] [--correction_topic=...]`` (same fields as ``ember correct``)."""
+    from ember.config import apply_overrides
+
+    cfg = apply_overrides(CorrectConfig(), list(sys.argv[1:] if args is None else args))
+    try:
+        run_correct(cfg)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""``ember deploy``: the bridge, the policy node (and the mock arm, the recorder) in ONE process.
+
+For users who installed ember with pip only (no ``ros2 launch``): the same node classes as the console scripts,
+added to one rclpy ``MultiThreadedExecutor`` in a private context. Nodes still talk over DDS (so a real arm's
+ros2_control stack on the same ROS domain sees the same topics), and a ROS params file in the
+``launch/config/*.yaml`` format can tune any node's parameters.
+
+Writes a run folder (``config.json``, ``metrics.json`` with the bridge's safety counters and latencies, the
+policy's counters and, with the mock arm, its audit of every command it received).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from real.errors import RealError
+from real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC, require_rclpy
+
+
+@dataclass
+class DeployConfig:
+    """Fields of ``ember deploy`` (``--checkpoint=... --use_mock=false --duration_s=60``)."""
+
+    checkpoint: str = ""
+    """Folder written by ``ember train`` (its ``pretrained_model/`` or the run folder)."""
+    robot: str = "panda"
+    rate_hz: float = 10.0
+    """Control rate (the training dataset's fps); also the bridge's command rate."""
+    use_mock: bool = True
+    """Also run the MuJoCo mock arm (false: command the real arm's controller on ``controller_topic``)."""
+    task: str = ""
+    controller_topic: str = CONTROLLER_TOPIC
+    joint_states_topic: str = JOINT_STATES_TOPIC
+    cameras: tuple[str, ...] = ()
+    """Cameras the policy reads; empty: the checkpoint's ``observation.images.<cam>`` names."""
+    camera_topic_prefix: str = CAMERA_PREFIX
+    """Camera ``<cam>`` publishes ``<prefix>/<cam>/image_raw`` (remap a real camera driver's topics to this)."""
+    record: str = ""
+    """If set, also run the recorder into this (new) dataset folder."""
+    duration_s: float = 0.0
+    """Stop after this many seconds (0: run until Ctrl-C)."""
+    device: str = "cpu"
+    seed: int = 0
+    params_file: str = ""
+    """A ROS 2 params YAML (``launch/config/*.yaml`` format) applied to every node."""
+    out: str = ""
+    """Run folder; empty: outputs/deploy/<date>_<time>."""
+
+
+def checkpoint_cameras(checkpoint: str) -> tuple[str, ...]:
+    """Camera names a checkpoint needs (from its config.json, without loading weights)."""
+    from policies.base import read_checkpoint_config
+
+    features = read_checkpoint_config(checkpoint).get("input_features", {})
+    prefix = "observation.images."
+    return tuple(k[len(prefix):] for k in features if k.startswith(prefix))
+
+
+def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
+    """Run until ``duration_s`` or Ctrl-C; returns (and writes to ``<out>/metrics.json``) a summary."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    rclpy = require_rclpy()
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from ember.config import save_config
+    from ember.runs import default_out, prepare_run_folder
+    from real.bridge import BridgeConfig
+    from real.mock_arm import MockArmConfig
+    from real.nodes.bridge_node import BridgeNode
+    from real.nodes.policy_node import PolicyNode
+    from real.policy_node import PolicyNodeConfig
+    from real.recorder import RecorderConfig
+
+    if not cfg.checkpoint:
+        raise RealError("no checkpoint: pass --checkpoint=<folder written by `ember train`>.")
+    if cfg.params_file and not Path(cfg.params_file).is_file():
+        raise RealError(f"params_file '{cfg.params_file}' does not exist.")
+    out = prepare_run_folder(cfg.out or default_out("deploy"))
+    save_config(cfg, out)
+    cameras = cfg.cameras or checkpoint_cameras(cfg.checkpoint)
+
+    args = ["ember_deploy"] + (["--ros-args", "--params-file", cfg.params_file] if cfg.params_file else [])
+    context = rclpy.Context()
+    rclpy.init(args=args, context=context)
+    nodes: list[Any] = []
+    summary: dict[str, Any] = {}
+    try:
+        common = {"context": context}
+        bridge = BridgeNode(BridgeConfig(robot=cfg.robot, rate_hz=cfg.rate_hz, controller_topic=cfg.controller_topic,
+                                         joint_states_topic=cfg.joint_states_topic), **common)
+        policy = PolicyNode(PolicyNodeConfig(checkpoint=cfg.checkpoint, robot=cfg.robot, rate_hz=cfg.rate_hz,
+                                             device=cfg.device, seed=cfg.seed, task=cfg.task, cameras=cameras,
+                                             camera_topic_prefix=cfg.camera_topic_prefix,
+                                             joint_states_topic=cfg.joint_states_topic), **common)
+        nodes += [policy, bridge]
+        recorder = None
+        if cfg.record:
+            from real.nodes.recorder_node import RecorderNode
+
+            recorder = RecorderNode(RecorderConfig(root=cfg.record, robot=cfg.robot, fps=round(cfg.rate_hz),
+                                                   task=cfg.task, cameras=cameras or ("front",),
+                                                   camera_topic_prefix=cfg.camera_topic_prefix,
+                                                   command_topic=cfg.controller_topic,
+                                                   joint_states_topic=cfg.joint_states_topic), **common)
+            nodes.append(recorder)
+        # The mock arm last: its camera thread loads Mesa's GL (with its own LLVM); importing torch's triton
+        # (done while loading the checkpoint) after that crashes the process. Policy first, GL second.
+        mock = None
+        if cfg.use_mock:
+            from real.nodes.mock_arm_node import MockArmNode
+
+            mock = MockArmNode(MockArmConfig(robot=cfg.robot, cameras=cameras or ("front",),
+                                             camera_topic_prefix=cfg.camera_topic_prefix,
+                                             joint_states_topic=cfg.joint_states_topic,
+                                             controller_topic=cfg.controller_topic), **common)
+            nodes.append(mock)
+        executor = MultiThreadedExecutor(num_threads=3, context=context)
+        for node in nodes:
+            executor.add_node(node)
+        end = time.monotonic() + cfg.duration_s if cfg.duration_s > 0 else float("inf")
+        try:
+            while context.ok() and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        summary = {"bridge": bridge.status(), "policy": policy.status()}
+        if mock is not None:
+            summary["mock_arm"] = mock.stats()
+        if recorder is not None:
+            recorder.close()
+            summary["recorder"] = recorder.status()
+        executor.shutdown(timeout_sec=1.0)
+    finally:
+        for node in reversed(nodes):
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["out"] = str(out)
+    return summary

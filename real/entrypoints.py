@@ -1,0 +1,51 @@
+"""Every executable of real/: console script name -> module, node name and config (one table, no ROS imports).
+
+``pyproject.toml``'s ``[project.scripts]`` must list exactly these (a test checks it once installed), the
+launch files start them by these names, and the launch-file test checks parameters against the configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from real.bridge import DERIVED_PARAMETERS as BRIDGE_DERIVED
+from real.bridge import NODE_NAME as BRIDGE_NODE
+from real.bridge import BridgeConfig
+from real.mock_arm import NODE_NAME as MOCK_ARM_NODE
+from real.mock_arm import MockArmConfig
+from real.params import parameter_names
+from real.policy_node import NODE_NAME as POLICY_NODE
+from real.policy_node import PolicyNodeConfig
+from real.recorder import NODE_NAME as RECORDER_NODE
+from real.recorder import RecorderConfig
+
+PACKAGE = "ember"
+"""The colcon/ament package name (package.xml) that ``ros2 launch`` and ``ros2 run`` look executables up in."""
+
+
+@dataclass(frozen=True)
+class Executable:
+    name: str
+    """Console script name (``ros2 run ember <name>``)."""
+    target: str
+    """``module:function``."""
+    node_name: str = ""
+    """Default ROS node name ('' for tools that are not nodes)."""
+    config: type | None = None
+    derived: frozenset[str] = frozenset()
+
+    def parameters(self) -> list[str]:
+        """ROS parameters the node declares."""
+        return [] if self.config is None else parameter_names(self.config, self.derived)
+
+
+EXECUTABLES: dict[str, Executable] = {e.name: e for e in (
+    Executable("ember-mock-arm", "real.mock_arm:main", MOCK_ARM_NODE, MockArmConfig),
+    Executable("ember-bridge", "real.bridge:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
+    Executable("ember-policy-node", "real.policy_node:main", POLICY_NODE, PolicyNodeConfig),
+    Executable("ember-recorder", "real.recorder:main", RECORDER_NODE, RecorderConfig),
+    Executable("ember-correct", "real.correct:main"),
+)}
+
+CONSOLE_SCRIPTS: dict[str, str] = {name: e.target for name, e in EXECUTABLES.items()}
+"""What ``[project.scripts]`` in pyproject.toml should contain for real/."""

@@ -1,0 +1,195 @@
+"""``ember-mock-arm``: a MuJoCo arm that looks like ros2_control + joint_trajectory_controller from outside.
+
+It publishes what a real ros2_control arm publishes (``sensor_msgs/JointState`` on ``/joint_states`` at a set
+rate, camera ``Image`` + ``CameraInfo``, the URDF on ``/robot_description``) and follows
+``trajectory_msgs/JointTrajectory`` on ``/joint_trajectory_controller/joint_trajectory`` with JTC's semantics
+(``real.trajectory``). Physics runs in real time in its own thread (catching up after a slow wake-up, so sim
+time never drifts from wall time); cameras render in another thread with their own GL context and ``MjData``.
+
+Because it *is* the arm, it also audits every command it receives (``CommandAuditor``: limits, jumps,
+velocities) and publishes the counts on ``/mock_arm/stats``: that is the ground truth the fault-injection tests
+read. ``/mock_arm/inject`` (``std_msgs/String``) simulates sensor faults: ``drop_state <s>`` stops joint states
+for ``s`` seconds, ``delay_stamp <s>`` stamps them ``s`` seconds in the past (0 turns it off).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from real.errors import RealError
+from real.robot import home_state, joint_limits, load_robot
+from real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC
+from real.trajectory import AuditConfig, CommandAuditor, TrajectoryFollower, TrajectoryPoint
+
+NODE_NAME = "mock_arm"
+
+
+@dataclass
+class MockArmConfig:
+    """Parameters of ``ember-mock-arm`` (ROS parameters of the same names)."""
+
+    robot: str = "panda"
+    physics_hz: float = 500.0
+    """MuJoCo steps per second of wall time (the model's timestep is 1/physics_hz)."""
+    state_rate_hz: float = 100.0
+    """JointState publishing rate (joint_state_broadcaster's ``publish_rate``)."""
+    camera_rate_hz: float = 10.0
+    cameras: tuple[str, ...] = ("front",)
+    """Cameras to render, from ``real.scene.CAMERAS`` (empty: no images)."""
+    image_width: int = 128
+    image_height: int = 96
+    joint_states_topic: str = JOINT_STATES_TOPIC
+    controller_topic: str = CONTROLLER_TOPIC
+    camera_topic_prefix: str = CAMERA_PREFIX
+    stats_topic: str = "/mock_arm/stats"
+    inject_topic: str = "/mock_arm/inject"
+    initial_positions: tuple[float, ...] = ()
+    """Start pose in state order (arm + gripper); empty: the robot's home pose."""
+    reject_unsafe: bool = True
+    """Refuse commands the audit finds unsafe (as a real arm's reflexes would) instead of executing them."""
+    audit_max_step: float = 0.3
+    """Arm-side audit: largest allowed jump of a command's first point from the measured position."""
+    frame_id: str = "base_link"
+    publish_robot_description: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("physics_hz", "state_rate_hz", "camera_rate_hz"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.image_width % 2 or self.image_height % 2 or min(self.image_width, self.image_height) < 8:
+            raise ValueError("image_width/height must be even and at least 8 (video encoders need even sizes)")
+
+
+class MockArmSim:
+    """The physics side, ROS-free: scene, trajectory follower, auditor; stepping and rendering."""
+
+    def __init__(self, config: MockArmConfig) -> None:
+        import mujoco
+
+        from real.scene import ROBOT_PREFIX, build_scene
+
+        self.config = cfg = config
+        self.robot = load_robot(cfg.robot)
+        self.limits = joint_limits(self.robot)
+        self.names = self.robot.state_names
+        spec = build_scene(self.robot.name, (cfg.image_width, cfg.image_height))
+        spec.option.timestep = 1.0 / cfg.physics_hz
+        self.model = spec.compile()
+        self.model.vis.quality.shadowsize = 0
+        self.model.vis.quality.offsamples = 0
+        self.data = mujoco.MjData(self.model)
+        self._mj = mujoco
+        jids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, ROBOT_PREFIX + n) for n in self.names]
+        self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
+        self._dadr = np.array([self.model.jnt_dofadr[j] for j in jids])
+        self._act = np.array([mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, ROBOT_PREFIX + n)
+                              for n in self.names])
+        if np.any(self._act < 0):
+            raise RealError(f"robot '{self.robot.name}' needs one position actuator per joint {self.names}")
+        q0 = np.asarray(cfg.initial_positions, float) if cfg.initial_positions else home_state(self.robot)
+        if q0.shape != (len(self.names),):
+            raise RealError(f"initial_positions needs {len(self.names)} values ({self.names}), got {q0.size}")
+        q0 = np.clip(q0, self.limits.lower, self.limits.upper)
+        self.data.qpos[self._qadr] = q0
+        self.data.ctrl[self._act] = q0
+        mujoco.mj_forward(self.model, self.data)
+        self.follower = TrajectoryFollower(self.names, q0)
+        self.auditor = CommandAuditor(self.names, self.limits.lower, self.limits.upper, self.limits.velocity,
+                                      AuditConfig(max_step=cfg.audit_max_step))
+        self.lock = threading.Lock()
+        self.sim_start = time.monotonic()
+        self.steps = 0
+        self.overruns = 0
+        """Times physics fell more than 100 ms behind wall time and skipped ahead."""
+
+    def advance(self, now: float) -> None:
+        """Step until simulated time reaches ``now`` (monotonic), the controls following the setpoint."""
+        hz = self.config.physics_hz
+        due = int((now - self.sim_start) * hz)
+        if due - self.steps > 0.1 * hz:
+            self.overruns += 1
+            self.steps = due - 1
+        while self.steps < due:
+            self.steps += 1
+            setpoint = self.follower.setpoint(self.sim_start + self.steps / hz)
+            with self.lock:
+                self.data.ctrl[self._act] = setpoint
+                self._mj.mj_step(self.model, self.data)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Measured positions, velocities and actuator efforts (state order)."""
+        with self.lock:
+            return (self.data.qpos[self._qadr].copy(), self.data.qvel[self._dadr].copy(),
+                    self.data.qfrc_actuator[self._dadr].copy())
+
+    def qpos(self) -> np.ndarray:
+        with self.lock:
+            return self.data.qpos.copy()
+
+    def command(self, names: list[str], points: list[TrajectoryPoint], now: float) -> str | None:
+        """Audit and (unless unsafe and refused) execute a trajectory; returns the problem, if any."""
+        measured = self.state()[0]
+        problem = self.auditor.audit(names, points, measured, self.follower.setpoint(now))
+        if problem is not None and self.config.reject_unsafe:
+            return f"unsafe command refused: {problem}"
+        refused = self.follower.set_trajectory(names, points, now)
+        return None if refused is None else f"trajectory refused: {refused}"
+
+
+class CameraThread(threading.Thread):
+    """Renders the cameras at a fixed rate from snapshots of the physics state (own GL context + MjData)."""
+
+    def __init__(self, sim: MockArmSim, publish: Any, stop: threading.Event) -> None:
+        super().__init__(name="mock_arm_cameras", daemon=True)
+        self.sim, self.publish, self.stop = sim, publish, stop
+        self.frames = 0
+
+    def run(self) -> None:
+        import mujoco
+
+        cfg, model = self.sim.config, self.sim.model
+        renderer = mujoco.Renderer(model, height=cfg.image_height, width=cfg.image_width)
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+            renderer.scene.flags[flag] = 0
+        option = mujoco.MjvOption()
+        option.geomgroup[:] = 0
+        option.geomgroup[:3] = 1  # scene + visual meshes; collision geoms and sites hidden
+        data = mujoco.MjData(model)
+        period = 1.0 / cfg.camera_rate_hz
+        next_t = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                data.qpos[:] = self.sim.qpos()
+                stamp = time.time()
+                mujoco.mj_forward(model, data)
+                for cam in cfg.cameras:
+                    renderer.update_scene(data, camera=cam, scene_option=option)
+                    self.publish(cam, renderer.render(), stamp)
+                self.frames += 1
+                next_t += period
+                delay = next_t - time.monotonic()
+                if delay < -period:
+                    next_t = time.monotonic()
+                self.stop.wait(max(0.0, delay))
+        finally:
+            renderer.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-mock-arm`` (accepts ``--ros-args -p name:=value --params-file f.yaml``)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from real.nodes.mock_arm_node import MockArmNode
+    from real.ros import run_node
+
+    return run_node(MockArmNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The rclpy node of the bridge (see ``real.bridge`` for its job and topics)."""
+
+from __future__ import annotations
+
+import array
+import json
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+from trajectory_msgs.msg import JointTrajectory
+
+from real import ros
+from real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
+from real.observation import Observation, ObservationBuilder, Staleness
+from real.params import declare_config
+from real.robot import ForwardKinematics, joint_limits, load_robot
+from real.safety import ESTOP, STALE_OBSERVATION, SafetyFilter
+
+
+class BridgeNode(Node):
+    """Observation dict + safety filter in front of the controller."""
+
+    def __init__(self, defaults: BridgeConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.cfg = cfg = declare_config(self, BridgeConfig, defaults, derived=DERIVED_PARAMETERS)
+        self.robot = load_robot(cfg.robot)
+        self.names = self.robot.state_names
+        safety = cfg.safety_config()
+        self.period = safety.command_period_s
+        fk = ForwardKinematics(self.robot)
+        self.filter = SafetyFilter(joint_limits(self.robot), safety, fk=fk.ee_position,
+                                   logger=self.get_logger().warning)
+        self.observations = ObservationBuilder(
+            self.names, cfg.cameras, max_state_age_s=safety.observation_timeout_ms / 1e3,
+            max_image_age_s=cfg.max_image_age_ms / 1e3, check_stamps=cfg.check_stamps)
+        self.state = "waiting"
+        """waiting (no command yet), running, hold (watchdog or silent policy) or estop."""
+        self.hold_reason = ""
+        self.actions = 0
+        self.commands = 0
+        self.last_action_time = -np.inf
+        self._estop_topic_value = False
+        self.latency_ms: deque[float] = deque(maxlen=5000)
+        """The last 5000 commands: action receipt -> command published (the bridge's own processing)."""
+        self.obs_to_command_ms: deque[float] = deque(maxlen=5000)
+        """Per command: receipt of the latest joint state -> command published."""
+
+        self._cmd_pub = self.create_publisher(JointTrajectory, cfg.controller_topic, ros.qos_command())
+        self._command = ros.joint_trajectory(self.names, np.zeros(len(self.names)), self.period)  # reused
+        self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
+        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor())
+        for cam in cfg.cameras:
+            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
+                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor())
+        self.create_subscription(JointState, cfg.action_topic, self._on_action, ros.qos_command())
+        self.create_subscription(Bool, cfg.estop_topic, self._on_estop, ros.qos_latched())
+        self.create_subscription(Bool, cfg.estop_reset_topic, self._on_estop_reset, ros.qos_command())
+        self.create_timer(max(0.005, safety.observation_timeout_ms / 1e4), self._watchdog)  # 10 checks per timeout
+        self.create_timer(1.0 / cfg.status_rate_hz, self.publish_status)
+        if cfg.realtime_priority:
+            problem = ros.set_realtime_priority(cfg.realtime_priority)
+            if problem:
+                self.get_logger().warning(problem)
+        self.get_logger().info(
+            f"bridge for {self.robot.name}: {cfg.action_topic} -> safety filter -> {cfg.controller_topic} at "
+            f"{cfg.rate_hz:g} Hz (watchdog {safety.observation_timeout_ms:g} ms, max step {safety.max_step} rad)")
+
+    # ------------------------------------------------------------------------------------- inputs
+    def _on_state(self, msg: JointState) -> None:
+        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
+
+    def observation(self) -> Observation | Staleness:
+        """The current observation dict (for in-process policies, e.g. ``ember deploy``)."""
+        return self.observations.build()
+
+    def _on_action(self, msg: JointState) -> None:
+        received = time.monotonic()
+        self.actions += 1
+        self.last_action_time = received
+        latest = self.observations.latest_state()
+        measured = None if latest is None else latest[0].astype(float)
+        obs_age = self.observations.state_age(received)
+        stamp = ros.stamp_to_sec(msg.header.stamp)
+        action_age = time.time() - stamp if (self.cfg.check_stamps and stamp > 0) else 0.0
+        decision = self.filter.check(msg.name, msg.position, measured=measured, observation_age_s=obs_age,
+                                     action_age_s=action_age, now=received)
+        if not decision.ok:
+            return
+        self._send(decision.target)
+        done = time.monotonic()
+        self.latency_ms.append((done - received) * 1e3)
+        if latest is not None:
+            self.obs_to_command_ms.append((done - latest[1]) * 1e3)
+        if self.state != "running":
+            self.get_logger().info(f"commanding the arm ({self.state} -> running)")
+        self.state, self.hold_reason = "running", ""
+
+    def _on_estop(self, msg: Bool) -> None:
+        self._estop_topic_value = bool(msg.data)
+        if msg.data and not self.filter.estopped:
+            self.filter.engage_estop(f"{self.cfg.estop_topic} is true")
+            self._hold(ESTOP, prefer_measured=True)
+            self.state = "estop"
+            self.publish_status()
+
+    def _on_estop_reset(self, msg: Bool) -> None:
+        if not msg.data or not self.filter.estopped:
+            return
+        if self._estop_topic_value:
+            self.get_logger().error(f"e-stop reset refused: {self.cfg.estop_topic} still reads true")
+            return
+        self.filter.reset_estop()
+        self.state, self.hold_reason = "waiting", ""
+        self.publish_status()
+
+    # ------------------------------------------------------------------------------------- holding
+    def _watchdog(self) -> None:
+        if self.state != "running":
+            return
+        now = time.monotonic()
+        age = self.observations.state_age(now)
+        if age * 1e3 > self.filter.config.observation_timeout_ms:
+            self.filter.counts["watchdog_holds"] += 1
+            self._hold(STALE_OBSERVATION)
+            self.state, self.hold_reason = "hold", f"stale observation ({age * 1e3:.0f} ms)"
+            self.get_logger().warning(f"watchdog: {self.hold_reason}; holding position")
+        elif (now - self.last_action_time) * 1e3 > self.cfg.policy_timeout_ms:
+            self.filter.counts["policy_timeouts"] += 1
+            self._hold("policy_timeout")
+            self.state, self.hold_reason = "hold", "no actions from the policy"
+            self.get_logger().warning(f"watchdog: {self.hold_reason} for {self.cfg.policy_timeout_ms:g} ms; holding")
+
+    def _hold(self, reason: str, prefer_measured: bool = False) -> None:
+        latest = self.observations.latest_state()
+        fresh = latest is not None and self.observations.state_age() * 1e3 <= self.filter.config.observation_timeout_ms
+        measured = latest[0].astype(float) if fresh else None
+        target = self.filter.hold(measured, reason, prefer_measured=prefer_measured)
+        if target is not None:
+            self._send(target)
+
+    def _send(self, target: np.ndarray) -> None:
+        self._command.points[0].positions = array.array("d", target.tolist())  # typed array: no per-value checks
+        self._cmd_pub.publish(self._command)
+        self.commands += 1
+
+    # ------------------------------------------------------------------------------------- status
+    def status(self) -> dict[str, Any]:
+        def pct(values: deque[float]) -> dict[str, float]:
+            if not values:
+                return {}
+            arr = np.fromiter(values, float)
+            return {"p50": round(float(np.percentile(arr, 50)), 3), "p99": round(float(np.percentile(arr, 99)), 3),
+                    "max": round(float(arr.max()), 3), "n": int(arr.size)}
+
+        return {"state": self.state, "hold_reason": self.hold_reason, "actions": self.actions,
+                "commands": self.commands, "estop": self.filter.estopped, "safety": self.filter.summary(),
+                "watchdog_holds": int(self.filter.counts.get("watchdog_holds", 0)),
+                "policy_timeouts": int(self.filter.counts.get("policy_timeouts", 0)),
+                "dropped_states": self.observations.dropped_states,
+                "latency_ms": pct(self.latency_ms), "obs_to_command_ms": pct(self.obs_to_command_ms)}
+
+    def publish_status(self) -> None:
+        self._status_pub.publish(String(data=json.dumps(self.status())))

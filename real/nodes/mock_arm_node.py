@@ -1,0 +1,134 @@
+"""The rclpy node of the mock arm (see ``real.mock_arm`` for what it simulates and why)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from real import ros
+from real.errors import RealError
+from real.mock_arm import NODE_NAME, CameraThread, MockArmConfig, MockArmSim
+from real.params import declare_config
+from real.scene import CAMERAS
+from real.trajectory import TrajectoryPoint
+
+
+class MockArmNode(Node):
+    """ROS face of :class:`MockArmSim`."""
+
+    def __init__(self, defaults: MockArmConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.cfg = cfg = declare_config(self, MockArmConfig, defaults)
+        unknown = [c for c in cfg.cameras if c not in CAMERAS]
+        if unknown:
+            raise RealError(f"unknown cameras {unknown}; the mock scene has {list(CAMERAS)}")
+        self.sim = MockArmSim(cfg)
+        self._stop = threading.Event()
+        self._drop_until = 0.0
+        self._stamp_delay = 0.0
+        self.state_msgs = 0
+        self._js_pub = self.create_publisher(JointState, cfg.joint_states_topic, ros.qos_command())
+        self._stats_pub = self.create_publisher(String, cfg.stats_topic, ros.qos_latched())
+        self._img_pubs = {c: self.create_publisher(Image, ros.image_topic(cfg.camera_topic_prefix, c), 2)
+                          for c in cfg.cameras}
+        self._info_pubs = {c: self.create_publisher(CameraInfo, ros.camera_info_topic(cfg.camera_topic_prefix, c),
+                                                    2) for c in cfg.cameras}
+        self.create_subscription(JointTrajectory, cfg.controller_topic, self._on_trajectory, ros.qos_command())
+        self.create_subscription(String, cfg.inject_topic, self._on_inject, ros.qos_command())
+        if cfg.publish_robot_description:
+            pub = self.create_publisher(String, "/robot_description", ros.qos_latched())
+            with open(self.sim.robot.description_path) as f:
+                pub.publish(String(data=f.read()))
+            self._description_pub = pub
+        self.create_timer(0.2, self._publish_stats)
+        self._physics = threading.Thread(target=self._physics_loop, name="mock_arm_physics", daemon=True)
+        self._physics.start()
+        self._cameras = None
+        if cfg.cameras:
+            self._cameras = CameraThread(self.sim, self._publish_image, self._stop)
+            self._cameras.start()
+        self.get_logger().info(
+            f"mock {self.sim.robot.name}: {len(self.sim.names)} joints, states at {cfg.state_rate_hz:g} Hz on "
+            f"{cfg.joint_states_topic}, cameras {list(cfg.cameras)} at {cfg.camera_rate_hz:g} Hz, "
+            f"following {cfg.controller_topic}")
+
+    # ------------------------------------------------------------------------------- threads
+    def _physics_loop(self) -> None:
+        period = 1.0 / self.cfg.state_rate_hz
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self.sim.advance(now)
+            if now >= self._drop_until:
+                self._publish_state()
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay < -period:
+                next_t = time.monotonic()
+            self._stop.wait(max(0.0, delay))
+
+    def _publish_state(self) -> None:
+        q, v, e = self.sim.state()
+        msg = JointState()
+        msg.header.stamp = ros.sec_to_stamp(time.time() - self._stamp_delay)
+        msg.header.frame_id = self.cfg.frame_id
+        msg.name = list(self.sim.names)
+        msg.position, msg.velocity, msg.effort = q.tolist(), v.tolist(), e.tolist()
+        self._js_pub.publish(msg)
+        self.state_msgs += 1
+
+    def _publish_image(self, cam: str, img: np.ndarray, stamp: float) -> None:
+        st = ros.sec_to_stamp(stamp)
+        frame = f"{cam}_optical_frame"
+        self._img_pubs[cam].publish(ros.numpy_to_image(img, st, frame))
+        fovy = float(CAMERAS[cam][2])
+        self._info_pubs[cam].publish(ros.camera_info(img.shape[1], img.shape[0], fovy, st, frame))
+
+    # ------------------------------------------------------------------------------- callbacks
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        points = [TrajectoryPoint(ros.duration_to_sec(p.time_from_start), list(p.positions)) for p in msg.points]
+        problem = self.sim.command(list(msg.joint_names), points, time.monotonic())
+        if problem:
+            self.get_logger().error(problem, throttle_duration_sec=1.0)
+
+    def _on_inject(self, msg: String) -> None:
+        parts = msg.data.split()
+        try:
+            kind, value = parts[0], float(parts[1])
+        except (IndexError, ValueError):
+            self.get_logger().error(f"inject: expected 'drop_state <s>' or 'delay_stamp <s>', got {msg.data!r}")
+            return
+        if kind == "drop_state":
+            self._drop_until = time.monotonic() + value
+        elif kind == "delay_stamp":
+            self._stamp_delay = value
+        else:
+            self.get_logger().error(f"inject: unknown fault {kind!r}")
+            return
+        self.get_logger().warning(f"fault injected: {msg.data}")
+
+    def stats(self) -> dict[str, Any]:
+        q = self.sim.state()[0]
+        return {**self.sim.auditor.summary(), "accepted": self.sim.follower.accepted,
+                "refused": self.sim.follower.refused, "state_msgs": self.state_msgs,
+                "camera_frames": self._cameras.frames if self._cameras else 0,
+                "physics_overruns": self.sim.overruns, "sim_time": self.sim.steps / self.cfg.physics_hz,
+                "position": [round(float(x), 6) for x in q],
+                "target": [round(float(x), 6) for x in self.sim.follower.final_target()]}
+
+    def _publish_stats(self) -> None:
+        self._stats_pub.publish(String(data=json.dumps(self.stats())))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._physics.join(timeout=2.0)
+        if self._cameras is not None:
+            self._cameras.join(timeout=2.0)

@@ -1,0 +1,162 @@
+"""The rclpy node that runs a checkpoint (see ``real.policy_node`` for the control loop it implements)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+
+from real import ros
+from real.chunking import ChunkConfig, ChunkExecutor
+from real.language import LanguageState
+from real.observation import ObservationBuilder, Staleness
+from real.params import declare_config
+from real.policy_node import NODE_NAME, PolicyNodeConfig
+from real.policy_runner import PolicyRunner, load_checkpoint
+from real.robot import load_robot
+
+
+class PolicyNode(Node):
+    """Fixed-rate policy execution with chunk prefetching and cross-fading."""
+
+    def __init__(self, defaults: PolicyNodeConfig | None = None, node_name: str = NODE_NAME,
+                 policy: Any = None, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.cfg = cfg = declare_config(self, PolicyNodeConfig, defaults)
+        torch.set_num_threads(max(1, cfg.num_threads))
+        torch.manual_seed(cfg.seed)
+        self.robot = load_robot(cfg.robot)
+        self.names = self.robot.state_names
+        self.runner = PolicyRunner(policy if policy is not None else load_checkpoint(cfg.checkpoint, cfg.device),
+                                   seed=cfg.seed)
+        self.runner.check_robot(len(self.names))
+        cameras = cfg.cameras or tuple(self.runner.cameras)
+        self.observations = ObservationBuilder(self.names, cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
+                                               max_image_age_s=cfg.max_image_age_ms / 1e3,
+                                               check_stamps=cfg.check_stamps)
+        self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s if cfg.follow_corrections else 0.0)
+        n_steps = cfg.n_action_steps or self.runner.n_action_steps
+        self.chunks = ChunkExecutor(ChunkConfig(n_action_steps=n_steps, prefetch_steps=min(cfg.prefetch_steps,
+                                                n_steps - 1), blend_steps=cfg.blend_steps))
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy_inference")
+        self._pending: tuple[Future, int, float] | None = None
+        self.period = 1.0 / cfg.rate_hz
+        self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0,
+                         "chunks": 0, "errors": 0}
+        self.inference_ms: deque[float] = deque(maxlen=1000)
+        self._last_tick: float | None = None
+        self._stale = True
+        self.last_staleness = ""
+
+        self._action_pub = self.create_publisher(JointState, cfg.action_topic, ros.qos_command())
+        self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
+        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor())
+        for cam in cameras:
+            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
+                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor())
+        self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
+                                 ros.qos_latched())
+        if cfg.follow_corrections:
+            self.create_subscription(String, cfg.correction_topic, lambda m: self.language.add_correction(m.data),
+                                     ros.qos_command())
+        self.create_timer(self.period, self._tick)
+        self.create_timer(1.0, self.publish_status)
+        self.get_logger().info(
+            f"policy {type(self.runner.policy).__name__} from '{cfg.checkpoint}' at {cfg.rate_hz:g} Hz, "
+            f"{n_steps} actions per chunk, inputs {self.runner.keys}, cameras {list(cameras)} -> {cfg.action_topic}")
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _on_state(self, msg: JointState) -> None:
+        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
+
+    # ----------------------------------------------------------------------------------------- control loop
+    def _tick(self) -> None:
+        now = time.monotonic()
+        c = self.counters
+        c["ticks"] += 1
+        if self._last_tick is not None and now - self._last_tick > 1.5 * self.period:
+            c["missed_ticks"] += int(round((now - self._last_tick) / self.period)) - 1
+        self._last_tick = now
+        obs = self.observations.build(now)
+        if isinstance(obs, Staleness):
+            c["stale_ticks"] += 1
+            self.last_staleness = str(obs)
+            if not self._stale:
+                self.get_logger().warning(f"observation stale ({obs}); pausing the policy")
+                self._restart()
+            return
+        if self._stale:
+            self.get_logger().info("observations fresh; running the policy")
+            self._stale = False
+        task = self.language.active(now)
+        obs.data["task"] = task
+        self.runner.push(obs.data)
+        self._collect_chunk()
+        if self._pending is None and self.chunks.wants_chunk():
+            window = self.runner.snapshot(task)
+            self._pending = (self._worker.submit(self._infer, window), self.chunks.step, now)
+        action = self.chunks.pop()
+        if action is None:
+            if c["chunks"]:
+                c["starved_ticks"] += 1
+            return
+        msg = JointState()
+        msg.header.stamp = ros.sec_to_stamp(obs.stamp)
+        msg.name = list(self.names)
+        msg.position = action.tolist()
+        self._action_pub.publish(msg)
+        c["published"] += 1
+
+    def _infer(self, window: dict[str, Any]) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        chunk = self.runner.infer(window)
+        return chunk, (time.perf_counter() - t0) * 1e3
+
+    def _collect_chunk(self) -> None:
+        if self._pending is None or not self._pending[0].done():
+            return
+        future, start_step, _ = self._pending
+        self._pending = None
+        try:
+            chunk, ms = future.result()
+        except Exception as exc:  # a failing policy must not kill the node silently
+            self.counters["errors"] += 1
+            self.get_logger().error(f"policy inference failed: {exc!r}", throttle_duration_sec=1.0)
+            return
+        self.inference_ms.append(ms)
+        self.chunks.add_chunk(chunk, start_step)
+        self.counters["chunks"] += 1
+
+    def _restart(self) -> None:
+        """After stale observations: drop queued actions and history (they describe a past state)."""
+        self._stale = True
+        self.chunks.reset()
+        self.runner.reset()
+        if self._pending is not None:
+            self._pending[0].cancel()
+            self._pending = None
+
+    # ----------------------------------------------------------------------------------------- status
+    def status(self) -> dict[str, Any]:
+        ms = np.fromiter(self.inference_ms, float) if self.inference_ms else np.zeros(0)
+        inference = ({"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
+                      "n": int(ms.size)} if ms.size else {})
+        return {**self.counters, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
+                "inference_ms": inference, "staleness": self.last_staleness}
+
+    def publish_status(self) -> None:
+        self._status_pub.publish(String(data=json.dumps(self.status())))
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,194 @@
+"""The rclpy node of the recorder (see ``real.recorder`` and ``real.recording``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from real import ros
+from real.errors import RealError
+from real.language import LanguageState
+from real.observation import ObservationBuilder, Staleness
+from real.params import declare_config
+from real.recorder import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
+from real.recording import EpisodeRecorder
+from real.robot import load_robot
+
+
+class RecorderNode(Node):
+    """Samples frames at ``fps``; language and control callbacks run in their own group, so a correction is
+    timestamped when it arrives even while an episode is being saved."""
+
+    def __init__(self, defaults: RecorderConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.cfg = cfg = declare_config(self, RecorderConfig, defaults)
+        if not cfg.root:
+            raise RealError("set the 'root' parameter to the dataset folder to create")
+        robot = load_robot(cfg.robot)
+        self.names = robot.state_names
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s)
+        self.recorder = EpisodeRecorder(cfg.root, cfg.fps, robot.name, self.names, cfg.cameras, self.language,
+                                        use_videos=cfg.use_videos)
+        self.observations = ObservationBuilder(self.names, cfg.cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
+                                               max_image_age_s=cfg.max_image_age_ms / 1e3,
+                                               check_stamps=cfg.check_stamps)
+        self._command: np.ndarray | None = None
+        self.recording = cfg.autostart
+        self._episode_start: float | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # the sampling callback and close() both touch the writer
+
+        sensors = MutuallyExclusiveCallbackGroup()
+        language = MutuallyExclusiveCallbackGroup()
+        sampling = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor(),
+                                 callback_group=sensors)
+        for cam in cfg.cameras:
+            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
+                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor(),
+                                     callback_group=sensors)
+        self.create_subscription(JointTrajectory, cfg.command_topic, self._on_command, ros.qos_command(),
+                                 callback_group=sensors)
+        self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
+                                 ros.qos_latched(), callback_group=language)
+        self.create_subscription(String, cfg.correction_topic, self._on_correction, ros.qos_command(),
+                                 callback_group=language)
+        self.create_subscription(String, cfg.control_topic, self._on_control, ros.qos_command(),
+                                 callback_group=language)
+        self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
+        self.create_timer(1.0 / cfg.fps, self._sample, callback_group=sampling)
+        self.create_timer(0.5, self.publish_status, callback_group=language)
+        self.get_logger().info(f"recording {cfg.fps} fps to '{cfg.root}' (cameras {list(cfg.cameras)}, "
+                               f"episodes of {cfg.episode_duration_s:g} s); corrections on {cfg.correction_topic}")
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _on_state(self, msg: JointState) -> None:
+        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        if not msg.points:
+            return
+        latest = self.observations.latest_state()
+        base = self._command if self._command is not None else (None if latest is None else latest[0])
+        if base is None:
+            return
+        target = np.array(base, dtype=np.float64)
+        for name, value in zip(msg.joint_names, msg.points[-1].positions, strict=False):
+            if name in self._index:
+                target[self._index[name]] = value
+        self._command = target
+
+    def _on_correction(self, msg: String) -> None:
+        corr = self.recorder.add_correction(msg.data, time.monotonic())
+        if corr is not None:
+            self.get_logger().info(f"correction: {corr.text!r}")
+
+    def _on_control(self, msg: String) -> None:
+        command = msg.data.strip().lower()
+        if command not in CONTROL_COMMANDS:
+            self.get_logger().error(f"unknown recorder command {msg.data!r}; use one of {CONTROL_COMMANDS}")
+            return
+        self._control = command  # executed by the sampling callback (it owns the writer)
+
+    # ----------------------------------------------------------------------------------------- sampling
+    _control: str | None = None
+
+    def _sample(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._sample_locked()
+
+    def _sample_locked(self) -> None:
+        now = time.monotonic()
+        command, self._control = self._control, None
+        if command is not None:
+            self._apply(command)
+        if not self.recording:
+            return
+        period = 1.0 / self.cfg.fps
+        obs = self.observations.build(now)
+        if isinstance(obs, Staleness):
+            self.recorder.stats.skipped_frames += 1
+            if self._episode_start is not None:  # a gap in the data, not in the episode's clock
+                self._episode_start += period
+            self.get_logger().warning(f"frame skipped: {obs}", throttle_duration_sec=2.0)
+            return
+        if self._episode_start is None:
+            self._episode_start = now
+        # Frame i belongs to time start + i / fps (the dataset's clock). A timer tick that came late (a loaded
+        # machine, a slow callback) must not compress that clock: fill the missed slots with the latest sample
+        # (sample-and-hold), so corrections and actions stay aligned with wall time.
+        due = int((now - self._episode_start) * self.cfg.fps + 1e-6) + 1
+        missing = due - self.recorder.episode_frames
+        if missing <= 0:
+            return
+        if missing > 1:
+            self.recorder.stats.repeated_frames += missing - 1
+            self.get_logger().warning(f"recorder fell {missing - 1} frame(s) behind; repeating the latest sample",
+                                      throttle_duration_sec=2.0)
+        action = self._command if self._command is not None else obs.data["observation.state"]
+        for i in range(self.recorder.episode_frames, due):
+            self.recorder.add_frame(obs.data, action, self._episode_start + i * period)
+            if self.cfg.episode_duration_s and self.recorder.episode_frames >= round(self.cfg.episode_duration_s
+                                                                                     * self.cfg.fps):
+                self._end_episode(save=True)
+                break
+
+    def _apply(self, command: str) -> None:
+        if command == "start":
+            self.recording = True
+        elif command == "next":
+            self._end_episode(save=True)
+            self.recording = True
+        elif command == "discard":
+            self.recorder.discard_episode()
+            self._episode_start = None
+        elif command == "stop":
+            self._end_episode(save=True)
+            self.recording = False
+
+    def _end_episode(self, save: bool) -> None:
+        if save and self.recorder.episode_frames >= self.cfg.min_episode_frames:
+            self.recorder.save_episode()
+        else:
+            self.recorder.discard_episode()
+        self._episode_start = None
+        if self.cfg.num_episodes and self.recorder.stats.episodes >= self.cfg.num_episodes:
+            self.recording = False
+            self.get_logger().info(f"recorded {self.recorder.stats.episodes} episodes; done")
+        self.publish_status()
+
+    # ----------------------------------------------------------------------------------------- status
+    def status(self) -> dict[str, Any]:
+        s = self.recorder.stats
+        return {"root": str(self.recorder.root), "recording": self.recording, "episodes": s.episodes,
+                "frames": s.frames, "episode_frames": s.episode_frames, "skipped_frames": s.skipped_frames,
+                "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
+                "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction}
+
+    def publish_status(self) -> None:
+        self._status_pub.publish(String(data=json.dumps(self.status())))
+
+    def close(self) -> None:
+        """Save the episode in progress (crash-safe shutdown on SIGINT/SIGTERM) and finalize."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.recorder.close(save=self.cfg.save_partial, min_frames=self.cfg.min_episode_frames)
+        # after shutdown the ROS logger can no longer reach /rosout: plain stderr
+        print(f"[ember_recorder] closed '{self.recorder.root}': {self.recorder.stats.episodes} episodes", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""``ember-policy-node``: run a trained checkpoint on the arm at a fixed control rate.
+
+Each control tick (``rate_hz``, which should equal the training dataset's fps): build the observation from the
+latest joint state and images (skip the tick if they are stale), push it into the policy's history, take the
+next action of the current chunk (``real.chunking``: chunks are computed ahead in a worker thread and
+cross-faded) and publish it on ``/ember/action`` for the bridge, stamped with the observation's stamp.
+The instruction comes from ``/ember/instruction`` (latched) and, while fresh, from operator corrections on
+``/ember/correction`` (``real.language``).
+
+The node never talks to the controller: the bridge (and its safety filter) does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from real.ros import ACTION_TOPIC, CAMERA_PREFIX, CORRECTION_TOPIC, INSTRUCTION_TOPIC, JOINT_STATES_TOPIC
+
+NODE_NAME = "ember_policy"
+
+
+@dataclass
+class PolicyNodeConfig:
+    """Parameters of ``ember-policy-node`` (ROS parameters of the same names)."""
+
+    checkpoint: str = ""
+    """A folder written by ``ember train`` (``pretrained_model/`` or a run folder holding it)."""
+    robot: str = "panda"
+    rate_hz: float = 10.0
+    """Control rate; use the fps of the dataset the policy was trained on."""
+    device: str = "cpu"
+    num_threads: int = 1
+    """torch threads for inference (leave cores for ROS and the arm)."""
+    seed: int = 0
+    task: str = ""
+    """Initial instruction (until one arrives on ``instruction_topic``)."""
+    joint_states_topic: str = JOINT_STATES_TOPIC
+    cameras: tuple[str, ...] = ()
+    """Camera names; empty: the ones the checkpoint's ``observation.images.<cam>`` features name."""
+    camera_topic_prefix: str = CAMERA_PREFIX
+    action_topic: str = ACTION_TOPIC
+    instruction_topic: str = INSTRUCTION_TOPIC
+    correction_topic: str = CORRECTION_TOPIC
+    follow_corrections: bool = True
+    """Condition the policy on an operator correction for ``correction_hold_s`` seconds (YAY Robot)."""
+    correction_hold_s: float = 3.0
+    status_topic: str = "/ember/policy/status"
+    n_action_steps: int = 0
+    """Actions executed per chunk; 0: the checkpoint's ``n_action_steps``."""
+    prefetch_steps: int = 2
+    """Start computing the next chunk when this many actions remain."""
+    blend_steps: int = 3
+    """Steps over which a new chunk is cross-faded in."""
+    max_state_age_ms: float = 200.0
+    max_image_age_ms: float = 500.0
+    check_stamps: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz > 0:
+            raise ValueError("rate_hz must be positive")
+        if self.n_action_steps < 0 or self.prefetch_steps < 0 or self.blend_steps < 0:
+            raise ValueError("n_action_steps, prefetch_steps and blend_steps must be >= 0")
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-policy-node`` (accepts ``--ros-args -p checkpoint:=... --params-file f.yaml``)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from real.nodes.policy_node import PolicyNode
+    from real.ros import run_node
+
+    return run_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

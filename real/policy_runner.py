@@ -1,0 +1,108 @@
+"""Run a loaded ember policy on live observations: per-step observation history and chunk inference.
+
+The history is fed at every control step (the dataset's frame rate), not only when a chunk is computed, so a
+policy trained on ``n_obs_steps`` consecutive frames sees consecutive frames here too. Inference works on a
+snapshot of the history, so it can run in a worker thread while the control loop keeps going.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ember.data.frames import to_batch
+from real.errors import RealError
+
+STATE_KEY = "observation.state"
+IMAGE_PREFIX = "observation.images."
+
+
+def load_checkpoint(path: str, device: str = "cpu") -> Any:
+    """``policies.load_policy`` with a real/ error message; the policy is in eval mode."""
+    from policies import PolicyError, load_policy
+
+    if not path:
+        raise RealError("no checkpoint given: set the 'checkpoint' parameter to a folder written by `ember train`.")
+    try:
+        policy = load_policy(path, device=device)
+    except PolicyError as exc:
+        raise RealError(f"cannot load checkpoint '{path}': {exc}") from exc
+    return policy.eval()
+
+
+class PolicyRunner:
+    """Observation history + chunk prediction for one policy (batch size 1)."""
+
+    def __init__(self, policy: Any, seed: int = 0) -> None:
+        cfg = policy.config
+        self.policy = policy
+        self.keys: list[str] = list(cfg.observation_keys)
+        self.n_obs_steps: int = cfg.n_obs_steps
+        self.n_action_steps: int = cfg.n_action_steps
+        self.action_dim: int = cfg.action_dim
+        self.image_sizes = {k: tuple(cfg.input_features[k]["shape"][1:]) for k in cfg.image_keys}
+        self.cameras = [k[len(IMAGE_PREFIX):] for k in self.keys if k.startswith(IMAGE_PREFIX)]
+        self.device = policy.device
+        self._history: dict[str, deque[torch.Tensor]] = {}
+        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        predict = getattr(policy, "predict_action_chunk", None)
+        self.chunked = callable(predict)
+        self._takes_generator = self.chunked and "generator" in inspect.signature(predict).parameters
+
+    def check_robot(self, state_dim: int) -> None:
+        """Refuse a checkpoint whose state/action size does not fit the robot (a different arm or gripper)."""
+        spec = self.policy.config.input_features.get(STATE_KEY)
+        if spec is not None and list(spec["shape"]) != [state_dim]:
+            raise RealError(f"the checkpoint expects {STATE_KEY} of shape {spec['shape']}, the robot has "
+                            f"{state_dim} joints: was it trained on another robot?")
+        if self.action_dim != state_dim:
+            raise RealError(f"the checkpoint outputs {self.action_dim}-D actions; joint_pos control of this robot "
+                            f"needs {state_dim}-D (arm + gripper targets).")
+
+    def reset(self) -> None:
+        self._history = {}
+        if hasattr(self.policy, "reset"):
+            self.policy.reset()
+
+    def push(self, observation: Mapping[str, Any]) -> None:
+        """Add one control step's observation (numpy, DESIGN.md contract) to the history."""
+        missing = [k for k in self.keys if k not in observation]
+        if missing:
+            raise RealError(f"the observation lacks {missing}, which the policy needs; check the 'cameras' "
+                            f"parameter and the camera topics.")
+        batch = to_batch({k: observation[k] for k in self.keys}, device=self.device, batched=False)
+        for key, size in self.image_sizes.items():
+            x = batch[key]
+            if tuple(x.shape[-2:]) != size:  # camera resolution differs from training: resize (antialiased)
+                batch[key] = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        for key in self.keys:
+            hist = self._history.get(key)
+            if hist is None:
+                self._history[key] = deque([batch[key]] * self.n_obs_steps, maxlen=self.n_obs_steps)
+            else:
+                hist.append(batch[key])
+
+    def snapshot(self, task: str) -> dict[str, Any]:
+        """The current window (1, n_obs_steps, ...) per key, plus the task; safe to hand to another thread."""
+        if not self._history:
+            raise RealError("no observation pushed yet")
+        out: dict[str, Any] = {k: torch.stack(list(h), dim=1) for k, h in self._history.items()}
+        out["task"] = [task]
+        return out
+
+    @torch.inference_mode()
+    def infer(self, window: Mapping[str, Any]) -> np.ndarray:
+        """The chunk (n, action_dim) to execute from the step of ``window`` on (n = 1 for non-chunking policies)."""
+        if self.chunked:
+            kwargs = {"generator": self._generator} if self._takes_generator else {}
+            chunk = self.policy.predict_action_chunk(window, **kwargs)[0]
+        else:
+            last = {k: (v[:, -1] if isinstance(v, torch.Tensor) else v) for k, v in window.items()}
+            chunk = self.policy.select_action(last)
+        return chunk.detach().float().cpu().numpy().reshape(-1, self.action_dim)

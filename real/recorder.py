@@ -1,0 +1,82 @@
+"""``ember-recorder``: record what the arm saw and was told, with language corrections, into a dataset.
+
+At ``fps`` it samples the latest joint state and camera images, the command in effect on the controller topic
+(the action, in ``joint_pos`` space; the current state until a command arrives), the active instruction and any
+operator correction (``std_msgs/String`` on ``/ember/correction``, typed with ``ember correct``), and appends a
+frame (``real.recording`` describes the columns and the timestamp alignment). Frame ``i`` is the sample for
+time ``i / fps`` after the episode start: when a tick comes late the missed slots repeat the latest sample
+(counted), so the dataset's clock never drifts from wall time. Episodes end after
+``episode_duration_s`` or on ``next`` / ``discard`` / ``stop`` on ``/ember/recorder/control``; each saved
+episode is durable on disk before the next one starts, and SIGINT/SIGTERM save the one in progress.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from real.ros import (
+    CAMERA_PREFIX,
+    CONTROLLER_TOPIC,
+    CORRECTION_TOPIC,
+    INSTRUCTION_TOPIC,
+    JOINT_STATES_TOPIC,
+    RECORDER_CONTROL_TOPIC,
+)
+
+NODE_NAME = "ember_recorder"
+CONTROL_COMMANDS = ("start", "next", "discard", "stop")
+
+
+@dataclass
+class RecorderConfig:
+    """Parameters of ``ember-recorder`` (ROS parameters of the same names)."""
+
+    root: str = ""
+    """Dataset folder to create (must not exist or be empty)."""
+    robot: str = "panda"
+    fps: int = 10
+    task: str = ""
+    """Task instruction until one arrives on ``instruction_topic``."""
+    cameras: tuple[str, ...] = ("front",)
+    use_videos: bool = True
+    """Store cameras as mp4 (LeRobot's default) rather than PNG frames."""
+    episode_duration_s: float = 20.0
+    """Length of an episode; 0: until ``next`` or ``stop`` on ``control_topic``."""
+    num_episodes: int = 0
+    """Stop recording after this many saved episodes (0: no limit)."""
+    autostart: bool = True
+    """Start the first episode at once (else wait for ``start``)."""
+    save_partial: bool = True
+    """On shutdown, save the episode in progress (if it has ``min_episode_frames``)."""
+    min_episode_frames: int = 2
+    joint_states_topic: str = JOINT_STATES_TOPIC
+    camera_topic_prefix: str = CAMERA_PREFIX
+    command_topic: str = CONTROLLER_TOPIC
+    """The arm's command topic (``JointTrajectory``): what the arm was told is the recorded action."""
+    instruction_topic: str = INSTRUCTION_TOPIC
+    correction_topic: str = CORRECTION_TOPIC
+    control_topic: str = RECORDER_CONTROL_TOPIC
+    status_topic: str = "/ember/recorder/status"
+    correction_hold_s: float = 3.0
+    """How long a correction stays the active instruction (match the policy node's)."""
+    max_state_age_ms: float = 200.0
+    max_image_age_ms: float = 500.0
+    check_stamps: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or self.episode_duration_s < 0 or self.num_episodes < 0 or self.min_episode_frames < 1:
+            raise ValueError("fps > 0, episode_duration_s >= 0, num_episodes >= 0, min_episode_frames >= 1 needed")
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-recorder`` (``--ros-args -p root:=/data/run1 -p task:="..."``)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from real.nodes.recorder_node import RecorderNode
+    from real.ros import run_node
+
+    return run_node(RecorderNode, args, executor="multi")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
