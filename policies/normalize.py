@@ -20,7 +20,14 @@ from torch import Tensor, nn
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, NORM_MODES, VISUAL, feature_shape, feature_type, is_tensor_feature
 
-_EPS = 1e-8
+_MIN_SCALE = 1e-6
+"""A feature whose range (or std) is below this is constant in the data: it is centred but not scaled, so a
+reading a hair off the recorded constant (a gripper at 0.039996 instead of 0.04) stays near 0 instead of
+becoming a huge input (dividing by an epsilon did exactly that)."""
+
+
+def _safe_scale(scale: Tensor) -> Tensor:
+    return torch.where(scale > _MIN_SCALE, scale, torch.ones_like(scale))
 _STATS_FOR_MODE = {"min_max": ("min", "max"), "mean_std": ("mean", "std")}
 _HOW_TO_FIX = (
     "recompute dataset stats (meta/stats.json) so every normalized feature has min/max/mean/std, "
@@ -135,10 +142,10 @@ class Normalizer(nn.Module):
         if mode == "identity":
             return x
         st = self._feature_stats(key)
-        if mode == "min_max":
+        if mode == "min_max":  # to [-1, 1]: (x - mid) / half-range
             lo, hi = st.get("min"), st.get("max")
-            return (x - lo) / (hi - lo).clamp_min(_EPS) * 2.0 - 1.0
-        return (x - st.get("mean")) / st.get("std").clamp_min(_EPS)
+            return (x - (lo + hi) / 2.0) / (_safe_scale(hi - lo) / 2.0)
+        return (x - st.get("mean")) / _safe_scale(st.get("std"))
 
     def unnormalize_feature(self, key: str, x: Tensor) -> Tensor:
         mode = self.modes[key]
@@ -147,8 +154,8 @@ class Normalizer(nn.Module):
         st = self._feature_stats(key)
         if mode == "min_max":
             lo, hi = st.get("min"), st.get("max")
-            return (x + 1.0) / 2.0 * (hi - lo).clamp_min(_EPS) + lo
-        return x * st.get("std").clamp_min(_EPS) + st.get("mean")
+            return x * (_safe_scale(hi - lo) / 2.0) + (lo + hi) / 2.0
+        return x * _safe_scale(st.get("std")) + st.get("mean")
 
     def normalize(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """A shallow copy of ``batch`` with every known tensor feature normalized (others pass through)."""
