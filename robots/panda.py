@@ -93,10 +93,15 @@ def panda_spec() -> RobotSpec:
 
 
 @lru_cache(maxsize=1)
+def urdf_text() -> str:
+    """The URDF with absolute mesh paths, so an edited copy (a tool added, say) loads from any folder."""
+    return urdf_path().read_text().replace("package://", f"{_data_dir()}/")
+
+
+@lru_cache(maxsize=1)
 def _urdf_text() -> str:
     """The URDF with absolute mesh paths and a MuJoCo compiler hint: keep fixed-joint links (the hand) as bodies."""
-    folder = _data_dir()
-    text = urdf_path().read_text().replace("package://", f"{folder}/")
+    text = urdf_text()
     hint = '<mujoco><compiler fusestatic="false" discardvisual="false" strippath="false"/></mujoco>'
     text, n = re.subn(r"(<robot\b[^>]*>)", lambda m: m.group(1) + hint, text, count=1)
     if n != 1:

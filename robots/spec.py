@@ -77,6 +77,21 @@ class RobotSpec:
         """Number of arm joints (gripper excluded)."""
         return len(self.joint_names)
 
+    @property
+    def gripper_open(self) -> np.ndarray:
+        """Gripper joint positions of the fully open gripper (the home pose opens it)."""
+        return self.gripper_home
+
+    @property
+    def gripper_closed(self) -> np.ndarray:
+        """Gripper joint positions of the fully closed gripper: the limit farther from the open pose.
+
+        Panda fingers close toward their lower limit (0 m), the Robotiq 2F-85 driver toward its upper one (0.8 rad);
+        callers interpolate between :attr:`gripper_open` and this instead of assuming a direction.
+        """
+        far_lower = np.abs(self.gripper_home - self.gripper_lower) >= np.abs(self.gripper_home - self.gripper_upper)
+        return np.where(far_lower, self.gripper_lower, self.gripper_upper)
+
 
 @dataclass(frozen=True, eq=False)
 class ActionSpaceSpec:
@@ -120,9 +135,23 @@ def ee_pos_action_space(low: np.ndarray, high: np.ndarray, axes: tuple[str, ...]
     return ActionSpaceSpec(EE_POS, tuple(f"ee.{a}" for a in axes), np.asarray(low), np.asarray(high))
 
 
-def ee_delta_action_space(max_delta: float, axes: tuple[str, ...] = ("x", "y", "z")) -> ActionSpaceSpec:
-    """A per-step end-effector displacement of at most ``max_delta`` metres along each axis."""
+GRIPPER_ACTION = "gripper"
+"""Name of the gripper entry of Cartesian actions: -1 = fully open, +1 = fully closed (robosuite/robomimic's
+convention), linear in between."""
+
+
+def ee_delta_action_space(max_delta: float, axes: tuple[str, ...] = ("x", "y", "z"),
+                          gripper: bool = False) -> ActionSpaceSpec:
+    """A per-step end-effector displacement of at most ``max_delta`` metres along each axis.
+
+    ``gripper=True`` appends a :data:`GRIPPER_ACTION` entry in [-1, 1] (grasping tasks).
+    """
     if max_delta <= 0:
         raise RobotError(f"ee_delta: max_delta must be positive, got {max_delta}.")
     n = len(axes)
-    return ActionSpaceSpec(EE_DELTA, tuple(f"ee.d{a}" for a in axes), np.full(n, -max_delta), np.full(n, max_delta))
+    names = tuple(f"ee.d{a}" for a in axes)
+    low, high = np.full(n, -max_delta), np.full(n, max_delta)
+    if gripper:
+        names += (GRIPPER_ACTION,)
+        low, high = np.append(low, -1.0), np.append(high, 1.0)
+    return ActionSpaceSpec(EE_DELTA, names, low, high)

@@ -69,8 +69,10 @@ def test_registered_and_made_by_gymnasium():
 def test_unknown_task_and_backend_errors():
     with pytest.raises(SimError, match="valid tasks: PushT"):
         make_env("PushCubeX")
-    with pytest.raises(SimError, match="later issue"):
-        make_env("PushT", backend="pybullet")
+    with pytest.raises(SimError, match="valid backends: mujoco, pybullet"):
+        make_env("PushT", backend="isaacgym")
+    with pytest.raises(SimError, match="valid splits: train, heldout_goal, heldout_object, heldout_scene"):
+        PushTEnv(split="test")
     with pytest.raises(SimError, match="valid: state, pixels"):
         PushTEnv(obs_mode="rgbd")
     with pytest.raises(SimError, match="unknown camera"):
@@ -118,7 +120,7 @@ def test_seeded_reset_is_deterministic():
         assert ra == rb
     _, other = a.reset(seed=8)
     assert not np.allclose(other["block_pose"], ia["block_pose"])
-    test = PushTEnv(render_mode=None, split="test")
+    test = PushTEnv(render_mode=None, split="heldout_object")
     _, it = test.reset(seed=7)
     assert not np.allclose(it["block_pose"], ia["block_pose"])  # splits salt the seed
 

@@ -1,4 +1,8 @@
-"""Scripted experts that record demonstrations: ``make_expert(task, env)`` returns one for a task."""
+"""Scripted experts that record demonstrations: ``make_expert(task, env)`` returns one for a task.
+
+Every expert has ``reset()`` (call at each episode start) and ``act(env) -> action``; it reads the env's privileged
+state through ``env.unwrapped``, so the same expert drives every backend of its task.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 from sims.errors import SimError
 
-EXPERT_TASKS = ("PushT",)
+EXPERT_TASKS = ("PushT", "Reach", "PickPlace", "Stack", "Lift", "Drawer")
 
 
 def make_expert(task: str, env: Any = None, **kwargs: Any):
@@ -18,6 +22,10 @@ def make_expert(task: str, env: Any = None, **kwargs: Any):
         from sims.experts.pusht import PushTExpert, PushTExpertConfig
 
         return PushTExpert(PushTExpertConfig(**kwargs) if kwargs else None)
+    if name in EXPERT_TASKS:
+        from sims.experts.tabletop import TabletopExpert, TabletopExpertConfig
+
+        return TabletopExpert(name, TabletopExpertConfig(**kwargs) if kwargs else None)
     raise SimError(f"no scripted expert for task '{task}'; experts exist for: {', '.join(EXPERT_TASKS)}.")
 
 

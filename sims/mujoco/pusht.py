@@ -40,13 +40,12 @@ from sims.mujoco.pusht_scene import (
     table_to_world,
 )
 from sims.mujoco.render import CameraRenderer, make_fast
+from sims.randomization import LIGHTING_PRESETS
+from sims.splits import COLORS, TRAIN_PALETTE, check_split, salted_seed, split_spec
 from sims.tshape import Pose2D, TShape
 
 OBS_MODES = ("state", "pixels")
 ACTION_SPACE_TYPES = (EE_POS, EE_DELTA)
-SPLITS = {"train": 0, "val": 1, "test": 2}
-"""A split salts the seed, so test episodes never replay the initial states of training demos with equal seeds."""
-_SPLIT_SALT = 1_000_003
 
 INSTRUCTIONS: tuple[str, ...] = (
     "push the T-shaped block onto the target",
@@ -80,6 +79,10 @@ class PushTEnv(gym.Env):
     Reward ``min(1, coverage / success_coverage)``; ``terminated`` on success (coverage >= ``success_coverage``);
     ``truncated`` after ``max_episode_steps`` steps (handled here, not by a TimeLimit wrapper).
 
+    ``split`` (``sims.splits``): ``train`` as always; ``heldout_goal`` moves and turns the target T
+    (:attr:`HELDOUT_GOAL_YAW`), ``heldout_object`` gives the block an unseen colour, ``heldout_scene`` an unseen table
+    texture, light and visual distractors outside the workspace.
+
     ``reset(seed=s)`` fully determines the block's initial pose and the instruction (the ``split`` salts ``s``);
     ``reset(options={"block_pose": (x, y, yaw)})`` places the block explicitly (tests, scripted setups).
     ``info``: ``coverage``, ``is_success``, ``block_pose``, ``goal_pose`` (x, y, yaw), ``pusher_pos``, ``task``.
@@ -97,6 +100,10 @@ class PushTEnv(gym.Env):
     WORKSPACE_LOW = np.array([-0.23, -0.32])
     WORKSPACE_HIGH = np.array([0.23, 0.32])
     """Reachable box of pusher targets (table frame), checked against the Panda's IK with the hand pointing down."""
+    HELDOUT_GOAL_XY = 0.04
+    HELDOUT_GOAL_YAW = (math.pi / 8, math.pi / 4)
+    """``heldout_goal``: the target T is moved up to 4 cm from :attr:`GOAL_POSE` and turned by 22.5-45 degrees
+    either way; ``train`` only ever shows :attr:`GOAL_POSE`."""
 
     def __init__(
         self,
@@ -139,8 +146,34 @@ class PushTEnv(gym.Env):
         self.pusher_radius = PUSHER_RADIUS
         self.goal_pose: Pose2D = tuple(float(v) for v in self.GOAL_POSE)  # type: ignore[assignment]
 
-        spec = build_pusht_spec(self.tshape, self.goal_pose, offscreen_size=max(640, self.render_size,
-                                                                                 self.image_size))
+        self._split = split_spec(split)
+        self._build_physics()
+        self._q_start = self.ik.solve(self.robot.home_qpos, self._pusher_world(self.PUSHER_START))
+        self._grip_closed = self.robot.gripper_lower.copy()
+
+        self.action_spec = (ee_pos_action_space(self.WORKSPACE_LOW, self.WORKSPACE_HIGH, axes=("x", "y"))
+                            if action_space_type == EE_POS else ee_delta_action_space(self.ee_delta_limit, ("x", "y")))
+        self.action_space = self.action_spec.to_gym()
+        self.observation_space = self._make_observation_space()
+        self.feature_names: dict[str, list[str]] = {
+            "observation.state": list(self.robot.state_names),
+            "observation.environment_state": list(ENV_STATE_NAMES),
+            "action": list(self.action_spec.names),
+        }
+
+        self._cmd = self.PUSHER_START.copy()
+        self._q_cmd = self._q_start.copy()
+        self._steps = 0
+        self._instruction = INSTRUCTIONS[0]
+        self._reset_physics(self.BLOCK_INIT_CENTER)
+
+    # ------------------------------------------------------------------ backend hooks (MuJoCo here)
+    # A PyBullet subclass (sims.pybullet.pusht) overrides these; everything else (spaces, validation, sampling,
+    # control, observations, success) is shared, so both backends offer the same task.
+    def _build_physics(self) -> None:
+        """Compile the scene; set ``ik`` (``solve(q, world_pos)``) and ``n_substeps``."""
+        spec = build_pusht_spec(self.tshape, self.goal_pose, offscreen_size=max(640, self.render_size, self.image_size),
+                                table_texture=self._split.table_texture, distractors=self._split.distractors)
         self.model = spec.compile()
         make_fast(self.model)
         self.data = mujoco.MjData(self.model)
@@ -159,28 +192,32 @@ class PushTEnv(gym.Env):
         self._block_vadr = m.jnt_dofadr[block_joint]
         self._camera_ids = {name: m.camera(name if name != "wrist" else ROBOT_PREFIX + name).id
                             for name in CAMERA_NAMES}
+        self._block_geoms = [m.geom("block_bar").id, m.geom("block_stem").id]
+        if self._split.lighting != "default":  # heldout_scene: an unseen light
+            light = LIGHTING_PRESETS[self._split.lighting]
+            key = m.light("key").id
+            m.light_dir[key] = np.asarray(light.direction) / np.linalg.norm(light.direction)
+            m.light_diffuse[key] = light.diffuse
 
         # IK runs on the arm alone (same base pose as in the scene: the world origin), which keeps it fast.
         self.ik = MinkIK(pusher_robot_spec().compile(), PUSHER_SITE, self.robot.joint_names)
-        self._q_start = self.ik.solve(self.robot.home_qpos, self._pusher_world(self.PUSHER_START))
-        self._grip_closed = self.robot.gripper_lower.copy()
-
-        self.action_spec = (ee_pos_action_space(self.WORKSPACE_LOW, self.WORKSPACE_HIGH, axes=("x", "y"))
-                            if action_space_type == EE_POS else ee_delta_action_space(self.ee_delta_limit, ("x", "y")))
-        self.action_space = self.action_spec.to_gym()
-        self.observation_space = self._make_observation_space()
-        self.feature_names: dict[str, list[str]] = {
-            "observation.state": list(self.robot.state_names),
-            "observation.environment_state": list(ENV_STATE_NAMES),
-            "action": list(self.action_spec.names),
-        }
-
         self._renderers: dict[int, CameraRenderer] = {}
-        self._cmd = self.PUSHER_START.copy()
-        self._q_cmd = self._q_start.copy()
-        self._steps = 0
-        self._instruction = INSTRUCTIONS[0]
-        self._reset_physics(self.BLOCK_INIT_CENTER)
+
+    def _set_block_rgba(self, rgba: tuple[float, ...]) -> None:
+        for geom in self._block_geoms:
+            self.model.geom_rgba[geom] = rgba
+
+    def _joint_positions(self) -> np.ndarray:
+        """Arm then gripper joint positions."""
+        return np.concatenate([self.data.qpos[self._arm_qadr], self.data.qpos[self._grip_qadr]])
+
+    def _drive(self, q_prev: np.ndarray, q_new: np.ndarray) -> None:
+        """One control period: servo targets interpolated from ``q_prev`` to ``q_new`` across the substeps."""
+        chunks = max(1, self.n_substeps // _SUBSTEPS_PER_CTRL_UPDATE)
+        for i in range(chunks):
+            n = self.n_substeps // chunks + (1 if i < self.n_substeps % chunks else 0)
+            self.data.ctrl[self._arm_act] = q_prev + (q_new - q_prev) * ((i + 1) / chunks)
+            mujoco.mj_step(self.model, self.data, nstep=n)
 
     # ------------------------------------------------------------------ construction helpers
     @staticmethod
@@ -212,8 +249,7 @@ class PushTEnv(gym.Env):
             raise SimError(f"PushT: success_coverage must be in (0, 1], got {success_coverage}.")
         if render_mode not in (None, "rgb_array"):
             raise SimError(f"PushT: unknown render_mode '{render_mode}'; valid: 'rgb_array' or None.")
-        if split not in SPLITS:
-            raise SimError(f"PushT: unknown split '{split}'; valid: {', '.join(SPLITS)}.")
+        check_split(split, "PushT")
         if not 0.0 <= float(xy_range) <= 0.15 or not 0.0 <= float(yaw_range) <= math.pi:
             raise SimError("PushT: block_init_xy_range must be in [0, 0.15] m and block_init_yaw_range in [0, pi].")
         if not 0.0 < float(max_ee_step) <= 0.1 or not 0.0 < float(ee_delta_limit) <= 0.1:
@@ -270,11 +306,20 @@ class PushTEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        salted = None if seed is None else int(seed) + _SPLIT_SALT * SPLITS[self.split]
-        super().reset(seed=salted)
+        super().reset(seed=salted_seed(seed, self.split))
         rng = self.np_random
         block = self._sample_block_pose(rng)
         self._instruction = INSTRUCTIONS[int(rng.integers(len(INSTRUCTIONS)))]
+        # What the held-out splits change is drawn after everything train draws, so train episodes stay as they were.
+        if self._split.heldout_goals:
+            yaw = rng.uniform(*self.HELDOUT_GOAL_YAW) * rng.choice([-1.0, 1.0])
+            dx, dy = rng.uniform(-self.HELDOUT_GOAL_XY, self.HELDOUT_GOAL_XY, 2)
+            self.goal_pose = (float(self.GOAL_POSE[0] + dx), float(self.GOAL_POSE[1] + dy),
+                              float(self.GOAL_POSE[2] + yaw))
+        if self._split.palette != TRAIN_PALETTE:  # heldout_object: a block of an unseen colour
+            color = self._split.palette[int(rng.integers(len(self._split.palette)))]
+            self._set_block_rgba(COLORS[color])
+            self._instruction = self._instruction.replace("grey", color)
         if options and "block_pose" in options:
             block = tuple(float(v) for v in options["block_pose"])
         self._reset_physics(block)
@@ -327,11 +372,7 @@ class PushTEnv(gym.Env):
 
         q_prev = self._q_cmd
         q_new = self.ik.solve(q_prev, self._pusher_world(self._cmd))
-        chunks = max(1, self.n_substeps // _SUBSTEPS_PER_CTRL_UPDATE)
-        for i in range(chunks):
-            n = self.n_substeps // chunks + (1 if i < self.n_substeps % chunks else 0)
-            self.data.ctrl[self._arm_act] = q_prev + (q_new - q_prev) * ((i + 1) / chunks)
-            mujoco.mj_step(self.model, self.data, nstep=n)
+        self._drive(q_prev, q_new)
         self._q_cmd = q_new
         self._steps += 1
 
@@ -342,8 +383,7 @@ class PushTEnv(gym.Env):
         return self._observation(), reward, terminated, truncated, info
 
     def _observation(self) -> dict[str, Any]:
-        d = self.data
-        state = np.concatenate([d.qpos[self._arm_qadr], d.qpos[self._grip_qadr]]).astype(np.float32)
+        state = self._joint_positions().astype(np.float32)
         bx, by, yaw = self.block_pose()
         px, py = self.pusher_pos()
         obs: dict[str, Any] = {

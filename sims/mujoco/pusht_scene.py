@@ -11,6 +11,7 @@ import mujoco
 import numpy as np
 
 from robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, panda_mjspec
+from sims.mujoco.materials import add_table_material
 from sims.tshape import TShape
 
 TABLE_ORIGIN = np.array([0.48, 0.0])
@@ -54,7 +55,7 @@ def table_to_world(xy: np.ndarray, z: float = 0.0) -> np.ndarray:
     return np.array([xy[0] + TABLE_ORIGIN[0], xy[1] + TABLE_ORIGIN[1], z])
 
 
-def _look_at_quat(pos: tuple[float, float, float], target: tuple[float, float, float]) -> list[float]:
+def look_at_quat(pos: tuple[float, float, float], target: tuple[float, float, float]) -> list[float]:
     """wxyz of a camera at ``pos`` looking at ``target`` with the image's up toward world +z."""
     forward = np.asarray(target, float) - np.asarray(pos, float)
     forward /= np.linalg.norm(forward)
@@ -88,7 +89,7 @@ def pusher_robot_spec() -> mujoco.MjSpec:
                   conaffinity=_PUSHER_BITS, priority=1, friction=[PUSHER_FRICTION, 0.005, 0.0001], condim=3,
                   mass=0.05, group=2)
     hand.add_site(name=PUSHER_SITE, pos=[0, 0, tip], size=[0.004, 0, 0], group=4)
-    hand.add_camera(name="wrist", pos=[0.07, 0.0, 0.0], quat=_wrist_quat(), fovy=80.0)
+    hand.add_camera(name="wrist", pos=[0.07, 0.0, 0.0], quat=wrist_quat(), fovy=80.0)
     for geom in robot.geoms:  # the fingers hold the rod; only the rod touches the block
         if geom.parent.name in FINGER_BODIES:
             geom.contype = 0
@@ -98,8 +99,17 @@ def pusher_robot_spec() -> mujoco.MjSpec:
     return robot
 
 
-def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offscreen_size: int = 640) -> mujoco.MjSpec:
-    """The scene as an editable spec (the robot with its pusher attached at the world origin)."""
+DISTRACTOR_SLOTS: tuple[tuple[float, float], ...] = ((-0.15, 0.45), (0.2, -0.46), (0.35, 0.42))
+"""Table-frame (x, y) of heldout_scene's distractors: on the table, outside the pusher's workspace."""
+
+
+def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offscreen_size: int = 640,
+                     table_texture: str = "plain", distractors: int = 0) -> mujoco.MjSpec:
+    """The scene as an editable spec (the robot with its pusher attached at the world origin).
+
+    ``table_texture`` and ``distractors`` (visual-only clutter outside the workspace) vary only in heldout_scene;
+    the defaults build the training scene.
+    """
     robot = pusher_robot_spec()
     spec = mujoco.MjSpec()
     spec.modelname = "ember_pusht"
@@ -111,6 +121,8 @@ def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offs
     spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]
     matte = spec.add_material(name="matte", specular=0.05, shininess=0.1)
+    table_material, table_rgba = (matte.name, list(TABLE_RGBA)) if table_texture == "plain" else \
+        add_table_material(spec, table_texture, TABLE_RGBA)
     world = spec.worldbody
 
     world.add_light(name="key", pos=[0.9, -0.6, 1.6], dir=[-0.3, 0.35, -1.0], diffuse=[0.5, 0.5, 0.5],
@@ -120,7 +132,7 @@ def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offs
     table_half = np.array([0.62, 0.6, 0.025])
     table_centre = np.array([0.36, 0.0, -table_half[2]])
     world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=table_half.tolist(), pos=table_centre.tolist(),
-                   rgba=TABLE_RGBA, material=matte.name, contype=_TABLE_BITS, conaffinity=_TABLE_BITS,
+                   rgba=table_rgba, material=table_material, contype=_TABLE_BITS, conaffinity=_TABLE_BITS,
                    friction=[BLOCK_FRICTION, 0.005, 0.0001])
     for sx in (-1, 1):
         for sy in (-1, 1):
@@ -140,15 +152,25 @@ def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offs
                  conaffinity=_BLOCK_BITS, density=BLOCK_DENSITY, friction=[BLOCK_FRICTION, 0.005, 0.0001],
                  condim=3)
 
+    for i in range(distractors):  # visual clutter only: it must not change the pushing physics
+        x, y, _ = table_to_world(np.array(DISTRACTOR_SLOTS[i % len(DISTRACTOR_SLOTS)]))
+        if i % 2 == 0:
+            geom = dict(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.03, 0, 0], pos=[x, y, 0.03],
+                        rgba=[0.55, 0.55, 0.55, 1])
+        else:
+            geom = dict(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, 0.04], pos=[x, y, 0.04],
+                        rgba=[0.45, 0.3, 0.18, 1])
+        world.add_geom(name=f"distractor_{i}", contype=0, conaffinity=0, **geom)
+
     for name, (pos, target, fovy) in CAMERAS.items():
-        world.add_camera(name=name, pos=list(pos), quat=_look_at_quat(pos, target), fovy=fovy)
+        world.add_camera(name=name, pos=list(pos), quat=look_at_quat(pos, target), fovy=fovy)
 
     frame = world.add_frame(pos=[0, 0, 0])
     spec.attach(robot, frame=frame, prefix=ROBOT_PREFIX)
     return spec
 
 
-def _wrist_quat(tilt: float = np.radians(30.0)) -> list[float]:
+def wrist_quat(tilt: float = np.radians(30.0)) -> list[float]:
     """A wrist camera looking down the hand's +z (toward the table), tilted ``tilt`` toward the hand's +x.
 
     At home the hand's +x is world +x, so the camera looks ahead of the pusher, over the workspace.

@@ -6,12 +6,23 @@ Panda scene renders 3-10x faster (see research/environment-deps.md section 2) an
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
-import mujoco
-import numpy as np
+os.environ.setdefault("MUJOCO_GL", "egl")  # no display here; glfw would fail (must be set before mujoco loads)
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # no display here; glfw would fail (must be set before GL loads)
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def preload_triton() -> None:
+    """Load triton before the first GL context exists.
+
+    Mesa's llvmpipe (EGL on a CPU) and triton (imported by torch/diffusers when a policy loads) each carry
+    LLVM; when triton's copy loads second, the process segfaults. Loaded first, both work.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 def make_fast(model: mujoco.MjModel) -> None:
@@ -24,6 +35,7 @@ class CameraRenderer:
     """One ``mujoco.Renderer`` of a fixed size; renders any named camera of the model as uint8 HxWx3."""
 
     def __init__(self, model: mujoco.MjModel, height: int, width: int) -> None:
+        preload_triton()
         self._renderer = mujoco.Renderer(model, height=height, width=width)
         flags = self._renderer.scene.flags
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
@@ -37,6 +49,15 @@ class CameraRenderer:
     def render(self, data: mujoco.MjData, camera: str) -> np.ndarray:
         self._renderer.update_scene(data, camera=camera, scene_option=self._option)
         return self._renderer.render()
+
+    def render_depth(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+        """float32 depth (metres along the optical axis) from the same camera; one extra pass, no colour."""
+        self._renderer.enable_depth_rendering()
+        try:
+            self._renderer.update_scene(data, camera=camera, scene_option=self._option)
+            return self._renderer.render()
+        finally:
+            self._renderer.disable_depth_rendering()
 
     def close(self) -> None:
         self._renderer.close()

@@ -1,0 +1,1 @@
+"""Expert success per task, backend, robot and split: ``python -m bench.experts`` (see run.py)."""

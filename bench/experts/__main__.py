@@ -1,0 +1,3 @@
+from bench.experts.run import main
+
+raise SystemExit(main())

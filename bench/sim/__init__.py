@@ -1,0 +1,1 @@
+"""Environment overhead against raw MuJoCo: ``python -m bench.sim`` (see run.py)."""
