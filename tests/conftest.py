@@ -7,6 +7,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# One intra-op thread: on 2 shared cores torch's spin-waiting OpenMP threads slow 10-100x as soon as another
+# process (a ROS node, a data worker) competes; one thread is slower by far less on a quiet machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 
 # Mesa's llvmpipe (MuJoCo EGL rendering on a CPU) and triton (imported by torch/diffusers) each carry LLVM;
