@@ -5,6 +5,17 @@ config and the dataset's stats, feeds windows from :class:`ember.data.WindowData
 and calls ``policy.forward(batch)["loss"]``. On one CPU it runs as is; on several
 GPUs the same code runs under ``accelerate launch`` (DDP/FSDP).
 
+Conditioned policies (``--policy.conditioning=goal_sketch``) get their conditioning made from the recorded
+episodes by :mod:`ember.conditioning`; ``--mask_state_names='goal_*'`` hides state dims (e.g. the goal one-hots
+of privileged state) so the conditioning is the only place the goal comes from.
+
+Resuming (``--resume=true``) continues from ``checkpoints/last`` exactly: weights, EMA, optimizer, scheduler and
+RNG state are restored and the data order is a pure function of (seed, epoch), so the resumed run sees the same
+batches an uninterrupted one would.
+
+Multi-GPU: ``accelerate launch --multi_gpu --num_processes=N -m ember.cli train --dataset=...`` runs the same
+loop under DDP (each process reads its shard of every batch); ``accelerate config`` picks FSDP instead.
+
 Layout of a training run (LeRobot's, so its tools recognise it)::
 
     <out>/config.json                          fully resolved TrainConfig
@@ -30,10 +41,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ember.checkpoint import load_training_state, save_training_state
+from ember.conditioning.config import ConditioningConfig
+from ember.conditioning.preload import preload_triton
 from ember.config import save_config, to_dict
 from ember.plots import plot_loss_curve
 from ember.runs import default_out, prepare_run_folder
 from ember.seeding import seed_everything
+
+preload_triton()  # before any env renders in this process; see ember/conditioning/preload.py
 
 
 def _default_policy_config() -> Any:
@@ -68,6 +83,11 @@ class TrainConfig:
     num_workers: int = 0
     obs_keys: tuple[str, ...] = ()
     """Observation features to condition on; empty = every observation.* feature of the dataset."""
+    mask_state_names: tuple[str, ...] = ()
+    """fnmatch patterns of state-feature names the policy must not see (``goal_*``: the goal comes from the
+    conditioning only); sets ``policy.mask_state_dims`` from the dataset's feature names."""
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    """How conditioning inputs (sketches, goal images, keypoints) are made from the recorded episodes."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     log_every: int = 25
     save_every: int = 0
@@ -129,12 +149,41 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: OptimConfig, tota
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _infinite(loader: torch.utils.data.DataLoader, generator: torch.Generator):
-    epoch = 0
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch.
+
+    What makes ``--resume`` exact: the batches after step s are the same whether or not the run stopped at s.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g)[self.start:].tolist()
+        self.start = 0
+        return iter(order)
+
+    def __len__(self) -> int:
+        return self.size - self.start
+
+
+def _infinite(loader: torch.utils.data.DataLoader, sampler: EpochSampler, generator: torch.Generator,
+              start_step: int, batches_per_epoch: int, batch_size: int):
+    """Batches forever from ``start_step`` on. The loader has its own generator (reseeded per epoch) because
+    starting a DataLoader iterator draws a worker seed, and from the global RNG that draw would make a resumed
+    run diverge from an uninterrupted one."""
+    epoch, offset = divmod(start_step, max(1, batches_per_epoch))
+    sampler.set_position(epoch, offset * batch_size)
     while True:
-        generator.manual_seed(generator.initial_seed() + epoch)
+        generator.manual_seed(sampler.seed * 100_003 + epoch)
         yield from loader
         epoch += 1
+        sampler.set_position(epoch)
 
 
 def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
@@ -158,24 +207,38 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     dataset = EmberDataset(cfg.dataset)
     obs_keys = _select_obs_keys(dataset.features, cfg.obs_keys)
     fill_policy_features(cfg.policy, dataset.features, obs_keys)
-    save_config(cfg, out)
+    if cfg.mask_state_names:
+        from ember.conditioning.pipeline import mask_dims_for
+
+        if not hasattr(cfg.policy, "mask_state_dims"):
+            from ember.errors import ConfigError
+
+            raise ConfigError(f"--mask_state_names needs a policy with mask_state_dims; {cfg.policy.type!r} has none.")
+        cfg.policy.mask_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.mask_state_names)
 
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys
     )
-    generator = torch.Generator().manual_seed(cfg.seed)
+    if getattr(cfg.policy, "conditioning", ()):
+        from ember.conditioning.pipeline import condition_windows
+
+        windows = condition_windows(windows, dataset, cfg.policy, cfg.conditioning)
+    save_config(cfg, out)
+    sampler = EpochSampler(len(windows), cfg.seed)
+    loader_generator = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(
         windows,
         batch_size=cfg.batch_size,
-        shuffle=True,
+        sampler=sampler,
+        generator=loader_generator,
         drop_last=len(windows) >= cfg.batch_size,
         num_workers=cfg.num_workers,
-        generator=generator,
         persistent_workers=cfg.num_workers > 0,
     )
+    batches_per_epoch = len(loader)
     policy = make_policy(cfg.policy, dataset_stats=dataset.meta.stats)
     optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        policy.get_optim_params(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
     )
     scheduler = _cosine_with_warmup(optimizer, cfg.optim, cfg.steps)
 
@@ -189,11 +252,13 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         start_step = load_training_state(out / "checkpoints" / "last", unwrapped, optimizer, scheduler)
         metrics_path = out / "metrics.json"
         if metrics_path.exists():
-            history = json.loads(metrics_path.read_text()).get("history", history)
+            saved = json.loads(metrics_path.read_text()).get("history", history)
+            keep = sum(1 for s in saved.get("step", []) if s <= start_step)
+            history = {k: list(v[:keep]) for k, v in saved.items()}
 
     policy.train()
     t0 = time.perf_counter()
-    batches = _infinite(loader, generator)
+    batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch, cfg.batch_size)
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=quiet or not accelerator.is_main_process,
                dynamic_ncols=True, initial=start_step, total=cfg.steps)
     step = start_step
@@ -222,6 +287,8 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
             bar.set_postfix(loss=f"{recent:.4f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             _save(out, step + 1, unwrapped, optimizer, scheduler, cfg, accelerator)
+            if accelerator.is_main_process:  # so a resumed run keeps the loss curve up to here
+                (out / "metrics.json").write_text(json.dumps({"steps": step + 1, "history": history}) + "\n")
     seconds = time.perf_counter() - t0
     final_step = max(cfg.steps, start_step)
     checkpoint = _save(out, final_step, unwrapped, optimizer, scheduler, cfg, accelerator)

@@ -59,13 +59,20 @@ def _loading() -> Iterator[None]:
 
 
 def resolve_checkpoint_dir(path: str | Path) -> Path:
-    """The directory holding ``config.json``: ``path`` itself or ``path/pretrained_model``."""
+    """The directory holding the policy's ``config.json``: ``path`` itself, ``path/pretrained_model``, or a
+    training run's ``path/checkpoints/last/pretrained_model`` (a run folder's own config.json is the training
+    config, which names no policy type, so it is skipped when a checkpoint sits below it)."""
     p = Path(path)
-    for candidate in (p, p / "pretrained_model"):
-        if (candidate / CONFIG_NAME).is_file():
+    candidates = [p, p / "pretrained_model", p / "checkpoints" / "last" / "pretrained_model"]
+    found = [c for c in candidates if (c / CONFIG_NAME).is_file()]
+    for candidate in found:
+        if (candidate / WEIGHTS_NAME).is_file():
             return candidate
+    if found:
+        return found[0]
     raise PolicyError(
-        f"no {CONFIG_NAME} in {p} or {p / 'pretrained_model'}; point at a directory written by save_pretrained"
+        f"no {CONFIG_NAME} in {p}, {p / 'pretrained_model'} or {p / 'checkpoints/last/pretrained_model'}; "
+        "point at a directory written by save_pretrained"
     )
 
 
@@ -106,7 +113,7 @@ class Policy(nn.Module, abc.ABC):
         )
         self._obs_history: dict[str, deque[Tensor]] = {}
         self._action_queue: deque[Tensor] = deque()
-        self._latest_task: Any = None
+        self._episode_inputs: dict[str, Any] = {}
 
     # --------------------------------------------------------------------------------- the contract
     @abc.abstractmethod
@@ -121,7 +128,7 @@ class Policy(nn.Module, abc.ABC):
         """Forgets the observation history and queued actions; call at every episode start."""
         self._obs_history = {}
         self._action_queue = deque()
-        self._latest_task = None
+        self._episode_inputs = {}
 
     def get_optim_params(self) -> Any:
         """What the optimizer should update (all trainable parameters unless a policy says otherwise)."""
@@ -148,16 +155,20 @@ class Policy(nn.Module, abc.ABC):
                 history = self._obs_history[key] = deque([value] * n, maxlen=n)
             else:
                 history.append(value)
-        self._latest_task = observation.get("task")
+        self._episode_inputs = self.episode_inputs(observation)
         if not self._action_queue:
             stacked: dict[str, Any] = {k: torch.stack(list(q), dim=1) for k, q in self._obs_history.items()}
-            if self._latest_task is not None:
-                stacked["task"] = self._latest_task
+            stacked.update(self._episode_inputs)
             chunk = self.predict_action_chunk(stacked)[:, : self.config.n_action_steps]
             self._action_queue.extend(chunk.transpose(0, 1))
         return self._action_queue.popleft()
 
     # --------------------------------------------------------------------------------- observations
+    def episode_inputs(self, observation: Mapping[str, Any]) -> dict[str, Any]:
+        """Inputs that are not stacked over time but passed as they are to ``predict_action_chunk``: the
+        instruction (``task``) by default; conditioned policies add their conditioning inputs."""
+        return {"task": observation["task"]} if observation.get("task") is not None else {}
+
     @property
     def device(self) -> torch.device:
         for tensor in self.parameters():

@@ -127,8 +127,19 @@ def crop_images(images: Tensor, crop_shape: tuple[int, int], random: bool) -> Te
     return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (N, C, ch, cw)
 
 
+class GlobalAvgPool(nn.Module):
+    """(N, C, H, W) -> (N, C): the classic pooled feature, for backbones whose channels already mean something."""
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features.mean(dim=(2, 3))
+
+
 class ImageEncoder(nn.Module):
-    """Crop -> backbone -> spatial softmax -> linear + ReLU: one image (N, C, H, W) -> (N, feature_dim)."""
+    """Crop -> backbone -> spatial softmax (or average pooling) -> linear + ReLU: (N, C, H, W) -> (N, feature_dim).
+
+    ``extra_channels`` are added to the image's own: conditioning images drawn in the same camera (sketches,
+    goal frames) are stacked onto the RGB channels (early fusion), and are cropped with it.
+    """
 
     def __init__(
         self,
@@ -138,6 +149,8 @@ class ImageEncoder(nn.Module):
         crop_shape: tuple[int, int] | None = None,
         pretrained_path: str | None = None,
         use_group_norm: bool = True,
+        pooling: str = "spatial_softmax",
+        extra_channels: int = 0,
     ) -> None:
         super().__init__()
         c, h, w = image_shape
@@ -146,13 +159,24 @@ class ImageEncoder(nn.Module):
                 f"crop_shape {crop_shape} is larger than the images ({h}, {w}); lower crop_shape"
             )
         self.crop_shape = tuple(crop_shape) if crop_shape is not None else None
+        c = c + extra_channels
+        if pretrained_path and extra_channels:
+            raise PolicyError(
+                "early-fused conditioning adds input channels, which a pretrained backbone's first layer lacks; "
+                "use conditioning_fusion='late' with pretrained_backbone_path"
+            )
         self.backbone = build_backbone(backbone, c, pretrained_path, use_group_norm)
         in_h, in_w = self.crop_shape or (h, w)
         with torch.no_grad():
             _, fc, fh, fw = self.backbone(torch.zeros(1, c, in_h, in_w)).shape
-        self.pool = SpatialSoftmax(fc, num_keypoints, fh, fw)
+        if pooling == "avg":
+            self.pool: nn.Module = GlobalAvgPool()
+            pooled = fc
+        else:
+            self.pool = SpatialSoftmax(fc, num_keypoints, fh, fw)
+            pooled = 2 * num_keypoints
         self.feature_dim = 2 * num_keypoints
-        self.out = nn.Sequential(nn.Linear(2 * num_keypoints, self.feature_dim), nn.ReLU())
+        self.out = nn.Sequential(nn.Linear(pooled, self.feature_dim), nn.ReLU())
 
     def forward(self, images: Tensor) -> Tensor:
         if self.crop_shape is not None:

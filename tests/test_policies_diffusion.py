@@ -35,6 +35,15 @@ TARGET = torch.tensor([[0.8, -0.5, 0.3], [-0.4, 0.6, 0.7]])  # action = TARGET @
 SMALL = dict(down_dims=(32, 64), horizon=8, n_action_steps=4, diffusion_step_embed_dim=32)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two torch threads on a shared 2-core machine run ~10x slower than one under load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def features(camera: bool = False) -> dict:
     inputs = {STATE: {"shape": [STATE_DIM], "dtype": "float32"}}
     if camera:

@@ -1,0 +1,215 @@
+"""Diffusion vs flow matching vs BC on PushT and PickPlace, trained on the CPU from at most 200 expert demos, and
+PickPlace driven only by a trajectory sketch or a goal sketch; success per split with 95% CIs and training time.
+
+Every experiment is the real pipeline: ``ember collect`` datasets (LeRobot v3), ``ember.train.train`` (the one
+accelerate loop) and ``ember.eval.run_eval`` (seeded vector-env rollouts on every split, videos, report.md).
+Results are appended to ``bench/results/learn/results.json`` as each experiment finishes, so a long run can be
+watched and resumed (``--skip-done``); ``--table`` prints the Markdown table of what is there.
+
+Observations: both tasks use the robot state and the privileged environment state (object poses), not cameras: on
+a shared 2-core CPU this is what trains in minutes. In the sketch experiments the goal one-hots are hidden
+(``--mask_state_names='goal_*'``), so the sketch, drawn in the front camera and read by a small CNN (late fusion),
+is the only place the target comes from; the evaluation sketch is the hindsight of the scripted expert on the
+evaluation seed, made by the same code as the training sketches.
+
+    .venv/bin/python bench/learn/run.py                       # everything (hours on 2 cores)
+    .venv/bin/python bench/learn/run.py --only pusht/diffusion --steps 500 --episodes 10
+    .venv/bin/python bench/learn/run.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from ember.conditioning.preload import preload_triton  # noqa: E402
+
+preload_triton()
+
+STATE_KEYS = ("observation.state", "observation.environment_state")
+SPLITS = ("train", "heldout_goal", "heldout_object", "heldout_scene")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task: str
+    collect: dict[str, Any]
+    steps: int
+    """Training steps (batch 64)."""
+    policy: dict[str, Any] = field(default_factory=dict)
+    chance: float | None = None
+    """Success of a policy that acts perfectly on a uniformly random target (conditioned experiments)."""
+
+
+TASKS: dict[str, TaskSpec] = {
+    "pusht": TaskSpec("PushT", {}, steps=6000),
+    "pickplace": TaskSpec("PickPlace", {"obs_mode": "pixels", "cameras": ("front",), "image_size": 96}, steps=4000,
+                          chance=1 / 9),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    task: str
+    policy: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    mask_goal: bool = False
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.policy}" + (f"+{self.label}" if self.label else "")
+
+
+SKETCH = dict(conditioning_camera="front", conditioning_pool=2)
+EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what matters early
+    Experiment("pusht", "diffusion"),
+    Experiment("pickplace", "diffusion", dict(conditioning=("trajectory_sketch",), **SKETCH), True,
+               "trajectory_sketch"),
+    Experiment("pusht", "bc"),
+    Experiment("pickplace", "bc"),
+    Experiment("pickplace", "diffusion"),
+    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch",), **SKETCH), True, "goal_sketch"),
+    Experiment("pusht", "flow"),
+    Experiment("pickplace", "flow"),
+]
+
+
+def collect_dataset(spec: TaskSpec, data_dir: Path, episodes: int) -> Path:
+    from ember.collect import CollectConfig, collect
+
+    root = data_dir / spec.task.lower()
+    if (root / "meta" / "info.json").is_file():
+        return root
+    cfg = CollectConfig(task=spec.task, num_episodes=episodes, out=str(root), seed=0, **spec.collect)
+    print(f"collecting {episodes} {spec.task} demos -> {root}", flush=True)
+    collect(cfg, quiet=True)
+    return root
+
+
+def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: int, seed: int) -> dict[str, Any]:
+    from ember.train import TrainConfig, train
+    from policies import make_policy_config
+
+    spec = TASKS[exp.task]
+    ckpt = out / "train" / "checkpoints" / "last" / "pretrained_model"
+    metrics_file = out / "train" / "metrics.json"
+    if ckpt.is_dir() and metrics_file.is_file() and json.loads(metrics_file.read_text()).get("steps") == steps:
+        m = json.loads(metrics_file.read_text())
+        if "train_seconds" in m:
+            return {"train_seconds": m["train_seconds"], "steps": m["steps"], "final_loss": m["final_loss"]}
+    cfg = TrainConfig(dataset=str(dataset), out=str(out / "train"), steps=steps, batch_size=64, seed=seed,
+                      obs_keys=STATE_KEYS, num_threads=threads, save_every=max(1, steps // 4), log_every=50,
+                      resume=(out / "train" / "checkpoints" / "last").exists(),
+                      overwrite=not (out / "train" / "checkpoints" / "last").exists())
+    cfg.policy = make_policy_config(exp.policy, **{**spec.policy, **exp.overrides})
+    if exp.mask_goal:
+        cfg.mask_state_names = ("goal_*",)
+    result = train(cfg, quiet=True)
+    m = json.loads(metrics_file.read_text())
+    return {"train_seconds": m["train_seconds"], "steps": result.steps, "final_loss": result.final_loss}
+
+
+def evaluate_one(exp: Experiment, out: Path, episodes: int, splits: tuple[str, ...]) -> dict[str, Any]:
+    from ember.eval import EvalConfig, run_eval
+
+    spec = TASKS[exp.task]
+    cfg = EvalConfig(policy_path=str(out / "train"), task=spec.task, splits=splits, num_episodes=episodes,
+                     batch_size=10, num_videos=2, out=str(out / "eval"), overwrite=True)
+    result, _ = run_eval(cfg, quiet=True)
+    per = result.per_split or {result.split: result}
+    return {name: {"success_rate": r.success_rate, "ci95": list(r.success_ci95), "episodes": r.num_episodes,
+                   "mean_max_coverage": r.mean_max_coverage, "eval_seconds": r.seconds,
+                   "expert_success": _expert_rate(r)} for name, r in per.items()}
+
+
+def _expert_rate(result: Any) -> float | None:
+    flags = [e.expert_success for e in result.episodes if e.expert_success is not None]
+    return sum(flags) / len(flags) if flags else None
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {"experiments": {}}
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| experiment | training | " + " | ".join(SPLITS) + " | chance |",
+             "|---|---|" + "---|" * len(SPLITS) + "---|"]
+    for name, r in results["experiments"].items():
+        if "splits" not in r:
+            continue
+        cells = []
+        for split in SPLITS:
+            s = r["splits"].get(split)
+            cells.append(f"{100 * s['success_rate']:.0f}% ({100 * s['ci95'][0]:.0f}-{100 * s['ci95'][1]:.0f})"
+                         if s else "-")
+        chance = f"{100 * r['chance']:.0f}%" if r.get("chance") else "-"
+        training = f"{r['steps']} steps, {r['train_seconds'] / 60:.0f} min"
+        lines.append(f"| {name} | {training} | " + " | ".join(cells) + f" | {chance} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated experiment names (pusht/diffusion, ...)")
+    parser.add_argument("--steps", type=int, default=0, help="override every task's training steps")
+    parser.add_argument("--demos", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per split")
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "bench/results/learn"))
+    parser.add_argument("--skip-done", action="store_true", help="skip experiments already in results.json")
+    parser.add_argument("--table", action="store_true", help="print the table of results.json and exit")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    results_file = out / "results.json"
+    results = load_results(results_file)
+    if args.table:
+        print(table(results))
+        return
+    wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
+    splits = tuple(args.splits.split(","))
+    for exp in wanted:
+        if args.skip_done and exp.name in results["experiments"] and "splits" in results["experiments"][exp.name]:
+            continue
+        spec = TASKS[exp.task]
+        dataset = collect_dataset(spec, out / "data", args.demos)
+        steps = args.steps or spec.steps
+        exp_dir = out / exp.name.replace("/", "_").replace("+", "_")
+        t0 = time.perf_counter()
+        print(f"[{exp.name}] training {steps} steps (threads={args.threads}, load {os.getloadavg()[0]:.1f})",
+              flush=True)
+        trained = train_one(exp, dataset, exp_dir, steps, args.threads, args.seed)
+        row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", [])),
+               "goal_hidden": exp.mask_goal, "demos": args.demos, "chance": spec.chance if exp.mask_goal else None,
+               "threads": args.threads, **trained}
+        results["experiments"][exp.name] = row
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
+              f"episodes x {len(splits)} splits", flush=True)
+        row["splits"] = evaluate_one(exp, exp_dir, args.episodes, splits)
+        row["wall_seconds"] = time.perf_counter() - t0
+        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        rates = ", ".join(f"{k} {100 * v['success_rate']:.0f}%" for k, v in row["splits"].items())
+        print(f"[{exp.name}] {rates}", flush=True)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Wiring for ``ember train``: which camera the conditioning is drawn in, its geometry, and masked state names.
+
+Kept out of the training loop so the loop stays policy-agnostic: it calls :func:`condition_windows` and gets back
+either the windows unchanged (no conditioning to produce) or a :class:`ConditionedWindows`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+from ember.conditioning.cameras import CameraModel, dataset_camera
+from ember.conditioning.config import ConditioningConfig
+from ember.conditioning.dataset import ConditionedWindows
+from ember.conditioning.errors import ConditioningError
+from policies.conditioning.keys import IMAGE_CONDITIONING, KEYPOINTS, LANGUAGE, TRAJECTORY_SKETCH
+
+_NEEDS_CAMERA_MODEL = (TRAJECTORY_SKETCH, KEYPOINTS)
+
+
+def conditioning_camera_key(policy_cfg: Any, dataset: Any) -> str | None:
+    """The dataset camera the conditioning is drawn in: the policy's aligned camera, else its
+    ``conditioning_camera``, else the dataset's first RGB camera (None when the dataset has none)."""
+    kinds = list(getattr(policy_cfg, "conditioning", ()))
+    if not any(k in IMAGE_CONDITIONING or k == KEYPOINTS for k in kinds):
+        return None
+    key = policy_cfg.aligned_camera_key
+    if key is not None:
+        return key
+    rgb = [k for k in dataset.features if k.startswith("observation.images.")]
+    if policy_cfg.conditioning_camera:
+        wanted = f"observation.images.{policy_cfg.conditioning_camera}"
+        return wanted if wanted in rgb else None
+    return rgb[0] if rgb else None
+
+
+def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: ConditioningConfig | None = None) -> Any:
+    """``windows`` with the episode conditioning ``policy_cfg.conditioning`` asks for (language needs none)."""
+    kinds = [k for k in getattr(policy_cfg, "conditioning", ()) if k != LANGUAGE]
+    if LANGUAGE in getattr(policy_cfg, "conditioning", ()) and not dataset.meta.tasks:
+        raise ConditioningError(f"language conditioning needs instructions, but {dataset.root} has no tasks")
+    if not kinds:
+        return windows
+    key = conditioning_camera_key(policy_cfg, dataset)
+    if key is not None:
+        h, w = dataset.features[key]["shape"][:2]
+        if policy_cfg.aligned_camera_key is None:
+            policy_cfg.conditioning_image_size = int(h)
+    else:
+        h = w = int(policy_cfg.conditioning_image_size)
+    camera: CameraModel | None = None
+    if any(k in _NEEDS_CAMERA_MODEL for k in kinds):
+        name = key or f"observation.images.{policy_cfg.conditioning_camera or 'front'}"
+        camera = dataset_camera(dataset.root, name, (int(h), int(w)))
+    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=policy_cfg.num_keypoints)
+
+
+def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], patterns: Sequence[str],
+                  ) -> dict[str, list[int]]:
+    """``{feature: [dims]}`` whose names (``info.json`` ``names``) match any fnmatch pattern (``goal_*``)."""
+    if not patterns:
+        return {}
+    out: dict[str, list[int]] = {}
+    matched: set[str] = set()
+    for key in obs_keys:
+        names = features[key].get("names")
+        if not isinstance(names, list) or features[key].get("dtype") in ("video", "image"):
+            continue
+        dims = []
+        for i, name in enumerate(names):
+            hits = [p for p in patterns if fnmatch.fnmatchcase(str(name), p)]
+            if hits:
+                dims.append(i)
+                matched.update(hits)
+        if dims:
+            out[key] = dims
+    unmatched = [p for p in patterns if p not in matched]
+    if unmatched:
+        raise ConditioningError(
+            f"--mask_state_names {unmatched} match no state name; names: "
+            f"{ {k: features[k].get('names') for k in obs_keys if isinstance(features[k].get('names'), list)} }"
+        )
+    return out

