@@ -32,7 +32,13 @@ def test_deploy_runs_every_node_in_one_process(tmp_path_factory):
     arm, bridge, policy = summary["mock_arm"], summary["bridge"], summary["policy"]
     np.testing.assert_allclose(arm["position"][:7], demo_target()[:7], atol=0.03)
     assert arm["unsafe"] == 0 and arm["commands"] == bridge["commands"] >= 20
-    assert bridge["safety"]["rejected"] == 0 and policy["errors"] == 0
+    safety = bridge["safety"]
+    # A nominal run sends nothing the filter must refuse for its content; on a loaded machine one command may
+    # legitimately be dropped for timing (an observation or action that arrived late), which is the filter working.
+    for reason in ("nonfinite", "malformed", "position_limit", "step", "workspace", "estop"):
+        assert safety.get(reason, 0) == 0, json.dumps(safety)
+    timing = sum(safety.get(r, 0) for r in ("stale_observation", "stale_action", "no_observation"))
+    assert timing <= 1 and policy["errors"] == 0, json.dumps(safety)
     metrics = json.loads((tmp / "run" / "metrics.json").read_text())
     assert metrics["bridge"]["safety"]["passed"] == bridge["safety"]["passed"]
     assert json.loads((tmp / "run" / "config.json").read_text())["checkpoint"] == str(checkpoint)
