@@ -231,23 +231,32 @@ def _user_conditioning(plan: ConditioningPlan, cfg: EvalConfig) -> dict[str, np.
     return out
 
 
+@dataclass
+class EpisodeConditioning:
+    """One episode's conditioning arrays, the expert's success when an expert made them, and the frame videos
+    draw them on when the policy has no camera of its own."""
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    expert_success: bool | None = None
+    background: np.ndarray | None = None
+
+
 def episode_conditioning(plan: ConditioningPlan | None, cfg: EvalConfig, seeds: list[int], split: str,
-                         ) -> tuple[list[dict[str, np.ndarray]], list[bool | None]]:
-    """Per episode: the conditioning arrays and whether the expert that made them succeeded."""
+                         ) -> list[EpisodeConditioning]:
+    """Per episode: the conditioning arrays and where they came from."""
     if plan is None or cfg.conditioning_source == "language":
-        return [{} for _ in seeds], [None for _ in seeds]
+        return [EpisodeConditioning() for _ in seeds]
     if cfg.conditioning_source == "file":
         user = _user_conditioning(plan, cfg)
-        return [dict(user) for _ in seeds], [None for _ in seeds]
+        return [EpisodeConditioning(dict(user)) for _ in seeds]
     from ember.conditioning.oracle import expert_conditioning
 
-    conds, experts = [], []
+    out = []
     for seed in seeds:
-        cond, ok = expert_conditioning(cfg.task, cfg.backend, seed, plan.kinds, plan.camera, plan.size[0],
-                                       {"split": split}, plan.num_keypoints)
-        conds.append(cond)
-        experts.append(ok)
-    return conds, experts
+        made = expert_conditioning(cfg.task, cfg.backend, seed, plan.kinds, plan.camera, plan.size[0],
+                                   {"split": split}, plan.num_keypoints)
+        out.append(EpisodeConditioning(made.values, made.expert_success, made.first_frame))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- rollouts
@@ -278,18 +287,19 @@ def _info_value(info: dict[str, Any], key: str, j: int, default: float) -> float
     return default
 
 
-def _frame(envs: Any, obs: dict[str, Any], j: int, plan: ConditioningPlan | None, cond: dict[str, np.ndarray],
+def _frame(envs: Any, obs: dict[str, Any], j: int, plan: ConditioningPlan | None, cond: EpisodeConditioning,
            cfg: EvalConfig) -> np.ndarray:
-    """Video frame of env ``j``: the render, beside the policy's camera with the conditioning drawn in."""
+    """Video frame of env ``j``: the render, beside the policy's camera (or, for a policy without one, the
+    episode's first frame in the conditioning camera) with the conditioning drawn in."""
     render = _render(envs, j)
     if plan is None:
         return render
     from ember.conditioning.overlay import compose_frame, conditioning_view
 
     key = plan.camera_key
-    camera = obs[key][j] if key and key in obs else None
+    camera = obs[key][j] if key and key in obs else cond.background
     caption = cfg.instruction or str(obs["task"][j])
-    return compose_frame(render, conditioning_view(camera, cond, plan.size), caption)
+    return compose_frame(render, conditioning_view(camera, cond.values, plan.size), caption)
 
 
 def _run_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan | None, start: int, count: int,
@@ -298,7 +308,7 @@ def _run_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan |
     from ember.data.frames import to_batch
 
     seeds = [cfg.seed + start + j for j in range(count)]
-    conds, experts = episode_conditioning(plan, cfg, seeds, cfg.split)
+    conds = episode_conditioning(plan, cfg, seeds, cfg.split)
     obs, _ = envs.reset(seed=seeds)
     fps = float(envs.metadata.get("render_fps", 10))
     record = [start + j < cfg.num_videos for j in range(count)]
@@ -312,8 +322,8 @@ def _run_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan |
         batch = to_batch(obs, batched=True)
         if cfg.instruction:
             batch["task"] = [cfg.instruction] * count
-        for kind in conds[0]:
-            batch[f"conditioning.{kind}"] = np.stack([c[kind] for c in conds])
+        for kind in conds[0].values:
+            batch[f"conditioning.{kind}"] = np.stack([c.values[kind] for c in conds])
         with torch.inference_mode():
             actions = policy.select_action(batch)
         obs, reward, terminated, truncated, info = envs.step(actions.detach().cpu().numpy().astype(np.float32))
@@ -340,7 +350,7 @@ def _run_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan |
             video = f"videos/episode_{start + j:03d}_{'success' if success[j] else 'failure'}.mp4"
             write_mp4(frames[j], out / video, fps=fps)
         results.append(EpisodeResult(seeds[j], success[j], max_cov[j], final_cov[j], length[j], total_reward[j],
-                                     video, traces[j], cfg.split, experts[j]))
+                                     video, traces[j], cfg.split, conds[j].expert_success))
     return results
 
 

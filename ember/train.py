@@ -247,14 +247,18 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     unwrapped = accelerator.unwrap_model(policy)
 
     start_step = 0
+    seconds_before = 0.0
+    """Training time of the run before it was resumed (so metrics report the whole run's)."""
     history: dict[str, list] = {"step": [], "loss": [], "lr": []}
     if cfg.resume and (out / "checkpoints" / "last").exists():
         start_step = load_training_state(out / "checkpoints" / "last", unwrapped, optimizer, scheduler)
         metrics_path = out / "metrics.json"
         if metrics_path.exists():
-            saved = json.loads(metrics_path.read_text()).get("history", history)
+            previous = json.loads(metrics_path.read_text())
+            saved = previous.get("history", history)
             keep = sum(1 for s in saved.get("step", []) if s <= start_step)
             history = {k: list(v[:keep]) for k, v in saved.items()}
+            seconds_before = float(previous.get("train_seconds") or 0.0)
 
     policy.train()
     t0 = time.perf_counter()
@@ -288,7 +292,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             _save(out, step + 1, unwrapped, optimizer, scheduler, cfg, accelerator)
             if accelerator.is_main_process:  # so a resumed run keeps the loss curve up to here
-                (out / "metrics.json").write_text(json.dumps({"steps": step + 1, "history": history}) + "\n")
+                partial = {"steps": step + 1, "train_seconds": seconds_before + time.perf_counter() - t0,
+                           "history": history}
+                (out / "metrics.json").write_text(json.dumps(partial) + "\n")
     seconds = time.perf_counter() - t0
     final_step = max(cfg.steps, start_step)
     checkpoint = _save(out, final_step, unwrapped, optimizer, scheduler, cfg, accelerator)
@@ -301,7 +307,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
             "steps": final_step,
             "first_loss": first,
             "final_loss": final,
-            "train_seconds": seconds,
+            "train_seconds": seconds_before + seconds,
             "steps_per_second": (final_step - start_step) / seconds if seconds > 0 else None,
             "num_parameters": sum(p.numel() for p in unwrapped.parameters()),
             "dataset": {"root": str(cfg.dataset), "episodes": dataset.num_episodes, "frames": dataset.num_frames},

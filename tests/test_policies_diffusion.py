@@ -282,6 +282,9 @@ def test_checkpoint_holds_ema_weights_and_stats(tmp_path: Path) -> None:
     shadow = policy.ema.shadow()
     name = next(iter(shadow))
     torch.testing.assert_close(weights[f"model.{name}"], shadow[name])
+    # eval mode runs the EMA weights in the model; train mode brings the raw training weights back
+    torch.testing.assert_close(dict(policy.model.named_parameters())[name].detach(), shadow[name])
+    policy.train()
     assert not torch.equal(weights[f"model.{name}"], dict(policy.model.named_parameters())[name].detach())
     assert "normalizer.stats.observation__state.min" in weights
     saved_stats = load_file(str(tmp_path / "normalization_stats.safetensors"))

@@ -143,6 +143,16 @@ def load_results(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {"experiments": {}}
 
 
+def save_row(path: Path, name: str, row: dict[str, Any]) -> None:
+    """Re-reads the file and replaces one experiment, so two runs writing the same file lose nothing."""
+    results = load_results(path)
+    results["experiments"][name] = row
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def table(results: dict[str, Any]) -> str:
     lines = ["| experiment | training | " + " | ".join(SPLITS) + " | chance |",
              "|---|---|" + "---|" * len(SPLITS) + "---|"]
@@ -198,17 +208,15 @@ def main() -> None:
         row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", [])),
                "goal_hidden": exp.mask_goal, "demos": args.demos, "chance": spec.chance if exp.mask_goal else None,
                "threads": args.threads, **trained}
-        results["experiments"][exp.name] = row
-        results_file.parent.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        save_row(results_file, exp.name, row)
         print(f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
               f"episodes x {len(splits)} splits", flush=True)
         row["splits"] = evaluate_one(exp, exp_dir, args.episodes, splits)
         row["wall_seconds"] = time.perf_counter() - t0
-        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        save_row(results_file, exp.name, row)
         rates = ", ".join(f"{k} {100 * v['success_rate']:.0f}%" for k, v in row["splits"].items())
         print(f"[{exp.name}] {rates}", flush=True)
-    print(table(results))
+    print(table(load_results(results_file)))
 
 
 if __name__ == "__main__":

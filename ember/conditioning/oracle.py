@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,20 @@ from ember.conditioning.errors import ConditioningError
 ENV_STATE = "observation.environment_state"
 
 
+@dataclass
+class ExpertConditioning:
+    """The conditioning of one evaluation episode, whether the expert it came from succeeded, and the episode's
+    first frame in the conditioning camera (what videos draw the conditioning on when the policy has no camera)."""
+
+    values: dict[str, np.ndarray]
+    expert_success: bool
+    first_frame: np.ndarray
+
+
 def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str], camera: str, image_size: int,
                         env_kwargs: dict[str, Any] | None = None, num_keypoints: int | None = None,
-                        ) -> tuple[dict[str, np.ndarray], bool]:
-    """``({kind: array}, expert_succeeded)`` for episode ``seed`` (split and options in ``env_kwargs``)."""
+                        ) -> ExpertConditioning:
+    """The conditioning of episode ``seed`` (split and options in ``env_kwargs``) from the expert's rollout."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
     from sims import make_env
     from sims.experts import make_expert
@@ -54,6 +65,6 @@ def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str]
     env_state = np.stack(states) if states[0] is not None else None
     record = EpisodeRecord(np.stack(frames), env_state, names, model)
     try:
-        return produce(record, kinds, None, num_keypoints=num_keypoints), success
+        return ExpertConditioning(produce(record, kinds, None, num_keypoints=num_keypoints), success, frames[0])
     except ConditioningError as exc:
         raise ConditioningError(f"{task} seed {seed}: {exc}") from exc

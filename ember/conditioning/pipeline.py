@@ -45,8 +45,9 @@ def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: Condi
     key = conditioning_camera_key(policy_cfg, dataset)
     if key is not None:
         h, w = dataset.features[key]["shape"][:2]
-        if policy_cfg.aligned_camera_key is None:
+        if policy_cfg.aligned_camera_key is None:  # remembered in the checkpoint, so evaluation draws alike
             policy_cfg.conditioning_image_size = int(h)
+            policy_cfg.conditioning_camera = key.split(".", 2)[2]
     else:
         h = w = int(policy_cfg.conditioning_image_size)
     camera: CameraModel | None = None
