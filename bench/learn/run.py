@@ -7,10 +7,12 @@ Results are appended to ``bench/results/learn/results.json`` as each experiment 
 watched and resumed (``--skip-done``); ``--table`` prints the Markdown table of what is there.
 
 Observations: both tasks use the robot state and the privileged environment state (object poses), not cameras: on
-a shared 2-core CPU this is what trains in minutes. In the sketch experiments the goal one-hots are hidden
-(``--mask_state_names='goal_*'``), so the sketch, drawn in the front camera and read by a small CNN (late fusion),
-is the only place the target comes from; the evaluation sketch is the hindsight of the scripted expert on the
-evaluation seed, made by the same code as the training sketches.
+a shared 2-core CPU this is what trains in minutes. In PickPlace the goal one-hots of that state are hidden
+(``--mask_state_names='goal_*'``) in every conditioned experiment, so the conditioning is the only place the target
+comes from: two keypoints (KITE; the comparison of the three heads), a trajectory sketch or a goal sketch (drawn in
+the front camera, read by a small CNN, late fusion). The evaluation conditioning is the hindsight of the scripted
+expert on the evaluation seed, made by the same code as the training conditioning. The plain ``pickplace/<head>``
+rows keep the goal as one-hots in the state instead.
 
     .venv/bin/python bench/learn/run.py                       # everything (hours on 2 cores)
     .venv/bin/python bench/learn/run.py --only pusht/diffusion --steps 500 --episodes 10
@@ -73,6 +75,7 @@ class Experiment:
 
 
 SKETCH = dict(conditioning_camera="front", conditioning_pool=2)
+KEYPOINTS = dict(conditioning_camera="front")
 EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what matters early
     Experiment("pusht", "diffusion"),
     Experiment("pickplace", "diffusion", dict(conditioning=("trajectory_sketch",), **SKETCH), True,
@@ -83,6 +86,10 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
     Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch",), **SKETCH), True, "goal_sketch"),
     Experiment("pusht", "flow"),
     Experiment("pickplace", "flow"),
+    # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
+    Experiment("pickplace", "diffusion", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
+    Experiment("pickplace", "bc", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
+    Experiment("pickplace", "flow", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
 ]
 
 
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/learn"))
     parser.add_argument("--skip-done", action="store_true", help="skip experiments already in results.json")
     parser.add_argument("--table", action="store_true", help="print the table of results.json and exit")
+    parser.add_argument("--merge", default="", help="with --table: more result folders, later ones win")
     args = parser.parse_args()
     import torch
 
@@ -190,6 +198,8 @@ def main() -> None:
     results_file = out / "results.json"
     results = load_results(results_file)
     if args.table:
+        for extra in filter(None, args.merge.split(",")):
+            results["experiments"].update(load_results(Path(extra) / "results.json")["experiments"])
         print(table(results))
         return
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
