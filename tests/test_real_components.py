@@ -118,6 +118,14 @@ def test_corrections_override_the_instruction_for_a_while():
     assert LanguageState("x", hold_s=0.0).active() == "x"
 
 
+def test_a_frame_filled_in_late_gets_the_instruction_active_at_its_own_time():
+    lang = LanguageState("pick the cube", hold_s=3.0)
+    lang.add_correction("move left", 10.0)
+    lang.add_correction("a bit higher", 11.5)  # arrived before the recorder caught up with 10.0 .. 11.5
+    assert [lang.active(t) for t in (9.9, 10.0, 11.4, 11.5, 14.4, 14.5)] == [
+        "pick the cube", "move left", "move left", "a bit higher", "a bit higher", "pick the cube"]
+
+
 # ------------------------------------------------------------------------------------------- params
 def test_parameters_are_the_config_fields_with_nesting_and_coercion():
     from real.bridge import DERIVED_PARAMETERS, BridgeConfig
