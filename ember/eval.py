@@ -217,7 +217,7 @@ def _user_conditioning(plan: ConditioningPlan, cfg: EvalConfig) -> dict[str, np.
     from ember.conditioning.user import load_image_conditioning, parse_keypoints
 
     out: dict[str, np.ndarray] = {}
-    image_kinds = [k for k in plan.kinds if k != "keypoints"]
+    image_kinds = [k for k in plan.kinds if k not in ("keypoints", "initial_image")]
     if len(image_kinds) > 1:
         raise ConditioningError(f"one --conditioning_image cannot serve {image_kinds}; use --conditioning_source=expert")
     for kind in image_kinds:
@@ -248,7 +248,14 @@ def episode_conditioning(plan: ConditioningPlan | None, cfg: EvalConfig, seeds: 
         return [EpisodeConditioning() for _ in seeds]
     if cfg.conditioning_source == "file":
         user = _user_conditioning(plan, cfg)
-        return [EpisodeConditioning(dict(user)) for _ in seeds]
+        out = [EpisodeConditioning(dict(user)) for _ in seeds]
+        if "initial_image" in plan.kinds:  # the scene itself, not something a user draws
+            from ember.conditioning.oracle import first_frame
+
+            for cond, seed in zip(out, seeds, strict=True):
+                frame = first_frame(cfg.task, cfg.backend, seed, plan.camera, plan.size[0], {"split": split})
+                cond.values["initial_image"] = cond.background = frame
+        return out
     from ember.conditioning.oracle import expert_conditioning
 
     out = []

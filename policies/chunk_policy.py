@@ -16,6 +16,7 @@ and ``generate_actions`` (inference, normalized space in, dataset units out via 
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,8 @@ class ChunkPolicy(Policy):
         batch-1 latency on a CPU."""
         self._stashed: list[Tensor] | None = None
         """The training weights, kept while eval mode runs the EMA weights in their place."""
+        self._frozen: dict[str, Any] = {}
+        """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
 
     # ------------------------------------------------------------------------------------ the head API
     @abc.abstractmethod
@@ -196,6 +199,8 @@ class ChunkPolicy(Policy):
         """Eval mode runs the EMA weights *in* the model (the training weights are kept aside and come back
         with ``train()``), so inference is a plain forward pass, bit-identical to a loaded checkpoint's."""
         super().train(mode)
+        if mode:
+            self._frozen = {}
         if self.ema is None:
             return self
         params = list(self.model.parameters())
@@ -246,8 +251,34 @@ class ChunkPolicy(Policy):
         start = prefix + "."
         return {k[len(start):]: v for k, v in self.ema.shadow().items() if k.startswith(start)}
 
+    def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
+        """Example arguments of the modules worth freezing (the per-step network of an iterative head)."""
+        return {}
+
+    @torch.no_grad()
+    def freeze_for_inference(self, batch_size: int = 1) -> list[str]:
+        """Traces and freezes (TorchScript) the per-step network for inference; returns what was frozen.
+
+        A small UNet at batch 1 spends most of its time in Python and op dispatch, which a frozen graph removes
+        (about 2x measured on this CPU). The frozen copy holds the EMA weights and is dropped by ``train()``.
+        Results equal the eager ones to float rounding, for any batch size. TorchScript is deprecated in recent
+        torch; ``torch.compile`` reached the same speed here but took ~2 minutes to compile, against <1 s to trace.
+        """
+        self.eval()
+        frozen = []
+        for name, args in self.example_inference_inputs(batch_size).items():
+            module = getattr(self.model, name)
+            with warnings.catch_warnings():  # the batch-size branch of FastConv1d is traced on purpose
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+                self._frozen[name] = torch.jit.freeze(torch.jit.trace(module, args, check_trace=False))
+            frozen.append(name)
+        return frozen
+
     def run_inference(self, name: str, *args: Any) -> Any:
         """Calls ``self.model.<name>`` with its EMA weights (or its own when EMA is off)."""
+        if name in self._frozen and not self.training:
+            return self._frozen[name](*args)
         module = getattr(self.model, name)
         if self.ema is None or self._model_holds_ema:
             return module(*args)

@@ -27,6 +27,9 @@ from policies.errors import PolicyError
 from policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
 from policies.vision import ImageEncoder
 
+STACKED = "stacked"
+"""Name of the one encoder of stacked image conditionings."""
+
 
 def module_name(key: str) -> str:
     """Module names may not contain dots; feature keys do."""
@@ -107,12 +110,21 @@ class ObservationEncoder(nn.Module):
             size = feature_shape(self.aligned_key, feats[self.aligned_key])[1:]
         else:
             size = (config.conditioning_image_size, config.conditioning_image_size)
-        self.cond_images = nn.ModuleDict({
-            k: ConditioningImageEncoder(IMAGE_CHANNELS[k], size, config.conditioning_dim,
-                                        config.conditioning_encoder_width, config.conditioning_pool)
-            for k in self.late_image_kinds
-        })
-        cond_dim += config.conditioning_dim * len(self.late_image_kinds)
+        def image_encoder(channels: int) -> ConditioningImageEncoder:
+            return ConditioningImageEncoder(channels, size, config.conditioning_dim,
+                                            config.conditioning_encoder_width, config.conditioning_pool)
+
+        # ``stacked``: one CNN over every late image conditioning stacked channel-wise (GRIF's goal stays apart)
+        stack = [k for k in self.late_image_kinds if not (self.grif and k == GOAL_IMAGE)]
+        self.stacked_kinds = stack if config.conditioning_fusion == "stacked" and len(stack) > 1 else []
+        groups = {k: [k] for k in self.late_image_kinds if k not in self.stacked_kinds}
+        if self.stacked_kinds:
+            groups[STACKED] = self.stacked_kinds
+        self.cond_groups = groups
+        self.cond_images = nn.ModuleDict(
+            {name: image_encoder(sum(IMAGE_CHANNELS[k] for k in kinds)) for name, kinds in groups.items()}
+        )
+        cond_dim += config.conditioning_dim * len(groups)
         if self.grif:
             cond_dim -= config.conditioning_dim  # goal image and language share one task slot
         self.conditioning_image_size = tuple(size)
@@ -217,7 +229,7 @@ class ObservationEncoder(nn.Module):
             out.append(self.language(cond[LANGUAGE]))
         if self.keypoints is not None:
             out.append(self.keypoints(cond[KEYPOINTS]))
-        for kind, encoder in self.cond_images.items():
-            if not (self.grif and kind == GOAL_IMAGE):
-                out.append(encoder(cond[kind]))
+        for name, encoder in self.cond_images.items():
+            if not (self.grif and name == GOAL_IMAGE):
+                out.append(encoder(torch.cat([cond[k] for k in self.cond_groups[name]], dim=1)))
         return torch.cat(out, dim=-1)

@@ -296,3 +296,14 @@ def test_grif_aligns_goal_images_with_language_and_is_steered_by_either(fake_lan
         policy.select_action(obs)
     with pytest.raises(PolicyError, match="grif needs both"):
         config(conditioning=("goal_image",), grif=True)
+
+
+def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_language: HashEmbedder) -> None:
+    policy = make(kind="flow", camera=False, conditioning=("goal_sketch", "initial_image", "keypoints"),
+                  conditioning_fusion="stacked")
+    encoder = policy.model.obs_encoder
+    assert list(encoder.cond_images) == ["stacked"] and encoder.stacked_kinds == ["goal_sketch", "initial_image"]
+    assert encoder.cond_images["stacked"].backbone[0].in_channels == 1 + 3
+    assert torch.isfinite(policy(window_batch(policy))["loss"])
+    policy.eval()
+    assert policy.select_action(observation(policy)).shape == (4, ACTION_DIM)

@@ -241,3 +241,16 @@ def test_eval_mode_runs_ema_weights_and_train_mode_restores_the_training_weights
     for p, r in zip(policy.model.parameters(), raw, strict=True):
         torch.testing.assert_close(p.detach(), r, rtol=0, atol=0)
     assert any(not torch.equal(r, s) for r, s in zip(raw, shadow, strict=True))
+
+
+@pytest.mark.parametrize("variant", ["flow-unet", "diffusion-transformer"])
+def test_frozen_inference_matches_eager_and_train_drops_it(variant: str) -> None:
+    policy = make(variant).eval()
+    obs = {STATE: torch.rand(3, STATE_DIM)}
+    torch.manual_seed(2)
+    eager = policy.predict_action_chunk(obs)
+    assert policy.freeze_for_inference(batch_size=1)
+    torch.manual_seed(2)
+    torch.testing.assert_close(policy.predict_action_chunk(obs), eager, rtol=1e-4, atol=1e-5)  # batch 3, traced at 1
+    policy.train()
+    assert not policy._frozen

@@ -1,6 +1,7 @@
 """Action-chunk latency of the generative heads and the control rate it allows on this CPU, with chunking.
 
-For each head (DDPM-100, DDIM-10, DPM-Solver-10 and flow-5 steps; BC for reference) and each observation kind
+For each head (DDPM-100, DDIM-10, DPM-Solver-10 and flow-5 steps, the last two also with their per-step network
+frozen by TorchScript; BC for reference) and each observation kind
 (PushT's low-dim state; one 96x96 camera through the small CNN or a ResNet-18) this measures, at batch 1:
 
 - ``chunk_ms``: one ``predict_action_chunk`` (encoder + every denoising step), median and p95 over ``--repeats``;
@@ -41,7 +42,10 @@ HEADS: dict[str, tuple[str, dict]] = {
     "DPM-10": ("diffusion", dict(noise_scheduler="dpm", num_inference_steps=10)),
     "flow-5": ("flow", dict(num_inference_steps=5)),
     "BC": ("bc", {}),
+    "DDIM-10 frozen": ("diffusion", dict(noise_scheduler="ddim", num_inference_steps=10)),
+    "flow-5 frozen": ("flow", dict(num_inference_steps=5)),
 }
+"""``frozen``: the per-step network traced and frozen with TorchScript (``policy.freeze_for_inference()``)."""
 OBSERVATIONS: dict[str, dict] = {
     "state (PushT)": {},
     "camera 96px small-CNN": dict(vision_backbone="small_cnn"),
@@ -59,7 +63,10 @@ def build(head: str, obs: str) -> torch.nn.Module:
     stats = {k: {"min": -np.ones(v["shape"][0]), "max": np.ones(v["shape"][0])} for k, v in inputs.items()
              if k != CAMERA}
     stats["action"] = {"min": -np.ones(2), "max": np.ones(2)}
-    return make_policy(cfg, dataset_stats=stats).eval()
+    policy = make_policy(cfg, dataset_stats=stats).eval()
+    if head.endswith("frozen"):
+        policy.freeze_for_inference(batch_size=1)
+    return policy
 
 
 def observation(obs: str, g: torch.Generator) -> dict:

@@ -84,6 +84,10 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
     Experiment("pickplace", "bc"),
     Experiment("pickplace", "diffusion"),
     Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch",), **SKETCH), True, "goal_sketch"),
+    # the goal sketch read beside the episode's first frame (one CNN over both, stacked): which object moved
+    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
+                                              conditioning_fusion="stacked", **SKETCH), True,
+               "goal_sketch+initial_image"),
     Experiment("pusht", "flow"),
     Experiment("pickplace", "flow"),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace

@@ -20,10 +20,10 @@ from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.episodes import EpisodeRecord, produce
 from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import StrokeAugmentation
-from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, LANGUAGE, batch_key
+from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE, LANGUAGE, batch_key
 
 ENV_STATE = "observation.environment_state"
-_NEEDS_FRAMES = (GOAL_IMAGE, GOAL_SKETCH)
+_NEEDS_FRAMES = (GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE)
 _AUGMENTED = ("goal_sketch", "trajectory_sketch")
 
 

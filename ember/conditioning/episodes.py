@@ -3,7 +3,7 @@
 An :class:`EpisodeRecord` is what a recording holds about an episode: the conditioning camera's frames, the
 privileged environment state with its names, the camera geometry and the instruction. From it:
 
-* ``goal_image``: the last frame (GRIF / goal-conditioned BC);
+* ``goal_image``: the last frame (GRIF / goal-conditioned BC); ``initial_image``: the first;
 * ``goal_sketch``: an RT-Sketch drawing of the last frame;
 * ``trajectory_sketch``: the end-effector path (``ee.x/y/z`` of the environment state) drawn in the camera;
 * ``keypoints``: the goal entities of the first frame (``goal_is_object_2`` -> ``object_2.x/y/z``, one point per
@@ -30,7 +30,14 @@ from ember.conditioning.sketch import (
     goal_sketch,
     trajectory_sketch,
 )
-from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, KEYPOINTS, LANGUAGE, TRAJECTORY_SKETCH
+from policies.conditioning.keys import (
+    GOAL_IMAGE,
+    GOAL_SKETCH,
+    INITIAL_IMAGE,
+    KEYPOINTS,
+    LANGUAGE,
+    TRAJECTORY_SKETCH,
+)
 
 EE_NAMES = ("ee.x", "ee.y", "ee.z")
 GRIPPER_NAME = "gripper_closure"
@@ -119,10 +126,12 @@ def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generato
     for kind in kinds:
         if kind == LANGUAGE:
             continue
-        if kind in (GOAL_IMAGE, GOAL_SKETCH) and record.frames is None:
-            raise ConditioningError(f"{kind} is made from the episode's last camera frame; the record has no frames")
+        if kind in (GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE) and record.frames is None:
+            raise ConditioningError(f"{kind} is made from the episode's camera frames; the record has no frames")
         if kind == GOAL_IMAGE:
             out[kind] = np.ascontiguousarray(record.frames[-1, ..., :3], dtype=np.uint8)
+        elif kind == INITIAL_IMAGE:
+            out[kind] = np.ascontiguousarray(record.frames[0, ..., :3], dtype=np.uint8)
         elif kind == GOAL_SKETCH:
             out[kind] = goal_sketch(record.frames[-1], rng, aug, edge_threshold)
         elif kind == TRAJECTORY_SKETCH:

@@ -68,3 +68,20 @@ def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str]
         return ExpertConditioning(produce(record, kinds, None, num_keypoints=num_keypoints), success, frames[0])
     except ConditioningError as exc:
         raise ConditioningError(f"{task} seed {seed}: {exc}") from exc
+
+
+def first_frame(task: str, backend: str, seed: int, camera: str, image_size: int,
+                env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """Episode ``seed``'s first frame in ``camera`` (uint8 HxWx3): the ``initial_image`` of a policy that does not
+    render that camera itself, when the rest of its conditioning comes from a user."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from sims import make_env
+
+    kwargs = {**(env_kwargs or {}), "obs_mode": "pixels", "cameras": (camera,), "image_size": int(image_size),
+              "render_mode": None}
+    env = make_env(task, backend=backend, **kwargs)
+    try:
+        obs, _ = env.reset(seed=seed)
+    finally:
+        env.close()
+    return np.asarray(obs[f"observation.images.{camera}"], dtype=np.uint8)

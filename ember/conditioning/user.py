@@ -16,7 +16,13 @@ from PIL import Image
 
 from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import keypoints_from_image
-from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, IMAGE_CHANNELS, TRAJECTORY_SKETCH
+from policies.conditioning.keys import (
+    GOAL_IMAGE,
+    GOAL_SKETCH,
+    IMAGE_CHANNELS,
+    INITIAL_IMAGE,
+    TRAJECTORY_SKETCH,
+)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -36,9 +42,10 @@ def image_conditioning(image: np.ndarray, kind: str, size: tuple[int, int]) -> n
     if kind not in IMAGE_CHANNELS:
         raise ConditioningError(f"{kind!r} is not an image conditioning; image kinds: {list(IMAGE_CHANNELS)}")
     h, w = size
-    resample = Image.Resampling.BILINEAR if kind == GOAL_IMAGE else Image.Resampling.BOX
+    photo = kind in (GOAL_IMAGE, INITIAL_IMAGE)
+    resample = Image.Resampling.BILINEAR if photo else Image.Resampling.BOX
     rgb = np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8)[..., :3]).resize((w, h), resample))
-    if kind == GOAL_IMAGE:
+    if photo:
         return rgb
     bright_background = float(np.median(rgb.max(axis=-1))) > 127
     if kind == GOAL_SKETCH:

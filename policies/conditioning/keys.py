@@ -8,7 +8,9 @@ One vocabulary for the policies that read them, the training pipeline that produ
 * ``goal_sketch``: a line drawing of that goal frame (RT-Sketch), (1, H, W) in [0, 1], strokes bright on black;
 * ``trajectory_sketch``: the end effector's 2-D path drawn in the conditioning camera (RT-Trajectory),
   (3, H, W) in [0, 1]: red fades to green along the path, blue dots where the gripper closes;
-* ``keypoints``: K 2-D points (KITE) in image coordinates ``(u / W, v / H)`` in [0, 1], shape (K, 2).
+* ``keypoints``: K 2-D points (KITE) in image coordinates ``(u / W, v / H)`` in [0, 1], shape (K, 2);
+* ``initial_image``: the episode's first frame of the conditioning camera, (3, H, W): context for a goal sketch or
+  goal image (GRIF encodes the (initial, goal) pair) for policies that do not see that camera themselves.
 
 Every conditioning is constant over an episode: batches carry it once per sample, never per time step.
 """
@@ -20,10 +22,14 @@ GOAL_IMAGE = "goal_image"
 GOAL_SKETCH = "goal_sketch"
 TRAJECTORY_SKETCH = "trajectory_sketch"
 KEYPOINTS = "keypoints"
-CONDITIONING_KINDS: tuple[str, ...] = (LANGUAGE, GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH, KEYPOINTS)
-IMAGE_CONDITIONING: tuple[str, ...] = (GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH)
-IMAGE_CHANNELS: dict[str, int] = {GOAL_IMAGE: 3, GOAL_SKETCH: 1, TRAJECTORY_SKETCH: 3}
-FUSIONS: tuple[str, ...] = ("early", "late")
+INITIAL_IMAGE = "initial_image"
+CONDITIONING_KINDS: tuple[str, ...] = (LANGUAGE, GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH, KEYPOINTS, INITIAL_IMAGE)
+IMAGE_CONDITIONING: tuple[str, ...] = (GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH, INITIAL_IMAGE)
+IMAGE_CHANNELS: dict[str, int] = {GOAL_IMAGE: 3, GOAL_SKETCH: 1, TRAJECTORY_SKETCH: 3, INITIAL_IMAGE: 3}
+FUSIONS: tuple[str, ...] = ("early", "late", "stacked")
+"""How image conditionings join: ``early`` on the aligned camera's channels, ``late`` one small CNN each,
+``stacked`` one small CNN over all of them stacked channel-wise (so it can compare, e.g., a goal sketch with the
+initial frame pixel by pixel without a camera backbone)."""
 
 PREFIX = "conditioning."
 TASK_KEY = "task"

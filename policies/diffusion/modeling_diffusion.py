@@ -96,6 +96,14 @@ class DiffusionPolicy(ChunkPolicy):
         return F.mse_loss(pred, target, reduction="none")
 
     # ---------------------------------------------------------------------------------- inference
+    def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
+        cfg = self.config
+        return {self.model.denoiser_name: (
+            torch.zeros(batch_size, cfg.horizon, cfg.action_dim, device=self.device),
+            torch.full((batch_size,), 1, dtype=torch.long, device=self.device),
+            torch.zeros(batch_size, self.model.obs_encoder.output_dim, device=self.device),
+        )}
+
     @torch.no_grad()
     def generate_actions(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
         """The full denoised chunk (B, horizon, A) in dataset units.
