@@ -30,6 +30,12 @@ def _default_normalization_mapping() -> dict[str, str]:
     return {"STATE": "min_max", "ENV": "min_max", "ACTION": "min_max", "VISUAL": "identity"}
 
 
+RETIRED_FIELDS: frozenset[str] = frozenset(
+    {"optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay"})
+"""Fields older checkpoints carry that never had an effect (the optimizer is ``ember train --optim.*``); dropped
+on load so those checkpoints still open."""
+
+
 @dataclass
 class PolicyConfig:
     """Fields every policy shares. Subclasses set ``type`` to their registry key as the field default."""
@@ -138,6 +144,8 @@ class PolicyConfig:
             )
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.init}
+        for key in RETIRED_FIELDS - names:
+            data.pop(key, None)
         unknown = sorted(set(data) - names)
         if unknown:
             raise PolicyError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}")

@@ -92,12 +92,6 @@ class VisuomotorConfig(PolicyConfig):
     """Max EMA decay (warmed up as (1+n)/(10+n)); EMA weights are what inference uses and what is saved.
     Set 0 to disable EMA."""
 
-    # ---- optimizer presets (the train loop may use them)
-    optimizer_lr: float = 1e-4
-    optimizer_betas: tuple[float, float] = (0.95, 0.999)
-    optimizer_eps: float = 1e-8
-    optimizer_weight_decay: float = 1e-6
-
     def validate(self) -> None:
         super().validate()
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:

@@ -32,6 +32,9 @@ class PolicyNodeConfig:
     device: str = "cpu"
     num_threads: int = 1
     """torch threads for inference (leave cores for ROS and the arm)."""
+    freeze: bool = True
+    """Trace and freeze the per-step denoising network with TorchScript at start-up: about 1.5x faster chunks on a
+    CPU (bench/infer/RESULTS.md), same actions to float rounding. Turn off to debug the eager model."""
     seed: int = 0
     task: str = ""
     """Initial instruction (until one arrives on ``instruction_topic``)."""

@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "bench/results/learn"))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="policy config override for every selected experiment (e.g. optimizer_lr=3e-4)")
     parser.add_argument("--skip-done", action="store_true", help="skip experiments already in results.json")
     parser.add_argument("--table", action="store_true", help="print the table of results.json and exit")
     parser.add_argument("--merge", default="", help="with --table: more result folders, later ones win")
@@ -207,6 +209,9 @@ def main() -> None:
         print(table(results))
         return
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
+    extra = dict(_parse_set(item) for item in args.set)
+    if extra:
+        wanted = [Experiment(e.task, e.policy, {**e.overrides, **extra}, e.mask_goal, e.label) for e in wanted]
     splits = tuple(args.splits.split(","))
     for exp in wanted:
         if args.skip_done and exp.name in results["experiments"] and "splits" in results["experiments"][exp.name]:
@@ -231,6 +236,19 @@ def main() -> None:
         rates = ", ".join(f"{k} {100 * v['success_rate']:.0f}%" for k, v in row["splits"].items())
         print(f"[{exp.name}] {rates}", flush=True)
     print(table(load_results(results_file)))
+
+
+def _parse_set(item: str) -> tuple[str, Any]:
+    """``field=value`` with the value read as a Python literal when it is one (``3e-4``, ``(256, 512)``)."""
+    import ast
+
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 if __name__ == "__main__":

@@ -35,8 +35,12 @@ class PolicyNode(Node):
         torch.manual_seed(cfg.seed)
         self.robot = load_robot(cfg.robot)
         self.names = self.robot.state_names
-        self.runner = PolicyRunner(policy if policy is not None else load_checkpoint(cfg.checkpoint, cfg.device),
-                                   seed=cfg.seed)
+        model = policy if policy is not None else load_checkpoint(cfg.checkpoint, cfg.device)
+        if cfg.freeze and hasattr(model, "freeze_for_inference"):
+            frozen = model.freeze_for_inference(batch_size=1)
+            if frozen:
+                self.get_logger().info(f"inference: froze {frozen} with TorchScript")
+        self.runner = PolicyRunner(model, seed=cfg.seed)
         self.runner.check_robot(len(self.names))
         cameras = cfg.cameras or tuple(self.runner.cameras)
         self.observations = ObservationBuilder(self.names, cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
