@@ -14,10 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-from torch import Tensor, nn
+from torch import Tensor
 
 from policies.chunk_policy import ChunkPolicy
-from policies.denoisers import build_denoiser
+from policies.denoisers import EncoderDenoiser
 from policies.diffusion.configuration_diffusion import DiffusionConfig
 from policies.encoder import ObservationEncoder
 from policies.normalize import Stats
@@ -26,21 +26,8 @@ DiffusionObservationEncoder = ObservationEncoder
 """The shared encoder under its former name."""
 
 
-class DiffusionModel(nn.Module):
-    """The trainable part (and what EMA averages): observation encoder + noise-predicting network.
-
-    The network is ``self.unet`` (FiLM 1-D UNet) or ``self.transformer``; ``denoiser_name`` says which.
-    """
-
-    def __init__(self, config: DiffusionConfig) -> None:
-        super().__init__()
-        self.obs_encoder = ObservationEncoder(config)
-        self.denoiser_name = "transformer" if config.denoiser == "transformer" else "unet"
-        self.add_module(self.denoiser_name, build_denoiser(config, self.obs_encoder.output_dim))
-
-    @property
-    def denoiser(self) -> nn.Module:
-        return getattr(self, self.denoiser_name)
+class DiffusionModel(EncoderDenoiser):
+    """Observation encoder + noise-predicting network (``self.unet`` or ``self.transformer``)."""
 
 
 class DiffusionPolicy(ChunkPolicy):
@@ -97,12 +84,7 @@ class DiffusionPolicy(ChunkPolicy):
 
     # ---------------------------------------------------------------------------------- inference
     def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
-        cfg = self.config
-        return {self.model.denoiser_name: (
-            torch.zeros(batch_size, cfg.horizon, cfg.action_dim, device=self.device),
-            torch.full((batch_size,), 1, dtype=torch.long, device=self.device),
-            torch.zeros(batch_size, self.model.obs_encoder.output_dim, device=self.device),
-        )}
+        return self.model.example_denoiser_inputs(batch_size, torch.ones(1, dtype=torch.long, device=self.device))
 
     @torch.no_grad()
     def generate_actions(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:

@@ -14,27 +14,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from policies.chunk_policy import ChunkPolicy
-from policies.denoisers import build_denoiser
-from policies.encoder import ObservationEncoder
+from policies.denoisers import EncoderDenoiser
 from policies.flow.configuration_flow import FlowConfig
 from policies.normalize import Stats
 
 
-class FlowModel(nn.Module):
+class FlowModel(EncoderDenoiser):
     """Observation encoder + velocity network (``self.unet`` or ``self.transformer``)."""
-
-    def __init__(self, config: FlowConfig) -> None:
-        super().__init__()
-        self.obs_encoder = ObservationEncoder(config)
-        self.denoiser_name = "transformer" if config.denoiser == "transformer" else "unet"
-        self.add_module(self.denoiser_name, build_denoiser(config, self.obs_encoder.output_dim))
-
-    @property
-    def denoiser(self) -> nn.Module:
-        return getattr(self, self.denoiser_name)
 
 
 class FlowPolicy(ChunkPolicy):
@@ -75,12 +64,7 @@ class FlowPolicy(ChunkPolicy):
 
     # ---------------------------------------------------------------------------------- inference
     def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
-        cfg = self.config
-        return {self.model.denoiser_name: (
-            torch.zeros(batch_size, cfg.horizon, cfg.action_dim, device=self.device),
-            torch.full((batch_size,), 0.5, dtype=torch.float32, device=self.device),
-            torch.zeros(batch_size, self.model.obs_encoder.output_dim, device=self.device),
-        )}
+        return self.model.example_denoiser_inputs(batch_size, torch.full((1,), 0.5, device=self.device))
 
     @torch.no_grad()
     def generate_actions(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
