@@ -87,9 +87,10 @@ class LiftTask(Task):
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
         return ([f"object_{i}.{a}" for i in range(n) for a in "xyz"] + [f"goal_is_object_{i}" for i in range(n)]
-                + ["goal_height"])
+                + ["goal_height"] + [f"goal_object.{a}" for a in "xyz"])
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_objects
         objs = [world.object_pose(f"object_{i}")[0] for i in range(n)]
-        return np.concatenate([*objs, np.eye(n)[episode.goal["object_index"]], [episode.goal["height"]]])
+        return np.concatenate([*objs, np.eye(n)[episode.goal["object_index"]], [episode.goal["height"]],
+                               objs[episode.goal["object_index"]]])  # the goal cube's position, resolved

@@ -91,11 +91,16 @@ class PickPlaceTask(Task):
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
         return ([f"object_{i}.{a}" for i in range(n) for a in "xyz"] + [f"pad_{i}.{a}" for i in range(n) for a in "xy"]
-                + [f"goal_is_object_{i}" for i in range(n)] + [f"goal_is_pad_{i}" for i in range(n)])
+                + [f"goal_is_object_{i}" for i in range(n)] + [f"goal_is_pad_{i}" for i in range(n)]
+                + [f"goal_object.{a}" for a in "xyz"] + ["goal_pad.x", "goal_pad.y"])
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_objects
         objs = [world.object_pose(f"object_{i}")[0] for i in range(n)]
         pads = [episode.layout.markers[f"pad_{i}"].pos[:2] for i in range(n)]
+        # The goal also as positions (robosuite-style object-centric state): which cube and pad the one-hots
+        # name, resolved, so a policy need not learn to gate positions by one-hots (it learned nothing from
+        # one-hots alone in 4k steps: bench/learn). Conditioned experiments hide all ``goal_*`` columns.
         return np.concatenate([*objs, *pads, np.eye(n)[episode.goal["object_index"]],
-                               np.eye(n)[episode.goal["target_index"]]])
+                               np.eye(n)[episode.goal["target_index"]], objs[episode.goal["object_index"]],
+                               pads[episode.goal["target_index"]]])
