@@ -21,7 +21,7 @@ from policies.conditioning.encoders import (
     KeypointEncoder,
     LanguageProjection,
 )
-from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, KEYPOINTS, LANGUAGE
+from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, INITIAL_IMAGE, KEYPOINTS, LANGUAGE
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
@@ -64,9 +64,13 @@ class ObservationEncoder(nn.Module):
         image_cond = config.image_conditioning
         early = config.conditioning_fusion == "early" and self.aligned_key is not None
         self.grif = bool(config.grif)
+        # GRIF encodes the (initial frame, goal frame) pair when the initial frame is a conditioning too
+        self.grif_pair = self.grif and INITIAL_IMAGE in image_cond
+        task_kinds = (GOAL_IMAGE, INITIAL_IMAGE) if self.grif_pair else (GOAL_IMAGE,) if self.grif else ()
         # GRIF's goal image is a task embedding, never pixels stacked on the camera
-        self.early_kinds = [k for k in image_cond if not (self.grif and k == GOAL_IMAGE)] if early else []
-        self.late_image_kinds = [k for k in image_cond if k not in self.early_kinds]
+        self.early_kinds = [k for k in image_cond if k not in task_kinds] if early else []
+        self.late_image_kinds = [k for k in image_cond if k not in self.early_kinds
+                                 and not (self.grif_pair and k == INITIAL_IMAGE)]
         extra = sum(IMAGE_CHANNELS[k] for k in self.early_kinds)
         shapes = {k: feature_shape(k, feats[k]) for k in self.image_keys}
         per_camera = config.vision_per_camera or len(set(shapes.values())) > 1
@@ -120,6 +124,8 @@ class ObservationEncoder(nn.Module):
         groups = {k: [k] for k in self.late_image_kinds if k not in self.stacked_kinds}
         if self.stacked_kinds:
             groups[STACKED] = self.stacked_kinds
+        if self.grif_pair:
+            groups[GOAL_IMAGE] = [INITIAL_IMAGE, GOAL_IMAGE]
         self.cond_groups = groups
         self.cond_images = nn.ModuleDict(
             {name: image_encoder(sum(IMAGE_CHANNELS[k] for k in kinds)) for name, kinds in groups.items()}
@@ -191,7 +197,8 @@ class ObservationEncoder(nn.Module):
         """GRIF: the task embedding of each modality present in ``cond`` (``goal_image``, ``language``)."""
         out: dict[str, Tensor] = {}
         if GOAL_IMAGE in cond:
-            out[GOAL_IMAGE] = self.cond_images[GOAL_IMAGE](cond[GOAL_IMAGE])
+            out[GOAL_IMAGE] = self.cond_images[GOAL_IMAGE](torch.cat([cond[k] for k in self.cond_groups[GOAL_IMAGE]],
+                                                                     dim=1))
         if LANGUAGE in cond:
             assert self.language is not None
             out[LANGUAGE] = self.language(cond[LANGUAGE])

@@ -298,6 +298,19 @@ def test_grif_aligns_goal_images_with_language_and_is_steered_by_either(fake_lan
         config(conditioning=("goal_image",), grif=True)
 
 
+def test_grif_with_the_initial_frame_encodes_the_initial_goal_pair(fake_language: HashEmbedder) -> None:
+    policy = make(kind="bc", camera=False, conditioning=("goal_image", "language", "initial_image"), grif=True)
+    encoder = policy.model.obs_encoder
+    assert encoder.cond_groups["goal_image"] == ["initial_image", "goal_image"] and set(encoder.cond_images) == {
+        "goal_image"}  # one task encoder over the pair, as GRIF's; no separate initial-frame encoder
+    g = torch.Generator().manual_seed(0)
+    cond = {k: torch.rand(2, 3, SIZE, SIZE, generator=g) for k in ("goal_image", "initial_image")}
+    same = encoder.task_embeddings(cond)["goal_image"]
+    moved = encoder.task_embeddings({**cond, "initial_image": torch.rand(2, 3, SIZE, SIZE, generator=g)})
+    assert not torch.allclose(same, moved["goal_image"])  # the same goal from another start is another task
+    assert torch.isfinite(policy(window_batch(policy))["loss"])
+
+
 def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_language: HashEmbedder) -> None:
     policy = make(kind="flow", camera=False, conditioning=("goal_sketch", "initial_image", "keypoints"),
                   conditioning_fusion="stacked")
