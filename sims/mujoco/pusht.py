@@ -25,6 +25,7 @@ from gymnasium import spaces
 from robots.ik import MinkIK
 from robots.panda import panda_spec
 from robots.spec import EE_DELTA, EE_POS, ee_delta_action_space, ee_pos_action_space
+from sims.action_check import checked_action
 from sims.errors import SimError
 from sims.mujoco.pusht_scene import (
     BLOCK_HEIGHT,
@@ -348,17 +349,7 @@ class PushTEnv(gym.Env):
         self._q_cmd = self._q_start.copy()
 
     def _check_action(self, action: Any) -> np.ndarray:
-        try:
-            a = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise SimError(f"PushT: action must be a numeric array of shape {self.action_space.shape}; got "
-                           f"{type(action).__name__}.") from exc
-        if a.shape != self.action_space.shape:
-            raise SimError(f"PushT: action has shape {a.shape}, expected {self.action_space.shape} "
-                           f"({self.action_space_type}: {', '.join(self.action_spec.names)}).")
-        if not np.all(np.isfinite(a)):
-            raise SimError(f"PushT: action contains NaN or inf: {a.tolist()}; check the policy's output.")
-        return np.clip(a, self.action_space.low, self.action_space.high)
+        return checked_action("PushT", action, self.action_space, self.action_space_type, self.action_spec.names)
 
     def step(self, action: Any):
         a = self._check_action(action)

@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robots.spec import EE_DELTA, JOINT_POS, ee_delta_action_space, joint_pos_action_space
+from sims.action_check import checked_action
 from sims.cameras import MAX_DEPTH
 from sims.errors import SimError
 from sims.pointcloud import fixed_size, rgbd_to_points
@@ -253,18 +254,7 @@ class TabletopEnv(gym.Env):
         return self._observation(), self._info(self.task.evaluate(self.world, self._episode))
 
     def _check_action(self, action: Any) -> np.ndarray:
-        name = self.task.name
-        try:
-            a = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise SimError(f"{name}: action must be a numeric array of shape {self.action_space.shape}; got "
-                           f"{type(action).__name__}.") from exc
-        if a.shape != self.action_space.shape:
-            raise SimError(f"{name}: action has shape {a.shape}, expected {self.action_space.shape} "
-                           f"({self.action_space_type}: {', '.join(self.action_spec.names)}).")
-        if not np.all(np.isfinite(a)):
-            raise SimError(f"{name}: action contains NaN or inf: {a.tolist()}; check the policy's output.")
-        return np.clip(a, self.action_space.low, self.action_space.high)
+        return checked_action(self.task.name, action, self.action_space, self.action_space_type, self.action_spec.names)
 
     def gripper_target(self, command: float) -> np.ndarray:
         """Gripper joint targets for a command in [-1 (open), 1 (closed)]."""
