@@ -208,6 +208,13 @@ class Policy(nn.Module, abc.ABC):
                     f"observation {key!r} has shape {tuple(x.shape)}; select_action expects (batch, "
                     f"*{feature_shape(key, spec)}) - add a batch dim with x[None]"
                 )
+            if tuple(x.shape[1:]) != tuple(feature_shape(key, spec)):
+                raise PolicyError(
+                    f"observation {key!r} has shape {tuple(x.shape[1:])} per sample; this policy was trained on "
+                    f"{tuple(feature_shape(key, spec))}. The environment's observation differs from the training "
+                    "dataset's (another task version, robot or camera size): evaluate it where it was trained, or "
+                    "retrain on data from this environment"
+                )
             out[key] = x
         return out
 
