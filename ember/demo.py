@@ -26,11 +26,14 @@ from ember.train import TrainConfig, train
 def _demo_train_config() -> TrainConfig:
     """Tuned for a few CPU minutes (see docs/demo.md): success grows steadily with steps (3k: ~2%,
     6k: ~15%, 10k: ~35% on 50 held-out seeds), and predicting the clean action chunk ('sample')
-    learned faster than predicting the noise at this budget."""
+    learned faster than predicting the noise at this budget. Executing 4 actions of each 16-step chunk before
+    re-planning (instead of 8) did as well or better in every row of that sweep: PushT rewards reacting to the
+    block often."""
     cfg = TrainConfig()
     cfg.steps = 6000
     cfg.batch_size = 64
     cfg.policy.prediction_type = "sample"
+    cfg.policy.n_action_steps = 4
     return cfg
 
 
