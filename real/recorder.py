@@ -58,6 +58,9 @@ class RecorderConfig:
     correction_topic: str = CORRECTION_TOPIC
     control_topic: str = RECORDER_CONTROL_TOPIC
     status_topic: str = "/ember/recorder/status"
+    correction_latency_s: float = 0.5
+    """Frames are written this long after they are sampled, so a correction that a busy machine delivers up to this
+    late still lands on the frame of the moment it was sent."""
     correction_hold_s: float = 3.0
     """How long a correction stays the active instruction (match the policy node's)."""
     max_state_age_ms: float = 200.0
@@ -67,6 +70,8 @@ class RecorderConfig:
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.episode_duration_s < 0 or self.num_episodes < 0 or self.min_episode_frames < 1:
             raise ValueError("fps > 0, episode_duration_s >= 0, num_episodes >= 0, min_episode_frames >= 1 needed")
+        if not 0.0 <= self.correction_latency_s <= 10.0:
+            raise ValueError(f"correction_latency_s must be in [0, 10] s, got {self.correction_latency_s}")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ crash (even SIGKILL) loses at most the episode in progress; a clean shutdown sav
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ class EpisodeRecorder:
     """Turns samples into dataset frames; the dataset is created at the first frame (image sizes known then)."""
 
     def __init__(self, root: str | Path, fps: int, robot: str, state_names: tuple[str, ...],
-                 cameras: tuple[str, ...], language: LanguageState, use_videos: bool = True) -> None:
+                 cameras: tuple[str, ...], language: LanguageState, use_videos: bool = True,
+                 hold_s: float = 0.5) -> None:
         self.root = Path(root)
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise RealError(f"dataset folder '{self.root}' already exists and is not empty; record into a new "
@@ -84,8 +86,12 @@ class EpisodeRecorder:
         self.writer: Any = None
         self.stats = RecorderStats()
         self._pending: list[Correction] = []
+        self.hold_s = hold_s
+        self._held: list[tuple[dict[str, Any], np.ndarray, float]] = []
+        """Sampled frames not yet written (see :meth:`add_frame`)."""
         self._frame_index = 0
-        self._last_sample: float | None = None
+        """Frames of the episode in progress, held ones included."""
+        self._written = 0
 
     # ------------------------------------------------------------------------------------------ inputs
     def add_correction(self, text: str, received: float) -> Correction | None:
@@ -97,11 +103,28 @@ class EpisodeRecorder:
         return corr
 
     def add_frame(self, observation: dict[str, Any], action: np.ndarray, sampled: float) -> int:
-        """Write one frame sampled at monotonic time ``sampled``; returns its frame index."""
+        """Add one frame sampled at monotonic time ``sampled``; returns its frame index.
+
+        The frame is written ``hold_s`` later (or when the episode is saved): a correction stamped with when it
+        was sent but handled late by a busy process still lands on the frame of its time.
+        """
         if self.writer is None:
             self._create(observation)
+        self._held.append((observation, np.array(action, copy=True), sampled))
+        self._frame_index += 1
+        self.stats.episode_frames = self._frame_index
+        self._write_held(until=sampled - self.hold_s)
+        return self._frame_index - 1
+
+    def _write_held(self, until: float = math.inf) -> None:
+        """Write the held frames sampled at or before ``until``, oldest first."""
+        while self._held and self._held[0][2] <= until:
+            observation, action, sampled = self._held.pop(0)
+            self._write(observation, action, sampled)
+
+    def _write(self, observation: dict[str, Any], action: np.ndarray, sampled: float) -> None:
         period = 1.0 / self.fps
-        timestamp = self._frame_index / self.fps
+        timestamp = self._written / self.fps
         arrived = [c for c in self._pending if c.received <= sampled]
         text, when = "", NO_CORRECTION_TIME
         if arrived:
@@ -119,16 +142,14 @@ class EpisodeRecorder:
         for cam in self.cameras:
             frame[IMAGE_PREFIX + cam] = observation[IMAGE_PREFIX + cam]
         self.writer.add_frame(frame)
-        self._last_sample = sampled
-        self._frame_index += 1
-        self.stats.episode_frames = self._frame_index
-        return self._frame_index - 1
+        self._written += 1
 
     # ------------------------------------------------------------------------------------------ episodes
     def save_episode(self) -> int | None:
         """Make the episode durable; returns its index (None when it had no frames)."""
         if self.writer is None or self._frame_index == 0:
             return None
+        self._write_held()
         index = self.writer.save_episode()
         self.stats.episodes += 1
         self.stats.frames += self._frame_index
@@ -138,7 +159,8 @@ class EpisodeRecorder:
         return index
 
     def discard_episode(self) -> None:
-        if self.writer is not None and self._frame_index:
+        self._held = []
+        if self.writer is not None and self._written:
             self.writer.clear_episode()
             self.stats.discarded += 1
         self._next()
@@ -157,7 +179,7 @@ class EpisodeRecorder:
 
     # ------------------------------------------------------------------------------------------ internals
     def _next(self) -> None:
-        self._frame_index = 0
+        self._frame_index = self._written = 0
         self.stats.episode_frames = 0
 
     def _create(self, observation: dict[str, Any]) -> None:

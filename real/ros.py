@@ -16,6 +16,7 @@ import gc
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -78,6 +79,19 @@ def qos_latched() -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- messages
+def message_age_s(info: Any, max_age_s: float = 2.0) -> float:
+    """Seconds since the publisher sent a message, from the ``MessageInfo`` rclpy gives a two-argument
+    subscription callback (its ``source_timestamp``, wall clock). 0.0 when unknown or implausible (clocks of two
+    machines that disagree by more than ``max_age_s``, or a stamp from the future): then receipt time is all we
+    have. Why: a callback can run late (a busy executor); the sender's stamp says when the operator spoke."""
+    try:
+        sent = float(info["source_timestamp"]) / 1e9
+    except (TypeError, KeyError, ValueError):
+        return 0.0
+    age = time.time() - sent
+    return age if 0.0 <= age <= max_age_s else 0.0
+
+
 def stamp_to_sec(stamp: Any) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -126,6 +126,23 @@ def test_a_frame_filled_in_late_gets_the_instruction_active_at_its_own_time():
         "pick the cube", "move left", "move left", "a bit higher", "a bit higher", "pick the cube"]
 
 
+def test_a_correction_handled_late_still_lands_on_the_frame_it_was_sent_in(tmp_path):
+    robot = load_robot("panda")
+    rec = EpisodeRecorder(tmp_path / "ds", fps=10, robot="panda", state_names=robot.state_names, cameras=(),
+                          language=LanguageState("reach", hold_s=1.0), use_videos=False, hold_s=0.5)
+    obs = {"observation.state": home_state(robot).astype(np.float32)}
+    t0 = 50.0
+    for i in range(12):
+        if i == 6:  # a busy process handles the correction only now, stamped with when it was sent (t0 + 0.22)
+            rec.add_correction("move left", t0 + 0.22)
+        rec.add_frame(obs, obs["observation.state"], sampled=t0 + i * 0.1)
+    rec.save_episode()
+    ep = EmberDataset(tmp_path / "ds").episode(0)
+    assert [i for i, text in enumerate(ep["language.correction"]) if text] == [3]
+    assert ep["language.correction_timestamp"][3] == pytest.approx(0.22, abs=1e-5)
+    assert list(ep["language.instruction"][2:5]) == ["reach", "move left", "move left"]
+
+
 # ------------------------------------------------------------------------------------------- params
 def test_parameters_are_the_config_fields_with_nesting_and_coercion():
     from real.bridge import DERIVED_PARAMETERS, BridgeConfig

@@ -161,7 +161,7 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
             assert when == -1.0
     gap = float(ep["language.correction_timestamp"][corrected[1]] - ep["language.correction_timestamp"][corrected[0]])
     typed_gap = typed[1][0] - typed[0][0]  # what was typed, measured here (a loaded machine stretches the pauses)
-    assert gap == pytest.approx(typed_gap, abs=0.25)  # the typing rhythm survives (one frame = 0.1 s + delivery)
+    assert gap == pytest.approx(typed_gap, abs=0.25), rec  # rec holds how late the recorder handled them  # the typing rhythm survives (one frame = 0.1 s + delivery)
     assert ep["language.instruction"][0] == TASK and set(ep["task"]) == {TASK}
     assert ep["observation.images.front"].shape == (n, 48, 64, 3)
     # the recorded action is the command the arm executed (holding at the target by now)

@@ -39,7 +39,7 @@ class RecorderNode(Node):
         self._index = {n: i for i, n in enumerate(self.names)}
         self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s)
         self.recorder = EpisodeRecorder(cfg.root, cfg.fps, robot.name, self.names, cfg.cameras, self.language,
-                                        use_videos=cfg.use_videos)
+                                        use_videos=cfg.use_videos, hold_s=cfg.correction_latency_s)
         self.observations = ObservationBuilder(self.names, cfg.cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
                                                max_image_age_s=cfg.max_image_age_ms / 1e3,
                                                check_stamps=cfg.check_stamps)
@@ -47,6 +47,8 @@ class RecorderNode(Node):
         self.recording = cfg.autostart
         self._episode_start: float | None = None
         self._closed = False
+        self.correction_age_max_s = 0.0
+        """Longest a correction waited between being sent and this node handling it (a busy node's lag)."""
         self._lock = threading.Lock()  # the sampling callback and close() both touch the writer
 
         sensors = MutuallyExclusiveCallbackGroup()
@@ -92,8 +94,11 @@ class RecorderNode(Node):
                 target[self._index[name]] = value
         self._command = target
 
-    def _on_correction(self, msg: String) -> None:
-        corr = self.recorder.add_correction(msg.data, time.monotonic())
+    def _on_correction(self, msg: String, info: Any) -> None:
+        # stamped with when it was sent, not when this callback got to run
+        age = ros.message_age_s(info)
+        self.correction_age_max_s = max(self.correction_age_max_s, age)
+        corr = self.recorder.add_correction(msg.data, time.monotonic() - age)
         if corr is not None:
             self.get_logger().info(f"correction: {corr.text!r}")
 
@@ -178,7 +183,8 @@ class RecorderNode(Node):
         return {"root": str(self.recorder.root), "recording": self.recording, "episodes": s.episodes,
                 "frames": s.frames, "episode_frames": s.episode_frames, "skipped_frames": s.skipped_frames,
                 "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
-                "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction}
+                "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction,
+                "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1)}
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))
