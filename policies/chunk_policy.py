@@ -181,9 +181,10 @@ class ChunkPolicy(Policy):
         cond = self._conditioning(batch, batch_size)
         if not train:
             return self.run_inference("obs_encoder", obs, cond), {}
-        if not self.config.grif:
-            return self.model.obs_encoder(obs, cond), {}
         encoder = self.model.obs_encoder
+        if not self.config.grif:
+            encoded = encoder(obs, cond)
+            return encoded, self._hidden_state_aux(encoded, obs)
         z = encoder.task_embeddings(cond)
         if set(z) != {GOAL_IMAGE, LANGUAGE}:
             raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
@@ -192,7 +193,12 @@ class ChunkPolicy(Policy):
         texts = batch[batch_key(LANGUAGE)]
         texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]
         align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, self.config.grif_temperature)
-        return encoder(obs, cond, task), {"grif_alignment": align}
+        encoded = encoder(obs, cond, task)
+        return encoded, {"grif_alignment": align, **self._hidden_state_aux(encoded, obs)}
+
+    def _hidden_state_aux(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        encoder = self.model.obs_encoder
+        return {} if encoder.hidden_state_head is None else {"hidden_state": encoder.hidden_state_loss(encoded, obs)}
 
     # ---------------------------------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> ChunkPolicy:
@@ -240,7 +246,8 @@ class ChunkPolicy(Policy):
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
             return {"loss": action_loss}
-        loss = action_loss + self.config.grif_weight * aux["grif_alignment"]
+        weights = {"grif_alignment": self.config.grif_weight, "hidden_state": self.config.hidden_state_weight}
+        loss = action_loss + sum(weights[k] * v for k, v in aux.items())
         return {"loss": loss, "action_loss": action_loss.detach(), **{k: v.detach() for k, v in aux.items()}}
 
     # --------------------------------------------------------------------------------------- inference

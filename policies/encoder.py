@@ -141,6 +141,9 @@ class ObservationEncoder(nn.Module):
             )
         self.n_obs_steps = config.n_obs_steps
         self.output_dim = step_dim * config.n_obs_steps + cond_dim
+        n_hidden = sum(len(config.mask_state_dims.get(k, [])) for k in self.low_dim_keys)
+        self.hidden_state_head = (nn.Linear(self.output_dim, n_hidden)
+                                  if config.hidden_state_weight > 0 and n_hidden else None)
 
     def _register_state_masks(self, config: VisuomotorConfig) -> int:
         """Index buffers of the dims each low-dim feature keeps; returns the kept width."""
@@ -150,6 +153,7 @@ class ObservationEncoder(nn.Module):
             raise PolicyError(f"mask_state_dims names {unknown}, which are not state inputs {self.low_dim_keys}")
         total = 0
         self._kept: dict[str, str] = {}
+        self._hidden: dict[str, str] = {}
         for key in self.low_dim_keys:
             shape = feature_shape(key, feats[key])
             if len(shape) != 1:
@@ -162,10 +166,20 @@ class ObservationEncoder(nn.Module):
                 name = "kept__" + module_name(key)
                 self.register_buffer(name, torch.tensor(kept, dtype=torch.long), persistent=False)
                 self._kept[key] = name
+                hidden = "hidden__" + module_name(key)
+                self.register_buffer(hidden, torch.tensor(sorted(masked), dtype=torch.long), persistent=False)
+                self._hidden[key] = hidden
             total += len(kept)
         return total
 
     # ------------------------------------------------------------------------------------------ forward
+    def hidden_state_loss(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
+        """MSE of the linear prediction of the masked dims (latest step, normalized) from the encoder output."""
+        assert self.hidden_state_head is not None
+        target = torch.cat([obs[k][:, -1].index_select(-1, getattr(self, name)) for k, name in self._hidden.items()],
+                           dim=-1)
+        return torch.nn.functional.mse_loss(self.hidden_state_head(encoded), target)
+
     def _low_dim(self, obs: Mapping[str, Tensor]) -> Tensor:
         parts = []
         for key in self.low_dim_keys:

@@ -36,6 +36,10 @@ class VisuomotorConfig(PolicyConfig):
     mask_state_dims: dict[str, list[int]] = field(default_factory=dict)
     """``{feature: [dims]}`` the encoder never sees, e.g. the goal one-hots of the privileged state when the goal
     must come from a sketch. ``ember train --mask_state_names='goal_*'`` fills it from the dataset's names."""
+    hidden_state_weight: float = 0.0
+    """Weight of an auxiliary training loss: predict the masked dims (normalized, latest observation step) from the
+    encoder's output with a linear head. It gives a conditioning encoder (a goal sketch's) a direct signal about
+    the goal the mask hides, where the action loss alone gives a weak one. Training only; 0 turns it off."""
 
     # ---- cameras
     vision_backbone: str = "resnet18"
@@ -94,6 +98,8 @@ class VisuomotorConfig(PolicyConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.hidden_state_weight < 0:
+            raise PolicyError(f"hidden_state_weight must be >= 0, got {self.hidden_state_weight}")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
             raise PolicyError(
                 f"n_action_steps ({self.n_action_steps}) must be <= horizon - n_obs_steps + 1 "

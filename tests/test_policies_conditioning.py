@@ -226,6 +226,27 @@ def test_masked_state_dims_are_never_seen(fake_language: HashEmbedder) -> None:
         make(mask_state_dims={STATE: [7]})
 
 
+def test_hidden_state_loss_teaches_the_conditioning_what_the_mask_hides(fake_language: HashEmbedder) -> None:
+    # the hidden dims equal the keypoints' coordinates: only the keypoint encoder can predict them
+    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
+                  hidden_state_weight=1.0)
+    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=3e-3)
+    losses = []
+    for step in range(60):
+        batch = window_batch(policy)
+        g = torch.Generator().manual_seed(step)
+        points = torch.rand(4, 2, 2, generator=g)
+        batch["conditioning.keypoints"] = points
+        batch[STATE][:, :, 2:] = points[:, None, 0, :].expand(-1, batch[STATE].shape[1], -1)
+        out = policy(batch)
+        losses.append(out["hidden_state"].item())
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:5]), losses
+    assert "hidden_state" not in make(kind="bc", camera=False, conditioning=("keypoints",))(window_batch(policy))
+
+
 @pytest.mark.parametrize("policy_type", ["diffusion", "flow", "bc"])
 def test_conditioned_checkpoint_round_trip_gives_identical_actions(tmp_path: Path, policy_type: str,
                                                                    fake_language: HashEmbedder) -> None:
