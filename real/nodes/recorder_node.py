@@ -121,9 +121,15 @@ class RecorderNode(Node):
         now = time.monotonic()
         command, self._control = self._control, None
         if command is not None:
+            # frames due until now belong to the episode in progress, even when this tick came late: a
+            # "next" typed 1.5 s after a correction must not cut the episode before the correction's frame
+            if self.recording and self._episode_start is not None:
+                self._record_due(now)
             self._apply(command)
-        if not self.recording:
-            return
+        if self.recording:
+            self._record_due(now)
+
+    def _record_due(self, now: float) -> None:
         period = 1.0 / self.cfg.fps
         obs = self.observations.build(now)
         if isinstance(obs, Staleness):
