@@ -18,3 +18,17 @@ try:
     import triton  # noqa: F401
 except ImportError:
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """OMP_NUM_THREADS above is only a default; keep every test on one torch thread whatever the caller set."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,13 +19,6 @@ STATE, CAMERA = "observation.state", "observation.images.front"
 STATE_DIM, ACTION_DIM, SIZE = 4, 2, 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class HashEmbedder(SentenceEmbedder):
     """A deterministic stand-in for MiniLM (each string -> a fixed random vector), counting what it encodes."""

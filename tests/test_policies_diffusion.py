@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from linear_task import ACTION_DIM, STATE, STATE_DIM, TARGET, linear_batch, train
 from torch import Tensor, nn
 
 from policies import (
@@ -26,22 +27,11 @@ from policies.diffusion.configuration_diffusion import DiffusionConfig
 from policies.diffusion.modeling_diffusion import DiffusionPolicy
 from policies.normalize import Normalizer
 
-STATE_DIM, ACTION_DIM = 3, 2
-STATE = "observation.state"
 CAMERA = "observation.images.front"
-TARGET = torch.tensor([[0.8, -0.5, 0.3], [-0.4, 0.6, 0.7]])  # action = TARGET @ state
 
 # A small UNet so the learning tests train in seconds on a 2-core CPU.
 SMALL = dict(down_dims=(32, 64), horizon=8, n_action_steps=4, diffusion_step_embed_dim=32)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine run ~10x slower than one under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def features(camera: bool = False) -> dict:
@@ -77,30 +67,6 @@ def make(camera: bool = False, **kwargs) -> DiffusionPolicy:
     return policy
 
 
-def linear_batch(config: DiffusionConfig, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
-    """A trivially learnable window: the state is constant over the window, every action is TARGET @ state."""
-    state = torch.rand(batch_size, STATE_DIM, generator=generator) * 2 - 1
-    action = (state @ TARGET.T).clamp(-1, 1)
-    return {
-        STATE: state[:, None].expand(-1, config.n_obs_steps, -1).clone(),
-        "action": action[:, None].expand(-1, config.horizon, -1).clone(),
-        "action_is_pad": torch.zeros(batch_size, config.horizon, dtype=torch.bool),
-    }
-
-
-def train(policy: DiffusionPolicy, steps: int, lr: float = 2e-3) -> list[float]:
-    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=lr)
-    g = torch.Generator().manual_seed(1)
-    policy.train()
-    losses = []
-    for _ in range(steps):
-        loss = policy(linear_batch(policy.config, 64, g))["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    policy.eval()
-    return losses
 
 
 # --------------------------------------------------------------------------------- forward and shapes

@@ -8,17 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import Tensor
+from linear_task import ACTION_DIM, STATE, STATE_DIM, TARGET, linear_batch, train
 
 from policies import PolicyError, load_policy, make_policy, make_policy_config
 from policies.bc.modeling_bc import BCPolicy
 from policies.chunk_policy import ChunkPolicy
 from policies.diffusion.modeling_diffusion import DiffusionPolicy
 from policies.flow.modeling_flow import FlowPolicy
-
-STATE = "observation.state"
-STATE_DIM, ACTION_DIM = 3, 2
-TARGET = torch.tensor([[0.8, -0.5, 0.3], [-0.4, 0.6, 0.7]])
 
 VARIANTS = {
     "flow-unet": ("flow", dict(down_dims=(32, 64), diffusion_step_embed_dim=32)),
@@ -28,14 +24,6 @@ VARIANTS = {
     "bc-transformer": ("bc", dict(head="transformer", transformer_dim=32, transformer_layers=2)),
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine run ~10x slower than one; keep these tests predictable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 ENV = "observation.environment_state"
@@ -64,37 +52,13 @@ def make(variant: str, **kwargs) -> ChunkPolicy:
     return policy
 
 
-def linear_batch(policy: ChunkPolicy, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
-    cfg = policy.config
-    state = torch.rand(batch_size, STATE_DIM, generator=generator) * 2 - 1
-    action = (state @ TARGET.T).clamp(-1, 1)
-    return {
-        STATE: state[:, None].expand(-1, cfg.n_obs_steps, -1).clone(),
-        "action": action[:, None].expand(-1, cfg.horizon, -1).clone(),
-        "action_is_pad": torch.zeros(batch_size, cfg.horizon, dtype=torch.bool),
-    }
-
-
-def train(policy: ChunkPolicy, steps: int, lr: float = 2e-3) -> list[float]:
-    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=lr)
-    g = torch.Generator().manual_seed(1)
-    policy.train()
-    losses = []
-    for _ in range(steps):
-        loss = policy(linear_batch(policy, 64, g))["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    policy.eval()
-    return losses
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_forward_and_chunk_shapes(variant: str) -> None:
     policy = make(variant)
     cfg = policy.config
-    loss = policy(linear_batch(policy, 4, torch.Generator().manual_seed(0)))["loss"]
+    loss = policy(linear_batch(policy.config, 4, torch.Generator().manual_seed(0)))["loss"]
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in policy.model.parameters() if p.requires_grad)
@@ -122,7 +86,7 @@ def test_tiny_training_run_learns_a_linear_policy(variant: str) -> None:
 
 def test_flow_masks_padded_steps_and_regresses_the_straight_velocity(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = make("flow-unet", time_sampling="uniform")
-    batch = linear_batch(policy, 8, torch.Generator().manual_seed(0))
+    batch = linear_batch(policy.config, 8, torch.Generator().manual_seed(0))
     batch["action_is_pad"][:, -3:] = True
     monkeypatch.setattr(policy.model.unet, "forward", lambda sample, t, cond: torch.zeros_like(sample))
     torch.manual_seed(5)
@@ -166,7 +130,7 @@ def test_save_and_load_round_trip_gives_identical_actions(tmp_path: Path, varian
     optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
-        batch = linear_batch(policy, 16, g)
+        batch = linear_batch(policy.config, 16, g)
         batch[ENV] = torch.rand(16, policy.config.n_obs_steps, 2, generator=g)
         loss = policy(batch)["loss"]
         optimizer.zero_grad()

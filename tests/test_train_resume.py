@@ -17,14 +17,6 @@ from ember.collect import CollectConfig, collect
 from ember.train import TrainConfig, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pusht(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("resume") / "dataset"
