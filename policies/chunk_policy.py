@@ -242,7 +242,7 @@ class ChunkPolicy(Policy):
                 f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon={self.config.horizon}, "
                 f"{self.config.action_dim}); build the dataset window with config.action_delta_indices"
             )
-        error = self.action_error(global_cond, actions)
+        error = self.action_error(self.model.obs_encoder.for_action_head(global_cond), actions)
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
             return {"loss": action_loss}

@@ -144,6 +144,14 @@ class ObservationEncoder(nn.Module):
         n_hidden = sum(len(config.mask_state_dims.get(k, [])) for k in self.low_dim_keys)
         self.hidden_state_head = (nn.Linear(self.output_dim, n_hidden)
                                   if config.hidden_state_weight > 0 and n_hidden else None)
+        self.observation_dim = step_dim * config.n_obs_steps
+        """Width of the per-step part of the output; the conditioning vectors follow it."""
+        self.detach_conditioning = config.conditioning_learns_from == "hidden_state"
+        if self.detach_conditioning and not n_hidden:
+            raise PolicyError(
+                "conditioning_learns_from='hidden_state' needs hidden state dims to learn from; hide the goal "
+                "columns (ember train --mask_state_names='goal_*' or policy.mask_state_dims)"
+            )
 
     def _register_state_masks(self, config: VisuomotorConfig) -> int:
         """Index buffers of the dims each low-dim feature keeps; returns the kept width."""
@@ -173,6 +181,14 @@ class ObservationEncoder(nn.Module):
         return total
 
     # ------------------------------------------------------------------------------------------ forward
+    def for_action_head(self, encoded: Tensor) -> Tensor:
+        """What the action head reads in training: ``encoded`` with the conditioning part detached when the
+        conditioning encoders learn only from the hidden-state loss (the same values; only gradients differ)."""
+        if not self.detach_conditioning:
+            return encoded
+        k = self.observation_dim
+        return torch.cat([encoded[:, :k], encoded[:, k:].detach()], dim=-1)
+
     def hidden_state_loss(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
         """MSE of the linear prediction of the masked dims (latest step, normalized) from the encoder output."""
         assert self.hidden_state_head is not None

@@ -240,6 +240,35 @@ def test_hidden_state_loss_teaches_the_conditioning_what_the_mask_hides(fake_lan
     assert "hidden_state" not in make(kind="bc", camera=False, conditioning=("keypoints",))(window_batch(policy))
 
 
+@pytest.mark.parametrize("learns_from", ["hidden_state", "all"])
+def test_conditioning_can_learn_from_the_hidden_state_loss_alone(learns_from: str,
+                                                                 fake_language: HashEmbedder) -> None:
+    policy = make(kind="flow", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
+                  hidden_state_weight=1.0, conditioning_learns_from=learns_from)
+    batch = window_batch(policy)
+    batch["conditioning.keypoints"] = torch.rand(4, 2, 2, generator=torch.Generator().manual_seed(0))
+    params = list(policy.model.obs_encoder.keypoints.parameters())
+    policy.zero_grad()
+    policy(batch)["loss"].backward()
+    total = [p.grad.clone() for p in params]
+    _, aux = policy._encode(batch, train=True)
+    hidden_only = torch.autograd.grad(aux["hidden_state"], params)
+    same = all(torch.allclose(t, h, rtol=1e-5, atol=1e-7) for t, h in zip(total, hidden_only, strict=True))
+    # "hidden_state": the action loss never reaches the keypoint encoder; "all": it does
+    assert same == (learns_from == "hidden_state")
+    assert all(h.abs().sum() > 0 for h in hidden_only)
+
+
+def test_conditioning_learning_from_the_hidden_state_needs_hidden_dims(fake_language: HashEmbedder) -> None:
+    with pytest.raises(PolicyError, match="set hidden_state_weight > 0"):
+        config(conditioning=("keypoints",), conditioning_learns_from="hidden_state")
+    with pytest.raises(PolicyError, match="needs hidden state dims"):
+        make(kind="bc", camera=False, conditioning=("keypoints",), hidden_state_weight=1.0,
+             conditioning_learns_from="hidden_state")
+    with pytest.raises(PolicyError, match="conditioning_learns_from 'actions' is unknown"):
+        config(conditioning_learns_from="actions")
+
+
 @pytest.mark.parametrize("policy_type", ["diffusion", "flow", "bc"])
 def test_conditioned_checkpoint_round_trip_gives_identical_actions(tmp_path: Path, policy_type: str,
                                                                    fake_language: HashEmbedder) -> None:
