@@ -86,6 +86,9 @@ class TrainConfig:
     mask_state_names: tuple[str, ...] = ()
     """fnmatch patterns of state-feature names the policy must not see (``goal_*``: the goal comes from the
     conditioning only); sets ``policy.mask_state_dims`` from the dataset's feature names."""
+    hidden_state_names: tuple[str, ...] = ()
+    """fnmatch patterns of masked names the auxiliary hidden-state loss predicts (``policy.hidden_state_weight``);
+    empty = every masked name. Sets ``policy.hidden_state_dims``."""
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     """How conditioning inputs (sketches, goal images, keypoints) are made from the recorded episodes."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -215,6 +218,15 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
             raise ConfigError(f"--mask_state_names needs a policy with mask_state_dims; {cfg.policy.type!r} has none.")
         cfg.policy.mask_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.mask_state_names)
+    if cfg.hidden_state_names:
+        from ember.conditioning.pipeline import mask_dims_for
+        from ember.errors import ConfigError
+
+        if not hasattr(cfg.policy, "hidden_state_dims"):
+            raise ConfigError(f"--hidden_state_names needs a policy with hidden_state_dims; {cfg.policy.type!r} "
+                              "has none.")
+        cfg.policy.hidden_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.hidden_state_names,
+                                                     flag="--hidden_state_names")
 
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys

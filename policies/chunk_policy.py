@@ -183,8 +183,8 @@ class ChunkPolicy(Policy):
             return self.run_inference("obs_encoder", obs, cond), {}
         encoder = self.model.obs_encoder
         if not self.config.grif:
-            encoded = encoder(obs, cond)
-            return encoded, self._hidden_state_aux(encoded, obs)
+            features = encoder.features(obs, cond)
+            return encoder.head_input(features, obs, train=True), self._hidden_state_aux(features, obs)
         z = encoder.task_embeddings(cond)
         if set(z) != {GOAL_IMAGE, LANGUAGE}:
             raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
@@ -193,8 +193,9 @@ class ChunkPolicy(Policy):
         texts = batch[batch_key(LANGUAGE)]
         texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]
         align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, self.config.grif_temperature)
-        encoded = encoder(obs, cond, task)
-        return encoded, {"grif_alignment": align, **self._hidden_state_aux(encoded, obs)}
+        features = encoder.features(obs, cond, task)
+        return (encoder.head_input(features, obs, train=True),
+                {"grif_alignment": align, **self._hidden_state_aux(features, obs)})
 
     def _hidden_state_aux(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         encoder = self.model.obs_encoder
@@ -242,7 +243,7 @@ class ChunkPolicy(Policy):
                 f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon={self.config.horizon}, "
                 f"{self.config.action_dim}); build the dataset window with config.action_delta_indices"
             )
-        error = self.action_error(self.model.obs_encoder.for_action_head(global_cond), actions)
+        error = self.action_error(global_cond, actions)
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
             return {"loss": action_loss}

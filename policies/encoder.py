@@ -140,25 +140,35 @@ class ObservationEncoder(nn.Module):
                 f"the policy needs a state, environment-state or image input; got {config.observation_keys}"
             )
         self.n_obs_steps = config.n_obs_steps
-        self.output_dim = step_dim * config.n_obs_steps + cond_dim
-        n_hidden = sum(len(config.mask_state_dims.get(k, [])) for k in self.low_dim_keys)
-        self.hidden_state_head = (nn.Linear(self.output_dim, n_hidden)
-                                  if config.hidden_state_weight > 0 and n_hidden else None)
         self.observation_dim = step_dim * config.n_obs_steps
-        """Width of the per-step part of the output; the conditioning vectors follow it."""
-        self.detach_conditioning = config.conditioning_learns_from == "hidden_state"
-        if self.detach_conditioning and not n_hidden:
+        """Width of the per-step part of the features; the conditioning vectors follow it."""
+        self.feature_dim = self.observation_dim + cond_dim
+        n_hidden = sum(len(getattr(self, name)) for name in self._hidden.values())
+        self.as_state = bool(config.conditioning_as_state)
+        self.detach_conditioning = config.conditioning_learns_from == "hidden_state" or self.as_state
+        if (self.detach_conditioning or self.as_state) and not n_hidden:
             raise PolicyError(
-                "conditioning_learns_from='hidden_state' needs hidden state dims to learn from; hide the goal "
-                "columns (ember train --mask_state_names='goal_*' or policy.mask_state_dims)"
+                "conditioning_learns_from='hidden_state' and conditioning_as_state need hidden state dims to learn "
+                "from; hide the goal columns (ember train --mask_state_names='goal_*' or policy.mask_state_dims)"
             )
+        self.hidden_state_head: nn.Module | None = None
+        if config.hidden_state_weight > 0 and n_hidden:
+            # a decoder the action head relies on needs to be nonlinear (a carried object's position is the end
+            # effector's, a resting one's is where the sketch shows it); a probe of what the features hold is not
+            self.hidden_state_head = (
+                nn.Sequential(nn.Linear(self.feature_dim, 256), nn.Mish(), nn.Linear(256, n_hidden))
+                if self.as_state else nn.Linear(self.feature_dim, n_hidden)
+            )
+        self.output_dim = self.observation_dim + n_hidden if self.as_state else self.feature_dim
+        """Width of what the action head reads (:meth:`forward`)."""
 
     def _register_state_masks(self, config: VisuomotorConfig) -> int:
         """Index buffers of the dims each low-dim feature keeps; returns the kept width."""
         feats = config.input_features
-        unknown = sorted(set(config.mask_state_dims) - set(self.low_dim_keys))
-        if unknown:
-            raise PolicyError(f"mask_state_dims names {unknown}, which are not state inputs {self.low_dim_keys}")
+        for name in ("mask_state_dims", "hidden_state_dims"):
+            unknown = sorted(set(getattr(config, name)) - set(self.low_dim_keys))
+            if unknown:
+                raise PolicyError(f"{name} names {unknown}, which are not state inputs {self.low_dim_keys}")
         total = 0
         self._kept: dict[str, str] = {}
         self._hidden: dict[str, str] = {}
@@ -170,31 +180,46 @@ class ObservationEncoder(nn.Module):
             if any(d >= shape[0] for d in masked):
                 raise PolicyError(f"mask_state_dims[{key!r}] = {sorted(masked)} exceeds its {shape[0]} dims")
             kept = [d for d in range(shape[0]) if d not in masked]
+            predicted = set(config.hidden_state_dims.get(key, ())) if config.hidden_state_dims else masked
+            if not predicted <= masked:
+                raise PolicyError(
+                    f"hidden_state_dims[{key!r}] = {sorted(predicted)} must be masked dims {sorted(masked)}: "
+                    "the hidden-state loss predicts what the mask hides"
+                )
             if masked:
                 name = "kept__" + module_name(key)
                 self.register_buffer(name, torch.tensor(kept, dtype=torch.long), persistent=False)
                 self._kept[key] = name
+            if predicted:
                 hidden = "hidden__" + module_name(key)
-                self.register_buffer(hidden, torch.tensor(sorted(masked), dtype=torch.long), persistent=False)
+                self.register_buffer(hidden, torch.tensor(sorted(predicted), dtype=torch.long), persistent=False)
                 self._hidden[key] = hidden
             total += len(kept)
         return total
 
     # ------------------------------------------------------------------------------------------ forward
-    def for_action_head(self, encoded: Tensor) -> Tensor:
-        """What the action head reads in training: ``encoded`` with the conditioning part detached when the
-        conditioning encoders learn only from the hidden-state loss (the same values; only gradients differ)."""
-        if not self.detach_conditioning:
-            return encoded
+    def head_input(self, features: Tensor, obs: Mapping[str, Tensor], train: bool) -> Tensor:
+        """What the action head reads, from :meth:`features`: the features themselves (their conditioning part
+        detached when the conditioning learns only from the hidden-state loss), or with ``conditioning_as_state``
+        the observation part plus the hidden dims (the true ones when ``train``, decoded ones otherwise)."""
         k = self.observation_dim
-        return torch.cat([encoded[:, :k], encoded[:, k:].detach()], dim=-1)
+        if self.as_state:
+            assert self.hidden_state_head is not None
+            hidden = self.hidden_target(obs) if train else self.hidden_state_head(features)
+            return torch.cat([features[:, :k], hidden], dim=-1)
+        if not (train and self.detach_conditioning):
+            return features
+        return torch.cat([features[:, :k], features[:, k:].detach()], dim=-1)
+
+    def hidden_target(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """The hidden dims the loss predicts, normalized, at the latest observation step: (B, n_hidden)."""
+        return torch.cat([obs[k][:, -1].index_select(-1, getattr(self, name)) for k, name in self._hidden.items()],
+                         dim=-1)
 
     def hidden_state_loss(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
         """MSE of the linear prediction of the masked dims (latest step, normalized) from the encoder output."""
         assert self.hidden_state_head is not None
-        target = torch.cat([obs[k][:, -1].index_select(-1, getattr(self, name)) for k, name in self._hidden.items()],
-                           dim=-1)
-        return torch.nn.functional.mse_loss(self.hidden_state_head(encoded), target)
+        return torch.nn.functional.mse_loss(self.hidden_state_head(encoded), self.hidden_target(obs))
 
     def _low_dim(self, obs: Mapping[str, Tensor]) -> Tensor:
         parts = []
@@ -236,6 +261,11 @@ class ObservationEncoder(nn.Module):
 
     def forward(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
                 task: Tensor | None = None) -> Tensor:
+        """What the action head reads at inference (B, output_dim): :meth:`head_input` of :meth:`features`."""
+        return self.head_input(self.features(obs, cond, task), obs, train=False)
+
+    def features(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
+                 task: Tensor | None = None) -> Tensor:
         """``obs``: normalized (B, T, ...) per key; ``cond``: kind -> (B, ...) (language = sentence embeddings).
 
         With GRIF, ``task`` is the (B, conditioning_dim) task embedding (from either modality); when None it is

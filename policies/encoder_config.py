@@ -41,6 +41,20 @@ class VisuomotorConfig(PolicyConfig):
     """Weight of an auxiliary training loss: predict the masked dims (normalized, latest observation step) from the
     encoder's output with a linear head. It gives a conditioning encoder (a goal sketch's) a direct signal about
     the goal the mask hides, where the action loss alone gives a weak one. Training only; 0 turns it off."""
+    hidden_state_dims: dict[str, list[int]] = field(default_factory=dict)
+    """``{feature: [dims]}`` of the masked dims the hidden-state loss predicts; empty = every masked dim.
+    Predict what a conditioning *shows* (the goal's positions), not an index whose meaning depends on how the
+    state orders its objects (``goal_is_object_1``): a sketch cannot tell which object the state calls object 1, so
+    such targets can only be memorized per training episode. ``ember train --hidden_state_names='goal_object.*'``
+    fills it from the dataset's names."""
+    conditioning_as_state: bool = False
+    """Decode the conditioning into the hidden state it stands for, and act on that: the action head reads the
+    observation features plus the hidden dims (``hidden_state_dims``) in place of the conditioning vectors, the
+    true values while training (teacher forcing, as if the goal were in the state) and the ones an MLP decodes
+    from the observation and conditioning at inference. The decoder learns only from the hidden-state loss, so a
+    sketch encoder learns to *name the goal*, which carries to new sketches, instead of a per-episode code. The
+    goal-from-sketch analogue of a goal-conditioned policy plus a goal predictor. Needs ``hidden_state_weight`` > 0
+    and position-like hidden dims (``ember train --hidden_state_names='goal_object.*,goal_pad.*'``)."""
     conditioning_learns_from: str = "all"
     """What trains the conditioning encoders (sketch / goal-image CNNs, keypoint and language projections):
     ``all`` (the action loss and any auxiliary loss) or ``hidden_state`` (only the auxiliary hidden-state loss; the
@@ -112,6 +126,11 @@ class VisuomotorConfig(PolicyConfig):
         if self.conditioning_learns_from not in CONDITIONING_SIGNALS:
             raise PolicyError(f"conditioning_learns_from {self.conditioning_learns_from!r} is unknown; use one of "
                               f"{CONDITIONING_SIGNALS}")
+        if self.conditioning_as_state and self.hidden_state_weight <= 0:
+            raise PolicyError("conditioning_as_state decodes the conditioning into the hidden state dims: set "
+                              "hidden_state_weight > 0 to train the decoder")
+        if self.conditioning_as_state and self.grif:
+            raise PolicyError("conditioning_as_state cannot be combined with grif")
         if self.conditioning_learns_from == "hidden_state":
             if self.hidden_state_weight <= 0:
                 raise PolicyError(
@@ -153,9 +172,10 @@ class VisuomotorConfig(PolicyConfig):
             raise PolicyError("grif needs both 'goal_image' and 'language' in conditioning")
         if self.grif and not 0.0 <= self.grif_language_fraction <= 1.0:
             raise PolicyError(f"grif_language_fraction must be in [0, 1], got {self.grif_language_fraction}")
-        for key, dims in self.mask_state_dims.items():
-            if not all(isinstance(d, int) and d >= 0 for d in dims):
-                raise PolicyError(f"mask_state_dims[{key!r}] must list non-negative ints, got {dims!r}")
+        for name in ("mask_state_dims", "hidden_state_dims"):
+            for key, dims in getattr(self, name).items():
+                if not all(isinstance(d, int) and d >= 0 for d in dims):
+                    raise PolicyError(f"{name}[{key!r}] must list non-negative ints, got {dims!r}")
 
     # ------------------------------------------------------------------------------------ conveniences
     @property

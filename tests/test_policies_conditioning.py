@@ -262,11 +262,46 @@ def test_conditioning_can_learn_from_the_hidden_state_loss_alone(learns_from: st
 def test_conditioning_learning_from_the_hidden_state_needs_hidden_dims(fake_language: HashEmbedder) -> None:
     with pytest.raises(PolicyError, match="set hidden_state_weight > 0"):
         config(conditioning=("keypoints",), conditioning_learns_from="hidden_state")
-    with pytest.raises(PolicyError, match="needs hidden state dims"):
+    with pytest.raises(PolicyError, match="need hidden state dims"):
         make(kind="bc", camera=False, conditioning=("keypoints",), hidden_state_weight=1.0,
              conditioning_learns_from="hidden_state")
     with pytest.raises(PolicyError, match="conditioning_learns_from 'actions' is unknown"):
         config(conditioning_learns_from="actions")
+    with pytest.raises(PolicyError, match=r"hidden_state_dims\['observation.state'\] = \[1\] must be masked dims"):
+        make(kind="bc", camera=False, mask_state_dims={STATE: [2, 3]}, hidden_state_weight=1.0,
+             hidden_state_dims={STATE: [1]})
+
+
+def test_conditioning_as_state_acts_on_the_true_goal_in_training_and_the_decoded_one_after(
+        fake_language: HashEmbedder) -> None:
+    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
+                  hidden_state_weight=1.0, conditioning_as_state=True)
+    encoder = policy.model.obs_encoder
+    assert encoder.output_dim == encoder.observation_dim + 2  # the head reads the state plus two goal dims
+    batch = window_batch(policy)
+    batch["conditioning.keypoints"] = torch.rand(4, 2, 2, generator=torch.Generator().manual_seed(0))
+    head_in, aux = policy._encode(batch, train=True)
+    obs = policy.normalizer.normalize(policy._observation_window(batch, train=True))
+    torch.testing.assert_close(head_in[:, encoder.observation_dim:], obs[STATE][:, -1, 2:])  # teacher forcing
+    assert "hidden_state" in aux
+    policy.eval()
+    with torch.no_grad():
+        decoded = encoder.hidden_state_head(encoder.features(obs, policy._conditioning(batch, 4)))
+        torch.testing.assert_close(policy.encode(batch, train=False)[:, encoder.observation_dim:], decoded)
+    with pytest.raises(PolicyError, match="set hidden_state_weight > 0 to train the decoder"):
+        config(conditioning=("keypoints",), conditioning_as_state=True)
+
+
+def test_hidden_state_loss_predicts_only_the_chosen_dims(fake_language: HashEmbedder) -> None:
+    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
+                  hidden_state_weight=1.0, hidden_state_dims={STATE: [3]})
+    assert policy.model.obs_encoder.hidden_state_head.out_features == 1
+    batch = window_batch(policy)
+    base = policy(batch)["hidden_state"]
+    batch[STATE][:, :, 2] += 10.0  # a masked dim the loss does not predict: no effect
+    torch.testing.assert_close(policy(batch)["hidden_state"], base)
+    batch[STATE][:, :, 3] += 10.0
+    assert policy(batch)["hidden_state"] > base + 1.0
 
 
 @pytest.mark.parametrize("policy_type", ["diffusion", "flow", "bc"])

@@ -58,7 +58,7 @@ def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: Condi
 
 
 def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], patterns: Sequence[str],
-                  ) -> dict[str, list[int]]:
+                  flag: str = "--mask_state_names") -> dict[str, list[int]]:
     """``{feature: [dims]}`` whose names (``info.json`` ``names``) match any fnmatch pattern (``goal_*``)."""
     if not patterns:
         return {}
@@ -79,7 +79,7 @@ def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], 
     unmatched = [p for p in patterns if p not in matched]
     if unmatched:
         raise ConditioningError(
-            f"--mask_state_names {unmatched} match no state name; names: "
+            f"{flag} {unmatched} match no state name; names: "
             f"{ {k: features[k].get('names') for k in obs_keys if isinstance(features[k].get('names'), list)} }"
         )
     return out
