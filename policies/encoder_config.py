@@ -55,6 +55,10 @@ class VisuomotorConfig(PolicyConfig):
     sketch encoder learns to *name the goal*, which carries to new sketches, instead of a per-episode code. The
     goal-from-sketch analogue of a goal-conditioned policy plus a goal predictor. Needs ``hidden_state_weight`` > 0
     and position-like hidden dims (``ember train --hidden_state_names='goal_object.*,goal_pad.*'``)."""
+    conditioning_as_state_noise: float = 0.0
+    """Std of Gaussian noise added to the teacher-forced hidden dims in training (normalized units; min-max
+    features span [-1, 1]). The decoder is off by a centimetre or two on new sketches; trained on noisy goals, the
+    head learns to use the decoded goal as a pointer and take the exact position from the state's objects."""
     conditioning_learns_from: str = "all"
     """What trains the conditioning encoders (sketch / goal-image CNNs, keypoint and language projections):
     ``all`` (the action loss and any auxiliary loss) or ``hidden_state`` (only the auxiliary hidden-state loss; the
@@ -129,6 +133,8 @@ class VisuomotorConfig(PolicyConfig):
         if self.conditioning_as_state and self.hidden_state_weight <= 0:
             raise PolicyError("conditioning_as_state decodes the conditioning into the hidden state dims: set "
                               "hidden_state_weight > 0 to train the decoder")
+        if self.conditioning_as_state_noise < 0:
+            raise PolicyError(f"conditioning_as_state_noise must be >= 0, got {self.conditioning_as_state_noise}")
         if self.conditioning_as_state and self.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")
         if self.conditioning_learns_from == "hidden_state":

@@ -116,6 +116,8 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
     Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
                                               conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
                "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
+    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch",), **GOAL_DECODER, **SKETCH), True,
+               "goal_sketch+goal_decoder", GOAL_POSITIONS),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
     Experiment("pickplace", "diffusion", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
     Experiment("pickplace", "bc", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
