@@ -165,6 +165,29 @@ def test_eval_with_expert_conditioning_reports_each_split(sketch_policy: Path, t
     assert "| heldout_goal |" in (out / "report.md").read_text()
 
 
+def test_a_goal_decoder_policy_trains_on_goal_positions_and_evaluates(pickplace: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    out = tmp_path / "train"
+    cfg = TrainConfig(dataset=str(pickplace), out=str(out), steps=4, batch_size=8, log_every=2, seed=0,
+                      obs_keys=("observation.state", "observation.environment_state"))
+    cfg.policy = make_policy_config("flow", horizon=8, n_action_steps=4, down_dims=(32, 64),
+                                    conditioning=("goal_sketch", "initial_image"), conditioning_fusion="stacked",
+                                    conditioning_camera="front", hidden_state_weight=1.0, conditioning_as_state=True)
+    cfg.mask_state_names = ("goal_*",)
+    cfg.hidden_state_names = ("goal_object.*", "goal_pad.*")
+    cfg.conditioning.variants_per_episode = 2
+    train(cfg, quiet=True)
+    saved = json.loads((out / "checkpoints/last/pretrained_model/config.json").read_text())
+    assert saved["hidden_state_dims"] == {"observation.environment_state": [25, 26, 27, 28, 29]}  # positions only
+    code = main(["eval", f"--policy_path={out}", "--task=PickPlace", "--splits=train", "--num_episodes=1",
+                 "--batch_size=1", "--max_episode_steps=5", "--num_videos=0", f"--out={tmp_path / 'eval'}"])
+    assert code == 0, capsys.readouterr().err
+    cfg.hidden_state_names = ("goal_colour_*",)
+    cfg.overwrite = True
+    with pytest.raises(Exception, match=r"--hidden_state_names \['goal_colour_\*'\] match no state name"):
+        train(cfg, quiet=True)
+
+
 def test_a_drawn_sketch_image_is_accepted_at_evaluation(sketch_policy: Path, tmp_path: Path, capsys) -> None:
     drawing = Image.new("RGB", (256, 256), "white")
     from PIL import ImageDraw
