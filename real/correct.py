@@ -15,6 +15,7 @@ Lines starting with ``/`` are commands::
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterable
@@ -53,6 +54,11 @@ class CorrectConfig:
     no new one has appeared for 2 s."""
     prompt: bool = True
     """Show a prompt (off when input is piped)."""
+    recorder_status_topic: str = "/ember/recorder/status"
+    ack_timeout_s: float = 3.0
+    """Before a recorder command (``/next`` ...), wait up to this long for the recorder's status to count every
+    correction sent so far: a reliable message delayed by a retransmission must not reach the recorder after the
+    episode it belongs to was saved. 0 disables the wait."""
 
 
 @dataclass
@@ -86,6 +92,15 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
         control = node.create_publisher(String, cfg.control_topic, ros.qos_command())
         estop = node.create_publisher(Bool, cfg.estop_topic, ros.qos_latched())
         reset = node.create_publisher(Bool, cfg.estop_reset_topic, ros.qos_command())
+        recorder_counts: list[int] = []
+
+        def on_recorder_status(msg: String) -> None:
+            try:
+                recorder_counts.append(int(json.loads(msg.data).get("corrections", 0)))
+            except (ValueError, TypeError, AttributeError):
+                pass
+
+        node.create_subscription(String, cfg.recorder_status_topic, on_recorder_status, ros.qos_latched())
         _wait_for_subscribers(corrections, cfg.wait_s, count=cfg.listeners)
         print(f"ready: {corrections.get_subscription_count()} node(s) listening on {cfg.correction_topic}", file=out,
               flush=True)
@@ -111,6 +126,8 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
                 print(f"task: {arg.strip()}", file=out)
             elif verb in CONTROL_COMMANDS:
                 _wait_for_subscribers(control, cfg.wait_s, settle_s=0.2)
+                if result.corrections and cfg.ack_timeout_s > 0:
+                    _wait_for_recorder(node, context, recorder_counts, result.corrections, cfg.ack_timeout_s, out)
                 control.publish(String(data=verb))
                 print(f"recorder: {verb}", file=out)
             elif verb == "estop":
@@ -128,6 +145,25 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     return result
+
+
+def _wait_for_recorder(node: Any, context: Any, counts: list[int], sent: int, timeout: float, out: TextIO) -> bool:
+    """Spin until the recorder's status counts ``sent`` corrections (it publishes every 0.5 s) or ``timeout``."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (counts and counts[-1] >= sent) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+    if counts and counts[-1] < sent:  # a recorder is there but has not seen them all: the episode may miss one
+        print(f"warning: the recorder has counted {counts[-1]} of {sent} corrections after {timeout:g} s",
+              file=out, flush=True)
+    return bool(counts) and counts[-1] >= sent
 
 
 def _wait_for_subscribers(publisher: Any, timeout: float, settle_s: float = 2.0, count: int = 0) -> bool:

@@ -142,7 +142,8 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
     assert proc.returncode == 0, out
     assert out.count("correction sent") == 2 and "recorder: next" in out
     rec = stack.wait_status("recorder", lambda st: st["episodes"] >= 1, 20.0, "the recorder to save episode 0")
-    assert rec["corrections"] == 2 and rec["corrections_recorded"] == 2
+    logs = "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in stack.nodes.items())
+    assert rec["corrections"] == 2 and rec["corrections_recorded"] == 2, f"recorder {rec}\n{logs}"
     policy_tasks = {json.loads(msg.data)["task"] for _, msg in stack.probe.log[STATUS["policy"]]}
     assert {"move left", "a bit higher"} & policy_tasks  # the policy followed the corrections too
 
