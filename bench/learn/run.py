@@ -106,9 +106,6 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
     Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
                                          conditioning_fusion="stacked", **GOAL_ENCODER, **SKETCH), True,
                "goal_sketch+initial_image+goal_encoder", GOAL_POSITIONS),
-    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
-                                              conditioning_fusion="stacked", **GOAL_ENCODER, **SKETCH), True,
-               "goal_sketch+initial_image+goal_encoder", GOAL_POSITIONS),
     # ... and decoded into the goal's positions, which the action head reads as if they were in the state
     Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
                                          conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
