@@ -39,7 +39,7 @@ class VisuomotorConfig(PolicyConfig):
     must come from a sketch. ``ember train --mask_state_names='goal_*'`` fills it from the dataset's names."""
     hidden_state_weight: float = 0.0
     """Weight of an auxiliary training loss: predict the masked dims (normalized, latest observation step) from the
-    encoder's output with a linear head. It gives a conditioning encoder (a goal sketch's) a direct signal about
+    encoder's output with a linear head (an MLP decoder with ``conditioning_as_state``). It gives a conditioning encoder (a goal sketch's) a direct signal about
     the goal the mask hides, where the action loss alone gives a weak one. Training only; 0 turns it off."""
     hidden_state_dims: dict[str, list[int]] = field(default_factory=dict)
     """``{feature: [dims]}`` of the masked dims the hidden-state loss predicts; empty = every masked dim.

@@ -29,6 +29,7 @@ from real.ros import (
     ESTOP_TOPIC,
     INSTRUCTION_TOPIC,
     RECORDER_CONTROL_TOPIC,
+    RECORDER_STATUS_TOPIC,
     require_rclpy,
     ros_env_warning,
 )
@@ -54,7 +55,7 @@ class CorrectConfig:
     no new one has appeared for 2 s."""
     prompt: bool = True
     """Show a prompt (off when input is piped)."""
-    recorder_status_topic: str = "/ember/recorder/status"
+    recorder_status_topic: str = RECORDER_STATUS_TOPIC
     ack_timeout_s: float = 3.0
     """Before a recorder command (``/next`` ...), wait up to this long for the recorder's status to count every
     correction sent so far: a reliable message delayed by a retransmission must not reach the recorder after the

@@ -22,6 +22,7 @@ from real.ros import (
     INSTRUCTION_TOPIC,
     JOINT_STATES_TOPIC,
     RECORDER_CONTROL_TOPIC,
+    RECORDER_STATUS_TOPIC,
 )
 
 NODE_NAME = "ember_recorder"
@@ -57,7 +58,7 @@ class RecorderConfig:
     instruction_topic: str = INSTRUCTION_TOPIC
     correction_topic: str = CORRECTION_TOPIC
     control_topic: str = RECORDER_CONTROL_TOPIC
-    status_topic: str = "/ember/recorder/status"
+    status_topic: str = RECORDER_STATUS_TOPIC
     correction_latency_s: float = 0.5
     """Frames are written this long after they are sampled, so a correction that a busy machine delivers up to this
     late still lands on the frame of the moment it was sent."""

@@ -36,6 +36,7 @@ CORRECTION_TOPIC = "/ember/correction"
 ESTOP_TOPIC = "/ember/estop"
 ESTOP_RESET_TOPIC = "/ember/estop_reset"
 RECORDER_CONTROL_TOPIC = "/ember/recorder/control"
+RECORDER_STATUS_TOPIC = "/ember/recorder/status"
 
 
 def image_topic(prefix: str, camera: str) -> str:
