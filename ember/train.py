@@ -89,6 +89,9 @@ class TrainConfig:
     hidden_state_names: tuple[str, ...] = ()
     """fnmatch patterns of masked names the auxiliary hidden-state loss predicts (``policy.hidden_state_weight``);
     empty = every masked name. Sets ``policy.hidden_state_dims``."""
+    ground_hidden_names: tuple[str, ...] = ()
+    """``target:entity_pattern`` specs (``goal_object:object_*``) grounding the decoded goal on the observed
+    entities at inference (``policy.conditioning_as_state``); sets ``policy.ground_hidden_state``."""
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     """How conditioning inputs (sketches, goal images, keypoints) are made from the recorded episodes."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -227,6 +230,18 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
                               "has none.")
         cfg.policy.hidden_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.hidden_state_names,
                                                      flag="--hidden_state_names")
+    if cfg.ground_hidden_names:
+        from ember.errors import ConfigError
+        from policies.errors import PolicyError
+        from policies.grounding import grounding_for_names
+
+        if not hasattr(cfg.policy, "ground_hidden_state"):
+            raise ConfigError(f"--ground_hidden_names needs a policy with ground_hidden_state; {cfg.policy.type!r} "
+                              "has none.")
+        try:
+            cfg.policy.ground_hidden_state = grounding_for_names(dataset.features, obs_keys, cfg.ground_hidden_names)
+        except PolicyError as err:
+            raise ConfigError(f"--ground_hidden_names: {err}") from err
 
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys

@@ -32,6 +32,7 @@ from policies.ema import ParameterEMA
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, feature_shape
+from policies.grounding import ground_hidden
 from policies.normalize import Stats
 
 
@@ -55,6 +56,10 @@ class ChunkPolicy(Policy):
         """The training weights, kept while eval mode runs the EMA weights in their place."""
         self._frozen: dict[str, Any] = {}
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
+        self.last_grounding: Tensor | None = None
+        """(B, groups) index of the candidate each ground_hidden_state group chose at the latest inference."""
+        if config.ground_hidden_state:
+            self._check_grounding()
 
     # ------------------------------------------------------------------------------------ the head API
     @abc.abstractmethod
@@ -180,7 +185,8 @@ class ChunkPolicy(Policy):
         batch_size = next(iter(obs.values())).shape[0]
         cond = self._conditioning(batch, batch_size)
         if not train:
-            return self.run_inference("obs_encoder", obs, cond), {}
+            encoded = self.run_inference("obs_encoder", obs, cond)
+            return (self._ground(encoded, obs) if self.config.ground_hidden_state else encoded), {}
         encoder = self.model.obs_encoder
         if not self.config.grif:
             features = encoder.features(obs, cond)
@@ -196,6 +202,40 @@ class ChunkPolicy(Policy):
         features = encoder.features(obs, cond, task)
         return (encoder.head_input(features, obs, train=True),
                 {"grif_alignment": align, **self._hidden_state_aux(features, obs)})
+
+    def _check_grounding(self) -> None:
+        """Every grounded dim must be decoded, and no candidate may be a dim the policy must not see."""
+        encoder = self.model.obs_encoder
+        layout = set(encoder.hidden_layout())
+        for i, group in enumerate(self.config.ground_hidden_state):
+            key = group["feature"]
+            if key not in encoder.low_dim_keys:
+                raise PolicyError(f"ground_hidden_state[{i}] names {key!r}, which is not a state input "
+                                  f"{encoder.low_dim_keys}")
+            undecoded = [d for d in group["dims"] if (key, d) not in layout]
+            if undecoded:
+                raise PolicyError(f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
+                                  "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)")
+            width = encoder._widths[key]
+            hidden = encoder.masked_dims(key)
+            for c in group["candidates"]:
+                if any(d >= width for d in c):
+                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} exceeds {key!r}'s {width} dims")
+                if hidden & set(c):
+                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} reads masked dims "
+                                      f"{sorted(hidden & set(c))}: a candidate must be something the policy sees")
+
+    def _ground(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
+        """The head input with the decoded goal replaced by the nearest observed entity (ground_hidden_state)."""
+        encoder = self.model.obs_encoder
+        k = encoder.observation_dim
+        keys = {g["feature"] for g in self.config.ground_hidden_state}
+        hidden, chosen = ground_hidden(
+            encoded[:, k:], encoder.hidden_layout(), {key: obs[key][:, -1] for key in keys},
+            self.config.ground_hidden_state, self.normalizer.normalize_feature, self.normalizer.unnormalize_feature,
+        )
+        self.last_grounding = chosen
+        return torch.cat([encoded[:, :k], hidden], dim=-1)
 
     def _hidden_state_aux(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         encoder = self.model.obs_encoder

@@ -173,6 +173,7 @@ class ObservationEncoder(nn.Module):
         total = 0
         self._kept: dict[str, str] = {}
         self._hidden: dict[str, str] = {}
+        self._widths: dict[str, int] = {}
         for key in self.low_dim_keys:
             shape = feature_shape(key, feats[key])
             if len(shape) != 1:
@@ -181,6 +182,7 @@ class ObservationEncoder(nn.Module):
             if any(d >= shape[0] for d in masked):
                 raise PolicyError(f"mask_state_dims[{key!r}] = {sorted(masked)} exceeds its {shape[0]} dims")
             kept = [d for d in range(shape[0]) if d not in masked]
+            self._widths[key] = shape[0]
             predicted = set(config.hidden_state_dims.get(key, ())) if config.hidden_state_dims else masked
             if not predicted <= masked:
                 raise PolicyError(
@@ -216,6 +218,17 @@ class ObservationEncoder(nn.Module):
         if not (train and self.detach_conditioning):
             return features
         return torch.cat([features[:, :k], features[:, k:].detach()], dim=-1)
+
+    def hidden_layout(self) -> list[tuple[str, int]]:
+        """(feature, dim) of each column of the hidden dims (what :meth:`hidden_target` and the decoder hold)."""
+        return [(key, int(d)) for key, name in self._hidden.items() for d in getattr(self, name).tolist()]
+
+    def masked_dims(self, key: str) -> set[int]:
+        """The dims of ``key`` the encoder never sees."""
+        if key not in self._kept:
+            return set()
+        kept = set(getattr(self, self._kept[key]).tolist())
+        return set(range(self._widths[key])) - kept
 
     def hidden_target(self, obs: Mapping[str, Tensor]) -> Tensor:
         """The hidden dims the loss predicts, normalized, at the latest observation step: (B, n_hidden)."""

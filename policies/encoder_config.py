@@ -12,6 +12,7 @@ for "now" is index ``n_obs_steps - 1`` and at most ``horizon - n_obs_steps + 1``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from policies.conditioning.keys import (
     CONDITIONING_KINDS,
@@ -22,6 +23,7 @@ from policies.conditioning.keys import (
 )
 from policies.config import PolicyConfig
 from policies.errors import PolicyError
+from policies.grounding import validate_grounding
 
 IMAGE_POOLINGS = ("spatial_softmax", "avg")
 CONDITIONING_SIGNALS = ("all", "hidden_state")
@@ -59,6 +61,12 @@ class VisuomotorConfig(PolicyConfig):
     """Std of Gaussian noise added to the teacher-forced hidden dims in training (normalized units; min-max
     features span [-1, 1]). The decoder is off by a centimetre or two on new sketches; trained on noisy goals, the
     head learns to use the decoded goal as a pointer and take the exact position from the state's objects."""
+    ground_hidden_state: list[dict[str, Any]] = field(default_factory=list)
+    """Ground the decoded goal on the observed objects at inference (``conditioning_as_state``): each entry
+    ``{"feature", "dims", "candidates"}`` replaces the decoded ``dims`` by the nearest candidate entity's observed
+    values (:mod:`policies.grounding`), so the head acts on an exact position when the decoder names the right
+    object. ``ember train --ground_hidden_names='goal_object:object_*,goal_pad:pad_*'`` fills it from the
+    dataset's names. Training is unchanged (the head is teacher-forced on exact positions either way)."""
     conditioning_learns_from: str = "all"
     """What trains the conditioning encoders (sketch / goal-image CNNs, keypoint and language projections):
     ``all`` (the action loss and any auxiliary loss) or ``hidden_state`` (only the auxiliary hidden-state loss; the
@@ -137,6 +145,11 @@ class VisuomotorConfig(PolicyConfig):
             raise PolicyError(f"conditioning_as_state_noise must be >= 0, got {self.conditioning_as_state_noise}")
         if self.conditioning_as_state and self.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")
+        if self.ground_hidden_state:
+            if not self.conditioning_as_state:
+                raise PolicyError("ground_hidden_state grounds the decoded goal of conditioning_as_state; set "
+                                  "conditioning_as_state=True (and hidden_state_weight > 0)")
+            validate_grounding(self.ground_hidden_state)
         if self.conditioning_learns_from == "hidden_state":
             if self.hidden_state_weight <= 0:
                 raise PolicyError(

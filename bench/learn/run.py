@@ -70,6 +70,8 @@ class Experiment:
     label: str = ""
     hidden_names: tuple[str, ...] = ()
     """Masked state names the auxiliary hidden-state loss predicts (``ember train --hidden_state_names``)."""
+    ground_names: tuple[str, ...] = ()
+    """Ground the decoded goal on the observed objects (``ember train --ground_hidden_names``)."""
 
     @property
     def name(self) -> str:
@@ -81,6 +83,7 @@ KEYPOINTS = dict(conditioning_camera="front")
 GOAL_ENCODER = dict(hidden_state_weight=1.0, conditioning_learns_from="hidden_state", conditioning_encoder_width=32)
 GOAL_DECODER = dict(hidden_state_weight=1.0, conditioning_as_state=True, conditioning_encoder_width=32)
 GOAL_POSITIONS = ("goal_object.*", "goal_pad.*")
+GOAL_GROUNDING = ("goal_object:object_*", "goal_pad:pad_*")
 EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what matters early
     Experiment("pusht", "diffusion"),
     Experiment("pickplace", "diffusion", dict(conditioning=("trajectory_sketch",), **SKETCH), True,
@@ -115,6 +118,13 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
                "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
     Experiment("pickplace", "flow", dict(conditioning=("goal_sketch",), **GOAL_DECODER, **SKETCH), True,
                "goal_sketch+goal_decoder", GOAL_POSITIONS),
+    # ... and the decoded goal grounded on the nearest observed cube and pad (a pointer, not a position)
+    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
+                                         conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+               "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
+    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
+                                              conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+               "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
     Experiment("pickplace", "diffusion", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
     Experiment("pickplace", "bc", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
@@ -153,6 +163,7 @@ def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: in
     if exp.mask_goal:
         cfg.mask_state_names = ("goal_*",)
     cfg.hidden_state_names = exp.hidden_names
+    cfg.ground_hidden_names = exp.ground_names
     result = train(cfg, quiet=True)
     m = json.loads(metrics_file.read_text())
     return {"train_seconds": m["train_seconds"], "steps": result.steps, "final_loss": result.final_loss}
@@ -237,7 +248,8 @@ def main() -> None:
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
     extra = dict(_parse_set(item) for item in args.set)
     if extra:
-        wanted = [Experiment(e.task, e.policy, {**e.overrides, **extra}, e.mask_goal, e.label, e.hidden_names)
+        wanted = [Experiment(e.task, e.policy, {**e.overrides, **extra}, e.mask_goal, e.label, e.hidden_names,
+                             e.ground_names)
                   for e in wanted]
     splits = tuple(args.splits.split(","))
     for exp in wanted:
