@@ -175,15 +175,24 @@ def test_a_goal_decoder_policy_trains_on_goal_positions_and_evaluates(pickplace:
                                     conditioning_camera="front", hidden_state_weight=1.0, conditioning_as_state=True)
     cfg.mask_state_names = ("goal_*",)
     cfg.hidden_state_names = ("goal_object.*", "goal_pad.*")
+    cfg.ground_hidden_names = ("goal_object:object_*", "goal_pad:pad_*")
     cfg.conditioning.variants_per_episode = 2
     train(cfg, quiet=True)
     saved = json.loads((out / "checkpoints/last/pretrained_model/config.json").read_text())
     assert saved["hidden_state_dims"] == {"observation.environment_state": [25, 26, 27, 28, 29]}  # positions only
+    env = "observation.environment_state"
+    assert saved["ground_hidden_state"] == [  # the goal cube on one of the 3 cubes, the goal pad on one of the pads
+        {"feature": env, "dims": [25, 26, 27], "candidates": [[4, 5, 6], [7, 8, 9], [10, 11, 12]]},
+        {"feature": env, "dims": [28, 29], "candidates": [[13, 14], [15, 16], [17, 18]]}]
     code = main(["eval", f"--policy_path={out}", "--task=PickPlace", "--splits=train", "--num_episodes=1",
                  "--batch_size=1", "--max_episode_steps=5", "--num_videos=0", f"--out={tmp_path / 'eval'}"])
     assert code == 0, capsys.readouterr().err
-    cfg.hidden_state_names = ("goal_colour_*",)
     cfg.overwrite = True
+    cfg.ground_hidden_names = ("goal_object:cylinder_*",)
+    with pytest.raises(Exception, match=r"--ground_hidden_names: grounding spec 'goal_object:cylinder_\*'"):
+        train(cfg, quiet=True)
+    cfg.ground_hidden_names = ()
+    cfg.hidden_state_names = ("goal_colour_*",)
     with pytest.raises(Exception, match=r"--hidden_state_names \['goal_colour_\*'\] match no state name"):
         train(cfg, quiet=True)
 
