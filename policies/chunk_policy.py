@@ -26,7 +26,15 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from policies.base import Policy
-from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, KEYPOINTS, LANGUAGE, TASK_KEY, batch_key
+from policies.conditioning.keys import (
+    GOAL_IMAGE,
+    IMAGE_CHANNELS,
+    INITIAL_IMAGE,
+    KEYPOINTS,
+    LANGUAGE,
+    TASK_KEY,
+    batch_key,
+)
 from policies.conditioning.language import SentenceEmbedder, get_embedder
 from policies.ema import ParameterEMA
 from policies.encoder_config import VisuomotorConfig
@@ -184,6 +192,8 @@ class ChunkPolicy(Policy):
         obs = self.normalizer.normalize(self._observation_window(batch, train=train))
         batch_size = next(iter(obs.values())).shape[0]
         cond = self._conditioning(batch, batch_size)
+        if train and self.config.conditioning_photo_jitter > 0:
+            cond = photo_jitter(cond, self.config.conditioning_photo_jitter)
         if not train:
             encoded = self.run_inference("obs_encoder", obs, cond)
             return (self._ground(encoded, obs) if self.config.ground_hidden_state else encoded), {}
@@ -384,6 +394,24 @@ def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temper
     logits = logits.masked_fill(same & ~eye, float("-inf"))
     target = torch.arange(len(texts), device=logits.device)
     return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
+
+
+def photo_jitter(cond: dict[str, Tensor], amount: float) -> dict[str, Tensor]:
+    """Camera-frame conditionings with random contrast, brightness and per-channel gain (1 ± ``amount``, the gain
+    1 ± ``amount``/2, per sample); drawings (sketches) keep their colours, which carry meaning."""
+    out = dict(cond)
+    for kind in (GOAL_IMAGE, INITIAL_IMAGE):
+        if kind in cond:
+            x = cond[kind]
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * _around_one(x, (x.shape[0], 1, 1, 1), amount) + mean
+            x = x * _around_one(x, (x.shape[0], 1, 1, 1), amount) * _around_one(x, (*x.shape[:2], 1, 1), amount / 2)
+            out[kind] = x.clamp(0.0, 1.0)
+    return out
+
+
+def _around_one(like: Tensor, shape: tuple[int, ...], amount: float) -> Tensor:
+    return 1.0 + amount * (2.0 * torch.rand(shape, device=like.device, dtype=like.dtype) - 1.0)
 
 
 def masked_mean(error: Tensor, pad: Tensor | None) -> Tensor:

@@ -109,6 +109,10 @@ class VisuomotorConfig(PolicyConfig):
     """Channels of the small CNN that reads a late-fused conditioning image (sketches are sparse: 16 suffice)."""
     conditioning_pool: int = 1
     """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
+    conditioning_photo_jitter: float = 0.0
+    """Training-only photometric jitter of the camera-frame conditionings (``initial_image``, ``goal_image``):
+    brightness, contrast and per-channel gain each drawn from ``1 ± jitter`` per sample. A decoder that reads raw
+    pixels of one scene learns its exact lighting; jitter asks it to read objects instead. 0 turns it off."""
     conditioning_image_size: int = 96
     """Side of conditioning images when the policy has no camera to align them with."""
     num_keypoints: int = 2
@@ -185,6 +189,8 @@ class VisuomotorConfig(PolicyConfig):
             raise PolicyError("num_keypoints and conditioning_dim must be >= 1, conditioning_image_size >= 8")
         if self.conditioning_encoder_width < 8 or self.conditioning_encoder_width % 8:
             raise PolicyError("conditioning_encoder_width must be a positive multiple of 8 (GroupNorm groups)")
+        if not 0.0 <= self.conditioning_photo_jitter < 1.0:
+            raise PolicyError(f"conditioning_photo_jitter must be in [0, 1), got {self.conditioning_photo_jitter}")
         if not 1 <= self.conditioning_pool <= 8:
             raise PolicyError(f"conditioning_pool must be in [1, 8], got {self.conditioning_pool}")
         if self.grif and not {GOAL_IMAGE, LANGUAGE} <= set(self.conditioning):

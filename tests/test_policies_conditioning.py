@@ -403,3 +403,25 @@ def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_langua
     assert torch.isfinite(policy(window_batch(policy))["loss"])
     policy.eval()
     assert policy.select_action(observation(policy)).shape == (4, ACTION_DIM)
+
+
+def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_language: HashEmbedder) -> None:
+    from policies.chunk_policy import photo_jitter
+
+    g = torch.Generator().manual_seed(0)
+    cond = {"initial_image": torch.rand(8, 3, SIZE, SIZE, generator=g),
+            "goal_sketch": torch.rand(8, 1, SIZE, SIZE, generator=g)}
+    torch.manual_seed(0)
+    out = photo_jitter(cond, 0.3)
+    assert out["goal_sketch"] is cond["goal_sketch"]  # drawings keep their strokes
+    change = (out["initial_image"] - cond["initial_image"]).abs().mean(dim=(1, 2, 3))
+    assert (change > 1e-3).all() and 0.0 <= out["initial_image"].min() and out["initial_image"].max() <= 1.0
+    ratio = out["initial_image"].mean(dim=(1, 2, 3)) / cond["initial_image"].mean(dim=(1, 2, 3))
+    assert ratio.min() < 0.95 and ratio.max() > 1.05  # brightness differs per sample
+    policy = make(kind="bc", camera=False, conditioning=("goal_sketch", "initial_image"),
+                  conditioning_fusion="stacked", conditioning_photo_jitter=0.3).eval()
+    obs = prepared(policy, observation(policy))
+    with torch.no_grad():
+        torch.testing.assert_close(policy.encode(obs, train=False), policy.encode(obs, train=False))
+    with pytest.raises(PolicyError, match=r"conditioning_photo_jitter must be in \[0, 1\)"):
+        config(conditioning_photo_jitter=1.5)
