@@ -17,6 +17,9 @@ rows keep the goal in the state instead (one-hots and the goal cube's and pad's 
     .venv/bin/python bench/learn/run.py                       # everything (hours on 2 cores)
     .venv/bin/python bench/learn/run.py --only pusht/diffusion --steps 500 --episodes 10
     .venv/bin/python bench/learn/run.py --table
+    # PushT diffusion at the paper's UNet size, on a GPU (7.7 min on one H100):
+    .venv/bin/python bench/learn/run.py --only pusht/diffusion --set 'down_dims=(256,512,1024)' \
+        --batch-size 256 --lr 3e-4 --steps 14000 --workers 12 --out bench/results/pusht_gpu
 """
 
 from __future__ import annotations
@@ -144,7 +147,8 @@ def collect_dataset(spec: TaskSpec, data_dir: Path, episodes: int) -> Path:
     return root
 
 
-def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: int, seed: int) -> dict[str, Any]:
+def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: int, seed: int,
+              batch_size: int = 64, lr: float = 1e-3, num_workers: int = 0) -> dict[str, Any]:
     from ember.train import TrainConfig, train
     from policies import make_policy_config
 
@@ -155,10 +159,12 @@ def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: in
         m = json.loads(metrics_file.read_text())
         if "train_seconds" in m:
             return {"train_seconds": m["train_seconds"], "steps": m["steps"], "final_loss": m["final_loss"]}
-    cfg = TrainConfig(dataset=str(dataset), out=str(out / "train"), steps=steps, batch_size=64, seed=seed,
+    cfg = TrainConfig(dataset=str(dataset), out=str(out / "train"), steps=steps, batch_size=batch_size, seed=seed,
+                      num_workers=num_workers,
                       obs_keys=STATE_KEYS, num_threads=threads, save_every=max(1, steps // 4), log_every=50,
                       resume=(out / "train" / "checkpoints" / "last").exists(),
                       overwrite=not (out / "train" / "checkpoints" / "last").exists())
+    cfg.optim.lr = lr
     cfg.policy = make_policy_config(exp.policy, **{**spec.policy, **exp.overrides})
     if exp.mask_goal:
         cfg.mask_state_names = ("goal_*",)
@@ -222,6 +228,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated experiment names (pusht/diffusion, ...)")
     parser.add_argument("--steps", type=int, default=0, help="override every task's training steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--workers", type=int, default=0, help="data-loader workers (a GPU run wants several)")
     parser.add_argument("--demos", type=int, default=200)
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per split")
     parser.add_argument("--splits", default=",".join(SPLITS))
@@ -262,10 +271,12 @@ def main() -> None:
         t0 = time.perf_counter()
         print(f"[{exp.name}] training {steps} steps (threads={args.threads}, load {os.getloadavg()[0]:.1f})",
               flush=True)
-        trained = train_one(exp, dataset, exp_dir, steps, args.threads, args.seed)
+        trained = train_one(exp, dataset, exp_dir, steps, args.threads, args.seed, args.batch_size, args.lr,
+                            args.workers)
         row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", [])),
                "goal_hidden": exp.mask_goal, "demos": args.demos, "chance": spec.chance if exp.mask_goal else None,
-               "threads": args.threads, **trained}
+               "threads": args.threads, "batch_size": args.batch_size, "lr": args.lr,
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", **trained}
         save_row(results_file, exp.name, row)
         print(f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
               f"episodes x {len(splits)} splits", flush=True)
