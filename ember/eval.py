@@ -195,6 +195,8 @@ class ConditioningPlan:
     """The policy's observation key of that camera, when the policy sees it."""
     size: tuple[int, int]
     num_keypoints: int
+    sketch_source: str = "rgb"
+    """How goal sketches are drawn for this policy (``chroma`` when it reads conditioning by colour only)."""
 
     @classmethod
     def of(cls, policy: Any) -> ConditioningPlan | None:
@@ -209,7 +211,8 @@ class ConditioningPlan:
         else:
             h = w = int(cfg.conditioning_image_size)
             camera = cfg.conditioning_camera or "front"
-        return cls(kinds, camera, key, (int(h), int(w)), int(cfg.num_keypoints))
+        return cls(kinds, camera, key, (int(h), int(w)), int(cfg.num_keypoints),
+                   "chroma" if getattr(cfg, "conditioning_chroma", False) else "rgb")
 
 
 def _user_conditioning(plan: ConditioningPlan, cfg: EvalConfig) -> dict[str, np.ndarray]:
@@ -261,7 +264,7 @@ def episode_conditioning(plan: ConditioningPlan | None, cfg: EvalConfig, seeds: 
     out = []
     for seed in seeds:
         made = expert_conditioning(cfg.task, cfg.backend, seed, plan.kinds, plan.camera, plan.size[0],
-                                   {"split": split}, plan.num_keypoints)
+                                   {"split": split}, plan.num_keypoints, plan.sketch_source)
         out.append(EpisodeConditioning(made.values, made.expert_success, made.first_frame))
     return out
 

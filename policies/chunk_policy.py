@@ -27,6 +27,8 @@ from torch.func import functional_call
 
 from policies.base import Policy
 from policies.conditioning.keys import (
+    CHROMA_MIN_BRIGHTNESS,
+    CHROMA_SOFTENING,
     GOAL_IMAGE,
     IMAGE_CHANNELS,
     INITIAL_IMAGE,
@@ -194,6 +196,8 @@ class ChunkPolicy(Policy):
         cond = self._conditioning(batch, batch_size)
         if train and self.config.conditioning_photo_jitter > 0:
             cond = photo_jitter(cond, self.config.conditioning_photo_jitter)
+        if self.config.conditioning_chroma:
+            cond = {k: chroma(v) if k in (GOAL_IMAGE, INITIAL_IMAGE) else v for k, v in cond.items()}
         if not train:
             encoded = self.run_inference("obs_encoder", obs, cond)
             return (self._ground(encoded, obs) if self.config.ground_hidden_state else encoded), {}
@@ -408,6 +412,14 @@ def photo_jitter(cond: dict[str, Tensor], amount: float) -> dict[str, Tensor]:
             x = x * _around_one(x, (x.shape[0], 1, 1, 1), amount) * _around_one(x, (*x.shape[:2], 1, 1), amount / 2)
             out[kind] = x.clamp(0.0, 1.0)
     return out
+
+
+def chroma(x: Tensor) -> Tensor:
+    """Brightness-normalized colour of (B, 3, H, W) images in [0, 1], centred on 0.5 (grey of any shade -> 0.5);
+    the tensor twin of :func:`ember.conditioning.sketch.chroma`."""
+    lum = x.mean(dim=1, keepdim=True)
+    c = (x - lum) / (lum + CHROMA_SOFTENING) * (lum > CHROMA_MIN_BRIGHTNESS).to(x.dtype)
+    return (c * 0.5 + 0.5).clamp(0.0, 1.0)
 
 
 def _around_one(like: Tensor, shape: tuple[int, ...], amount: float) -> Tensor:

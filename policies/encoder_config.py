@@ -113,6 +113,11 @@ class VisuomotorConfig(PolicyConfig):
     """Training-only photometric jitter of the camera-frame conditionings (``initial_image``, ``goal_image``):
     brightness, contrast and per-channel gain each drawn from ``1 ± jitter`` per sample. A decoder that reads raw
     pixels of one scene learns its exact lighting; jitter asks it to read objects instead. 0 turns it off."""
+    conditioning_chroma: bool = False
+    """Read image conditionings by colour only: goal sketches are drawn from the edges of coloured objects (the
+    training pipeline and ``ember eval`` draw them so) and camera-frame conditionings (``initial_image``,
+    ``goal_image``) are given as brightness-normalized colour (:func:`ember.conditioning.sketch.chroma`). Grey
+    textures, shading and the light's strength vanish from both; what a person would sketch (the objects) stays."""
     conditioning_image_size: int = 96
     """Side of conditioning images when the policy has no camera to align them with."""
     num_keypoints: int = 2

@@ -57,6 +57,24 @@ def test_goal_sketch_is_a_line_drawing_and_augmentation_is_seeded() -> None:
     assert not np.array_equal(a, plain)
 
 
+def test_a_colour_only_sketch_outlines_coloured_objects_whatever_the_table_and_light() -> None:
+    from ember.conditioning.sketch import chroma, edge_map
+
+    frame = np.zeros((SIZE, SIZE, 3), np.uint8)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    frame[:] = np.where(((yy // 8 + xx // 8) % 2 == 0)[..., None], 60, 200)  # a grey checkered table
+    frame[20:40, 10:30] = (200, 30, 30)  # a red cube
+    assert edge_map(frame)[44:, :].any()  # plain edges draw the checker
+    strokes = goal_sketch(frame, source="chroma")[..., 0] > 0
+    assert strokes[20:40, 10:30].sum() > 30 and not strokes[44:, :].any() and not strokes[:16, 36:].any()
+    dim = (frame.astype(np.float32) * 0.4).astype(np.uint8)  # a dimmer light: the same outline
+    np.testing.assert_array_equal(goal_sketch(dim, source="chroma")[..., 0] > 0, strokes)
+    grey = chroma(frame)[44:, :]
+    assert np.abs(grey.astype(int) - 128).max() <= 1  # any shade of grey carries no colour
+    with pytest.raises(ConditioningError, match="sketch edge source 'hsv' is unknown"):
+        edge_map(frame, source="hsv")
+
+
 def test_trajectory_sketch_runs_red_to_green_with_gripper_marks() -> None:
     points = np.stack([np.linspace(5, 58, 20), np.full(20, 32.0)], axis=1)
     grip = np.r_[np.zeros(8), np.ones(8), np.zeros(4)]

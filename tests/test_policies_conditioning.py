@@ -425,3 +425,32 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
         torch.testing.assert_close(policy.encode(obs, train=False), policy.encode(obs, train=False))
     with pytest.raises(PolicyError, match=r"conditioning_photo_jitter must be in \[0, 1\)"):
         config(conditioning_photo_jitter=1.5)
+
+
+def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inference(
+        fake_language: HashEmbedder) -> None:
+    from ember.eval import ConditioningPlan
+
+    policy = make(kind="bc", camera=False, conditioning=("goal_sketch", "initial_image"),
+                  conditioning_fusion="stacked", conditioning_chroma=True)
+    batch = window_batch(policy)
+    batch["conditioning.initial_image"] = torch.full((4, 3, SIZE, SIZE), 0.3)  # grey: no colour
+    cond = policy._conditioning(batch, 4)
+    seen = {}
+    original = policy.model.obs_encoder.features
+
+    def spy(obs, cond=None, task=None):
+        seen.update(cond)
+        return original(obs, cond, task)
+
+    policy.model.obs_encoder.features = spy
+    policy._encode(batch, train=True)
+    torch.testing.assert_close(seen["initial_image"], torch.full_like(cond["initial_image"], 0.5))
+    torch.testing.assert_close(seen["goal_sketch"], cond["goal_sketch"])  # strokes are not colours
+    seen.clear()
+    policy.ema = None  # call the encoder module itself at inference, so the spy sees its input
+    with torch.no_grad():
+        policy.eval().encode(batch, train=False)
+    torch.testing.assert_close(seen["initial_image"], torch.full_like(cond["initial_image"], 0.5))
+    assert ConditioningPlan.of(policy).sketch_source == "chroma"
+    assert ConditioningPlan.of(make(kind="bc", camera=False, conditioning=("goal_sketch",))).sketch_source == "rgb"

@@ -128,6 +128,10 @@ EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what 
     Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
                                               conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
                "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
+    # ... read by colour only (sketch = outlines of coloured objects, first frame as chroma): held-out scenes
+    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"), conditioning_chroma=True,
+                                         conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+               "goal_sketch+initial_image+grounded_goal+chroma", GOAL_POSITIONS, GOAL_GROUNDING),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
     Experiment("pickplace", "diffusion", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
     Experiment("pickplace", "bc", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),

@@ -42,7 +42,8 @@ class ConditionedWindows(Dataset):
     """
 
     def __init__(self, windows: Any, kinds: Sequence[str], camera_key: str | None, camera: CameraModel | None,
-                 config: ConditioningConfig | None = None, num_keypoints: int | None = None) -> None:
+                 config: ConditioningConfig | None = None, num_keypoints: int | None = None,
+                 sketch_source: str = "rgb") -> None:
         self.windows = windows
         self.kinds = [k for k in kinds if k != LANGUAGE]
         cfg = config or ConditioningConfig()
@@ -61,13 +62,15 @@ class ConditionedWindows(Dataset):
             frames = dataset.frames(camera_key, ep) if camera_key and any(k in _NEEDS_FRAMES for k in self.kinds) \
                 else None
             record = EpisodeRecord(frames, env_states[i] if env_states else None, names, camera)
-            plain = produce(record, self.kinds, None, num_keypoints=num_keypoints, edge_threshold=cfg.edge_threshold)
+            plain = produce(record, self.kinds, None, num_keypoints=num_keypoints, edge_threshold=cfg.edge_threshold,
+                            sketch_source=sketch_source)
             per_kind = {k: [v] for k, v in plain.items()}
             augmented = [k for k in self.kinds if k in _AUGMENTED]
             if augment is not None and augmented and cfg.variants_per_episode > 1:
                 for v in range(cfg.variants_per_episode - 1):
                     rng = np.random.default_rng(cfg.seed + 1000 * int(ep) + v)
-                    for k, value in produce(record, augmented, rng, augment, num_keypoints, cfg.edge_threshold).items():
+                    made = produce(record, augmented, rng, augment, num_keypoints, cfg.edge_threshold, sketch_source)
+                    for k, value in made.items():
                         per_kind[k].append(value)
             self.values.append(per_kind)
 

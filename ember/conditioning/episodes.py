@@ -116,10 +116,11 @@ def goal_points(record: EpisodeRecord, frame: int = 0) -> np.ndarray:
 
 def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generator | None = None,
             augment: StrokeAugmentation = DEFAULT_AUGMENTATION, num_keypoints: int | None = None,
-            edge_threshold: float = 0.18) -> dict[str, np.ndarray]:
+            edge_threshold: float = 0.18, sketch_source: str = "rgb") -> dict[str, np.ndarray]:
     """``{kind: array}`` for each non-language kind: images (H, W, C) uint8, keypoints (K, 2) float32 in [0, 1].
 
     ``rng`` turns on the stroke augmentation of sketches (training); without it sketches are drawn plainly.
+    ``sketch_source``: goal-sketch edges of the colour image (``rgb``) or of coloured objects only (``chroma``).
     """
     out: dict[str, np.ndarray] = {}
     aug = augment if rng is not None else NO_AUGMENTATION
@@ -133,7 +134,7 @@ def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generato
         elif kind == INITIAL_IMAGE:
             out[kind] = np.ascontiguousarray(record.frames[0, ..., :3], dtype=np.uint8)
         elif kind == GOAL_SKETCH:
-            out[kind] = goal_sketch(record.frames[-1], rng, aug, edge_threshold)
+            out[kind] = goal_sketch(record.frames[-1], rng, aug, edge_threshold, sketch_source)
         elif kind == TRAJECTORY_SKETCH:
             camera = record.require_camera(kind)
             uv = camera.project(ee_path(record))

@@ -34,7 +34,7 @@ class ExpertConditioning:
 
 def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str], camera: str, image_size: int,
                         env_kwargs: dict[str, Any] | None = None, num_keypoints: int | None = None,
-                        ) -> ExpertConditioning:
+                        sketch_source: str = "rgb") -> ExpertConditioning:
     """The conditioning of episode ``seed`` (split and options in ``env_kwargs``) from the expert's rollout."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
     from sims import make_env
@@ -65,7 +65,8 @@ def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str]
     env_state = np.stack(states) if states[0] is not None else None
     record = EpisodeRecord(np.stack(frames), env_state, names, model)
     try:
-        return ExpertConditioning(produce(record, kinds, None, num_keypoints=num_keypoints), success, frames[0])
+        values = produce(record, kinds, None, num_keypoints=num_keypoints, sketch_source=sketch_source)
+        return ExpertConditioning(values, success, frames[0])
     except ConditioningError as exc:
         raise ConditioningError(f"{task} seed {seed}: {exc}") from exc
 

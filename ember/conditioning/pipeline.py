@@ -54,7 +54,8 @@ def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: Condi
     if any(k in _NEEDS_CAMERA_MODEL for k in kinds):
         name = key or f"observation.images.{policy_cfg.conditioning_camera or 'front'}"
         camera = dataset_camera(dataset.root, name, (int(h), int(w)))
-    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=policy_cfg.num_keypoints)
+    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=policy_cfg.num_keypoints,
+                              sketch_source="chroma" if getattr(policy_cfg, "conditioning_chroma", False) else "rgb")
 
 
 def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], patterns: Sequence[str],

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ember.conditioning.errors import ConditioningError
+from policies.conditioning.keys import CHROMA_MIN_BRIGHTNESS, CHROMA_SOFTENING
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,28 @@ NO_AUGMENTATION = StrokeAugmentation(0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- goal sketch
-def edge_map(frame: np.ndarray, threshold: float = 0.18) -> np.ndarray:
-    """Binary edges (H, W) bool of an RGB frame: Sobel magnitude on each channel, max over channels."""
+SKETCH_SOURCES = ("rgb", "chroma")
+
+
+def chroma(frame: np.ndarray) -> np.ndarray:
+    """Brightness-normalized colour of an RGB frame, uint8 (H, W, 3) centred on 128: grey, white and black pixels
+    (any shade) become mid-grey, a coloured pixel keeps its hue and saturation whatever the light. What is left
+    of a scene is its coloured objects: textures in grey, shading and a dimmer light vanish."""
+    img = np.asarray(frame, dtype=np.float32)[..., :3] / 255.0
+    lum = img.mean(axis=-1, keepdims=True)
+    c = (img - lum) / (lum + CHROMA_SOFTENING) * (lum > CHROMA_MIN_BRIGHTNESS)
+    return (np.clip(c * 0.5 + 0.5, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def edge_map(frame: np.ndarray, threshold: float = 0.18, source: str = "rgb") -> np.ndarray:
+    """Binary edges (H, W) bool of an RGB frame: Sobel magnitude on each channel, max over channels.
+
+    ``source="chroma"`` takes the edges of :func:`chroma` instead: outlines of coloured objects only.
+    """
+    if source not in SKETCH_SOURCES:
+        raise ConditioningError(f"sketch edge source {source!r} is unknown; use one of {SKETCH_SOURCES}")
+    if source == "chroma":
+        frame = chroma(frame)
     img = np.asarray(frame, dtype=np.float32) / 255.0
     if img.ndim == 2:
         img = img[..., None]
@@ -65,9 +86,11 @@ def edge_map(frame: np.ndarray, threshold: float = 0.18) -> np.ndarray:
 
 
 def goal_sketch(frame: np.ndarray, rng: np.random.Generator | None = None,
-                augment: StrokeAugmentation = DEFAULT_AUGMENTATION, threshold: float = 0.18) -> np.ndarray:
-    """RT-Sketch goal drawing (H, W, 1) uint8 of ``frame``: strokes 255 on 0; augmented when ``rng`` is given."""
-    edges = edge_map(frame, threshold)
+                augment: StrokeAugmentation = DEFAULT_AUGMENTATION, threshold: float = 0.18,
+                source: str = "rgb") -> np.ndarray:
+    """RT-Sketch goal drawing (H, W, 1) uint8 of ``frame``: strokes 255 on 0; augmented when ``rng`` is given.
+    ``source``: edges of the colour image (``rgb``) or of coloured objects only (``chroma``)."""
+    edges = edge_map(frame, threshold, source)
     image = Image.fromarray((edges * 255).astype(np.uint8), mode="L")
     if rng is not None:
         image = _augment_strokes(image, rng, augment)
