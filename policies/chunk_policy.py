@@ -230,7 +230,7 @@ class ChunkPolicy(Policy):
             if undecoded:
                 raise PolicyError(f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
                                   "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)")
-            width = encoder._widths[key]
+            width = encoder.state_width(key)
             hidden = encoder.masked_dims(key)
             for c in group["candidates"]:
                 if any(d >= width for d in c):

@@ -223,6 +223,10 @@ class ObservationEncoder(nn.Module):
         """(feature, dim) of each column of the hidden dims (what :meth:`hidden_target` and the decoder hold)."""
         return [(key, int(d)) for key, name in self._hidden.items() for d in getattr(self, name).tolist()]
 
+    def state_width(self, key: str) -> int:
+        """Dims of the low-dimensional input ``key`` (before masking)."""
+        return self._widths[key]
+
     def masked_dims(self, key: str) -> set[int]:
         """The dims of ``key`` the encoder never sees."""
         if key not in self._kept:
