@@ -68,7 +68,10 @@ class ChunkPolicy(Policy):
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
         self.last_grounding: Tensor | None = None
         """(B, groups) index of the candidate each ground_hidden_state group chose at the latest inference."""
+        self._hidden_layout: list[tuple[str, int]] = []
+        """(feature, dim) of each decoded column; fixed by the config, so computed once."""
         if config.ground_hidden_state:
+            self._hidden_layout = self.model.obs_encoder.hidden_layout()
             self._check_grounding()
 
     # ------------------------------------------------------------------------------------ the head API
@@ -220,7 +223,7 @@ class ChunkPolicy(Policy):
     def _check_grounding(self) -> None:
         """Every grounded dim must be decoded, and no candidate may be a dim the policy must not see."""
         encoder = self.model.obs_encoder
-        layout = set(encoder.hidden_layout())
+        layout = set(self._hidden_layout)
         for i, group in enumerate(self.config.ground_hidden_state):
             key = group["feature"]
             if key not in encoder.low_dim_keys:
@@ -245,7 +248,7 @@ class ChunkPolicy(Policy):
         k = encoder.observation_dim
         keys = {g["feature"] for g in self.config.ground_hidden_state}
         hidden, chosen = ground_hidden(
-            encoded[:, k:], encoder.hidden_layout(), {key: obs[key][:, -1] for key in keys},
+            encoded[:, k:], self._hidden_layout, {key: obs[key][:, -1] for key in keys},
             self.config.ground_hidden_state, self.normalizer.normalize_feature, self.normalizer.unnormalize_feature,
         )
         self.last_grounding = chosen

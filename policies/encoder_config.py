@@ -59,8 +59,8 @@ class VisuomotorConfig(PolicyConfig):
     and position-like hidden dims (``ember train --hidden_state_names='goal_object.*,goal_pad.*'``)."""
     conditioning_as_state_noise: float = 0.0
     """Std of Gaussian noise added to the teacher-forced hidden dims in training (normalized units; min-max
-    features span [-1, 1]). The decoder is off by a centimetre or two on new sketches; trained on noisy goals, the
-    head learns to use the decoded goal as a pointer and take the exact position from the state's objects."""
+    features span [-1, 1]). Meant to teach the head to refine an off-by-centimetres decoded goal from the state's
+    objects; measured on PickPlace it hurts (bench/learn/RESULTS.md): ``ground_hidden_state`` does that job."""
     ground_hidden_state: list[dict[str, Any]] = field(default_factory=list)
     """Ground the decoded goal on the observed objects at inference (``conditioning_as_state``): each entry
     ``{"feature", "dims", "candidates"}`` replaces the decoded ``dims`` by the nearest candidate entity's observed
@@ -111,8 +111,9 @@ class VisuomotorConfig(PolicyConfig):
     """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
     conditioning_photo_jitter: float = 0.0
     """Training-only photometric jitter of the camera-frame conditionings (``initial_image``, ``goal_image``):
-    brightness, contrast and per-channel gain each drawn from ``1 ± jitter`` per sample. A decoder that reads raw
-    pixels of one scene learns its exact lighting; jitter asks it to read objects instead. 0 turns it off."""
+    contrast and brightness drawn from ``1 ± jitter``, per-channel gain from ``1 ± jitter/2``, per sample. A decoder
+    that reads raw pixels of one scene learns its exact lighting; jitter asks it to read objects instead (on
+    PickPlace's held-out scenes it did not help: bench/learn/RESULTS.md). 0 turns it off."""
     conditioning_chroma: bool = False
     """Read image conditionings by colour only: goal sketches are drawn from the edges of coloured objects (the
     training pipeline and ``ember eval`` draw them so) and camera-frame conditionings (``initial_image``,
