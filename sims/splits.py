@@ -10,12 +10,16 @@ success names its cause:
 * ``heldout_object``: unseen object colours (a disjoint palette) and shapes (cylinders for cubes); goals and scene as
   in ``train``.
 * ``heldout_scene``: unseen table texture, lighting and distractor objects; goals and objects as in ``train``.
+  Envs take ``heldout_scene_factors`` (a subset of :data:`SCENE_FACTORS`) to apply only some of these changes, so
+  a drop on ``heldout_scene`` can be traced to one of them (same seeds, the others as in ``train``).
 
 A split also salts the episode seed, so episode ``s`` of two splits never shares its initial state.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sims.errors import SimError
@@ -66,6 +70,10 @@ _SPECS = {
 }
 
 
+SCENE_FACTORS: tuple[str, ...] = ("table_texture", "lighting", "distractors")
+"""The :class:`SplitSpec` fields ``heldout_scene`` changes; ``heldout_scene_factors`` names a subset of them."""
+
+
 def check_split(split: str, where: str = "sims") -> str:
     """``split`` if it is a known split name, else a :class:`SimError` listing the valid ones."""
     if split not in _SPECS:
@@ -73,8 +81,23 @@ def check_split(split: str, where: str = "sims") -> str:
     return split
 
 
-def split_spec(split: str) -> SplitSpec:
-    return _SPECS[check_split(split)]
+def split_spec(split: str, heldout_scene_factors: Sequence[str] | None = None, where: str = "sims") -> SplitSpec:
+    """What ``split`` changes. ``heldout_scene_factors`` (``heldout_scene`` only; None = all of them): apply only
+    these of :data:`SCENE_FACTORS`, the others as in ``train``; e.g. ``("table_texture",)`` is the checkered
+    table under the training light without distractors."""
+    spec = _SPECS[check_split(split, where)]
+    if heldout_scene_factors is None:
+        return spec
+    if isinstance(heldout_scene_factors, str):
+        raise SimError(f"{where}: heldout_scene_factors must be a sequence of names, e.g. "
+                       f"('{heldout_scene_factors}',), not a string.")
+    unknown = [f for f in heldout_scene_factors if f not in SCENE_FACTORS]
+    if unknown:
+        raise SimError(f"{where}: unknown heldout_scene_factors {unknown}; valid: {', '.join(SCENE_FACTORS)}.")
+    if split != "heldout_scene":
+        raise SimError(f"{where}: heldout_scene_factors only applies to split='heldout_scene', not '{split}'.")
+    train = _SPECS["train"]
+    return dataclasses.replace(spec, **{f: getattr(train, f) for f in SCENE_FACTORS if f not in heldout_scene_factors})
 
 
 def salted_seed(seed: int | None, split: str) -> int | None:

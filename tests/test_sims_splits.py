@@ -145,3 +145,30 @@ def test_pusht_train_is_unchanged_and_heldout_splits_differ():
     scene = PushTEnv(render_mode=None, split="heldout_scene")
     assert scene.model.geom("distractor_0").id >= 0
     scene.close()
+
+
+def test_heldout_scene_factors_apply_one_change_of_the_split_at_a_time():
+    from sims.splits import SCENE_FACTORS
+
+    assert split_spec("heldout_scene", SCENE_FACTORS) == split_spec("heldout_scene")
+    only_table = split_spec("heldout_scene", ("table_texture",))
+    assert (only_table.table_texture, only_table.lighting, only_table.distractors) == ("checker", "default", 0)
+    assert split_spec("heldout_scene", ()).distractors == 0 and split_spec("heldout_scene", ()).name == "heldout_scene"
+    env = make_env("PickPlace", split="heldout_scene", heldout_scene_factors=["distractors"], render_mode=None)
+    scene = env.unwrapped.task.scene()
+    assert scene.table_texture == "plain" and sum(o.name.startswith("distractor") for o in scene.objects) == 3
+    _, info = env.reset(seed=0)
+    assert info["split"] == "heldout_scene"
+    assert env.unwrapped.episode.layout.lighting.diffuse >= 0.5  # the training light
+    env.close()
+    with pytest.raises(SimError, match="valid: table_texture, lighting, distractors"):
+        make_env("PickPlace", split="heldout_scene", heldout_scene_factors=("checker",), render_mode=None)
+    with pytest.raises(SimError, match="only applies to split='heldout_scene'"):
+        make_env("PickPlace", split="train", heldout_scene_factors=("lighting",), render_mode=None)
+    with pytest.raises(SimError, match="not a string"):
+        PushTEnv(render_mode=None, split="heldout_scene", heldout_scene_factors="lighting")
+    pusht = PushTEnv(render_mode=None, split="heldout_scene", heldout_scene_factors=("lighting",))
+    assert pusht._split.distractors == 0 and pusht._split.lighting == "dim_side"
+    with pytest.raises(KeyError):
+        pusht.model.geom("distractor_0")
+    pusht.close()

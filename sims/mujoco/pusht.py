@@ -82,7 +82,8 @@ class PushTEnv(gym.Env):
 
     ``split`` (``sims.splits``): ``train`` as always; ``heldout_goal`` moves and turns the target T
     (:attr:`HELDOUT_GOAL_YAW`), ``heldout_object`` gives the block an unseen colour, ``heldout_scene`` an unseen table
-    texture, light and visual distractors outside the workspace.
+    texture, light and visual distractors outside the workspace; ``heldout_scene_factors`` (a subset of
+    ``sims.splits.SCENE_FACTORS``) applies only some of those three, the others as in ``train``.
 
     ``reset(seed=s)`` fully determines the block's initial pose and the instruction (the ``split`` salts ``s``);
     ``reset(options={"block_pose": (x, y, yaw)})`` places the block explicitly (tests, scripted setups).
@@ -122,6 +123,7 @@ class PushTEnv(gym.Env):
         block_init_yaw_range: float = math.pi / 4,
         max_ee_step: float = 0.05,
         ee_delta_limit: float = 0.03,
+        heldout_scene_factors: tuple[str, ...] | None = None,
     ) -> None:
         self._validate(obs_mode, cameras, image_size, action_space_type, max_episode_steps, control_hz,
                        success_coverage, render_mode, render_size, split, block_init_xy_range,
@@ -147,7 +149,7 @@ class PushTEnv(gym.Env):
         self.pusher_radius = PUSHER_RADIUS
         self.goal_pose: Pose2D = tuple(float(v) for v in self.GOAL_POSE)  # type: ignore[assignment]
 
-        self._split = split_spec(split)
+        self._split = split_spec(split, heldout_scene_factors, "PushT")
         self._build_physics()
         self._q_start = self.ik.solve(self.robot.home_qpos, self._pusher_world(self.PUSHER_START))
         self._grip_closed = self.robot.gripper_lower.copy()

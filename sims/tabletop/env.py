@@ -32,7 +32,7 @@ from sims.cameras import MAX_DEPTH
 from sims.errors import SimError
 from sims.pointcloud import fixed_size, rgbd_to_points
 from sims.randomization import Randomization, resolve_randomization
-from sims.splits import check_split, salted_seed, split_spec
+from sims.splits import salted_seed, split_spec
 from sims.tabletop.scene import CAMERA_NAMES, RENDER_CAMERA, START_EE, WORKSPACE_HIGH, WORKSPACE_LOW
 from sims.tabletop.task import Episode, Task
 from sims.tabletop.tasks import TABLETOP_TASKS
@@ -67,6 +67,9 @@ class TabletopEnvConfig:
     """0 = the task's default."""
     control_hz: float = 10.0
     split: str = "train"
+    heldout_scene_factors: tuple[str, ...] | None = None
+    """With ``split='heldout_scene'``: apply only these of its changes (``sims.splits.SCENE_FACTORS``:
+    ``table_texture``, ``lighting``, ``distractors``), the others as in ``train``; None = all of them."""
     randomization: Any = "default"
     """'none' | 'default' | 'full', a dict of :class:`~sims.randomization.Randomization` fields, or one."""
     render_mode: str | None = "rgb_array"
@@ -107,7 +110,7 @@ class TabletopEnvConfig:
             raise SimError(f"unknown render_mode '{self.render_mode}'; valid: 'rgb_array' or None.")
         if not 0.0 < float(self.max_ee_delta) <= 0.1:
             raise SimError(f"max_ee_delta must be in (0, 0.1] m, got {self.max_ee_delta}.")
-        check_split(self.split)
+        split_spec(self.split, self.heldout_scene_factors)  # raises SimError on a bad split or factor
 
 
 def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[TabletopEnvConfig, Any]:
@@ -121,6 +124,8 @@ def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[Tabletop
     env_kw = {k: v for k, v in kwargs.items() if k in env_fields}
     if "cameras" in env_kw and not isinstance(env_kw["cameras"], str):
         env_kw["cameras"] = tuple(env_kw["cameras"])
+    if isinstance(env_kw.get("heldout_scene_factors"), list):  # from JSON (``ember eval --env_kwargs``)
+        env_kw["heldout_scene_factors"] = tuple(env_kw["heldout_scene_factors"])
     task_kw = {k: v for k, v in kwargs.items() if k in task_fields}
     return TabletopEnvConfig(**env_kw), task_cls.config_cls(**task_kw)
 
@@ -173,7 +178,8 @@ class TabletopEnv(gym.Env):
         self.backend = backend
         self.split = cfg.split
         self.randomization: Randomization = resolve_randomization(cfg.randomization)
-        self.task = task_cls(task_cfg, split_spec(cfg.split), self.randomization)
+        self.task = task_cls(task_cfg, split_spec(cfg.split, cfg.heldout_scene_factors),
+                              self.randomization)
         self.max_episode_steps = int(cfg.max_episode_steps) or task_cls.max_episode_steps
         self.control_hz = float(cfg.control_hz)
         self.render_mode = cfg.render_mode
