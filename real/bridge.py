@@ -16,7 +16,6 @@ and it must be the one place a reviewer checks to know what can reach the arm. T
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from real.ros import (
@@ -73,15 +72,3 @@ class BridgeConfig:
 
         return replace(self.safety, command_period_s=1.0 / self.rate_hz)
 
-
-def main(args: list[str] | None = None) -> int:
-    """Console script ``ember-bridge`` (accepts ``--ros-args -p name:=value --params-file f.yaml``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from real.nodes.bridge_node import BridgeNode
-    from real.ros import run_node
-
-    return run_node(BridgeNode, args, executor="events")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,7 +28,7 @@ class Executable:
     name: str
     """Console script name (``ros2 run ember <name>``)."""
     target: str
-    """``module:function``."""
+    """``module:function``: a node's ``main`` lives in its rclpy module under ``real.nodes``, next to the node."""
     node_name: str = ""
     """Default ROS node name ('' for tools that are not nodes)."""
     config: type | None = None
@@ -38,12 +38,17 @@ class Executable:
         """ROS parameters the node declares."""
         return [] if self.config is None else parameter_names(self.config, self.derived)
 
+    @property
+    def module(self) -> str:
+        """The module of ``target`` (``python -m <module>`` runs the executable too)."""
+        return self.target.partition(":")[0]
+
 
 EXECUTABLES: dict[str, Executable] = {e.name: e for e in (
-    Executable("ember-mock-arm", "real.mock_arm:main", MOCK_ARM_NODE, MockArmConfig),
-    Executable("ember-bridge", "real.bridge:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
-    Executable("ember-policy-node", "real.policy_node:main", POLICY_NODE, PolicyNodeConfig),
-    Executable("ember-recorder", "real.recorder:main", RECORDER_NODE, RecorderConfig),
+    Executable("ember-mock-arm", "real.nodes.mock_arm_node:main", MOCK_ARM_NODE, MockArmConfig),
+    Executable("ember-bridge", "real.nodes.bridge_node:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
+    Executable("ember-policy-node", "real.nodes.policy_node:main", POLICY_NODE, PolicyNodeConfig),
+    Executable("ember-recorder", "real.nodes.recorder_node:main", RECORDER_NODE, RecorderConfig),
     Executable("ember-correct", "real.correct:main"),
 )}
 

@@ -14,7 +14,6 @@ for ``s`` seconds, ``delay_stamp <s>`` stamps them ``s`` seconds in the past (0 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -181,15 +180,3 @@ class CameraThread(threading.Thread):
         finally:
             renderer.close()
 
-
-def main(args: list[str] | None = None) -> int:
-    """Console script ``ember-mock-arm`` (accepts ``--ros-args -p name:=value --params-file f.yaml``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from real.nodes.mock_arm_node import MockArmNode
-    from real.ros import run_node
-
-    return run_node(MockArmNode, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

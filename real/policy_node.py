@@ -12,7 +12,6 @@ The node never talks to the controller: the bridge (and its safety filter) does.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from real.ros import ACTION_TOPIC, CAMERA_PREFIX, CORRECTION_TOPIC, INSTRUCTION_TOPIC, JOINT_STATES_TOPIC
@@ -65,15 +64,3 @@ class PolicyNodeConfig:
         if self.n_action_steps < 0 or self.prefetch_steps < 0 or self.blend_steps < 0:
             raise ValueError("n_action_steps, prefetch_steps and blend_steps must be >= 0")
 
-
-def main(args: list[str] | None = None) -> int:
-    """Console script ``ember-policy-node`` (accepts ``--ros-args -p checkpoint:=... --params-file f.yaml``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from real.nodes.policy_node import PolicyNode
-    from real.ros import run_node
-
-    return run_node(PolicyNode, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

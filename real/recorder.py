@@ -12,7 +12,6 @@ episode is durable on disk before the next one starts, and SIGINT/SIGTERM save t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from real.ros import (
@@ -74,15 +73,3 @@ class RecorderConfig:
         if not 0.0 <= self.correction_latency_s <= 10.0:
             raise ValueError(f"correction_latency_s must be in [0, 10] s, got {self.correction_latency_s}")
 
-
-def main(args: list[str] | None = None) -> int:
-    """Console script ``ember-recorder`` (``--ros-args -p root:=/data/run1 -p task:="..."``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from real.nodes.recorder_node import RecorderNode
-    from real.ros import run_node
-
-    return run_node(RecorderNode, args, executor="multi")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -115,7 +115,7 @@ def ros_env(domain_id: int | None = None) -> dict[str, str]:
 
 @dataclass
 class NodeProcess:
-    """A node started as ``python -m real.<module> --ros-args ...``; output goes to ``log``."""
+    """A node started as ``python -m real.nodes.<module> --ros-args ...``; output goes to ``log``."""
 
     name: str
     proc: subprocess.Popen
@@ -146,10 +146,16 @@ class NodeProcess:
 
 def start_node(module: str, params: dict[str, Any], env: dict[str, str], log_dir: str | Path,
                name: str | None = None) -> NodeProcess:
-    """Start node module ``real.<module>`` with ROS parameters ``params`` (``-p name:=value``)."""
+    """Start the node configured in ``real.<module>`` (``mock_arm``, ``bridge``, ``policy_node``, ``recorder``)
+    as ``python -m real.nodes.<its node module>`` with ROS parameters ``params`` (``-p name:=value``)."""
+    from real.entrypoints import EXECUTABLES
+
+    targets = {e.config.__module__: e.module for e in EXECUTABLES.values() if e.config is not None}
+    if f"real.{module}" not in targets:
+        raise ValueError(f"no node is configured in real.{module}; known: {sorted(targets)}")
     name = name or module
     log = Path(log_dir) / f"{name}.log"
-    args = [sys.executable, "-m", f"real.{module}", "--ros-args"]
+    args = [sys.executable, "-m", targets[f"real.{module}"], "--ros-args"]
     for key, value in params.items():
         args += ["-p", f"{key}:={_param_literal(value)}"]
     handle = open(log, "w")  # noqa: SIM115 - the child owns it

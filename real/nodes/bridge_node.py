@@ -169,3 +169,12 @@ class BridgeNode(Node):
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-bridge`` (accepts ``--ros-args -p name:=value --params-file f.yaml``)."""
+    return ros.run_node(BridgeNode, args, executor="events")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -132,3 +132,12 @@ class MockArmNode(Node):
         self._physics.join(timeout=2.0)
         if self._cameras is not None:
             self._cameras.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-mock-arm`` (accepts ``--ros-args -p name:=value --params-file f.yaml``)."""
+    return ros.run_node(MockArmNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

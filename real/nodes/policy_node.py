@@ -164,3 +164,12 @@ class PolicyNode(Node):
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-policy-node`` (accepts ``--ros-args -p checkpoint:=... --params-file f.yaml``)."""
+    return ros.run_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -204,3 +204,12 @@ class RecorderNode(Node):
             self.recorder.close(save=self.cfg.save_partial, min_frames=self.cfg.min_episode_frames)
         # after shutdown the ROS logger can no longer reach /rosout: plain stderr
         print(f"[ember_recorder] closed '{self.recorder.root}': {self.recorder.stats.episodes} episodes", file=sys.stderr)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``ember-recorder`` (``--ros-args -p root:=/data/run1 -p task:="..."``)."""
+    return ros.run_node(RecorderNode, args, executor="multi")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
