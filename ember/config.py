@@ -179,10 +179,12 @@ def set_field(cfg: Any, dotted: str, raw: str) -> Any:
         raise _bad_field(leaf, ".".join(path), fields)
     current = getattr(node, leaf)
     if dataclasses.is_dataclass(current):
+        if _choice_factory_for(current) is not None:  # --algorithm=iql means --algorithm.type=iql
+            return set_field(cfg, f"{dotted}.type", raw)
         raise ConfigError(f"--{dotted} is a group of settings; set one of its fields, e.g. --{dotted}.<field>=...")
     if leaf == "type" and (factory := _choice_factory_for(node)) is not None:
         replacement = factory(raw)
-        if type(replacement) is not type(node):
+        if type(replacement) is not type(node) or getattr(replacement, "type", None) != getattr(node, "type", None):
             _replace_child(cfg, parts[:-1], replacement)
         return cfg
     setattr(node, leaf, coerce(raw, _resolved_hints(node)[leaf], dotted))
@@ -226,10 +228,22 @@ def apply_overrides(cfg: Any, args: Sequence[str]) -> Any:
     for key, value in pairs:
         if key == "config":
             cfg = load_into(cfg, json.loads(Path(value).read_text()))
-    ordered = sorted((p for p in pairs if p[0] != "config"), key=lambda kv: not kv[0].endswith(".type"))
+    ordered = sorted((p for p in pairs if p[0] != "config"), key=lambda kv: not _sets_a_type(cfg, kv[0]))
     for key, value in ordered:
         cfg = set_field(cfg, key, value)
     return cfg
+
+
+def _sets_a_type(cfg: Any, dotted: str) -> bool:
+    """``--x.type=...`` or ``--x=...`` where ``x`` is a group with a type choice: applied before other fields."""
+    if dotted.endswith(".type"):
+        return True
+    node = cfg
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node) or part not in _field_map(node):
+            return False
+        node = getattr(node, part)
+    return dataclasses.is_dataclass(node) and _choice_factory_for(node) is not None
 
 
 def load_into(cfg: Any, data: dict[str, Any], path: str = "") -> Any:

@@ -39,8 +39,6 @@ def run_info(cfg: Any) -> int:
         return 0
     import torch
 
-    from policies import available_policies
-
     print(f"ember {_version('ember')} on Python {platform.python_version()} ({platform.machine()})")
     for name in PACKAGES:
         print(f"  {name:<14} {_version(name)}")
@@ -51,5 +49,14 @@ def run_info(cfg: Any) -> int:
     import sims  # noqa: F401  (registers the ember/* ids)
 
     print("tasks:", ", ".join(sorted(k for k in gym.registry if k.startswith("ember/"))))
-    print("policies:", ", ".join(available_policies()))
+    for kind, names in registered_types().items():
+        print(f"{kind}:", ", ".join(names) if names else "(none registered)")
     return 0
+
+
+def registered_types() -> dict[str, list[str]]:
+    """The registered policy, algorithm and labeler types (:mod:`ember.registry`), by kind."""
+    from ember.registry import ALGORITHMS, LABELERS
+    from policies import available_policies
+
+    return {"policies": available_policies(), "algorithms": ALGORITHMS.names(), "labelers": LABELERS.names()}

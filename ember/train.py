@@ -1,16 +1,17 @@
-"""One training loop for every policy: accelerate, AdamW, cosine schedule, clipping, checkpoints.
+"""One training loop for every algorithm: data, accelerate, progress, metrics, checkpoints, resume.
 
-The loop knows nothing about a particular policy: it builds the policy from its
-config and the dataset's stats, feeds windows from :class:`ember.data.WindowDataset`
-and calls ``policy.forward(batch)["loss"]``. On one CPU it runs as is; on several
-GPUs the same code runs under ``accelerate launch`` (DDP/FSDP).
+The loop knows nothing about a particular policy or algorithm: it fills the policy config's features from the
+dataset, builds the algorithm named by ``--algorithm`` (:mod:`ember.algorithms`; ``supervised`` by default: the
+policy's own loss, AdamW, warm-up + cosine, clipping, EMA), serves it the windows it asks for from
+:class:`ember.data.WindowDataset` and calls ``algorithm.update(batch, step)``. On one CPU it runs as is; on
+several GPUs the same code runs under ``accelerate launch`` (DDP/FSDP).
 
 Conditioned policies (``--policy.conditioning=goal_sketch``) get their conditioning made from the recorded
 episodes by :mod:`ember.conditioning`; ``--mask_state_names='goal_*'`` hides state dims (e.g. the goal one-hots
 of privileged state) so the conditioning is the only place the goal comes from.
 
-Resuming (``--resume=true``) continues from ``checkpoints/last`` exactly: weights, EMA, optimizer, scheduler and
-RNG state are restored and the data order is a pure function of (seed, epoch), so the resumed run sees the same
+Resuming (``--resume=true``) continues from ``checkpoints/last`` exactly: every module, optimizer and scheduler the
+algorithm names (weights, EMA, target networks) and the RNG state are restored and the data order is a pure function of (seed, epoch), so the resumed run sees the same
 batches an uninterrupted one would.
 
 Multi-GPU: ``accelerate launch --multi_gpu --num_processes=N -m ember.cli train --dataset=...`` runs the same
@@ -22,7 +23,7 @@ Layout of a training run (LeRobot's, so its tools recognise it)::
     <out>/metrics.json                         loss per logged step, timing
     <out>/loss.png                             loss curve
     <out>/checkpoints/<step>/pretrained_model/ config.json, model.safetensors, stats
-    <out>/checkpoints/<step>/training_state/   optimizer, scheduler, rng, step
+    <out>/checkpoints/<step>/training_state/   the algorithm's modules, optimizers, schedulers; rng, step
     <out>/checkpoints/last -> <step>
 """
 
@@ -40,7 +41,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ember.checkpoint import load_training_state, save_training_state
+from ember.algorithms import Algorithm, TrainingContext, get_algorithm_class, make_algorithm_config
+from ember.algorithms.optim import OptimConfig
+from ember.checkpoint import load_algorithm_state, save_algorithm_state
 from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.preload import preload_triton
 from ember.config import save_config, to_dict
@@ -57,16 +60,8 @@ def _default_policy_config() -> Any:
     return make_policy_config("diffusion")
 
 
-@dataclass
-class OptimConfig:
-    """AdamW with linear warm-up then cosine decay (diffusion policy's recipe)."""
-
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    betas: tuple[float, float] = (0.95, 0.999)
-    grad_clip_norm: float = 10.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.0
+def _default_algorithm_config() -> Any:
+    return make_algorithm_config("supervised")
 
 
 @dataclass
@@ -78,6 +73,9 @@ class TrainConfig:
     out: str = ""
     """Run folder; empty = outputs/train/<date>_<time>."""
     policy: Any = field(default_factory=_default_policy_config)
+    algorithm: Any = field(default_factory=_default_algorithm_config)
+    """How the policy is trained: a registered algorithm (``--algorithm=supervised``; ``ember info`` lists them)
+    or a ``module:Class`` reference; its fields are ``--algorithm.<field>``."""
     steps: int = 3000
     batch_size: int = 64
     num_workers: int = 0
@@ -144,17 +142,6 @@ def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: l
         policy_cfg.output_features = {"action": {"shape": list(features["action"]["shape"]), "dtype": "float32"}}
 
 
-def _cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / max(1, cfg.warmup_steps)
-        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 class EpochSampler(torch.utils.data.Sampler[int]):
     """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch.
 
@@ -197,7 +184,6 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     from accelerate import Accelerator
 
     from ember.data import EmberDataset, WindowDataset
-    from policies import make_policy
 
     if not cfg.dataset:
         from ember.errors import ConfigError
@@ -243,8 +229,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         except PolicyError as err:
             raise ConfigError(f"--ground_hidden_names: {err}") from err
 
+    algorithm_class = get_algorithm_class(cfg.algorithm.type)
+    request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)
     windows = WindowDataset(
-        dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys
+        dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
+        next_keys=request.next, next_observation=request.next_observation,
     )
     if getattr(cfg.policy, "conditioning", ()):
         from ember.conditioning.pipeline import condition_windows
@@ -263,22 +252,19 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         persistent_workers=cfg.num_workers > 0,
     )
     batches_per_epoch = len(loader)
-    policy = make_policy(cfg.policy, dataset_stats=dataset.meta.stats)
-    optimizer = torch.optim.AdamW(
-        policy.get_optim_params(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
-    )
-    scheduler = _cosine_with_warmup(optimizer, cfg.optim, cfg.steps)
-
     accelerator = Accelerator(cpu=cfg.cpu)
-    policy, optimizer, loader, scheduler = accelerator.prepare(policy, optimizer, loader, scheduler)
-    unwrapped = accelerator.unwrap_model(policy)
+    context = TrainingContext(policy_config=cfg.policy, dataset_stats=dataset.meta.stats,
+                              features=dataset.features, optim=cfg.optim, total_steps=cfg.steps,
+                              accelerator=accelerator, seed=cfg.seed)
+    algorithm: Algorithm = algorithm_class(cfg.algorithm, context)
+    loader = accelerator.prepare(loader)
 
     start_step = 0
     seconds_before = 0.0
     """Training time of the run before it was resumed (so metrics report the whole run's)."""
     history: dict[str, list] = {"step": [], "loss": [], "lr": []}
     if cfg.resume and (out / "checkpoints" / "last").exists():
-        start_step = load_training_state(out / "checkpoints" / "last", unwrapped, optimizer, scheduler)
+        start_step = load_algorithm_state(out / "checkpoints" / "last", algorithm.components())
         metrics_path = out / "metrics.json"
         if metrics_path.exists():
             previous = json.loads(metrics_path.read_text())
@@ -287,44 +273,28 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
             history = {k: list(v[:keep]) for k, v in saved.items()}
             seconds_before = float(previous.get("train_seconds") or 0.0)
 
-    policy.train()
+    algorithm.train()
     t0 = time.perf_counter()
     batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch, cfg.batch_size)
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=quiet or not accelerator.is_main_process,
                dynamic_ncols=True, initial=start_step, total=cfg.steps)
-    step = start_step
     for step in bar:
         batch = next(batches)
         batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        loss = policy(batch)["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss became {loss.item()} at step {step}; lower --optim.lr or check the dataset stats."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if cfg.optim.grad_clip_norm > 0:
-            accelerator.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip_norm)
-        optimizer.step()
-        scheduler.step()
-        if hasattr(unwrapped, "update_ema"):
-            unwrapped.update_ema()
-        value = float(loss.detach())
-        history["step"].append(step + 1)
-        history["loss"].append(value)
-        history["lr"].append(float(scheduler.get_last_lr()[0]))
+        values = algorithm.update(batch, step)
+        _record(history, step + 1, values)
         if (step + 1) % cfg.log_every == 0:
             recent = np.mean(history["loss"][-cfg.log_every :])
             bar.set_postfix(loss=f"{recent:.4f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            _save(out, step + 1, unwrapped, optimizer, scheduler, cfg, accelerator)
+            _save(out, step + 1, algorithm, cfg, accelerator)
             if accelerator.is_main_process:  # so a resumed run keeps the loss curve up to here
                 partial = {"steps": step + 1, "train_seconds": seconds_before + time.perf_counter() - t0,
                            "history": history}
                 (out / "metrics.json").write_text(json.dumps(partial) + "\n")
     seconds = time.perf_counter() - t0
     final_step = max(cfg.steps, start_step)
-    checkpoint = _save(out, final_step, unwrapped, optimizer, scheduler, cfg, accelerator)
+    checkpoint = _save(out, final_step, algorithm, cfg, accelerator)
 
     losses = history["loss"]
     k = max(1, min(50, len(losses) // 10))
@@ -332,28 +302,44 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     if accelerator.is_main_process:
         metrics = {
             "steps": final_step,
+            "algorithm": cfg.algorithm.type,
             "first_loss": first,
             "final_loss": final,
             "train_seconds": seconds_before + seconds,
             "steps_per_second": (final_step - start_step) / seconds if seconds > 0 else None,
-            "num_parameters": sum(p.numel() for p in unwrapped.parameters()),
+            "num_parameters": algorithm.num_parameters(),
             "dataset": {"root": str(cfg.dataset), "episodes": dataset.num_episodes, "frames": dataset.num_frames},
             "history": history,
         }
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if losses:
-            plot_loss_curve(history["step"], losses, out / "loss.png", title=f"{cfg.policy.type} training loss")
+            plot_loss_curve(history["step"], losses, out / "loss.png",
+                            title=f"{cfg.policy.type} training loss ({cfg.algorithm.type})")
     return TrainResult(out, checkpoint, final_step, first, final, seconds, list(losses))
 
 
-def _save(out: Path, step: int, policy: Any, optimizer, scheduler, cfg: TrainConfig, accelerator) -> Path:
+def _record(history: dict[str, list], step: int, values: dict[str, float]) -> None:
+    """Appends one step's metrics; a metric first seen late is padded with None so every list stays aligned."""
+    if "loss" not in values:
+        raise KeyError("an algorithm's update() must return a 'loss' (the loop logs and plots it)")
+    n = len(history["step"])
+    history["step"].append(step)
+    for name, value in values.items():
+        column = history.setdefault(name, [None] * n)
+        column.append(float(value))
+    for column in history.values():
+        if len(column) == n:
+            column.append(None)
+
+
+def _save(out: Path, step: int, algorithm: Algorithm, cfg: TrainConfig, accelerator: Any) -> Path:
     if not accelerator.is_main_process:
         return out / "checkpoints" / f"{step:06d}" / "pretrained_model"
     step_dir = out / "checkpoints" / f"{step:06d}"
     model_dir = step_dir / "pretrained_model"
-    policy.save_pretrained(model_dir)
+    algorithm.save_policy(model_dir)
     (model_dir / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    save_training_state(step_dir / "training_state", step, optimizer, scheduler, model=policy)
+    save_algorithm_state(step_dir / "training_state", step, algorithm.components())
     last = out / "checkpoints" / "last"
     tmp = out / "checkpoints" / ".last.tmp"
     if tmp.is_symlink() or tmp.exists():

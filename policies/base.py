@@ -26,16 +26,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from policies.checkpoint_files import (
+    CONFIG_NAME,
+    STATS_NAME,
+    WEIGHTS_NAME,
+    read_checkpoint_config,
+    resolve_checkpoint_dir,
+)
 from policies.config import PolicyConfig
 from policies.errors import PolicyError
 from policies.features import VISUAL, feature_shape, feature_type
 from policies.normalize import Normalizer, Stats
 
-__all__ = ["Policy", "PolicyConfig", "PolicyError", "loading_checkpoint", "resolve_checkpoint_dir"]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-STATS_NAME = "normalization_stats.safetensors"
+__all__ = ["CONFIG_NAME", "STATS_NAME", "WEIGHTS_NAME", "Policy", "PolicyConfig", "PolicyError", "loading_checkpoint",
+           "read_checkpoint_config", "resolve_checkpoint_dir"]
 
 _LOADING_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "loading_checkpoint", default=False
@@ -56,36 +60,6 @@ def _loading() -> Iterator[None]:
         yield
     finally:
         _LOADING_CHECKPOINT.reset(token)
-
-
-def resolve_checkpoint_dir(path: str | Path) -> Path:
-    """The directory holding the policy's ``config.json``: ``path`` itself, ``path/pretrained_model``, or a
-    training run's ``path/checkpoints/last/pretrained_model`` (a run folder's own config.json is the training
-    config, which names no policy type, so it is skipped when a checkpoint sits below it)."""
-    p = Path(path)
-    candidates = [p, p / "pretrained_model", p / "checkpoints" / "last" / "pretrained_model"]
-    found = [c for c in candidates if (c / CONFIG_NAME).is_file()]
-    for candidate in found:
-        if (candidate / WEIGHTS_NAME).is_file():
-            return candidate
-    if found:
-        return found[0]
-    raise PolicyError(
-        f"no {CONFIG_NAME} in {p}, {p / 'pretrained_model'} or {p / 'checkpoints/last/pretrained_model'}; "
-        "point at a directory written by save_pretrained"
-    )
-
-
-def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
-    """The raw ``config.json`` dict of a checkpoint (checked to name a policy type)."""
-    ckpt = resolve_checkpoint_dir(path)
-    try:
-        data = json.loads((ckpt / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"{ckpt / CONFIG_NAME} is not valid JSON ({exc}); re-save the checkpoint") from exc
-    if not isinstance(data, dict) or not data.get("type"):
-        raise PolicyError(f"{ckpt / CONFIG_NAME} has no 'type'; it was not written by save_pretrained")
-    return data
 
 
 class Policy(nn.Module, abc.ABC):
@@ -238,7 +212,8 @@ class Policy(nn.Module, abc.ABC):
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self._state_dict_for_save().items()}
-        save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "policy_type": self.name})
+        metadata = {"format": "pt", "policy_type": self.name, "policy_module": type(self).__module__}
+        save_file(state, str(out / WEIGHTS_NAME), metadata=metadata)
         save_file(self.normalizer.stats_tensors(), str(out / STATS_NAME), metadata={"format": "pt"})
         return out
 
@@ -252,9 +227,9 @@ class Policy(nn.Module, abc.ABC):
         ckpt = resolve_checkpoint_dir(path)
         data = read_checkpoint_config(ckpt)
         if cls is Policy:
-            from policies.factory import get_policy_class
+            from policies.registry import policy_class_for_checkpoint
 
-            return get_policy_class(data["type"]).from_pretrained(ckpt, device=device)  # type: ignore[return-value]
+            return policy_class_for_checkpoint(ckpt).from_pretrained(ckpt, device=device)  # type: ignore[return-value]
         if data["type"] != cls.name:
             raise PolicyError(
                 f"{ckpt} holds a {data['type']!r} policy, not {cls.name!r} ({cls.__name__}); "

@@ -4,9 +4,8 @@ Shared here, once:
 - the observation window (B, n_obs_steps, ...) and its checks, the conditioning inputs (language embedded by the
   frozen sentence model, images to float CHW, keypoints) and the :class:`~policies.encoder.ObservationEncoder`;
 - the training loss frame: normalize, encode, ask the head for a per-element error, mask padded action steps;
-- EMA weights: updated at the start of every training ``forward`` (so any loop keeps them current without a
-  hook), used at inference through ``functional_call`` and stored in ``model.safetensors`` under the model's own
-  names, so a loaded policy simply runs them;
+- (EMA is not here: the training algorithm owns it, updates it after each optimizer step and saves the averaged
+  weights as the checkpoint's, so a loaded policy simply runs them; see :mod:`policies.ema`);
 - ``predict_action_chunk``: the executable slice of the chunk, from index ``n_obs_steps - 1``.
 
 A head implements ``build_model`` (an ``nn.Module`` with an ``obs_encoder`` attribute), ``action_error`` (training)
@@ -23,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from policies.base import Policy
 from policies.conditioning.keys import (
@@ -38,7 +36,6 @@ from policies.conditioning.keys import (
     batch_key,
 )
 from policies.conditioning.language import SentenceEmbedder, get_embedder
-from policies.ema import ParameterEMA
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, feature_shape
@@ -56,14 +53,7 @@ class ChunkPolicy(Policy):
         self.model = self.build_model()
         if not isinstance(getattr(self.model, "obs_encoder", None), nn.Module):
             raise TypeError(f"{type(self).__name__}.build_model must return a module with an obs_encoder")
-        self.ema = ParameterEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self._embedder: SentenceEmbedder | None = None
-        self._model_holds_ema = False
-        """True while the model's own weights are the EMA's (in eval mode, and after loading a checkpoint):
-        inference then calls the modules directly; ``functional_call`` costs about half of a small UNet's
-        batch-1 latency on a CPU."""
-        self._stashed: list[Tensor] | None = None
-        """The training weights, kept while eval mode runs the EMA weights in their place."""
         self._frozen: dict[str, Any] = {}
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
         self.last_grounding: Tensor | None = None
@@ -188,8 +178,7 @@ class ChunkPolicy(Policy):
         return out
 
     def encode(self, batch: Mapping[str, Any], train: bool) -> Tensor:
-        """Global conditioning (B, D): normalized observation window + conditioning, through the encoder
-        (its EMA weights at inference)."""
+        """Global conditioning (B, D): normalized observation window + conditioning, through the encoder."""
         return self._encode(batch, train)[0]
 
     def _encode(self, batch: Mapping[str, Any], train: bool) -> tuple[Tensor, dict[str, Tensor]]:
@@ -260,37 +249,15 @@ class ChunkPolicy(Policy):
 
     # ---------------------------------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> ChunkPolicy:
-        """Eval mode runs the EMA weights *in* the model (the training weights are kept aside and come back
-        with ``train()``), so inference is a plain forward pass, bit-identical to a loaded checkpoint's."""
+        """Training mode drops the frozen inference copies (they hold the weights of when they were traced)."""
         super().train(mode)
         if mode:
             self._frozen = {}
-        if self.ema is None:
-            return self
-        params = list(self.model.parameters())
-        if not mode and not self._model_holds_ema:
-            self._stashed = [p.detach().clone() for p in params]
-            with torch.no_grad():
-                for p, shadow in zip(params, self.ema.shadow().values(), strict=True):
-                    p.copy_(shadow)
-            self._model_holds_ema = True
-        elif mode and self._stashed is not None:
-            with torch.no_grad():
-                for p, saved in zip(params, self._stashed, strict=True):
-                    p.copy_(saved)
-            self._stashed = None
-            self._model_holds_ema = False
         return self
 
     # ---------------------------------------------------------------------------------------- training
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Masked mean of the head's error over one batch of windows.
-
-        In training mode this first folds the weights of the previous optimizer step into the EMA.
-        """
-        if self.training and torch.is_grad_enabled() and self.ema is not None:
-            self.ema.update(self.model)
-            self._model_holds_ema = False
+        """Masked mean of the head's error over one batch of windows."""
         global_cond, aux = self._encode(batch, train=True)
         if ACTION_KEY not in batch:
             raise PolicyError(f"training batch has no {ACTION_KEY!r}; keys present: {sorted(batch)}")
@@ -309,13 +276,6 @@ class ChunkPolicy(Policy):
         return {"loss": loss, "action_loss": action_loss.detach(), **{k: v.detach() for k, v in aux.items()}}
 
     # --------------------------------------------------------------------------------------- inference
-    def _inference_params(self, prefix: str) -> dict[str, Tensor]:
-        """Weights inference runs with: the EMA shadow of ``model.<prefix>.*`` when EMA is on."""
-        if self.ema is None:
-            return {}
-        start = prefix + "."
-        return {k[len(start):]: v for k, v in self.ema.shadow().items() if k.startswith(start)}
-
     def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
         """Example arguments of the modules worth freezing (the per-step network of an iterative head)."""
         return {}
@@ -325,7 +285,7 @@ class ChunkPolicy(Policy):
         """Traces and freezes (TorchScript) the per-step network for inference; returns what was frozen.
 
         A small UNet at batch 1 spends most of its time in Python and op dispatch, which a frozen graph removes
-        (about 2x measured on this CPU). The frozen copy holds the EMA weights and is dropped by ``train()``.
+        (about 2x measured on this CPU). The frozen copy holds the current weights and is dropped by ``train()``.
         Results equal the eager ones to float rounding, for any batch size. TorchScript is deprecated in recent
         torch; ``torch.compile`` reached the same speed here but took ~2 minutes to compile, against <1 s to trace.
         """
@@ -341,13 +301,10 @@ class ChunkPolicy(Policy):
         return frozen
 
     def run_inference(self, name: str, *args: Any) -> Any:
-        """Calls ``self.model.<name>`` with its EMA weights (or its own when EMA is off)."""
+        """Calls ``self.model.<name>``, or its frozen TorchScript copy (:meth:`freeze_for_inference`)."""
         if name in self._frozen and not self.training:
             return self._frozen[name](*args)
-        module = getattr(self.model, name)
-        if self.ema is None or self._model_holds_ema:
-            return module(*args)
-        return functional_call(module, self._inference_params(name), args)
+        return getattr(self.model, name)(*args)
 
     def unnormalize(self, sample: Tensor) -> Tensor:
         return self.normalizer.unnormalize_action(sample)
@@ -366,22 +323,6 @@ class ChunkPolicy(Policy):
             return generator
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return torch.Generator(device=device).manual_seed(seed)
-
-    # ------------------------------------------------------------------------------------- checkpoints
-    def _state_dict_for_save(self) -> dict[str, Tensor]:
-        """The EMA weights stored under the model's own names (so a loaded policy simply runs them)."""
-        state = {k: v for k, v in self.state_dict().items() if not k.startswith("ema.")}
-        if self.ema is not None:
-            state.update({f"model.{k}": v for k, v in self.ema.shadow().items()})
-        return state
-
-    def _load_saved_state_dict(self, state: dict[str, Tensor]) -> None:
-        if self.ema is not None:
-            state = {**state, **{f"ema.{k}": v for k, v in self.ema.state_dict().items()}}
-        super()._load_saved_state_dict(state)
-        if self.ema is not None:
-            self.ema.copy_from(self.model)
-            self._model_holds_ema = True
 
 
 def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temperature: float) -> Tensor:

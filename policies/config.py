@@ -131,7 +131,7 @@ class PolicyConfig:
         """Builds a config from ``to_dict`` output; on the base class it dispatches on ``data["type"]``."""
         data = dict(data)
         if cls is PolicyConfig:
-            from policies.factory import get_config_class
+            from policies.registry import get_config_class
 
             if not data.get("type"):
                 raise PolicyError("config has no 'type'; it must name a policy (see available_policies())")

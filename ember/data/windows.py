@@ -6,6 +6,10 @@ frames ending at ``t`` and the ``horizon`` actions starting at the *first* obser
 repeated, and ``<key>_is_pad`` (every observation key) and ``action_is_pad`` mark those steps, as
 LeRobot's ``delta_timestamps`` loader does.
 
+For offline RL, ``next_keys=("next.reward", "next.done", "next.success")`` adds the current frame's outcome
+columns (shape (1,)), and ``next_observation=True`` adds ``next.observation.*``: the observation window one frame
+later, its ``next.observation.<key>_is_pad`` True past the episode's end (where the last frame is repeated).
+
 Speed: numeric columns live in memory as numpy. Camera frames are decoded once per episode
 into a file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
 later epochs, other processes and DataLoader workers never decode video again. Memmaps are
@@ -70,6 +74,8 @@ class WindowDataset(Dataset):
         image_dtype: str = "float32",
         cache: bool = True,
         normalization: Mapping[str, str] | None = None,
+        next_keys: Sequence[str] = (),
+        next_observation: bool = False,
     ) -> None:
         if image_dtype not in ("float32", "uint8"):
             raise DatasetError(f"image_dtype must be 'float32' or 'uint8', got {image_dtype!r}.")
@@ -79,6 +85,14 @@ class WindowDataset(Dataset):
         for key in [*obs_keys, action_key]:
             if key not in feats:
                 raise DatasetError(f"{key!r} is not a feature of {dataset.root}; features: {list(feats)}.")
+        missing_next = [k for k in next_keys if k not in feats]
+        if missing_next:
+            raise DatasetError(
+                f"{dataset.root} has no {missing_next} column(s), which this training needs; add rewards and "
+                "success labels with `ember label --dataset=...` (or record them with `ember collect`)."
+            )
+        self.next_keys = list(next_keys)
+        self.next_observation = bool(next_observation)
         if feats[action_key]["dtype"] not in NUMERIC_DTYPES:
             raise DatasetError(f"action key {action_key!r} must be numeric, is {feats[action_key]['dtype']}.")
         visual = [k for k in obs_keys if feats[k]["dtype"] in VISUAL_DTYPES]
@@ -135,12 +149,18 @@ class WindowDataset(Dataset):
         for key in self.text_keys:
             self._text[key] = table.column(key).to_pylist()
         numeric = [k for k in self.obs_keys if k not in self.image_keys and k not in self.text_keys]
-        for key in [*numeric, self.action_key]:
+        for key in [*numeric, self.action_key, *self.next_keys]:
             arr = np.asarray(columns.to_numpy(table.column(key), feats[key]), dtype=np.float32)
             arr = arr.reshape(len(arr), *feats[key]["shape"])
             if key in self._norm:
                 arr = self._apply_norm(key, arr)
             self._numeric[key] = np.ascontiguousarray(arr, dtype=np.float32)
+        for key in self.next_keys:
+            bad = np.flatnonzero(~np.isfinite(self._numeric[key]).reshape(len(ep), -1).all(axis=1))
+            if len(bad):
+                episodes = sorted({int(e) for e in ep[bad]})
+                raise DatasetError(f"{key!r} is NaN or infinite in episode(s) {episodes[:20]} of "
+                                   f"{self.dataset.root}; relabel them (`ember label`) or leave them out.")
         n = len(ep)
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if n else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], n]
@@ -167,22 +187,37 @@ class WindowDataset(Dataset):
         obs_pad = torch.from_numpy(obs_raw < start)
         act_raw = i + self._act_offsets
         act_rows = np.clip(act_raw, start, end - 1)
-        item: dict[str, Any] = {}
-        for key in self.obs_keys:
-            if key in self.text_keys:
-                item[key] = self._text[key][i]  # the current frame's text (not a window)
-                continue
-            if key in self.image_keys:
-                ep = int(self._ep_of_row[i])
-                frames = self._window_frames(key, ep, obs_rows - start)
-                item[key] = self._camera_tensor(key, frames)
-            else:
-                item[key] = torch.from_numpy(self._numeric[key][obs_rows])
-            item[f"{key}_is_pad"] = obs_pad
+        item: dict[str, Any] = self._observation_window(i, obs_rows, obs_pad, start)
+        if self.next_observation:
+            next_raw = obs_raw + 1
+            next_rows = np.clip(next_raw, start, end - 1)
+            pad = torch.from_numpy((next_raw < start) | (next_raw >= end))
+            window = self._observation_window(i, next_rows, pad, start, text=False)
+            item.update({f"next.{k}": v for k, v in window.items()})
+        for key in self.next_keys:
+            item[key] = torch.from_numpy(self._numeric[key][i])
         item["action"] = torch.from_numpy(self._numeric[self.action_key][act_rows])
         item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
         if self.dataset.meta.tasks:
             item["task"] = self.dataset.meta.tasks[int(self._task_index[i])]
+        return item
+
+    def _observation_window(self, i: int, rows: np.ndarray, pad: torch.Tensor, start: int, text: bool = True
+                            ) -> dict[str, Any]:
+        """Every observation key at dataset ``rows`` (clipped to the episode), with its ``_is_pad`` flags."""
+        item: dict[str, Any] = {}
+        for key in self.obs_keys:
+            if key in self.text_keys:
+                if text:
+                    item[key] = self._text[key][i]  # the current frame's text (not a window)
+                continue
+            if key in self.image_keys:
+                ep = int(self._ep_of_row[i])
+                frames = self._window_frames(key, ep, rows - start)
+                item[key] = self._camera_tensor(key, frames)
+            else:
+                item[key] = torch.from_numpy(self._numeric[key][rows])
+            item[f"{key}_is_pad"] = pad
         return item
 
     def _camera_tensor(self, key: str, frames: np.ndarray) -> torch.Tensor:

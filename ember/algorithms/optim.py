@@ -1,0 +1,43 @@
+"""Optimizer settings every algorithm reads (``ember train --optim.*``) and the schedule they share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay (diffusion policy's recipe)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.95, 0.999)
+    grad_clip_norm: float = 10.0
+    """Clip each optimizer's gradient norm to this (0 = no clipping)."""
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+
+
+def adamw(params: Iterable[torch.nn.Parameter] | Iterable[dict], cfg: OptimConfig, lr: float | None = None
+          ) -> torch.optim.AdamW:
+    """AdamW with ``cfg``'s settings (``lr`` overrides the learning rate, e.g. for a critic)."""
+    return torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay)
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total: int
+                       ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``cfg.warmup_steps``, then cosine decay to ``cfg.min_lr_ratio`` at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

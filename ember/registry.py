@@ -1,0 +1,124 @@
+"""One registry for the pluggable types of every package: policies, training algorithms, reward labelers.
+
+A type is registered under a name, in one of three ways, and nothing is imported until it is asked for:
+- in code, ``ALGORITHMS.register("iql", "policies.rl.iql:IQL")`` (a ``module:attr`` string) or with the object;
+- by an installed package, through a Python entry point in its ``pyproject.toml``
+  (``[project.entry-points."ember.algorithms"] iql = "policies.rl.iql:IQL"``); that is how ``vla/``, ``rewards/``
+  and the RL package add types without the core importing them;
+- by the caller at use time: ``--algorithm=my_pkg.module:MyAlgorithm`` names the object directly.
+
+Policy entries are a little different (their config and model live in two modules, LeRobot's layout); see
+:mod:`policies.factory`. This module depends on nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+from ember.errors import ConfigError
+
+
+class RegistryError(ConfigError):
+    """A type name that no package registered (the message lists the registered ones)."""
+
+
+def resolve_reference(ref: str) -> Any:
+    """The object a ``module:attr`` (or ``module.attr``) string names; a clear error when it does not exist."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep:
+        module_name, _, attr = ref.rpartition(".")
+    if not module_name or not attr:
+        raise RegistryError(f"{ref!r} is not a 'module:attribute' reference")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RegistryError(f"cannot import {module_name!r} (from {ref!r}): {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise RegistryError(f"{module_name!r} has no attribute {attr!r} (from {ref!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def is_reference(name: str) -> bool:
+    """True for ``module:attr`` strings (as opposed to registered names)."""
+    return ":" in name
+
+
+class Registry:
+    """Names -> objects (or ``module:attr`` strings resolved on first use) of one kind."""
+
+    def __init__(self, kind: str, plural: str, entry_point_group: str) -> None:
+        self.kind, self.plural, self.entry_point_group = kind, plural, entry_point_group
+        self._entries: dict[str, Any] = {}
+
+    def register(self, name: str, target: Any = None) -> Any:
+        """``register(name, obj_or_ref)``, or ``@register(name)`` as a class decorator."""
+        if not name or not isinstance(name, str) or is_reference(name):
+            raise RegistryError(f"{self.kind} names are non-empty strings without ':'; got {name!r}")
+        if target is None:
+            def decorator(obj: Any) -> Any:
+                self._entries[name] = obj
+                return obj
+
+            return decorator
+        self._entries[name] = target
+        return target
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def _entry_points(self) -> dict[str, str]:
+        try:
+            found = importlib.metadata.entry_points(group=self.entry_point_group)
+        except Exception:  # a broken distribution's metadata must not break the registry
+            return {}
+        return {ep.name: ep.value for ep in found}
+
+    def entries(self) -> dict[str, Any]:
+        """Every registered name -> its target (code registrations win over entry points)."""
+        return {**self._entry_points(), **self._entries}
+
+    def names(self) -> list[str]:
+        return sorted(self.entries())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.entries()
+
+    def get(self, name: str, resolve: Callable[[Any], Any] | None = None) -> Any:
+        """The object registered as ``name`` (or named by a ``module:attr`` reference)."""
+        if is_reference(name):
+            return resolve_reference(name)
+        entries = self.entries()
+        if name not in entries:
+            raise self.unknown(name)
+        target = entries[name]
+        if resolve is not None:
+            return resolve(target)
+        return resolve_reference(target) if isinstance(target, str) else target
+
+    def unknown(self, name: str, hint: str = "") -> RegistryError:
+        registered = ", ".join(self.names()) or "none"
+        extra = f" {hint}" if hint else ""
+        return RegistryError(
+            f"unknown {self.kind} type {name!r}; registered {self.plural}: {registered}.{extra} A package adds "
+            f"{self.plural} through the {self.entry_point_group!r} entry point group (or pass a "
+            f"'module:attribute' reference)."
+        )
+
+
+ALGORITHMS = Registry("algorithm", "algorithms", "ember.algorithms")
+"""Training algorithms (``ember train --algorithm=<name>``): subclasses of :class:`ember.algorithms.Algorithm`."""
+ALGORITHMS.register("supervised", "ember.algorithms.supervised:Supervised")
+
+LABELERS = Registry("labeler", "labelers", "ember.labelers")
+"""Reward / success labelers (``ember label --labeler=<name>``), provided by ``rewards/``."""
+
+POLICIES = Registry("policy", "policies", "ember.policies")
+"""Policy types from outside ``policies/``: name -> the package holding ``configuration_<name>.py`` and
+``modeling_<name>.py`` (or a ``(config module, modeling module)`` pair); see :mod:`policies.factory`."""
+
