@@ -11,3 +11,7 @@ class ConfigError(EmberError, ValueError):
 
 class RunFolderError(EmberError):
     """An output folder that already holds a run and would be overwritten."""
+
+
+class EvalError(EmberError):
+    """An evaluation that cannot run as asked (e.g. a policy's per-step outputs of the wrong shape)."""

@@ -1,0 +1,123 @@
+"""What ``ember eval`` runs: :class:`EvalConfig`, the checkpoint and splits it names, the env options it builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ember.errors import ConfigError
+
+
+@dataclass
+class EvalConfig:
+    """Where the policy is, which task and splits to run it on, and how many seeded episodes."""
+
+    policy_path: str = ""
+    """A checkpoint folder (``.../pretrained_model``) or a training run folder (its last checkpoint)."""
+    task: str = "PushT"
+    backend: str = "mujoco"
+    split: str = "train"
+    """The split to evaluate when ``splits`` is empty."""
+    splits: tuple[str, ...] = ()
+    """Several splits in one run (``train,heldout_goal``), or ``all``; each gets its own success rate and CI."""
+    num_episodes: int = 20
+    """Episodes per split."""
+    batch_size: int = 10
+    """Environments of the vector env, stepped together; one batched policy call serves them all."""
+    vector_env: str = "sync"
+    """``sync`` (one process) or ``async`` (one subprocess per environment: faster when rendering dominates)."""
+    max_episode_steps: int = 0
+    """0 = the task's default."""
+    num_videos: int = 3
+    """Videos per split (its first episodes)."""
+    render_size: int = 256
+    seed: int = 100_000
+    """Episode i is seeded ``seed + i``; the default keeps evaluation seeds apart from collection seeds."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """More options for every env of the run (the policy's, and the expert's that makes its conditioning), as
+    JSON on the command line: ``--env_kwargs='{"heldout_scene_factors": ["table_texture"]}'``. The options the
+    policy and the fields above set (``split``, ``render_size``, ``max_episode_steps``, cameras, image size) are
+    refused here: set those fields instead."""
+    conditioning_source: str = "expert"
+    """Where a conditioned policy's sketch / goal / keypoints come from: ``expert`` (hindsight of the scripted
+    expert on the same seed), ``file`` (``conditioning_image`` / ``conditioning_keypoints``) or ``language``
+    (none: the instruction alone steers a GRIF policy)."""
+    conditioning_image: str = ""
+    """An image file drawn by a user: the goal sketch, trajectory sketch or goal image (the policy's image kind)."""
+    conditioning_keypoints: str = ""
+    """``x,y;x,y`` in [0, 1] image coordinates, or an image file with dots in the keypoint colours."""
+    instruction: str = ""
+    """Replace the environment's instruction (language-conditioned policies)."""
+    out: str = ""
+    """Run folder; empty = outputs/eval/<date>_<time>."""
+    overwrite: bool = False
+    num_threads: int = 0
+    """torch intra-op threads (0 = torch's default; 1 is faster on a loaded 2-core machine)."""
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a pretrained_model folder, a step folder or a training run folder."""
+    p = Path(path)
+    for candidate in (p, p / "pretrained_model", p / "checkpoints" / "last" / "pretrained_model"):
+        if (candidate / "config.json").exists() and (candidate / "model.safetensors").exists():
+            return candidate
+    raise ConfigError(
+        f"no policy checkpoint at '{path}': expected a folder with config.json and model.safetensors "
+        f"(e.g. <train run>/checkpoints/last/pretrained_model)."
+    )
+
+
+def resolve_splits(cfg: EvalConfig) -> list[str]:
+    """The splits to run: ``splits`` (``all`` = every split sims defines) or ``[split]``."""
+    from sims import SPLITS
+
+    wanted = list(cfg.splits) or [cfg.split]
+    if wanted == ["all"]:
+        return list(SPLITS)
+    bad = [s for s in wanted if s not in SPLITS]
+    if bad:
+        raise ConfigError(f"unknown split(s) {bad}; valid splits: {', '.join(SPLITS)} (or 'all').")
+    return wanted
+
+
+def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
+    """Ask the environment for exactly the observations the policy was trained on (without ``cfg.env_kwargs``)."""
+    keys = list(policy.config.input_features)
+    cameras = tuple(k.split(".", 2)[2] for k in keys if k.startswith("observation.images."))
+    depth = tuple(k.split(".", 2)[2] for k in keys if k.startswith("observation.depth."))
+    kwargs: dict[str, Any] = {"render_size": cfg.render_size, "split": cfg.split}
+    visual = [k for k in keys if k.startswith(("observation.images.", "observation.depth."))]
+    if visual:
+        size = policy.config.input_features[visual[0]]["shape"]  # policies take CHW
+        kwargs.update(obs_mode="pixels", cameras=tuple(dict.fromkeys(cameras + depth)), image_size=int(size[-1]))
+        if depth:
+            kwargs["depth"] = True
+    if cfg.max_episode_steps > 0:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    return kwargs
+
+
+def eval_env_kwargs(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
+    """The env constructor's options: :func:`env_kwargs_for_policy` plus ``cfg.env_kwargs``, which may add options
+    but not change one the policy or another field of ``cfg`` sets."""
+    kwargs = env_kwargs_for_policy(policy, cfg)
+    extra = check_env_kwargs(cfg)
+    clash = sorted(k for k in extra if k in kwargs and extra[k] != kwargs[k])
+    if clash:
+        given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
+        raise ConfigError(f"--env_kwargs changes {clash}, which the policy's inputs or other eval fields set "
+                          f"({given}); use --render_size / --max_episode_steps instead, or evaluate a policy "
+                          "trained on those observations.")
+    return kwargs | extra
+
+
+def check_env_kwargs(cfg: EvalConfig) -> dict[str, Any]:
+    """``cfg.env_kwargs`` as a dict with string keys, or a ConfigError that says how to write it."""
+    extra = cfg.env_kwargs
+    if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
+        raise ConfigError(f"env_kwargs must be a JSON object of option names, e.g. "
+                          f"--env_kwargs='{{\"heldout_scene_factors\": [\"lighting\"]}}', got {extra!r}.")
+    if "split" in extra:
+        raise ConfigError("--env_kwargs cannot set 'split': use --split or --splits.")
+    return dict(extra)

@@ -1,0 +1,71 @@
+"""``ember eval``: load a checkpoint, roll it out on each split, score the trajectories, write the run folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ember.config import save_config
+from ember.eval.config import EvalConfig, resolve_checkpoint, resolve_splits
+from ember.eval.metrics import EvalResult, summarize
+from ember.eval.report import plot_result_coverage, write_eval_outputs, write_splits_report, write_videos
+from ember.eval.rollout import rollout
+from ember.runs import default_out, prepare_run_folder
+
+
+def evaluate(policy: Any, cfg: EvalConfig, out: Path | None = None, *, desc: str = "eval",
+             quiet: bool = False) -> EvalResult:
+    """Roll ``policy`` out for ``cfg.num_episodes`` seeded episodes of ``cfg.split`` and score the trajectories;
+    videos of the first ``cfg.num_videos`` go under ``out/videos`` (none without ``out``)."""
+    t0 = time.perf_counter()
+    write = (lambda batch: write_videos(batch, out)) if out is not None else None
+    trajectories = rollout(policy, cfg, keep_observations=False, num_videos=cfg.num_videos if out else 0,
+                           on_batch=write, desc=desc, quiet=quiet)
+    return summarize(trajectories, time.perf_counter() - t0, cfg.split)
+
+
+def evaluate_splits(policy: Any, cfg: EvalConfig, out: Path | None, splits: list[str], *, quiet: bool = False,
+                    ) -> dict[str, EvalResult]:
+    """:func:`evaluate` once per split; with several splits each writes its videos under ``out/<split>/``."""
+    results: dict[str, EvalResult] = {}
+    for split in splits:
+        split_out = out if out is None or len(splits) == 1 else out / split
+        results[split] = evaluate(policy, replace(cfg, split=split, splits=()), split_out, desc=f"eval {split}",
+                                  quiet=quiet)
+    return results
+
+
+def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]:
+    """``ember eval``: load a checkpoint, roll it out on each split, write metrics, videos and report.md."""
+    from ember.report import write_eval_report
+    from policies import load_policy
+
+    checkpoint = resolve_checkpoint(cfg.policy_path)
+    splits = resolve_splits(cfg)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if not cfg.out:
+        cfg.out = default_out("eval", cfg.task.lower())
+    out = prepare_run_folder(cfg.out, overwrite=cfg.overwrite)
+    save_config(cfg, out)
+    policy = load_policy(checkpoint)
+    results = evaluate_splits(policy, cfg, out, splits, quiet=quiet)
+    extra: dict[str, Any] = {"checkpoint": str(checkpoint), "task": cfg.task, "backend": cfg.backend}
+    if cfg.env_kwargs:
+        extra["env_kwargs"] = cfg.env_kwargs
+    first = results[splits[0]]
+    if len(splits) == 1:
+        write_eval_outputs(first, out, extra)
+        plot_result_coverage(first, out / "coverage.png")
+        write_eval_report(out, replace(cfg, split=splits[0]), first, checkpoint)
+        return first, out
+    for name, r in results.items():
+        plot_result_coverage(r, out / name / "coverage.png", title=f"task progress per episode ({name})")
+    combined = replace(first, per_split=dict(results))
+    write_eval_outputs(combined, out, extra | {"splits": splits})
+    write_splits_report(out, cfg, results, checkpoint)
+    return combined, out
