@@ -195,7 +195,7 @@ class WindowDataset(Dataset):
             window = self._observation_window(i, next_rows, pad, start, text=False)
             item.update({f"next.{k}": v for k, v in window.items()})
         for key in self.next_keys:
-            item[key] = torch.from_numpy(self._numeric[key][i])
+            item[key] = torch.from_numpy(self._numeric[key][i].copy())
         item["action"] = torch.from_numpy(self._numeric[self.action_key][act_rows])
         item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
         if self.dataset.meta.tasks:
