@@ -3,6 +3,9 @@
 Each verb owns one config dataclass; every field (nested ones with dots) can be
 set on the command line, ``--config=<saved config.json>`` replays a run, and
 ``ember <verb> --help`` lists every field with its default and meaning.
+
+ember's own verbs are registered below; other packages add theirs through the ``ember.verbs`` entry point
+group (``real`` adds ``deploy`` and ``correct``), so ember never imports them (see ``ember.verbs``).
 """
 
 from __future__ import annotations
@@ -19,17 +22,8 @@ from typing import Any
 
 from ember.config import apply_overrides, register_choice_factory
 from ember.errors import ConfigError
+from ember.verbs import ENTRY_POINT_GROUP, Verb, register, verbs
 
-VERBS: dict[str, str] = {
-    "demo": "collect expert demos, train a diffusion policy, evaluate it: the whole loop in minutes",
-    "collect": "record scripted-expert demonstrations into a LeRobot v3 dataset",
-    "train": "train a policy on a dataset",
-    "eval": "roll a trained policy out in simulation: success rate, videos, report",
-    "info": "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
-    "deploy": "run mock arm (or a real one) + bridge + policy node (+ recorder) in one process over ROS 2",
-    "correct": "type language corrections for a running policy / recorder (publishes std_msgs/String)",
-    "data": "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
-}
 DATA_ACTIONS = ("info", "verify", "repair", "viz", "import")
 
 
@@ -48,36 +42,130 @@ def _register_factories() -> None:
     register_choice_factory(PolicyConfig, make_policy_config)
 
 
+# ------------------------------------------------------------------------------------------ ember's own verbs
+# (other packages add theirs through the "ember.verbs" entry point group: see ember.verbs)
+def _demo_config() -> Any:
+    from ember.demo import DemoConfig
+
+    return DemoConfig()
+
+
+def _run_demo(cfg: Any) -> int:
+    from ember.demo import run_demo
+
+    summary = run_demo(cfg)
+    lo, hi = summary["success_ci95"]
+    print(
+        f"\ntrained diffusion policy: success {summary['success_rate']:.0%} "
+        f"(95% CI {lo:.0%}-{hi:.0%}), mean max coverage {summary['mean_max_coverage']:.3f}\n"
+        f"untrained baseline:       success {summary['untrained_success_rate']:.0%}, "
+        f"mean max coverage {summary['untrained_mean_max_coverage']:.3f}\n"
+        f"report: {summary['report']}  ({summary['total_seconds']:.0f} s)"
+    )
+    return 0
+
+
+def _collect_config() -> Any:
+    from ember.collect import CollectConfig
+
+    return CollectConfig()
+
+
+def _run_collect(cfg: Any) -> int:
+    from ember.collect import collect
+
+    result = collect(cfg)
+    print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} "
+          f"(expert success {result.expert_success_rate:.0%}, {result.seconds:.0f} s)")
+    return 0
+
+
+def _train_config() -> Any:
+    from ember.train import TrainConfig
+
+    return TrainConfig()
+
+
+def _run_train(cfg: Any) -> int:
+    from ember.train import train
+
+    result = train(cfg)
+    print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
+          f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _eval_config() -> Any:
+    from ember.eval import EvalConfig
+
+    return EvalConfig()
+
+
+def _run_eval(cfg: Any) -> int:
+    from ember.eval import run_eval
+
+    result, out = run_eval(cfg)
+    lo, hi = result.success_ci95
+    print(f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
+          f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}")
+    return 0
+
+
+def _run_info(cfg: Any) -> int:
+    from ember.info import run_info
+
+    return run_info(cfg)
+
+
+def _data_config() -> Any:
+    from ember.data.cli import DataConfig
+
+    return DataConfig()
+
+
+def _run_data(cfg: Any) -> int:
+    from ember.data.cli import run_data
+
+    return run_data(cfg)
+
+
+def _data_positionals(rest: list[str]) -> list[str] | None:
+    """``ember data verify <root>`` -> ``--action=verify --root=<root>``."""
+    positionals = []
+    while rest and not rest[0].startswith("-") and len(positionals) < 2:
+        positionals.append(rest.pop(0))
+    if positionals:
+        action = positionals[0]
+        if action not in DATA_ACTIONS:
+            close = difflib.get_close_matches(action, DATA_ACTIONS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            print(f"ember data: error: unknown action '{action}'.{hint} Valid actions: {', '.join(DATA_ACTIONS)}.",
+                  file=sys.stderr)
+            return None
+        rest = [f"--action={action}"] + ([f"--root={positionals[1]}"] if len(positionals) > 1 else []) + rest
+    return rest
+
+
+for _builtin in (
+    Verb("demo", "collect expert demos, train a diffusion policy, evaluate it: the whole loop in minutes",
+         _demo_config, _run_demo),
+    Verb("collect", "record scripted-expert demonstrations into a LeRobot v3 dataset", _collect_config, _run_collect),
+    Verb("train", "train a policy on a dataset", _train_config, _run_train),
+    Verb("eval", "roll a trained policy out in simulation: success rate, videos, report", _eval_config, _run_eval),
+    Verb("info", "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
+         InfoConfig, _run_info),
+    Verb("data", "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
+         _data_config, _run_data, positionals=_data_positionals),
+):
+    register(_builtin, replace=True)
+
+
+def _verb(name: str) -> Verb:
+    return verbs()[name]
+
+
 def _config_for(verb: str) -> Any:
-    if verb == "demo":
-        from ember.demo import DemoConfig
-
-        return DemoConfig()
-    if verb == "collect":
-        from ember.collect import CollectConfig
-
-        return CollectConfig()
-    if verb == "train":
-        from ember.train import TrainConfig
-
-        return TrainConfig()
-    if verb == "eval":
-        from ember.eval import EvalConfig
-
-        return EvalConfig()
-    if verb == "data":
-        from ember.data.cli import DataConfig
-
-        return DataConfig()
-    if verb == "deploy":
-        from real.deploy import DeployConfig
-
-        return DeployConfig()
-    if verb == "correct":
-        from real.correct import CorrectConfig
-
-        return CorrectConfig()
-    return InfoConfig()
+    return _verb(verb).config()
 
 
 def _field_docs(cls: type) -> dict[str, str]:
@@ -119,71 +207,17 @@ def _help_lines(cfg: Any, prefix: str = "") -> list[str]:
 def _print_help(verb: str | None) -> None:
     if verb is None:
         print("usage: ember <verb> [--field=value ...]   (ember <verb> --help lists the fields)\n\nverbs:")
-        for name, text in VERBS.items():
-            print(f"  {name:<8} {text}")
+        for name, v in verbs().items():
+            print(f"  {name:<8} {v.help}")
         return
     cfg = _config_for(verb)
-    print(f"usage: ember {verb} [--field=value ...]\n\n{VERBS[verb]}\n\nfields (defaults shown):")
+    print(f"usage: ember {verb} [--field=value ...]\n\n{_verb(verb).help}\n\nfields (defaults shown):")
     print("\n".join(_help_lines(cfg)))
     print("\n  --config=<path/config.json>  start from a saved config; later flags still apply")
 
 
 def _run_verb(verb: str, cfg: Any) -> int:
-    if verb == "demo":
-        from ember.demo import run_demo
-
-        summary = run_demo(cfg)
-        lo, hi = summary["success_ci95"]
-        print(
-            f"\ntrained diffusion policy: success {summary['success_rate']:.0%} "
-            f"(95% CI {lo:.0%}-{hi:.0%}), mean max coverage {summary['mean_max_coverage']:.3f}\n"
-            f"untrained baseline:       success {summary['untrained_success_rate']:.0%}, "
-            f"mean max coverage {summary['untrained_mean_max_coverage']:.3f}\n"
-            f"report: {summary['report']}  ({summary['total_seconds']:.0f} s)"
-        )
-        return 0
-    if verb == "collect":
-        from ember.collect import collect
-
-        result = collect(cfg)
-        print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} "
-              f"(expert success {result.expert_success_rate:.0%}, {result.seconds:.0f} s)")
-        return 0
-    if verb == "train":
-        from ember.train import train
-
-        result = train(cfg)
-        print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
-              f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
-        return 0
-    if verb == "eval":
-        from ember.eval import run_eval
-
-        result, out = run_eval(cfg)
-        lo, hi = result.success_ci95
-        print(f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
-              f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}")
-        return 0
-    if verb == "data":
-        from ember.data.cli import run_data
-
-        return run_data(cfg)
-    if verb == "deploy":
-        import json
-
-        from real.deploy import run_deploy
-
-        summary = run_deploy(cfg)
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    if verb == "correct":
-        from real.correct import run_correct
-
-        run_correct(cfg)
-        return 0
-    from ember.info import run_info
-
-    return run_info(cfg)
+    return _verb(verb).run(cfg)
 
 
 def _domain_errors() -> tuple[type[BaseException], ...]:
@@ -208,23 +242,6 @@ def _preload_triton() -> None:
         import triton  # noqa: F401
 
 
-def _data_positionals(rest: list[str]) -> list[str] | None:
-    """``ember data verify <root>`` -> ``--action=verify --root=<root>``."""
-    positionals = []
-    while rest and not rest[0].startswith("-") and len(positionals) < 2:
-        positionals.append(rest.pop(0))
-    if positionals:
-        action = positionals[0]
-        if action not in DATA_ACTIONS:
-            close = difflib.get_close_matches(action, DATA_ACTIONS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            print(f"ember data: error: unknown action '{action}'.{hint} Valid actions: {', '.join(DATA_ACTIONS)}.",
-                  file=sys.stderr)
-            return None
-        rest = [f"--action={action}"] + ([f"--root={positionals[1]}"] if len(positionals) > 1 else []) + rest
-    return rest
-
-
 def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = _run_verb) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -233,22 +250,24 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = 
         _print_help(None)
         return 0
     verb, rest = args[0], args[1:]
-    if verb not in VERBS:
-        close = difflib.get_close_matches(verb, list(VERBS), n=1)
+    known = verbs()
+    if verb not in known:
+        close = difflib.get_close_matches(verb, list(known), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        print(f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(VERBS)}.", file=sys.stderr)
+        print(f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(known)}. (Verbs of other "
+              f"packages come from their '{ENTRY_POINT_GROUP}' entry points: reinstall with `pip install -e .` "
+              "if one is missing.)", file=sys.stderr)
         return 2
-    if verb == "data":
-        rest = _data_positionals(rest)
+    if known[verb].positionals is not None:
+        rest = known[verb].positionals(rest)
         if rest is None:
             return 2
-    if any(a in ("-h", "--help") for a in rest):
-        _register_factories()
-        _print_help(verb)
-        return 0
     errors = _domain_errors()
     try:
         _register_factories()
+        if any(a in ("-h", "--help") for a in rest):
+            _print_help(verb)
+            return 0
         cfg = apply_overrides(_config_for(verb), rest)
         return run(verb, cfg)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error

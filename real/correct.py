@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from ember.verbs import Verb
 from real.recorder import CONTROL_COMMANDS
 from real.ros import (
     CORRECTION_TOPIC,
@@ -197,6 +198,16 @@ def _stdin_lines(prompt: bool, out: TextIO) -> Iterable[str]:
         if not line:
             return
         yield line
+
+
+def _run_verb(cfg: CorrectConfig) -> int:
+    run_correct(cfg)
+    return 0
+
+
+VERB = Verb("correct", "type language corrections for a running policy / recorder (publishes std_msgs/String)",
+            CorrectConfig, _run_verb)
+"""``ember correct`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""
 
 
 def main(args: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ember.verbs import Verb
 from real.errors import RealError
 from real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC, require_rclpy
 
@@ -166,3 +167,13 @@ def _spin(executor: Any) -> None:
         executor.spin()
     except (ExternalShutdownException, ShutdownException):
         pass
+
+
+def _run_verb(cfg: DeployConfig) -> int:
+    print(json.dumps(run_deploy(cfg), indent=2, default=str))
+    return 0
+
+
+VERB = Verb("deploy", "run mock arm (or a real one) + bridge + policy node (+ recorder) in one process over ROS 2",
+            DeployConfig, _run_verb)
+"""``ember deploy`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""
