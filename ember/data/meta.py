@@ -3,7 +3,8 @@
 ``tasks.parquet`` is written the way ``pandas.DataFrame.to_parquet`` writes a frame indexed by
 ``task`` (a ``task_index`` column plus the index stored as column ``task`` and the ``pandas``
 schema metadata), because LeRobot reads it with ``pd.read_parquet`` and looks tasks up with
-``.loc[task]``; ember itself does not need pandas.
+``.loc[task]``; ember itself does not need pandas. LeRobot's own file stores the same frame with
+an unnamed index (column ``__index_level_0__``); :func:`read_tasks` reads both.
 """
 
 from __future__ import annotations
@@ -127,12 +128,43 @@ def read_tasks(root: Path) -> list[str]:
         table = pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise DatasetError(f"{path} is corrupt ({exc}); every episode's task lookup depends on it.") from exc
-    if "task" not in table.column_names or "task_index" not in table.column_names:
-        raise DatasetError(f"{path} needs columns 'task' and 'task_index', has {table.column_names}.")
-    pairs = sorted(zip(table["task_index"].to_pylist(), table["task"].to_pylist(), strict=True))
+    task_column = _task_column(table)
+    if task_column is None or "task_index" not in table.column_names:
+        raise DatasetError(
+            f"{path} needs a 'task_index' column and the task strings (a 'task' column or the pandas index), "
+            f"has {table.column_names}."
+        )
+    pairs = sorted(zip(table["task_index"].to_pylist(), table[task_column].to_pylist(), strict=True))
     if [i for i, _ in pairs] != list(range(len(pairs))):
         raise DatasetError(f"{path}: task_index values are not 0..{len(pairs) - 1}.")
     return [t for _, t in pairs]
+
+
+def _task_column(table: pa.Table) -> str | None:
+    """The column holding the task strings.
+
+    ember names it ``task``. LeRobot writes ``pd.DataFrame({"task_index": ...}, index=tasks)``
+    with an *unnamed* index, which pandas stores as ``__index_level_0__`` (``large_string`` under
+    pandas 3) and lists in the ``pandas`` schema metadata's ``index_columns``; both are the same
+    frame to LeRobot's ``pd.read_parquet``, so ember accepts both.
+    """
+    if "task" in table.column_names:
+        return "task"
+    index_columns: list[Any] = []
+    raw = (table.schema.metadata or {}).get(b"pandas")
+    if raw:
+        try:
+            index_columns = json.loads(raw).get("index_columns") or []
+        except ValueError:
+            index_columns = []
+    # a RangeIndex is recorded as a dict, not a column; only a stored string column can hold the tasks
+    candidates = [c for c in index_columns if isinstance(c, str)] or ["__index_level_0__"]
+    for name in candidates:
+        if name in table.column_names:
+            kind = table.schema.field(name).type
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                return name
+    return None
 
 
 def write_parquet_row_groups(path: Path, tables: Sequence[pa.Table]) -> None:

@@ -177,16 +177,11 @@ def _repair_tasks(root: Path, total_tasks: int, actions: list[str]) -> None:
 
 
 def _numeric_match(table: pa.Table, feats: dict, current: dict) -> bool:
-    """Do the numeric stats in stats.json describe the data (mean and min, to float precision)?"""
-    for key in numeric_keys(feats):
-        arr = np.asarray(to_numpy(table.column(key), feats[key]), dtype=np.float64).reshape(table.num_rows, -1)
-        st = current[key]
-        if "mean" not in st or "min" not in st:
-            return False
-        if not (np.allclose(np.ravel(st["mean"]), arr.mean(0), rtol=1e-6, atol=1e-9)
-                and np.allclose(np.ravel(st["min"]), arr.min(0))):  # fmt: skip
-            return False
-    return True
+    """Do the numeric stats in stats.json describe the data (mean and min; see stats.numeric_stats_match)?"""
+    return all(
+        stats.numeric_stats_match(np.asarray(to_numpy(table.column(key), feats[key])), current[key])
+        for key in numeric_keys(feats)
+    )
 
 
 def _repair_stats(root: Path, info: dict, total_frames: int, actions: list[str]) -> None:

@@ -239,6 +239,34 @@ def aggregate_stats(stats_list: Iterable[Mapping[str, Mapping[str, np.ndarray]]]
     return out
 
 
+def numeric_stats_match(values: np.ndarray, st: Mapping[str, Any]) -> bool:
+    """Do the stored ``mean`` and ``min`` of a numeric feature describe ``values`` ``(N, *shape)``?
+
+    Two layouts are accepted for N-D features: ember's, one stat per element (``shape``), and
+    LeRobot's, one per last-axis entry (its ``RunningQuantileStats`` flattens ``(N, 2, 3)`` to
+    ``(2N, 3)``). LeRobot accumulates float32 data in float32 (``np.mean`` of the raw episode), so
+    means are compared to 1e-5 of the column's largest magnitude, not to float64 precision; a stale
+    or foreign stats.json still misses by far more than that.
+    """
+    if "mean" not in st or "min" not in st:
+        return False
+    x = np.asarray(values, dtype=np.float64)
+    mean = np.ravel(np.asarray(st["mean"], dtype=np.float64))
+    low = np.ravel(np.asarray(st["min"], dtype=np.float64))
+    per_element = x.reshape(len(x), -1)
+    if mean.size == per_element.shape[1]:
+        flat = per_element
+    elif x.ndim > 2 and mean.size == x.shape[-1]:
+        flat = x.reshape(-1, x.shape[-1])
+    else:
+        return False
+    if low.size != mean.size or len(flat) == 0:
+        return low.size == mean.size
+    data_mean = flat.mean(0)
+    tol = 1e-6 * np.abs(data_mean) + 1e-5 * np.abs(flat).max(0) + 1e-9
+    return bool(np.all(np.abs(mean - data_mean) <= tol) and np.allclose(low, flat.min(0)))
+
+
 def stats_to_json(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """Nested lists, as in LeRobot's ``meta/stats.json``."""
     return {k: {s: np.asarray(v).tolist() for s, v in ft.items()} for k, ft in stats.items()}

@@ -23,7 +23,7 @@ from ember.data.dataset import EmberDataset, _ranges
 from ember.data.errors import DatasetError
 from ember.data.features import FLOAT_DTYPES, numeric_keys, visual_keys
 from ember.data.language import LANGUAGE_COLUMNS, LANGUAGE_PERSISTENT, as_row, validate_row
-from ember.data.stats import STAT_KEYS
+from ember.data.stats import STAT_KEYS, numeric_stats_match
 
 INFO_KEYS = (
     "codebase_version", "fps", "robot_type", "features", "total_episodes", "total_frames", "total_tasks",
@@ -242,11 +242,8 @@ def _check_stats(ds: EmberDataset, report: VerifyReport) -> None:
         st = stats_json.get(key) or {}
         if "mean" not in st or ds.num_frames == 0:
             continue
-        arr = np.asarray(columns.to_numpy(table.column(key), ds.features[key]), dtype=np.float64)
-        arr = arr.reshape(len(arr), -1)
-        if not np.allclose(np.ravel(st["mean"]), arr.mean(0), rtol=1e-6, atol=1e-9) or not np.allclose(
-            np.ravel(st["min"]), arr.min(0)
-        ):
+        arr = np.asarray(columns.to_numpy(table.column(key), ds.features[key]))
+        if not numeric_stats_match(arr, st):  # accepts LeRobot's per-last-axis N-D stats and float32 means
             report.add("error", f"stats of {key!r} do not match the data", path, fix=REPAIR)
 
 
