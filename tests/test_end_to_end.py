@@ -10,6 +10,7 @@ import pytest
 
 from ember.cli import main
 from ember.collect import CollectConfig, collect
+from ember.eval import wilson_interval
 from ember.train import TrainConfig, train
 
 
@@ -78,8 +79,19 @@ def test_ember_eval_writes_metrics_plot_and_video(tiny_run, capsys):
                  "--max_episode_steps=12", "--num_videos=1", "--render_size=64", f"--out={out}"])
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["num_episodes"] == 2 and 0.0 <= metrics["success_rate"] <= 1.0
-    assert len(metrics["episodes"]) == 2 and all(e["length"] == 12 for e in metrics["episodes"])
+    episodes = metrics["episodes"]
+    assert metrics["num_episodes"] == 2 == len(episodes) and [e["seed"] for e in episodes] == [100_000, 100_001]
+    successes = sum(e["success"] for e in episodes)
+    assert metrics["success_rate"] == successes / 2 and metrics["success_ci95"] == list(wilson_interval(successes, 2))
+    for e in episodes:  # 12 steps unless the episode succeeded first; coverage summarises its own trace
+        assert e["length"] == len(e["coverage_trace"]) and (e["length"] == 12 or e["success"])
+        assert e["max_coverage"] == max(e["coverage_trace"]) and e["final_coverage"] == e["coverage_trace"][-1]
+    assert metrics["mean_max_coverage"] == pytest.approx(np.mean([e["max_coverage"] for e in episodes]))
+    # the same checkpoint on the same seeds rolls out the same episodes (diffusion noise is seeded too)
+    assert main(["eval", f"--policy_path={root / 'train'}", "--num_episodes=2", "--batch_size=2",
+                 "--max_episode_steps=12", "--num_videos=0", "--render_size=64", f"--out={root / 'eval_again'}"]) == 0
+    again = json.loads((root / "eval_again" / "metrics.json").read_text())["episodes"]
+    assert [{**e, "video": None} for e in again] == [{**e, "video": None} for e in episodes]
     assert (out / "coverage.png").stat().st_size > 1000
     videos = list((out / "videos").glob("*.mp4"))
     assert len(videos) == 1
