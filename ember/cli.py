@@ -36,10 +36,12 @@ class InfoConfig:
 
 
 def _register_factories() -> None:
+    from ember.algorithms import AlgorithmConfig, make_algorithm_config
     from policies import make_policy_config
     from policies.base import PolicyConfig
 
     register_choice_factory(PolicyConfig, make_policy_config)
+    register_choice_factory(AlgorithmConfig, make_algorithm_config)
 
 
 # ------------------------------------------------------------------------------------------ ember's own verbs

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ember.transforms import to_float_chw
 from policies.checkpoint_files import (
     CONFIG_NAME,
     STATS_NAME,
@@ -171,9 +172,8 @@ class Policy(nn.Module, abc.ABC):
             x = x.to(self.device)
             if feature_type(key, spec) == VISUAL:
                 c, h, w = feature_shape(key, spec)
-                if x.shape[-3:] == (h, w, c) and x.shape[-3:] != (c, h, w):
-                    x = x.movedim(-1, -3)
-                x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+                hwc = x.shape[-3:] == (h, w, c) and x.shape[-3:] != (c, h, w)
+                x = to_float_chw(x.movedim(-1, -3) if hwc else x)
             else:
                 x = x.float()
             expected = 1 + len(feature_shape(key, spec))

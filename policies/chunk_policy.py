@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_float_chw
 from policies.base import Policy
 from policies.conditioning.keys import (
-    CHROMA_MIN_BRIGHTNESS,
-    CHROMA_SOFTENING,
     GOAL_IMAGE,
     IMAGE_CHANNELS,
     INITIAL_IMAGE,
@@ -54,6 +53,8 @@ class ChunkPolicy(Policy):
         if not isinstance(getattr(self.model, "obs_encoder", None), nn.Module):
             raise TypeError(f"{type(self).__name__}.build_model must return a module with an obs_encoder")
         self._embedder: SentenceEmbedder | None = None
+        self._transforms, self._train_transforms = conditioning_transforms(config)
+        """What camera-frame conditionings go through before the encoder (at inference, and in training)."""
         self._frozen: dict[str, Any] = {}
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
         self.last_grounding: Tensor | None = None
@@ -186,10 +187,7 @@ class ChunkPolicy(Policy):
         obs = self.normalizer.normalize(self._observation_window(batch, train=train))
         batch_size = next(iter(obs.values())).shape[0]
         cond = self._conditioning(batch, batch_size)
-        if train and self.config.conditioning_photo_jitter > 0:
-            cond = photo_jitter(cond, self.config.conditioning_photo_jitter)
-        if self.config.conditioning_chroma:
-            cond = {k: chroma(v) if k in (GOAL_IMAGE, INITIAL_IMAGE) else v for k, v in cond.items()}
+        cond = (self._train_transforms if train else self._transforms)(cond)
         if not train:
             encoded = self.run_inference("obs_encoder", obs, cond)
             return (self._ground(encoded, obs) if self.config.ground_hidden_state else encoded), {}
@@ -344,30 +342,15 @@ def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temper
     return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
 
 
-def photo_jitter(cond: dict[str, Tensor], amount: float) -> dict[str, Tensor]:
-    """Camera-frame conditionings with random contrast, brightness and per-channel gain (1 ± ``amount``, the gain
-    1 ± ``amount``/2, per sample); drawings (sketches) keep their colours, which carry meaning."""
-    out = dict(cond)
-    for kind in (GOAL_IMAGE, INITIAL_IMAGE):
-        if kind in cond:
-            x = cond[kind]
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * _around_one(x, (x.shape[0], 1, 1, 1), amount) + mean
-            x = x * _around_one(x, (x.shape[0], 1, 1, 1), amount) * _around_one(x, (*x.shape[:2], 1, 1), amount / 2)
-            out[kind] = x.clamp(0.0, 1.0)
-    return out
-
-
-def chroma(x: Tensor) -> Tensor:
-    """Brightness-normalized colour of (B, 3, H, W) images in [0, 1], centred on 0.5 (grey of any shade -> 0.5);
-    the tensor twin of :func:`ember.conditioning.sketch.chroma`."""
-    lum = x.mean(dim=1, keepdim=True)
-    c = (x - lum) / (lum + CHROMA_SOFTENING) * (lum > CHROMA_MIN_BRIGHTNESS).to(x.dtype)
-    return (c * 0.5 + 0.5).clamp(0.0, 1.0)
-
-
-def _around_one(like: Tensor, shape: tuple[int, ...], amount: float) -> Tensor:
-    return 1.0 + amount * (2.0 * torch.rand(shape, device=like.device, dtype=like.dtype) - 1.0)
+def conditioning_transforms(config: VisuomotorConfig) -> tuple[Compose, Compose]:
+    """(inference, training) transforms of the camera-frame conditionings: colour only (``conditioning_chroma``),
+    and in training first a photometric jitter (``conditioning_photo_jitter``). Drawings (sketches) keep their
+    colours, which carry meaning."""
+    frames = (GOAL_IMAGE, INITIAL_IMAGE)
+    inference = [KeyTransform(frames, chroma)] if config.conditioning_chroma else []
+    amount = config.conditioning_photo_jitter
+    jitter = [KeyTransform(frames, lambda x: photo_jitter(x, amount))] if amount > 0 else []
+    return Compose(inference), Compose(jitter + inference)
 
 
 def masked_mean(error: Tensor, pad: Tensor | None) -> Tensor:
@@ -397,4 +380,4 @@ def _as_float_chw(x: Tensor, channels: int, kind: str) -> Tensor:
             raise PolicyError(
                 f"conditioning {kind!r} has {x.shape[1]} channels, needs {channels}; got {tuple(x.shape)}"
             )
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return to_float_chw(x)

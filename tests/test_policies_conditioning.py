@@ -406,13 +406,18 @@ def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_langua
 
 
 def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_language: HashEmbedder) -> None:
-    from policies.chunk_policy import photo_jitter
+    from types import SimpleNamespace
 
+    from policies.chunk_policy import conditioning_transforms
+
+    inference, training = conditioning_transforms(SimpleNamespace(conditioning_chroma=False,
+                                                                  conditioning_photo_jitter=0.3))
+    assert len(inference) == 0
     g = torch.Generator().manual_seed(0)
     cond = {"initial_image": torch.rand(8, 3, SIZE, SIZE, generator=g),
             "goal_sketch": torch.rand(8, 1, SIZE, SIZE, generator=g)}
     torch.manual_seed(0)
-    out = photo_jitter(cond, 0.3)
+    out = training(cond)
     assert out["goal_sketch"] is cond["goal_sketch"]  # drawings keep their strokes
     change = (out["initial_image"] - cond["initial_image"]).abs().mean(dim=(1, 2, 3))
     assert (change > 1e-3).all() and 0.0 <= out["initial_image"].min() and out["initial_image"].max() <= 1.0

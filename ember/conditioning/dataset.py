@@ -20,6 +20,7 @@ from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.episodes import EpisodeRecord, produce
 from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import StrokeAugmentation
+from ember.transforms import to_float_chw
 from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE, LANGUAGE, batch_key
 
 ENV_STATE = "observation.environment_state"
@@ -30,7 +31,7 @@ _AUGMENTED = ("goal_sketch", "trajectory_sketch")
 def to_policy_tensor(kind: str, value: np.ndarray) -> torch.Tensor:
     """Images (H, W, C) uint8 -> float (C, H, W) in [0, 1]; keypoints stay (K, 2) float32."""
     if value.dtype == np.uint8:
-        return torch.from_numpy(np.moveaxis(value, -1, 0).copy()).float().div_(255.0)
+        return torch.from_numpy(to_float_chw(value, channels=value.shape[-1]))
     return torch.from_numpy(np.asarray(value, dtype=np.float32))
 
 

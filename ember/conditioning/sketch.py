@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ember.conditioning.errors import ConditioningError
-from policies.conditioning.keys import CHROMA_MIN_BRIGHTNESS, CHROMA_SOFTENING
+from ember.transforms import chroma_uint8
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,9 @@ SKETCH_SOURCES = ("rgb", "chroma")
 def chroma(frame: np.ndarray) -> np.ndarray:
     """Brightness-normalized colour of an RGB frame, uint8 (H, W, 3) centred on 128: grey, white and black pixels
     (any shade) become mid-grey, a coloured pixel keeps its hue and saturation whatever the light. What is left
-    of a scene is its coloured objects: textures in grey, shading and a dimmer light vanish."""
-    img = np.asarray(frame, dtype=np.float32)[..., :3] / 255.0
-    lum = img.mean(axis=-1, keepdims=True)
-    c = (img - lum) / (lum + CHROMA_SOFTENING) * (lum > CHROMA_MIN_BRIGHTNESS)
-    return (np.clip(c * 0.5 + 0.5, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    of a scene is its coloured objects: textures in grey, shading and a dimmer light vanish
+    (:func:`ember.transforms.chroma`, the one implementation the policies read frames with too)."""
+    return chroma_uint8(frame)
 
 
 def edge_map(frame: np.ndarray, threshold: float = 0.18, source: str = "rgb") -> np.ndarray:

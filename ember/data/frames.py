@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ember.data.errors import DatasetError
-from ember.data.windows import uint8_hwc_to_float_chw
+from ember.transforms import to_float_chw
 
 IMAGE_PREFIXES = ("observation.images.", "observation.image")
 DEPTH_PREFIX = "observation.depth."
@@ -74,10 +74,7 @@ def to_batch(
         if is_image_key(key):
             if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
                 raise DatasetError(f"image {key!r} has shape {arr.shape[1:]} per env; expected HxWx3 uint8.")
-            if arr.dtype == np.uint8:
-                tensor = torch.from_numpy(uint8_hwc_to_float_chw(arr))
-            else:
-                tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 1), dtype=np.float32))
+            tensor = torch.from_numpy(to_float_chw(arr, channels=arr.shape[-1]))
         elif is_depth_key(key):
             if arr.ndim == 3:
                 arr = arr[..., None]

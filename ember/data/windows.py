@@ -41,21 +41,10 @@ from ember.data.dataset import EmberDataset
 from ember.data.errors import DatasetError
 from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES, is_depth
 from ember.data.video import decode_episode
+from ember.transforms import to_float_chw
 
 NORMALIZATION_MODES = ("mean_std", "min_max", "quantiles", "identity")
 _EPS = 1e-8
-
-
-def uint8_hwc_to_float_chw(frames: np.ndarray) -> np.ndarray:
-    """``(..., H, W, C)`` uint8 -> ``(..., C, H, W)`` float32 in [0, 1].
-
-    Done in numpy on purpose: torch's elementwise kernels on a permuted uint8 view were ~15x
-    slower here (thread oversubscription on small CPUs), and this runs once per sample.
-    """
-    chw = np.moveaxis(np.asarray(frames), -1, -3)
-    out = np.empty(chw.shape, dtype=np.float32)
-    np.multiply(chw, np.float32(1.0 / 255.0), out=out)
-    return out
 
 
 class WindowDataset(Dataset):
@@ -229,7 +218,7 @@ class WindowDataset(Dataset):
             return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
         if self.image_dtype == "uint8":
             return torch.from_numpy(np.ascontiguousarray(np.moveaxis(frames, -1, -3)))
-        out = uint8_hwc_to_float_chw(frames)
+        out = to_float_chw(frames)
         if key in self._norm:
             out = self._apply_norm(key, out)
         return torch.from_numpy(out)

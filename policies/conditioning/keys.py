@@ -48,8 +48,4 @@ def kind_of(key: str) -> str | None:
         return key[len(PREFIX):]
     return None
 
-CHROMA_SOFTENING = 0.15
-"""Colour-only conditioning (``conditioning_chroma``): added to a pixel's brightness before dividing by it, so
-near-black pixels do not amplify noise."""
-CHROMA_MIN_BRIGHTNESS = 0.04
-"""Pixels darker than this (of 1) carry no colour."""
+from ember.transforms import CHROMA_MIN_BRIGHTNESS, CHROMA_SOFTENING  # noqa: E402,F401  (colour-only conditioning)
