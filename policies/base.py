@@ -37,6 +37,7 @@ from policies.checkpoint_files import (
 from policies.config import PolicyConfig
 from policies.errors import PolicyError
 from policies.features import VISUAL, feature_shape, feature_type
+from policies.history import ObservationHistory
 from policies.normalize import Normalizer, Stats
 
 __all__ = ["CONFIG_NAME", "STATS_NAME", "WEIGHTS_NAME", "Policy", "PolicyConfig", "PolicyError", "loading_checkpoint",
@@ -86,7 +87,7 @@ class Policy(nn.Module, abc.ABC):
         self.normalizer = Normalizer(
             {**config.input_features, **config.output_features}, config.normalization_mapping, dataset_stats
         )
-        self._obs_history: dict[str, deque[Tensor]] = {}
+        self._obs_history = ObservationHistory(config.n_obs_steps)
         self._action_queue: deque[Tensor] = deque()
         self._episode_inputs: dict[str, Any] = {}
 
@@ -101,7 +102,7 @@ class Policy(nn.Module, abc.ABC):
 
     def reset(self) -> None:
         """Forgets the observation history and queued actions; call at every episode start."""
-        self._obs_history = {}
+        self._obs_history.reset()
         self._action_queue = deque()
         self._episode_inputs = {}
 
@@ -117,22 +118,10 @@ class Policy(nn.Module, abc.ABC):
         is predicted only when the action queue is empty, i.e. once every ``n_action_steps`` calls.
         Put the policy in ``eval()`` mode first (training-time augmentation is mode-dependent).
         """
-        obs = self.prepare_observation(observation)
-        n = self.config.n_obs_steps
-        batch_size = next(iter(obs.values())).shape[0]
-        if self._obs_history and next(iter(self._obs_history.values()))[0].shape[0] != batch_size:
-            raise PolicyError(
-                "batch size changed between select_action calls; call policy.reset() at each episode start"
-            )
-        for key, value in obs.items():
-            history = self._obs_history.get(key)
-            if history is None:
-                history = self._obs_history[key] = deque([value] * n, maxlen=n)
-            else:
-                history.append(value)
+        self._obs_history.push(self.prepare_observation(observation))
         self._episode_inputs = self.episode_inputs(observation)
         if not self._action_queue:
-            stacked: dict[str, Any] = {k: torch.stack(list(q), dim=1) for k, q in self._obs_history.items()}
+            stacked: dict[str, Any] = self._obs_history.window()
             stacked.update(self._episode_inputs)
             chunk = self.predict_action_chunk(stacked)[:, : self.config.n_action_steps]
             self._action_queue.extend(chunk.transpose(0, 1))

@@ -15,31 +15,24 @@ and ``generate_actions`` (inference, normalized space in, dataset units out via 
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_float_chw
 from policies.base import Policy
-from policies.conditioning.keys import (
-    GOAL_IMAGE,
-    IMAGE_CHANNELS,
-    INITIAL_IMAGE,
-    KEYPOINTS,
-    LANGUAGE,
-    TASK_KEY,
-    batch_key,
-)
-from policies.conditioning.language import SentenceEmbedder, get_embedder
+from policies.conditioning.inputs import ConditioningInputs
+from policies.conditioning.keys import TASK_KEY, batch_key
+from policies.conditioning.language import SentenceEmbedder
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, feature_shape
-from policies.grounding import ground_hidden
+from policies.freezing import FrozenModules
+from policies.grif import grif_alignment_loss, grif_training_features  # noqa: F401  (grif_alignment_loss: API)
+from policies.grounding import GoalGrounding
 from policies.normalize import Stats
+from policies.tokens import ObservationTokens
 
 
 class ChunkPolicy(Policy):
@@ -52,18 +45,14 @@ class ChunkPolicy(Policy):
         self.model = self.build_model()
         if not isinstance(getattr(self.model, "obs_encoder", None), nn.Module):
             raise TypeError(f"{type(self).__name__}.build_model must return a module with an obs_encoder")
-        self._embedder: SentenceEmbedder | None = None
-        self._transforms, self._train_transforms = conditioning_transforms(config)
-        """What camera-frame conditionings go through before the encoder (at inference, and in training)."""
-        self._frozen: dict[str, Any] = {}
+        self.conditioning_inputs = ConditioningInputs(config, self.name)
+        """Turns the batch's conditioning (instruction, sketches, keypoints) into tensors, transforms included."""
+        self._frozen = FrozenModules()
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
+        self.grounding = (GoalGrounding(config.ground_hidden_state, self.model.obs_encoder)
+                          if config.ground_hidden_state else None)
         self.last_grounding: Tensor | None = None
         """(B, groups) index of the candidate each ground_hidden_state group chose at the latest inference."""
-        self._hidden_layout: list[tuple[str, int]] = []
-        """(feature, dim) of each decoded column; fixed by the config, so computed once."""
-        if config.ground_hidden_state:
-            self._hidden_layout = self.model.obs_encoder.hidden_layout()
-            self._check_grounding()
 
     # ------------------------------------------------------------------------------------ the head API
     @abc.abstractmethod
@@ -84,31 +73,9 @@ class ChunkPolicy(Policy):
         """Batch keys of the conditionings this policy needs (``task`` for language)."""
         return [batch_key(kind) for kind in self.config.conditioning]
 
-    def _alternatives(self) -> tuple[str, ...]:
-        """Conditionings of which one suffices (GRIF: a goal image or an instruction)."""
-        return (GOAL_IMAGE, LANGUAGE) if self.config.grif else ()
-
     def check_observation(self, batch: Mapping[str, Any]) -> None:
         super().check_observation(batch)
-        alternatives = self._alternatives()
-        if alternatives and all(batch.get(batch_key(k)) is None for k in alternatives):
-            raise PolicyError(
-                f"observation has neither 'task' nor 'conditioning.goal_image'; this GRIF policy is steered by "
-                f"either. Keys present: {sorted(batch)}"
-            )
-        for kind in self.config.conditioning:
-            key = batch_key(kind)
-            if batch.get(key) is None and kind not in alternatives:
-                how = (
-                    "pass the instruction as 'task'"
-                    if kind == LANGUAGE
-                    else "produce it from the episode with ember.conditioning (training) or give "
-                    "--conditioning_image / --conditioning_keypoints at evaluation"
-                )
-                raise PolicyError(
-                    f"observation is missing {key!r}, which this {self.name!r} policy conditioned on "
-                    f"{list(self.config.conditioning)} needs; {how}. Keys present: {sorted(batch)}"
-                )
+        self.conditioning_inputs.check(batch)
 
     def episode_inputs(self, observation: Mapping[str, Any]) -> dict[str, Any]:
         out = super().episode_inputs(observation)
@@ -142,104 +109,39 @@ class ChunkPolicy(Policy):
     @property
     def embedder(self) -> SentenceEmbedder:
         """The frozen sentence embedder (shared per process; loaded on first use)."""
-        if self._embedder is None:
-            self._embedder = get_embedder(self.config.language_model_path, self.config.language_embedding_dim)
-        return self._embedder
-
-    def _conditioning(self, batch: Mapping[str, Any], batch_size: int) -> dict[str, Tensor]:
-        """Conditioning tensors on the device: sentence embeddings, float CHW images in [0, 1], keypoints."""
-        out: dict[str, Tensor] = {}
-        device = self.device
-        for kind in self.config.conditioning:
-            value = batch.get(batch_key(kind))
-            if value is None:  # an unused GRIF alternative (check_observation ran first)
-                continue
-            if kind == LANGUAGE:
-                texts = [value] if isinstance(value, str) else [str(t) for t in value]
-                if len(texts) == 1 and batch_size > 1:
-                    texts = texts * batch_size
-                x = self.embedder(texts).to(device)
-            else:
-                x = torch.as_tensor(np.asarray(value)) if not isinstance(value, Tensor) else value
-                x = x.to(device)
-                if kind == KEYPOINTS:
-                    x = x.float().reshape(x.shape[0], -1, 2) if x.ndim >= 2 else x.float().reshape(1, -1, 2)
-                    if x.shape[1] != self.config.num_keypoints:
-                        raise PolicyError(
-                            f"'conditioning.keypoints' holds {x.shape[1]} points, the policy was trained "
-                            f"with num_keypoints={self.config.num_keypoints}"
-                        )
-                else:
-                    x = _as_float_chw(x, IMAGE_CHANNELS[kind], kind)
-            if x.shape[0] == 1 and batch_size > 1:
-                x = x.expand(batch_size, *x.shape[1:])
-            if x.shape[0] != batch_size:
-                raise PolicyError(f"conditioning {kind!r} has batch size {x.shape[0]}, observations {batch_size}")
-            out[kind] = x
-        return out
+        return self.conditioning_inputs.embedder
 
     def encode(self, batch: Mapping[str, Any], train: bool) -> Tensor:
         """Global conditioning (B, D): normalized observation window + conditioning, through the encoder."""
         return self._encode(batch, train)[0]
 
-    def _encode(self, batch: Mapping[str, Any], train: bool) -> tuple[Tensor, dict[str, Tensor]]:
-        """Global conditioning and auxiliary losses (GRIF's alignment, when training)."""
+    def encode_tokens(self, batch: Mapping[str, Any], train: bool = False) -> ObservationTokens:
+        """Tokens, mask and pooled vector of the observation window and conditioning (for heads, critics and
+        backbones that read a sequence; :mod:`policies.tokens`). Gradients flow unless the caller disables them."""
+        obs, cond = self._inputs(batch, train)
+        return self.model.obs_encoder.encode_tokens(obs, cond)
+
+    def _inputs(self, batch: Mapping[str, Any], train: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Normalized observation window and conditioning tensors."""
         obs = self.normalizer.normalize(self._observation_window(batch, train=train))
         batch_size = next(iter(obs.values())).shape[0]
-        cond = self._conditioning(batch, batch_size)
-        cond = (self._train_transforms if train else self._transforms)(cond)
+        return obs, self.conditioning_inputs.tensors(batch, batch_size, self.device, train)
+
+    def _encode(self, batch: Mapping[str, Any], train: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        """Global conditioning and auxiliary losses (GRIF's alignment and the hidden-state loss, when training)."""
+        obs, cond = self._inputs(batch, train)
         if not train:
             encoded = self.run_inference("obs_encoder", obs, cond)
-            return (self._ground(encoded, obs) if self.config.ground_hidden_state else encoded), {}
+            if self.grounding is not None:
+                encoded, self.last_grounding = self.grounding(encoded, obs, self.normalizer)
+            return encoded, {}
         encoder = self.model.obs_encoder
-        if not self.config.grif:
+        aux: dict[str, Tensor] = {}
+        if self.config.grif:
+            features, aux["grif_alignment"] = grif_training_features(encoder, obs, cond, batch, self.config)
+        else:
             features = encoder.features(obs, cond)
-            return encoder.head_input(features, obs, train=True), self._hidden_state_aux(features, obs)
-        z = encoder.task_embeddings(cond)
-        if set(z) != {GOAL_IMAGE, LANGUAGE}:
-            raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
-        use_language = torch.rand(batch_size, device=z[LANGUAGE].device) < self.config.grif_language_fraction
-        task = torch.where(use_language[:, None], z[LANGUAGE], z[GOAL_IMAGE])
-        texts = batch[batch_key(LANGUAGE)]
-        texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]
-        align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, self.config.grif_temperature)
-        features = encoder.features(obs, cond, task)
-        return (encoder.head_input(features, obs, train=True),
-                {"grif_alignment": align, **self._hidden_state_aux(features, obs)})
-
-    def _check_grounding(self) -> None:
-        """Every grounded dim must be decoded, and no candidate may be a dim the policy must not see."""
-        encoder = self.model.obs_encoder
-        layout = set(self._hidden_layout)
-        for i, group in enumerate(self.config.ground_hidden_state):
-            key = group["feature"]
-            if key not in encoder.low_dim_keys:
-                raise PolicyError(f"ground_hidden_state[{i}] names {key!r}, which is not a state input "
-                                  f"{encoder.low_dim_keys}")
-            undecoded = [d for d in group["dims"] if (key, d) not in layout]
-            if undecoded:
-                raise PolicyError(f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
-                                  "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)")
-            width = encoder.state_width(key)
-            hidden = encoder.masked_dims(key)
-            for c in group["candidates"]:
-                if any(d >= width for d in c):
-                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} exceeds {key!r}'s {width} dims")
-                if hidden & set(c):
-                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} reads masked dims "
-                                      f"{sorted(hidden & set(c))}: a candidate must be something the policy sees")
-
-    def _ground(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
-        """The head input with the decoded goal replaced by the nearest observed entity (ground_hidden_state)."""
-        encoder = self.model.obs_encoder
-        k = encoder.observation_dim
-        keys = {g["feature"] for g in self.config.ground_hidden_state}
-        hidden, chosen = ground_hidden(
-            encoded[:, k:], self._hidden_layout, {key: obs[key][:, -1] for key in keys},
-            self.config.ground_hidden_state, self.normalizer.normalize_feature, self.normalizer.unnormalize_feature,
-        )
-        self.last_grounding = chosen
-        return torch.cat([encoded[:, :k], hidden], dim=-1)
+        return encoder.head_input(features, obs, train=True), {**aux, **self._hidden_state_aux(features, obs)}
 
     def _hidden_state_aux(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         encoder = self.model.obs_encoder
@@ -250,7 +152,7 @@ class ChunkPolicy(Policy):
         """Training mode drops the frozen inference copies (they hold the weights of when they were traced)."""
         super().train(mode)
         if mode:
-            self._frozen = {}
+            self._frozen.clear()
         return self
 
     # ---------------------------------------------------------------------------------------- training
@@ -278,31 +180,17 @@ class ChunkPolicy(Policy):
         """Example arguments of the modules worth freezing (the per-step network of an iterative head)."""
         return {}
 
-    @torch.no_grad()
     def freeze_for_inference(self, batch_size: int = 1) -> list[str]:
-        """Traces and freezes (TorchScript) the per-step network for inference; returns what was frozen.
-
-        A small UNet at batch 1 spends most of its time in Python and op dispatch, which a frozen graph removes
-        (about 2x measured on this CPU). The frozen copy holds the current weights and is dropped by ``train()``.
-        Results equal the eager ones to float rounding, for any batch size. TorchScript is deprecated in recent
-        torch; ``torch.compile`` reached the same speed here but took ~2 minutes to compile, against <1 s to trace.
-        """
+        """Traces and freezes (TorchScript, :mod:`policies.freezing`) the per-step network for inference; returns
+        what was frozen. The frozen copy holds the current weights and is dropped by ``train()``."""
         self.eval()
-        frozen = []
-        for name, args in self.example_inference_inputs(batch_size).items():
-            module = getattr(self.model, name)
-            with warnings.catch_warnings():  # the batch-size branch of FastConv1d is traced on purpose
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-                self._frozen[name] = torch.jit.freeze(torch.jit.trace(module, args, check_trace=False))
-            frozen.append(name)
-        return frozen
+        return self._frozen.freeze(self.model, self.example_inference_inputs(batch_size))
 
     def run_inference(self, name: str, *args: Any) -> Any:
         """Calls ``self.model.<name>``, or its frozen TorchScript copy (:meth:`freeze_for_inference`)."""
-        if name in self._frozen and not self.training:
-            return self._frozen[name](*args)
-        return getattr(self.model, name)(*args)
+        if self.training:
+            return getattr(self.model, name)(*args)
+        return self._frozen.call(self.model, name, *args)
 
     def unnormalize(self, sample: Tensor) -> Tensor:
         return self.normalizer.unnormalize_action(sample)
@@ -323,61 +211,9 @@ class ChunkPolicy(Policy):
         return torch.Generator(device=device).manual_seed(seed)
 
 
-def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temperature: float) -> Tensor:
-    """Symmetric InfoNCE between goal-image and instruction embeddings (GRIF / CLIP).
-
-    Sample i's goal and instruction are the positive pair; other samples with the *same* instruction text are
-    left out of i's negatives (templated instructions repeat within a batch, and calling them negatives would
-    push apart what should match).
-    """
-    g = torch.nn.functional.normalize(goal, dim=-1)
-    lang = torch.nn.functional.normalize(language, dim=-1)
-    logits = g @ lang.T / temperature
-    ids = {t: i for i, t in enumerate(dict.fromkeys(texts))}
-    labels = torch.tensor([ids[t] for t in texts], device=logits.device)
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(texts), dtype=torch.bool, device=logits.device)
-    logits = logits.masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(len(texts), device=logits.device)
-    return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
-
-
-def conditioning_transforms(config: VisuomotorConfig) -> tuple[Compose, Compose]:
-    """(inference, training) transforms of the camera-frame conditionings: colour only (``conditioning_chroma``),
-    and in training first a photometric jitter (``conditioning_photo_jitter``). Drawings (sketches) keep their
-    colours, which carry meaning."""
-    frames = (GOAL_IMAGE, INITIAL_IMAGE)
-    inference = [KeyTransform(frames, chroma)] if config.conditioning_chroma else []
-    amount = config.conditioning_photo_jitter
-    jitter = [KeyTransform(frames, lambda x: photo_jitter(x, amount))] if amount > 0 else []
-    return Compose(inference), Compose(jitter + inference)
-
-
 def masked_mean(error: Tensor, pad: Tensor | None) -> Tensor:
     """Mean of (B, T, A) ``error`` over the action steps that are not padding (``pad`` (B, T) True)."""
     if pad is None:
         return error.mean()
     valid = (~pad.bool()).unsqueeze(-1).to(error.dtype)
     return (error * valid).sum() / (valid.sum() * error.shape[-1]).clamp_min(1.0)
-
-
-def _as_float_chw(x: Tensor, channels: int, kind: str) -> Tensor:
-    """(B, C, H, W) float in [0, 1] from (B, H, W, C) / (B, C, H, W) / (H, W[, C]), uint8 or float."""
-    if x.ndim == 2:
-        x = x[None, None]
-    elif x.ndim == 3:  # one image, CHW or HWC
-        x = x[None]
-    if x.ndim != 4:
-        raise PolicyError(f"conditioning {kind!r} must be an image batch (B, C, H, W); got {tuple(x.shape)}")
-    if x.shape[1] != channels and x.shape[-1] == channels:
-        x = x.movedim(-1, 1)
-    if x.shape[1] != channels:
-        if channels == 1 and x.shape[1] == 3:
-            x = x.float().amax(dim=1, keepdim=True)  # a coloured drawing: any stroke counts
-        elif channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        else:
-            raise PolicyError(
-                f"conditioning {kind!r} has {x.shape[1]} channels, needs {channels}; got {tuple(x.shape)}"
-            )
-    return to_float_chw(x)

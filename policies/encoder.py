@@ -25,6 +25,7 @@ from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, INITIAL_IMAGE
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
+from policies.tokens import ObservationTokens
 from policies.vision import ImageEncoder
 
 STACKED = "stacked"
@@ -289,37 +290,43 @@ class ObservationEncoder(nn.Module):
 
     def features(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
                  task: Tensor | None = None) -> Tensor:
-        """``obs``: normalized (B, T, ...) per key; ``cond``: kind -> (B, ...) (language = sentence embeddings).
+        """The pooled features (B, D) of :meth:`encode_tokens` (what the action heads condition on)."""
+        return self.encode_tokens(obs, cond, task).pooled
 
+    def encode_tokens(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
+                      task: Tensor | None = None) -> ObservationTokens:
+        """Tokens, mask and pooled vector (:class:`~policies.tokens.ObservationTokens`) of one observation window.
+
+        ``obs``: normalized (B, T, ...) per key; ``cond``: kind -> (B, ...) (language = sentence embeddings).
         With GRIF, ``task`` is the (B, conditioning_dim) task embedding (from either modality); when None it is
         the goal image's if given, else the instruction's.
         """
         cond = cond or {}
-        parts: list[Tensor] = []
+        per_step: list[tuple[str, Tensor]] = []
         if self.low_dim_keys:
-            parts.append(self._low_dim(obs))
+            per_step.append(("observation.state", self._low_dim(obs)))
         if self.image_encoder is not None:
             images = torch.stack([self._camera_input(k, obs[k], cond) for k in self.image_keys], dim=2)
             b, t, n = images.shape[:3]
-            features = self.image_encoder(images.flatten(0, 2))  # (B*T*N, F)
-            parts.append(features.reshape(b, t, n * features.shape[-1]))
+            features = self.image_encoder(images.flatten(0, 2)).reshape(b, t, n, -1)  # (B, T, N, F)
+            per_step += [(key, features[:, :, i]) for i, key in enumerate(self.image_keys)]
         for key in self.image_keys if self.image_encoder is None else []:
             image = self._camera_input(key, obs[key], cond)
             b, t = image.shape[:2]
-            parts.append(self.image_encoders[module_name(key)](image.flatten(0, 1)).reshape(b, t, -1))
-        out = [torch.cat(parts, dim=-1).flatten(1)]
+            per_step.append((key, self.image_encoders[module_name(key)](image.flatten(0, 1)).reshape(b, t, -1)))
+        extra: list[tuple[str, Tensor]] = []
         if self.grif:
             if task is None:
                 embeddings = self.task_embeddings(cond)
                 task = embeddings.get(GOAL_IMAGE, embeddings.get(LANGUAGE))
             if task is None:
                 raise PolicyError("a GRIF policy needs a goal image or an instruction")
-            out.append(task)
+            extra.append(("task", task))
         elif self.language is not None:
-            out.append(self.language(cond[LANGUAGE]))
+            extra.append((LANGUAGE, self.language(cond[LANGUAGE])))
         if self.keypoints is not None:
-            out.append(self.keypoints(cond[KEYPOINTS]))
+            extra.append((KEYPOINTS, self.keypoints(cond[KEYPOINTS])))
         for name, encoder in self.cond_images.items():
             if not (self.grif and name == GOAL_IMAGE):
-                out.append(encoder(torch.cat([cond[k] for k in self.cond_groups[name]], dim=1)))
-        return torch.cat(out, dim=-1)
+                extra.append((name, encoder(torch.cat([cond[k] for k in self.cond_groups[name]], dim=1))))
+        return ObservationTokens.from_parts(per_step, extra)

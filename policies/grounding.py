@@ -115,3 +115,45 @@ def ground_hidden(hidden: Tensor, layout: Sequence[tuple[str, int]], latest: Map
         out[:, cols] = normalize(key, grounded)[:, dims].to(out.dtype)
         chosen.append(nearest)
     return out, torch.stack(chosen, dim=1)
+
+
+class GoalGrounding:
+    """``ground_hidden_state`` for one policy: checks the groups against its encoder once, then replaces the
+    decoded goal in the head input by the nearest observed entity at every inference call."""
+
+    def __init__(self, groups: Sequence[Mapping[str, Any]], encoder: Any) -> None:
+        self.groups, self.encoder = list(groups), encoder
+        self.layout: list[tuple[str, int]] = encoder.hidden_layout()
+        """(feature, dim) of each decoded column; fixed by the config, so computed once."""
+        self._check()
+
+    def _check(self) -> None:
+        """Every grounded dim must be decoded, and no candidate may be a dim the policy must not see."""
+        encoder, layout = self.encoder, set(self.layout)
+        for i, group in enumerate(self.groups):
+            key = group["feature"]
+            if key not in encoder.low_dim_keys:
+                raise PolicyError(f"ground_hidden_state[{i}] names {key!r}, which is not a state input "
+                                  f"{encoder.low_dim_keys}")
+            undecoded = [d for d in group["dims"] if (key, d) not in layout]
+            if undecoded:
+                raise PolicyError(f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
+                                  "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)")
+            width = encoder.state_width(key)
+            hidden = encoder.masked_dims(key)
+            for c in group["candidates"]:
+                if any(d >= width for d in c):
+                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} exceeds {key!r}'s {width} dims")
+                if hidden & set(c):
+                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} reads masked dims "
+                                      f"{sorted(hidden & set(c))}: a candidate must be something the policy sees")
+
+    def __call__(self, encoded: Tensor, obs: Mapping[str, Tensor], normalizer: Any) -> tuple[Tensor, Tensor]:
+        """(head input with the decoded goal grounded, (B, groups) index of each group's chosen candidate)."""
+        k = self.encoder.observation_dim
+        keys = {g["feature"] for g in self.groups}
+        hidden, chosen = ground_hidden(
+            encoded[:, k:], self.layout, {key: obs[key][:, -1] for key in keys}, self.groups,
+            normalizer.normalize_feature, normalizer.unnormalize_feature,
+        )
+        return torch.cat([encoded[:, :k], hidden], dim=-1), chosen

@@ -8,7 +8,6 @@ snapshot of the history, so it can run in a worker thread while the control loop
 from __future__ import annotations
 
 import inspect
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ember.data.frames import to_batch
+from policies.history import ObservationHistory
 from real.errors import RealError
 
 STATE_KEY = "observation.state"
@@ -49,7 +49,7 @@ class PolicyRunner:
         self.image_sizes = {k: tuple(cfg.input_features[k]["shape"][1:]) for k in cfg.image_keys}
         self.cameras = [k[len(IMAGE_PREFIX):] for k in self.keys if k.startswith(IMAGE_PREFIX)]
         self.device = policy.device
-        self._history: dict[str, deque[torch.Tensor]] = {}
+        self._history = ObservationHistory(self.n_obs_steps)
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
         predict = getattr(policy, "predict_action_chunk", None)
         self.chunked = callable(predict)
@@ -66,7 +66,7 @@ class PolicyRunner:
                             f"needs {state_dim}-D (arm + gripper targets).")
 
     def reset(self) -> None:
-        self._history = {}
+        self._history.reset()
         if hasattr(self.policy, "reset"):
             self.policy.reset()
 
@@ -81,18 +81,13 @@ class PolicyRunner:
             x = batch[key]
             if tuple(x.shape[-2:]) != size:  # camera resolution differs from training: resize (antialiased)
                 batch[key] = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        for key in self.keys:
-            hist = self._history.get(key)
-            if hist is None:
-                self._history[key] = deque([batch[key]] * self.n_obs_steps, maxlen=self.n_obs_steps)
-            else:
-                hist.append(batch[key])
+        self._history.push({key: batch[key] for key in self.keys})
 
     def snapshot(self, task: str) -> dict[str, Any]:
         """The current window (1, n_obs_steps, ...) per key, plus the task; safe to hand to another thread."""
         if not self._history:
             raise RealError("no observation pushed yet")
-        out: dict[str, Any] = {k: torch.stack(list(h), dim=1) for k, h in self._history.items()}
+        out: dict[str, Any] = self._history.window()
         out["task"] = [task]
         return out
 

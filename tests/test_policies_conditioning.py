@@ -286,7 +286,7 @@ def test_conditioning_as_state_acts_on_the_true_goal_in_training_and_the_decoded
     assert "hidden_state" in aux
     policy.eval()
     with torch.no_grad():
-        decoded = encoder.hidden_state_head(encoder.features(obs, policy._conditioning(batch, 4)))
+        decoded = encoder.hidden_state_head(encoder.features(obs, policy.conditioning_inputs.raw(batch, 4, policy.device)))
         torch.testing.assert_close(policy.encode(batch, train=False)[:, encoder.observation_dim:], decoded)
     noisy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
                  hidden_state_weight=1.0, conditioning_as_state=True, conditioning_as_state_noise=0.1)
@@ -408,7 +408,7 @@ def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_langua
 def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_language: HashEmbedder) -> None:
     from types import SimpleNamespace
 
-    from policies.chunk_policy import conditioning_transforms
+    from policies.conditioning.inputs import conditioning_transforms
 
     inference, training = conditioning_transforms(SimpleNamespace(conditioning_chroma=False,
                                                                   conditioning_photo_jitter=0.3))
@@ -440,7 +440,7 @@ def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inferen
                   conditioning_fusion="stacked", conditioning_chroma=True)
     batch = window_batch(policy)
     batch["conditioning.initial_image"] = torch.full((4, 3, SIZE, SIZE), 0.3)  # grey: no colour
-    cond = policy._conditioning(batch, 4)
+    cond = policy.conditioning_inputs.raw(batch, 4, policy.device)
     seen = {}
     original = policy.model.obs_encoder.features
 
