@@ -50,6 +50,7 @@ from ember.config import save_config, to_dict
 from ember.plots import plot_loss_curve
 from ember.runs import default_out, prepare_run_folder
 from ember.seeding import seed_everything
+from ember.state_names import resolve_state_names
 
 preload_triton()  # before any env renders in this process; see ember/conditioning/preload.py
 
@@ -199,35 +200,8 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     dataset = EmberDataset(cfg.dataset)
     obs_keys = _select_obs_keys(dataset.features, cfg.obs_keys)
     fill_policy_features(cfg.policy, dataset.features, obs_keys)
-    if cfg.mask_state_names:
-        from ember.conditioning.pipeline import mask_dims_for
-
-        if not hasattr(cfg.policy, "mask_state_dims"):
-            from ember.errors import ConfigError
-
-            raise ConfigError(f"--mask_state_names needs a policy with mask_state_dims; {cfg.policy.type!r} has none.")
-        cfg.policy.mask_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.mask_state_names)
-    if cfg.hidden_state_names:
-        from ember.conditioning.pipeline import mask_dims_for
-        from ember.errors import ConfigError
-
-        if not hasattr(cfg.policy, "hidden_state_dims"):
-            raise ConfigError(f"--hidden_state_names needs a policy with hidden_state_dims; {cfg.policy.type!r} "
-                              "has none.")
-        cfg.policy.hidden_state_dims = mask_dims_for(dataset.features, obs_keys, cfg.hidden_state_names,
-                                                     flag="--hidden_state_names")
-    if cfg.ground_hidden_names:
-        from ember.errors import ConfigError
-        from policies.errors import PolicyError
-        from policies.grounding import grounding_for_names
-
-        if not hasattr(cfg.policy, "ground_hidden_state"):
-            raise ConfigError(f"--ground_hidden_names needs a policy with ground_hidden_state; {cfg.policy.type!r} "
-                              "has none.")
-        try:
-            cfg.policy.ground_hidden_state = grounding_for_names(dataset.features, obs_keys, cfg.ground_hidden_names)
-        except PolicyError as err:
-            raise ConfigError(f"--ground_hidden_names: {err}") from err
+    resolve_state_names(cfg.policy, dataset.features, obs_keys, mask=cfg.mask_state_names,
+                        hidden=cfg.hidden_state_names, ground=cfg.ground_hidden_names)
 
     algorithm_class = get_algorithm_class(cfg.algorithm.type)
     request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)

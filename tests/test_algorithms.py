@@ -187,3 +187,78 @@ def test_next_windows_are_one_frame_later_and_padded_past_the_end(pusht: Path) -
     assert bool(last["next.done"]) and mid["next.reward"].shape == (1,)
     rewards = ds.frame_table().column("next.reward").to_pylist()
     assert float(mid["next.reward"]) == pytest.approx(float(rewards[start + 3]))
+
+
+def test_an_unknown_labeler_names_the_registered_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ember.registry import LABELERS
+
+    monkeypatch.setitem(LABELERS._entries, "sim_truth", "builtins:dict")
+    with pytest.raises(RegistryError, match=r"unknown labeler type 'clip'; registered labelers: sim_truth"):
+        LABELERS.get("clip")
+    assert LABELERS.get("sim_truth") is dict
+
+
+def test_a_checkpoint_of_an_unregistered_type_says_which_package_provides_it(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from policies import PolicyError, load_policy
+
+    ckpt = tmp_path / "vla_ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"type": "smolvla_x"}))
+    save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"),
+              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "vla.modeling_smolvla_x"})
+    with pytest.raises(PolicyError, match=r"unknown policy type 'smolvla_x'.*'bc', 'diffusion', 'flow'.*"
+                                          r"saved by module 'vla.modeling_smolvla_x': install the package 'vla'"):
+        load_policy(ckpt)
+
+
+def test_saved_checkpoints_record_the_module_of_their_policy_class(tmp_path: Path) -> None:
+    from policies.checkpoint_files import checkpoint_provider
+
+    cfg = _tiny_bc_config()
+    make_policy(cfg, dataset_stats=_unit_stats()).save_pretrained(tmp_path)
+    assert checkpoint_provider(tmp_path) == "policies.bc.modeling_bc"
+
+
+def _tiny_bc_config():
+    from policies import make_policy_config
+
+    return make_policy_config("bc", input_features={STATE: {"shape": [2], "dtype": "float32"}},
+                              output_features={"action": {"shape": [2], "dtype": "float32"}}, horizon=4,
+                              n_action_steps=2)
+
+
+def _unit_stats() -> dict:
+    import numpy as np
+
+    unit = {"min": -np.ones(2), "max": np.ones(2), "mean": np.zeros(2), "std": np.ones(2)}
+    return {STATE: unit, "action": unit}
+
+
+def test_the_supervised_ema_is_updated_after_each_step_and_saved_as_the_weights(tmp_path: Path) -> None:
+    from accelerate import Accelerator
+
+    from ember.algorithms import OptimConfig, make_algorithm_config
+    from ember.algorithms.supervised import Supervised
+
+    cfg = _tiny_bc_config()
+    cfg.ema_decay = 0.5
+    context = TrainingContext(policy_config=cfg, dataset_stats=_unit_stats(), features={}, optim=OptimConfig(lr=0.05),
+                              total_steps=5, accelerator=Accelerator(cpu=True))
+    torch.manual_seed(0)
+    algorithm = Supervised(make_algorithm_config("supervised"), context)
+    g = torch.Generator().manual_seed(0)
+    for step in range(3):
+        state = torch.rand(8, 2, 2, generator=g)
+        algorithm.update({STATE: state, "action": state[:, :1].expand(-1, 4, -1).clone()}, step)
+    raw = {k: v.detach().clone() for k, v in algorithm.policy.named_parameters()}
+    shadow = algorithm.ema.shadow()
+    assert int(algorithm.ema.num_updates) == 3
+    name = next(iter(shadow))
+    assert not torch.equal(raw[name], shadow[name])
+    algorithm.save_policy(tmp_path)
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    torch.testing.assert_close(saved[name], shadow[name], rtol=0, atol=0)  # the checkpoint holds the average
+    for key, value in algorithm.policy.named_parameters():  # and training goes on with its own weights
+        torch.testing.assert_close(value.detach(), raw[key], rtol=0, atol=0)
