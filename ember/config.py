@@ -73,7 +73,11 @@ def _resolved_hints(cfg: Any) -> dict[str, Any]:
         return {f.name: f.type for f in dataclasses.fields(cfg)}
 
 
-def _bad_field(name: str, path: str, valid: Sequence[str]) -> ConfigError:
+def _bad_field(name: str, path: str, valid: Sequence[str], node: Any = None) -> ConfigError:
+    moved = getattr(node, "legacy_paths", lambda: {})().get(name) if node is not None else None
+    if moved:
+        where = f"{path}." if path else ""
+        return ConfigError(f"config field '{where}{name}' moved to '{where}{moved}'; set --{where}{moved}=...")
     close = difflib.get_close_matches(name, list(valid), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     where = f"'{path}'" if path else "the top level"
@@ -176,7 +180,7 @@ def set_field(cfg: Any, dotted: str, raw: str) -> Any:
     leaf = parts[-1]
     fields = _field_map(node)
     if leaf not in fields:
-        raise _bad_field(leaf, ".".join(path), fields)
+        raise _bad_field(leaf, ".".join(path), fields, node)
     current = getattr(node, leaf)
     if dataclasses.is_dataclass(current):
         if _choice_factory_for(current) is not None:  # --algorithm=iql means --algorithm.type=iql
@@ -253,6 +257,8 @@ def load_into(cfg: Any, data: dict[str, Any], path: str = "") -> Any:
     if "type" in data and (factory := _choice_factory_for(cfg)) is not None and data["type"] != getattr(cfg, "type", None):
         cfg = factory(data["type"])
         fields, hints = _field_map(cfg), _resolved_hints(cfg)
+    if hasattr(cfg, "migrate_legacy"):  # a config saved by an earlier version, with since-grouped fields
+        data = cfg.migrate_legacy(data)
     for key, value in data.items():
         if key not in fields:
             raise _bad_field(key, path, fields)

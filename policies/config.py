@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from policies.errors import PolicyError
 from policies.features import (
@@ -37,8 +37,33 @@ on load so those checkpoints still open."""
 
 
 @dataclass
+class SubConfig:
+    """A group of related fields inside a policy config (``encoder``, ``denoiser``, ``ema``), JSON-round-trippable
+    and overridable by dotted path (``--policy.encoder.vision_backbone=resnet18``)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks the group's own values; checks that need the whole config live in the policy config."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise PolicyError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()})
+
+
+@dataclass
 class PolicyConfig:
     """Fields every policy shares. Subclasses set ``type`` to their registry key as the field default."""
+
+    LEGACY_PATHS: ClassVar[dict[str, str]] = {}
+    """Flat field names of earlier versions -> their dotted path now (``ema_decay`` -> ``ema.decay``), so older
+    checkpoints and configs load; subclasses extend it."""
 
     type: str = ""
     """Registry key (``"diffusion"``); written to ``config.json`` so ``load_policy`` can dispatch."""
@@ -146,11 +171,38 @@ class PolicyConfig:
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         for key in RETIRED_FIELDS - names:
             data.pop(key, None)
+        data = cls.migrate_legacy(data)
         unknown = sorted(set(data) - names)
         if unknown:
             raise PolicyError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}")
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
+
+
+    @classmethod
+    def legacy_paths(cls) -> dict[str, str]:
+        """Every ``LEGACY_PATHS`` entry of this class and its bases."""
+        out: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(getattr(klass, "LEGACY_PATHS", {}) or {})
+        return out
+
+    @classmethod
+    def migrate_legacy(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with flat fields of earlier versions moved into their groups (a group's name that holds a
+        plain value, like the former ``denoiser="unet"``, is such a field too)."""
+        legacy = cls.legacy_paths()
+        out = dict(data)
+        for key, value in data.items():
+            if key not in legacy or isinstance(value, dict | SubConfig):
+                continue
+            group, _, leaf = legacy[key].partition(".")
+            del out[key]
+            nested = out.get(group)
+            if isinstance(nested, SubConfig):
+                nested = dataclasses.asdict(nested)
+            out[group] = {**(nested or {}), leaf: value}
+        return out
 
 
 def _clean_feature(spec: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +215,12 @@ def _clean_feature(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Turns JSON values back into the annotated types (lists -> tuples, ints -> floats)."""
+    if isinstance(hint, type) and issubclass(hint, SubConfig):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise PolicyError(f"{where}: expected a group of settings (a dict), got {value!r}")
+        return hint.from_dict(value)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):

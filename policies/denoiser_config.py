@@ -7,8 +7,10 @@ live once here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from policies.config import SubConfig
 from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 
@@ -16,10 +18,10 @@ DENOISERS = ("unet", "transformer")
 
 
 @dataclass
-class DenoiserConfig(VisuomotorConfig):
+class DenoiserNetworkConfig(SubConfig):
     """Network of the generative heads: a FiLM 1-D temporal UNet or a transformer (Diffusion Policy's C and T)."""
 
-    denoiser: str = "unet"
+    network: str = "unet"
     """``unet`` (FiLM-conditioned 1-D convolutions; the paper's most robust choice) or ``transformer``
     (action tokens attend to themselves and to time + observation tokens; DP-T style)."""
 
@@ -40,21 +42,14 @@ class DenoiserConfig(VisuomotorConfig):
     transformer_dropout: float = 0.1
 
     def validate(self) -> None:
-        super().validate()
-        if self.denoiser not in DENOISERS:
-            raise PolicyError(f"denoiser {self.denoiser!r} is unknown; use one of {DENOISERS}")
-        if self.denoiser == "unet":
+        if self.network not in DENOISERS:
+            raise PolicyError(f"denoiser {self.network!r} is unknown; use one of {DENOISERS}")
+        if self.network == "unet":
             if not self.down_dims:
                 raise PolicyError("down_dims must list at least one level")
             bad = [d for d in self.down_dims if d % self.n_groups]
             if bad:
                 raise PolicyError(f"down_dims {bad} are not divisible by n_groups={self.n_groups}")
-            stride = 2 ** (len(self.down_dims) - 1)
-            if self.horizon % stride:
-                raise PolicyError(
-                    f"horizon {self.horizon} must be a multiple of {stride} (the UNet halves it "
-                    f"{len(self.down_dims) - 1} times); change horizon or use fewer down_dims"
-                )
             if self.kernel_size % 2 == 0:
                 raise PolicyError(f"kernel_size must be odd (same-length convs), got {self.kernel_size}")
             if self.res_blocks_per_level < 1:
@@ -66,3 +61,28 @@ class DenoiserConfig(VisuomotorConfig):
             )
         if not 0.0 <= self.transformer_dropout < 1.0:
             raise PolicyError(f"transformer_dropout must be in [0, 1), got {self.transformer_dropout}")
+
+
+_NETWORK_FIELDS = ("down_dims", "kernel_size", "n_groups", "diffusion_step_embed_dim", "res_blocks_per_level",
+                   "transformer_dim", "transformer_layers", "transformer_heads", "transformer_dropout")
+
+
+@dataclass
+class DenoiserConfig(VisuomotorConfig):
+    """What diffusion and flow share: the encoder and conditioning, plus the denoising network (``denoiser``)."""
+
+    LEGACY_PATHS: ClassVar[dict[str, str]] = {"denoiser": "denoiser.network",
+                                              **{f: f"denoiser.{f}" for f in _NETWORK_FIELDS}}
+
+    denoiser: DenoiserNetworkConfig = field(default_factory=DenoiserNetworkConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        net = self.denoiser
+        if net.network == "unet":
+            stride = 2 ** (len(net.down_dims) - 1)
+            if self.horizon % stride:
+                raise PolicyError(
+                    f"horizon {self.horizon} must be a multiple of {stride} (the UNet halves it "
+                    f"{len(net.down_dims) - 1} times); change horizon or use fewer denoiser.down_dims"
+                )

@@ -13,25 +13,25 @@ from policies.transformer import ChunkTransformer
 
 def build_denoiser(config: DenoiserConfig, global_cond_dim: int) -> nn.Module:
     """(B, T, A) noisy chunk, (B,) step/time, (B, G) conditioning -> (B, T, A)."""
-    if config.denoiser == "transformer":
+    if config.denoiser.network == "transformer":
         return ChunkTransformer(
             action_dim=config.action_dim,
             horizon=config.horizon,
             global_cond_dim=global_cond_dim,
-            dim=config.transformer_dim,
-            layers=config.transformer_layers,
-            heads=config.transformer_heads,
-            dropout=config.transformer_dropout,
+            dim=config.denoiser.transformer_dim,
+            layers=config.denoiser.transformer_layers,
+            heads=config.denoiser.transformer_heads,
+            dropout=config.denoiser.transformer_dropout,
             n_cond_tokens=config.n_obs_steps,
         )
     return ConditionalUnet1D(
         action_dim=config.action_dim,
         global_cond_dim=global_cond_dim,
-        down_dims=tuple(config.down_dims),
-        kernel_size=config.kernel_size,
-        n_groups=config.n_groups,
-        step_embed_dim=config.diffusion_step_embed_dim,
-        blocks_per_level=config.res_blocks_per_level,
+        down_dims=tuple(config.denoiser.down_dims),
+        kernel_size=config.denoiser.kernel_size,
+        n_groups=config.denoiser.n_groups,
+        step_embed_dim=config.denoiser.diffusion_step_embed_dim,
+        blocks_per_level=config.denoiser.res_blocks_per_level,
     )
 
 
@@ -43,7 +43,7 @@ class EncoderDenoiser(nn.Module):
     def __init__(self, config: DenoiserConfig) -> None:
         super().__init__()
         self.obs_encoder = ObservationEncoder(config)
-        self.denoiser_name = "transformer" if config.denoiser == "transformer" else "unet"
+        self.denoiser_name = "transformer" if config.denoiser.network == "transformer" else "unet"
         self.add_module(self.denoiser_name, build_denoiser(config, self.obs_encoder.output_dim))
         self.horizon, self.action_dim = config.horizon, config.action_dim
 

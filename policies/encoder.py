@@ -58,7 +58,7 @@ class ObservationEncoder(nn.Module):
         self.low_dim_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) in (STATE, ENV))
         self.image_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) == VISUAL)
         low_dim = self._register_state_masks(config)
-        self.state_mlp, step_dim = mlp(low_dim, tuple(config.state_encoder_dims))
+        self.state_mlp, step_dim = mlp(low_dim, tuple(config.encoder.state_encoder_dims))
 
         # ---- cameras (early-fused conditioning rides on the aligned one)
         self.aligned_key = config.aligned_camera_key
@@ -74,19 +74,19 @@ class ObservationEncoder(nn.Module):
                                  and not (self.grif_pair and k == INITIAL_IMAGE)]
         extra = sum(IMAGE_CHANNELS[k] for k in self.early_kinds)
         shapes = {k: feature_shape(k, feats[k]) for k in self.image_keys}
-        per_camera = config.vision_per_camera or len(set(shapes.values())) > 1
+        per_camera = config.encoder.vision_per_camera or len(set(shapes.values())) > 1
         self.image_encoder: ImageEncoder | None = None
         self.image_encoders = nn.ModuleDict()
 
         def camera_encoder(shape: tuple[int, ...], extra_channels: int) -> ImageEncoder:
             return ImageEncoder(
                 shape,  # type: ignore[arg-type]
-                backbone=config.vision_backbone,
-                num_keypoints=config.spatial_softmax_num_keypoints,
-                crop_shape=config.crop_shape,
-                pretrained_path=None if loading_checkpoint() else config.pretrained_backbone_path,
-                use_group_norm=config.use_group_norm,
-                pooling=config.image_pooling,
+                backbone=config.encoder.vision_backbone,
+                num_keypoints=config.encoder.spatial_softmax_num_keypoints,
+                crop_shape=config.encoder.crop_shape,
+                pretrained_path=None if loading_checkpoint() else config.encoder.pretrained_backbone_path,
+                use_group_norm=config.encoder.use_group_norm,
+                pooling=config.encoder.image_pooling,
                 extra_channels=extra_channels,
             )
 

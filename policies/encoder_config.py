@@ -1,9 +1,9 @@
-"""``VisuomotorConfig``: the fields every chunk-predicting policy shares (encoder, conditioning, EMA, optimizer).
+"""``VisuomotorConfig``: the fields every chunk-predicting policy shares (encoder, conditioning, EMA).
 
 Diffusion, flow matching and BC differ only in their action head; what they see (state, cameras, conditioning) and
-how it is encoded is one set of fields, declared once here so ``--policy.vision_backbone=...`` or
+how it is encoded is one set of fields, declared once here so ``--policy.encoder.vision_backbone=...`` or
 ``--policy.conditioning=goal_sketch`` means the same thing for every policy type and a comparison between heads
-changes nothing else.
+changes nothing else. Measured effects of the knobs are in ``bench/learn/RESULTS.md``, not here.
 
 Every policy predicts a chunk that starts at the oldest observation (the diffusion-policy convention), so the action
 for "now" is index ``n_obs_steps - 1`` and at most ``horizon - n_obs_steps + 1`` actions can be executed per chunk.
@@ -12,7 +12,7 @@ for "now" is index ``n_obs_steps - 1`` and at most ``horizon - n_obs_steps + 1``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from policies.conditioning.keys import (
     CONDITIONING_KINDS,
@@ -21,7 +21,7 @@ from policies.conditioning.keys import (
     IMAGE_CONDITIONING,
     LANGUAGE,
 )
-from policies.config import PolicyConfig
+from policies.config import PolicyConfig, SubConfig
 from policies.errors import PolicyError
 from policies.grounding import validate_grounding
 
@@ -30,12 +30,62 @@ CONDITIONING_SIGNALS = ("all", "hidden_state")
 
 
 @dataclass
-class VisuomotorConfig(PolicyConfig):
-    """Observation encoder, conditioning, EMA and optimizer presets shared by diffusion, flow and BC."""
+class EncoderConfig(SubConfig):
+    """How observations become features: an MLP on the state, a vision backbone per camera (or shared)."""
 
-    # ---- low-dimensional inputs
     state_encoder_dims: tuple[int, ...] = ()
     """Hidden sizes of an MLP on the (normalized) state + env-state; empty feeds them in raw (as DP does)."""
+    vision_backbone: str = "resnet18"
+    """A timm model name (random init, GroupNorm for BatchNorm) or ``"small_cnn"`` (4 conv layers, fast on CPU)."""
+    pretrained_backbone_path: str | None = None
+    """Local weights (safetensors or a torch state_dict) for the timm backbone; nothing is downloaded."""
+    use_group_norm: bool = True
+    """Replace BatchNorm by GroupNorm in the backbone (batch statistics hurt small-batch policy training)."""
+    vision_per_camera: bool = False
+    """One backbone per camera (views differ a lot, e.g. wrist vs front) instead of one shared backbone.
+    Cameras of different shapes (RGB and depth) always get their own."""
+    image_pooling: str = "spatial_softmax"
+    """``spatial_softmax`` (expected keypoint coordinates; translation-aware) or ``avg`` (global average pooling)."""
+    spatial_softmax_num_keypoints: int = 32
+    crop_shape: tuple[int, int] | None = (84, 84)
+    """Random crop while training, center crop otherwise; ``None`` keeps full images."""
+
+    def validate(self) -> None:
+        if self.pretrained_backbone_path and self.use_group_norm:
+            raise PolicyError(
+                "pretrained_backbone_path with use_group_norm=True would throw away the pretrained BatchNorm "
+                "statistics; set use_group_norm=False to fine-tune a pretrained backbone"
+            )
+        if self.image_pooling not in IMAGE_POOLINGS:
+            raise PolicyError(f"image_pooling {self.image_pooling!r} is unknown; use one of {IMAGE_POOLINGS}")
+
+
+@dataclass
+class EMAConfig(SubConfig):
+    """Exponential moving average of the weights, kept by the training algorithm and saved as the checkpoint."""
+
+    decay: float = 0.995
+    """Max decay (warmed up as (1+n)/(10+n)); 0 turns the EMA off."""
+
+    def validate(self) -> None:
+        if not 0.0 <= self.decay < 1.0:
+            raise PolicyError(f"ema.decay must be in [0, 1), got {self.decay}")
+
+
+_ENCODER_FIELDS = ("state_encoder_dims", "vision_backbone", "pretrained_backbone_path", "use_group_norm",
+                   "vision_per_camera", "image_pooling", "spatial_softmax_num_keypoints", "crop_shape")
+
+
+@dataclass
+class VisuomotorConfig(PolicyConfig):
+    """Observation encoder, conditioning and EMA shared by diffusion, flow and BC."""
+
+    LEGACY_PATHS: ClassVar[dict[str, str]] = {**{f: f"encoder.{f}" for f in _ENCODER_FIELDS}, "ema_decay": "ema.decay"}
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+
+    # ---- low-dimensional inputs
     mask_state_dims: dict[str, list[int]] = field(default_factory=dict)
     """``{feature: [dims]}`` the encoder never sees, e.g. the goal one-hots of the privileged state when the goal
     must come from a sketch. ``ember train --mask_state_names='goal_*'`` fills it from the dataset's names."""
@@ -75,22 +125,6 @@ class VisuomotorConfig(PolicyConfig):
     on new sketches; trained only to name the hidden goal, the same encoder reads unseen sketches (a probe on 40
     held-out PickPlace episodes: the target cube and pad named 97% / 100% of the time from the goal sketch and
     first frame, against 43% / 50% for the end-to-end encoder). Needs ``hidden_state_weight`` > 0 and masked dims."""
-
-    # ---- cameras
-    vision_backbone: str = "resnet18"
-    """A timm model name (random init, GroupNorm for BatchNorm) or ``"small_cnn"`` (4 conv layers, fast on CPU)."""
-    pretrained_backbone_path: str | None = None
-    """Local weights (safetensors or a torch state_dict) for the timm backbone; nothing is downloaded."""
-    use_group_norm: bool = True
-    """Replace BatchNorm by GroupNorm in the backbone (batch statistics hurt small-batch policy training)."""
-    vision_per_camera: bool = False
-    """One backbone per camera (views differ a lot, e.g. wrist vs front) instead of one shared backbone.
-    Cameras of different shapes (RGB and depth) always get their own."""
-    image_pooling: str = "spatial_softmax"
-    """``spatial_softmax`` (expected keypoint coordinates; translation-aware) or ``avg`` (global average pooling)."""
-    spatial_softmax_num_keypoints: int = 32
-    crop_shape: tuple[int, int] | None = (84, 84)
-    """Random crop while training, center crop otherwise; ``None`` keeps full images."""
 
     # ---- conditioning
     conditioning: tuple[str, ...] = ()
@@ -136,11 +170,6 @@ class VisuomotorConfig(PolicyConfig):
     grif_language_fraction: float = 0.5
     """Training samples whose task embedding comes from language instead of the goal image."""
 
-    # ---- EMA
-    ema_decay: float = 0.995
-    """Max EMA decay (warmed up as (1+n)/(10+n)); EMA weights are what inference uses and what is saved.
-    Set 0 to disable EMA."""
-
     def validate(self) -> None:
         super().validate()
         if self.hidden_state_weight < 0:
@@ -175,15 +204,6 @@ class VisuomotorConfig(PolicyConfig):
                 f"n_action_steps ({self.n_action_steps}) must be <= horizon - n_obs_steps + 1 "
                 f"({self.horizon - self.n_obs_steps + 1}): actions are executed from index n_obs_steps-1"
             )
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise PolicyError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.pretrained_backbone_path and self.use_group_norm:
-            raise PolicyError(
-                "pretrained_backbone_path with use_group_norm=True would throw away the pretrained BatchNorm "
-                "statistics; set use_group_norm=False to fine-tune a pretrained backbone"
-            )
-        if self.image_pooling not in IMAGE_POOLINGS:
-            raise PolicyError(f"image_pooling {self.image_pooling!r} is unknown; use one of {IMAGE_POOLINGS}")
         unknown = [c for c in self.conditioning if c not in CONDITIONING_KINDS]
         if unknown:
             raise PolicyError(f"conditioning {unknown} is unknown; use any of {list(CONDITIONING_KINDS)}")

@@ -243,7 +243,7 @@ def test_the_supervised_ema_is_updated_after_each_step_and_saved_as_the_weights(
     from ember.algorithms.supervised import Supervised
 
     cfg = _tiny_bc_config()
-    cfg.ema_decay = 0.5
+    cfg.ema.decay = 0.5
     context = TrainingContext(policy_config=cfg, dataset_stats=_unit_stats(), features={}, optim=OptimConfig(lr=0.05),
                               total_steps=5, accelerator=Accelerator(cpu=True))
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ from ember.cli import main
 def test_tiny_demo_writes_report_and_both_evaluations(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", f"--out={out}", "--collect.num_episodes=2", "--train.steps=30", "--train.batch_size=16",
-                 "--train.policy.down_dims=32,64", "--eval.num_episodes=2", "--eval.batch_size=2",
+                 "--train.policy.denoiser.down_dims=32,64", "--eval.num_episodes=2", "--eval.batch_size=2",
                  "--eval.max_episode_steps=8", "--eval.num_videos=1", "--eval.render_size=64",
                  "--baseline_episodes=1"])
     assert code == 0, capsys.readouterr().err

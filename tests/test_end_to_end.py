@@ -21,7 +21,7 @@ def tiny_run(tmp_path_factory):
     cfg = TrainConfig(dataset=str(root / "dataset"), out=str(root / "train"), steps=120, batch_size=32, seed=0,
                       log_every=10)
     cfg.optim.warmup_steps = 10
-    cfg.policy.down_dims = (32, 64)
+    cfg.policy.denoiser.down_dims = (32, 64)
     cfg.policy.horizon = 8
     cfg.policy.n_action_steps = 4
     trained = train(cfg, quiet=True)

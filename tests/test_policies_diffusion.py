@@ -221,7 +221,7 @@ def test_save_and_load_round_trip_gives_identical_actions(tmp_path: Path) -> Non
         "normalization_stats.safetensors",
     }
     config = json.loads((out / "config.json").read_text())
-    assert config["type"] == "diffusion" and config["down_dims"] == [32, 64]
+    assert config["type"] == "diffusion" and config["denoiser"]["down_dims"] == [32, 64]
 
     obs = {STATE: torch.rand(4, STATE_DIM)}
     torch.manual_seed(11)
@@ -309,7 +309,7 @@ def test_config_json_round_trip_is_typed() -> None:
     data = json.loads(json.dumps(cfg.to_dict()))
     back = PolicyConfig.from_dict(data)
     assert isinstance(back, DiffusionConfig) and back == cfg
-    assert back.down_dims == (32, 64, 128) and back.crop_shape == (80, 80)
+    assert back.denoiser.down_dims == (32, 64, 128) and back.encoder.crop_shape == (80, 80)
     assert cfg.action_delta_indices == list(range(-1, 15)) and cfg.observation_delta_indices == [-1, 0]
     with pytest.raises(PolicyError, match="expected int"):
         DiffusionConfig.from_dict({**data, "horizon": "16"})

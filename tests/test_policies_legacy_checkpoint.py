@@ -25,3 +25,32 @@ def test_a_ca7dc04_diffusion_checkpoint_loads_and_gives_the_same_actions() -> No
     torch.manual_seed(expected["torch_seed"])
     actions = [policy.select_action(observation()) for _ in expected["actions"]]
     torch.testing.assert_close(torch.stack(actions), torch.tensor(expected["actions"]), rtol=0, atol=1e-5)
+
+
+def test_its_flat_config_is_read_into_the_nested_groups() -> None:
+    from policies.base import read_checkpoint_config
+    from policies.config import PolicyConfig
+
+    data = read_checkpoint_config(FIXTURES / "diffusion_ca7dc04")
+    assert "down_dims" in data and "ema_decay" in data and "denoiser" in data  # as ca7dc04 wrote it
+    config = PolicyConfig.from_dict(data)
+    assert config.denoiser.network == "unet" and config.denoiser.down_dims == (16, 32)
+    assert config.encoder.vision_backbone == "small_cnn" and config.encoder.crop_shape == (28, 28)
+    assert config.ema.decay == 0.9
+    again = PolicyConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+def test_nested_fields_are_set_by_dotted_path_and_old_flat_names_say_where_they_moved() -> None:
+    import pytest
+
+    from ember.config import apply_overrides
+    from ember.errors import ConfigError
+    from ember.train import TrainConfig
+
+    cfg = apply_overrides(TrainConfig(), ["--policy.type=flow", "--policy.encoder.vision_backbone=small_cnn",
+                                          "--policy.denoiser.down_dims=32,64", "--policy.ema.decay=0"])
+    assert cfg.policy.type == "flow" and cfg.policy.encoder.vision_backbone == "small_cnn"
+    assert cfg.policy.denoiser.down_dims == (32, 64) and cfg.policy.ema.decay == 0.0
+    with pytest.raises(ConfigError, match=r"'policy.down_dims' moved to 'policy.denoiser.down_dims'"):
+        apply_overrides(TrainConfig(), ["--policy.down_dims=32,64"])

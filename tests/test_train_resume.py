@@ -28,7 +28,7 @@ def tiny(dataset: Path, out: Path, steps: int, **policy) -> TrainConfig:
     cfg = TrainConfig(dataset=str(dataset), out=str(out), steps=steps, batch_size=16, seed=3, log_every=5,
                       save_every=6)
     cfg.optim.warmup_steps = 2
-    cfg.policy.down_dims = (32, 64)
+    cfg.policy.denoiser.down_dims = (32, 64)
     cfg.policy.horizon = 8
     cfg.policy.n_action_steps = 4
     for k, v in policy.items():
@@ -79,7 +79,7 @@ def test_every_policy_type_trains_through_the_cli(pusht: Path, tmp_path: Path, p
             "--batch_size=16", "--optim.warmup_steps=2", "--policy.horizon=8", "--policy.n_action_steps=4",
             "--log_every=5"]
     if policy_type == "flow":
-        args.append("--policy.down_dims=32,64")
+        args.append("--policy.denoiser.down_dims=32,64")
     assert main(args) == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["final_loss"] < metrics["first_loss"]

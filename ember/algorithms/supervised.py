@@ -1,7 +1,7 @@
 """``supervised``: one policy, one AdamW, its own loss (``policy(batch)["loss"]``), an EMA of its weights.
 
 The behaviour-cloning recipe of diffusion policy (and of ember before algorithms existed): linear warm-up then
-cosine decay, gradient clipping, and the EMA of the weights (the policy config's ``ema_decay``; 0 = off), updated
+cosine decay, gradient clipping, and the EMA of the weights (the policy config's ``ema.decay``; 0 = off), updated
 after each optimizer step and written as the checkpoint's weights, so what is deployed is the average.
 """
 
@@ -20,7 +20,7 @@ from ember.algorithms.optim import adamw, cosine_with_warmup
 
 @dataclass
 class SupervisedConfig(AlgorithmConfig):
-    """Nothing to set: the policy's loss, ``--optim.*`` and the policy's ``ema_decay`` say it all."""
+    """Nothing to set: the policy's loss, ``--optim.*`` and the policy's ``ema.decay`` say it all."""
 
     type: str = "supervised"
 
@@ -35,7 +35,8 @@ class Supervised(Algorithm):
         from policies.ema import ParameterEMA
 
         policy = make_policy(context.policy_config, dataset_stats=context.dataset_stats)
-        decay = float(getattr(policy.config, "ema_decay", 0.0) or 0.0)
+        ema = getattr(policy.config, "ema", None)
+        decay = float(getattr(ema, "decay", 0.0) or 0.0)
         optimizer = adamw(policy.get_optim_params(), context.optim)
         scheduler = cosine_with_warmup(optimizer, context.optim, context.total_steps)
         self.model, self.optimizer, self.scheduler = context.prepare(policy, optimizer, scheduler)
