@@ -31,9 +31,10 @@ def _default_normalization_mapping() -> dict[str, str]:
 
 
 RETIRED_FIELDS: frozenset[str] = frozenset(
-    {"optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay"})
-"""Fields older checkpoints carry that never had an effect (the optimizer is ``ember train --optim.*``); dropped
-on load so those checkpoints still open."""
+    {"optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay", "conditioning_as_state_noise"})
+"""Fields older checkpoints carry that have no effect at inference (the optimizer is ``ember train --optim.*``;
+``conditioning_as_state_noise`` was a training-only knob, removed after it measured harmful); dropped on load so
+those checkpoints still open."""
 
 
 @dataclass

@@ -146,7 +146,6 @@ class ObservationEncoder(nn.Module):
         self.feature_dim = self.observation_dim + cond_dim
         n_hidden = sum(len(getattr(self, name)) for name in self._hidden.values())
         self.as_state = bool(config.conditioning_as_state)
-        self.as_state_noise = float(config.conditioning_as_state_noise)
         self.detach_conditioning = config.conditioning_learns_from == "hidden_state" or self.as_state
         if (self.detach_conditioning or self.as_state) and not n_hidden:
             raise PolicyError(
@@ -211,8 +210,6 @@ class ObservationEncoder(nn.Module):
             assert self.hidden_state_head is not None
             if train:
                 hidden = self.hidden_target(obs)
-                if self.as_state_noise > 0:
-                    hidden = hidden + self.as_state_noise * torch.randn_like(hidden)
             else:
                 hidden = self.hidden_state_head(features)
             return torch.cat([features[:, :k], hidden], dim=-1)

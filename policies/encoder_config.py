@@ -90,41 +90,20 @@ class VisuomotorConfig(PolicyConfig):
     """``{feature: [dims]}`` the encoder never sees, e.g. the goal one-hots of the privileged state when the goal
     must come from a sketch. ``ember train --mask_state_names='goal_*'`` fills it from the dataset's names."""
     hidden_state_weight: float = 0.0
-    """Weight of an auxiliary training loss: predict the masked dims (normalized, latest observation step) from the
-    encoder's output with a linear head (an MLP decoder with ``conditioning_as_state``). It gives a conditioning encoder (a goal sketch's) a direct signal about
-    the goal the mask hides, where the action loss alone gives a weak one. Training only; 0 turns it off."""
+    """Weight of an auxiliary training loss: predict the masked dims (normalized, latest step) from the encoder's
+    output (a linear head; an MLP decoder with ``conditioning_as_state``). 0 turns it off."""
     hidden_state_dims: dict[str, list[int]] = field(default_factory=dict)
-    """``{feature: [dims]}`` of the masked dims the hidden-state loss predicts; empty = every masked dim.
-    Predict what a conditioning *shows* (the goal's positions), not an index whose meaning depends on how the
-    state orders its objects (``goal_is_object_1``): a sketch cannot tell which object the state calls object 1, so
-    such targets can only be memorized per training episode. ``ember train --hidden_state_names='goal_object.*'``
-    fills it from the dataset's names."""
+    """``{feature: [dims]}`` of the masked dims the hidden-state loss predicts; empty = every masked dim
+    (``ember train --hidden_state_names='goal_object.*'`` fills it from the dataset's names)."""
     conditioning_as_state: bool = False
-    """Decode the conditioning into the hidden state it stands for, and act on that: the action head reads the
-    observation features plus the hidden dims (``hidden_state_dims``) in place of the conditioning vectors, the
-    true values while training (teacher forcing, as if the goal were in the state) and the ones an MLP decodes
-    from the observation and conditioning at inference. The decoder learns only from the hidden-state loss, so a
-    sketch encoder learns to *name the goal*, which carries to new sketches, instead of a per-episode code. The
-    goal-from-sketch analogue of a goal-conditioned policy plus a goal predictor. Needs ``hidden_state_weight`` > 0
-    and position-like hidden dims (``ember train --hidden_state_names='goal_object.*,goal_pad.*'``)."""
-    conditioning_as_state_noise: float = 0.0
-    """Std of Gaussian noise added to the teacher-forced hidden dims in training (normalized units; min-max
-    features span [-1, 1]). Meant to teach the head to refine an off-by-centimetres decoded goal from the state's
-    objects; measured on PickPlace it hurts (bench/learn/RESULTS.md): ``ground_hidden_state`` does that job."""
+    """Decode the conditioning into the hidden dims and let the head act on them as if they were state: the true
+    values in training (teacher forcing), the decoded ones at inference. Needs ``hidden_state_weight`` > 0."""
     ground_hidden_state: list[dict[str, Any]] = field(default_factory=list)
-    """Ground the decoded goal on the observed objects at inference (``conditioning_as_state``): each entry
-    ``{"feature", "dims", "candidates"}`` replaces the decoded ``dims`` by the nearest candidate entity's observed
-    values (:mod:`policies.grounding`), so the head acts on an exact position when the decoder names the right
-    object. ``ember train --ground_hidden_names='goal_object:object_*,goal_pad:pad_*'`` fills it from the
-    dataset's names. Training is unchanged (the head is teacher-forced on exact positions either way)."""
+    """At inference, replace decoded goal dims by the nearest observed entity (:mod:`policies.grounding`);
+    ``ember train --ground_hidden_names='goal_object:object_*,goal_pad:pad_*'`` fills it."""
     conditioning_learns_from: str = "all"
-    """What trains the conditioning encoders (sketch / goal-image CNNs, keypoint and language projections):
-    ``all`` (the action loss and any auxiliary loss) or ``hidden_state`` (only the auxiliary hidden-state loss; the
-    action head reads their output detached). With a few hundred demonstrations the action loss teaches a sketch
-    encoder a code for *which training episode* this is (the state already tells the episode apart), which fails
-    on new sketches; trained only to name the hidden goal, the same encoder reads unseen sketches (a probe on 40
-    held-out PickPlace episodes: the target cube and pad named 97% / 100% of the time from the goal sketch and
-    first frame, against 43% / 50% for the end-to-end encoder). Needs ``hidden_state_weight`` > 0 and masked dims."""
+    """What trains the conditioning encoders: ``all`` losses, or only the ``hidden_state`` loss (the action head
+    then reads their output detached)."""
 
     # ---- conditioning
     conditioning: tuple[str, ...] = ()
@@ -144,15 +123,10 @@ class VisuomotorConfig(PolicyConfig):
     conditioning_pool: int = 1
     """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
     conditioning_photo_jitter: float = 0.0
-    """Training-only photometric jitter of the camera-frame conditionings (``initial_image``, ``goal_image``):
-    contrast and brightness drawn from ``1 ± jitter``, per-channel gain from ``1 ± jitter/2``, per sample. A decoder
-    that reads raw pixels of one scene learns its exact lighting; jitter asks it to read objects instead (on
-    PickPlace's held-out scenes it did not help: bench/learn/RESULTS.md). 0 turns it off."""
+    """Training-only brightness/contrast (1 ± x) and colour-gain (1 ± x/2) jitter of camera-frame conditionings;
+    0 = off."""
     conditioning_chroma: bool = False
-    """Read image conditionings by colour only: goal sketches are drawn from the edges of coloured objects (the
-    training pipeline and ``ember eval`` draw them so) and camera-frame conditionings (``initial_image``,
-    ``goal_image``) are given as brightness-normalized colour (:func:`ember.conditioning.sketch.chroma`). Grey
-    textures, shading and the light's strength vanish from both; what a person would sketch (the objects) stays."""
+    """Read image conditionings by colour only (sketches from coloured objects' edges, frames as chroma)."""
     conditioning_image_size: int = 96
     """Side of conditioning images when the policy has no camera to align them with."""
     num_keypoints: int = 2
@@ -180,8 +154,6 @@ class VisuomotorConfig(PolicyConfig):
         if self.conditioning_as_state and self.hidden_state_weight <= 0:
             raise PolicyError("conditioning_as_state decodes the conditioning into the hidden state dims: set "
                               "hidden_state_weight > 0 to train the decoder")
-        if self.conditioning_as_state_noise < 0:
-            raise PolicyError(f"conditioning_as_state_noise must be >= 0, got {self.conditioning_as_state_noise}")
         if self.conditioning_as_state and self.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")
         if self.ground_hidden_state:
