@@ -83,6 +83,20 @@ def language_to_arrow(key: str, values: Sequence[Any]) -> pa.Array:
     return language.to_arrow(key, values)
 
 
+def to_table(arrays: Mapping[str, Any], features: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """One episode's ``data/`` rows: every column of :func:`schema_for` built from ``arrays``."""
+    schema = schema_for(features)
+    return pa.Table.from_arrays(
+        [
+            language_to_arrow(name, arrays[name])
+            if name in language.LANGUAGE_COLUMNS
+            else to_arrow(arrays[name], features[name])
+            for name in schema.names
+        ],
+        schema=schema,
+    )
+
+
 def to_numpy(col: pa.ChunkedArray | pa.Array, ft: Mapping[str, Any]) -> Any:
     """Inverse of :func:`to_arrow`: ``(T, *shape)`` numpy (``(T,)`` for shape ``[1]``), list of str,
     ``(T, H, W, 3)`` uint8 for images, ``(T, H, W, 1)`` float32/uint16 for depth, and per-frame lists of

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from ember.data.errors import DatasetError
-from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES, is_depth
+from ember.data.features import (
+    NUMERIC_DTYPES,
+    VISUAL_DTYPES,
+    depth_keys,
+    depth_unit,
+    is_depth,
+    numeric_keys,
+    rgb_keys,
+)
 
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
@@ -280,3 +288,71 @@ def stats_from_json(obj: Mapping[str, Mapping[str, Any]]) -> Stats:
 def flatten_stats(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
     """``{"stats/<feature>/<stat>": list}`` columns of ``meta/episodes/*.parquet``."""
     return {f"stats/{k}/{s}": np.asarray(v).tolist() for k, ft in stats.items() for s, v in ft.items()}
+
+
+class _Column:
+    """A growing ``(N, *shape)`` array (amortised doubling), so global stats stay exact and cheap."""
+
+    def __init__(self) -> None:
+        self._data: np.ndarray | None = None
+        self._n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        if self._data is None:
+            self._data = np.empty((max(1024, len(values)), *values.shape[1:]), dtype=values.dtype)
+        if self._n + len(values) > len(self._data):
+            grown = np.empty(
+                (max(2 * len(self._data), self._n + len(values)), *values.shape[1:]), values.dtype
+            )
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : self._n + len(values)] = values
+        self._n += len(values)
+
+    def values(self) -> np.ndarray:
+        assert self._data is not None
+        return self._data[: self._n]
+
+
+class DatasetStats:
+    """Per-episode stats and the exact global stats of a dataset being written, episode by episode.
+
+    Numeric columns are kept raw, RGB as pixel histograms, depth as :class:`DepthAccumulator`;
+    ``features`` is read when an episode is added (depth units may be fixed by the first frame).
+    """
+
+    def __init__(self, features: Mapping[str, Mapping[str, Any]]) -> None:
+        self._features = features
+        self._numeric = {k: _Column() for k in numeric_keys(features)}
+        self._pixels = {k: PixelHistogram() for k in rgb_keys(features)}
+        self._depth: dict[str, DepthAccumulator] = {}
+
+    def episode_stats(self, arrays: Mapping[str, Any], pixels: Mapping[str, PixelHistogram]) -> Stats:
+        """Stats of one episode's stacked ``arrays`` and RGB ``pixels`` histograms, in feature order."""
+        out = compute_stats({k: v for k, v in arrays.items() if k in self._numeric}, self._features)
+        for key, hist in pixels.items():
+            out[key] = hist.stats()
+        for key in depth_keys(self._features):
+            out[key] = depth_stats(arrays[key])
+        return {k: out[k] for k in self._features if k in out}
+
+    def add_episode(self, arrays: Mapping[str, Any], pixels: Mapping[str, PixelHistogram]) -> None:
+        for key, col in self._numeric.items():
+            col.extend(np.asarray(arrays[key]))
+        for key, hist in pixels.items():
+            self._pixels[key].merge(hist)
+        for key in depth_keys(self._features):
+            unit = depth_unit(self._features[key]) or "m"
+            self._depth.setdefault(key, DepthAccumulator(unit)).update(arrays[key])
+
+    def stats(self) -> Stats:
+        """The global stats of every episode added so far, in feature order."""
+        out: Stats = {}
+        for key in self._features:
+            if key in self._numeric:
+                out[key] = numeric_stats(self._numeric[key].values())
+            elif key in self._pixels:
+                out[key] = self._pixels[key].stats()
+            elif key in self._depth:
+                out[key] = self._depth[key].stats()
+        return out

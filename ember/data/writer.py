@@ -24,23 +24,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from ember.data import columns, layout, meta, stats
 from ember.data.errors import DatasetError
 from ember.data.features import (
     check_fps,
     depth_keys,
-    depth_unit,
     language_keys,
     normalize_features,
-    numeric_keys,
     rgb_keys,
     user_keys,
     validate_frame,
@@ -48,56 +44,11 @@ from ember.data.features import (
     visual_keys,
 )
 from ember.data.language import LANGUAGE_COLUMNS, EpisodeLanguageBuffer, LanguageRow, language_feature
+from ember.data.shards import ShardWriter
 from ember.data.signals import deferred_signals
-from ember.data.video import EpisodeEncoder, VideoCodec, append_to_shard, choose_codec
+from ember.data.video import EpisodeEncoder, VideoCodec, choose_codec
 
 log = logging.getLogger(__name__)
-
-_MB = 1024**2
-
-
-class _Column:
-    """A growing ``(N, *shape)`` array (amortised doubling), so global stats stay exact and cheap."""
-
-    def __init__(self) -> None:
-        self._data: np.ndarray | None = None
-        self._n = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        if self._data is None:
-            self._data = np.empty((max(1024, len(values)), *values.shape[1:]), dtype=values.dtype)
-        if self._n + len(values) > len(self._data):
-            grown = np.empty(
-                (max(2 * len(self._data), self._n + len(values)), *values.shape[1:]), values.dtype
-            )
-            grown[: self._n] = self._data[: self._n]
-            self._data = grown
-        self._data[self._n : self._n + len(values)] = values
-        self._n += len(values)
-
-    def values(self) -> np.ndarray:
-        assert self._data is not None
-        return self._data[: self._n]
-
-
-class _Shard:
-    """Where the next episode of one kind of file goes and how full that file is."""
-
-    def __init__(self) -> None:
-        self.chunk = 0
-        self.file = 0
-        self.frames = 0  # frames (data, video) or episodes (meta) already in the file
-        self.items: list[Any] = []  # data: episode tables; meta: episode rows
-
-    def roll_if_full(self, path: Path, incoming: int, limit_mb: float, chunks_size: int) -> None:
-        """Move to the next file if adding ``incoming`` units would pass ``limit_mb`` (LeRobot's rule)."""
-        if self.frames == 0 or not path.exists():
-            return
-        size_mb = path.stat().st_size / _MB
-        if size_mb + size_mb / self.frames * incoming >= limit_mb:
-            self.chunk, self.file = layout.next_chunk_file(self.chunk, self.file, chunks_size)
-            self.frames = 0
-            self.items = []
 
 
 class DatasetWriter:
@@ -109,14 +60,9 @@ class DatasetWriter:
         self._features: dict[str, dict] = info["features"]
         self._fps: int = info["fps"]
         self._codec = codec
-        self._schema = columns.schema_for(self._features)
         self._tasks: dict[str, int] = {}
-        self._data = _Shard()
-        self._meta = _Shard()
-        self._videos = {k: _Shard() for k in video_keys(self._features)}
-        self._global_numeric = {k: _Column() for k in numeric_keys(self._features)}
-        self._global_pixels = {k: stats.PixelHistogram() for k in rgb_keys(self._features)}
-        self._global_depth: dict[str, stats.DepthAccumulator] = {}
+        self._shards = ShardWriter(root, info, video_keys(self._features))
+        self._stats = stats.DatasetStats(self._features)
         self._finalized = False
         self._broken: str | None = None
         self._reset_episode()
@@ -360,38 +306,25 @@ class DatasetWriter:
                 new_tasks[t] = len(self._tasks) + len(new_tasks)
         arrays = self._episode_arrays(ep_index, new_tasks)
 
-        ep_stats = stats.compute_stats(
-            {k: v for k, v in arrays.items() if k in self._global_numeric}, self._features
-        )
-        for key, hist in self._ep_pixels.items():
-            ep_stats[key] = hist.stats()
-        for key in depth_keys(self._features):
-            ep_stats[key] = stats.depth_stats(arrays[key])
-        ep_stats = {k: ep_stats[k] for k in self._features if k in ep_stats}  # feature order
+        ep_stats = self._stats.episode_stats(arrays, self._ep_pixels)
 
         row: dict[str, Any] = {
             "episode_index": ep_index,
             "tasks": list(dict.fromkeys(self._ep_tasks)),
             "length": n,
         }
-        row.update(self._write_data(arrays))
+        row.update(self._shards.write_data(columns.to_table(arrays, self._features), self.num_frames))
         for key in video_keys(self._features):
-            row.update(self._write_video(key, n))
+            row.update(self._shards.write_video(key, self._encoders.pop(key).finish(), n))
         row.update(stats.flatten_stats(ep_stats))
-        self._write_episode_meta(row)
+        self._shards.write_episode_meta(row)
 
         # metadata last; info.json is the commit point
         all_tasks = {**self._tasks, **new_tasks}
         if new_tasks:
             meta.write_tasks(self._root, list(all_tasks))
-        for key, col in self._global_numeric.items():
-            col.extend(np.asarray(arrays[key]))
-        for key, hist in self._ep_pixels.items():
-            self._global_pixels[key].merge(hist)
-        for key in depth_keys(self._features):
-            unit = depth_unit(self._features[key]) or "m"
-            self._global_depth.setdefault(key, stats.DepthAccumulator(unit)).update(arrays[key])
-        meta.write_stats(self._root, stats.stats_to_json(self._global_stats()))
+        self._stats.add_episode(arrays, self._ep_pixels)
+        meta.write_stats(self._root, stats.stats_to_json(self._stats.stats()))
         info = dict(self._info)
         info["total_episodes"] = ep_index + 1
         info["total_frames"] = self.num_frames + n
@@ -402,77 +335,6 @@ class DatasetWriter:
         self._tasks = all_tasks
         return ep_index
 
-    def _write_data(self, arrays: dict[str, Any]) -> dict[str, Any]:
-        n = len(arrays["index"])
-        table = pa.Table.from_arrays(
-            [
-                columns.language_to_arrow(name, arrays[name])
-                if name in LANGUAGE_COLUMNS
-                else columns.to_arrow(arrays[name], self._features[name])
-                for name in self._schema.names
-            ],
-            schema=self._schema,
-        )
-        shard = self._data
-        path = layout.data_file(self._root, shard.chunk, shard.file)
-        shard.roll_if_full(path, n, self._info["data_files_size_in_mb"], self._info["chunks_size"])
-        path = layout.data_file(self._root, shard.chunk, shard.file)
-        meta.write_parquet_row_groups(path, [*shard.items, table])
-        shard.items.append(table)
-        shard.frames += n
-        start = self.num_frames
-        return {
-            "data/chunk_index": shard.chunk,
-            "data/file_index": shard.file,
-            "dataset_from_index": start,
-            "dataset_to_index": start + n,
-        }
-
-    def _write_video(self, key: str, n: int) -> dict[str, Any]:
-        episode_mp4 = self._encoders.pop(key).finish()
-        shard = self._videos[key]
-        path = layout.video_file(self._root, key, shard.chunk, shard.file)
-        if shard.frames and path.exists():
-            size_mb = path.stat().st_size / _MB
-            if size_mb + len(episode_mp4) / _MB >= self._info["video_files_size_in_mb"]:
-                shard.chunk, shard.file = layout.next_chunk_file(
-                    shard.chunk, shard.file, self._info["chunks_size"]
-                )
-                shard.frames = 0
-                path = layout.video_file(self._root, key, shard.chunk, shard.file)
-        start = Fraction(shard.frames, self._fps)
-        append_to_shard(path, episode_mp4, start)
-        shard.frames += n
-        return {
-            f"videos/{key}/chunk_index": shard.chunk,
-            f"videos/{key}/file_index": shard.file,
-            f"videos/{key}/from_timestamp": float(start),
-            f"videos/{key}/to_timestamp": float(Fraction(shard.frames, self._fps)),
-        }
-
-    def _write_episode_meta(self, row: dict[str, Any]) -> None:
-        shard = self._meta
-        path = layout.episodes_file(self._root, shard.chunk, shard.file)
-        shard.roll_if_full(path, 1, self._info["data_files_size_in_mb"], self._info["chunks_size"])
-        row["meta/episodes/chunk_index"] = shard.chunk
-        row["meta/episodes/file_index"] = shard.file
-        rows = [*shard.items, pa.Table.from_pylist([row])]  # one-row tables: no re-conversion of old rows
-        path = layout.episodes_file(self._root, shard.chunk, shard.file)
-        meta.write_parquet_row_groups(path, [pa.concat_tables(rows, promote_options="default")])
-        shard.items = rows
-        shard.frames += 1
-
-    def _global_stats(self) -> stats.Stats:
-        out: stats.Stats = {}
-        for key in self._features:
-            if key in self._global_numeric:
-                out[key] = stats.numeric_stats(self._global_numeric[key].values())
-            elif key in self._global_pixels:
-                out[key] = self._global_pixels[key].stats()
-            elif key in self._global_depth:
-                out[key] = self._global_depth[key].stats()
-        return out
-
     def _fix_depth_units(self, frame: Mapping[str, Any]) -> None:
         """Record each depth feature's unit from the first frame when it was not declared (as LeRobot)."""
         for key in depth_keys(self._features):
@@ -480,4 +342,3 @@ class DatasetWriter:
             if info.get("depth_unit") is None and key in frame:
                 kind = np.asarray(frame[key]).dtype.kind
                 info["depth_unit"] = "m" if kind == "f" else "mm"
-                self._schema = columns.schema_for(self._features)
