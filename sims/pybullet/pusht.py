@@ -1,8 +1,8 @@
 """PushT on PyBullet: the same task, contract and expert as :class:`sims.mujoco.pusht.PushTEnv`, other physics.
 
-Only the backend hooks are replaced (scene building, joint state, driving the servos, block/pusher poses, cameras);
-spaces, validation, episode sampling, control, observations, splits and the coverage metric are inherited, so both
-backends are the same task by construction. The scene mirrors ``sims.mujoco.pusht_scene``: a pusher rod held by
+Only the backend hooks of :class:`sims.pusht_env.PushTTask` are filled in (scene building, joint state, driving the
+servos, block/pusher poses, cameras); spaces, validation, episode sampling, control, observations, splits and the
+coverage metric are inherited, so both backends are the same task by construction. The scene mirrors ``sims.mujoco.pusht_scene``: a pusher rod held by
 the Panda (added to the robots/ URDF as a fixed link), a T block built from the same two rectangles, and the same
 frictions (PyBullet multiplies the two bodies' coefficients at a contact, MuJoCo takes the pusher's, so the values
 below are chosen to give the same products).
@@ -21,7 +21,6 @@ from robots.bullet import Bullet
 from robots.panda import HAND_BODY, TCP_OFFSET, urdf_path, urdf_text
 from robots.pybullet_ik import PyBulletIK
 from sims.cameras import CameraSpec
-from sims.mujoco.pusht import PushTEnv as MujocoPushTEnv
 from sims.mujoco.pusht_scene import (
     BLOCK_DENSITY,
     BLOCK_FRICTION,
@@ -37,6 +36,7 @@ from sims.mujoco.pusht_scene import (
     TABLE_RGBA,
     table_to_world,
 )
+from sims.pusht_env import PushTTask, table_pose
 from sims.pybullet.render import BulletCamera, wrist_camera
 from sims.pybullet.robot import BulletPanda
 from sims.pybullet.scene import add_floor, add_table
@@ -73,8 +73,8 @@ def pusher_urdf() -> str:
     return str(path)
 
 
-class PushTEnv(MujocoPushTEnv):
-    """``ember/PushT-v0`` with ``backend="pybullet"``; see :class:`sims.mujoco.pusht.PushTEnv` for the contract."""
+class PushTEnv(PushTTask):
+    """``ember/PushT-v0`` with ``backend="pybullet"``; see :class:`sims.pusht_env.PushTTask` for the contract."""
 
     def _build_physics(self) -> None:
         self.p = p = Bullet()
@@ -142,8 +142,7 @@ class PushTEnv(MujocoPushTEnv):
 
     def block_pose(self) -> np.ndarray:
         pos, (x, y, z, w) = self.p.getBasePositionAndOrientation(self._block)
-        yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-        return np.array([pos[0] - TABLE_ORIGIN[0], pos[1] - TABLE_ORIGIN[1], yaw])
+        return table_pose(pos, (w, x, y, z))
 
     def pusher_pos(self) -> np.ndarray:
         pos, rot = self._arm.link_pose(self._arm.hand)
@@ -163,8 +162,6 @@ class PushTEnv(MujocoPushTEnv):
         self.p.resetBasePositionAndOrientation(self._goal, goal.tolist(),
                                                [0.0, 0.0, math.sin(self.goal_pose[2] / 2), math.cos(self.goal_pose[2] / 2)])
         self.set_block_pose(block)
-        self._cmd = self.PUSHER_START.copy()
-        self._q_cmd = self._q_start.copy()
 
     def _render_camera(self, camera: str, size: int) -> np.ndarray:
         cam = wrist_camera(*self._arm.link_pose(self._arm.hand)) if camera == "wrist" else self._cameras[camera]
