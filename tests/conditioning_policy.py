@@ -31,8 +31,10 @@ class HashEmbedder(SentenceEmbedder):
         return torch.stack([torch.randn(384, generator=g) for g in rows])
 
 
-def install_fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
-    """Make a fresh :class:`HashEmbedder` the shared embedder for this test (the ``fake_language`` fixtures)."""
+@pytest.fixture
+def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
+    """A fresh :class:`HashEmbedder` as the shared embedder for one test; a test module takes it as
+    ``fake_language = conditioning_policy.fake_language``."""
     from policies.conditioning import language
 
     embedder = HashEmbedder()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import conditioning_policy
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,6 @@ from conditioning_policy import (
     STATE_DIM,
     HashEmbedder,
     config,
-    install_fake_language,
     make,
     observation,
     prepared,
@@ -27,10 +27,7 @@ from conditioning_policy import (
 from policies import PolicyError, load_policy, make_policy, make_policy_config
 from policies.conditioning.keys import CONDITIONING_KINDS, IMAGE_CHANNELS
 
-
-@pytest.fixture
-def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
-    return install_fake_language(monkeypatch)
+fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
 
 @pytest.mark.parametrize("fusion", ["early", "late"])

@@ -3,6 +3,7 @@ colour-only (chroma) frames (CPU, seeded)."""
 
 from __future__ import annotations
 
+import conditioning_policy
 import pytest
 import torch
 from conditioning_policy import (
@@ -10,7 +11,6 @@ from conditioning_policy import (
     SIZE,
     HashEmbedder,
     config,
-    install_fake_language,
     make,
     observation,
     prepared,
@@ -19,10 +19,7 @@ from conditioning_policy import (
 
 from policies import PolicyError
 
-
-@pytest.fixture
-def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
-    return install_fake_language(monkeypatch)
+fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
 
 def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_language: HashEmbedder) -> None:

@@ -3,26 +3,15 @@ images with instructions (CPU, seeded)."""
 
 from __future__ import annotations
 
+import conditioning_policy
 import pytest
 import torch
-from conditioning_policy import (
-    ACTION_DIM,
-    SIZE,
-    HashEmbedder,
-    config,
-    install_fake_language,
-    make,
-    observation,
-    window_batch,
-)
+from conditioning_policy import ACTION_DIM, SIZE, HashEmbedder, config, make, observation, window_batch
 
 from policies import PolicyError
 from policies.conditioning.language import get_embedder
 
-
-@pytest.fixture
-def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
-    return install_fake_language(monkeypatch)
+fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
 
 def test_language_embeds_each_unique_instruction_once(fake_language: HashEmbedder) -> None:

@@ -3,25 +3,15 @@ predict from it, and conditioning read as state (CPU, seeded)."""
 
 from __future__ import annotations
 
+import conditioning_policy
 import numpy as np
 import pytest
 import torch
-from conditioning_policy import (
-    STATE,
-    HashEmbedder,
-    config,
-    install_fake_language,
-    make,
-    observation,
-    window_batch,
-)
+from conditioning_policy import STATE, HashEmbedder, config, make, observation, window_batch
 
 from policies import PolicyError
 
-
-@pytest.fixture
-def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
-    return install_fake_language(monkeypatch)
+fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
 
 def test_masked_state_dims_are_never_seen(fake_language: HashEmbedder) -> None:
