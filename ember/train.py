@@ -6,7 +6,7 @@ policy's own loss, AdamW, warm-up + cosine, clipping, EMA), serves it the window
 :class:`ember.data.WindowDataset` and calls ``algorithm.update(batch, step)``. On one CPU it runs as is; on
 several GPUs the same code runs under ``accelerate launch`` (DDP/FSDP).
 
-Conditioned policies (``--policy.conditioning=goal_sketch``) get their conditioning made from the recorded
+Conditioned policies (``--policy.conditioning.kinds=goal_sketch``) get their conditioning made from the recorded
 episodes by :mod:`ember.conditioning`; ``--mask_state_names='goal_*'`` hides state dims (e.g. the goal one-hots
 of privileged state) so the conditioning is the only place the goal comes from.
 
@@ -185,6 +185,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     from accelerate import Accelerator
 
     from ember.data import EmberDataset, WindowDataset
+    from policies.encoder_config import conditioning_of
 
     if not cfg.dataset:
         from ember.errors import ConfigError
@@ -209,7 +210,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
         next_keys=request.next, next_observation=request.next_observation,
     )
-    if getattr(cfg.policy, "conditioning", ()):
+    if conditioning_of(cfg.policy).kinds:
         from ember.conditioning.pipeline import condition_windows
 
         windows = condition_windows(windows, dataset, cfg.policy, cfg.conditioning)

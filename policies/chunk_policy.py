@@ -45,7 +45,7 @@ class ChunkPolicy(Policy):
         self.model = self.build_model()
         if not isinstance(getattr(self.model, "obs_encoder", None), nn.Module):
             raise TypeError(f"{type(self).__name__}.build_model must return a module with an obs_encoder")
-        self.conditioning_inputs = ConditioningInputs(config, self.name)
+        self.conditioning_inputs = ConditioningInputs(config.conditioning, self.name)
         """Turns the batch's conditioning (instruction, sketches, keypoints) into tensors, transforms included."""
         self._frozen = FrozenModules()
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
@@ -71,7 +71,7 @@ class ChunkPolicy(Policy):
     @property
     def conditioning_keys(self) -> list[str]:
         """Batch keys of the conditionings this policy needs (``task`` for language)."""
-        return [batch_key(kind) for kind in self.config.conditioning]
+        return [batch_key(kind) for kind in self.config.conditioning.kinds]
 
     def check_observation(self, batch: Mapping[str, Any]) -> None:
         super().check_observation(batch)
@@ -137,7 +137,7 @@ class ChunkPolicy(Policy):
             return encoded, {}
         encoder = self.model.obs_encoder
         aux: dict[str, Tensor] = {}
-        if self.config.grif:
+        if self.config.conditioning.grif:
             features, aux["grif_alignment"] = grif_training_features(encoder, obs, cond, batch, self.config)
         else:
             features = encoder.features(obs, cond)
@@ -171,7 +171,7 @@ class ChunkPolicy(Policy):
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
             return {"loss": action_loss}
-        weights = {"grif_alignment": self.config.grif_weight, "hidden_state": self.config.hidden_state_weight}
+        weights = {"grif_alignment": self.config.conditioning.grif_weight, "hidden_state": self.config.hidden_state_weight}
         loss = action_loss + sum(weights[k] * v for k, v in aux.items())
         return {"loss": loss, "action_loss": action_loss.detach(), **{k: v.detach() for k, v in aux.items()}}
 

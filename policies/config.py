@@ -198,11 +198,12 @@ class PolicyConfig:
             if key not in legacy or isinstance(value, dict | SubConfig):
                 continue
             group, _, leaf = legacy[key].partition(".")
-            del out[key]
+            if key != group:
+                del out[key]
             nested = out.get(group)
             if isinstance(nested, SubConfig):
                 nested = dataclasses.asdict(nested)
-            out[group] = {**(nested or {}), leaf: value}
+            out[group] = {**(nested if isinstance(nested, dict) else {}), leaf: value}
         return out
 
 

@@ -63,8 +63,8 @@ class ObservationEncoder(nn.Module):
         # ---- cameras (early-fused conditioning rides on the aligned one)
         self.aligned_key = config.aligned_camera_key
         image_cond = config.image_conditioning
-        early = config.conditioning_fusion == "early" and self.aligned_key is not None
-        self.grif = bool(config.grif)
+        early = config.conditioning.fusion == "early" and self.aligned_key is not None
+        self.grif = bool(config.conditioning.grif)
         # GRIF encodes the (initial frame, goal frame) pair when the initial frame is a conditioning too
         self.grif_pair = self.grif and INITIAL_IMAGE in image_cond
         task_kinds = (GOAL_IMAGE, INITIAL_IMAGE) if self.grif_pair else (GOAL_IMAGE,) if self.grif else ()
@@ -104,24 +104,24 @@ class ObservationEncoder(nn.Module):
         # ---- late-fused conditioning, once per sample
         cond_dim = 0
         self.language: LanguageProjection | None = None
-        if LANGUAGE in config.conditioning:
-            self.language = LanguageProjection(config.language_embedding_dim, config.conditioning_dim)
-            cond_dim += config.conditioning_dim
+        if LANGUAGE in config.conditioning.kinds:
+            self.language = LanguageProjection(config.conditioning.language_embedding_dim, config.conditioning.dim)
+            cond_dim += config.conditioning.dim
         self.keypoints: KeypointEncoder | None = None
-        if KEYPOINTS in config.conditioning:
-            self.keypoints = KeypointEncoder(config.num_keypoints, config.conditioning_dim)
-            cond_dim += config.conditioning_dim
+        if KEYPOINTS in config.conditioning.kinds:
+            self.keypoints = KeypointEncoder(config.conditioning.num_keypoints, config.conditioning.dim)
+            cond_dim += config.conditioning.dim
         if self.aligned_key is not None:
             size = feature_shape(self.aligned_key, feats[self.aligned_key])[1:]
         else:
-            size = (config.conditioning_image_size, config.conditioning_image_size)
+            size = (config.conditioning.image_size, config.conditioning.image_size)
         def image_encoder(channels: int) -> ConditioningImageEncoder:
-            return ConditioningImageEncoder(channels, size, config.conditioning_dim,
-                                            config.conditioning_encoder_width, config.conditioning_pool)
+            return ConditioningImageEncoder(channels, size, config.conditioning.dim,
+                                            config.conditioning.encoder_width, config.conditioning.pool)
 
         # ``stacked``: one CNN over every late image conditioning stacked channel-wise (GRIF's goal stays apart)
         stack = [k for k in self.late_image_kinds if not (self.grif and k == GOAL_IMAGE)]
-        self.stacked_kinds = stack if config.conditioning_fusion == "stacked" and len(stack) > 1 else []
+        self.stacked_kinds = stack if config.conditioning.fusion == "stacked" and len(stack) > 1 else []
         groups = {k: [k] for k in self.late_image_kinds if k not in self.stacked_kinds}
         if self.stacked_kinds:
             groups[STACKED] = self.stacked_kinds
@@ -131,9 +131,9 @@ class ObservationEncoder(nn.Module):
         self.cond_images = nn.ModuleDict(
             {name: image_encoder(sum(IMAGE_CHANNELS[k] for k in kinds)) for name, kinds in groups.items()}
         )
-        cond_dim += config.conditioning_dim * len(groups)
+        cond_dim += config.conditioning.dim * len(groups)
         if self.grif:
-            cond_dim -= config.conditioning_dim  # goal image and language share one task slot
+            cond_dim -= config.conditioning.dim  # goal image and language share one task slot
         self.conditioning_image_size = tuple(size)
 
         if step_dim == 0:

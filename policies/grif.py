@@ -43,9 +43,9 @@ def grif_training_features(encoder: Any, obs: Mapping[str, Tensor], cond: Mappin
     if set(z) != {GOAL_IMAGE, LANGUAGE}:
         raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
     batch_size = z[LANGUAGE].shape[0]
-    use_language = torch.rand(batch_size, device=z[LANGUAGE].device) < config.grif_language_fraction
+    use_language = torch.rand(batch_size, device=z[LANGUAGE].device) < config.conditioning.grif_language_fraction
     task = torch.where(use_language[:, None], z[LANGUAGE], z[GOAL_IMAGE])
     texts = batch[batch_key(LANGUAGE)]
     texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]
-    align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, config.grif_temperature)
+    align = grif_alignment_loss(z[GOAL_IMAGE], z[LANGUAGE], texts, config.conditioning.grif_temperature)
     return encoder.features(obs, cond, task), align

@@ -163,7 +163,7 @@ def sketch_policy(pickplace: Path, tmp_path_factory) -> Path:
 
 def test_training_makes_the_conditioning_and_hides_the_goal(sketch_policy: Path) -> None:
     saved = json.loads((sketch_policy / "checkpoints/last/pretrained_model/config.json").read_text())
-    assert saved["conditioning"] == ["trajectory_sketch", "keypoints"]
+    assert saved["conditioning"]["kinds"] == ["trajectory_sketch", "keypoints"]
     assert saved["mask_state_dims"] == {"observation.environment_state": list(range(19, 30))}  # every goal_* column
 
 

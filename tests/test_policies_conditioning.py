@@ -94,7 +94,7 @@ def test_bad_conditioning_shapes_say_what_to_do(fake_language: HashEmbedder) -> 
         policy.select_action(obs)
     with pytest.raises(PolicyError, match="conditioning .*'sketch'.* is unknown"):
         config(conditioning=("sketch",))
-    with pytest.raises(PolicyError, match="conditioning_camera 'wrist' is not an input camera"):
+    with pytest.raises(PolicyError, match="conditioning.camera 'wrist' is not an input camera"):
         make(conditioning=("goal_sketch",), conditioning_camera="wrist")
 
 
@@ -113,7 +113,7 @@ def test_conditioned_checkpoint_round_trip_gives_identical_actions(tmp_path: Pat
     torch.manual_seed(4)
     expected = policy.predict_action_chunk(obs)
     loaded = load_policy(tmp_path / "ckpt")
-    assert loaded.config.conditioning == ("language", "goal_sketch", "keypoints")
+    assert loaded.config.conditioning.kinds == ("language", "goal_sketch", "keypoints")
     torch.manual_seed(4)
     torch.testing.assert_close(loaded.predict_action_chunk(obs), expected, rtol=0, atol=0)
 

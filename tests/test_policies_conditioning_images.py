@@ -38,8 +38,8 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
 
     from policies.conditioning.inputs import conditioning_transforms
 
-    inference, training = conditioning_transforms(SimpleNamespace(conditioning_chroma=False,
-                                                                  conditioning_photo_jitter=0.3))
+    inference, training = conditioning_transforms(SimpleNamespace(chroma=False,
+                                                                  photo_jitter=0.3))
     assert len(inference) == 0
     g = torch.Generator().manual_seed(0)
     cond = {"initial_image": torch.rand(8, 3, SIZE, SIZE, generator=g),
@@ -56,7 +56,7 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
     obs = prepared(policy, observation(policy))
     with torch.no_grad():
         torch.testing.assert_close(policy.encode(obs, train=False), policy.encode(obs, train=False))
-    with pytest.raises(PolicyError, match=r"conditioning_photo_jitter must be in \[0, 1\)"):
+    with pytest.raises(PolicyError, match=r"conditioning.photo_jitter must be in \[0, 1\)"):
         config(conditioning_photo_jitter=1.5)
 
 

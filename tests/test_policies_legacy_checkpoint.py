@@ -54,3 +54,15 @@ def test_nested_fields_are_set_by_dotted_path_and_old_flat_names_say_where_they_
     assert cfg.policy.denoiser.down_dims == (32, 64) and cfg.policy.ema.decay == 0.0
     with pytest.raises(ConfigError, match=r"'policy.down_dims' moved to 'policy.denoiser.down_dims'"):
         apply_overrides(TrainConfig(), ["--policy.down_dims=32,64"])
+
+
+def test_flat_conditioning_fields_of_any_order_land_in_the_conditioning_group() -> None:
+    from policies.config import PolicyConfig
+
+    flat = {"type": "flow", "conditioning_camera": "front", "conditioning": ["goal_sketch", "language"],
+            "conditioning_fusion": "late", "num_keypoints": 3, "grif": False}
+    config = PolicyConfig.from_dict(flat)
+    spec = config.conditioning
+    assert (spec.kinds, spec.camera, spec.fusion, spec.num_keypoints) == (("goal_sketch", "language"), "front",
+                                                                          "late", 3)
+    assert PolicyConfig.from_dict(config.to_dict()) == config

@@ -43,9 +43,9 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
     if encoder.hidden_state_head is None:
         raise SystemExit(f"{checkpoint} was trained without hidden_state_weight: it has no goal readout")
     hidden = (cfg.hidden_state_dims or cfg.mask_state_dims)[ENV_STATE]
-    kinds = [k for k in cfg.conditioning if k != "language"]
-    camera = cfg.conditioning_camera or "front"
-    size = int(cfg.conditioning_image_size)
+    kinds = [k for k in cfg.conditioning.kinds if k != "language"]
+    camera = cfg.conditioning.camera or "front"
+    size = int(cfg.conditioning.image_size)
     env = make_env("PickPlace", obs_mode="pixels", cameras=(camera,), image_size=size, split=split)
     names = list(env.unwrapped.feature_names[ENV_STATE])
     n_obj = sum(1 for n in names if n.startswith("goal_is_object_"))

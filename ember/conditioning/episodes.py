@@ -150,7 +150,7 @@ def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generato
             if num_keypoints is not None and len(points) != num_keypoints:
                 raise ConditioningError(
                     f"the episode has {len(points)} goal entities but the policy expects num_keypoints="
-                    f"{num_keypoints}; set --policy.num_keypoints={len(points)}"
+                    f"{num_keypoints}; set --policy.conditioning.num_keypoints={len(points)}"
                 )
             out[kind] = points
         else:

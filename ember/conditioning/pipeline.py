@@ -15,30 +15,33 @@ from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.dataset import ConditionedWindows
 from ember.conditioning.errors import ConditioningError
 from policies.conditioning.keys import IMAGE_CONDITIONING, KEYPOINTS, LANGUAGE, TRAJECTORY_SKETCH
+from policies.encoder_config import conditioning_of
 
 _NEEDS_CAMERA_MODEL = (TRAJECTORY_SKETCH, KEYPOINTS)
 
 
 def conditioning_camera_key(policy_cfg: Any, dataset: Any) -> str | None:
     """The dataset camera the conditioning is drawn in: the policy's aligned camera, else its
-    ``conditioning_camera``, else the dataset's first RGB camera (None when the dataset has none)."""
-    kinds = list(getattr(policy_cfg, "conditioning", ()))
+    ``conditioning.camera``, else the dataset's first RGB camera (None when the dataset has none)."""
+    spec = conditioning_of(policy_cfg)
+    kinds = list(spec.kinds)
     if not any(k in IMAGE_CONDITIONING or k == KEYPOINTS for k in kinds):
         return None
     key = policy_cfg.aligned_camera_key
     if key is not None:
         return key
     rgb = [k for k in dataset.features if k.startswith("observation.images.")]
-    if policy_cfg.conditioning_camera:
-        wanted = f"observation.images.{policy_cfg.conditioning_camera}"
+    if spec.camera:
+        wanted = f"observation.images.{spec.camera}"
         return wanted if wanted in rgb else None
     return rgb[0] if rgb else None
 
 
 def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: ConditioningConfig | None = None) -> Any:
-    """``windows`` with the episode conditioning ``policy_cfg.conditioning`` asks for (language needs none)."""
-    kinds = [k for k in getattr(policy_cfg, "conditioning", ()) if k != LANGUAGE]
-    if LANGUAGE in getattr(policy_cfg, "conditioning", ()) and not dataset.meta.tasks:
+    """``windows`` with the episode conditioning ``policy_cfg.conditioning.kinds`` asks for (language needs none)."""
+    spec = conditioning_of(policy_cfg)
+    kinds = [k for k in spec.kinds if k != LANGUAGE]
+    if LANGUAGE in spec.kinds and not dataset.meta.tasks:
         raise ConditioningError(f"language conditioning needs instructions, but {dataset.root} has no tasks")
     if not kinds:
         return windows
@@ -46,16 +49,16 @@ def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: Condi
     if key is not None:
         h, w = dataset.features[key]["shape"][:2]
         if policy_cfg.aligned_camera_key is None:  # remembered in the checkpoint, so evaluation draws alike
-            policy_cfg.conditioning_image_size = int(h)
-            policy_cfg.conditioning_camera = key.split(".", 2)[2]
+            spec.image_size = int(h)
+            spec.camera = key.split(".", 2)[2]
     else:
-        h = w = int(policy_cfg.conditioning_image_size)
+        h = w = int(spec.image_size)
     camera: CameraModel | None = None
     if any(k in _NEEDS_CAMERA_MODEL for k in kinds):
-        name = key or f"observation.images.{policy_cfg.conditioning_camera or 'front'}"
+        name = key or f"observation.images.{spec.camera or 'front'}"
         camera = dataset_camera(dataset.root, name, (int(h), int(w)))
-    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=policy_cfg.num_keypoints,
-                              sketch_source="chroma" if getattr(policy_cfg, "conditioning_chroma", False) else "rgb")
+    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=spec.num_keypoints,
+                              sketch_source="chroma" if spec.chroma else "rgb")
 
 
 def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], patterns: Sequence[str],

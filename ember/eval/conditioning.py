@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.errors import ConfigError
+from policies.encoder_config import conditioning_of
 
 if TYPE_CHECKING:
     from ember.eval.config import EvalConfig
@@ -43,7 +44,8 @@ class ConditioningPlan:
     @classmethod
     def of(cls, policy: Any) -> ConditioningPlan | None:
         cfg = policy.config
-        kinds = [k for k in getattr(cfg, "conditioning", ()) if k != "language"]
+        spec = conditioning_of(cfg)
+        kinds = [k for k in spec.kinds if k != "language"]
         if not kinds:
             return None
         key = cfg.aligned_camera_key
@@ -51,10 +53,9 @@ class ConditioningPlan:
             _, h, w = cfg.input_features[key]["shape"]
             camera = key.split(".", 2)[2]
         else:
-            h = w = int(cfg.conditioning_image_size)
-            camera = cfg.conditioning_camera or "front"
-        return cls(kinds, camera, key, (int(h), int(w)), int(cfg.num_keypoints),
-                   "chroma" if getattr(cfg, "conditioning_chroma", False) else "rgb")
+            h = w = int(spec.image_size)
+            camera = spec.camera or "front"
+        return cls(kinds, camera, key, (int(h), int(w)), int(spec.num_keypoints), "chroma" if spec.chroma else "rgb")
 
 
 @dataclass

@@ -29,18 +29,19 @@ from policies.errors import PolicyError
 
 
 def conditioning_transforms(config: Any) -> tuple[Compose, Compose]:
-    """(inference, training) transforms of the camera-frame conditionings: colour only (``conditioning_chroma``),
-    and in training first a photometric jitter (``conditioning_photo_jitter``). Drawings (sketches) keep their
+    """(inference, training) transforms of the camera-frame conditionings of a conditioning spec: colour only
+    (``chroma``), and in training first a photometric jitter (``photo_jitter``). Drawings (sketches) keep their
     colours, which carry meaning."""
     frames = (GOAL_IMAGE, INITIAL_IMAGE)
-    inference = [KeyTransform(frames, chroma)] if config.conditioning_chroma else []
-    amount = config.conditioning_photo_jitter
+    inference = [KeyTransform(frames, chroma)] if config.chroma else []
+    amount = config.photo_jitter
     jitter = [KeyTransform(frames, lambda x: photo_jitter(x, amount))] if amount > 0 else []
     return Compose(inference), Compose(jitter + inference)
 
 
 class ConditioningInputs:
-    """What a policy conditioned on ``config.conditioning`` needs from a batch, as tensors."""
+    """What a policy conditioned on ``config`` (its :class:`~policies.encoder_config.ConditioningSpec`) needs
+    from a batch, as tensors."""
 
     def __init__(self, config: Any, policy_name: str) -> None:
         self.config, self.policy_name = config, policy_name
@@ -67,7 +68,7 @@ class ConditioningInputs:
                 f"observation has neither 'task' nor 'conditioning.goal_image'; this GRIF policy is steered by "
                 f"either. Keys present: {sorted(batch)}"
             )
-        for kind in self.config.conditioning:
+        for kind in self.config.kinds:
             key = batch_key(kind)
             if batch.get(key) is None and kind not in alternatives:
                 how = (
@@ -78,7 +79,7 @@ class ConditioningInputs:
                 )
                 raise PolicyError(
                     f"observation is missing {key!r}, which this {self.policy_name!r} policy conditioned on "
-                    f"{list(self.config.conditioning)} needs; {how}. Keys present: {sorted(batch)}"
+                    f"{list(self.config.kinds)} needs; {how}. Keys present: {sorted(batch)}"
                 )
 
     def tensors(self, batch: Mapping[str, Any], batch_size: int, device: torch.device, train: bool
@@ -90,7 +91,7 @@ class ConditioningInputs:
     def raw(self, batch: Mapping[str, Any], batch_size: int, device: torch.device) -> dict[str, Tensor]:
         """kind -> tensor on ``device``: sentence embeddings, float CHW images in [0, 1], keypoints."""
         out: dict[str, Tensor] = {}
-        for kind in self.config.conditioning:
+        for kind in self.config.kinds:
             value = batch.get(batch_key(kind))
             if value is None:  # an unused GRIF alternative (check ran first)
                 continue
