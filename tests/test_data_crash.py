@@ -7,80 +7,32 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from crash_recorder import LENGTH, expected_episode
 
 from ember.data import EmberDataset, repair
 from ember.data.video import probe_duration
 
-LENGTH = 15
-
-CHILD = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    from ember.data import DatasetWriter
-
-    LENGTH = {length}
-
-    def episode(e):
-        rng = np.random.default_rng(e)
-        state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
-        action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
-        img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
-        img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
-        img[..., 1] = e * 7 % 256
-        return state, action, img
-
-    features = {{
-        "observation.state": {{"dtype": "float32", "shape": [6], "names": None}},
-        "action": {{"dtype": "float32", "shape": [2], "names": None}},
-        "observation.images.cam": {{"dtype": "video", "shape": [16, 16, 3], "names": None}},
-    }}
-    # tiny shards so that files roll over while we are being killed
-    w = DatasetWriter.create(sys.argv[1], fps=15, features=features, data_files_size_in_mb=0.02,
-                             video_files_size_in_mb=0.02, chunks_size=3)
-    for e in range(10_000):
-        state, action, img = episode(e)
-        for t in range(LENGTH):
-            w.add_frame({{"observation.state": state[t], "action": action[t],
-                         "observation.images.cam": img[t], "task": f"task {{e % 3}}"}})
-            if t == LENGTH // 2:
-                print(f"mid {{e}}", flush=True)
-        w.save_episode()
-        print(f"saved {{e}}", flush=True)
-    """
-).format(length=LENGTH)
+RECORDER = Path(__file__).with_name("crash_recorder.py")
 
 
-def expected_episode(e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(e)
-    state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
-    action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
-    img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
-    img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
-    img[..., 1] = e * 7 % 256
-    return state, action, img
+def start_recorder(tmp_path: Path, name: str, mode: str) -> tuple[Path, subprocess.Popen]:
+    """Start ``crash_recorder.py`` recording into ``tmp_path / name`` (see its docstring for ``mode``)."""
+    root = tmp_path / name
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(RECORDER), str(root), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    return root, proc
 
 
 def run_and_kill(tmp_path: Path, name: str, wait_for: str, delay_s: float) -> tuple[Path, int]:
     """Start the recorder, SIGKILL it ``delay_s`` after it prints ``wait_for``; return (root, saved)."""
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    root = tmp_path / name
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(root)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    root, proc = start_recorder(tmp_path, name, "kill")
     saved = 0
     try:
         assert proc.stdout is not None
@@ -158,47 +110,9 @@ def check_repaired(root: Path, n: int) -> None:
     assert repair(root) == []  # idempotent
 
 
-GRACEFUL_CHILD = textwrap.dedent(
-    """
-    import contextlib
-    import sys
-    import numpy as np
-    from ember.data import DatasetWriter
-    from ember.data.signals import stop_on_sigterm
-
-    LENGTH = {length}
-    features = {{
-        "observation.state": {{"dtype": "float32", "shape": [6], "names": None}},
-        "action": {{"dtype": "float32", "shape": [2], "names": None}},
-        "observation.images.cam": {{"dtype": "video", "shape": [16, 16, 3], "names": None}},
-    }}
-    guard = stop_on_sigterm() if sys.argv[2] == "graceful" else contextlib.nullcontext()
-    with guard, DatasetWriter.create(sys.argv[1], fps=15, features=features, data_files_size_in_mb=0.02,
-                                     video_files_size_in_mb=0.02, chunks_size=3) as w:
-        for e in range(10_000):
-            rng = np.random.default_rng(e)
-            state = rng.standard_normal((LENGTH, 6)).astype(np.float32)
-            action = rng.standard_normal((LENGTH, 2)).astype(np.float32)
-            img = np.zeros((LENGTH, 16, 16, 3), np.uint8)
-            img[..., 0] = (np.arange(LENGTH) * 15)[:, None, None]
-            img[..., 1] = e * 7 % 256
-            for t in range(LENGTH):
-                w.add_frame({{"observation.state": state[t], "action": action[t],
-                             "observation.images.cam": img[t], "task": f"task {{e % 3}}"}})
-            w.save_episode()
-            print(f"saved {{e}}", flush=True)
-    """
-).format(length=LENGTH)
-
-
 def run_and_signal(tmp_path: Path, mode: str, sig: int, delay_s: float) -> tuple[Path, int, subprocess.Popen]:
     """Run the recorder inside ``with DatasetWriter(...)``; send ``sig`` ``delay_s`` after episode 2 is saved."""
-    script = tmp_path / "child_sig.py"
-    script.write_text(GRACEFUL_CHILD)
-    root = tmp_path / f"sig-{mode}"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, str(script), str(root), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    root, proc = start_recorder(tmp_path, f"sig-{mode}", mode)
     saved = 0
     assert proc.stdout is not None
     for line in proc.stdout:
