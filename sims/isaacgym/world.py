@@ -20,7 +20,7 @@ from sims.errors import SimError
 from sims.isaacgym import INSTALL_HINT
 from sims.tabletop.sampling import yaw_quat
 from sims.tabletop.scene import TABLE_CENTER, TABLE_HALF, Layout, SceneSpec
-from sims.tabletop.world import GRIPPER, TABLE
+from sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
 
 try:  # imported at module level so that mypy checks every call against isaacgym-stubs
     from isaacgym import gymapi
@@ -41,10 +41,7 @@ class IsaacGymWorld:
     """One Isaac Gym env holding a tabletop scene (the ``World`` protocol)."""
 
     def __init__(self, robot: str, scene: SceneSpec, control_hz: float = 10.0, device: int = 0) -> None:
-        if robot != "panda":
-            raise SimError(f"robot '{robot}' is not available on Isaac Gym (it needs a URDF); valid: panda.")
-        if scene.drawer is not None:
-            raise SimError("the Drawer task is MuJoCo-only; use backend='mujoco'.")
+        check_urdf_world("Isaac Gym", robot, scene)
         self.robot = get_robot(robot)
         self.scene = scene
         self.control_hz = float(control_hz)

@@ -30,7 +30,7 @@ from sims.tabletop.scene import (
     Layout,
     SceneSpec,
 )
-from sims.tabletop.world import GRIPPER, TABLE
+from sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
 
 TIMESTEP = 1.0 / 240.0
 TABLE_RGBA = (0.72, 0.64, 0.52, 1.0)
@@ -44,10 +44,7 @@ class PyBulletWorld:
     """One PyBullet DIRECT client holding a tabletop scene."""
 
     def __init__(self, robot: str, scene: SceneSpec, control_hz: float = 10.0) -> None:
-        if robot != "panda":
-            raise SimError(f"robot '{robot}' is not available on PyBullet (it needs a URDF); valid: panda.")
-        if scene.drawer is not None:
-            raise SimError("the Drawer task is MuJoCo-only; use backend='mujoco'.")
+        check_urdf_world("PyBullet", robot, scene)
         self.robot = get_robot(robot)
         self.scene = scene
         self.control_hz = float(control_hz)

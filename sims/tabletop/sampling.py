@@ -25,11 +25,13 @@ def heldout_cell(xyz: np.ndarray) -> bool:
 
 def sample_xy(rng: np.random.Generator, taken: list[np.ndarray], min_dist: float,
               low: np.ndarray = REGION_LOW, high: np.ndarray = REGION_HIGH, heldout: bool | None = None,
-              nominal: np.ndarray | None = None) -> np.ndarray:
-    """A table position at least ``min_dist`` from every position in ``taken`` (appended to it).
+              nominal: np.ndarray | None = None,
+              failure: str = "could not place every object without overlap; use fewer objects.") -> np.ndarray:
+    """A table position at least ``min_dist`` from every position in ``taken`` (appended to it); a 3-D one
+    (x, y, z) when ``low`` and ``high`` are 3-D.
 
     ``heldout`` True/False restricts it to held-out/train goal cells (None: anywhere). ``nominal`` (no
-    randomization) is returned when it is free.
+    randomization) is returned when it is free. ``failure``: the error when no position is found.
     """
     if nominal is not None and all(np.linalg.norm(nominal - t) >= min_dist for t in taken):
         taken.append(np.asarray(nominal, float))
@@ -41,7 +43,7 @@ def sample_xy(rng: np.random.Generator, taken: list[np.ndarray], min_dist: float
         if all(np.linalg.norm(xy - t) >= min_dist for t in taken):
             taken.append(xy)
             return xy
-    raise SimError("could not place every object without overlap; use fewer objects.")
+    raise SimError(failure)
 
 
 def nominal_grid(n: int, row: float) -> list[np.ndarray]:

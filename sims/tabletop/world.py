@@ -13,11 +13,23 @@ from typing import Any, Protocol
 import numpy as np
 
 from robots.spec import RobotSpec
-from sims.tabletop.scene import Layout
+from sims.errors import SimError
+from sims.tabletop.scene import Layout, SceneSpec
 
 GRIPPER = "gripper"
 """Name for the robot's fingers in :meth:`World.touching`."""
 TABLE = "table"
+URDF_ROBOTS = ("panda",)
+"""Robots of the URDF backends (PyBullet, Isaac Gym); MuJoCo has every robot in ``robots/``."""
+
+
+def check_urdf_world(backend: str, robot: str, scene: SceneSpec) -> None:
+    """What a URDF backend cannot build: robots without a URDF, and the drawer (a MuJoCo-only asset)."""
+    if robot not in URDF_ROBOTS:
+        raise SimError(f"robot '{robot}' is not available on {backend} (it needs a URDF); valid: "
+                       f"{', '.join(URDF_ROBOTS)}.")
+    if scene.drawer is not None:
+        raise SimError("the Drawer task is MuJoCo-only; use backend='mujoco'.")
 
 
 class World(Protocol):

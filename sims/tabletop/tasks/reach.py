@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sims.errors import SimError
-from sims.tabletop.sampling import heldout_cell, nominal_grid
+from sims.tabletop.sampling import nominal_grid, sample_xy
 from sims.tabletop.scene import REGION_HIGH, REGION_LOW, MarkerSpec, Placement
 from sims.tabletop.task import Episode, Task, TaskConfig
 from sims.tabletop.world import World
@@ -82,15 +82,8 @@ class ReachTask(Task):
 
     @staticmethod
     def _sample_xyz(rng: np.random.Generator, taken: list[np.ndarray], heldout: bool | None) -> np.ndarray:
-        low, high = np.r_[REGION_LOW, Z_RANGE[0]], np.r_[REGION_HIGH, Z_RANGE[1]]
-        for _ in range(1000):
-            p = rng.uniform(low, high)
-            if heldout is not None and heldout_cell(p) != heldout:
-                continue
-            if all(np.linalg.norm(p - t) >= MIN_SEPARATION for t in taken):
-                taken.append(p)
-                return p
-        raise SimError("Reach: could not place the targets apart; use fewer targets.")
+        return sample_xy(rng, taken, MIN_SEPARATION, np.r_[REGION_LOW, Z_RANGE[0]], np.r_[REGION_HIGH, Z_RANGE[1]],
+                         heldout=heldout, failure="Reach: could not place the targets apart; use fewer targets.")
 
     def goal_pos(self, episode: Episode) -> np.ndarray:
         return episode.layout.markers[episode.goal["target"]].pos
