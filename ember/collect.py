@@ -63,6 +63,24 @@ def dataset_features(env: gym.Env) -> dict[str, dict[str, Any]]:
     return features
 
 
+def _check(cfg: CollectConfig) -> None:
+    """Counts and sizes that cannot make a dataset are one-line errors before anything is written."""
+    from ember.errors import ConfigError
+
+    if cfg.num_episodes < 1:
+        raise ConfigError(f"--num_episodes must be a positive number of episodes, got {cfg.num_episodes}.")
+    if cfg.max_attempts_factor < 1.0:
+        raise ConfigError(f"--max_attempts_factor must be >= 1 (attempts per wanted episode), got "
+                          f"{cfg.max_attempts_factor}.")
+    if cfg.obs_mode not in ("state", "pixels"):
+        raise ConfigError(f"--obs_mode must be 'state' or 'pixels', got {cfg.obs_mode!r}.")
+    if cfg.obs_mode == "pixels" and (cfg.image_size < 8 or not cfg.cameras):
+        raise ConfigError(f"--obs_mode=pixels needs --cameras and --image_size >= 8, got {list(cfg.cameras)} and "
+                          f"{cfg.image_size}.")
+    if cfg.max_episode_steps < 0:
+        raise ConfigError(f"--max_episode_steps must be >= 0 (0 = the task's default), got {cfg.max_episode_steps}.")
+
+
 @dataclass
 class CollectResult:
     root: Path
@@ -78,6 +96,7 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     from sims import make_env
     from sims.experts import make_expert
 
+    _check(cfg)
     if not cfg.out:
         cfg.out = default_out("datasets", cfg.task.lower())
     root = Path(cfg.out)

@@ -130,3 +130,13 @@ def test_run_folder_is_never_overwritten_silently(tmp_path):
     assert again == run and not any(again.iterdir())
     backups = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
     assert len(backups) == 1 and (backups[0] / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--num_episodes=-3", "--num_episodes=0", "--max_attempts_factor=0.5",
+                                  "--obs_mode=depth", "--max_episode_steps=-1"])
+def test_collect_refuses_counts_that_cannot_make_a_dataset(tmp_path, capsys, flag):
+    out = tmp_path / "ds"
+    assert main(["collect", "--task=PushT", f"--out={out}", flag]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag.split("=")[0] in err[0]
+    assert not out.exists()  # nothing written
