@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import linear_task
 import numpy as np
 import pytest
 import torch
 from diffusion_policy import CAMERA, SMALL, make
-from linear_task import ACTION_DIM, STATE, STATE_DIM, TARGET, linear_batch, train
+from linear_task import ACTION_DIM, STATE, STATE_DIM, linear_batch, train
 from torch import Tensor, nn
 
 from policies import (
@@ -65,15 +66,8 @@ def test_forward_with_one_camera(backbone: str) -> None:
 
 
 def test_loss_ignores_padded_action_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = make(**SMALL)
-    batch = linear_batch(policy.config, 8, torch.Generator().manual_seed(0))
-    batch["action_is_pad"][:, -3:] = True
     # A UNet that predicts zero noise makes the epsilon loss the masked mean of noise**2.
-    monkeypatch.setattr(policy.model.unet, "forward", lambda sample, t, cond: torch.zeros_like(sample))
-    torch.manual_seed(5)
-    loss = policy(batch)["loss"]
-    torch.manual_seed(5)
-    noise = torch.randn_like(batch["action"])  # forward draws the noise first
+    loss, batch, noise = linear_task.padded_loss_of_a_zero_network(make(**SMALL), monkeypatch)
     valid = ~batch["action_is_pad"]
     torch.testing.assert_close(loss, noise[valid].square().mean())
 
@@ -84,15 +78,7 @@ def test_tiny_training_run_learns_a_linear_policy() -> None:
     losses = train(policy, steps=400)
     first, last = np.mean(losses[:20]), np.mean(losses[-20:])
     assert last < 0.3 * first, (first, last)
-
-    g = torch.Generator().manual_seed(123)
-    state = torch.rand(16, STATE_DIM, generator=g) * 2 - 1
-    target = (state @ TARGET.T).clamp(-1, 1)
-    policy.reset()
-    torch.manual_seed(0)
-    action = policy.select_action({STATE: state})
-    error = (action - target).abs().mean().item()
-    baseline = target.abs().mean().item()  # what predicting the dataset mean (0) would score
+    error, baseline = linear_task.held_out_error(policy)
     assert error < 0.15 and error < 0.35 * baseline, (error, baseline)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import linear_task
 import numpy as np
 import pytest
 import torch
-from linear_task import ACTION_DIM, STATE, STATE_DIM, TARGET, linear_batch, train
+from linear_task import ACTION_DIM, STATE, STATE_DIM, linear_batch, train
 
 from policies import PolicyError, load_policy, make_policy, make_policy_config
 from policies.bc.modeling_bc import BCPolicy
@@ -75,24 +76,13 @@ def test_tiny_training_run_learns_a_linear_policy(variant: str) -> None:
     losses = train(policy, steps=250)
     first, last = np.mean(losses[:20]), np.mean(losses[-20:])
     assert last < 0.3 * first, (first, last)
-    g = torch.Generator().manual_seed(123)
-    state = torch.rand(16, STATE_DIM, generator=g) * 2 - 1
-    target = (state @ TARGET.T).clamp(-1, 1)
-    torch.manual_seed(0)
-    action = policy.select_action({STATE: state})
-    error = (action - target).abs().mean().item()
+    error, _ = linear_task.held_out_error(policy)
     assert error < 0.15, error
 
 
 def test_flow_masks_padded_steps_and_regresses_the_straight_velocity(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = make("flow-unet", time_sampling="uniform")
-    batch = linear_batch(policy.config, 8, torch.Generator().manual_seed(0))
-    batch["action_is_pad"][:, -3:] = True
-    monkeypatch.setattr(policy.model.unet, "forward", lambda sample, t, cond: torch.zeros_like(sample))
-    torch.manual_seed(5)
-    loss = policy(batch)["loss"]
-    torch.manual_seed(5)
-    noise = torch.randn_like(batch["action"])
+    loss, batch, noise = linear_task.padded_loss_of_a_zero_network(policy, monkeypatch)
     actions = policy.normalizer.normalize_feature("action", batch["action"])
     velocity = actions - noise  # a zero prediction leaves the whole target velocity as the error
     valid = ~batch["action_is_pad"]
