@@ -39,24 +39,40 @@ class CollectConfig:
     image_size: int = 96
     max_episode_steps: int = 0
     """0 = the task's default."""
+    action_space: str = ""
+    """What the actions are: ``joint_pos`` (absolute joint targets: what an arm's position controller takes),
+    ``ee_delta`` or ``ee_pos`` (end-effector moves); empty = the task's default. Recorded in the dataset, and
+    from there in every checkpoint trained on it."""
+    observations: str = "privileged"
+    """``robot``: only what a real arm gives (joint state + cameras), for policies meant for an arm;
+    ``privileged``: also the simulator's object poses (``observation.environment_state``), for research."""
     keep_failures: bool = False
     max_attempts_factor: float = 1.5
     """Give up after num_episodes * factor attempts (an expert that fails that often needs fixing)."""
     overwrite: bool = False
 
 
-def dataset_features(env: gym.Env) -> dict[str, dict[str, Any]]:
-    """LeRobot feature specs for what the environment observes and does (plus reward/done/success)."""
+OBSERVATION_SETS = ("privileged", "robot")
+PRIVILEGED_KEYS = ("observation.environment_state",)
+"""Observation keys only a simulator has (object poses); ``--observations=robot`` leaves them out."""
+
+
+def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str, dict[str, Any]]:
+    """LeRobot feature specs for what the environment observes and does (plus reward/done/success); the action
+    feature's ``info.action_space`` names its space (``joint_pos``, ``ee_delta``, ``ee_pos``)."""
     names = getattr(env.unwrapped, "feature_names", {}) or {}
     features: dict[str, dict[str, Any]] = {}
     for key, space in env.observation_space.spaces.items():
-        if key == "task":
+        if key == "task" or (observations == "robot" and key in PRIVILEGED_KEYS):
             continue
         if key.startswith("observation.images."):
             features[key] = {"dtype": "video", "shape": list(space.shape), "names": ["height", "width", "channels"]}
         else:
             features[key] = {"dtype": "float32", "shape": list(space.shape), "names": names.get(key)}
     features["action"] = {"dtype": "float32", "shape": list(env.action_space.shape), "names": names.get("action")}
+    space = getattr(env.unwrapped, "action_space_type", None)
+    if space:
+        features["action"]["info"] = {"action_space": str(space)}
     features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
     features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
     features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
@@ -77,6 +93,11 @@ def _check(cfg: CollectConfig) -> None:
     if cfg.obs_mode == "pixels" and (cfg.image_size < 8 or not cfg.cameras):
         raise ConfigError(f"--obs_mode=pixels needs --cameras and --image_size >= 8, got {list(cfg.cameras)} and "
                           f"{cfg.image_size}.")
+    if cfg.observations not in OBSERVATION_SETS:
+        raise ConfigError(f"--observations must be one of {OBSERVATION_SETS}, got {cfg.observations!r}.")
+    if cfg.observations == "robot" and cfg.obs_mode != "pixels":
+        raise ConfigError("--observations=robot records joints + cameras only: add --obs_mode=pixels (and "
+                          "--cameras=...), or the policy sees nothing but its own joints.")
     if cfg.max_episode_steps < 0:
         raise ConfigError(f"--max_episode_steps must be >= 0 (0 = the task's default), got {cfg.max_episode_steps}.")
 
@@ -111,10 +132,12 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         kwargs.update(cameras=tuple(cfg.cameras), image_size=cfg.image_size)
     if cfg.max_episode_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if cfg.action_space:
+        kwargs["action_space_type"] = cfg.action_space
     env = make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
     expert = make_expert(cfg.task, env)
     fps = int(round(env.metadata.get("render_fps", 10)))
-    writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env),
+    writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env, cfg.observations),
                                   robot_type=getattr(env.unwrapped, "robot_name", None),
                                   use_videos=cfg.obs_mode == "pixels")
     max_attempts = max(cfg.num_episodes, int(np.ceil(cfg.num_episodes * cfg.max_attempts_factor)))
@@ -131,7 +154,7 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
                 action = np.asarray(expert.act(env), dtype=np.float32)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 success = success or bool(info.get("is_success", False))
-                frame = {k: v for k, v in obs.items() if k != "task"}
+                frame = {k: v for k, v in obs.items() if k != "task" and k in writer.features}
                 frame.update({
                     "action": action,
                     "next.reward": np.array([reward], dtype=np.float32),

@@ -140,7 +140,11 @@ def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: l
             inputs[k] = {"shape": shape, "dtype": features[k]["dtype"]}
         policy_cfg.input_features = inputs
     if not policy_cfg.output_features:
-        policy_cfg.output_features = {"action": {"shape": list(features["action"]["shape"]), "dtype": "float32"}}
+        action = {"shape": list(features["action"]["shape"]), "dtype": "float32"}
+        space = (features["action"].get("info") or {}).get("action_space")
+        if space:  # so a deployment knows what the actions mean (joint targets or end-effector moves)
+            action["action_space"] = space
+        policy_cfg.output_features = {"action": action}
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):

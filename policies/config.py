@@ -124,6 +124,12 @@ class PolicyConfig:
         return feature_shape(ACTION_KEY, self.output_features[ACTION_KEY])[0]
 
     @property
+    def action_space(self) -> str:
+        """What the actions are (``joint_pos``, ``ee_delta``, ``ee_pos``), as the training dataset recorded it;
+        "" for checkpoints whose dataset did not say."""
+        return str(self.output_features.get(ACTION_KEY, {}).get("action_space", ""))
+
+    @property
     def image_keys(self) -> list[str]:
         return [
             k for k, v in self.input_features.items() if is_tensor_feature(v) and feature_type(k, v) == VISUAL

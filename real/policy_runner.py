@@ -19,6 +19,9 @@ from ember.data.frames import to_batch
 from policies.history import ObservationHistory
 from real.errors import RealError
 
+PRIVILEGED_KEYS = ("observation.environment_state",)
+"""Observation keys only a simulator has; a checkpoint that needs one cannot run on an arm."""
+
 STATE_KEY = "observation.state"
 IMAGE_PREFIX = "observation.images."
 
@@ -56,7 +59,16 @@ class PolicyRunner:
         self._takes_generator = self.chunked and "generator" in inspect.signature(predict).parameters
 
     def check_robot(self, state_dim: int) -> None:
-        """Refuse a checkpoint whose state/action size does not fit the robot (a different arm or gripper)."""
+        """Refuse a checkpoint that needs what an arm cannot give (a simulator's object poses), acts in a space
+        the bridge cannot execute, or whose state/action size does not fit the robot (another arm or gripper)."""
+        privileged = [k for k in self.policy.config.input_features if k in PRIVILEGED_KEYS]
+        if privileged:
+            raise RealError(f"the checkpoint needs {privileged}, which only a simulator provides (object poses); "
+                            "train on what an arm gives: `ember collect --observations=robot --obs_mode=pixels`.")
+        space = getattr(self.policy.config, "action_space", "")
+        if space and space != "joint_pos":
+            raise RealError(f"the checkpoint outputs {space!r} actions; the bridge executes joint_pos targets: "
+                            "collect with `ember collect --action_space=joint_pos`.")
         spec = self.policy.config.input_features.get(STATE_KEY)
         if spec is not None and list(spec["shape"]) != [state_dim]:
             raise RealError(f"the checkpoint expects {STATE_KEY} of shape {spec['shape']}, the robot has "
