@@ -29,7 +29,7 @@ from policies.encoder_config import VisuomotorConfig
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, feature_shape
 from policies.freezing import FrozenModules
-from policies.grif import grif_alignment_loss, grif_training_features  # noqa: F401  (grif_alignment_loss: API)
+from policies.grif import grif_training_features
 from policies.grounding import GoalGrounding
 from policies.normalize import Stats
 from policies.tokens import ObservationTokens

@@ -46,10 +46,9 @@ def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(arm_d
 
 
 def test_the_runner_refuses_privileged_state_and_end_effector_actions_naming_the_collect_option() -> None:
+    from policies import make_policy, make_policy_config
     from real.errors import RealError
     from real.policy_runner import PolicyRunner
-
-    from policies import make_policy, make_policy_config
 
     def runner(inputs: dict, action: dict) -> PolicyRunner:
         cfg = make_policy_config("bc", input_features=inputs, output_features={"action": action}, horizon=4,
