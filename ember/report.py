@@ -20,6 +20,20 @@ def _video_lines(result: Any, prefix: str = "") -> list[str]:
     return lines
 
 
+def _files_and_plots(files: list[str], plots: list[tuple[str, str]]) -> list[str]:
+    """Links to the run's files, then its plots (alt text, path), each followed by a blank line."""
+    lines = ["Files: " + ", ".join(f"[{name}]({name})" for name in files), ""]
+    for alt, path in plots:
+        lines += [f"![{alt}]({path})", ""]
+    return lines
+
+
+def _write(out: Path, lines: list[str]) -> Path:
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
 def write_eval_report(out: Path, cfg: Any, result: Any, checkpoint: Path) -> Path:
     lines = [
         f"# Evaluation: {cfg.task} ({cfg.backend}, split `{cfg.split}`)",
@@ -30,17 +44,12 @@ def write_eval_report(out: Path, cfg: Any, result: Any, checkpoint: Path) -> Pat
         f"- mean max coverage: {result.mean_max_coverage:.3f}; mean final coverage: {result.mean_final_coverage:.3f}",
         f"- wall time: {result.seconds:.1f} s",
         "",
-        "Files: [metrics.json](metrics.json), [config.json](config.json)",
-        "",
-        "![coverage per episode](coverage.png)",
-        "",
+        *_files_and_plots(["metrics.json", "config.json"], [("coverage per episode", "coverage.png")]),
         "## Rollout videos",
         *_video_lines(result),
         "",
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return _write(out, lines)
 
 
 def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untrained: Any) -> Path:
@@ -63,13 +72,8 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
         f"- checkpoint: `{summary['checkpoint']}`",
         f"- total wall time: {summary['total_seconds']:.0f} s",
         "",
-        "Files: [metrics.json](metrics.json), [config.json](config.json), "
-        "[train/metrics.json](train/metrics.json), [eval/metrics.json](eval/metrics.json)",
-        "",
-        "![training loss](train/loss.png)",
-        "",
-        "![coverage per episode (trained)](eval/coverage.png)",
-        "",
+        *_files_and_plots(["metrics.json", "config.json", "train/metrics.json", "eval/metrics.json"],
+                          [("training loss", "train/loss.png"), ("coverage per episode (trained)", "eval/coverage.png")]),
         "## Rollout videos (trained policy)",
         *_video_lines(trained, "eval/"),
         "",
@@ -77,6 +81,4 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
         *_video_lines(untrained, "eval_untrained/"),
         "",
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return _write(out, lines)
