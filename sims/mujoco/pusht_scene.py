@@ -12,6 +12,7 @@ import numpy as np
 
 from robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, panda_mjspec
 from sims.mujoco.materials import add_table_material
+from sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
 from sims.tshape import TShape
 
 TABLE_ORIGIN = np.array([0.48, 0.0])
@@ -55,21 +56,6 @@ def table_to_world(xy: np.ndarray, z: float = 0.0) -> np.ndarray:
     return np.array([xy[0] + TABLE_ORIGIN[0], xy[1] + TABLE_ORIGIN[1], z])
 
 
-def look_at_quat(pos: tuple[float, float, float], target: tuple[float, float, float]) -> list[float]:
-    """wxyz of a camera at ``pos`` looking at ``target`` with the image's up toward world +z."""
-    forward = np.asarray(target, float) - np.asarray(pos, float)
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    if np.linalg.norm(right) < 1e-6:  # looking straight down: image up = world +x (away from the robot)
-        right = np.array([0.0, -1.0, 0.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    mat = np.column_stack([right, up, -forward])  # MuJoCo cameras look along their -z
-    quat = np.zeros(4)
-    mujoco.mju_mat2Quat(quat, mat.ravel())
-    return quat.tolist()
-
-
 def _add_t_boxes(body: mujoco.MjsBody, tshape: TShape, prefix: str, half_z: float, z: float, **geom: object) -> None:
     for name, (cx, cy, hx, hy) in zip(("bar", "stem"), tshape.rects, strict=True):
         body.add_geom(name=f"{prefix}_{name}", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, half_z],
@@ -111,15 +97,7 @@ def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offs
     the defaults build the training scene.
     """
     robot = pusher_robot_spec()
-    spec = mujoco.MjSpec()
-    spec.modelname = "ember_pusht"
-    spec.option.timestep = 0.002
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.visual.global_.offwidth = offscreen_size
-    spec.visual.global_.offheight = offscreen_size
-    spec.visual.headlight.ambient = [0.3, 0.3, 0.3]
-    spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
-    spec.visual.headlight.specular = [0.0, 0.0, 0.0]
+    spec = new_scene_spec("ember_pusht", 0.002, offscreen_size)
     matte = spec.add_material(name="matte", specular=0.05, shininess=0.1)
     table_material, table_rgba = (matte.name, list(TABLE_RGBA)) if table_texture == "plain" else \
         add_table_material(spec, table_texture, TABLE_RGBA)
@@ -168,17 +146,3 @@ def build_pusht_spec(tshape: TShape, goal_pose: tuple[float, float, float], offs
     frame = world.add_frame(pos=[0, 0, 0])
     spec.attach(robot, frame=frame, prefix=ROBOT_PREFIX)
     return spec
-
-
-def wrist_quat(tilt: float = np.radians(30.0)) -> list[float]:
-    """A wrist camera looking down the hand's +z (toward the table), tilted ``tilt`` toward the hand's +x.
-
-    At home the hand's +x is world +x, so the camera looks ahead of the pusher, over the workspace.
-    """
-    view = np.array([np.sin(tilt), 0.0, np.cos(tilt)])  # viewing direction in the hand frame
-    up = np.array([np.cos(tilt), 0.0, -np.sin(tilt)])  # image up: toward hand +x, orthogonal to view
-    right = np.cross(view, up)  # camera x = y_cam x z_cam with z_cam = -view
-    mat = np.column_stack([right, up, -view])
-    quat = np.zeros(4)
-    mujoco.mju_mat2Quat(quat, mat.ravel())
-    return quat.tolist()

@@ -12,7 +12,7 @@ import numpy as np
 
 from robots import get_robot, robot_mjspec
 from sims.mujoco.materials import add_table_material
-from sims.mujoco.pusht_scene import look_at_quat, wrist_quat
+from sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
 from sims.randomization import LIGHTING_PRESETS
 from sims.tabletop.scene import (
     CAMERAS,
@@ -121,17 +121,9 @@ def build_tabletop_spec(robot: str, scene: SceneSpec, offscreen_size: int = 640)
     for key in list(robot_spec.keys):  # the env sets the initial state; the arm's keyframe would not fit the scene
         robot_spec.delete(key)
 
-    spec = mujoco.MjSpec()
-    spec.modelname = f"ember_tabletop_{robot}"
-    spec.option.timestep = robot_spec.option.timestep
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec = new_scene_spec(f"ember_tabletop_{robot}", robot_spec.option.timestep, offscreen_size)
     spec.option.cone = robot_spec.option.cone  # a child's <option> does not survive attach
     spec.option.impratio = robot_spec.option.impratio
-    spec.visual.global_.offwidth = offscreen_size
-    spec.visual.global_.offheight = offscreen_size
-    spec.visual.headlight.ambient = [0.3, 0.3, 0.3]
-    spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
-    spec.visual.headlight.specular = [0.0, 0.0, 0.0]
     light = LIGHTING_PRESETS["default"]
     spec.worldbody.add_light(name=KEY_LIGHT, pos=[0.9, -0.6, 1.6], dir=list(light.direction),
                              diffuse=[light.diffuse] * 3, specular=[0.1, 0.1, 0.1], castshadow=False)

@@ -16,8 +16,8 @@ from robots import get_robot, robot_mjspec
 from robots.ik import MinkIK
 from sims.cameras import MAX_DEPTH, camera_info
 from sims.errors import SimError
-from sims.mujoco.pusht_scene import look_at_quat
 from sims.mujoco.render import CameraRenderer, make_fast
+from sims.mujoco.scene_spec import look_at_quat
 from sims.mujoco.tabletop_scene import (
     CABINET_BODY,
     DRAWER_JOINT,
