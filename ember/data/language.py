@@ -52,31 +52,22 @@ def _json_type() -> pa.DataType:
     return pa.json_() if hasattr(pa, "json_") else pa.string()
 
 
+def _row_type(json_type: pa.DataType | None, timestamped: bool) -> pa.StructType:
+    """LeRobot's language row struct; persistent rows carry the ``timestamp`` they became active at."""
+    fields = [pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string()),
+              pa.field("style", pa.string())]
+    if timestamped:
+        fields.append(pa.field("timestamp", pa.float32(), nullable=False))
+    fields += [pa.field("camera", pa.string()), pa.field("tool_calls", pa.list_(json_type or _json_type()))]
+    return pa.struct(fields)
+
+
 def persistent_row_type(json_type: pa.DataType | None = None) -> pa.StructType:
-    json_type = json_type or _json_type()
-    return pa.struct(
-        [
-            pa.field("role", pa.string(), nullable=False),
-            pa.field("content", pa.string()),
-            pa.field("style", pa.string()),
-            pa.field("timestamp", pa.float32(), nullable=False),
-            pa.field("camera", pa.string()),
-            pa.field("tool_calls", pa.list_(json_type)),
-        ]
-    )
+    return _row_type(json_type, timestamped=True)
 
 
 def event_row_type(json_type: pa.DataType | None = None) -> pa.StructType:
-    json_type = json_type or _json_type()
-    return pa.struct(
-        [
-            pa.field("role", pa.string(), nullable=False),
-            pa.field("content", pa.string()),
-            pa.field("style", pa.string()),
-            pa.field("camera", pa.string()),
-            pa.field("tool_calls", pa.list_(json_type)),
-        ]
-    )
+    return _row_type(json_type, timestamped=False)
 
 
 def column_type(key: str, json_type: pa.DataType | None = None) -> pa.DataType:
