@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from real import ros
 from real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
+from real.nodes.sensors import subscribe_observations
 from real.observation import Observation, ObservationBuilder, Staleness
 from real.params import declare_config
 from real.robot import ForwardKinematics, joint_limits, load_robot
@@ -53,10 +54,7 @@ class BridgeNode(Node):
         self._cmd_pub = self.create_publisher(JointTrajectory, cfg.controller_topic, ros.qos_command())
         self._command = ros.joint_trajectory(self.names, np.zeros(len(self.names)), self.period)  # reused
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
-        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor())
-        for cam in cfg.cameras:
-            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
-                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor())
+        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras)
         self.create_subscription(JointState, cfg.action_topic, self._on_action, ros.qos_command())
         self.create_subscription(Bool, cfg.estop_topic, self._on_estop, ros.qos_latched())
         self.create_subscription(Bool, cfg.estop_reset_topic, self._on_estop_reset, ros.qos_command())
@@ -71,12 +69,6 @@ class BridgeNode(Node):
             f"{cfg.rate_hz:g} Hz (watchdog {safety.observation_timeout_ms:g} ms, max step {safety.max_step} rad)")
 
     # ------------------------------------------------------------------------------------- inputs
-    def _on_state(self, msg: JointState) -> None:
-        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
-
-    def _on_image(self, cam: str, msg: Image) -> None:
-        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
-
     def observation(self) -> Observation | Staleness:
         """The current observation dict (for in-process policies, e.g. ``ember deploy``)."""
         return self.observations.build()

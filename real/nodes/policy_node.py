@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from real import ros
 from real.chunking import ChunkConfig, ChunkExecutor
 from real.language import LanguageState
+from real.nodes.sensors import subscribe_observations
 from real.observation import ObservationBuilder, Staleness
 from real.params import declare_config
 from real.policy_node import NODE_NAME, PolicyNodeConfig
@@ -62,10 +63,7 @@ class PolicyNode(Node):
 
         self._action_pub = self.create_publisher(JointState, cfg.action_topic, ros.qos_command())
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
-        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor())
-        for cam in cameras:
-            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
-                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor())
+        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cameras)
         self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
                                  ros.qos_latched())
         if cfg.follow_corrections:
@@ -76,13 +74,6 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"policy {type(self.runner.policy).__name__} from '{cfg.checkpoint}' at {cfg.rate_hz:g} Hz, "
             f"{n_steps} actions per chunk, inputs {self.runner.keys}, cameras {list(cameras)} -> {cfg.action_topic}")
-
-    # ----------------------------------------------------------------------------------------- inputs
-    def _on_state(self, msg: JointState) -> None:
-        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
-
-    def _on_image(self, cam: str, msg: Image) -> None:
-        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
 
     # ----------------------------------------------------------------------------------------- control loop
     def _tick(self) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from real import ros
 from real.errors import RealError
 from real.language import LanguageState
+from real.nodes.sensors import subscribe_observations
 from real.observation import ObservationBuilder, Staleness
 from real.params import declare_config
 from real.recorder import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
@@ -54,12 +54,8 @@ class RecorderNode(Node):
         sensors = MutuallyExclusiveCallbackGroup()
         language = MutuallyExclusiveCallbackGroup()
         sampling = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointState, cfg.joint_states_topic, self._on_state, ros.qos_sensor(),
-                                 callback_group=sensors)
-        for cam in cfg.cameras:
-            self.create_subscription(Image, ros.image_topic(cfg.camera_topic_prefix, cam),
-                                     lambda msg, cam=cam: self._on_image(cam, msg), ros.qos_sensor(),
-                                     callback_group=sensors)
+        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
+                               callback_group=sensors)
         self.create_subscription(JointTrajectory, cfg.command_topic, self._on_command, ros.qos_command(),
                                  callback_group=sensors)
         self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
@@ -75,12 +71,6 @@ class RecorderNode(Node):
                                f"episodes of {cfg.episode_duration_s:g} s); corrections on {cfg.correction_topic}")
 
     # ----------------------------------------------------------------------------------------- inputs
-    def _on_state(self, msg: JointState) -> None:
-        self.observations.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp))
-
-    def _on_image(self, cam: str, msg: Image) -> None:
-        self.observations.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
-
     def _on_command(self, msg: JointTrajectory) -> None:
         if not msg.points:
             return
