@@ -65,7 +65,10 @@ def save_algorithm_state(folder: str | Path, step: int, components: Any) -> Path
         (folder / "optimizers" / f"{name}.json").write_text(json.dumps(meta, indent=1))
     schedulers = {name: s.state_dict() for name, s in components.schedulers.items()}
     (folder / "schedulers.json").write_text(json.dumps(schedulers, default=str))
-    save_file({"torch": torch.get_rng_state()}, str(folder / "rng_state.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # diffusion noise and random crops draw from the device's generator there
+        rng.update({f"cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(rng, str(folder / "rng_state.safetensors"))
     (folder / "training_step.json").write_text(json.dumps({"step": step}))
     return folder
 
@@ -94,6 +97,12 @@ def load_algorithm_state(step_dir: str | Path, components: Any) -> int:
         optimizer.load_state_dict(_unflatten_optimizer_state(load_file(str(path)), meta))
     schedulers = json.loads((folder / "schedulers.json").read_text())
     for name, scheduler in components.schedulers.items():
+        if name not in schedulers:
+            raise CheckpointError(f"{folder} has no state for scheduler {name!r}; saved: {sorted(schedulers)}")
         scheduler.load_state_dict(schedulers[name])
-    torch.set_rng_state(load_file(str(folder / "rng_state.safetensors"))["torch"])
+    rng = load_file(str(folder / "rng_state.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    cuda = [rng[f"cuda.{i}"] for i in range(len(rng)) if f"cuda.{i}" in rng]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
     return int(json.loads((folder / "training_step.json").read_text())["step"])

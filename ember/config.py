@@ -185,6 +185,10 @@ def set_field(cfg: Any, dotted: str, raw: str) -> Any:
     if dataclasses.is_dataclass(current):
         if _choice_factory_for(current) is not None:  # --algorithm=iql means --algorithm.type=iql
             return set_field(cfg, f"{dotted}.type", raw)
+        moved = getattr(node, "legacy_paths", lambda: {})().get(leaf)
+        if moved:  # a value under the name its group now has (--policy.conditioning=goal_sketch)
+            where = ".".join(path + [""])
+            raise ConfigError(f"--{dotted} is now a group of settings; the value goes to --{where}{moved}=...")
         raise ConfigError(f"--{dotted} is a group of settings; set one of its fields, e.g. --{dotted}.<field>=...")
     if leaf == "type" and (factory := _choice_factory_for(node)) is not None:
         replacement = factory(raw)

@@ -8,7 +8,7 @@ A type is registered under a name, in one of three ways, and nothing is imported
 - by the caller at use time: ``--algorithm=my_pkg.module:MyAlgorithm`` names the object directly.
 
 Policy entries are a little different (their config and model live in two modules, LeRobot's layout); see
-:mod:`policies.factory`. This module depends on nothing but the standard library.
+:mod:`policies.registry`. This module depends on nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Registry:
     def __init__(self, kind: str, plural: str, entry_point_group: str) -> None:
         self.kind, self.plural, self.entry_point_group = kind, plural, entry_point_group
         self._entries: dict[str, Any] = {}
+        self._entry_point_cache: dict[str, str] | None = None
 
     def register(self, name: str, target: Any = None) -> Any:
         """``register(name, obj_or_ref)``, or ``@register(name)`` as a class decorator."""
@@ -72,16 +73,27 @@ class Registry:
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
 
-    def _entry_points(self) -> dict[str, str]:
-        try:
-            found = importlib.metadata.entry_points(group=self.entry_point_group)
-        except Exception:  # a broken distribution's metadata must not break the registry
-            return {}
-        return {ep.name: ep.value for ep in found}
+    def entry_points(self) -> dict[str, str]:
+        """Installed packages' entries (name -> ``module:attr``), read once per process (:meth:`refresh`)."""
+        if self._entry_point_cache is None:
+            try:
+                found = importlib.metadata.entry_points(group=self.entry_point_group)
+            except Exception:  # a broken distribution's metadata must not break the registry
+                found = ()
+            self._entry_point_cache = {ep.name: ep.value for ep in found}
+        return self._entry_point_cache
+
+    def refresh(self) -> None:
+        """Forget the cached entry points (after installing a package in this process)."""
+        self._entry_point_cache = None
+
+    def registered(self) -> dict[str, Any]:
+        """The in-code registrations, in registration order."""
+        return dict(self._entries)
 
     def entries(self) -> dict[str, Any]:
         """Every registered name -> its target (code registrations win over entry points)."""
-        return {**self._entry_points(), **self._entries}
+        return {**self.entry_points(), **self._entries}
 
     def names(self) -> list[str]:
         return sorted(self.entries())
@@ -116,9 +128,10 @@ ALGORITHMS = Registry("algorithm", "algorithms", "ember.algorithms")
 ALGORITHMS.register("supervised", "ember.algorithms.supervised:Supervised")
 
 LABELERS = Registry("labeler", "labelers", "ember.labelers")
-"""Reward / success labelers (``ember label --labeler=<name>``), provided by ``rewards/``."""
+"""Reward / success labelers (episode -> per-frame reward columns), provided by ``rewards/``."""
 
 POLICIES = Registry("policy", "policies", "ember.policies")
 """Policy types from outside ``policies/``: name -> the package holding ``configuration_<name>.py`` and
-``modeling_<name>.py`` (or a ``(config module, modeling module)`` pair); see :mod:`policies.factory`."""
+``modeling_<name>.py``, a ``(config module, modeling module)`` pair, or the policy class (or a ``module:Class``
+reference to it); see :mod:`policies.registry`."""
 

@@ -52,8 +52,11 @@ def to_float_chw(x: Any, channels: int | None = None) -> Any:
         return np.ascontiguousarray(arr, dtype=np.float32)
     if not isinstance(x, Tensor):
         return to_float_chw(np.asarray(x), channels)
-    if hwc:
-        x = x.movedim(-1, -3)
+    return to_unit_float(x.movedim(-1, -3) if hwc else x)
+
+
+def to_unit_float(x: Tensor) -> Tensor:
+    """Pixels as float32 in [0, 1]: uint8 divided by 255, float kept (layout untouched)."""
     return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
 
 

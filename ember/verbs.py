@@ -17,8 +17,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
+
+from ember.registry import Registry, resolve_reference
 
 ENTRY_POINT_GROUP = "ember.verbs"
 
@@ -37,21 +38,23 @@ class Verb:
     returns None after printing a one-line error."""
 
 
-_REGISTERED: dict[str, Verb] = {}
+VERBS = Registry("verb", "verbs", ENTRY_POINT_GROUP)
+"""The verbs, in the project's one registry type (:mod:`ember.registry`)."""
 _PLUGINS: dict[str, Verb] | None = None
 
 
 def register(verb: Verb, *, replace: bool = False) -> Verb:
     """Add a verb in-process (ember's own verbs, tests). A second verb of the same name is an error unless
     ``replace``."""
-    if not replace and verb.name in _REGISTERED and _REGISTERED[verb.name] is not verb:
+    current = VERBS.registered().get(verb.name)
+    if not replace and current is not None and current is not verb:
         raise ValueError(f"ember verb '{verb.name}' is already registered")
-    _REGISTERED[verb.name] = verb
+    VERBS.register(verb.name, verb)
     return verb
 
 
 def unregister(name: str) -> None:
-    _REGISTERED.pop(name, None)
+    VERBS.unregister(name)
 
 
 def _entry_point_verbs() -> dict[str, Verb]:
@@ -60,17 +63,17 @@ def _entry_point_verbs() -> dict[str, Verb]:
     global _PLUGINS
     if _PLUGINS is None:
         found: dict[str, Verb] = {}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for name, ref in VERBS.entry_points().items():
             try:
-                verb = ep.load()
+                verb = resolve_reference(ref)
             except Exception as err:  # noqa: BLE001 - any import problem of a plugin
-                print(f"ember: warning: verb '{ep.name}' ({ep.value}) failed to load: {err}", file=sys.stderr)
+                print(f"ember: warning: verb '{name}' ({ref}) failed to load: {err}", file=sys.stderr)
                 continue
-            if not isinstance(verb, Verb) or verb.name != ep.name:
-                print(f"ember: warning: entry point '{ep.name}' ({ep.value}) in '{ENTRY_POINT_GROUP}' is not a "
-                      f"Verb named '{ep.name}'; skipped", file=sys.stderr)
+            if not isinstance(verb, Verb) or verb.name != name:
+                print(f"ember: warning: entry point '{name}' ({ref}) in '{ENTRY_POINT_GROUP}' is not a "
+                      f"Verb named '{name}'; skipped", file=sys.stderr)
                 continue
-            found.setdefault(ep.name, verb)
+            found.setdefault(name, verb)
         _PLUGINS = found
     return _PLUGINS
 
@@ -78,4 +81,5 @@ def _entry_point_verbs() -> dict[str, Verb]:
 def verbs() -> dict[str, Verb]:
     """Every verb by name: registered ones first (in registration order), then the installed packages' ones.
     A registered verb wins over an entry point of the same name."""
-    return {**_REGISTERED, **{n: v for n, v in _entry_point_verbs().items() if n not in _REGISTERED}}
+    registered = VERBS.registered()
+    return {**registered, **{n: v for n, v in _entry_point_verbs().items() if n not in registered}}

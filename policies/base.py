@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ember.transforms import to_float_chw
+from ember.transforms import to_unit_float
 from policies.checkpoint_files import (
     CONFIG_NAME,
     STATS_NAME,
@@ -82,6 +82,7 @@ class Policy(nn.Module, abc.ABC):
                 f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__} "
                 f"(type {getattr(config, 'type', '?')!r}); build the policy with policies.make_policy(config)"
             )
+        config.validate()  # again: fields set one by one (the CLI) skip the checks of construction
         config.validate_features()
         self.config = config
         self.normalizer = Normalizer(
@@ -162,7 +163,7 @@ class Policy(nn.Module, abc.ABC):
             if feature_type(key, spec) == VISUAL:
                 c, h, w = feature_shape(key, spec)
                 hwc = x.shape[-3:] == (h, w, c) and x.shape[-3:] != (c, h, w)
-                x = to_float_chw(x.movedim(-1, -3) if hwc else x)
+                x = to_unit_float(x.movedim(-1, -3) if hwc else x)
             else:
                 x = x.float()
             expected = 1 + len(feature_shape(key, spec))

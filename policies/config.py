@@ -88,8 +88,12 @@ class PolicyConfig:
 
     # ----------------------------------------------------------------------------------------- checks
     def validate(self) -> None:
-        """Checks hyper-parameters only; features are checked by ``validate_features`` when a policy is built,
-        so a config can be made first (CLI) and get its features from the dataset later."""
+        """Checks hyper-parameters only (its groups' too); features are checked by ``validate_features`` when a
+        policy is built, so a config can be made first (CLI) and get its features from the dataset later."""
+        for f in dataclasses.fields(self):
+            group = getattr(self, f.name)
+            if isinstance(group, SubConfig):
+                group.validate()
         for name in ("n_obs_steps", "horizon", "n_action_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -176,8 +180,6 @@ class PolicyConfig:
             )
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.init}
-        for key in RETIRED_FIELDS - names:
-            data.pop(key, None)
         data = cls.migrate_legacy(data)
         unknown = sorted(set(data) - names)
         if unknown:
@@ -199,8 +201,9 @@ class PolicyConfig:
         """``data`` with flat fields of earlier versions moved into their groups (a group's name that holds a
         plain value, like the former ``denoiser="unet"``, is such a field too)."""
         legacy = cls.legacy_paths()
-        out = dict(data)
-        for key, value in data.items():
+        retired = RETIRED_FIELDS - {f.name for f in dataclasses.fields(cls)}
+        out = {k: v for k, v in data.items() if k not in retired}
+        for key, value in list(out.items()):
             if key not in legacy or isinstance(value, dict | SubConfig):
                 continue
             group, _, leaf = legacy[key].partition(".")

@@ -2,7 +2,7 @@
 
 Diffusion, flow matching and BC differ only in their action head; what they see (state, cameras, conditioning) and
 how it is encoded is one set of fields, declared once here so ``--policy.encoder.vision_backbone=...`` or
-``--policy.conditioning=goal_sketch`` means the same thing for every policy type and a comparison between heads
+``--policy.conditioning.kinds=goal_sketch`` means the same thing for every policy type and a comparison between heads
 changes nothing else. Measured effects of the knobs are in ``bench/learn/RESULTS.md``, not here.
 
 Every policy predicts a chunk that starts at the oldest observation (the diffusion-policy convention), so the action

@@ -19,7 +19,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ember.registry import POLICIES
+from ember.registry import POLICIES, is_reference, resolve_reference
 from policies.checkpoint_files import checkpoint_provider, read_checkpoint_config
 from policies.errors import PolicyError
 
@@ -47,10 +47,21 @@ def available_policies() -> list[str]:
 def policy_modules(name: str, hint: str = "") -> tuple[str, str]:
     """(config module, modeling module) of policy type ``name``; unknown types list the registered ones."""
     entry = POLICIES.entries().get(name)
-    if isinstance(entry, tuple | list):
+    if isinstance(entry, str) and is_reference(entry):  # "module:PolicyClass"
+        entry = resolve_reference(entry)
+    if isinstance(entry, type):  # the policy class itself
+        config_class = getattr(entry, "config_class", None)
+        if getattr(entry, "name", None) != name or config_class is None:
+            raise PolicyError(f"policy type {name!r} is registered as {entry.__name__}, which is not a Policy "
+                              f"subclass named {name!r} with a config_class")
+        return config_class.__module__, entry.__module__
+    if isinstance(entry, tuple | list) and len(entry) == 2:
         return entry[0], entry[1]
     if isinstance(entry, str):  # an entry point: the package holding configuration_<name>.py / modeling_<name>.py
         return f"{entry}.configuration_{name}", f"{entry}.modeling_{name}"
+    if entry is not None:
+        raise PolicyError(f"policy type {name!r} is registered as {entry!r}: register a package name, a "
+                          "(config module, modeling module) pair, or the policy class")
     if name.isidentifier() and name in _in_tree():
         return f"policies.{name}.configuration_{name}", f"policies.{name}.modeling_{name}"
     raise PolicyError(

@@ -11,8 +11,10 @@ pass, so every consumer sees the same features:
   what it is, so a consumer can project each kind with its own layer);
 - ``mask`` (B, N) is True for a token that is present (all are today; sequences of variable length, such as an
   instruction's word pieces, pad with False);
-- ``pooled`` (B, P) is the concatenation of every token's real width, time-major, in the same order: the global
-  conditioning ember's heads have always read, so checkpoints keep their meaning.
+- ``pooled`` (B, P) is the concatenation of every token's real width, time-major, in the same order: the features
+  the encoder's ``head_input`` turns into what an action head reads (for most policies exactly this vector; with
+  ``conditioning_as_state`` the conditioning part is replaced by the decoded goal, and grounding refines that at
+  inference), so checkpoints keep their meaning.
 """
 
 from __future__ import annotations

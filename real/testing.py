@@ -82,9 +82,9 @@ def train_reach_policy(out: str | Path, steps: int = 200, seed: int = 0) -> Path
 
     out = Path(out)
     data = write_reach_dataset(out / "dataset", seed=seed)
-    policy = make_policy_config("diffusion", horizon=8, n_obs_steps=2, n_action_steps=4, down_dims=(32, 64),
-                                diffusion_step_embed_dim=32, num_inference_steps=8, ema_decay=0.0,
-                                prediction_type="sample")
+    policy = make_policy_config("diffusion", horizon=8, n_obs_steps=2, n_action_steps=4,
+                                denoiser={"down_dims": (32, 64), "diffusion_step_embed_dim": 32},
+                                num_inference_steps=8, ema={"decay": 0.0}, prediction_type="sample")
     cfg = TrainConfig(dataset=str(data), out=str(out / "train"), policy=policy, steps=steps, batch_size=32,
                       optim=OptimConfig(lr=3e-3, warmup_steps=20), log_every=50, seed=seed, cpu=True, num_threads=1)
     return train(cfg, quiet=True).checkpoint

@@ -153,7 +153,8 @@ def test_registered_by_name_it_is_listed_and_selected(pusht: Path, tmp_path: Pat
     lines = capsys.readouterr().out.splitlines()
     algorithms = next(line for line in lines if line.startswith("algorithms: "))
     assert algorithms == "algorithms: supervised, toy"
-    assert next(line for line in lines if line.startswith("policies: ")) == "policies: bc, diffusion, flow"
+    policies = next(line for line in lines if line.startswith("policies: "))[len("policies: "):].split(", ")
+    assert {"bc", "diffusion", "flow"} <= set(policies)
     assert any(line.startswith("labelers: ") for line in lines)
 
 
@@ -168,8 +169,8 @@ def test_an_unknown_algorithm_names_the_registered_ones(pusht: Path, tmp_path: P
         get_algorithm_class("ember.algorithms.optim:OptimConfig")
 
 
-def test_a_dataset_without_rewards_names_ember_label(pusht: Path) -> None:
-    with pytest.raises(Exception, match="ember label"):
+def test_a_dataset_without_rewards_says_how_to_get_them(pusht: Path) -> None:
+    with pytest.raises(Exception, match=r"no \['reward.vlm'\] column.*ember collect.*add_columns"):
         WindowDataset(EmberDataset(pusht), n_obs_steps=2, horizon=4, obs_keys=[STATE], next_keys=["reward.vlm"])
 
 

@@ -33,8 +33,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "robots": (*LEARNING, "sims", "real", "bench"),
     "sims": ("real",),
     "real": ("sims",),
+    "ember.data": ("policies", "sims", "vla", "rewards", "real"),
+    "ember.transforms": ("policies", "sims", "vla", "rewards", "real"),
+    "ember.registry": ("policies", "sims", "vla", "rewards", "real"),
 }
-"""Top-level package -> top-level packages it must never import (DESIGN.md, "Where things go")."""
+"""Package (top-level, or a core sub-package every layer reads) -> top-level packages it must never import
+(DESIGN.md, "Where things go": the dataset layer and the shared contracts sit below the learning packages)."""
 ALLOWED: dict[tuple[str, str], str] = {
     ("real.mock_arm", "sims"): "the mock arm is a simulator: it runs a sims/ task env behind its ROS interface",
     ("real.nodes.mock_arm_node", "sims"): "the mock arm's rclpy node (same exception)",
@@ -255,12 +259,14 @@ def describe_cycles(graph: dict[str, set[str]], where: dict[tuple[str, str], Edg
 def layering_violations(graph: dict[str, set[str]], where: dict[tuple[str, str], Edge]) -> list[str]:
     problems = []
     for source in sorted(graph):
-        top = source.split(".")[0]
+        parts = source.split(".")
+        owners = [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in FORBIDDEN]
         for target in sorted(graph[source]):
             target_top = target.split(".")[0]
-            if target_top in FORBIDDEN.get(top, ()) and (source, target_top) not in ALLOWED:
-                problems.append(f"{source} imports {target} at {where[(source, target)].where()} "
-                                f"({top}/ must never import {target_top}/)")
+            for owner in owners:
+                if target_top in FORBIDDEN[owner] and (source, target_top) not in ALLOWED:
+                    problems.append(f"{source} imports {target} at {where[(source, target)].where()} "
+                                    f"({owner.replace('.', '/')}/ must never import {target_top}/)")
     return problems
 
 

@@ -86,3 +86,13 @@ def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inferen
     torch.testing.assert_close(seen["initial_image"], torch.full_like(cond["initial_image"], 0.5))
     assert ConditioningPlan.of(policy).sketch_source == "chroma"
     assert ConditioningPlan.of(make(kind="bc", camera=False, conditioning=("goal_sketch",))).sketch_source == "rgb"
+
+
+def test_a_uint8_colour_drawing_for_a_one_channel_sketch_is_scaled_to_unit_range() -> None:
+    from policies.conditioning.inputs import image_batch
+
+    drawing = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)  # channels last, as a camera or a PNG gives it
+    drawing[:, 2, 3, 0] = 255
+    x = image_batch(drawing, 1, "goal_sketch")
+    assert x.shape == (2, 1, 8, 8) and x.dtype == torch.float32
+    assert float(x.max()) == 1.0 and float(x[0, 0, 2, 3]) == 1.0 and float(x.sum()) == 2.0

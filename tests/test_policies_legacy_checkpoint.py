@@ -66,3 +66,33 @@ def test_flat_conditioning_fields_of_any_order_land_in_the_conditioning_group() 
     assert (spec.kinds, spec.camera, spec.fusion, spec.num_keypoints) == (("goal_sketch", "language"), "front",
                                                                           "late", 3)
     assert PolicyConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_ca7dc04_training_config_replays_with_retired_and_flat_fields() -> None:
+    from ember.cli import _register_factories
+    from ember.config import load_into
+    from ember.train import TrainConfig
+    from policies.base import read_checkpoint_config
+
+    _register_factories()
+    old = read_checkpoint_config(FIXTURES / "diffusion_ca7dc04")
+    assert "conditioning_as_state_noise" in old  # retired since
+    cfg = load_into(TrainConfig(), {"policy": old, "steps": 7})
+    assert cfg.steps == 7 and cfg.policy.denoiser.down_dims == (16, 32) and cfg.policy.ema.decay == 0.9
+
+
+def test_a_bad_nested_value_set_from_the_command_line_is_refused_when_the_policy_is_built() -> None:
+    import pytest
+
+    from ember.config import apply_overrides
+    from ember.train import TrainConfig, fill_policy_features
+    from policies import PolicyError, make_policy
+
+    for flag, message in [("--policy.ema.decay=1.5", "ema.decay must be in"),
+                          ("--policy.denoiser.network=lstm", "denoiser 'lstm' is unknown"),
+                          ("--policy.conditioning.fusion=bogus", "conditioning.fusion 'bogus' is unknown")]:
+        cfg = apply_overrides(TrainConfig(), [flag])
+        fill_policy_features(cfg.policy, {"observation.state": {"shape": [2], "dtype": "float32"},
+                                          "action": {"shape": [2], "dtype": "float32"}}, ["observation.state"])
+        with pytest.raises(PolicyError, match=message):
+            make_policy(cfg.policy)

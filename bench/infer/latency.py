@@ -48,8 +48,8 @@ HEADS: dict[str, tuple[str, dict]] = {
 """``frozen``: the per-step network traced and frozen with TorchScript (``policy.freeze_for_inference()``)."""
 OBSERVATIONS: dict[str, dict] = {
     "state (PushT)": {},
-    "camera 96px small-CNN": dict(vision_backbone="small_cnn"),
-    "camera 96px ResNet-18": dict(vision_backbone="resnet18"),
+    "camera 96px small-CNN": dict(encoder={"vision_backbone": "small_cnn"}),
+    "camera 96px ResNet-18": dict(encoder={"vision_backbone": "resnet18"}),
 }
 
 

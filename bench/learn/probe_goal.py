@@ -56,9 +56,10 @@ def load_episodes(root: Path) -> dict[str, np.ndarray]:
 def make_inputs(frames: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator | None) -> np.ndarray:
     """(C, H, W) float32 in [0, 1]: the conditioning images ``produce`` makes from (first, last) frames."""
     from ember.conditioning.episodes import EpisodeRecord, produce
+    from ember.transforms import to_float_chw
 
     values = produce(EpisodeRecord(frames=frames), kinds, rng)
-    return np.concatenate([values[k] for k in kinds], axis=-1).transpose(2, 0, 1).astype(np.float32) / 255.0
+    return to_float_chw(np.concatenate([values[k] for k in kinds], axis=-1))
 
 
 def probe(data: dict[str, np.ndarray], kinds: tuple[str, ...], steps: int, pool: int, width: int,

@@ -58,7 +58,7 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
         batch.update({f"conditioning.{k}": torch.as_tensor(np.array(v))[None] for k, v in cond.items()})
         with torch.no_grad():
             normalized = policy.normalizer.normalize(policy._observation_window(batch, train=False))
-            predicted = encoder.hidden_state_head(encoder.features(normalized, policy.conditioning_inputs.raw(batch, 1, policy.device)))
+            predicted = encoder.hidden_state_head(encoder.features(normalized, policy.conditioning_inputs.tensors(batch, 1, policy.device, train=False)))
             full = torch.zeros(1, len(names))
             full[0, hidden] = predicted[0]
             decoded = policy.normalizer.unnormalize_feature(ENV_STATE, full)[0].numpy()

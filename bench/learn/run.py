@@ -18,7 +18,7 @@ rows keep the goal in the state instead (one-hots and the goal cube's and pad's 
     .venv/bin/python bench/learn/run.py --only pusht/diffusion --steps 500 --episodes 10
     .venv/bin/python bench/learn/run.py --table
     # PushT diffusion at the paper's UNet size, on a GPU (7.7 min on one H100):
-    .venv/bin/python bench/learn/run.py --only pusht/diffusion --set 'down_dims=(256,512,1024)' \
+    .venv/bin/python bench/learn/run.py --only pusht/diffusion --set 'denoiser.down_dims=(256,512,1024)' \
         --batch-size 256 --lr 3e-4 --steps 14000 --workers 12 --out bench/results/pusht_gpu
 """
 
@@ -81,61 +81,67 @@ class Experiment:
         return f"{self.task}/{self.policy}" + (f"+{self.label}" if self.label else "")
 
 
-SKETCH = dict(conditioning_camera="front", conditioning_pool=2)
-KEYPOINTS = dict(conditioning_camera="front")
-GOAL_ENCODER = dict(hidden_state_weight=1.0, conditioning_learns_from="hidden_state", conditioning_encoder_width=32)
-GOAL_DECODER = dict(hidden_state_weight=1.0, conditioning_as_state=True, conditioning_encoder_width=32)
+def merge(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Policy-config overrides merged group by group (``{"conditioning": {...}}`` parts combine)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def kinds(*names: str, **conditioning: Any) -> dict[str, Any]:
+    return {"conditioning": {"kinds": names, **conditioning}}
+
+
+SKETCH = kinds(camera="front", pool=2)
+KEYPOINTS = kinds(camera="front")
+STACKED = {"conditioning": {"fusion": "stacked"}}
+GOAL_ENCODER = merge({"hidden_state_weight": 1.0, "conditioning_learns_from": "hidden_state"}, kinds(encoder_width=32))
+GOAL_DECODER = merge({"hidden_state_weight": 1.0, "conditioning_as_state": True}, kinds(encoder_width=32))
 GOAL_POSITIONS = ("goal_object.*", "goal_pad.*")
 GOAL_GROUNDING = ("goal_object:object_*", "goal_pad:pad_*")
 EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what matters early
     Experiment("pusht", "diffusion"),
-    Experiment("pickplace", "diffusion", dict(conditioning=("trajectory_sketch",), **SKETCH), True,
+    Experiment("pickplace", "diffusion", merge(SKETCH, kinds("trajectory_sketch")), True,
                "trajectory_sketch"),
     Experiment("pusht", "bc"),
     Experiment("pickplace", "bc"),
     Experiment("pickplace", "diffusion"),
-    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch",), **SKETCH), True, "goal_sketch"),
+    Experiment("pickplace", "diffusion", merge(SKETCH, kinds("goal_sketch")), True, "goal_sketch"),
     # the goal sketch read beside the episode's first frame (one CNN over both, stacked): which object moved
-    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
-                                              conditioning_fusion="stacked", **SKETCH), True,
+    Experiment("pickplace", "diffusion", merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image"),
     Experiment("pusht", "flow"),
     Experiment("pickplace", "flow"),
     # flow matching learned PickPlace fastest at this budget: the same sketch-only experiments with its head
-    Experiment("pickplace", "flow", dict(conditioning=("trajectory_sketch",), **SKETCH), True, "trajectory_sketch"),
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
-                                         conditioning_fusion="stacked", **SKETCH), True,
+    Experiment("pickplace", "flow", merge(SKETCH, kinds("trajectory_sketch")), True, "trajectory_sketch"),
+    Experiment("pickplace", "flow", merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image"),
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch",), **SKETCH), True, "goal_sketch"),
+    Experiment("pickplace", "flow", merge(SKETCH, kinds("goal_sketch")), True, "goal_sketch"),
     # the goal sketch beside the first frame, read by an encoder that learns only to name the goal's positions
     # (bench/learn/probe_goal.py: it then names the target on unseen episodes; the action loss made it memorize)
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
-                                         conditioning_fusion="stacked", **GOAL_ENCODER, **SKETCH), True,
+    Experiment("pickplace", "flow", merge(GOAL_ENCODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image+goal_encoder", GOAL_POSITIONS),
     # ... and decoded into the goal's positions, which the action head reads as if they were in the state
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
-                                         conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
-    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
-                                              conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "diffusion", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch",), **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, kinds("goal_sketch")), True,
                "goal_sketch+goal_decoder", GOAL_POSITIONS),
     # ... and the decoded goal grounded on the nearest observed cube and pad (a pointer, not a position)
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"),
-                                         conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
-    Experiment("pickplace", "diffusion", dict(conditioning=("goal_sketch", "initial_image"),
-                                              conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "diffusion", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
                "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
     # ... read by colour only (sketch = outlines of coloured objects, first frame as chroma): held-out scenes
-    Experiment("pickplace", "flow", dict(conditioning=("goal_sketch", "initial_image"), conditioning_chroma=True,
-                                         conditioning_fusion="stacked", **GOAL_DECODER, **SKETCH), True,
+    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image", chroma=True)), True,
                "goal_sketch+initial_image+grounded_goal+chroma", GOAL_POSITIONS, GOAL_GROUNDING),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
-    Experiment("pickplace", "diffusion", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
-    Experiment("pickplace", "bc", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
-    Experiment("pickplace", "flow", dict(conditioning=("keypoints",), **KEYPOINTS), True, "keypoints"),
+    Experiment("pickplace", "diffusion", merge(KEYPOINTS, kinds("keypoints")), True, "keypoints"),
+    Experiment("pickplace", "bc", merge(KEYPOINTS, kinds("keypoints")), True, "keypoints"),
+    Experiment("pickplace", "flow", merge(KEYPOINTS, kinds("keypoints")), True, "keypoints"),
 ]
 
 
@@ -169,7 +175,7 @@ def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: in
                       resume=(out / "train" / "checkpoints" / "last").exists(),
                       overwrite=not (out / "train" / "checkpoints" / "last").exists())
     cfg.optim.lr = lr
-    cfg.policy = make_policy_config(exp.policy, **{**spec.policy, **exp.overrides})
+    cfg.policy = make_policy_config(exp.policy, **merge(spec.policy, exp.overrides))
     if exp.mask_goal:
         cfg.mask_state_names = ("goal_*",)
     cfg.hidden_state_names = exp.hidden_names
@@ -259,9 +265,9 @@ def main() -> None:
         print(table(results))
         return
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
-    extra = dict(_parse_set(item) for item in args.set)
+    extra = merge(*(_parse_set(item) for item in args.set))
     if extra:
-        wanted = [Experiment(e.task, e.policy, {**e.overrides, **extra}, e.mask_goal, e.label, e.hidden_names,
+        wanted = [Experiment(e.task, e.policy, merge(e.overrides, extra), e.mask_goal, e.label, e.hidden_names,
                              e.ground_names)
                   for e in wanted]
     splits = tuple(args.splits.split(","))
@@ -277,7 +283,7 @@ def main() -> None:
               flush=True)
         trained = train_one(exp, dataset, exp_dir, steps, args.threads, args.seed, args.batch_size, args.lr,
                             args.workers)
-        row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", [])),
+        row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", {}).get("kinds", ())),
                "goal_hidden": exp.mask_goal, "demos": args.demos, "chance": spec.chance if exp.mask_goal else None,
                "threads": args.threads, "batch_size": args.batch_size, "lr": args.lr,
                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", **trained}
@@ -292,17 +298,21 @@ def main() -> None:
     print(table(load_results(results_file)))
 
 
-def _parse_set(item: str) -> tuple[str, Any]:
-    """``field=value`` with the value read as a Python literal when it is one (``3e-4``, ``(256, 512)``)."""
+def _parse_set(item: str) -> dict[str, Any]:
+    """``group.field=value`` (``denoiser.down_dims=(256,512,1024)``) as a nested override, the value read as a
+    Python literal when it is one (``3e-4``, ``(256, 512)``)."""
     import ast
 
     key, sep, value = item.partition("=")
     if not sep:
         raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
     try:
-        return key, ast.literal_eval(value)
+        parsed: Any = ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return key, value
+        parsed = value
+    for part in reversed(key.split(".")[1:]):
+        parsed = {part: parsed}
+    return {key.split(".")[0]: parsed}
 
 
 if __name__ == "__main__":

@@ -22,13 +22,9 @@ from ember.registry import ALGORITHMS, RegistryError
 
 __all__ = [
     "Algorithm", "AlgorithmConfig", "BatchRequest", "Components", "OptimConfig", "TrainingContext", "adamw",
-    "available_algorithms", "check_finite", "cosine_with_warmup", "get_algorithm_class", "make_algorithm_config",
+    "check_finite", "cosine_with_warmup", "get_algorithm_class", "make_algorithm_config",
     "soft_update",
 ]
-
-
-def available_algorithms() -> list[str]:
-    return ALGORITHMS.names()
 
 
 def get_algorithm_class(name: str) -> type[Algorithm]:

@@ -75,7 +75,6 @@ class TrainingContext:
     total_steps: int
     accelerator: Any
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def prepare(self, *objects: Any) -> Any:
         """``accelerator.prepare`` (DDP / FSDP / device placement) of modules, optimizers and schedulers."""

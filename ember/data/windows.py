@@ -16,7 +16,7 @@ later epochs, other processes and DataLoader workers never decode video again. M
 opened lazily in each process (never pickled). ``cache=False`` decodes the window's frames on
 every access instead (what LeRobot does; kept for the benchmark and for one-pass jobs).
 ``image_dtype="uint8"`` returns RGB frames as uint8 ``(n, 3, H, W)``, so workers and collate move
-4x fewer bytes; convert with ``x.float() / 255`` on the GPU.
+4x fewer bytes; convert with :func:`ember.transforms.to_unit_float` on the GPU.
 
 Optional normalization (``normalization={"observation.state": "mean_std", "action": "min_max"}``)
 uses ``meta/stats.json``, with LeRobot's modes ``mean_std``, ``min_max`` and ``quantiles``
@@ -77,8 +77,9 @@ class WindowDataset(Dataset):
         missing_next = [k for k in next_keys if k not in feats]
         if missing_next:
             raise DatasetError(
-                f"{dataset.root} has no {missing_next} column(s), which this training needs; add rewards and "
-                "success labels with `ember label --dataset=...` (or record them with `ember collect`)."
+                f"{dataset.root} has no {missing_next} column(s), which this training needs; record them with "
+                "`ember collect` (it writes next.reward/next.done/next.success) or add them with a reward labeler "
+                "(ember.data.add_columns)."
             )
         self.next_keys = list(next_keys)
         self.next_observation = bool(next_observation)
@@ -149,7 +150,7 @@ class WindowDataset(Dataset):
             if len(bad):
                 episodes = sorted({int(e) for e in ep[bad]})
                 raise DatasetError(f"{key!r} is NaN or infinite in episode(s) {episodes[:20]} of "
-                                   f"{self.dataset.root}; relabel them (`ember label`) or leave them out.")
+                                   f"{self.dataset.root}; relabel them or leave them out (episodes=...).")
         n = len(ep)
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if n else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], n]

@@ -36,9 +36,9 @@ class EvalConfig:
     """Episode i is seeded ``seed + i``; the default keeps evaluation seeds apart from collection seeds."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """More options for every env of the run (the policy's, and the expert's that makes its conditioning), as
-    JSON on the command line: ``--env_kwargs='{"heldout_scene_factors": ["table_texture"]}'``. The options the
-    policy and the fields above set (``split``, ``render_size``, ``max_episode_steps``, cameras, image size) are
-    refused here: set those fields instead."""
+    JSON on the command line: ``--env_kwargs='{"heldout_scene_factors": ["table_texture"]}'``. ``split`` and any
+    option the policy's inputs or the fields above already set (``render_size``, ``max_episode_steps`` when
+    given, cameras, image size) cannot be changed here: set those fields instead."""
     conditioning_source: str = "expert"
     """Where a conditioned policy's sketch / goal / keypoints come from: ``expert`` (hindsight of the scripted
     expert on the same seed), ``file`` (``conditioning_image`` / ``conditioning_keypoints``) or ``language``
@@ -103,13 +103,18 @@ def eval_env_kwargs(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
     but not change one the policy or another field of ``cfg`` sets."""
     kwargs = env_kwargs_for_policy(policy, cfg)
     extra = check_env_kwargs(cfg)
-    clash = sorted(k for k in extra if k in kwargs and extra[k] != kwargs[k])
+    clash = sorted(k for k in extra if k in kwargs and _plain(extra[k]) != _plain(kwargs[k]))
     if clash:
         given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
         raise ConfigError(f"--env_kwargs changes {clash}, which the policy's inputs or other eval fields set "
                           f"({given}); use --render_size / --max_episode_steps instead, or evaluate a policy "
                           "trained on those observations.")
     return kwargs | extra
+
+
+def _plain(value: Any) -> Any:
+    """JSON gives lists where the env options hold tuples: compare them as the same value."""
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def check_env_kwargs(cfg: EvalConfig) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Conditioning inputs of a batch -> tensors a chunk policy's encoder reads (and the checks that they are there).
 
 Language is embedded by the frozen sentence model (one per process, loaded on first use), images become float CHW
-in [0, 1] (:func:`ember.transforms.to_float_chw`; a coloured drawing given to a one-channel sketch input counts any
-stroke), keypoints (K, 2). Camera-frame conditionings then go through the policy's transforms: colour only
-(``conditioning_chroma``) and, in training, photometric jitter (``conditioning_photo_jitter``).
+in [0, 1] (:func:`ember.transforms.to_unit_float`; a coloured drawing given to a one-channel sketch input counts
+any stroke), keypoints (K, 2). Camera-frame conditionings then go through the policy's transforms: colour only
+(``conditioning.chroma``) and, in training, photometric jitter (``conditioning.photo_jitter``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_float_chw
+from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_unit_float
 from policies.conditioning.keys import (
     GOAL_IMAGE,
     IMAGE_CHANNELS,
@@ -128,15 +128,16 @@ def image_batch(x: Tensor, channels: int, kind: str) -> Tensor:
         x = x[None]
     if x.ndim != 4:
         raise PolicyError(f"conditioning {kind!r} must be an image batch (B, C, H, W); got {tuple(x.shape)}")
-    if x.shape[1] != channels and x.shape[-1] == channels:
+    if x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):  # channels last (HWC), the camera format
         x = x.movedim(-1, 1)
+    x = to_unit_float(x)
     if x.shape[1] != channels:
         if channels == 1 and x.shape[1] == 3:
-            x = x.float().amax(dim=1, keepdim=True)  # a coloured drawing: any stroke counts
+            x = x.amax(dim=1, keepdim=True)  # a coloured drawing: any stroke counts
         elif channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         else:
             raise PolicyError(
                 f"conditioning {kind!r} has {x.shape[1]} channels, needs {channels}; got {tuple(x.shape)}"
             )
-    return to_float_chw(x)
+    return x

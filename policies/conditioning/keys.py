@@ -48,4 +48,3 @@ def kind_of(key: str) -> str | None:
         return key[len(PREFIX):]
     return None
 
-from ember.transforms import CHROMA_MIN_BRIGHTNESS, CHROMA_SOFTENING  # noqa: E402,F401  (colour-only conditioning)
