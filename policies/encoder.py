@@ -287,8 +287,11 @@ class ObservationEncoder(nn.Module):
 
     def features(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
                  task: Tensor | None = None) -> Tensor:
-        """The pooled features (B, D) of :meth:`encode_tokens` (what the action heads condition on)."""
-        return self.encode_tokens(obs, cond, task).pooled
+        """The pooled features (B, D) of :meth:`encode_tokens` (what ``head_input`` reads), without building the
+        padded token tensor (the inference hot path)."""
+        per_step, extra = self._parts(obs, cond, task)
+        pooled = [torch.cat([x for _, x in per_step], dim=-1).flatten(1)] if per_step else []
+        return torch.cat(pooled + [x for _, x in extra], dim=-1)
 
     def encode_tokens(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
                       task: Tensor | None = None) -> ObservationTokens:
@@ -298,6 +301,11 @@ class ObservationEncoder(nn.Module):
         With GRIF, ``task`` is the (B, conditioning_dim) task embedding (from either modality); when None it is
         the goal image's if given, else the instruction's.
         """
+        return ObservationTokens.from_parts(*self._parts(obs, cond, task))
+
+    def _parts(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None, task: Tensor | None
+               ) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
+        """(name, (B, T, D)) features of each observation source and (name, (B, D)) conditioning vectors."""
         cond = cond or {}
         per_step: list[tuple[str, Tensor]] = []
         if self.low_dim_keys:
@@ -326,4 +334,4 @@ class ObservationEncoder(nn.Module):
         for name, encoder in self.cond_images.items():
             if not (self.grif and name == GOAL_IMAGE):
                 extra.append((name, encoder(torch.cat([cond[k] for k in self.cond_groups[name]], dim=1))))
-        return ObservationTokens.from_parts(per_step, extra)
+        return per_step, extra
