@@ -14,6 +14,12 @@ Language columns, per frame (YAY Robot / RT-H style corrected demonstrations):
 
 Crash safety comes from ``DatasetWriter``: every ``save_episode`` is durable before the next episode starts, so a
 crash (even SIGKILL) loses at most the episode in progress; a clean shutdown saves it.
+
+A save that fails (a full disk, an I/O error) must not stop a live robot session nor harm what is saved: the writer
+puts the files back as they were, and the recorder drops that episode, logs why, counts it in ``stats.failed``
+(``stats.last_error`` says what happened) and records the next one, which saves once space is freed. Only when the
+writer cannot go on (:attr:`~ember.data.DatasetWriter.failed`) does the recorder stop: :meth:`EpisodeRecorder.add_frame`
+then raises :class:`RealError`, and :meth:`~EpisodeRecorder.close` still finalizes cleanly.
 """
 
 from __future__ import annotations
@@ -64,6 +70,10 @@ class RecorderStats:
     corrections: int = 0
     corrections_recorded: int = 0
     episode_frames: int = 0
+    failed: int = 0
+    """Episodes dropped because their save failed (disk full, I/O error); earlier episodes are intact."""
+    last_error: str = ""
+    """Why the last save failed ("" if none did)."""
     saved_episodes: list[int] = field(default_factory=list)
 
 
@@ -92,6 +102,8 @@ class EpisodeRecorder:
         self._frame_index = 0
         """Frames of the episode in progress, held ones included."""
         self._written = 0
+        self.stopped: str | None = None
+        """Why recording stopped for good (the dataset writer cannot go on), else None."""
 
     # ------------------------------------------------------------------------------------------ inputs
     def add_correction(self, text: str, received: float) -> Correction | None:
@@ -108,6 +120,8 @@ class EpisodeRecorder:
         The frame is written ``hold_s`` later (or when the episode is saved): a correction stamped with when it
         was sent but handled late by a busy process still lands on the frame of its time.
         """
+        if self.stopped:
+            raise RealError(f"recording into '{self.root}' stopped: {self.stopped}")
         if self.writer is None:
             self._create(observation)
         self._held.append((observation, np.array(action, copy=True), sampled))
@@ -146,11 +160,17 @@ class EpisodeRecorder:
 
     # ------------------------------------------------------------------------------------------ episodes
     def save_episode(self) -> int | None:
-        """Make the episode durable; returns its index (None when it had no frames)."""
-        if self.writer is None or self._frame_index == 0:
+        """Make the episode durable; returns its index (None when it had no frames or could not be saved)."""
+        if self.writer is None or self._frame_index == 0 or self.stopped:
             return None
+        from ember.data.errors import DatasetError  # lazily, as the writer (see _create)
+
         self._write_held()
-        index = self.writer.save_episode()
+        try:
+            index = self.writer.save_episode()
+        except DatasetError as exc:
+            self._save_failed(exc)
+            return None
         self.stats.episodes += 1
         self.stats.frames += self._frame_index
         self.stats.saved_episodes.append(index)
@@ -166,7 +186,7 @@ class EpisodeRecorder:
         self._next()
 
     def close(self, save: bool = True, min_frames: int = 1) -> None:
-        """Save (or drop) the episode in progress and finalize the dataset."""
+        """Save (or drop) the episode in progress and finalize the dataset (never raises for a failed save)."""
         if self.writer is None:
             return
         if save and self._frame_index >= min_frames:
@@ -178,6 +198,19 @@ class EpisodeRecorder:
         return self._frame_index
 
     # ------------------------------------------------------------------------------------------ internals
+    def _save_failed(self, exc: Exception) -> None:
+        """Drop the episode that could not be saved and go on (or stop, if the writer cannot)."""
+        frames = self._frame_index
+        self.stats.failed += 1
+        self.stats.last_error = str(exc)
+        self.writer.clear_episode()
+        self._next()
+        if self.writer.failed:
+            self.stopped = str(exc)
+            log.error("recording stopped: episode not saved (%d frames dropped): %s", frames, exc)
+        else:
+            log.error("episode not saved (%d frames dropped); recording goes on: %s", frames, exc)
+
     def _next(self) -> None:
         self._frame_index = self._written = 0
         self.stats.episode_frames = 0

@@ -9,7 +9,7 @@ only writes datasets does not pay for importing torch.
 from typing import TYPE_CHECKING, Any
 
 from ember.data.dataset import DatasetMeta, EmberDataset
-from ember.data.errors import DatasetError
+from ember.data.errors import DatasetError, DiskFullError
 from ember.data.labels import add_columns
 from ember.data.language import EpisodeLanguage, LanguageRow, correction, instruction, motion
 from ember.data.repair import repair
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "DatasetMeta",
     "DatasetWriter",
+    "DiskFullError",
     "EmberDataset",
     "EpisodeLanguage",
     "LanguageRow",

@@ -4,6 +4,8 @@
 Every write goes through :func:`ember.data.meta.write_parquet_row_groups` or
 :func:`ember.data.video.append_to_shard` (temp name -> fsync -> atomic rename), so a shard on disk is
 always a whole, readable file; :class:`~ember.data.writer.DatasetWriter` decides the order of the writes.
+Each shard is handed to the save's :class:`~ember.data.journal.SaveJournal` before it is replaced, and
+:meth:`ShardWriter.state` / :meth:`ShardWriter.restore` undo the bookkeeping, so a failed save can be retried.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from ember.data import layout, meta
+from ember.data.journal import SaveJournal
 from ember.data.video import append_to_shard
 
 _MB = 1024**2
@@ -65,10 +68,23 @@ class ShardWriter:
         self._meta = Shard(lambda c, f: layout.episodes_file(root, c, f))
         self._videos = {k: Shard(lambda c, f, k=k: layout.video_file(root, k, c, f)) for k in video_keys}
 
-    def write_data(self, table: pa.Table, start: int) -> dict[str, Any]:
+    def _all(self) -> list[Shard]:
+        return [self._data, self._meta, *self._videos.values()]
+
+    def state(self) -> list[tuple[int, int, int, list[Any]]]:
+        """Where every shard stands now (see :meth:`restore`)."""
+        return [(s.chunk, s.file, s.frames, list(s.items)) for s in self._all()]
+
+    def restore(self, state: list[tuple[int, int, int, list[Any]]]) -> None:
+        """Go back to ``state`` after a failed save (its files are rolled back by the journal)."""
+        for shard, (chunk, file, frames, items) in zip(self._all(), state, strict=True):
+            shard.chunk, shard.file, shard.frames, shard.items = chunk, file, frames, items
+
+    def write_data(self, table: pa.Table, start: int, journal: SaveJournal) -> dict[str, Any]:
         """Append the episode's rows (global indices from ``start``); returns its ``data/*`` episode columns."""
         n, shard = table.num_rows, self._data
         shard.roll_if_full(self._data_mb, self._chunks_size, incoming=n)
+        journal.protect(shard.path)
         meta.write_parquet_row_groups(shard.path, [*shard.items, table])
         shard.items.append(table)
         shard.frames += n
@@ -79,10 +95,11 @@ class ShardWriter:
             "dataset_to_index": start + n,
         }
 
-    def write_video(self, key: str, episode_mp4: bytes, n: int) -> dict[str, Any]:
+    def write_video(self, key: str, episode_mp4: bytes, n: int, journal: SaveJournal) -> dict[str, Any]:
         """Append an encoded episode of ``n`` frames to ``key``'s shard; returns its ``videos/<key>/*`` columns."""
         shard = self._videos[key]
         shard.roll_if_full(self._video_mb, self._chunks_size, nbytes=len(episode_mp4))
+        journal.protect(shard.path)
         start = Fraction(shard.frames, self._fps)
         append_to_shard(shard.path, episode_mp4, start)
         shard.frames += n
@@ -93,10 +110,11 @@ class ShardWriter:
             f"videos/{key}/to_timestamp": float(Fraction(shard.frames, self._fps)),
         }
 
-    def write_episode_meta(self, row: dict[str, Any]) -> None:
+    def write_episode_meta(self, row: dict[str, Any], journal: SaveJournal) -> None:
         """Append the episode's row to ``meta/episodes/`` (adding its own ``meta/episodes/*`` columns)."""
         shard = self._meta
         shard.roll_if_full(self._data_mb, self._chunks_size)
+        journal.protect(shard.path)
         row["meta/episodes/chunk_index"] = shard.chunk
         row["meta/episodes/file_index"] = shard.file
         rows = [*shard.items, pa.Table.from_pylist([row])]  # one-row tables: no re-conversion of old rows

@@ -15,6 +15,7 @@ from a strided pixel sample (LeRobot samples frames for image stats as well).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -313,6 +314,13 @@ class _Column:
         assert self._data is not None
         return self._data[: self._n]
 
+    def __len__(self) -> int:
+        return self._n
+
+    def truncate(self, n: int) -> None:
+        """Forget everything after the first ``n`` rows (rows before ``n`` are never moved or changed)."""
+        self._n = min(self._n, n)
+
 
 class DatasetStats:
     """Per-episode stats and the exact global stats of a dataset being written, episode by episode.
@@ -344,6 +352,28 @@ class DatasetStats:
         for key in depth_keys(self._features):
             unit = depth_unit(self._features[key]) or "m"
             self._depth.setdefault(key, DepthAccumulator(unit)).update(arrays[key])
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, int]], dict[str, DepthAccumulator]]:
+        """What :meth:`restore` needs to undo later :meth:`add_episode` calls: a save that failed must not
+        count its episode in the global stats when it is retried. Cheap: numeric columns only remember a length."""
+        depth = {}
+        for key, acc in self._depth.items():
+            acc = copy.copy(acc)
+            acc.hist = None if acc.hist is None else acc.hist.copy()
+            acc._sample = list(acc._sample)  # thinning replaces the list; its arrays are never changed
+            depth[key] = acc
+        return ({k: len(c) for k, c in self._numeric.items()},
+                {k: (h.counts.copy(), h.frames) for k, h in self._pixels.items()}, depth)  # fmt: skip
+
+    def restore(
+        self, snap: tuple[dict[str, int], dict[str, tuple[np.ndarray, int]], dict[str, DepthAccumulator]]
+    ) -> None:
+        numeric, pixels, depth = snap
+        for key, n in numeric.items():
+            self._numeric[key].truncate(n)
+        for key, (counts, frames) in pixels.items():
+            self._pixels[key].counts, self._pixels[key].frames = counts, frames
+        self._depth = depth
 
     def stats(self) -> Stats:
         """The global stats of every episode added so far, in feature order."""

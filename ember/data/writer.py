@@ -16,12 +16,18 @@ Ctrl-C and SIGTERM arriving *during* ``save_episode`` are held back until the sa
 (see :mod:`ember.data.signals`), so a clean stop never leaves a half-written episode behind,
 not even one that ``repair`` would have to cut off.
 
+A save that fails (disk full, I/O error) is undone: every file it replaced is put back as it was
+(:mod:`ember.data.journal`), so the disk holds exactly the episodes saved before, and the episode stays
+buffered. A full disk raises :class:`~ember.data.errors.DiskFullError`; free space and call
+``save_episode()`` again, or ``clear_episode()`` to drop the episode.
+
 Language (``language=True``): frames may carry ``language_persistent`` / ``language_events`` rows,
 and :meth:`DatasetWriter.add_language` attaches rows by time; see :mod:`ember.data.language`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ember.data import columns, layout, meta, stats
-from ember.data.errors import DatasetError
+from ember.data.errors import DatasetError, DiskFullError, describe_bytes, free_bytes
 from ember.data.features import (
     check_fps,
     depth_keys,
@@ -43,6 +49,7 @@ from ember.data.features import (
     video_keys,
     visual_keys,
 )
+from ember.data.journal import DISK_FULL_ERRNOS, SaveJournal
 from ember.data.language import LANGUAGE_COLUMNS, EpisodeLanguageBuffer, LanguageRow, language_feature
 from ember.data.shards import ShardWriter
 from ember.data.signals import deferred_signals
@@ -127,8 +134,13 @@ class DatasetWriter:
             "video_path": layout.VIDEO_PATH if use_videos else None,  # as LeRobot, even without cameras
             "features": feats,
         }
-        root.mkdir(parents=True, exist_ok=True)
-        meta.write_info(root, info)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            meta.write_info(root, info)
+        except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise _disk_full(exc, root, f"could not create the dataset {root}", "Free some space first") from exc
+            raise DatasetError(f"could not create the dataset {root}: {exc}. Fix the path or permissions.") from exc
         return cls(root, info, codec)
 
     # ------------------------------------------------------------------ properties
@@ -156,6 +168,11 @@ class DatasetWriter:
         return int(self._info["total_frames"])
 
     @property
+    def failed(self) -> str | None:
+        """Why this writer cannot record any more (a save failed and could not be undone), else None."""
+        return self._broken
+
+    @property
     def episode_length(self) -> int:
         """Frames buffered in the episode being recorded."""
         return self._len
@@ -165,6 +182,7 @@ class DatasetWriter:
         """Validate and buffer one frame (every declared feature plus ``"task"``); video frames are
         encoded right away so an episode never sits in memory as raw pixels."""
         self._check_open()
+        self._check_not_sealed()
         if self._len == 0:
             self._fix_depth_units(frame)
         clean, task = validate_frame(frame, self._features)
@@ -200,6 +218,7 @@ class DatasetWriter:
         :func:`~ember.data.language.motion`, :func:`~ember.data.language.correction`.
         """
         self._check_open()
+        self._check_not_sealed()
         if not language_keys(self._features):
             raise DatasetError(
                 f"{self._root} has no language columns; create the writer with language=True to record "
@@ -218,6 +237,10 @@ class DatasetWriter:
 
         When this returns, the episode's rows, video frames and metadata are fsynced on disk. A
         Ctrl-C/SIGTERM that arrives meanwhile takes effect right after the episode is committed.
+
+        If writing fails (:class:`DiskFullError` for a full disk, :class:`DatasetError` otherwise),
+        the files are put back as they were and the episode stays buffered: call ``save_episode()``
+        again once the cause is fixed, or ``clear_episode()``.
         """
         self._check_open()
         if self._len == 0:
@@ -225,18 +248,16 @@ class DatasetWriter:
         if language_keys(self._features):
             self._lang.columns(self._len)  # reject rows past the last frame before touching the disk
         with deferred_signals():  # a Ctrl-C/SIGTERM during the save is re-raised after it
+            journal = SaveJournal(self._root)
+            shards, stats_snap = self._shards.state(), self._stats.snapshot()
             try:
-                index = self._save()
-            except DatasetError:
-                self._broken = "a previous save_episode() failed"
-                raise
+                index = self._save(journal)
             except Exception as exc:
-                self._broken = f"a previous save_episode() failed ({exc!r})"
-                raise DatasetError(
-                    f"could not save episode {self.num_episodes} to {self._root}: {exc!r}. Episodes 0.."
-                    f"{self.num_episodes - 1} are intact; free disk space / fix permissions and record into "
-                    "a new dataset."
-                ) from exc
+                restored = journal.rollback()
+                self._shards.restore(shards)
+                self._stats.restore(stats_snap)
+                raise self._save_failed(exc, restored, journal.last) from exc
+            journal.commit()
             self._reset_episode()
         return index
 
@@ -267,6 +288,37 @@ class DatasetWriter:
                 f"the writer of {self._root} cannot continue: {self._broken}. Saved episodes are intact."
             )
 
+    def _check_not_sealed(self) -> None:
+        if self._sealed:
+            raise DatasetError(
+                f"episode {self.num_episodes} is complete but could not be saved ({self._sealed}); call "
+                "save_episode() to retry or clear_episode() to drop it before adding frames."
+            )
+
+    def _save_failed(self, exc: Exception, restored: bool, writing: Path | None) -> DatasetError:
+        """The error to raise for a failed save; marks the writer broken unless it can go on as before."""
+        ep, root = self.num_episodes, self._root
+        intact = f"Episodes 0..{ep - 1} are intact" if ep else "No episode had been saved yet"
+        disk_full = isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+        if isinstance(exc, OSError) and restored:
+            self._sealed = exc.strerror or repr(exc)
+            todo = (f"{intact} and nothing of episode {ep} was kept on disk. Episode {ep} is still buffered: "
+                    f"{'free some space' if disk_full else 'fix the cause'}, then call save_episode() again, "
+                    "or clear_episode() to drop it")  # fmt: skip
+            if disk_full:
+                return _disk_full(exc, root, f"could not save episode {ep} to {root}", todo, writing)
+            return DatasetError(f"could not save episode {ep} to {root}: {exc}. {todo}.")
+        self._broken = f"a previous save_episode() failed ({exc!r})"
+        cleanup = ("" if restored else " The failed episode's rows may remain in the shards (ember's reader ignores "
+                   "them): run `ember data repair` on the dataset before handing it to LeRobot.")  # fmt: skip
+        if isinstance(exc, DatasetError):
+            return DatasetError(f"{exc}{cleanup}")
+        if disk_full:
+            todo = f"{intact}; free some space and record the rest into a new dataset.{cleanup}"
+            return _disk_full(exc, root, f"could not save episode {ep} to {root}", todo, writing)
+        return DatasetError(f"could not save episode {ep} to {root}: {exc!r}. {intact}; fix the cause and record "
+                            f"into a new dataset.{cleanup}")  # fmt: skip
+
     def _reset_episode(self) -> None:
         self._buffer: dict[str, list[Any]] = {k: [] for k in user_keys(self._features)}
         for k in video_keys(self._features):
@@ -275,6 +327,8 @@ class DatasetWriter:
         self._ep_pixels = {k: stats.PixelHistogram() for k in rgb_keys(self._features)}
         self._lang = EpisodeLanguageBuffer(self._fps, visual_keys(self._features))
         self._encoders: dict[str, EpisodeEncoder] = {}
+        self._videos: dict[str, bytes] = {}  # finished episode mp4s, kept so a failed save can be retried
+        self._sealed: str | None = None  # why the last save of this episode failed (it can be retried)
         self._len = 0
 
     def _episode_arrays(self, ep_index: int, new_tasks: dict[str, int]) -> dict[str, Any]:
@@ -298,7 +352,7 @@ class DatasetWriter:
         arrays["task_index"] = np.array([task_of[t] for t in self._ep_tasks], dtype=np.int64)
         return arrays
 
-    def _save(self) -> int:
+    def _save(self, journal: SaveJournal) -> int:
         ep_index, n = self.num_episodes, self._len
         new_tasks: dict[str, int] = {}
         for t in self._ep_tasks:
@@ -313,23 +367,30 @@ class DatasetWriter:
             "tasks": list(dict.fromkeys(self._ep_tasks)),
             "length": n,
         }
-        row.update(self._shards.write_data(columns.to_table(arrays, self._features), self.num_frames))
         for key in video_keys(self._features):
-            row.update(self._shards.write_video(key, self._encoders.pop(key).finish(), n))
+            if key not in self._videos:
+                self._videos[key] = self._encoders[key].finish()
+                del self._encoders[key]
+        row.update(self._shards.write_data(columns.to_table(arrays, self._features), self.num_frames, journal))
+        for key in video_keys(self._features):
+            row.update(self._shards.write_video(key, self._videos[key], n, journal))
         row.update(stats.flatten_stats(ep_stats))
-        self._shards.write_episode_meta(row)
+        self._shards.write_episode_meta(row, journal)
 
         # metadata last; info.json is the commit point
         all_tasks = {**self._tasks, **new_tasks}
         if new_tasks:
+            journal.protect(self._root / layout.TASKS_PATH)
             meta.write_tasks(self._root, list(all_tasks))
         self._stats.add_episode(arrays, self._ep_pixels)
+        journal.protect(self._root / layout.STATS_PATH)
         meta.write_stats(self._root, stats.stats_to_json(self._stats.stats()))
         info = dict(self._info)
         info["total_episodes"] = ep_index + 1
         info["total_frames"] = self.num_frames + n
         info["total_tasks"] = len(all_tasks)
         info["splits"] = {"train": f"0:{ep_index + 1}"}
+        journal.protect(self._root / layout.INFO_PATH)
         meta.write_info(self._root, info)
         self._info = info
         self._tasks = all_tasks
@@ -342,3 +403,12 @@ class DatasetWriter:
             if info.get("depth_unit") is None and key in frame:
                 kind = np.asarray(frame[key]).dtype.kind
                 info["depth_unit"] = "m" if kind == "f" else "mm"
+
+
+def _disk_full(exc: OSError, root: Path, what: str, todo: str, writing: Path | None = None) -> DiskFullError:
+    """A :class:`DiskFullError` that names the file, the free space and what to do."""
+    path = writing or (Path(exc.filename) if exc.filename else root)
+    free = free_bytes(root)
+    full = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on the device"
+    return DiskFullError(f"{what}: {full} while writing {path} ({describe_bytes(free)} free there). {todo}.",
+                         path, free)  # fmt: skip

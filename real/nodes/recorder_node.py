@@ -180,6 +180,7 @@ class RecorderNode(Node):
                 "frames": s.frames, "episode_frames": s.episode_frames, "skipped_frames": s.skipped_frames,
                 "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
                 "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction,
+                "failed": s.failed, "error": s.last_error,
                 "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1)}
 
     def publish_status(self) -> None:
