@@ -97,6 +97,11 @@ class ObservationBuilder:
             self._state = sample
         return True
 
+    def clear_state(self) -> None:
+        """Forget the latest joint state (its source is no longer trusted): no observation until the next one."""
+        with self._lock:
+            self._state = None
+
     def update_image(self, camera: str, image: np.ndarray, stamp: float, received: float | None = None) -> None:
         sample = _Sample(image, float(stamp), time.monotonic() if received is None else received)
         with self._lock:

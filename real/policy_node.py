@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from real.ros import ACTION_TOPIC, CAMERA_PREFIX, CORRECTION_TOPIC, INSTRUCTION_TOPIC, JOINT_STATES_TOPIC
+from real.ros import (
+    ACTION_TOPIC,
+    CAMERA_PREFIX,
+    CORRECTION_TOPIC,
+    ESTOP_RESET_TOPIC,
+    INSTRUCTION_TOPIC,
+    JOINT_STATES_TOPIC,
+)
 
 NODE_NAME = "ember_policy"
 
@@ -38,6 +45,13 @@ class PolicyNodeConfig:
     task: str = ""
     """Initial instruction (until one arrives on ``instruction_topic``)."""
     joint_states_topic: str = JOINT_STATES_TOPIC
+    expected_state_publisher: str = ""
+    """The node whose joint states are the arm's (``"<namespace>/<node_name>"``, e.g. ``/joint_state_broadcaster``
+    or a relay's name); empty: the sole publisher at the first state. Another publisher, or a changed one: its
+    states are refused (the policy pauses) and reported in the status (``real.state_source``)."""
+    estop_reset_topic: str = ESTOP_RESET_TOPIC
+    """True here (the operator's go-ahead, as for the bridge's e-stop) re-pins the joint-state publisher after it
+    changed."""
     cameras: tuple[str, ...] = ()
     """Camera names; empty: the ones the checkpoint's ``observation.images.<cam>`` features name."""
     camera_topic_prefix: str = CAMERA_PREFIX

@@ -18,6 +18,7 @@ from real.ros import (
     CAMERA_PREFIX,
     CONTROLLER_TOPIC,
     CORRECTION_TOPIC,
+    ESTOP_RESET_TOPIC,
     INSTRUCTION_TOPIC,
     JOINT_STATES_TOPIC,
     RECORDER_CONTROL_TOPIC,
@@ -51,6 +52,13 @@ class RecorderConfig:
     """On shutdown, save the episode in progress (if it has ``min_episode_frames``)."""
     min_episode_frames: int = 2
     joint_states_topic: str = JOINT_STATES_TOPIC
+    expected_state_publisher: str = ""
+    """The node whose joint states are the arm's (``"<namespace>/<node_name>"``, e.g. ``/joint_state_broadcaster``
+    or a relay's name); empty: the sole publisher at the first state. Another publisher, or a changed one: its
+    states are refused (frames are skipped) and reported in the status (``real.state_source``)."""
+    estop_reset_topic: str = ESTOP_RESET_TOPIC
+    """True here (the operator's go-ahead, as for the bridge's e-stop) re-pins the joint-state publisher after it
+    changed."""
     camera_topic_prefix: str = CAMERA_PREFIX
     command_topic: str = CONTROLLER_TOPIC
     """The arm's command topic (``JointTrajectory``): what the arm was told is the recorded action."""

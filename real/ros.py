@@ -187,6 +187,15 @@ def ros_env_warning() -> str | None:
     return None
 
 
+def sros2_mode() -> str:
+    """SROS2 as the environment asks for it, read as rcl reads it: ``enforce`` (``ROS_SECURITY_ENABLE=true`` and
+    ``ROS_SECURITY_STRATEGY=Enforce``), ``permissive`` (enabled, any other strategy) or ``off``. Asked for is not
+    in force: under ``permissive`` a node without an enclave runs unsecured (docs/ros.md)."""
+    if os.environ.get("ROS_SECURITY_ENABLE") != "true":
+        return "off"
+    return "enforce" if os.environ.get("ROS_SECURITY_STRATEGY") == "Enforce" else "permissive"
+
+
 def make_executor(kind: str = "single") -> Any:
     """``single`` (SingleThreadedExecutor), ``multi`` (2 threads: a slow callback, e.g. saving an episode, does
     not delay the others) or ``events`` (rclpy's C++ EventsExecutor: about half the per-message overhead, which

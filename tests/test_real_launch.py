@@ -175,6 +175,8 @@ def test_launch_topics_are_wired_consistently(name):
          ("ember-recorder", "command_topic"))
     same(("ember-policy-node", "action_topic"), ("ember-bridge", "action_topic"))
     same(("ember-policy-node", "rate_hz"), ("ember-bridge", "rate_hz"))
+    same(*((exe, "expected_state_publisher") for exe in ("ember-bridge", "ember-policy-node", "ember-recorder")
+           if exe in nodes))  # one arm: every node pins the same joint-state publisher
     same(("ember-policy-node", "instruction_topic"), ("ember-recorder", "instruction_topic"))
     same(("ember-policy-node", "correction_topic"), ("ember-recorder", "correction_topic"))
     same(("ember-mock-arm", "camera_topic_prefix"), ("ember-policy-node", "camera_topic_prefix"),
@@ -184,7 +186,9 @@ def test_launch_topics_are_wired_consistently(name):
                            ("ember-recorder", "correction_topic", correct.correction_topic),
                            ("ember-recorder", "control_topic", correct.control_topic),
                            ("ember-bridge", "estop_topic", correct.estop_topic),
-                           ("ember-bridge", "estop_reset_topic", correct.estop_reset_topic)):
+                           ("ember-bridge", "estop_reset_topic", correct.estop_reset_topic),
+                           ("ember-policy-node", "estop_reset_topic", correct.estop_reset_topic),
+                           ("ember-recorder", "estop_reset_topic", correct.estop_reset_topic)):
         if exe in nodes:
             assert nodes[exe][key] == tool, f"`ember correct` publishes {tool}, {exe} listens on {nodes[exe][key]}"
     if "ember-mock-arm" in nodes and "ember-recorder" in nodes:

@@ -21,6 +21,7 @@ from real.observation import Observation, ObservationBuilder, Staleness
 from real.params import declare_config
 from real.robot import ForwardKinematics, joint_limits, load_robot
 from real.safety import ESTOP, STALE_OBSERVATION, SafetyFilter
+from real.state_source import HOLD_REASON, Fault
 
 
 class BridgeNode(Node):
@@ -44,6 +45,9 @@ class BridgeNode(Node):
         self.hold_reason = ""
         self.actions = 0
         self.commands = 0
+        self.untrusted_refusals = 0
+        """Actions refused because the joint states' publisher is in doubt (``real.state_source``)."""
+        self._source_fault: Fault | None = None
         self.last_action_time = -np.inf
         self._estop_topic_value = False
         self.latency_ms: deque[float] = deque(maxlen=5000)
@@ -54,12 +58,19 @@ class BridgeNode(Node):
         self._cmd_pub = self.create_publisher(JointTrajectory, cfg.controller_topic, ros.qos_command())
         self._command = ros.joint_trajectory(self.names, np.zeros(len(self.names)), self.period)  # reused
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
-        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras)
+        self.sensors = subscribe_observations(
+            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
+            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
+            on_source_change=self._on_source_change, message_info=False)  # the EventsExecutor can't pass it
         self.create_subscription(JointState, cfg.action_topic, self._on_action, ros.qos_command())
         self.create_subscription(Bool, cfg.estop_topic, self._on_estop, ros.qos_latched())
         self.create_subscription(Bool, cfg.estop_reset_topic, self._on_estop_reset, ros.qos_command())
         self.create_timer(max(0.005, safety.observation_timeout_ms / 1e4), self._watchdog)  # 10 checks per timeout
         self.create_timer(1.0 / cfg.status_rate_hz, self.publish_status)
+        self.sros2 = ros.sros2_mode()
+        if self.sros2 == "off":
+            self.get_logger().info("SROS2 is off: joint states are not authenticated; the bridge trusts only the "
+                                   "publisher it pinned (docs/ros.md)")
         if cfg.realtime_priority:
             problem = ros.set_realtime_priority(cfg.realtime_priority)
             if problem:
@@ -77,6 +88,11 @@ class BridgeNode(Node):
         received = time.monotonic()
         self.actions += 1
         self.last_action_time = received
+        fault = self.sensors.fault
+        if fault is not None:  # no measured state to judge it by: only the arm's own publisher's states count
+            self.untrusted_refusals += 1
+            self.get_logger().warning(f"command refused: joint states in doubt ({fault})", throttle_duration_sec=1.0)
+            return
         latest = self.observations.latest_state()
         measured = None if latest is None else latest[0].astype(float)
         obs_age = self.observations.state_age(received)
@@ -111,6 +127,17 @@ class BridgeNode(Node):
             return
         self.filter.reset_estop()
         self.state, self.hold_reason = "waiting", ""
+        self.publish_status()
+
+    def _on_source_change(self, fault: Fault | None) -> None:
+        """The joint states' publisher came into doubt (hold, as the watchdog does) or is trusted again."""
+        if fault is not None:
+            if self._source_fault is None:  # into the fault (later calls only reword it: a node's name got known)
+                self.filter.counts["state_source_holds"] += 1
+                self._hold(HOLD_REASON)  # the builder has dropped its state: the last safe command, or nothing
+            if self.state != "estop":
+                self.state, self.hold_reason = "hold", f"joint states: {fault}"
+        self._source_fault = fault
         self.publish_status()
 
     # ------------------------------------------------------------------------------------- holding
@@ -156,6 +183,9 @@ class BridgeNode(Node):
                 "commands": self.commands, "estop": self.filter.estopped, "safety": self.filter.summary(),
                 "watchdog_holds": int(self.filter.counts.get("watchdog_holds", 0)),
                 "policy_timeouts": int(self.filter.counts.get("policy_timeouts", 0)),
+                "state_source_holds": int(self.filter.counts.get("state_source_holds", 0)),
+                "untrusted_refusals": self.untrusted_refusals, "state_source": self.sensors.summary(),
+                "sros2": self.sros2,
                 "dropped_states": self.observations.dropped_states,
                 "latency_ms": pct(self.latency_ms), "obs_to_command_ms": pct(self.obs_to_command_ms)}
 

@@ -63,7 +63,10 @@ class PolicyNode(Node):
 
         self._action_pub = self.create_publisher(JointState, cfg.action_topic, ros.qos_command())
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
-        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cameras)
+        self.sensors = subscribe_observations(
+            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cameras,
+            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
+            on_source_change=lambda fault: self._restart() if fault is not None else None)
         self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
                                  ros.qos_latched())
         if cfg.follow_corrections:
@@ -148,7 +151,8 @@ class PolicyNode(Node):
         inference = ({"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
                       "n": int(ms.size)} if ms.size else {})
         return {**self.counters, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
-                "inference_ms": inference, "staleness": self.last_staleness}
+                "inference_ms": inference, "staleness": self.last_staleness,
+                "state_source": self.sensors.summary()}
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))

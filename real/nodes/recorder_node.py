@@ -54,8 +54,10 @@ class RecorderNode(Node):
         sensors = MutuallyExclusiveCallbackGroup()
         language = MutuallyExclusiveCallbackGroup()
         sampling = MutuallyExclusiveCallbackGroup()
-        subscribe_observations(self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
-                               callback_group=sensors)
+        self.sensors = subscribe_observations(
+            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
+            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
+            callback_group=sensors)
         self.create_subscription(JointTrajectory, cfg.command_topic, self._on_command, ros.qos_command(),
                                  callback_group=sensors)
         self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
@@ -181,7 +183,8 @@ class RecorderNode(Node):
                 "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
                 "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction,
                 "failed": s.failed, "error": s.last_error,
-                "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1)}
+                "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1),
+                "state_source": self.sensors.summary()}
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))
