@@ -3,16 +3,21 @@
 Every command passes these checks, in this order, before it may reach the controller:
 
 1. e-stop: latched; while engaged nothing passes (reset is an explicit call, never a timeout);
-2. watchdog: the observation (and the one the action was computed from) must be fresher than the timeout;
+2. watchdog: a measured state must exist (a finite vector of the robot's joints) and the observation (and the
+   one the action was computed from) must be fresher than the timeout (an age that is NaN is not fresh);
 3. shape and names: exactly the robot's joints; 4. finite: no NaN or inf;
 5. joint limits: an arm target beyond a limit by more than ``limit_tolerance`` is rejected (a policy that far
    off is broken); closer ones are clamped, like gripper targets beyond the gripper's travel (which only mean
    "fully open/closed" and are normal for learned policies trained on data at the limit);
-6. step: ``|target - measured| <= max_step`` per joint, so a lagging or blocked arm is never yanked;
+6. step: ``|target - measured| <= max_step`` per joint, so a lagging or blocked arm is never yanked (checked
+   on the command and again on the final target, which the limiter below may have kept nearer the previous
+   command than the measured position);
 7. velocity and acceleration, relative to the previous command: *clamped* (a slew limiter, as ros2_control's
    joint_limits saturation does), because small overshoots are normal for learned policies and clamping can
-   only make a command gentler;
-8. the margin inside the joint limits: clamped;
+   only make a command gentler; the acceleration is relative to the previous command's velocity (capped at the
+   velocity limit) when that command is fresh, else from rest at the measured position;
+8. the margin inside the joint limits: clamped (position limits take precedence over 7: where a target is
+   cut at the margin, its velocity or deceleration may exceed the limit);
 9. workspace: the end-effector position of the final target (forward kinematics) must lie in a box.
 
 A rejected command is never sent: the arm keeps executing the last safe target, which it reaches within one
@@ -200,10 +205,14 @@ class SafetyFilter:
             return self._reject(ESTOP, f"command rejected: e-stop latched ({self._estop_reason})", now)
         if measured is None:
             return self._reject(NO_OBSERVATION, "command rejected: no observation of the arm yet", now)
-        if observation_age_s * 1000.0 > cfg.observation_timeout_ms:
+        measured = self._valid_measured(measured)
+        if measured is None:
+            return self._reject(NO_OBSERVATION, f"command rejected: the measured state is not a finite vector of "
+                                f"{len(self._names)} joints", now)
+        if not observation_age_s * 1000.0 <= cfg.observation_timeout_ms:
             return self._reject(STALE_OBSERVATION, f"command rejected: observation is {observation_age_s * 1e3:.0f} ms "
                                 f"old (limit {cfg.observation_timeout_ms:.0f} ms)", now)
-        if action_age_s * 1000.0 > cfg.action_timeout_ms:
+        if not action_age_s * 1000.0 <= cfg.action_timeout_ms:
             return self._reject(STALE_ACTION, f"command rejected: computed from an observation {action_age_s * 1e3:.0f} "
                                 f"ms old (limit {cfg.action_timeout_ms:.0f} ms)", now)
         raw = self._ordered(names, positions)
@@ -217,7 +226,7 @@ class SafetyFilter:
             j = int(np.argmax(outside))
             return self._reject(POSITION_LIMIT, f"command rejected: {self._names[j]}={raw[j]:.4f} outside "
                                 f"[{self._lower[j]:.4f}, {self._upper[j]:.4f}] by more than {cfg.limit_tolerance}", now)
-        gripper_out = self._gripper & ((raw < self._lower) | (raw > self._upper))
+        beyond = (raw < self._lower) | (raw > self._upper)
         raw = np.clip(raw, self._lower, self._upper)  # within tolerance: clamp (margin applied below)
         step = np.abs(raw - measured)
         if (step > cfg.max_step).any():
@@ -225,35 +234,44 @@ class SafetyFilter:
             return self._reject(STEP, f"command rejected: {self._names[j]} jumps {step[j]:.3f} from the measured "
                                 f"position (max_step {cfg.max_step})", now)
 
-        target, clamped = self._limit_motion(raw, measured, now)
-        if gripper_out.any():
+        target, clamped, ref = self._limit_motion(raw, measured, now)
+        step = np.abs(target - measured)
+        if (step > cfg.max_step).any():
+            j = int(np.argmax(step))
+            return self._reject(STEP, f"command rejected: {self._names[j]} would be {step[j]:.3f} from the measured "
+                                f"position after velocity limiting (max_step {cfg.max_step})", now)
+        if (beyond & ~self._gripper).any() and MARGIN not in clamped:
+            clamped = (*clamped, MARGIN)  # clamped to the joint limit (position_margin 0)
+        if (beyond & self._gripper).any():
             clamped = (*clamped, GRIPPER)
         if clamped and not cfg.clamp_velocity and (VELOCITY in clamped or ACCELERATION in clamped):
             return self._reject(VELOCITY if VELOCITY in clamped else ACCELERATION,
                                 "command rejected: exceeds velocity/acceleration limits", now)
         if self._fk is not None:
             ee = np.asarray(self._fk(target), dtype=float)
-            if (ee < self._ws_low).any() or (ee > self._ws_high).any():
+            if not ((ee >= self._ws_low) & (ee <= self._ws_high)).all():  # NaN: outside
                 return self._reject(WORKSPACE, f"command rejected: end effector at {np.round(ee, 3).tolist()} "
                                     f"outside workspace {list(self._ws_low)}..{list(self._ws_high)}", now)
         for reason in clamped:
             self.counts[reason] += 1
-        self._accept(target, now)
+        self._accept(target, ref, now)
         return Decision(target=target, clamped=clamped)
 
     def hold(self, measured: np.ndarray | None, reason: str, now: float | None = None,
              prefer_measured: bool = False) -> np.ndarray | None:
         """Target for an explicit hold: the last safe command (the arm is already going there), or the
         measured position when ``prefer_measured`` (e-stop: stop where it is) or nothing was commanded yet.
-        None when neither is known (then send nothing: the controller keeps holding)."""
+        None when neither is known (then send nothing: the controller keeps holding). A measured state that
+        is not a finite vector of the robot's joints counts as unknown."""
         now = self._now(now)
+        measured = None if measured is None else self._valid_measured(measured)
         target = None
         if prefer_measured and measured is not None:
-            target = np.asarray(measured, float).copy()
+            target = measured.copy()
         elif self._prev is not None:
             target = self._prev.copy()
         elif measured is not None:
-            target = np.asarray(measured, float).copy()
+            target = measured.copy()
         if target is not None:
             target = np.clip(target, self._lower, self._upper)
             self.counts["holds"] += 1
@@ -266,6 +284,14 @@ class SafetyFilter:
     @staticmethod
     def _now(now: float | None) -> float:
         return time.monotonic() if now is None else now
+
+    def _valid_measured(self, measured: np.ndarray) -> np.ndarray | None:
+        """``measured`` as a float vector of the robot's size, or None if it is not one or not finite."""
+        try:
+            values = np.asarray(measured, dtype=float)
+        except (TypeError, ValueError):
+            return None
+        return values if values.shape == (len(self._names),) and np.isfinite(values).all() else None
 
     def _ordered(self, names: Sequence[str] | None, positions: Sequence[float] | np.ndarray) -> np.ndarray | None:
         try:
@@ -286,8 +312,10 @@ class SafetyFilter:
             return None
         return values[order]
 
-    def _limit_motion(self, raw: np.ndarray, measured: np.ndarray, now: float) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Clamp velocity and acceleration relative to the previous command, then into the soft limits."""
+    def _limit_motion(self, raw: np.ndarray, measured: np.ndarray,
+                      now: float) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+        """Clamp velocity and acceleration relative to the previous command, then into the soft limits.
+        Returns the target, the clamp reasons and the reference position it moves from."""
         dt = self.config.command_period_s
         fresh = self._prev is not None and now - self._prev_time <= 1.5 * dt and not self._holding
         ref = self._prev if fresh else np.asarray(measured, float)
@@ -307,12 +335,13 @@ class SafetyFilter:
             target = np.clip(target, self._soft_lower, self._soft_upper)
         if clamped:
             self._report(clamped[0], f"command clamped ({', '.join(clamped)})", now)
-        return target, tuple(clamped)
+        return target, tuple(clamped), ref
 
-    def _accept(self, target: np.ndarray, now: float) -> None:
+    def _accept(self, target: np.ndarray, ref: np.ndarray, now: float) -> None:
+        # The velocity of this command from where it started (the previous command, or the measured position
+        # after a break), capped at the limit: a move the position limits forced must not license the next one.
         dt = self.config.command_period_s
-        ref = self._prev if self._prev is not None and not self._holding else target
-        self._prev_vel = (target - ref) / dt if self._prev is not None else np.zeros_like(target)
+        self._prev_vel = np.clip((target - ref) / dt, -self._vmax, self._vmax)
         self._prev, self._prev_time, self._holding = target.copy(), now, False
         self.counts["passed"] += 1
 
