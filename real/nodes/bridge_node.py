@@ -16,6 +16,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from real import ros
 from real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
+from real.histogram import LatencyHistogram
 from real.nodes.sensors import subscribe_observations
 from real.observation import Observation, ObservationBuilder, Staleness
 from real.params import declare_config
@@ -54,6 +55,8 @@ class BridgeNode(Node):
         """The last 5000 commands: action receipt -> command published (the bridge's own processing)."""
         self.obs_to_command_ms: deque[float] = deque(maxlen=5000)
         """Per command: receipt of the latest joint state -> command published."""
+        self.histograms = {"latency_ms": LatencyHistogram(), "obs_to_command_ms": LatencyHistogram()}
+        """The same two, every command since start (a monitor differences snapshots to get any window's figures)."""
 
         self._cmd_pub = self.create_publisher(JointTrajectory, cfg.controller_topic, ros.qos_command())
         self._command = ros.joint_trajectory(self.names, np.zeros(len(self.names)), self.period)  # reused
@@ -105,8 +108,10 @@ class BridgeNode(Node):
         self._send(decision.target)
         done = time.monotonic()
         self.latency_ms.append((done - received) * 1e3)
+        self.histograms["latency_ms"].add((done - received) * 1e3)
         if latest is not None:
             self.obs_to_command_ms.append((done - latest[1]) * 1e3)
+            self.histograms["obs_to_command_ms"].add((done - latest[1]) * 1e3)
         if self.state != "running":
             self.get_logger().info(f"commanding the arm ({self.state} -> running)")
         self.state, self.hold_reason = "running", ""
@@ -187,7 +192,8 @@ class BridgeNode(Node):
                 "untrusted_refusals": self.untrusted_refusals, "state_source": self.sensors.summary(),
                 "sros2": self.sros2,
                 "dropped_states": self.observations.dropped_states,
-                "latency_ms": pct(self.latency_ms), "obs_to_command_ms": pct(self.obs_to_command_ms)}
+                "latency_ms": pct(self.latency_ms), "obs_to_command_ms": pct(self.obs_to_command_ms),
+                "histograms": {k: h.to_json() for k, h in self.histograms.items()}}
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))

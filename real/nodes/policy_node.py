@@ -16,6 +16,7 @@ from std_msgs.msg import String
 
 from real import ros
 from real.chunking import ChunkConfig, ChunkExecutor
+from real.histogram import LatencyHistogram
 from real.language import LanguageState
 from real.nodes.sensors import subscribe_observations
 from real.observation import ObservationBuilder, Staleness
@@ -57,6 +58,9 @@ class PolicyNode(Node):
         self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0,
                          "chunks": 0, "errors": 0}
         self.inference_ms: deque[float] = deque(maxlen=1000)
+        self.histograms = {"inference_ms": LatencyHistogram(), "tick_interval_ms": LatencyHistogram(),
+                           "tick_ms": LatencyHistogram()}
+        """Since start: chunk inference, the time between ticks (the timer's jitter), the tick's own work."""
         self._last_tick: float | None = None
         self._stale = True
         self.last_staleness = ""
@@ -83,9 +87,18 @@ class PolicyNode(Node):
         now = time.monotonic()
         c = self.counters
         c["ticks"] += 1
-        if self._last_tick is not None and now - self._last_tick > 1.5 * self.period:
-            c["missed_ticks"] += int(round((now - self._last_tick) / self.period)) - 1
+        if self._last_tick is not None:
+            self.histograms["tick_interval_ms"].add((now - self._last_tick) * 1e3)
+            if now - self._last_tick > 1.5 * self.period:
+                c["missed_ticks"] += int(round((now - self._last_tick) / self.period)) - 1
         self._last_tick = now
+        try:
+            self._run_tick(now)
+        finally:
+            self.histograms["tick_ms"].add((time.monotonic() - now) * 1e3)
+
+    def _run_tick(self, now: float) -> None:
+        c = self.counters
         obs = self.observations.build(now)
         if isinstance(obs, Staleness):
             c["stale_ticks"] += 1
@@ -133,6 +146,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"policy inference failed: {exc!r}", throttle_duration_sec=1.0)
             return
         self.inference_ms.append(ms)
+        self.histograms["inference_ms"].add(ms)
         self.chunks.add_chunk(chunk, start_step)
         self.counters["chunks"] += 1
 
@@ -152,7 +166,8 @@ class PolicyNode(Node):
                       "n": int(ms.size)} if ms.size else {})
         return {**self.counters, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
                 "inference_ms": inference, "staleness": self.last_staleness,
-                "state_source": self.sensors.summary()}
+                "state_source": self.sensors.summary(),
+                "histograms": {k: h.to_json() for k, h in self.histograms.items()}}
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))
