@@ -22,6 +22,7 @@ from real.ros import (
     INSTRUCTION_TOPIC,
     JOINT_STATES_TOPIC,
 )
+from robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
 
 NODE_NAME = "ember_policy"
 
@@ -68,6 +69,11 @@ class PolicyNodeConfig:
     """Start computing the next chunk when this many actions remain."""
     blend_steps: int = 3
     """Steps over which a new chunk is cross-faded in."""
+    ee_workspace_low: tuple[float, ...] = WORKSPACE_LOW
+    ee_workspace_high: tuple[float, ...] = WORKSPACE_HIGH
+    """For ``ee_delta`` / ``ee_pos`` checkpoints: the box (m, robot base frame) the commanded end effector is kept
+    in before IK turns it into joint targets (``robots.ee_control``); the default is the tabletop sims' box, so a
+    sim-trained policy meets the workspace it was trained in."""
     max_state_age_ms: float = 200.0
     max_image_age_ms: float = 500.0
     check_stamps: bool = True

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ember.data.frames import to_batch
 from policies.history import ObservationHistory
 from real.errors import RealError
+from robots.spec import ACTION_SPACES, JOINT_POS
 
 PRIVILEGED_KEYS = ("observation.environment_state",)
 """Observation keys only a simulator has; a checkpoint that needs one cannot run on an arm."""
@@ -65,17 +66,29 @@ class PolicyRunner:
         if privileged:
             raise RealError(f"the checkpoint needs {privileged}, which only a simulator provides (object poses); "
                             "train on what an arm gives: `ember collect --observations=robot --obs_mode=pixels`.")
-        space = getattr(self.policy.config, "action_space", "")
-        if space and space != "joint_pos":
-            raise RealError(f"the checkpoint outputs {space!r} actions; the bridge executes joint_pos targets: "
-                            "collect with `ember collect --action_space=joint_pos`.")
+        space = self.action_space
+        if space not in ACTION_SPACES:
+            raise RealError(f"the checkpoint outputs {space!r} actions; the policy node runs "
+                            f"{', '.join(ACTION_SPACES)} (collect with `ember collect --action_space=joint_pos`).")
         spec = self.policy.config.input_features.get(STATE_KEY)
         if spec is not None and list(spec["shape"]) != [state_dim]:
             raise RealError(f"the checkpoint expects {STATE_KEY} of shape {spec['shape']}, the robot has "
                             f"{state_dim} joints: was it trained on another robot?")
-        if self.action_dim != state_dim:
+        if space == JOINT_POS and self.action_dim != state_dim:
             raise RealError(f"the checkpoint outputs {self.action_dim}-D actions; joint_pos control of this robot "
                             f"needs {state_dim}-D (arm + gripper targets).")
+        if space != JOINT_POS and self.action_dim not in (3, 4):
+            raise RealError(f"the checkpoint outputs {self.action_dim}-D {space} actions; end-effector control "
+                            "takes [x, y, z] or [x, y, z, gripper].")
+        if space != JOINT_POS and spec is None:
+            raise RealError(f"the checkpoint outputs {space} actions but reads no {STATE_KEY}: end-effector "
+                            "actions are turned into joint targets from the measured joints, so train with the "
+                            "robot's state (`ember collect --observations=robot`).")
+
+    @property
+    def action_space(self) -> str:
+        """What the checkpoint's actions are (``joint_pos`` for checkpoints that predate the field)."""
+        return getattr(self.policy.config, "action_space", "") or JOINT_POS
 
     def reset(self) -> None:
         self._history.reset()

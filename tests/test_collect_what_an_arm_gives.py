@@ -45,7 +45,7 @@ def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(arm_d
     PolicyRunner(policy).check_robot(EmberDataset(arm_dataset).features["observation.state"]["shape"][0])
 
 
-def test_the_runner_refuses_privileged_state_and_end_effector_actions_naming_the_collect_option() -> None:
+def test_the_runner_refuses_privileged_state_and_unknown_action_spaces_naming_the_collect_option() -> None:
     from policies import make_policy, make_policy_config
     from real.errors import RealError
     from real.policy_runner import PolicyRunner
@@ -59,8 +59,11 @@ def test_the_runner_refuses_privileged_state_and_end_effector_actions_naming_the
     privileged = {**state, "observation.environment_state": {"shape": [7], "dtype": "float32"}}
     with pytest.raises(RealError, match=r"needs \['observation.environment_state'\].*--observations=robot"):
         runner(privileged, {"shape": [9], "dtype": "float32"}).check_robot(9)
-    with pytest.raises(RealError, match=r"'ee_delta' actions.*--action_space=joint_pos"):
-        runner(state, {"shape": [4], "dtype": "float32", "action_space": "ee_delta"}).check_robot(9)
+    runner(state, {"shape": [4], "dtype": "float32", "action_space": "ee_delta"}).check_robot(9)  # IK in the node
+    with pytest.raises(RealError, match=r"'torque' actions.*--action_space=joint_pos"):
+        runner(state, {"shape": [9], "dtype": "float32", "action_space": "torque"}).check_robot(9)
+    with pytest.raises(RealError, match=r"7-D ee_delta actions"):
+        runner(state, {"shape": [7], "dtype": "float32", "action_space": "ee_delta"}).check_robot(9)
 
 
 def test_robot_observations_without_cameras_are_refused(tmp_path: Path, capsys) -> None:

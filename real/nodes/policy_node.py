@@ -16,14 +16,18 @@ from std_msgs.msg import String
 
 from real import ros
 from real.chunking import ChunkConfig, ChunkExecutor
+from real.errors import RealError
 from real.histogram import LatencyHistogram
 from real.language import LanguageState
 from real.nodes.sensors import subscribe_observations
-from real.observation import ObservationBuilder, Staleness
+from real.observation import STATE_KEY, ObservationBuilder, Staleness
 from real.params import declare_config
 from real.policy_node import NODE_NAME, PolicyNodeConfig
 from real.policy_runner import PolicyRunner, load_checkpoint
 from real.robot import load_robot
+from robots.ee_control import EndEffectorControlConfig, EndEffectorController
+from robots.errors import RobotError
+from robots.spec import JOINT_POS
 
 
 class PolicyNode(Node):
@@ -44,6 +48,15 @@ class PolicyNode(Node):
                 self.get_logger().info(f"inference: froze {frozen} with TorchScript")
         self.runner = PolicyRunner(model, seed=cfg.seed)
         self.runner.check_robot(len(self.names))
+        self.ee: EndEffectorController | None = None
+        """End-effector checkpoints (``ee_delta`` / ``ee_pos``): the sims' controller turns each action into joint
+        targets from the measured joints, so the bridge and its safety filter see joint_pos commands as always."""
+        if self.runner.action_space != JOINT_POS:
+            self.ee = EndEffectorController(self.robot, self.runner.action_space, EndEffectorControlConfig(
+                tuple(cfg.ee_workspace_low), tuple(cfg.ee_workspace_high)))
+            if self.ee.action_dim != self.runner.action_dim:
+                raise RealError(f"the checkpoint outputs {self.runner.action_dim}-D {self.runner.action_space} "
+                                f"actions; {self.robot.name} end-effector control takes {self.ee.action_dim}-D")
         cameras = cfg.cameras or tuple(self.runner.cameras)
         self.observations = ObservationBuilder(self.names, cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
                                                max_image_age_s=cfg.max_image_age_ms / 1e3,
@@ -122,6 +135,13 @@ class PolicyNode(Node):
             if c["chunks"]:
                 c["starved_ticks"] += 1
             return
+        if self.ee is not None:
+            try:
+                action = self.ee(action, obs.data[STATE_KEY])
+            except RobotError as exc:
+                c["errors"] += 1
+                self.get_logger().error(f"end-effector action not executed: {exc}", throttle_duration_sec=1.0)
+                return
         msg = JointState()
         msg.header.stamp = ros.sec_to_stamp(obs.stamp)
         msg.name = list(self.names)
@@ -154,6 +174,8 @@ class PolicyNode(Node):
         """After stale observations: drop queued actions and history (they describe a past state)."""
         self._stale = True
         self.chunks.reset()
+        if self.ee is not None:
+            self.ee.reset()  # the arm may have moved meanwhile: continue from where it is
         self.runner.reset()
         if self._pending is not None:
             self._pending[0].cancel()

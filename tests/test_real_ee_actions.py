@@ -1,0 +1,68 @@
+"""A checkpoint trained on end-effector actions (``ember collect --action_space=ee_delta``) runs on the arm: the
+policy node turns each action into joint targets with the sims' IK (``robots.ee_control``), so what it publishes
+is a joint_pos command the bridge's safety filter checks as always. Real DDS, the mock arm in its own process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+
+from ember.cli import main
+from real import ros
+from real.robot import ForwardKinematics, load_robot
+from real.testing import Probe, ros_env, start_node
+from robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def ee_checkpoint(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ee")
+    assert main(["collect", "--task=Reach", "--num_episodes=1", f"--out={tmp / 'ds'}", "--obs_mode=pixels",
+                 "--image_size=32", "--observations=robot", "--action_space=ee_delta", "--max_episode_steps=12",
+                 "--keep_failures=true"]) == 0
+    assert main(["train", f"--dataset={tmp / 'ds'}", f"--out={tmp / 'train'}", "--policy.type=bc", "--steps=2",
+                 "--batch_size=4", "--policy.horizon=4", "--policy.n_action_steps=2",
+                 "--policy.encoder.vision_backbone=small_cnn", "--policy.encoder.crop_shape=none"]) == 0
+    return tmp / "train"
+
+
+def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(ee_checkpoint: Path, tmp_path: Path) -> None:
+    env = ros_env()
+    robot = load_robot("panda")
+    nodes = [start_node("mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48}, env, tmp_path),
+             start_node("policy_node", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path,
+                        name="policy")]
+    probe = Probe(domain_id=int(env["ROS_DOMAIN_ID"]))
+    try:
+        probe.subscribe(ros.ACTION_TOPIC, JointState, ros.qos_command(), keep=True)
+        probe.subscribe(ros.JOINT_STATES_TOPIC, JointState, ros.qos_sensor())
+        probe.wait_for(lambda: probe.counts[ros.ACTION_TOPIC] >= 10, timeout=120,
+                       what="10 actions\n" + "\n".join(n.output()[-2000:] for n in nodes))
+        measured = np.asarray(probe.latest[ros.JOINT_STATES_TOPIC].position)
+    finally:
+        probe.close()
+        for n in nodes:
+            n.stop()
+    assert "end-effector action not executed" not in nodes[1].output()
+    fk = ForwardKinematics(robot)
+    home_ee = fk.ee_position(measured)  # the mock arm's home pose: above the sims' box (z 0.49 > 0.35)
+    previous = measured
+    for _, msg in probe.log[ros.ACTION_TOPIC]:
+        q = np.asarray(msg.position)
+        assert list(msg.name) == list(robot.state_names) and q.shape == (9,) and np.all(np.isfinite(q))
+        ee = fk.ee_position(q)
+        low = np.minimum(np.asarray(WORKSPACE_LOW), home_ee) - 0.01
+        high = np.maximum(np.asarray(WORKSPACE_HIGH), home_ee) + 0.01
+        assert np.all(ee >= low) and np.all(ee <= high)
+        # the arm is not commanded (no bridge): each target is one bounded end-effector step from the previous
+        # one, never a jump into the box
+        assert np.abs(q[: robot.dof] - previous[: robot.dof]).max() < 0.25
+        assert np.linalg.norm(ee - fk.ee_position(previous)) < 0.04 * np.sqrt(3) + 0.01
+        previous = q
