@@ -15,6 +15,13 @@ Labelers meant for real-robot data read only what an arm gives (cameras, instruc
 labeler, which reads the simulator's columns, says so in its name. Every labeler has a typed config dataclass
 (``config_class``) whose fields are ``--labeler.<field>`` flags, and a :meth:`Labeler.fingerprint` that changes
 whenever its output could (config, weights), which keys the content cache.
+
+What a labeler reads is declared, so ``ember label`` decodes and loads nothing else and refuses bad input before
+any work (:class:`Reads`): ``cameras_needed`` / :meth:`Reads.cameras` (which camera streams),
+``needs_instruction``, :attr:`Reads.columns` (required per-frame columns), :attr:`Reads.optional_columns` (read
+when the dataset has them) and :meth:`Reads.check_dataset` (a one-line :class:`LabelError` naming what to do).
+Labeler configs derive from :class:`LabelerConfig` (its ``type`` is the registered name), which is what lets
+``--labeler=<name>`` swap the config the way ``--algorithm=<name>`` does.
 """
 
 from __future__ import annotations
@@ -34,6 +41,40 @@ from ember.errors import EmberError
 
 class LabelError(EmberError):
     """A labeler cannot run on this input (no model at the path, a missing camera, no instruction, ...)."""
+
+
+@dataclass
+class LabelerConfig:
+    """Fields every labeler config shares; subclasses set ``type`` to their registry name as its default."""
+
+    type: str = ""
+
+
+class Reads:
+    """What a (preference) labeler reads from a dataset, declared so ``ember label`` reads nothing else."""
+
+    cameras_needed: ClassVar[bool] = True
+    """False for labelers that read no images (the ground truth): ``ember label`` then decodes no video."""
+    needs_instruction: ClassVar[bool] = False
+    """True when the episode's ``task`` string is an input: an empty one is then refused before any work."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Per-frame dataset columns this labeler requires (:attr:`EpisodeView.columns`)."""
+        return ()
+
+    @property
+    def optional_columns(self) -> tuple[str, ...]:
+        """Per-frame columns read when the dataset has them (absent ones are simply not in ``columns``)."""
+        return ()
+
+    def cameras(self, available: Sequence[str]) -> tuple[str, ...]:
+        """Camera keys to decode, given the dataset's RGB cameras; default: all of them (none without
+        ``cameras_needed``). Raise :class:`LabelError` for a camera the dataset lacks."""
+        return tuple(available) if self.cameras_needed else ()
+
+    def check_dataset(self, features: dict[str, dict]) -> None:
+        """Refuse a dataset this labeler cannot label (``meta/info.json`` features), before any work."""
 
 
 @dataclass
@@ -82,20 +123,13 @@ class FrameLabels:
                 raise LabelError("success probabilities must lie in [0, 1]")
 
 
-class Labeler(ABC):
+class Labeler(Reads, ABC):
     """Episode -> per-frame reward (and success). Subclasses set ``config_class`` and implement :meth:`label`."""
 
     config_class: ClassVar[type]
-    cameras_needed: ClassVar[bool] = True
-    """False for labelers that read no images (the ground truth): ``ember label`` then decodes no video."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Extra per-frame dataset columns this labeler reads (:attr:`EpisodeView.columns`)."""
-        return ()
 
     @abstractmethod
     def label(self, episode: EpisodeView) -> FrameLabels: ...
@@ -128,9 +162,11 @@ class Segment:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     """Camera key -> uint8 ``(end - start, H, W, 3)``."""
     state: np.ndarray | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    """The per-frame columns the labeler asked for (:attr:`Reads.columns`), sliced to ``[start, end)``."""
 
 
-class PreferenceLabeler(ABC):
+class PreferenceLabeler(Reads, ABC):
     """(segment A, segment B, instruction) -> which one makes more progress on the instruction."""
 
     config_class: ClassVar[type]
