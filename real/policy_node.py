@@ -64,7 +64,8 @@ class PolicyNodeConfig:
     correction_hold_s: float = 3.0
     status_topic: str = "/ember/policy/status"
     n_action_steps: int = 0
-    """Actions executed per chunk; 0: the checkpoint's ``n_action_steps``."""
+    """Actions executed per chunk; 0: the checkpoint's ``n_action_steps``; at most what a chunk holds from the
+    current step (``horizon - n_obs_steps + 1``): longer chunks suit a control rate above the training fps."""
     prefetch_steps: int = 2
     """Start computing the next chunk when this many actions remain."""
     blend_steps: int = 3

@@ -59,6 +59,23 @@ class PolicyRunner:
         self.chunked = callable(predict)
         self._takes_generator = self.chunked and "generator" in inspect.signature(predict).parameters
 
+    @property
+    def max_action_steps(self) -> int:
+        """How many actions one chunk holds from the current step on: ``horizon - n_obs_steps + 1`` (the chunk
+        starts at the last observed step), 1 for policies that predict one action."""
+        horizon = getattr(self.policy.config, "horizon", None)
+        return max(1, int(horizon) - self.n_obs_steps + 1) if self.chunked and horizon else self.n_action_steps
+
+    def set_n_action_steps(self, n: int) -> None:
+        """Execute ``n`` actions per chunk instead of the checkpoint's own ``n_action_steps`` (e.g. longer chunks at
+        a high control rate). More than a chunk holds is an error, not a silent cap."""
+        if not 1 <= n <= self.max_action_steps:
+            raise RealError(f"n_action_steps={n}: the checkpoint's chunks hold {self.max_action_steps} actions from "
+                            f"the current step (horizon {getattr(self.policy.config, 'horizon', 1)}, n_obs_steps "
+                            f"{self.n_obs_steps}); use 1..{self.max_action_steps}")
+        self.policy.config.n_action_steps = n
+        self.n_action_steps = n
+
     def check_robot(self, state_dim: int) -> None:
         """Refuse a checkpoint that needs what an arm cannot give (a simulator's object poses), acts in a space
         the bridge cannot execute, or whose state/action size does not fit the robot (another arm or gripper)."""

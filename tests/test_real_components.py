@@ -245,3 +245,10 @@ def test_policy_runner_feeds_history_resizes_cameras_and_predicts_chunks():
     for i in range(3):
         again.push({"observation.state": q + i, "observation.images.front": np.full((48, 64, 3), 10 * i, np.uint8)})
     np.testing.assert_allclose(again.infer(again.snapshot("reach")), chunk)  # seeded: deterministic
+    # longer chunks at a higher control rate: up to horizon - n_obs_steps + 1 = 7 actions, the same first ones
+    assert again.max_action_steps == 7
+    again.set_n_action_steps(7)
+    longer = again.infer(again.snapshot("reach"))
+    assert longer.shape == (7, dim) and np.isfinite(longer).all()
+    with pytest.raises(RealError, match="hold 7 actions"):
+        again.set_n_action_steps(8)

@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--warmup-s", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--cameras", nargs="*", default=[], help="mock-arm cameras to render (load)")
-    parser.add_argument("--realtime", type=int, default=0, help="SCHED_FIFO priority for the bridge (0: off)")
+    parser.add_argument("--realtime", type=int, default=0, help="SCHED_FIFO priority for the nodes' threads (0: off)")
     parser.add_argument("--checkpoint", default="", help="policy checkpoint (default: the tiny reach policy)")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "ros_soak.json"))
     args = parser.parse_args()

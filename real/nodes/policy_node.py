@@ -62,7 +62,9 @@ class PolicyNode(Node):
                                                max_image_age_s=cfg.max_image_age_ms / 1e3,
                                                check_stamps=cfg.check_stamps)
         self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s if cfg.follow_corrections else 0.0)
-        n_steps = cfg.n_action_steps or self.runner.n_action_steps
+        if cfg.n_action_steps:
+            self.runner.set_n_action_steps(cfg.n_action_steps)
+        n_steps = self.runner.n_action_steps
         self.chunks = ChunkExecutor(ChunkConfig(n_action_steps=n_steps, prefetch_steps=min(cfg.prefetch_steps,
                                                 n_steps - 1), blend_steps=cfg.blend_steps))
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy_inference")
