@@ -77,8 +77,13 @@ def _run_collect(cfg: Any) -> int:
     from ember.collect import collect
 
     result = collect(cfg)
-    print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} "
-          f"(expert success {result.expert_success_rate:.0%}, {result.seconds:.0f} s)")
+    if set(result.behaviors) <= {"expert"}:
+        how = f"expert success {result.expert_success_rate:.0%}"
+    else:  # what each behaviour made, successes out of attempts
+        how = ", ".join(f"{name} {c['saved']} ({c['successes']}/{c['attempts']} succeeded)"
+                        for name, c in result.behaviors.items())
+    print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} ({how}, "
+          f"{result.seconds:.0f} s)")
     return 0
 
 

@@ -1,14 +1,24 @@
-"""``ember collect``: record scripted-expert demonstrations into a LeRobot v3 dataset.
+"""``ember collect``: record scripted-expert demonstrations, and data worth labeling, into a LeRobot v3 dataset.
 
 Each episode is saved (durably) before the next one starts, so interrupting a long
 collection keeps every finished episode. Failed expert episodes are dropped by
 default: imitation learns the behaviour it sees, failures included.
+
+``--behavior`` records other things than clean demonstrations (:mod:`sims.experts.behaviors`): ``noisy`` experts
+(``--action_noise`` levels), ``failing`` ones (a wrong target, or an early stop), or a ``mixed`` dataset
+(``--mix=expert:0.2,noisy:0.4,failing:0.4``: exact counts, in an order seeded by ``--seed``). Non-expert episodes
+are kept whether or not they succeed: reward labelers and success / progress models are measured on them.
+
+Every frame also gets the simulator's ground truth, in columns no policy reads (they are not ``observation.*``;
+training selects only those, ``ember.train``), see :data:`SIM_FEATURES`. They are measured at the same instant as
+``next.success``: after the frame's action. ``next.reward`` / ``next.success`` are the env's, as always; a labeler
+may overwrite them, the ``sim.*`` columns stay the truth to measure it against.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ember.config import save_config
-from ember.errors import RunFolderError
+from ember.errors import ConfigError, RunFolderError
 from ember.runs import default_out
 
 
@@ -47,10 +57,40 @@ class CollectConfig:
     """``robot``: only what a real arm gives (joint state + cameras), for policies meant for an arm;
     ``privileged``: also the simulator's object poses (``observation.environment_state``), for research."""
     keep_failures: bool = False
+    """Keep failed ``expert`` episodes too (other behaviours always keep theirs)."""
+    behavior: str = "expert"
+    """What acts: ``expert``, ``noisy`` (the expert plus action noise), ``failing`` (a wrong target or an early
+    stop), or ``mixed`` (fractions of each, ``--mix``); see sims/experts/behaviors.py."""
+    action_noise: tuple[float, ...] = (0.1, 0.2, 0.3)
+    """Noise levels of ``noisy`` episodes: Gaussian std as a fraction of each action dimension's half-range
+    (``ee_delta``: 0.1 = 4 mm a step); each noisy episode draws one level."""
+    mix: str = ""
+    """With ``--behavior=mixed``: ``expert:0.2,noisy:0.4,failing:0.4`` (fractions summing to 1; each behaviour
+    gets exactly its share of ``num_episodes``, rounded by largest remainder); empty = that default."""
     max_attempts_factor: float = 1.5
     """Give up after num_episodes * factor attempts (an expert that fails that often needs fixing)."""
     overwrite: bool = False
 
+
+BEHAVIOR_CHOICES = ("expert", "noisy", "failing", "mixed")
+DEFAULT_MIX = "expert:0.2,noisy:0.4,failing:0.4"
+SIM_FEATURES: dict[str, dict[str, Any]] = {
+    "sim.success": {"dtype": "float32", "shape": [1], "names": None},
+    "sim.progress": {"dtype": "float32", "shape": [1], "names": None},
+    "sim.behavior": {"dtype": "string", "shape": [1], "names": None},
+    "sim.failure": {"dtype": "string", "shape": [1], "names": None},
+    "sim.action_noise": {"dtype": "float32", "shape": [1], "names": None},
+}
+"""The simulator's ground truth per frame, for measuring labelers (never observations):
+
+* ``sim.success``: 1.0 if the task is done after the frame's action (the env's ``is_success``), else 0.0;
+* ``sim.progress``: the task's ground-truth progress after the frame's action, in [0, 1], 1.0 exactly at success
+  (each task's docstring defines its stages; PushT: ``min(1, coverage / success_coverage)``);
+* ``sim.behavior``: what acted in this episode: ``expert``, ``noisy``, ``failing`` (``ember collect``) or
+  ``policy`` (``ember eval --record``);
+* ``sim.failure``: for ``failing`` episodes ``wrong_target`` or ``early_stop``, else empty;
+* ``sim.action_noise``: the std of a ``noisy`` episode's action noise (fraction of the half-range), else 0.
+"""
 
 OBSERVATION_SETS = ("privileged", "robot")
 PRIVILEGED_KEYS = ("observation.environment_state",)
@@ -76,13 +116,85 @@ def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str
     features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
     features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
     features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+    features.update({k: dict(v) for k, v in SIM_FEATURES.items()})
     return features
+
+
+def frame_row(obs: dict[str, Any], action: np.ndarray, reward: float, terminated: bool, truncated: bool,
+              info: dict[str, Any], features: dict[str, Any], behavior: str = "expert", failure: str = "",
+              action_noise: float = 0.0) -> dict[str, Any]:
+    """One dataset frame: the observation the action was taken from (the keys ``features`` declares), the action,
+    what the step returned (``next.*``) and the simulator's ground truth after it (:data:`SIM_FEATURES`); used by
+    ``ember collect`` and ``ember eval --record`` alike."""
+    success = bool(info.get("is_success", False))
+    frame = {k: v for k, v in obs.items() if k != "task" and k in features}
+    frame.update({
+        "action": np.asarray(action, dtype=np.float32),
+        "next.reward": np.array([reward], dtype=np.float32),
+        "next.done": np.array([terminated or truncated]),
+        "next.success": np.array([success]),
+        "sim.success": np.array([float(success)], dtype=np.float32),
+        "sim.progress": np.array([float(info.get("progress", float(success)))], dtype=np.float32),
+        "sim.behavior": behavior,
+        "sim.failure": failure,
+        "sim.action_noise": np.array([action_noise], dtype=np.float32),
+        "task": obs["task"],
+    })
+    return frame
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``expert:0.2,noisy:0.4,failing:0.4`` -> fractions per behaviour, or a one-line ConfigError."""
+    from sims.experts.behaviors import BEHAVIORS
+
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition(":")
+        name = name.strip()
+        if not sep or name not in BEHAVIORS:
+            raise ConfigError(f"--mix entries are behaviour:fraction with behaviours {', '.join(BEHAVIORS)}, got "
+                              f"{part!r}.")
+        if name in mix:
+            raise ConfigError(f"--mix names {name!r} twice.")
+        try:
+            mix[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--mix fraction of {name!r} must be a number, got {value!r}.") from None
+        if not 0.0 <= mix[name] <= 1.0:
+            raise ConfigError(f"--mix fraction of {name!r} must be in [0, 1], got {mix[name]}.")
+    if not mix or abs(sum(mix.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"--mix fractions must sum to 1, got {sum(mix.values()):g} from {text!r}.")
+    return mix
+
+
+def behavior_schedule(cfg: CollectConfig) -> list[str]:
+    """The behaviour of each saved episode: every one ``cfg.behavior``, or for ``mixed`` exactly each behaviour's
+    share of ``num_episodes`` (largest remainder) in an order drawn from ``cfg.seed``, so the same seed gives the
+    same behaviours."""
+    if cfg.behavior != "mixed":
+        return [cfg.behavior] * cfg.num_episodes
+    mix = parse_mix(cfg.mix or DEFAULT_MIX)
+    exact = {k: v * cfg.num_episodes for k, v in mix.items()}
+    counts = {k: int(np.floor(v)) for k, v in exact.items()}
+    by_remainder = sorted(mix, key=lambda k: (-(exact[k] - counts[k]), list(mix).index(k)))
+    for k in by_remainder[: cfg.num_episodes - sum(counts.values())]:
+        counts[k] += 1
+    order = [k for k in mix for _ in range(counts[k])]
+    return [order[i] for i in np.random.default_rng(cfg.seed).permutation(len(order))]
+
+
+def prepare_dataset_root(root: Path, overwrite: bool) -> None:
+    """A dataset folder that is new or empty; with ``overwrite`` an existing one is moved aside (never deleted)."""
+    if root.exists() and any(root.iterdir()):
+        if not overwrite:
+            raise RunFolderError(f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true.")
+        import shutil
+
+        shutil.move(str(root), str(root.with_name(root.name + f".old-{time.strftime('%Y%m%d-%H%M%S')}")))
 
 
 def _check(cfg: CollectConfig) -> None:
     """Counts and sizes that cannot make a dataset are one-line errors before anything is written."""
-    from ember.errors import ConfigError
-
     if cfg.num_episodes < 1:
         raise ConfigError(f"--num_episodes must be a positive number of episodes, got {cfg.num_episodes}.")
     if cfg.max_attempts_factor < 1.0:
@@ -100,6 +212,15 @@ def _check(cfg: CollectConfig) -> None:
                           "--cameras=...), or the policy sees nothing but its own joints.")
     if cfg.max_episode_steps < 0:
         raise ConfigError(f"--max_episode_steps must be >= 0 (0 = the task's default), got {cfg.max_episode_steps}.")
+    if cfg.behavior not in BEHAVIOR_CHOICES:
+        raise ConfigError(f"--behavior must be one of {', '.join(BEHAVIOR_CHOICES)}, got {cfg.behavior!r}.")
+    if not cfg.action_noise or any(not np.isfinite(s) or s < 0 for s in cfg.action_noise):
+        raise ConfigError(f"--action_noise must be one or more stds >= 0 (e.g. 0.1 or 0.1,0.3), got "
+                          f"{list(cfg.action_noise)}.")
+    if cfg.mix and cfg.behavior != "mixed":
+        raise ConfigError(f"--mix is read only with --behavior=mixed (got --behavior={cfg.behavior}).")
+    if cfg.behavior == "mixed":
+        parse_mix(cfg.mix or DEFAULT_MIX)
 
 
 @dataclass
@@ -109,24 +230,23 @@ class CollectResult:
     frames: int
     attempts: int
     expert_success_rate: float
+    """Success rate of the attempted ``expert`` episodes (nan when none was attempted)."""
     seconds: float
+    behaviors: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per behaviour: ``attempts``, ``successes`` and ``saved`` episodes."""
 
 
 def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     from ember.data import DatasetWriter
     from sims import make_env
     from sims.experts import make_expert
+    from sims.experts.behaviors import BEHAVIORS, BehavingExpert, behavior_rng, draw_behavior
 
     _check(cfg)
     if not cfg.out:
         cfg.out = default_out("datasets", cfg.task.lower())
     root = Path(cfg.out)
-    if root.exists() and any(root.iterdir()):
-        if not cfg.overwrite:
-            raise RunFolderError(f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true.")
-        import shutil
-
-        shutil.move(str(root), str(root.with_name(root.name + f".old-{time.strftime('%Y%m%d-%H%M%S')}")))
+    prepare_dataset_root(root, cfg.overwrite)
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "split": cfg.split}
     if cfg.obs_mode == "pixels":
         kwargs.update(cameras=tuple(cfg.cameras), image_size=cfg.image_size)
@@ -135,55 +255,59 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     if cfg.action_space:
         kwargs["action_space_type"] = cfg.action_space
     env = make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
-    expert = make_expert(cfg.task, env)
+    actor = BehavingExpert(make_expert(cfg.task, env))
+    schedule = behavior_schedule(cfg)
     fps = int(round(env.metadata.get("render_fps", 10)))
     writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env, cfg.observations),
                                   robot_type=getattr(env.unwrapped, "robot_name", None),
                                   use_videos=cfg.obs_mode == "pixels")
     max_attempts = max(cfg.num_episodes, int(np.ceil(cfg.num_episodes * cfg.max_attempts_factor)))
-    saved = frames = attempts = successes = 0
+    saved = frames = attempts = 0
+    counts = {name: {"attempts": 0, "successes": 0, "saved": 0} for name in BEHAVIORS if name in schedule}
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.num_episodes, desc=f"collect {cfg.task}", disable=quiet, dynamic_ncols=True)
     try:
         while saved < cfg.num_episodes and attempts < max_attempts:
-            obs, info = env.reset(seed=cfg.seed + attempts)
-            expert.reset()
+            seed = cfg.seed + attempts
+            obs, info = env.reset(seed=seed)
+            rng = behavior_rng(seed)
+            behavior = draw_behavior(schedule[saved], env, rng, tuple(cfg.action_noise))
+            actor.reset(env, behavior, rng)
             attempts += 1
             success, length = False, 0
             while True:
-                action = np.asarray(expert.act(env), dtype=np.float32)
+                action = actor.act(env, info)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 success = success or bool(info.get("is_success", False))
-                frame = {k: v for k, v in obs.items() if k != "task" and k in writer.features}
-                frame.update({
-                    "action": action,
-                    "next.reward": np.array([reward], dtype=np.float32),
-                    "next.done": np.array([terminated or truncated]),
-                    "next.success": np.array([bool(info.get("is_success", False))]),
-                    "task": obs["task"],
-                })
-                writer.add_frame(frame)
+                writer.add_frame(frame_row(obs, action, reward, terminated, truncated, info, writer.features,
+                                           behavior.name, behavior.failure, behavior.action_noise))
                 length += 1
                 obs = next_obs
                 if terminated or truncated:
                     break
-            successes += success
-            if success or cfg.keep_failures:
+            count = counts[behavior.name]
+            count["attempts"] += 1
+            count["successes"] += success
+            if success or cfg.keep_failures or behavior.name != "expert":
                 writer.save_episode()
                 saved += 1
                 frames += length
+                count["saved"] += 1
                 bar.update(1)
             else:
                 writer.clear_episode()
-            bar.set_postfix(expert_success=f"{successes / attempts:.0%}")
+            bar.set_postfix({f"{k}_success": f"{c['successes'] / max(1, c['attempts']):.0%}"
+                             for k, c in counts.items()})
     finally:
         bar.close()
         writer.finalize()
         env.close()
     save_config(cfg, root / "meta", "ember_collect_config.json")
+    expert = counts.get("expert", {"attempts": 0, "successes": 0})
     if saved < cfg.num_episodes:
         from ember.errors import EmberError
 
-        raise EmberError(f"the {cfg.task} expert succeeded only {successes}/{attempts} times; saved {saved} "
-                         f"episodes to '{root}'. Check the task settings or pass --keep_failures=true.")
-    return CollectResult(root, saved, frames, attempts, successes / max(1, attempts), time.perf_counter() - t0)
+        raise EmberError(f"the {cfg.task} expert succeeded only {expert['successes']}/{expert['attempts']} times; "
+                         f"saved {saved} episodes to '{root}'. Check the task settings or pass --keep_failures=true.")
+    rate = expert["successes"] / expert["attempts"] if expert["attempts"] else float("nan")
+    return CollectResult(root, saved, frames, attempts, rate, time.perf_counter() - t0, counts)

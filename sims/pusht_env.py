@@ -90,7 +90,8 @@ class PushTTask(gym.Env):
 
     ``reset(seed=s)`` fully determines the block's initial pose and the instruction (the ``split`` salts ``s``);
     ``reset(options={"block_pose": (x, y, yaw)})`` places the block explicitly (tests, scripted setups).
-    ``info``: ``coverage``, ``is_success``, ``block_pose``, ``goal_pose`` (x, y, yaw), ``pusher_pos``, ``task``.
+    ``info``: ``coverage``, ``is_success``, ``progress`` (``min(1, coverage / success_coverage)``: the task's
+    ground-truth progress, 1.0 exactly at success), ``block_pose``, ``goal_pose`` (x, y, yaw), ``pusher_pos``, ``task``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -352,6 +353,7 @@ class PushTTask(gym.Env):
         return {
             "coverage": coverage,
             "is_success": coverage >= self.success_coverage,
+            "progress": float(min(1.0, coverage / self.success_coverage)),
             "block_pose": self.block_pose(),
             "goal_pose": np.array(self.goal_pose),
             "pusher_pos": self.pusher_pos(),

@@ -113,10 +113,13 @@ class PushTExpert:
         self._normals: np.ndarray | None = None
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, goal_override: tuple[float, float, float] | None = None) -> None:
+        """Start an episode; ``goal_override`` (x, y, yaw) is a goal pose this expert pushes toward instead of the
+        env's (failing demonstrations, :mod:`sims.experts.behaviors`)."""
         self.mode = "select"
         self.active: int | None = None
         self._retreat_dir = np.zeros(2)
+        self.goal_override = goal_override
 
     # ------------------------------------------------------------------ model of pushing
     def _candidates(self, env) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +219,7 @@ class PushTExpert:
     def _target(self, u) -> np.ndarray:
         cfg = self.cfg
         block = u.block_pose()
-        goal = np.asarray(u.goal_pose, dtype=float)
+        goal = np.asarray(u.goal_pose if self.goal_override is None else self.goal_override, dtype=float)
         error = np.array([goal[0] - block[0], goal[1] - block[1], _wrap(goal[2] - block[2])])
         pusher = u.pusher_pos()
         cmd = u.commanded_pos

@@ -8,6 +8,10 @@ privileged state every step (``env.unwrapped.episode`` and ``world``), so a nudg
 The expert is backend-agnostic: it reads only the ``World`` API and the env's commanded end-effector position, and
 outputs an ``ee_delta`` step toward the current waypoint, or, in a ``joint_pos`` env, the joint targets that reach
 it (``env.joint_action``, the backend's IK). The same expert therefore drives MuJoCo and PyBullet.
+
+The plans read the episode's goal through :meth:`TabletopExpert.goal`, so ``reset(goal_override=...)`` can send the
+expert after a wrong object or place (failing demonstrations, :mod:`sims.experts.behaviors`) while the env still
+scores the episode's real goal.
 """
 
 from __future__ import annotations
@@ -66,11 +70,17 @@ class TabletopExpert:
         self.cfg = config or TabletopExpertConfig()
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, goal_override: dict[str, Any] | None = None) -> None:
+        """Start an episode; ``goal_override`` replaces entries of the episode's goal for this expert only."""
         self.phases: list[Phase] | None = None
         self.index = 0
         self.steps_in_phase = 0
         self.memory: dict[str, Any] = {}
+        self.goal_override: dict[str, Any] = dict(goal_override or {})
+
+    def goal(self, u: Any) -> dict[str, Any]:
+        """The goal this expert goes for: the episode's, with :attr:`goal_override` applied."""
+        return {**u.episode.goal, **self.goal_override}
 
     @property
     def phase(self) -> str:
@@ -163,30 +173,30 @@ class TabletopExpert:
 # ---------------------------------------------------------------------- per-task plans
 def _reach(expert: TabletopExpert, u: Any) -> list[Phase]:
     def goal(env: Any) -> np.ndarray:
-        return env.task.goal_pos(env.episode)
+        return env.episode.layout.markers[expert.goal(env)["target"]].pos
 
     return [Phase("reach", goal, OPEN, expert.never)]
 
 
 def _pick_place(expert: TabletopExpert, u: Any) -> list[Phase]:
     def obj(env: Any) -> str:
-        return env.episode.goal["object"]
+        return expert.goal(env)["object"]
 
     def pad(env: Any) -> np.ndarray:
-        return env.episode.layout.markers[env.episode.goal["target"]].pos[:2]
+        return env.episode.layout.markers[expert.goal(env)["target"]].pos[:2]
 
     def rest(env: Any) -> float:
-        return env.task.objects[env.episode.goal["object_index"]].half_height
+        return env.task.objects[expert.goal(env)["object_index"]].half_height
 
     return expert.pick(obj) + expert.place(pad, rest)
 
 
 def _stack(expert: TabletopExpert, u: Any) -> list[Phase]:
     def top(env: Any) -> str:
-        return env.episode.goal["object"]
+        return expert.goal(env)["object"]
 
     def bottom(env: Any) -> np.ndarray:
-        return env.world.object_pose(env.episode.goal["target"])[0]
+        return env.world.object_pose(expert.goal(env)["target"])[0]
 
     def rest(env: Any) -> float:
         half = env.task.objects[0].half_height
@@ -200,13 +210,15 @@ def _lift(expert: TabletopExpert, u: Any) -> list[Phase]:
 
     def hold(env: Any) -> np.ndarray:
         # Closed loop on the object's measured height: the fingers may hold it a little off-centre.
-        error = env.episode.goal["height"] - env.task.height(env.world, env.episode)
+        goal = expert.goal(env)
+        bottom = env.world.object_pose(goal["object"])[0][2] - env.task.objects[goal["object_index"]].half_height
+        error = goal["height"] - bottom
         pos = env.commanded_ee_pos
         pos[:2] = expert.memory["grasp"][:2]
         pos[2] += float(np.clip(cfg.fine_gain * error, -0.03, 0.03))
         return pos
 
-    phases = expert.pick(lambda env: env.episode.goal["object"])[:3]
+    phases = expert.pick(lambda env: expert.goal(env)["object"])[:3]
     return [*phases, Phase("hold", hold, CLOSED, expert.never)]
 
 
@@ -227,7 +239,7 @@ def _drawer(expert: TabletopExpert, u: Any) -> list[Phase]:
     def pull(env: Any) -> np.ndarray:
         travel = env.task.drawer().travel
         opening, _ = env.world.drawer_state()
-        error = env.episode.goal["opening"] * travel - opening  # metres still to pull (toward -x)
+        error = expert.goal(env)["opening"] * travel - opening  # metres still to pull (toward -x)
         pos = env.commanded_ee_pos
         pos[0] -= float(np.clip(cfg.fine_gain * error, -0.03, 0.03))
         pos[1:] = expert.memory["grasp"][1:]
@@ -236,7 +248,7 @@ def _drawer(expert: TabletopExpert, u: Any) -> list[Phase]:
     def settled(env: Any, n: int) -> bool:
         travel = env.task.drawer().travel
         opening, speed = env.world.drawer_state()
-        return n >= 3 and abs(opening / travel - env.episode.goal["opening"]) < 0.01 and abs(speed) < 0.005
+        return n >= 3 and abs(opening / travel - expert.goal(env)["opening"]) < 0.01 and abs(speed) < 0.005
 
     def retreat(env: Any) -> np.ndarray:
         return expert.memory["release"] + [0.0, 0.0, 0.1]

@@ -159,7 +159,8 @@ class TabletopEnv(gym.Env):
       * ``observation.point_cloud``: float32 (N, 6) ``[x, y, z, r, g, b]`` (world frame), with ``point_cloud=N``;
       * ``task``: the instruction, drawn from the task's paraphrase templates.
 
-    ``info``: ``is_success``, ``goal_error`` (task units), ``task``, ``split``, ``ee_pos`` and, with cameras,
+    ``info``: ``is_success``, ``progress`` (the task's ground-truth progress in [0, 1], 1.0 exactly at success; each
+    task's docstring defines its stages), ``goal_error`` (task units), ``task``, ``split``, ``ee_pos`` and, with cameras,
     ``cameras`` = ``{cam: {"intrinsics": 3x3, "extrinsics": 4x4 world->camera}}`` (OpenCV axes).
     Reward 1 on success else 0; ``terminated`` on success; ``truncated`` after ``max_episode_steps``.
     """

@@ -80,7 +80,8 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(self, world: World, episode: Episode) -> dict[str, Any]:
-        """``is_success`` and task metrics (``goal_error``, ...) for the world's current state."""
+        """``is_success``, ``progress`` (:mod:`sims.tabletop.progress`: in [0, 1], 1.0 exactly at success, defined by
+        the task's stages in its docstring) and task metrics (``goal_error``, ...) for the world's current state."""
 
     @abstractmethod
     def feature_names(self) -> list[str]:

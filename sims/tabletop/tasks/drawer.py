@@ -4,6 +4,10 @@ A cabinet with one drawer stands on the table, front facing the robot; its handl
 gripper pointing down can pinch it. The goal is the opening as a percentage of the drawer's travel, stated in the
 instruction. Success: the opening is within ``tolerance`` (fraction of travel) of the goal and the drawer is nearly
 still. ``heldout_goal`` draws percentages ``train`` never uses.
+
+Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): the end effector's way to the handle 0.3, the opening
+toward the goal 0.55 (``1 - |opening - goal| / goal``: 0 closed, 1 at the goal, falling again beyond it), held there
+still (success) 0.15; 1.0 exactly at success.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sims.errors import SimError
+from sims.tabletop.progress import approach, staged_progress
 from sims.tabletop.scene import DrawerSpec, Placement, drawer_handle_offset
 from sims.tabletop.task import Episode, Task, TaskConfig
 from sims.tabletop.world import World
@@ -86,8 +91,12 @@ class DrawerTask(Task):
         fraction = opening / self.drawer().travel
         error = abs(fraction - episode.goal["opening"])
         success = error <= self.cfg.tolerance and abs(speed) <= self.cfg.max_speed
+        assert episode.layout.drawer is not None
+        handle_start = episode.layout.drawer.pos + drawer_handle_offset(self.drawer())
+        progress = staged_progress([(0.3, approach(world, self.handle_pos(world, episode), handle_start)),
+                                    (0.55, 1.0 - error / episode.goal["opening"]), (0.15, float(success))])
         return {"is_success": bool(success), "goal_error": float(error), "goal_value": episode.goal["opening"],
-                "opening": float(fraction)}
+                "opening": float(fraction), "progress": progress}
 
     def feature_names(self) -> list[str]:
         return ["handle.x", "handle.y", "handle.z", "drawer_opening", "goal_opening"]

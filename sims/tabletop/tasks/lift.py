@@ -3,6 +3,10 @@
 The goal is a height (cm, of the object's bottom above the table) stated in the instruction. Success: the named
 object is held within ``tolerance`` of it and nearly still (so sweeping through the goal does not count).
 Goal heights are whole centimetres; ``heldout_goal`` draws from bins ``train`` never uses.
+
+Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): approach the named object 0.2, grasp it 0.2, bring
+its bottom to the goal height 0.45 (``1 - |height - goal| / goal``: 0 on the table, 1 at the goal, falling again
+above it), hold it there still (success) 0.15; 1.0 exactly at success.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sims.errors import SimError
+from sims.tabletop.progress import approach, holding, staged_progress
 from sims.tabletop.sampling import nominal_grid, sample_xy
 from sims.tabletop.scene import Placement
 from sims.tabletop.task import Episode, Task, TaskConfig
@@ -79,10 +84,15 @@ class LiftTask(Task):
 
     def evaluate(self, world: World, episode: Episode) -> dict[str, Any]:
         name = episode.goal["object"]
-        error = abs(self.height(world, episode) - episode.goal["height"])
+        goal = episode.goal["height"]
+        error = abs(self.height(world, episode) - goal)
         still = float(np.linalg.norm(world.object_velocity(name))) <= self.cfg.max_speed
         success = error <= self.cfg.tolerance and still and world.touching(name, GRIPPER)
-        return {"is_success": bool(success), "goal_error": float(error), "goal_value": episode.goal["height"]}
+        pos, _ = world.object_pose(name)
+        progress = staged_progress([(0.2, approach(world, pos, episode.layout.objects[name].pos)),
+                                    (0.2, float(holding(world, name))), (0.45, 1.0 - error / goal),
+                                    (0.15, float(success))])
+        return {"is_success": bool(success), "goal_error": float(error), "goal_value": goal, "progress": progress}
 
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
