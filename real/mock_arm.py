@@ -56,6 +56,22 @@ class MockArmConfig:
     """Arm-side audit: largest allowed jump of a command's first point from the measured position."""
     frame_id: str = "base_link"
     publish_robot_description: bool = True
+    task: str = ""
+    """Host a sims tabletop task (``PickPlace``, ``Lift``, ...): its scene, objects and cameras replace the plain
+    table (``real.task_scene``), episodes start on ``reset_topic``, the task's success check goes to ``task_topic``.
+    Cameras are then the task's (``front``, ``side``, ``wrist``, ...); use the training image size for width and
+    height. Empty: the plain scene of ``real.scene``."""
+    split: str = "train"
+    """The task's split (``train``, ``heldout_goal``, ``heldout_object``, ``heldout_scene``)."""
+    seed: int = 0
+    """Seed of the first episode (episode layouts are those ``ember eval`` gives the same seeds)."""
+    reset_topic: str = "/mock_arm/reset"
+    """``std_msgs/String``: a seed (``"17"``) starts that episode, an empty string the next seed."""
+    task_topic: str = "/mock_arm/task"
+    """Latched JSON: task, split, seed, episode, instruction, is_success (now), succeeded (ever this episode),
+    goal_error and the task's other metrics; 10 Hz and at every reset."""
+    instruction_topic: str = "/ember/instruction"
+    """Where each episode's instruction is published (latched), as an operator would, for the policy node."""
 
     def __post_init__(self) -> None:
         for name in ("physics_hz", "state_rate_hz", "camera_rate_hz"):
@@ -77,27 +93,39 @@ class MockArmSim:
         self.robot = load_robot(cfg.robot)
         self.limits = joint_limits(self.robot)
         self.names = self.robot.state_names
-        spec = build_scene(self.robot.name, (cfg.image_width, cfg.image_height))
-        spec.option.timestep = 1.0 / cfg.physics_hz
-        self.model = spec.compile()
-        self.model.vis.quality.shadowsize = 0
-        self.model.vis.quality.offsamples = 0
-        self.data = mujoco.MjData(self.model)
         self._mj = mujoco
-        jids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, ROBOT_PREFIX + n) for n in self.names]
-        self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
-        self._dadr = np.array([self.model.jnt_dofadr[j] for j in jids])
-        self._act = np.array([mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, ROBOT_PREFIX + n)
-                              for n in self.names])
-        if np.any(self._act < 0):
-            raise RealError(f"robot '{self.robot.name}' needs one position actuator per joint {self.names}")
-        q0 = np.asarray(cfg.initial_positions, float) if cfg.initial_positions else home_state(self.robot)
-        if q0.shape != (len(self.names),):
-            raise RealError(f"initial_positions needs {len(self.names)} values ({self.names}), got {q0.size}")
-        q0 = np.clip(q0, self.limits.lower, self.limits.upper)
-        self.data.qpos[self._qadr] = q0
-        self.data.ctrl[self._act] = q0
-        mujoco.mj_forward(self.model, self.data)
+        self.task = None
+        if cfg.task:
+            from real.task_scene import TaskScene
+
+            self.task = TaskScene(cfg.task, self.robot.name, cfg.split, tuple(cfg.cameras),
+                                  max(cfg.image_width, cfg.image_height))
+            self.model, self.data = self.task.model, self.task.data
+            self.physics_hz = self.task.physics_hz
+            self._qadr, self._dadr = self.task.qpos_adr, self.task.qvel_adr
+            q0 = self.task.reset(cfg.seed)
+        else:
+            spec = build_scene(self.robot.name, (cfg.image_width, cfg.image_height))
+            spec.option.timestep = 1.0 / cfg.physics_hz
+            self.physics_hz = cfg.physics_hz
+            self.model = spec.compile()
+            self.model.vis.quality.shadowsize = 0
+            self.model.vis.quality.offsamples = 0
+            self.data = mujoco.MjData(self.model)
+            jids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, ROBOT_PREFIX + n) for n in self.names]
+            self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
+            self._dadr = np.array([self.model.jnt_dofadr[j] for j in jids])
+            self._act = np.array([mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, ROBOT_PREFIX + n)
+                                  for n in self.names])
+            if np.any(self._act < 0):
+                raise RealError(f"robot '{self.robot.name}' needs one position actuator per joint {self.names}")
+            q0 = np.asarray(cfg.initial_positions, float) if cfg.initial_positions else home_state(self.robot)
+            if q0.shape != (len(self.names),):
+                raise RealError(f"initial_positions needs {len(self.names)} values ({self.names}), got {q0.size}")
+            q0 = np.clip(q0, self.limits.lower, self.limits.upper)
+            self.data.qpos[self._qadr] = q0
+            self.data.ctrl[self._act] = q0
+            mujoco.mj_forward(self.model, self.data)
         self.follower = TrajectoryFollower(self.names, q0)
         self.auditor = CommandAuditor(self.names, self.limits.lower, self.limits.upper, self.limits.velocity,
                                       AuditConfig(max_step=cfg.audit_max_step))
@@ -107,9 +135,40 @@ class MockArmSim:
         self.overruns = 0
         """Times physics fell more than 100 ms behind wall time and skipped ahead."""
 
+    def _set_controls(self, setpoint: np.ndarray) -> None:
+        if self.task is not None:
+            self.task.set_controls(setpoint)
+        else:
+            self.data.ctrl[self._act] = setpoint
+
+    def reset_episode(self, seed: int) -> np.ndarray:
+        """Task mode: start the episode of ``seed`` (layout, start pose); the arm holds its new pose."""
+        if self.task is None:
+            raise RealError("reset_episode needs a task (the 'task' parameter); the plain scene has no episodes")
+        with self.lock:
+            q0 = self.task.reset(seed)
+            self.follower = TrajectoryFollower(self.names, q0)
+            self._set_controls(q0)
+        return q0
+
+    def evaluate(self) -> dict[str, Any]:
+        """Task mode: the task's success check now."""
+        if self.task is None:
+            return {}
+        with self.lock:
+            return self.task.evaluate()
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """qpos and mocap poses (goal markers move at a task reset), for rendering from another thread."""
+        with self.lock:
+            return self.data.qpos.copy(), self.data.mocap_pos.copy(), self.data.mocap_quat.copy()
+
+    def camera_name(self, camera: str) -> str:
+        return self.task.camera_name(camera) if self.task is not None else camera
+
     def advance(self, now: float) -> None:
         """Step until simulated time reaches ``now`` (monotonic), the controls following the setpoint."""
-        hz = self.config.physics_hz
+        hz = self.physics_hz
         due = int((now - self.sim_start) * hz)
         if due - self.steps > 0.1 * hz:
             self.overruns += 1
@@ -118,7 +177,7 @@ class MockArmSim:
             self.steps += 1
             setpoint = self.follower.setpoint(self.sim_start + self.steps / hz)
             with self.lock:
-                self.data.ctrl[self._act] = setpoint
+                self._set_controls(setpoint)
                 self._mj.mj_step(self.model, self.data)
 
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,17 +218,19 @@ class CameraThread(threading.Thread):
             renderer.scene.flags[flag] = 0
         option = mujoco.MjvOption()
         option.geomgroup[:] = 0
-        option.geomgroup[:3] = 1  # scene + visual meshes; collision geoms and sites hidden
+        option.geomgroup[:3] = 1  # scene + visual meshes; collision geoms hidden
+        option.sitegroup[:] = 0  # sites hidden (as the sims render)
         data = mujoco.MjData(model)
         period = 1.0 / cfg.camera_rate_hz
         next_t = time.monotonic()
+        names = {cam: self.sim.camera_name(cam) for cam in cfg.cameras}
         try:
             while not self.stop.is_set():
-                data.qpos[:] = self.sim.qpos()
+                data.qpos[:], data.mocap_pos[:], data.mocap_quat[:] = self.sim.snapshot()
                 stamp = time.time()
                 mujoco.mj_forward(model, data)
                 for cam in cfg.cameras:
-                    renderer.update_scene(data, camera=cam, scene_option=option)
+                    renderer.update_scene(data, camera=names[cam], scene_option=option)
                     self.publish(cam, renderer.render(), stamp)
                 self.frames += 1
                 next_t += period

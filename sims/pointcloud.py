@@ -9,6 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def _open3d_intrinsic(o3d, w: int, h: int, k: np.ndarray):
+    """Open3D back-projects pixel ``(u, v)`` from its integer index (pixel centres at integers, as OpenCV and ROS
+    ``CameraInfo``); :mod:`sims.cameras` puts pixel centres at half-integers (principal point ``w / 2``), so the
+    principal point moves by half a pixel here, or every point would be off by half a pixel."""
+    return o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2] - 0.5, k[1, 2] - 0.5)
+
+
 def depth_to_points(depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray,
                     max_depth: float = 3.0) -> np.ndarray:
     """World-frame points (N, 3) of every pixel with depth in (0, ``max_depth``)."""
@@ -17,7 +24,7 @@ def depth_to_points(depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.nd
     depth = np.ascontiguousarray(np.asarray(depth, dtype=np.float32).squeeze())
     h, w = depth.shape
     k = np.asarray(intrinsics, dtype=float)
-    intr = o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+    intr = _open3d_intrinsic(o3d, w, h, k)
     cloud = o3d.geometry.PointCloud.create_from_depth_image(
         o3d.geometry.Image(depth), intr, np.asarray(extrinsics, dtype=float), depth_scale=1.0, depth_trunc=max_depth)
     return np.asarray(cloud.points)
@@ -31,7 +38,7 @@ def rgbd_to_points(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, e
     depth = np.ascontiguousarray(np.asarray(depth, dtype=np.float32).squeeze())
     h, w = depth.shape
     k = np.asarray(intrinsics, dtype=float)
-    intr = o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+    intr = _open3d_intrinsic(o3d, w, h, k)
     rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
         o3d.geometry.Image(np.ascontiguousarray(rgb, dtype=np.uint8)), o3d.geometry.Image(depth), depth_scale=1.0,
         depth_trunc=max_depth, convert_rgb_to_intensity=False)

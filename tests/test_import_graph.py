@@ -42,6 +42,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 ALLOWED: dict[tuple[str, str], str] = {
     ("real.mock_arm", "sims"): "the mock arm is a simulator: it runs a sims/ task env behind its ROS interface",
     ("real.nodes.mock_arm_node", "sims"): "the mock arm's rclpy node (same exception)",
+    ("real.task_scene", "sims"): "the sims task scene the mock arm hosts (same exception; nothing else imports it)",
 }
 """(importing module, imported top-level package) pairs exempt from ``FORBIDDEN``, with the reason."""
 

@@ -28,7 +28,7 @@ class MockArmNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.cfg = cfg = declare_config(self, MockArmConfig, defaults)
         unknown = [c for c in cfg.cameras if c not in CAMERAS]
-        if unknown:
+        if unknown and not cfg.task:  # a task's cameras are checked by the task's env
             raise RealError(f"unknown cameras {unknown}; the mock scene has {list(CAMERAS)}")
         self.sim = MockArmSim(cfg)
         self._stop = threading.Event()
@@ -49,6 +49,13 @@ class MockArmNode(Node):
                 pub.publish(String(data=f.read()))
             self._description_pub = pub
         self.create_timer(0.2, self._publish_stats)
+        if cfg.task:
+            self._task_pub = self.create_publisher(String, cfg.task_topic, ros.qos_latched())
+            self._instruction_pub = self.create_publisher(String, cfg.instruction_topic, ros.qos_latched())
+            self.create_subscription(String, cfg.reset_topic, self._on_reset, ros.qos_command())
+            self.create_timer(0.1, self._publish_task)
+            self._succeeded = False
+            self._instruction_pub.publish(String(data=self.sim.task.instruction))
         self._physics = threading.Thread(target=self._physics_loop, name="mock_arm_physics", daemon=True)
         self._physics.start()
         self._cameras = None
@@ -89,7 +96,7 @@ class MockArmNode(Node):
         st = ros.sec_to_stamp(stamp)
         frame = f"{cam}_optical_frame"
         self._img_pubs[cam].publish(ros.numpy_to_image(img, st, frame))
-        fovy = float(CAMERAS[cam][2])
+        fovy = self.sim.task.camera_fovy(cam) if self.sim.task is not None else float(CAMERAS[cam][2])
         self._info_pubs[cam].publish(ros.camera_info(img.shape[1], img.shape[0], fovy, st, frame))
 
     # ------------------------------------------------------------------------------- callbacks
@@ -115,12 +122,36 @@ class MockArmNode(Node):
             return
         self.get_logger().warning(f"fault injected: {msg.data}")
 
+    def _on_reset(self, msg: String) -> None:
+        text = msg.data.strip()
+        try:
+            seed = int(text) if text else (self.sim.task.seed or 0) + 1
+        except ValueError:
+            self.get_logger().error(f"reset: expected a seed (an integer) or an empty string, got {msg.data!r}")
+            return
+        self.sim.reset_episode(seed)
+        self._succeeded = False
+        self._instruction_pub.publish(String(data=self.sim.task.instruction))
+        self.get_logger().info(f"episode {self.sim.task.episode_index}: {self.cfg.task} seed {seed} "
+                               f"({self.cfg.split}): {self.sim.task.instruction!r}")
+        self._publish_task()
+
+    def task_status(self) -> dict[str, Any]:
+        metrics = self.sim.evaluate()
+        self._succeeded = self._succeeded or bool(metrics.get("is_success", False))
+        t = self.sim.task
+        return {"task": self.cfg.task, "split": self.cfg.split, "seed": t.seed, "episode": t.episode_index,
+                "instruction": t.instruction, **metrics, "succeeded": self._succeeded}
+
+    def _publish_task(self) -> None:
+        self._task_pub.publish(String(data=json.dumps(self.task_status())))
+
     def stats(self) -> dict[str, Any]:
         q = self.sim.state()[0]
         return {**self.sim.auditor.summary(), "accepted": self.sim.follower.accepted,
                 "refused": self.sim.follower.refused, "state_msgs": self.state_msgs,
                 "camera_frames": self._cameras.frames if self._cameras else 0,
-                "physics_overruns": self.sim.overruns, "sim_time": self.sim.steps / self.cfg.physics_hz,
+                "physics_overruns": self.sim.overruns, "sim_time": self.sim.steps / self.sim.physics_hz,
                 "position": [round(float(x), 6) for x in q],
                 "target": [round(float(x), 6) for x in self.sim.follower.final_target()]}
 

@@ -143,6 +143,20 @@ class MujocoWorld:
             mujoco.mj_step(m, d, nstep=n)
         self._q_cmd = q_new
 
+    def servo_addresses(self) -> dict[str, np.ndarray]:
+        """Where the state joints (arm, then fingers) live in ``qpos`` / ``qvel`` and which actuators drive them
+        (arm servos, then the gripper's 1 or 2): for a driver that steps this model in real time itself (the ROS
+        mock arm hosting a task, ``real.task_scene``) instead of through :meth:`step`."""
+        m = self.model
+        joints = [m.joint(ROBOT_PREFIX + j).id for j in (*self.robot.joint_names, *self.robot.gripper_joint_names)]
+        return {"qpos": np.concatenate([self._arm_qadr, self._grip_qadr]),
+                "qvel": np.array([m.jnt_dofadr[j] for j in joints]),
+                "arm_actuators": self._arm_act.copy(), "gripper_actuators": self._grip_act.copy()}
+
+    def camera_id(self, camera: str) -> int:
+        """MuJoCo id of a task camera (``front``, ``side``, ``wrist``, ...)."""
+        return self._cameras[camera]
+
     def joint_positions(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[self._arm_qadr], self.data.qpos[self._grip_qadr]])
 
