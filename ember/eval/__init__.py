@@ -23,6 +23,8 @@ One job per module:
   conditioning used, per-step policy outputs);
 * ``metrics``: :class:`EpisodeResult` / :class:`EvalResult` from trajectories, the Wilson interval;
 * ``report``: videos, ``metrics.json``, coverage plots, the multi-split ``report.md``;
+* ``record``: ``--record=DIR``, the trajectories as a LeRobot v3 dataset (observations, actions, ``next.*``, the
+  simulator's ``sim.success`` / ``sim.progress``) through ``ember.data.DatasetWriter``;
 * ``run``: :func:`evaluate`, :func:`evaluate_splits`, :func:`run_eval` (``ember eval``).
 """
 
@@ -55,6 +57,7 @@ from ember.eval.metrics import (  # noqa: E402
     summarize,
     wilson_interval,
 )
+from ember.eval.record import RolloutRecorder, record_roots  # noqa: E402
 from ember.eval.report import write_eval_outputs, write_splits_report, write_videos  # noqa: E402
 from ember.eval.rollout import POLICY_OUTPUTS_ATTR, Trajectory, make_vector_env, rollout, rollout_batch  # noqa: E402
 from ember.eval.run import evaluate, evaluate_splits, run_eval  # noqa: E402
@@ -63,6 +66,7 @@ __all__ = [
     "CONDITIONING_SOURCES",
     "POLICY_OUTPUTS_ATTR",
     "ConditioningPlan",
+    "RolloutRecorder",
     "EpisodeConditioning",
     "EpisodeResult",
     "EvalConfig",
@@ -78,6 +82,7 @@ __all__ = [
     "is_success",
     "make_vector_env",
     "resolve_checkpoint",
+    "record_roots",
     "resolve_splits",
     "rollout",
     "rollout_batch",

@@ -49,6 +49,11 @@ class EvalConfig:
     """``x,y;x,y`` in [0, 1] image coordinates, or an image file with dots in the keypoint colours."""
     instruction: str = ""
     """Replace the environment's instruction (language-conditioned policies)."""
+    record: str = ""
+    """Also write the rollouts as a LeRobot v3 dataset in this folder (observations the policy saw, actions,
+    ``next.*``, the simulator's ``sim.success`` / ``sim.progress``; see ember/eval/record.py); with several splits,
+    one dataset per split in ``<record>/<split>``. An existing non-empty folder needs ``--overwrite`` (it is moved
+    aside, never deleted)."""
     out: str = ""
     """Run folder; empty = outputs/eval/<date>_<time>."""
     overwrite: bool = False

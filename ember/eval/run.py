@@ -12,30 +12,45 @@ import torch
 from ember.config import save_config
 from ember.eval.config import EvalConfig, resolve_checkpoint, resolve_splits
 from ember.eval.metrics import EvalResult, summarize
+from ember.eval.record import RolloutRecorder, record_roots
 from ember.eval.report import plot_result_coverage, write_eval_outputs, write_splits_report, write_videos
 from ember.eval.rollout import rollout
 from ember.runs import default_out, prepare_run_folder
 
 
 def evaluate(policy: Any, cfg: EvalConfig, out: Path | None = None, *, desc: str = "eval",
-             quiet: bool = False) -> EvalResult:
+             quiet: bool = False, record: Path | None = None) -> EvalResult:
     """Roll ``policy`` out for ``cfg.num_episodes`` seeded episodes of ``cfg.split`` and score the trajectories;
-    videos of the first ``cfg.num_videos`` go under ``out/videos`` (none without ``out``)."""
+    videos of the first ``cfg.num_videos`` go under ``out/videos`` (none without ``out``); with ``record`` the
+    trajectories are also written there as a dataset, batch by batch (:mod:`ember.eval.record`)."""
     t0 = time.perf_counter()
-    write = (lambda batch: write_videos(batch, out)) if out is not None else None
-    trajectories = rollout(policy, cfg, keep_observations=False, num_videos=cfg.num_videos if out else 0,
-                           on_batch=write, desc=desc, quiet=quiet)
+    recorder = RolloutRecorder(record, policy, cfg, overwrite=cfg.overwrite) if record is not None else None
+
+    def on_batch(batch: list) -> None:
+        if out is not None:
+            write_videos(batch, out)
+        if recorder is not None:
+            recorder.write(batch)
+
+    try:
+        trajectories = rollout(policy, cfg, keep_observations=recorder is not None, keep_images=recorder is not None,
+                               num_videos=cfg.num_videos if out else 0, on_batch=on_batch, desc=desc, quiet=quiet)
+    finally:
+        if recorder is not None:
+            recorder.close()
     return summarize(trajectories, time.perf_counter() - t0, cfg.split)
 
 
 def evaluate_splits(policy: Any, cfg: EvalConfig, out: Path | None, splits: list[str], *, quiet: bool = False,
                     ) -> dict[str, EvalResult]:
-    """:func:`evaluate` once per split; with several splits each writes its videos under ``out/<split>/``."""
+    """:func:`evaluate` once per split; with several splits each writes its videos under ``out/<split>/`` (and its
+    recorded dataset, with ``cfg.record``, under ``<record>/<split>``)."""
     results: dict[str, EvalResult] = {}
+    records = record_roots(cfg, splits)
     for split in splits:
         split_out = out if out is None or len(splits) == 1 else out / split
         results[split] = evaluate(policy, replace(cfg, split=split, splits=()), split_out, desc=f"eval {split}",
-                                  quiet=quiet)
+                                  quiet=quiet, record=records.get(split))
     return results
 
 
@@ -46,6 +61,7 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
 
     checkpoint = resolve_checkpoint(cfg.policy_path)
     splits = resolve_splits(cfg)
+    record_roots(cfg, splits)  # a --record folder in the way is an error before anything runs
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     if not cfg.out:
@@ -64,6 +80,7 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
         write_eval_report(out, replace(cfg, split=splits[0]), first, checkpoint)
         return first, out
     for name, r in results.items():
+        (out / name).mkdir(parents=True, exist_ok=True)  # no videos (num_videos=0) made no split folder
         plot_result_coverage(r, out / name / "coverage.png", title=f"task progress per episode ({name})")
     combined = replace(first, per_split=dict(results))
     write_eval_outputs(combined, out, extra | {"splits": splits})
