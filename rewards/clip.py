@@ -21,7 +21,9 @@ Any transformers CLIP-family model saved with ``save_pretrained`` works from a l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,20 @@ def check_model_folder(model_path: str, what: str, hint: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No transformers "Loading weights" bars: ``ember label`` has its own, and errors stay one line."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def torch_device(name: str) -> Any:
     import torch
 
@@ -168,8 +184,9 @@ class ClipLabeler(Labeler):
         names = {"clip": "CLIPModel", "siglip": "SiglipModel", "siglip2": "Siglip2Model"}
         cls = getattr(transformers, names.get(model_type, "AutoModel"), transformers.AutoModel)
         try:
-            model = cls.from_pretrained(self.path, local_files_only=True)
-            processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
+            with quiet_loading():
+                model = cls.from_pretrained(self.path, local_files_only=True)
+                processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LabelError(f"--labeler.model_path={self.path}: cannot load a CLIP-family model and its "
                              f"processor from it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "

@@ -9,17 +9,16 @@ empty instruction, no ground truth) is one LabelError line and the dataset is un
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rewards_entry_points import ensure_registered
+from rewards_helpers import CAM, LENGTHS, TASKS, ensure_registered, snapshot, write_dataset
 
 from ember.cli import main
-from ember.data import DatasetWriter, EmberDataset, verify
+from ember.data import EmberDataset, verify
 from ember.registry import LABELERS
 from rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError
 from rewards.label import LabelConfig, label, make_labeler_config
@@ -27,56 +26,6 @@ from rewards.preferences import read_preferences
 from rewards.reading import pick_camera
 
 ensure_registered()
-
-CAM = "observation.images.front"
-LENGTHS = [8, 12, 6, 10]
-TASKS = ["lift the cube", "lift the cube", "push the cube", "lift the cube"]
-
-
-def write_dataset(root: Path, *, sim: bool = True, tasks=TASKS, camera: bool = True) -> Path:
-    """Episodes whose simulator progress ramps up (episode 2 fails: it stays low)."""
-    features = {
-        "observation.state": {"dtype": "float32", "shape": [3], "names": ["a", "b", "c"]},
-        "action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
-        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
-        "next.success": {"dtype": "bool", "shape": [1], "names": None},
-    }
-    if camera:
-        features[CAM] = {"dtype": "video", "shape": [16, 16, 3], "names": ["height", "width", "channels"]}
-    if sim:
-        features["sim.progress"] = {"dtype": "float32", "shape": [1], "names": None}
-        features["sim.success"] = {"dtype": "bool", "shape": [1], "names": None}
-    with DatasetWriter.create(root, fps=10, features=features, robot_type="panda") as writer:
-        for e, n in enumerate(LENGTHS):
-            rng = np.random.default_rng(e)
-            progress = np.linspace(0, 0.3 if e == 2 else 1.0, n).astype(np.float32)
-            for t in range(n):
-                frame = {
-                    "observation.state": rng.standard_normal(3).astype(np.float32),
-                    "action": rng.uniform(-1, 1, 2).astype(np.float32),
-                    "next.reward": float(progress[t] * 0.5),
-                    "next.success": np.array([progress[t] >= 0.99]),
-                    "task": tasks[e],
-                }
-                if camera:
-                    frame[CAM] = np.full((16, 16, 3), 10 + 20 * t + e, np.uint8)
-                if sim:
-                    frame["sim.progress"] = float(progress[t])
-                    frame["sim.success"] = np.array([progress[t] >= 0.99])
-                writer.add_frame(frame)
-            writer.save_episode()
-    return root
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file of the dataset proper (not the label cache, not labels/)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and not rel.startswith((".cache/", "labels/")):
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
 
 def run(*args: str) -> int:
     return main(["label", *args, "--quiet"])
