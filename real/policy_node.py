@@ -63,6 +63,10 @@ class PolicyNodeConfig:
     """Condition the policy on an operator correction for ``correction_hold_s`` seconds (YAY Robot)."""
     correction_hold_s: float = 3.0
     status_topic: str = "/ember/policy/status"
+    enable_topic: str = "/ember/policy/enable"
+    """``std_msgs/Bool`` (latched): false pauses the policy (no actions; the bridge then holds the arm), true
+    resumes it from a fresh history and chunk queue, e.g. after the arm was moved to the next episode's start.
+    The node starts enabled."""
     n_action_steps: int = 0
     """Actions executed per chunk; 0: the checkpoint's ``n_action_steps``; at most what a chunk holds from the
     current step (``horizon - n_obs_steps + 1``): longer chunks suit a control rate above the training fps."""

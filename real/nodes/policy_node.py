@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from real import ros
 from real.chunking import ChunkConfig, ChunkExecutor
@@ -71,7 +71,7 @@ class PolicyNode(Node):
         self._pending: tuple[Future, int, float] | None = None
         self.period = 1.0 / cfg.rate_hz
         self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0,
-                         "chunks": 0, "errors": 0}
+                         "chunks": 0, "errors": 0, "paused_ticks": 0}
         self.inference_ms: deque[float] = deque(maxlen=1000)
         self.histograms = {"inference_ms": LatencyHistogram(), "tick_interval_ms": LatencyHistogram(),
                            "tick_ms": LatencyHistogram()}
@@ -88,6 +88,8 @@ class PolicyNode(Node):
             on_source_change=lambda fault: self._restart() if fault is not None else None)
         self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
                                  ros.qos_latched())
+        self.enabled = True
+        self.create_subscription(Bool, cfg.enable_topic, self._on_enable, ros.qos_latched())
         if cfg.follow_corrections:
             self.create_subscription(String, cfg.correction_topic, lambda m: self.language.add_correction(m.data),
                                      ros.qos_command())
@@ -112,8 +114,20 @@ class PolicyNode(Node):
         finally:
             self.histograms["tick_ms"].add((time.monotonic() - now) * 1e3)
 
+    def _on_enable(self, msg: Bool) -> None:
+        enable = bool(msg.data)
+        if enable == self.enabled:
+            return
+        self.enabled = enable
+        self._restart()  # paused or resumed: what is queued describes a state that is gone
+        self.get_logger().info("policy resumed" if enable else "policy paused (no actions until enabled)")
+        self.publish_status()
+
     def _run_tick(self, now: float) -> None:
         c = self.counters
+        if not self.enabled:
+            c["paused_ticks"] += 1
+            return
         obs = self.observations.build(now)
         if isinstance(obs, Staleness):
             c["stale_ticks"] += 1
@@ -188,7 +202,7 @@ class PolicyNode(Node):
         ms = np.fromiter(self.inference_ms, float) if self.inference_ms else np.zeros(0)
         inference = ({"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
                       "n": int(ms.size)} if ms.size else {})
-        return {**self.counters, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
+        return {**self.counters, "enabled": self.enabled, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
                 "inference_ms": inference, "staleness": self.last_staleness,
                 "state_source": self.sensors.summary(),
                 "histograms": {k: h.to_json() for k, h in self.histograms.items()}}
