@@ -1,11 +1,15 @@
 """Run a trained checkpoint on an arm through the safety bridge.
 
     ros2 launch ember policy.launch.py checkpoint:=outputs/train/run/checkpoints/last \
-        robot:=panda rate:=10.0 use_mock:=true task:="reach the target pose"
+        robot:=panda rate:=10.0 use_mock:=true task:=PickPlace seed:=100000
 
-With ``use_mock:=false`` the bridge commands the real arm's joint_trajectory_controller on ``controller_topic``
-(bring up the arm's ros2_control stack first). Parameters: config/policy.yaml, config/bridge.yaml,
-config/mock_arm.yaml; the launch arguments override them.
+With ``use_mock:=true`` and ``task:=<a sims task>`` the mock arm hosts that task's scene (objects, cameras, the
+task's success check on /mock_arm/task, episodes reset on /mock_arm/reset, each episode's instruction published on
+/ember/instruction): a sim-trained checkpoint meets the world it was trained in. ``task:=""`` gives the plain
+mock scene, and ``instruction:=...`` the policy's initial instruction. With ``use_mock:=false`` the bridge
+commands the real arm's joint_trajectory_controller on ``controller_topic`` (bring up the arm's ros2_control stack
+first). Parameters: config/policy.yaml, config/bridge.yaml, config/mock_arm.yaml; the launch arguments override
+them.
 """
 
 from pathlib import Path
@@ -35,14 +39,21 @@ def generate_launch_description() -> LaunchDescription:
                               description="the arm controller's JointTrajectory topic"),
         DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz (the dataset's fps)"),
         DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
-        DeclareLaunchArgument("task", default_value="", description="initial instruction"),
+        DeclareLaunchArgument("task", default_value="",
+                              description="sims task the mock arm hosts (PickPlace, Lift, ...); empty: plain scene"),
+        DeclareLaunchArgument("split", default_value="train", description="the task's split"),
+        DeclareLaunchArgument("seed", default_value="100000", description="seed of the first episode"),
+        DeclareLaunchArgument("instruction", default_value="", description="initial instruction for the policy"),
         Node(
             package="ember",
             executable="ember-mock-arm",
             name="mock_arm",
             output="screen",
             condition=IfCondition(LaunchConfiguration("use_mock")),
-            parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic}],
+            parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic,
+                                                   "task": LaunchConfiguration("task"),
+                                                   "split": LaunchConfiguration("split"),
+                                                   "seed": LaunchConfiguration("seed")}],
         ),
         Node(
             package="ember",
@@ -59,6 +70,6 @@ def generate_launch_description() -> LaunchDescription:
             output="screen",
             parameters=[_config("policy.yaml"),
                         {"checkpoint": LaunchConfiguration("checkpoint"), "robot": robot, "rate_hz": rate,
-                         "task": LaunchConfiguration("task")}],
+                         "task": LaunchConfiguration("instruction")}],
         ),
     ])
