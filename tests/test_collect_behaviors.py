@@ -159,3 +159,15 @@ def test_bad_behaviour_flags_are_one_line_errors_before_anything_is_written(flag
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not root.exists()
+
+
+def test_mixed_schedules_give_each_behaviour_its_share_in_a_seeded_order() -> None:
+    from ember.collect import CollectConfig, behavior_schedule
+
+    cfg = CollectConfig(behavior="mixed", num_episodes=7, seed=5)  # the default mix: 1.4 / 2.8 / 2.8 episodes
+    schedule = behavior_schedule(cfg)
+    assert {b: schedule.count(b) for b in ("expert", "noisy", "failing")} == {"expert": 1, "noisy": 3, "failing": 3}
+    assert behavior_schedule(CollectConfig(behavior="mixed", num_episodes=7, seed=5)) == schedule
+    assert any(behavior_schedule(CollectConfig(behavior="mixed", num_episodes=7, seed=s)) != schedule
+               for s in range(6, 10))
+    assert behavior_schedule(CollectConfig(behavior="noisy", num_episodes=3)) == ["noisy"] * 3
