@@ -176,3 +176,26 @@ def tiny_llava(folder: Path, seed: int = 0, answer_token: str | None = None) -> 
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def tiny_siglip(folder: Path, seed: int = 0) -> Path:
+    """A random-init SiglipModel (1-layer, width-32 towers) + SiglipProcessor, saved to ``folder``."""
+    import torch
+    from tokenizers import processors
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    tok, vocab, fast = word_tokenizer(["<pad>", "<unk>", "</s>"], 16)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
+    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>",
+                     model_max_length=16)
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, pad_token_id=vocab["<pad>"],
+                         eos_token_id=vocab["</s>"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8))
+    SiglipModel(config).save_pretrained(folder)
+    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+                    tokenizer=tokenizer).save_pretrained(folder)
+    return folder

@@ -15,7 +15,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from rewards_helpers import CAM, LENGTHS, TASKS, ensure_registered, snapshot, tiny_clip, write_dataset
+from rewards_helpers import (
+    CAM,
+    LENGTHS,
+    TASKS,
+    ensure_registered,
+    snapshot,
+    tiny_clip,
+    tiny_siglip,
+    write_dataset,
+)
 
 from ember.cli import main
 from ember.data import EmberDataset, verify
@@ -87,6 +96,22 @@ def test_pipeline_clip_labels_a_dataset_with_cosine_similarity_and_the_projectio
         np.testing.assert_allclose(ep["vlmrm.reward"], vlm_rm_reward(img, txt[0], txt[1], 0.5), atol=1e-5)
         assert len(ep["reward.clip"]) == LENGTHS[e]
     assert np.std(ds.episode(1)["reward.clip"]) > 0  # frames differ, so do their rewards
+
+
+def test_pipeline_siglip_pads_text_to_max_length(tmp_path):
+    from transformers import SiglipModel, SiglipProcessor
+
+    model_dir = tiny_siglip(tmp_path / "tiny-siglip")
+    root = write_dataset(tmp_path / "ds")
+    assert main(["label", f"--dataset={root}", "--labeler=clip", f"--labeler.model_path={model_dir}",
+                 "--column_prefix=siglip", "--quiet"]) == 0
+    ep = EmberDataset(root).episode(3)
+    model, proc = SiglipModel.from_pretrained(model_dir).eval(), SiglipProcessor.from_pretrained(model_dir)
+    with torch.inference_mode():
+        img = model.get_image_features(**proc(images=list(ep[CAM]), return_tensors="pt")).pooler_output.numpy()
+        txt = model.get_text_features(**proc(text=[TASKS[3]], return_tensors="pt", padding="max_length")
+                                      ).pooler_output.numpy()
+    np.testing.assert_allclose(ep["siglip.reward"], vlm_rm_reward(img, txt[0]), atol=1e-5)
 
 
 def test_fingerprint_follows_weights_and_output_settings_only(tmp_path, model_dir):
