@@ -12,6 +12,7 @@ episode is durable on disk before the next one starts, and SIGINT/SIGTERM save t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from real.ros import (
@@ -40,6 +41,11 @@ class RecorderConfig:
     task: str = ""
     """Task instruction until one arrives on ``instruction_topic``."""
     cameras: tuple[str, ...] = ("front",)
+    camera_poses: tuple[str, ...] = ()
+    """Calibrated camera poses, one ``"<camera> x y z qw qx qy qz"`` string each: the camera's optical frame (x
+    right, y down, z forward) in the robot base frame. With a pose and the camera's ``camera_info``, the dataset
+    records the camera's intrinsics and extrinsics in ``meta/ember_cameras.json``, so trajectory sketches and
+    keypoints of the recording are drawn without a simulator (``ember.conditioning.cameras``)."""
     use_videos: bool = True
     """Store cameras as mp4 (LeRobot's default) rather than PNG frames."""
     episode_duration_s: float = 20.0
@@ -75,7 +81,24 @@ class RecorderConfig:
     max_image_age_ms: float = 500.0
     check_stamps: bool = True
 
+    def poses(self) -> dict[str, list[float]]:
+        """``camera_poses`` parsed: camera -> [x, y, z, qw, qx, qy, qz]."""
+        out: dict[str, list[float]] = {}
+        for entry in self.camera_poses:
+            parts = str(entry).split()
+            try:
+                values = [float(v) for v in parts[1:]]
+            except ValueError:
+                values = []
+            if len(parts) != 8 or len(values) != 7 or not all(map(math.isfinite, values)):
+                raise ValueError(f"camera_poses entry {entry!r}: expected '<camera> x y z qw qx qy qz'")
+            if parts[0] not in self.cameras:
+                raise ValueError(f"camera_poses names camera {parts[0]!r}, which is not in cameras {list(self.cameras)}")
+            out[parts[0]] = values
+        return out
+
     def __post_init__(self) -> None:
+        self.poses()  # a malformed pose is an error at start-up, not when the first frame is written
         if self.fps <= 0 or self.episode_duration_s < 0 or self.num_episodes < 0 or self.min_episode_frames < 1:
             raise ValueError("fps > 0, episode_duration_s >= 0, num_episodes >= 0, min_episode_frames >= 1 needed")
         if not 0.0 <= self.correction_latency_s <= 10.0:

@@ -118,3 +118,37 @@ def dataset_camera(root: str | Path, camera_key: str, image_hw: tuple[int, int])
     except OSError:
         pass  # a read-only dataset still works, it just asks the environment again next time
     return model
+
+
+def write_dataset_cameras(root: str | Path, cameras: dict[str, CameraModel]) -> Path:
+    """Record camera geometry in ``meta/ember_cameras.json`` (merged with what is there; written atomically), so
+    sketches and trajectories of the dataset are drawn without asking a simulator (a real recording has none)."""
+    from ember.data.atomic import write_json_atomic
+
+    path = Path(root) / CAMERAS_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update({name: model.to_json() for name, model in cameras.items()})
+    write_json_atomic(path, data)
+    return path
+
+
+def camera_from_pose(ros_k: Any, width: int, height: int, pose: Any) -> CameraModel:
+    """A real camera from its ROS ``CameraInfo.k`` (pixel centres at integers, as OpenCV) and its calibrated pose
+    ``[x, y, z, qw, qx, qy, qz]``: the optical frame (x right, y down, z forward) in the robot base frame.
+
+    The intrinsics are stored in this module's convention (pixel origin at the top-left corner, as the sims
+    report them), i.e. the principal point moves by half a pixel."""
+    k = np.asarray(ros_k, dtype=np.float64).reshape(3, 3).copy()
+    k[0, 2] += 0.5
+    k[1, 2] += 0.5
+    p = np.asarray(pose, dtype=np.float64).reshape(-1)
+    if p.shape != (7,) or not np.all(np.isfinite(p)) or np.linalg.norm(p[3:]) < 1e-9:
+        raise ConditioningError(f"a camera pose is [x, y, z, qw, qx, qy, qz] (base frame), got {np.asarray(pose).tolist()}")
+    w, x, y, z = p[3:] / np.linalg.norm(p[3:])
+    rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                    [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])  # camera -> world
+    ext = np.eye(4)
+    ext[:3, :3] = rot.T
+    ext[:3, 3] = -rot.T @ p[:3]
+    return CameraModel(k, ext, int(width), int(height))

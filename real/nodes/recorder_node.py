@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
@@ -67,6 +68,13 @@ class RecorderNode(Node):
         self.create_subscription(String, cfg.control_topic, self._on_control, ros.qos_command(),
                                  callback_group=language)
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
+        self._camera_poses = cfg.poses()
+        self._camera_info: dict[str, CameraInfo] = {}
+        self.cameras_written: set[str] = set()
+        for cam in self._camera_poses:
+            self.create_subscription(CameraInfo, ros.camera_info_topic(cfg.camera_topic_prefix, cam),
+                                     lambda msg, cam=cam: self._camera_info.__setitem__(cam, msg), ros.qos_sensor(),
+                                     callback_group=sensors)
         self.create_timer(1.0 / cfg.fps, self._sample, callback_group=sampling)
         self.create_timer(0.5, self.publish_status, callback_group=language)
         self.get_logger().info(f"recording {cfg.fps} fps to '{cfg.root}' (cameras {list(cfg.cameras)}, "
@@ -120,6 +128,21 @@ class RecorderNode(Node):
             self._apply(command)
         if self.recording:
             self._record_due(now)
+        self._write_cameras()
+
+    def _write_cameras(self) -> None:
+        """Once the dataset exists: each posed camera's geometry (from its camera_info) into meta/."""
+        if self.recorder.writer is None:
+            return
+        todo = {c: info for c, info in self._camera_info.items() if c not in self.cameras_written}
+        if not todo:
+            return
+        from ember.conditioning.cameras import camera_from_pose, write_dataset_cameras
+
+        models = {c: camera_from_pose(info.k, info.width, info.height, self._camera_poses[c]) for c, info in todo.items()}
+        write_dataset_cameras(self.cfg.root, models)
+        self.cameras_written |= set(models)
+        self.get_logger().info(f"camera geometry of {sorted(models)} written to {self.cfg.root}/meta/ember_cameras.json")
 
     def _record_due(self, now: float) -> None:
         period = 1.0 / self.cfg.fps
