@@ -199,3 +199,45 @@ def tiny_siglip(folder: Path, seed: int = 0) -> Path:
     SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
                     tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def tiny_idefics3(folder: Path, seed: int = 0, answer_token: str | None = None) -> Path:
+    """A random-init Idefics3 (SmolVLM's architecture: 1-layer SigLIP-style vision tower, pixel shuffle, 1-layer
+    width-16 Llama) + Idefics3Processor (no image splitting, one token per image), saved to ``folder``.
+    ``answer_token`` as in :func:`tiny_llava`."""
+    import torch
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        LlamaConfig,
+    )
+
+    image_tokens = ["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]
+    tok, vocab, fast = word_tokenizer(["<pad>", "<unk>", "<s>", "</s>", *image_tokens], 2048,
+                                      first=[answer_token] if answer_token else [])
+    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                     extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+                                           "global_image_token": "<global-img>",
+                                           "end_of_utterance_token": "<end_of_utterance>"})
+    tokenizer.add_special_tokens({"additional_special_tokens": image_tokens})
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessor(size={"longest_edge": 16}, max_image_size={"longest_edge": 16},
+                                               do_image_splitting=False),
+        tokenizer=tokenizer, image_seq_len=1, chat_template=CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    config = Idefics3Config(
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=16, patch_size=8),
+        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                                pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
+        scale_factor=2, image_token_id=vocab["<image>"])
+    model = Idefics3ForConditionalGeneration(config)
+    if answer_token:
+        with torch.no_grad():
+            model.lm_head.weight.zero_()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

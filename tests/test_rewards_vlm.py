@@ -3,7 +3,7 @@
 
 The pipeline tests are pipeline tests, not quality tests: no VLM weights can be downloaded here, so the models are
 random-init LLaVAs (a 1-layer CLIP vision tower and a 1-layer Llama, built from configs with a WordLevel tokenizer
-made offline). One has random weights (its answers are noise: whatever it says is parsed or counted as unparsed);
+made offline), and a tiny Idefics3 (SmolVLM's architecture). One has random weights (its answers are noise: whatever it says is parsed or counted as unparsed);
 the others have a zeroed LM head, so greedy decoding always emits one known token: that checks the whole path
 from segments to images to two-stage prompts to generate() to parsed, order-corrected preferences in the file.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from rewards_helpers import ensure_registered, snapshot, tiny_clip, tiny_llava, write_dataset
+from rewards_helpers import ensure_registered, snapshot, tiny_clip, tiny_idefics3, tiny_llava, write_dataset
 
 from ember.cli import main
 from rewards.base import LabelError, Preference
@@ -111,6 +111,17 @@ def test_pipeline_known_answers_end_to_end(dataset, models, tmp_path):
                                          Segment(r.episode_b, r.start_b, r.end_b, r.instruction))
         assert r.preference == ("A" if shown_b_first else "B")
     assert {r.preference for r in swapped} == {"A", "B"}
+
+
+def test_pipeline_idefics3_smolvlm_architecture(dataset, tmp_path):
+    """SmolVLM's architecture (Idefics3): nested per-pair image lists through its processor."""
+    model = tiny_idefics3(tmp_path / "idefics3", answer_token="0")
+    records = label_pairs(dataset, model, tmp_path / "i.jsonl", "--labeler.answer_max_new_tokens=1",
+                          "--num_pairs=3", "--labeler.batch_size=2")
+    assert [r.answer for r in records] == ["0"] * 3 and {r.preference for r in records} == {"A"}
+    records = label_pairs(dataset, model, tmp_path / "s.jsonl", "--labeler.answer_max_new_tokens=1",
+                          "--num_pairs=2", "--labeler.layout=side_by_side", "--labeler.two_stage=false")
+    assert {r.preference for r in records} == {"A"}
 
 
 def test_vlm_bad_input(dataset, models, tmp_path, capsys):
