@@ -97,6 +97,19 @@ PRIVILEGED_KEYS = ("observation.environment_state",)
 """Observation keys only a simulator has (object poses); ``--observations=robot`` leaves them out."""
 
 
+def write_camera_geometry(root: Path, info: dict[str, Any], cameras: tuple[str, ...], image_size: int) -> None:
+    """The fixed cameras' intrinsics/extrinsics (the env's ``info["cameras"]`` at the first episode) into
+    ``meta/ember_cameras.json``: sketches and keypoints of the dataset are then drawn from the dataset alone, as for
+    a real recording. The wrist camera moves with the hand, so it has no one pose to record."""
+    from ember.conditioning.cameras import CameraModel, write_dataset_cameras
+
+    reported = info.get("cameras") or {}
+    models = {c: CameraModel.from_info(reported[c], image_size, image_size) for c in cameras
+              if c in reported and c != "wrist"}
+    if models:
+        write_dataset_cameras(root, models)
+
+
 def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str, dict[str, Any]]:
     """LeRobot feature specs for what the environment observes and does (plus reward/done/success); the action
     feature's ``info.action_space`` names its space (``joint_pos``, ``ee_delta``, ``ee_pos``)."""
@@ -270,6 +283,8 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         while saved < cfg.num_episodes and attempts < max_attempts:
             seed = cfg.seed + attempts
             obs, info = env.reset(seed=seed)
+            if attempts == 0 and cfg.obs_mode == "pixels":
+                write_camera_geometry(root, info, cfg.cameras, cfg.image_size)
             rng = behavior_rng(seed)
             behavior = draw_behavior(schedule[saved], env, rng, tuple(cfg.action_noise))
             actor.reset(env, behavior, rng)

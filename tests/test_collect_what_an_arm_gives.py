@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ember.cli import main
@@ -27,6 +28,10 @@ def test_the_dataset_has_joints_and_cameras_only_and_names_its_action_space(arm_
     assert observed == ["observation.images.front", "observation.state"]
     assert ds.features["action"]["info"]["action_space"] == "joint_pos"
     assert ds.features["action"]["shape"] == ds.features["observation.state"]["shape"]  # a target per joint
+    # the camera's geometry travels with the data (sketches are drawn without a simulator, as for a real recording)
+    cameras = json.loads((arm_dataset / "meta" / "ember_cameras.json").read_text())
+    assert set(cameras) == {"front"} and cameras["front"]["width"] == 32
+    assert np.asarray(cameras["front"]["extrinsics"]).shape == (4, 4)
 
 
 def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(arm_dataset: Path, tmp_path: Path,
