@@ -281,11 +281,15 @@ def _check_length(name: str, episode: int, labels: FrameLabels, want: int) -> No
 
 
 def _write_record(path: Path, cfg: LabelConfig, result: LabelResult) -> None:
-    """The resolved config and the summary of a labeling run (provenance of its columns / preference file)."""
+    """A labeling run's provenance: ``<path>.json`` (its resolved config and summary) and ``<path>.config.json``
+    (the resolved config alone, which ``ember label --config=<file>`` replays)."""
     from ember.data.atomic import write_bytes_atomic
 
-    text = json.dumps({"config": to_dict(cfg), "result": result.summary()}, indent=2) + "\n"
+    config = to_dict(cfg)
+    text = json.dumps({"config": config, "result": result.summary()}, indent=2) + "\n"
     write_bytes_atomic(path, text.encode())
+    write_bytes_atomic(path.with_name(path.name.removesuffix(".json") + ".config.json"),
+                       (json.dumps(config, indent=2) + "\n").encode())
 
 
 def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int) -> list[tuple[tuple[int, int, int],
@@ -311,8 +315,13 @@ def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int) ->
             ea, eb = (int(e) for e in rng.choice(eps, size=2, replace=False))
         else:
             ea = eb = eps[0]
-        pairs.append((_segment(rng, ea, reader.length(ea), segment_length),
-                      _segment(rng, eb, reader.length(eb), segment_length)))
+        a = _segment(rng, ea, reader.length(ea), segment_length)
+        b = _segment(rng, eb, reader.length(eb), segment_length)
+        for _ in range(10):  # within one episode: two different stretches where the episode allows it
+            if b != a:
+                break
+            b = _segment(rng, eb, reader.length(eb), segment_length)
+        pairs.append((a, b))
     return pairs
 
 

@@ -100,6 +100,10 @@ def test_ground_truth_writes_reward_and_success_columns(ds_root):
     record = json.loads((ds_root / "labels" / "ground_truth.json").read_text())
     assert record["config"]["labeler"]["type"] == "ground_truth"
     assert record["result"]["columns"] == ["reward.ground_truth", "success.ground_truth"]
+    replay = ds_root / "labels" / "ground_truth.config.json"
+    assert run(f"--config={replay}", "--column_prefix=replayed") == 0  # the saved config replays the run
+    again = EmberDataset(ds_root).episode(1)
+    np.testing.assert_array_equal(again["replayed.reward"], again["reward.ground_truth"])
 
 
 def test_column_prefix_overwrite_keeps_a_bool_success_column_bool(ds_root):
