@@ -193,10 +193,7 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
     name = labeler_name(cfg.labeler)
     reward_col, success_col = output_columns(cfg, name)
     feats = ds.features
-    for col in (reward_col, success_col):
-        if col in feats and not cfg.overwrite:
-            raise LabelError(f"{ds.root} already has a column {col!r}; pass --overwrite to replace it, or choose "
-                             "another name (--column_prefix / --reward_column / --success_column).")
+    _refuse_existing(ds.root, reward_col, feats, cfg.overwrite)  # before any work (success: once it is known)
     fingerprint = labeler.fingerprint()
     from rewards.cache import episode_key
 
@@ -234,6 +231,8 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
     if successes and len(successes) != ds.num_episodes:
         raise LabelError(f"{name} gave success labels for {len(successes)} of {ds.num_episodes} episodes; a "
                          "labeler gives them for every episode or for none.")
+    if successes:  # labeled episodes are in the cache: a re-run with --overwrite or another name is quick
+        _refuse_existing(ds.root, success_col, feats, cfg.overwrite)
     values: dict[str, Any] = {reward_col: rewards}
     features: dict[str, dict] = {reward_col: {"dtype": "float32", "shape": [1], "names": None}}
     if successes:
@@ -248,6 +247,12 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
                          time.perf_counter() - t0, columns=list(values))
     _write_record(ds.root / LABELS_DIR / f"{name}.json", cfg, result)
     return result
+
+
+def _refuse_existing(root: Path, column: str, features: dict, overwrite: bool) -> None:
+    if column in features and not overwrite:
+        raise LabelError(f"{root} already has a column {column!r}; pass --overwrite to replace it, or choose "
+                         "another name (--column_prefix / --reward_column / --success_column).")
 
 
 def commit_columns(root: Path, values: dict[str, Any], features: dict[str, dict], overwrite: bool) -> None:

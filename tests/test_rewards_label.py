@@ -115,6 +115,11 @@ def test_column_prefix_overwrite_keeps_a_bool_success_column_bool(ds_root):
     np.testing.assert_allclose(ep["next.reward"], ep["sim.progress"], atol=1e-6)
     assert run(f"--dataset={ds_root}", "--reward_column=r.gt", "--success_column=s.gt") == 0
     assert {"r.gt", "s.gt"} <= set(EmberDataset(ds_root).features)
+    # a labeler without a success output never touches (nor is refused by) an existing success column
+    assert run(f"--dataset={ds_root}", "--labeler.success_from=none", "--reward_column=r.only",
+               "--success_column=next.success") == 0
+    assert run(f"--dataset={ds_root}", "--reward_column=r.two", "--success_column=next.success") == 2
+    assert "r.two" not in EmberDataset(ds_root).features
 
 
 def test_ground_truth_noise_is_seeded_and_sized(ds_root):
