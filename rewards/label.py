@@ -384,7 +384,8 @@ def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any
     result = LabelResult(ds.root, name, fingerprint, len({r.episode_a for r in records} | {r.episode_b for r in records}),
                          frames, cached, time.perf_counter() - t0, preferences=out,
                          counts={p: counts.get(p, 0) for p in ("A", "B", "equal", "unparsed")})
-    _write_record(out.with_name(out.name.removesuffix(".jsonl") + ".json"), cfg, result)
+    summary = out.name.removesuffix(".jsonl") + ".json" if out.suffix == ".jsonl" else out.stem + ".summary.json"
+    _write_record(out.with_name(summary), cfg, result)
     return result
 
 

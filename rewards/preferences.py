@@ -16,12 +16,16 @@ dataset's data, ``<dataset>/labels/<labeler>.preferences.jsonl`` by default, one
 - ``labeler`` / ``fingerprint``: who labeled it (the fingerprint changes with the labeler's config and weights).
 
 The sibling ``<labeler>.preferences.json`` holds the run's resolved config and summary (counts per answer).
+
+An output path ending in ``.json`` (``--preferences_out=prefs.json``) is written as one JSON list of the same
+objects, each also carrying ``"a": [episode, start, end]`` and ``"b": [...]``: the form ``ember train-reward
+--preferences=<file.json>`` reads. :func:`read_preferences` reads both.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from rewards.base import LabelError, Preference, Segment
@@ -54,12 +58,22 @@ class PreferenceRecord:
                    LABEL_OF[value], answer, labeler, fingerprint)
 
 
+def as_pair_row(record: PreferenceRecord) -> dict:
+    """The record with ``a`` / ``b`` ``[episode, start, end]`` lists added (``ember train-reward``'s form)."""
+    return {**asdict(record), "a": [record.episode_a, record.start_a, record.end_a],
+            "b": [record.episode_b, record.start_b, record.end_b]}
+
+
 def write_preferences(path: str | Path, records: list[PreferenceRecord]) -> Path:
-    """Write ``records`` as JSON Lines, atomically (a reader never sees half a file)."""
+    """Write ``records`` atomically (a reader never sees half a file): JSON Lines, or for a ``.json`` path one
+    JSON list of :func:`as_pair_row` objects."""
     from ember.data.atomic import write_bytes_atomic
 
     path = Path(path)
-    text = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
+    if path.suffix == ".json":
+        text = json.dumps([as_pair_row(r) for r in records], ensure_ascii=False, indent=1) + "\n"
+    else:
+        text = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
     write_bytes_atomic(path, text.encode("utf-8"))
     return path
 
@@ -70,12 +84,20 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     if not path.is_file():
         raise LabelError(f"no preference file at {path}; write one with `ember label --labeler=<preference "
                          "labeler>` (e.g. vlm_preference, ground_truth_preference).")
-    records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    names = {f.name for f in fields(PreferenceRecord)}
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
         try:
-            records.append(PreferenceRecord(**json.loads(line)))
+            rows = list(enumerate(json.loads(text), start=1))
         except (ValueError, TypeError) as exc:
-            raise LabelError(f"{path}:{n} is not a preference record ({exc}).") from exc
+            raise LabelError(f"{path} is not a JSON list of preference records ({exc}).") from exc
+    else:
+        rows = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    records = []
+    for n, row in rows:
+        try:
+            obj = json.loads(row) if isinstance(row, str) else row
+            records.append(PreferenceRecord(**{k: v for k, v in obj.items() if k in names}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise LabelError(f"{path}: record {n} is not a preference record ({exc}).") from exc
     return records

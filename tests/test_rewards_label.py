@@ -275,6 +275,14 @@ def test_ground_truth_preferences_file(ds_root):
     summary = json.loads((ds_root / "labels" / "ground_truth_preference.preferences.json").read_text())
     assert sum(summary["result"]["counts"].values()) == 60 and summary["result"]["counts"]["unparsed"] == 0
     assert run(f"--dataset={ds_root}", "--labeler=ground_truth_preference") == 2  # exists: needs --overwrite
+    as_list = ds_root / "prefs.json"  # a .json path: one JSON list, with ember train-reward's "a" / "b" spans
+    assert run(f"--dataset={ds_root}", "--labeler=ground_truth_preference", "--num_pairs=60", "--segment_length=4",
+               f"--preferences_out={as_list}") == 0
+    rows = json.loads(as_list.read_text())
+    assert [row["a"] for row in rows] == [[r.episode_a, r.start_a, r.end_a] for r in records]
+    assert [row["b"] for row in rows] == [[r.episode_b, r.start_b, r.end_b] for r in records]
+    assert read_preferences(as_list) == records
+    assert (ds_root / "prefs.summary.json").is_file()
 
     flipped = ds_root / "flipped.jsonl"
     args = [f"--dataset={ds_root}", "--labeler=ground_truth_preference", "--num_pairs=400", "--segment_length=4",
