@@ -97,8 +97,9 @@ def _run_train(cfg: Any) -> int:
     from ember.train import train
 
     result = train(cfg)
-    print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
-          f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun / accelerate launch, the main process reports
+        print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
+              f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
     return 0
 
 

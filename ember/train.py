@@ -197,9 +197,17 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`).")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    accelerator = Accelerator(cpu=cfg.cpu)
     if not cfg.out:
         cfg.out = default_out("train", cfg.policy.type)
-    out = prepare_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    if accelerator.num_processes > 1:  # one run folder for every rank: the main process's name (a timestamp)
+        from accelerate.utils import broadcast_object_list
+
+        cfg.out = broadcast_object_list([cfg.out])[0]
+    if accelerator.is_main_process:  # the others would find the folder the main process just made
+        prepare_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    accelerator.wait_for_everyone()
+    out = Path(cfg.out)
     seed_everything(cfg.seed)
 
     dataset = EmberDataset(cfg.dataset)
@@ -218,7 +226,8 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         from ember.conditioning.pipeline import condition_windows
 
         windows = condition_windows(windows, dataset, cfg.policy, cfg.conditioning)
-    save_config(cfg, out)
+    if accelerator.is_main_process:
+        save_config(cfg, out)
     sampler = EpochSampler(len(windows), cfg.seed)
     loader_generator = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(
@@ -231,7 +240,6 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         persistent_workers=cfg.num_workers > 0,
     )
     batches_per_epoch = len(loader)
-    accelerator = Accelerator(cpu=cfg.cpu)
     context = TrainingContext(policy_config=cfg.policy, dataset_stats=dataset.meta.stats,
                               features=dataset.features, optim=cfg.optim, total_steps=cfg.steps,
                               accelerator=accelerator, seed=cfg.seed)
@@ -278,9 +286,15 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     losses = history["loss"]
     k = max(1, min(50, len(losses) // 10))
     first, final = (float(np.mean(losses[:k])), float(np.mean(losses[-k:]))) if losses else (math.nan, math.nan)
+    # every rank's parameters, summed: under DDP they must be identical (a collective, so every rank calls it)
+    checksum = sum(float(p.detach().double().sum()) for p in algorithm.policy.parameters())
+    checksums = accelerator.gather(torch.tensor([checksum], dtype=torch.float64, device=accelerator.device))
     if accelerator.is_main_process:
         metrics = {
             "steps": final_step,
+            "num_processes": accelerator.num_processes,
+            "samples_per_step": cfg.batch_size * accelerator.num_processes,
+            "parameter_checksums": [float(c) for c in checksums.cpu().reshape(-1)],
             "algorithm": cfg.algorithm.type,
             "first_loss": first,
             "final_loss": final,
