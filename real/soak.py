@@ -11,9 +11,12 @@ domain), exactly as ``ros2 launch`` would start them; this process is only a mon
 - it receives every command the bridge sends the controller and measures the gaps between them from the
   publisher's own timestamps (DDS ``source_timestamp``), so its own scheduling does not count.
 
-A *missed cycle* is any of: a policy tick that came more than 1.5 periods after the previous one (counted as the
-ticks it skipped), a tick with no action to send once chunks flow (starved), a tick with a stale observation, a
-bridge watchdog hold or policy timeout, or a gap of more than 1.5 periods between two controller commands.
+A *missed cycle* is a control period the arm went without its command: a policy tick the timer skipped (a gap
+of 1.75 periods or more between ticks counts the periods skipped), a tick with no action to send once chunks flow
+(starved), a tick with a stale observation, a bridge watchdog hold or policy timeout, or a control period with no
+controller command (the same rule on the gaps between commands). *Late* ticks and commands (more than 1.5
+periods after the previous one, the next one on time) are counted apart: the arm got its command, a few
+milliseconds late.
 
 Used by ``bench/ros/soak.py`` (1 hour) and ``tests/test_real_soak.py`` (the CI-sized run).
 """
@@ -32,7 +35,14 @@ from real.histogram import LatencyHistogram
 STATUS_TOPICS = {"bridge": "/ember/bridge/status", "policy": "/ember/policy/status", "arm": "/mock_arm/stats"}
 NODES = ("arm", "bridge", "policy")
 GAP_PERIODS = 1.5
-"""A command gap longer than this many control periods is a missed cycle (as the policy node counts ticks)."""
+"""A command more than this many control periods after the previous one is *late*."""
+
+
+def skipped_periods(periods: float) -> int:
+    """Control periods with no command in a gap of ``periods`` periods between two commands: a late command
+    (1.5 periods after the last, the next one on time) skips none; 1.75 or more periods skip one per period
+    (as the policy node counts lost ticks)."""
+    return max(0, int(periods + 0.25) - 1)
 
 
 @dataclass
@@ -110,6 +120,7 @@ class Snapshot:
     commands_seen: int
     command_gaps: int
     command_gap_hist: LatencyHistogram
+    command_late: int = 0
 
     def hist(self, node: str, name: str) -> LatencyHistogram:
         data = self.status.get(node, {}).get("histograms", {}).get(name)
@@ -124,7 +135,7 @@ class Snapshot:
 
 COUNTERS = {
     "policy_missed_ticks": ("policy", "missed_ticks"), "policy_starved_ticks": ("policy", "starved_ticks"),
-    "policy_stale_ticks": ("policy", "stale_ticks"), "policy_errors": ("policy", "errors"),
+    "policy_stale_ticks": ("policy", "stale_ticks"), "policy_late_ticks": ("policy", "late_ticks"), "policy_errors": ("policy", "errors"),
     "policy_ticks": ("policy", "ticks"), "policy_chunks": ("policy", "chunks"),
     "bridge_actions": ("bridge", "actions"), "bridge_commands": ("bridge", "commands"),
     "bridge_rejected": ("bridge", "safety", "rejected"), "bridge_velocity_clamps": ("bridge", "safety", "velocity"),
@@ -144,6 +155,7 @@ def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[st
     seconds = b.t - a.t
     counts = {name: b.count(*path) - a.count(*path) for name, path in COUNTERS.items()}
     counts["command_gaps"] = b.command_gaps - a.command_gaps
+    counts["late_commands"] = b.command_late - a.command_late
     counts["commands_seen"] = b.commands_seen - a.commands_seen
     latencies = {name: b.hist(*path).since(a.hist(*path)).summary() for name, path in LATENCIES.items()}
     latencies["command_interval_ms"] = b.command_gap_hist.since(a.command_gap_hist).summary()
@@ -184,6 +196,7 @@ class _CommandClock:
         self.last_ns: int | None = None
         self.seen = 0
         self.gaps = 0
+        self.late = 0
         self.intervals = LatencyHistogram()
 
     def __call__(self, msg: Any, info: Any) -> None:
@@ -192,8 +205,10 @@ class _CommandClock:
         if self.last_ns is not None:
             ms = (sent - self.last_ns) / 1e6
             self.intervals.add(ms)
-            if ms > GAP_PERIODS * self.period_ms:  # counted as the cycles it skipped
-                self.gaps += max(1, int(round(ms / self.period_ms)) - 1)
+            periods = ms / self.period_ms
+            if periods > GAP_PERIODS:
+                self.late += 1
+            self.gaps += skipped_periods(periods)
         self.last_ns = sent
 
 
@@ -242,7 +257,8 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
             return Snapshot(time.monotonic(), {k: status(k) for k in NODES},
                             {k: process_memory_mb(n.proc.pid) for k, n in nodes.items()},
                             {k: process_cpu_s(n.proc.pid) for k, n in nodes.items()},
-                            clock.seen, clock.gaps, LatencyHistogram.from_json(clock.intervals.to_json()))
+                            clock.seen, clock.gaps, LatencyHistogram.from_json(clock.intervals.to_json()),
+                            clock.late)
 
         deadline = time.monotonic() + cfg.startup_timeout_s
         progress(f"soak: starting the mock arm, bridge and policy node at {cfg.rate_hz:g} Hz "

@@ -194,8 +194,9 @@ def test_an_unknown_labeler_names_the_registered_ones(monkeypatch: pytest.Monkey
     from ember.registry import LABELERS
 
     monkeypatch.setitem(LABELERS._entries, "sim_truth", "builtins:dict")
-    with pytest.raises(RegistryError, match=r"unknown labeler type 'clip'; registered labelers: sim_truth"):
-        LABELERS.get("clip")
+    with pytest.raises(RegistryError, match=r"unknown labeler type 'no_such_labeler'; registered labelers: .*sim_truth"):
+        LABELERS.get("no_such_labeler")
+    assert {"ground_truth", "clip", "vlm_preference"} <= set(LABELERS.names())  # rewards/'s, by entry point
     assert LABELERS.get("sim_truth") is dict
 
 

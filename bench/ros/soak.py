@@ -80,6 +80,8 @@ def main() -> int:
     print(f"missed cycles {missed} (policy missed/starved/stale ticks {total['policy_missed_ticks']}/"
           f"{total['policy_starved_ticks']}/{total['policy_stale_ticks']}, bridge holds "
           f"{total['bridge_watchdog_holds'] + total['bridge_policy_timeouts']}, command gaps {total['command_gaps']}); "
+          f"late (on time again next cycle): ticks {total.get('policy_late_ticks', 0)}, commands "
+          f"{total.get('late_commands', 0)}; "
           f"commands {total['commands_seen']}, bridge rejected {total['bridge_rejected']}, "
           f"arm physics overruns {total['arm_physics_overruns']}")
     print("RSS growth since warm-up: " + ", ".join(f"{k} {v:+.2f}%" for k, v in growth.items()))

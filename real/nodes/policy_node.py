@@ -70,7 +70,7 @@ class PolicyNode(Node):
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy_inference")
         self._pending: tuple[Future, int, float] | None = None
         self.period = 1.0 / cfg.rate_hz
-        self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0,
+        self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0, "late_ticks": 0,
                          "chunks": 0, "errors": 0, "paused_ticks": 0}
         self.inference_ms: deque[float] = deque(maxlen=1000)
         self.histograms = {"inference_ms": LatencyHistogram(), "tick_interval_ms": LatencyHistogram(),
@@ -106,8 +106,12 @@ class PolicyNode(Node):
         c["ticks"] += 1
         if self._last_tick is not None:
             self.histograms["tick_interval_ms"].add((now - self._last_tick) * 1e3)
-            if now - self._last_tick > 1.5 * self.period:
-                c["missed_ticks"] += int(round((now - self._last_tick) / self.period)) - 1
+            periods = (now - self._last_tick) / self.period
+            if periods > 1.5:
+                c["late_ticks"] += 1
+            # a late tick is not a lost one: the timer keeps its schedule, so the next tick comes on time; ticks
+            # are lost when a whole period passes without one (the timer skips a period it is too late for)
+            c["missed_ticks"] += max(0, int(periods + 0.25) - 1)
         self._last_tick = now
         try:
             self._run_tick(now)
