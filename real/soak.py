@@ -158,10 +158,13 @@ def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[st
     counts["late_commands"] = b.command_late - a.command_late
     counts["commands_seen"] = b.commands_seen - a.commands_seen
     latencies = {name: b.hist(*path).since(a.hist(*path)).summary() for name, path in LATENCIES.items()}
-    latencies["command_interval_ms"] = b.command_gap_hist.since(a.command_gap_hist).summary()
+    intervals = {"command_interval_ms": b.command_gap_hist.since(a.command_gap_hist),
+                 "policy_tick_interval_ms": b.hist("policy", "tick_interval_ms").since(a.hist("policy", "tick_interval_ms"))}
+    latencies["command_interval_ms"] = intervals["command_interval_ms"].summary()
     return {"window": index, "from_s": round(a.t - start, 1), "to_s": round(b.t - start, 1),
             "seconds": round(seconds, 1), "missed_cycles": sum(counts[k] for k in MISSED), **counts,
-            "latency_ms": latencies, "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
+            "latency_ms": latencies, "interval_histograms": {k: h.to_json() for k, h in intervals.items()},
+            "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
             "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s}}
 
 
