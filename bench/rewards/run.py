@@ -39,8 +39,9 @@ def _collect_has_behavior() -> bool:
     return "--behavior" in out.stdout + out.stderr
 
 
-def make_data(work: Path, source: str, train_eps: int, test_eps: int, image_size: int) -> dict[str, dict[str, str]]:
-    paths: dict[str, dict[str, str]] = {}
+def make_data(work: Path, source: str, train_eps: int, test_eps: int, image_size: int) -> dict[str, dict[str, Any]]:
+    """Per task the held-out dataset and the training datasets (``<task>-train*``: more can be added by hand)."""
+    paths: dict[str, dict[str, Any]] = {}
     for task in TASKS:
         paths[task] = {}
         for split, n, seed in (("train", train_eps, 1), ("test", test_eps, 2)):
@@ -58,6 +59,8 @@ def make_data(work: Path, source: str, train_eps: int, test_eps: int, image_size
                 from bench.rewards.generate import generate
 
                 generate(root, tasks=(task,), episodes_per_task=n, seed=seed, image_size=image_size)
+        paths[task]["train"] = sorted(str(p) for p in (work / "data").glob(f"{task}-train*")
+                                      if (p / "meta" / "info.json").is_file())
     return paths
 
 
@@ -84,8 +87,8 @@ def pair_accuracy(pairs: list, reward: np.ndarray, progress: np.ndarray, margin:
     return (float(np.mean(ok)) if ok else float("nan")), len(keep)
 
 
-def evaluate(paths: dict[str, dict[str, str]], success_dir: Path, bt_dir: Path, seed: int,
-             eval_pairs: int) -> dict[str, Any]:
+def evaluate(paths: dict[str, dict[str, Any]], success_dir: Path, bt_dir: Path, seed: int,
+             eval_pairs: int, segment_length: int) -> dict[str, Any]:
     from rewards.base import EpisodeView, Preference
     from rewards.models.bradley_terry import (
         BradleyTerryLabeler,
@@ -119,7 +122,8 @@ def evaluate(paths: dict[str, dict[str, str]], success_dir: Path, bt_dir: Path, 
             timing["bradley_terry"][0] += time.perf_counter() - t0
             timing["bradley_terry"][1] += sl.stop - sl.start
         gs, gp = store.columns["sim.success"], store.columns["sim.progress"]
-        raw = sample_segments(store.episode_slices(), store.group, eval_pairs, 8, np.random.default_rng(seed + 7))
+        raw = sample_segments(store.episode_slices(), store.group, eval_pairs, segment_length,
+                              np.random.default_rng(seed + 7))
         pairs = progress_preferences(raw, gp)
         decided = [p for p in pairs if p.preference is not Preference.EQUAL]
 
@@ -134,6 +138,8 @@ def evaluate(paths: dict[str, dict[str, str]], success_dir: Path, bt_dir: Path, 
         rows[task] = {
             "episodes": store.num_episodes, "frames": store.num_frames, "success_frames": int(gs.sum()),
             "success_auroc": auroc(gs, succ), "progress_spearman": spearman(prog, gp),
+            "progress_spearman_per_episode": float(np.nanmean([spearman(prog[sl], gp[sl])
+                                                               for sl in store.episode_slices()])),
             "bt_reward_spearman": spearman(rew, gp),
             "bt_accuracy": acc, "bt_pairs": n_acc, "bt_accuracy_margin_0.02": acc2, "bt_pairs_margin_0.02": n_acc2,
             "by_behavior": per_behavior,
@@ -154,13 +160,14 @@ def evaluate(paths: dict[str, dict[str, str]], success_dir: Path, bt_dir: Path, 
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| held-out | frames (success) | success AUROC | progress Spearman | BT accuracy (pairs) | "
-             "BT acc., |dp|>0.02 (pairs) | BT reward Spearman |", "|---|---|---|---|---|---|---|"]
+    lines = ["| held-out | frames (success) | success AUROC | progress Spearman (per-episode mean) | "
+             "BT accuracy (pairs) | BT acc., |dp|>0.02 (pairs) | BT reward Spearman |", "|---|---|---|---|---|---|---|"]
     for name, r in result["tasks"].items():
         m2 = (f"{r['bt_accuracy_margin_0.02']:.3f} ({r['bt_pairs_margin_0.02']})"
               if "bt_accuracy_margin_0.02" in r else "")
         lines.append(f"| {name} | {r['frames']} ({r['success_frames']}) | {r['success_auroc']:.3f} | "
-                     f"{r['progress_spearman']:.3f} | {r['bt_accuracy']:.3f} ({r['bt_pairs']}) | {m2} | "
+                     f"{r['progress_spearman']:.3f} ({r.get('progress_spearman_per_episode', float('nan')):.3f}) | "
+                     f"{r['bt_accuracy']:.3f} ({r['bt_pairs']}) | {m2} | "
                      f"{r['bt_reward_spearman']:.3f} |")
     fps = result["labeling_frames_per_second"]
     lines.append(f"\nlabeling frames/s (CPU, {len(result['cameras'])} camera(s), batch 256): success_model "
@@ -176,8 +183,9 @@ def main() -> int:
     ap.add_argument("--test_episodes", type=int, default=36)
     ap.add_argument("--image_size", type=int, default=64)
     ap.add_argument("--cameras", default="observation.images.front,observation.images.wrist")
-    ap.add_argument("--success_steps", type=int, default=1500)
-    ap.add_argument("--bt_steps", type=int, default=1000)
+    ap.add_argument("--success_steps", type=int, default=2500)
+    ap.add_argument("--bt_steps", type=int, default=800)
+    ap.add_argument("--segment_length", type=int, default=6)
     ap.add_argument("--num_preferences", type=int, default=2000)
     ap.add_argument("--flip_rate", type=float, default=0.2)
     ap.add_argument("--label_smoothing", type=float, default=0.1)
@@ -194,14 +202,16 @@ def main() -> int:
     work = Path(args.work)
     source = args.data if args.data != "auto" else ("collect" if _collect_has_behavior() else "builtin")
     paths = make_data(work, source, args.train_episodes, args.test_episodes, args.image_size)
-    train_sets = [paths[t]["train"] for t in TASKS]
+    train_sets = [d for t in TASKS for d in paths[t]["train"]]
     extra = dict(s.split("=", 1) for s in args.set)
     extra.setdefault("model.cameras", args.cameras)
-    sm = train("success", train_sets, work / "success", args.success_steps, args.seed, {"batch_size": 32, **extra})
+    sm = train("success", train_sets, work / "success", args.success_steps, args.seed,
+               {"batch_size": 32, "progress_weight": 2.0, **extra})
     bt = train("bradley_terry", train_sets, work / "bradley_terry", args.bt_steps, args.seed,
-               {"batch_size": 8, "num_preferences": args.num_preferences, "flip_rate": args.flip_rate,
+               {"batch_size": 8, "segment_length": args.segment_length, "num_preferences": args.num_preferences, "flip_rate": args.flip_rate,
                 "label_smoothing": args.label_smoothing, **extra})
-    result = evaluate(paths, work / "success", work / "bradley_terry", args.seed, args.eval_pairs)
+    result = evaluate(paths, work / "success", work / "bradley_terry", args.seed, args.eval_pairs,
+                      args.segment_length)
     result.update({
         "data_source": source, "paths": paths, "args": vars(args),
         "training": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in

@@ -53,6 +53,11 @@ class RewardModelConfig:
     """Channels of ``small_cnn``'s first layer (policies use 32; 16 is ~2.5x cheaper, which is what lets a CPU
     train on thousands of frames in minutes)."""
     num_keypoints: int = 32
+    pooling: str = "grid"
+    """How a feature map becomes a vector: ``grid`` (average-pooled to ``grid_size`` x ``grid_size`` cells,
+    flattened: where things are, coarsely, from the first step), ``spatial_softmax`` (policies' keypoints: learned
+    slowly from scratch here, the attention stays near uniform for thousands of steps) or ``avg``."""
+    grid_size: int = 4
     crop_ratio: float = 0.9
     """Random crops of this fraction of each side while training, the centre crop otherwise (1 = no crop)."""
     hidden_dim: int = 256
@@ -63,7 +68,7 @@ class RewardModelConfig:
     context_frames: int = 1
     """Frames per prediction (the current one and ``context_frames - 1`` earlier ones)."""
     context_stride: int = 4
-    dropout: float = 0.1
+    dropout: float = 0.0
 
     @property
     def num_outputs(self) -> int:
@@ -84,6 +89,8 @@ class RewardModelConfig:
         if self.context_frames < 1 or self.context_stride < 1:
             raise LabelError(f"context_frames and context_stride must be >= 1, got {self.context_frames} and "
                              f"{self.context_stride}")
+        if self.pooling not in ("grid", "spatial_softmax", "avg"):
+            raise LabelError(f"pooling must be grid, spatial_softmax or avg, got {self.pooling!r}")
         if not 0.1 <= self.crop_ratio <= 1.0:
             raise LabelError(f"crop_ratio must be in [0.1, 1], got {self.crop_ratio}")
 
@@ -116,15 +123,15 @@ class FrameEncoder(nn.Module):
 
     def __init__(self, config: RewardModelConfig) -> None:
         super().__init__()
-        from policies.vision import ImageEncoder, SmallCNN, SpatialSoftmax, crop_images
+        from policies.vision import GlobalAvgPool, ImageEncoder, SmallCNN, SpatialSoftmax, crop_images
 
         self._crop = crop_images
         self.crop_shape = config.crop_shape
         c, h, w = config.image_shape
         if config.backbone != "small_cnn":
-            self.encoder: nn.Module | None = ImageEncoder(tuple(config.image_shape), backbone=config.backbone,  # type: ignore[arg-type]
-                                                          num_keypoints=config.num_keypoints,
-                                                          crop_shape=self.crop_shape)
+            self.encoder: nn.Module | None = ImageEncoder(
+                tuple(config.image_shape), backbone=config.backbone, num_keypoints=config.num_keypoints,  # type: ignore[arg-type]
+                crop_shape=self.crop_shape, pooling="avg" if config.pooling == "avg" else "spatial_softmax")
             self.feature_dim = self.encoder.feature_dim
             return
         self.encoder = None
@@ -132,9 +139,17 @@ class FrameEncoder(nn.Module):
         in_h, in_w = self.crop_shape or (h, w)
         with torch.no_grad():
             _, fc, fh, fw = self.backbone(torch.zeros(1, c, in_h, in_w)).shape
-        self.pool = SpatialSoftmax(fc, config.num_keypoints, fh, fw)
         self.feature_dim = 2 * config.num_keypoints
-        self.out = nn.Sequential(nn.Linear(self.feature_dim, self.feature_dim), nn.ReLU())
+        if config.pooling == "spatial_softmax":
+            self.pool: nn.Module = SpatialSoftmax(fc, config.num_keypoints, fh, fw)
+            pooled = self.feature_dim
+        elif config.pooling == "grid":
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(config.grid_size), nn.Flatten())
+            pooled = fc * config.grid_size ** 2
+        else:
+            self.pool = GlobalAvgPool()
+            pooled = fc
+        self.out = nn.Sequential(nn.Linear(pooled, self.feature_dim), nn.Mish())  # Mish: no dead units
 
     def forward(self, images: Tensor) -> Tensor:
         if self.encoder is not None:
@@ -161,10 +176,12 @@ class FrameRewardNet(nn.Module):
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
         h = config.hidden_dim
-        self.head = nn.Sequential(
-            nn.Linear(visual + config.language_dim, h), nn.Mish(), nn.Dropout(config.dropout),
-            nn.Linear(h, h), nn.Mish(), nn.Linear(h, config.num_outputs),
-        )
+        # one MLP per output: a rare-positive BCE head sharing its hidden layer with the progress regression
+        # stalled the regression for hundreds of steps (measured: progress MSE flat at the target's variance)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(visual + config.language_dim, h), nn.Mish(), nn.Dropout(config.dropout),
+                          nn.Linear(h, 1))
+            for _ in range(config.num_outputs))
 
     def forward(self, images: Mapping[str, Tensor], language: Tensor) -> Tensor:
         feats = []
@@ -175,7 +192,8 @@ class FrameRewardNet(nn.Module):
         visual = torch.cat(feats, dim=-1).flatten(1)  # (B, K * F)
         lang = self.language(language)
         scale, shift = self.film(lang).chunk(2, dim=-1)
-        return self.head(torch.cat([visual * (1 + scale) + shift, lang], dim=-1))
+        fused = torch.cat([visual * (1 + scale) + shift, lang], dim=-1)
+        return torch.cat([head(fused) for head in self.heads], dim=-1)
 
 
 class RewardModel(nn.Module):

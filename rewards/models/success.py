@@ -31,6 +31,14 @@ class SuccessModel(RewardModel):
 
     model_type = "success"
 
+    def init_success_rate(self, rate: float) -> None:
+        """Start the success logit at the data's base rate (RetinaNet's prior initialisation): with ~1% success
+        frames the first steps otherwise spend the BCE gradient pushing every feature toward "never", which
+        stalled the shared encoder (and the progress head with it) for hundreds of steps."""
+        rate = float(min(max(rate, 1e-4), 1 - 1e-4))
+        with torch.no_grad():
+            self.net.heads[0][-1].bias.fill_(float(np.log(rate / (1 - rate))))
+
     def loss(self, images: Mapping[str, Tensor], language: Tensor, success: Tensor, progress: Tensor | None,
              progress_weight: float = 1.0, pos_weight: float | None = None) -> dict[str, Tensor]:
         out = self.raw(images, language)

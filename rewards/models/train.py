@@ -241,6 +241,7 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
         if not len(positives):
             raise LabelError(f"no frame of the training episodes has {cfg.success_column} true; the model would learn "
                              "nothing: record successful rollouts too (ember collect --behavior=mixed)")
+        model.init_success_rate(cfg.positive_fraction if cfg.positive_fraction > 0 else len(positives) / len(train_idx))
     else:
         slices = store.episode_slices()
         train_slices = [s for s in slices if train_mask[s.start]]
