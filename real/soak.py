@@ -296,7 +296,8 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
             check_alive()
             s = snapshot()
             sample(s)
-            if s.t - window_start.t >= cfg.window_s - 1e-6 or s.t >= end:
+            span = s.t - window_start.t
+            if span >= cfg.window_s - 1e-6 or (s.t >= end and span > 0.5 * cfg.sample_s):  # no sliver at the end
                 w = window_report(window_start, s, len(report.windows), start)
                 report.windows.append(w)
                 lat = w["latency_ms"]
