@@ -254,3 +254,20 @@ def test_training_refuses_datasets_without_labels_or_cameras(tmp_path):
     with pytest.raises(LabelError, match="kind"):
         train_reward(TrainRewardConfig(kind="regression", dataset=(str(root),)), quiet=True)
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_init_from_copies_encoders_and_refuses_other_cameras(tmp_path):
+    from rewards.models.train import _init_encoders
+
+    torch.manual_seed(0)
+    source = _model(SuccessModel)
+    source.save_pretrained(tmp_path / "s")
+    target = _model(BradleyTerryModel)
+    _init_encoders(target, str(tmp_path / "s"))
+    for key, value in source.state_dict().items():
+        if key.startswith(("net.encoders.", "net.language.", "net.film.")):
+            torch.testing.assert_close(target.state_dict()[key], value)
+    other = BradleyTerryModel(RewardModelConfig(type="bradley_terry", cameras=("observation.images.wrist",),
+                                                image_shape=(3, SIZE, SIZE), **TINY))
+    with pytest.raises(LabelError, match="cameras"):
+        _init_encoders(other, str(tmp_path / "s"))

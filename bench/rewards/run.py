@@ -1,10 +1,11 @@
 """Learned reward models against the simulator's ground truth on held-out PickPlace and Lift rollouts.
 
-    .venv/bin/python bench/rewards/run.py --work=/tmp/rewards_bench [--data=builtin|collect] [--steps=...]
+    .venv/bin/python bench/rewards/run.py --work=/tmp/rewards_bench [--success_steps=...] [--bt_steps=...]
 
-1. Data: per task a training and a held-out dataset of expert, noisy and failing rollouts with cameras (``builtin``:
-   bench/rewards/generate.py; ``collect``: ``ember collect --behavior=mixed --obs_mode=pixels``, when it exists).
-   Different seeds, so held-out episodes are new scenes, colours and instructions.
+1. Data: per task a training and a held-out dataset of expert, noisy and failing rollouts (a third each) with the
+   front and wrist cameras at 64x64, from ``ember collect --behavior=mixed --obs_mode=pixels --observations=robot``;
+   different seeds, so held-out episodes are new scenes, colours and instructions. Further training datasets
+   ``<work>/data/<task>-train*`` (e.g. more ``ember collect`` runs) are used too.
 2. ``ember train-reward --kind=success`` on both tasks' training sets (frames + instruction only).
 3. ``ember train-reward --kind=bradley_terry`` on 2,000 preferences from ``sim.progress`` with 20% flipped.
 4. On the held-out sets, through the labelers ``ember label`` uses (``success_model``, ``bradley_terry``): success
@@ -34,31 +35,24 @@ MAX_STEPS = {"PickPlace": 60, "Lift": 50}
 """Episode caps for the collected rollouts (the experts need ~30 and ~20 steps; failing ones run to the cap)."""
 
 
-def _collect_has_behavior() -> bool:
-    out = subprocess.run([str(ROOT / ".venv/bin/ember"), "collect", "--help"], capture_output=True, text=True)
-    return "--behavior" in out.stdout + out.stderr
-
-
-def make_data(work: Path, source: str, train_eps: int, test_eps: int, image_size: int) -> dict[str, dict[str, Any]]:
+def make_data(work: Path, train_eps: int, test_eps: int, extra_eps: int, image_size: int
+              ) -> dict[str, dict[str, Any]]:
     """Per task the held-out dataset and the training datasets (``<task>-train*``: more can be added by hand)."""
     paths: dict[str, dict[str, Any]] = {}
     for task in TASKS:
         paths[task] = {}
-        for split, n, seed in (("train", train_eps, 1), ("test", test_eps, 2)):
+        for split, n, seed in (("train", train_eps, 1), ("test", test_eps, 2), ("train2", extra_eps, 3)):
+            if n <= 0:
+                continue
             root = work / "data" / f"{task}-{split}"
             paths[task][split] = str(root)
             if (root / "meta" / "info.json").is_file():
                 continue
-            if source == "collect":
-                cmd = [str(ROOT / ".venv/bin/ember"), "collect", f"--task={task}", "--behavior=mixed",
-                       "--mix=expert:0.34,noisy:0.33,failing:0.33", "--obs_mode=pixels", "--cameras=front,wrist",
-                       f"--image_size={image_size}", f"--num_episodes={n}", f"--seed={seed * 100_000}",
-                       "--observations=robot", f"--max_episode_steps={MAX_STEPS[task]}", f"--out={root}"]
-                subprocess.run(cmd, check=True)
-            else:
-                from bench.rewards.generate import generate
-
-                generate(root, tasks=(task,), episodes_per_task=n, seed=seed, image_size=image_size)
+            cmd = [str(ROOT / ".venv/bin/ember"), "collect", f"--task={task}", "--behavior=mixed",
+                   "--mix=expert:0.34,noisy:0.33,failing:0.33", "--obs_mode=pixels", "--cameras=front,wrist",
+                   f"--image_size={image_size}", f"--num_episodes={n}", f"--seed={seed * 100_000}",
+                   "--observations=robot", f"--max_episode_steps={MAX_STEPS[task]}", f"--out={root}"]
+            subprocess.run(cmd, check=True)
         paths[task]["train"] = sorted(str(p) for p in (work / "data").glob(f"{task}-train*")
                                       if (p / "meta" / "info.json").is_file())
     return paths
@@ -150,6 +144,8 @@ def evaluate(paths: dict[str, dict[str, Any]], success_dir: Path, bt_dir: Path, 
     rows["both"] = {
         "frames": int(len(cat["gs"])), "success_frames": int(cat["gs"].sum()),
         "success_auroc": auroc(cat["gs"], cat["s"]), "progress_spearman": spearman(cat["p"], cat["gp"]),
+        "progress_spearman_per_episode": float(np.average([rows[t]["progress_spearman_per_episode"] for t in TASKS],
+                                                          weights=[rows[t]["episodes"] for t in TASKS])),
         "bt_reward_spearman": spearman(cat["r"], cat["gp"]),
         "bt_accuracy": float(np.average([rows[t]["bt_accuracy"] for t in TASKS],
                                         weights=[rows[t]["bt_pairs"] for t in TASKS])),
@@ -178,9 +174,9 @@ def table(result: dict[str, Any]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/rewards_bench")
-    ap.add_argument("--data", choices=("auto", "builtin", "collect"), default="auto")
     ap.add_argument("--train_episodes", type=int, default=120)
     ap.add_argument("--test_episodes", type=int, default=36)
+    ap.add_argument("--extra_train_episodes", type=int, default=240, help="a second training set per task (seed 3)")
     ap.add_argument("--image_size", type=int, default=64)
     ap.add_argument("--cameras", default="observation.images.front,observation.images.wrist")
     ap.add_argument("--success_steps", type=int, default=2500)
@@ -193,6 +189,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="extra train-reward flag for both models, k=v")
+    ap.add_argument("--bt_set", action="append", default=[], help="extra train-reward flag for the BT model, k=v")
+    ap.add_argument("--bt_batch", type=int, default=8, help="segment pairs per BT step")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -200,20 +198,20 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    source = args.data if args.data != "auto" else ("collect" if _collect_has_behavior() else "builtin")
-    paths = make_data(work, source, args.train_episodes, args.test_episodes, args.image_size)
+    paths = make_data(work, args.train_episodes, args.test_episodes, args.extra_train_episodes, args.image_size)
     train_sets = [d for t in TASKS for d in paths[t]["train"]]
     extra = dict(s.split("=", 1) for s in args.set)
     extra.setdefault("model.cameras", args.cameras)
     sm = train("success", train_sets, work / "success", args.success_steps, args.seed,
                {"batch_size": 32, "progress_weight": 2.0, **extra})
     bt = train("bradley_terry", train_sets, work / "bradley_terry", args.bt_steps, args.seed,
-               {"batch_size": 8, "segment_length": args.segment_length, "num_preferences": args.num_preferences, "flip_rate": args.flip_rate,
-                "label_smoothing": args.label_smoothing, **extra})
+               {"batch_size": args.bt_batch, "segment_length": args.segment_length,
+                "num_preferences": args.num_preferences, "flip_rate": args.flip_rate,
+                "label_smoothing": args.label_smoothing, **extra, **dict(s.split("=", 1) for s in args.bt_set)})
     result = evaluate(paths, work / "success", work / "bradley_terry", args.seed, args.eval_pairs,
                       args.segment_length)
     result.update({
-        "data_source": source, "paths": paths, "args": vars(args),
+        "paths": paths, "args": vars(args),
         "training": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in
                      (("success", sm), ("bradley_terry", bt))},
     })

@@ -84,6 +84,9 @@ class TrainRewardConfig:
     segment_length: int = 8
     label_smoothing: float = 0.0
     # ---- common
+    init_from: str = ""
+    """A trained reward model (folder) whose image encoders, instruction projection and FiLM start this one (the
+    heads start fresh); cameras and architecture must match. Empty = from scratch."""
     photo_jitter: float = 0.1
     """Training-only random contrast/brightness/colour gain (ember.transforms.photo_jitter); 0 = off."""
     eval_fraction: float = 0.1
@@ -175,6 +178,27 @@ def _pairs_from_labeler(name: str, config: dict, store: Any, raw: list[Any]) -> 
     return [SegmentPair(a, b, p) for (a, b), p in zip(raw, answers, strict=True)]
 
 
+def _init_encoders(model: Any, path: str) -> None:
+    """Copies ``net.encoders`` / ``net.language`` / ``net.film`` from the reward model at ``path``."""
+    from safetensors.torch import load_file
+
+    from rewards.models.network import WEIGHTS_NAME, RewardModelConfig, resolve_model_dir
+
+    folder = resolve_model_dir(path)
+    other = RewardModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    if other.cameras != model.config.cameras:
+        raise LabelError(f"--init_from={path} reads cameras {list(other.cameras)}, this model "
+                         f"{list(model.config.cameras)}: set --model.cameras to match")
+    state = load_file(str(folder / WEIGHTS_NAME))
+    own = model.state_dict()
+    shared = {k: v for k, v in state.items() if k.startswith(("net.encoders.", "net.language.", "net.film."))}
+    bad = [k for k, v in shared.items() if k not in own or own[k].shape != v.shape]
+    if bad or not shared:
+        raise LabelError(f"--init_from={path}: its encoders do not fit this architecture ({bad[:3]}); use the same "
+                         "--model.* settings")
+    model.load_state_dict(shared, strict=False)
+
+
 def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, Any]:
     """Trains ``cfg.kind`` on ``cfg.dataset``; writes the run folder; returns the metrics dict."""
     from tqdm.auto import tqdm
@@ -223,6 +247,8 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     save_config(cfg, out)
 
     model = (SuccessModel if success_kind else BradleyTerryModel)(cfg.model).to(device)
+    if cfg.init_from:
+        _init_encoders(model, cfg.init_from)
     model.train()
     optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.optim)
     scheduler = cosine_with_warmup(optimizer, cfg.optim, cfg.steps)
