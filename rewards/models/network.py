@@ -55,8 +55,8 @@ class RewardModelConfig:
     num_keypoints: int = 32
     pooling: str = "grid"
     """How a feature map becomes a vector: ``grid`` (average-pooled to ``grid_size`` x ``grid_size`` cells,
-    flattened: where things are, coarsely, from the first step), ``spatial_softmax`` (policies' keypoints: learned
-    slowly from scratch here, the attention stays near uniform for thousands of steps) or ``avg``."""
+    flattened: where things are, coarsely, from the first step), ``spatial_softmax`` (policies' keypoints: from
+    scratch here their attention stayed near uniform, see bench/rewards/RESULTS.md) or ``avg``."""
     grid_size: int = 4
     crop_ratio: float = 0.9
     """Random crops of this fraction of each side while training, the centre crop otherwise (1 = no crop)."""
