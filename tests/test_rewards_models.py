@@ -271,3 +271,21 @@ def test_init_from_copies_encoders_and_refuses_other_cameras(tmp_path):
                                                 image_shape=(3, SIZE, SIZE), **TINY))
     with pytest.raises(LabelError, match="cameras"):
         _init_encoders(other, str(tmp_path / "s"))
+
+
+def test_bradley_terry_from_a_preference_labeler(tmp_path):
+    """Preferences from a registered preference labeler (here the simulator's ground truth, on sim.progress)."""
+    from ember.registry import LABELERS
+    from rewards.models.train import TrainRewardConfig, train_reward
+
+    if "ground_truth_preference" not in LABELERS.entries():
+        LABELERS.register("ground_truth_preference", "rewards.ground_truth:GroundTruthPreferenceLabeler")
+    root = write_dataset(tmp_path / "ds", episodes=4, length=8)
+    cfg = TrainRewardConfig(kind="bradley_terry", dataset=(str(root),), out=str(tmp_path / "run"), steps=3,
+                            batch_size=4, segment_length=4, num_preferences=40, model=RewardModelConfig(**TINY),
+                            preferences="labeler:ground_truth_preference", progress_column="", eval_fraction=0.0,
+                            preference_labeler_config={"progress_from": "sim_success"})
+    result = train_reward(cfg, quiet=True)
+    assert result["preferences"]["source"] == "labeler:ground_truth_preference"
+    assert result["preferences"]["pairs"] + result["preferences"]["unparsed_dropped"] == 40
+    assert result["preferences"]["pairs"] > result["preferences"]["equal"]

@@ -123,11 +123,13 @@ def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequ
             offset += 1
     if not episode:
         raise LabelError(f"{list(roots)} hold no readable episodes")
+    offset_frames = sum(map(len, episode))
     return FrameStore(
         images={c: np.concatenate(v) for c, v in images.items()},
         instructions=instructions,
         episode=np.concatenate(episode),
         group=np.concatenate(group),
-        columns={c: np.concatenate(v).astype(np.float32) for c, v in cols.items()},
+        # an optional column only some of the datasets have cannot be aligned with the frames: left out
+        columns={c: np.concatenate(v).astype(np.float32) for c, v in cols.items() if sum(map(len, v)) == offset_frames},
         behavior=behavior,
     )

@@ -158,21 +158,31 @@ def _pairs_from_file(path: str, store: Any) -> list[Any]:
     return pairs
 
 
-def _pairs_from_labeler(name: str, config: dict, store: Any, raw: list[Any]) -> list[Any]:
+def _preference_labeler(name: str, config: dict) -> Any:
     from ember.config import load_into
     from ember.registry import LABELERS
-    from rewards.base import PreferenceLabeler, Segment
-    from rewards.models.bradley_terry import SegmentPair
+    from rewards.base import PreferenceLabeler
 
     cls = LABELERS.get(name)
     if not (isinstance(cls, type) and issubclass(cls, PreferenceLabeler)):
         raise LabelError(f"--preferences=labeler:{name}: {name!r} is not a preference labeler")
-    labeler = cls(load_into(cls.config_class(), config))
+    return cls(load_into(cls.config_class(), config))
+
+
+def _pairs_from_labeler(labeler: Any, store: Any, raw: list[Any]) -> list[Any]:
+    """Asks ``labeler`` about each pair of (global) frame ranges, as :class:`~rewards.base.Segment`\\ s of their
+    episodes (frames within the episode, its cameras and the columns it reads)."""
+    from rewards.base import Segment
+    from rewards.models.bradley_terry import SegmentPair
+
+    start = store.episode_start()
 
     def segment(span: tuple[int, int]) -> Segment:
         lo, hi = span
-        return Segment(int(store.episode[lo]), lo, hi, store.instructions[lo],
-                       {cam: store.images[cam][lo:hi] for cam in store.images})
+        first = int(start[lo])
+        return Segment(int(store.episode[lo]), lo - first, hi - first, store.instructions[lo],
+                       {cam: store.images[cam][lo:hi] for cam in store.images},
+                       columns={c: v[lo:hi] for c, v in store.columns.items()})
 
     answers = labeler.prefer_batch([(segment(a), segment(b)) for a, b in raw])
     return [SegmentPair(a, b, p) for (a, b), p in zip(raw, answers, strict=True)]
@@ -235,6 +245,11 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     if cfg.progress_column and (success_kind or cfg.preferences == "sim_progress"):
         need.append(cfg.progress_column)
     optional = [cfg.progress_column] if cfg.progress_column and cfg.progress_column not in need else []
+    labeler = None
+    if not success_kind and cfg.preferences.startswith("labeler:"):
+        labeler = _preference_labeler(cfg.preferences.split(":", 1)[1], cfg.preference_labeler_config)
+        need += [c for c in labeler.columns if c not in need]
+        optional += [c for c in labeler.optional_columns if c not in need + optional]
     store = load_frames(cfg.dataset, cfg.model.cameras, need, optional, quiet=quiet)
     cams = list(store.images)
     h, w, c = store.images[cams[0]].shape[1:]
@@ -277,9 +292,9 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
                 raise LabelError("--preferences=sim_progress needs --progress_column (e.g. sim.progress)")
             raw = sample_segments(train_slices, store.group, cfg.num_preferences, cfg.segment_length, rng)
             pairs = progress_preferences(raw, progress, cfg.flip_rate, cfg.tie_margin, rng)
-        elif cfg.preferences.startswith("labeler:"):
+        elif labeler is not None:
             raw = sample_segments(train_slices, store.group, cfg.num_preferences, cfg.segment_length, rng)
-            pairs = _pairs_from_labeler(cfg.preferences.split(":", 1)[1], cfg.preference_labeler_config, store, raw)
+            pairs = _pairs_from_labeler(labeler, store, raw)
         else:
             pairs = [p for p in _pairs_from_file(cfg.preferences, store) if train_mask[p.a[0]] and train_mask[p.b[0]]]
         unparsed = sum(p.preference is Preference.UNPARSED for p in pairs)
