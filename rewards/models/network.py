@@ -1,13 +1,14 @@
 """The network every learned reward model shares: camera frames + instruction -> per-frame outputs.
 
-Per camera, ember's policy image encoder (:class:`FrameEncoder`, i.e. :class:`policies.vision.ImageEncoder`'s
-crop -> ``SmallCNN`` -> spatial-softmax keypoints, trained from scratch, random crops while training); the instruction through the frozen all-MiniLM-L6-v2
-sentence embedding (:mod:`policies.conditioning.language`, what language-conditioned policies use) and a trainable
-projection (:class:`policies.conditioning.encoders.LanguageProjection`). The projected instruction FiLM-modulates
-the image features (scale and shift), so "the red cube on the blue pad" and "the blue cube on the red pad" can
-score the same frame differently, and an MLP reads the result. Optional temporal context: ``context_frames``
-frames ``context_stride`` apart (the current one last, clamped at the episode start) are encoded alike and
-concatenated.
+Per camera, ember's policy image encoder pieces (:class:`FrameEncoder`: :class:`policies.vision.ImageEncoder`'s
+crop -> ``SmallCNN`` -> pooling -> linear, trained from scratch, random crops while training; the pooling is a
+coarse grid by default, policies' spatial-softmax keypoints as an option); the instruction through the frozen
+all-MiniLM-L6-v2 sentence embedding (:mod:`policies.conditioning.language`, what language-conditioned policies use)
+and a trainable projection (:class:`policies.conditioning.encoders.LanguageProjection`). The projected instruction
+FiLM-modulates the image features (scale and shift), so "the red cube on the blue pad" and "the blue cube on the red
+pad" can score the same frame differently, and one small MLP per output reads the result. Optional temporal context:
+``context_frames`` frames ``context_stride`` apart (the current one last, clamped at the episode start) are encoded
+alike and concatenated.
 
 What it reads is only what an arm gives: camera frames and the instruction; never the simulator's state. Saved like
 a policy: ``config.json`` (the :class:`RewardModelConfig`) + ``model.safetensors``; no pickle, and nothing else is
