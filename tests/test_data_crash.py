@@ -123,7 +123,7 @@ def run_and_signal(tmp_path: Path, mode: str, sig: int, delay_s: float) -> tuple
     time.sleep(delay_s)
     proc.send_signal(sig)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=90)  # generous: a loaded 2-core machine closes the video encoder slowly
     finally:
         proc.kill()
     return root, saved, proc
