@@ -8,6 +8,7 @@ it is stopped. MODE ``graceful`` installs :func:`ember.data.signals.stop_on_sigt
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 
 import numpy as np
@@ -34,6 +35,10 @@ def expected_episode(e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def record(root: str, mode: str) -> None:
     from ember.data import DatasetWriter
+
+    # Ctrl-C as in a terminal: a process started in the background by a non-interactive shell (CI runners,
+    # `cmd &`) inherits SIGINT *ignored*, and Python keeps it ignored, so the test's SIGINT would never arrive
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from ember.data.signals import stop_on_sigterm
 
     guard = stop_on_sigterm() if mode == "graceful" else contextlib.nullcontext()
