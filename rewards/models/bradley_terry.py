@@ -27,13 +27,11 @@ from torch.nn import functional as F
 from rewards.base import (
     EpisodeView,
     FrameLabels,
-    Labeler,
     LabelerConfig,
     LabelError,
     Preference,
-    config_fingerprint,
 )
-from rewards.models.network import RewardModel
+from rewards.models.network import RewardModel, RewardModelLabeler
 
 TARGETS = {Preference.A: 1.0, Preference.B: 0.0, Preference.EQUAL: 0.5}
 """Training target P(A > B) of each answer (``UNPARSED`` has none: such pairs are dropped)."""
@@ -126,7 +124,7 @@ class BradleyTerryLabelerConfig(LabelerConfig):
     device: str = "cpu"
 
 
-class BradleyTerryLabeler(Labeler):
+class BradleyTerryLabeler(RewardModelLabeler):
     """``--labeler=bradley_terry --labeler.path=DIR``: the learned per-frame reward (no success probability:
     a preference model's reward has no calibrated "done" threshold)."""
 
@@ -136,19 +134,8 @@ class BradleyTerryLabeler(Labeler):
     def __init__(self, config: BradleyTerryLabelerConfig | None = None) -> None:
         config = config or BradleyTerryLabelerConfig()
         super().__init__(config)
-        self.model = BradleyTerryModel.from_pretrained(config.path, device=config.device)
-        self._hash = self.model.weights_hash()
-
-    def fingerprint(self) -> str:
-        return config_fingerprint(type(self), self.config, self._hash)
-
-    def cameras(self, available: Sequence[str]) -> tuple[str, ...]:
-        return self.model.cameras_from(available)
-
-    def check_dataset(self, features: dict[str, dict]) -> None:
-        self.model.check_features(features)
+        self._load(BradleyTerryModel, config.path, config.device)
 
     def label(self, episode: EpisodeView) -> FrameLabels:
-        if not episode.instruction or not str(episode.instruction).strip():
-            raise LabelError(f"episode {episode.episode_index} has no instruction; the reward model needs one")
-        return FrameLabels(reward=self.model.predict(episode.images, episode.instruction, self.config.batch_size))
+        instruction = self.instruction(episode)
+        return FrameLabels(reward=self.model.predict(episode.images, instruction, self.config.batch_size))

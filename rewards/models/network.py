@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rewards.base import LabelError
+from rewards.base import EpisodeView, Labeler, LabelError, config_fingerprint
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -342,3 +342,29 @@ def frames_to_tensor(frames: np.ndarray, index: np.ndarray, device: torch.device
     from ember.transforms import to_float_chw
 
     return torch.from_numpy(to_float_chw(frames[index])).to(device)
+
+
+class RewardModelLabeler(Labeler):
+    """A labeler backed by a trained :class:`RewardModel` (``self.model``): what the success and Bradley-Terry
+    labelers share (the fingerprint includes the weights' hash; cameras and dataset checks are the model's)."""
+
+    model: RewardModel
+    what: str = "the reward model"
+
+    def _load(self, model_class: type[RewardModel], path: str, device: str) -> None:
+        self.model = model_class.from_pretrained(path, device=device)
+        self._hash = self.model.weights_hash()
+
+    def fingerprint(self) -> str:
+        return config_fingerprint(type(self), self.config, self._hash)
+
+    def cameras(self, available: Sequence[str]) -> tuple[str, ...]:
+        return self.model.cameras_from(available)
+
+    def check_dataset(self, features: dict[str, dict]) -> None:
+        self.model.check_features(features)
+
+    def instruction(self, episode: EpisodeView) -> str:
+        if not episode.instruction or not str(episode.instruction).strip():
+            raise LabelError(f"episode {episode.episode_index} has no instruction; {self.what} needs one")
+        return episode.instruction

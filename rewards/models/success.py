@@ -14,7 +14,7 @@ probability (``--labeler.reward=success``), and ``success`` = the success probab
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError, config_fingerprint
-from rewards.models.network import RewardModel
+from rewards.base import EpisodeView, FrameLabels, LabelerConfig, LabelError
+from rewards.models.network import RewardModel, RewardModelLabeler
 
 
 class SuccessModel(RewardModel):
@@ -73,36 +73,23 @@ class SuccessModelLabelerConfig(LabelerConfig):
     device: str = "cpu"
 
 
-class SuccessModelLabeler(Labeler):
+class SuccessModelLabeler(RewardModelLabeler):
     """``--labeler=success_model --labeler.path=DIR``: reads only the cameras the model was trained on and the
     instruction."""
 
     config_class = SuccessModelLabelerConfig
     needs_instruction = True
+    what = "the success model"
 
     def __init__(self, config: SuccessModelLabelerConfig | None = None) -> None:
         config = config or SuccessModelLabelerConfig()
         super().__init__(config)
         if config.reward not in ("progress", "success"):
             raise LabelError(f"--labeler.reward must be 'progress' or 'success', got {config.reward!r}")
-        self.model = SuccessModel.from_pretrained(config.path, device=config.device)
-        self._hash = self.model.weights_hash()
-
-    def fingerprint(self) -> str:
-        return config_fingerprint(type(self), self.config, self._hash)
-
-    def cameras(self, available: Sequence[str]) -> tuple[str, ...]:
-        return self.model.cameras_from(available)
-
-    def check_dataset(self, features: dict[str, dict]) -> None:
-        self.model.check_features(features)
+        self._load(SuccessModel, config.path, config.device)
 
     def label(self, episode: EpisodeView) -> FrameLabels:
-        if not episode.instruction or not str(episode.instruction).strip():
-            raise LabelError(f"episode {episode.episode_index} has no instruction; the success model needs one")
-        success, progress = self.model.predict(episode.images, episode.instruction, self.config.batch_size)
+        instruction = self.instruction(episode)
+        success, progress = self.model.predict(episode.images, instruction, self.config.batch_size)
         reward = progress if self.config.reward == "progress" else success
         return FrameLabels(reward=reward, success=success)
-
-    def label_batch(self, episodes: Sequence[EpisodeView]) -> list[FrameLabels]:
-        return [self.label(e) for e in episodes]
