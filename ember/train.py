@@ -15,7 +15,9 @@ algorithm names (weights, EMA, target networks) and the RNG state are restored a
 batches an uninterrupted one would.
 
 Multi-GPU: ``accelerate launch --multi_gpu --num_processes=N -m ember.cli train --dataset=...`` runs the same
-loop under DDP (each process reads its shard of every batch); ``accelerate config`` picks FSDP instead.
+loop under DDP (each process reads its slice of every global batch, :class:`EpochSampler`, so N processes at
+``--batch_size=B`` train like one at ``N*B`` and a run resumes under another process count at the same global
+batch); ``accelerate config`` picks FSDP instead. See docs/distributed.md.
 
 Layout of a training run (LeRobot's, so its tools recognise it)::
 
@@ -148,40 +150,76 @@ def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: l
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
-    """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch.
+    """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch; under several
+    processes, each rank's share of every *global* batch.
 
     What makes ``--resume`` exact: the batches after step s are the same whether or not the run stopped at s.
+    What makes N processes equal to one: the permutation does not depend on the process count; global batch k is
+    ``order[k*G:(k+1)*G]`` (G = per-process batch x processes) and rank r reads its r-th contiguous slice, so N
+    processes at batch B see, step for step, the samples one process sees at batch N*B (DDP then averages the
+    gradients of equal-sized slices: the gradient of the mean over the global batch). Positions are counted in
+    samples of the global order, so a run can resume under another process count at the same global batch.
+    With more than one process an epoch keeps whole global batches only (every rank steps the same number of
+    times, or DDP would wait forever).
     """
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.seed = size, seed
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.epoch, self.start = 0, 0
 
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
     def set_position(self, epoch: int, start: int = 0) -> None:
+        """``start``: the first sample of the epoch's global order still to read."""
         self.epoch, self.start = epoch, start
 
-    def __iter__(self):
+    def _indices(self) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=g)[self.start:].tolist()
+        if self.world_size == 1:
+            return order
+        whole = len(order) // self.global_batch * self.global_batch
+        lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        return [i for k in range(0, whole, self.global_batch) for i in order[k + lo:k + hi]]
+
+    def __iter__(self):
+        order = self._indices()
         self.start = 0
         return iter(order)
 
     def __len__(self) -> int:
-        return self.size - self.start
+        remaining = self.size - self.start
+        if self.world_size == 1:
+            return remaining
+        return remaining // self.global_batch * self.batch_size
 
 
 def _infinite(loader: torch.utils.data.DataLoader, sampler: EpochSampler, generator: torch.Generator,
-              start_step: int, batches_per_epoch: int, batch_size: int):
+              start_step: int, batches_per_epoch: int):
     """Batches forever from ``start_step`` on. The loader has its own generator (reseeded per epoch) because
     starting a DataLoader iterator draws a worker seed, and from the global RNG that draw would make a resumed
     run diverge from an uninterrupted one."""
     epoch, offset = divmod(start_step, max(1, batches_per_epoch))
-    sampler.set_position(epoch, offset * batch_size)
+    sampler.set_position(epoch, offset * sampler.global_batch)
     while True:
         generator.manual_seed(sampler.seed * 100_003 + epoch)
         yield from loader
         epoch += 1
         sampler.set_position(epoch)
+
+
+def _mean_over_processes(values: dict[str, float], accelerator: Any) -> dict[str, float]:
+    """Each rank's metrics averaged over the ranks (equal slices: the global batch's mean), so the logged loss
+    curve is the global batch's whatever the process count."""
+    if accelerator.num_processes == 1 or not values:
+        return values
+    names = sorted(values)
+    local = torch.tensor([float(values[n]) for n in names], dtype=torch.float64, device=accelerator.device)
+    mean = accelerator.reduce(local, reduction="mean")
+    return {n: float(v) for n, v in zip(names, mean.cpu().tolist(), strict=True)}
 
 
 def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
@@ -197,7 +235,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`).")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    accelerator = Accelerator(cpu=cfg.cpu)
+    # One step of the loop is one global batch, so a schedule steps once per step whatever the process count
+    # (accelerate's default steps a prepared scheduler once per process, as if each process's batch were a step).
+    accelerator = Accelerator(cpu=cfg.cpu, step_scheduler_with_optimizer=False)
     if not cfg.out:
         cfg.out = default_out("train", cfg.policy.type)
     if accelerator.num_processes > 1:  # one run folder for every rank: the main process's name (a timestamp)
@@ -228,9 +268,16 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         windows = condition_windows(windows, dataset, cfg.policy, cfg.conditioning)
     if accelerator.is_main_process:
         save_config(cfg, out)
-    sampler = EpochSampler(len(windows), cfg.seed)
+    world = accelerator.num_processes
+    if world > 1 and len(windows) < cfg.batch_size * world:
+        from ember.errors import ConfigError
+
+        raise ConfigError(f"{world} processes x --batch_size={cfg.batch_size} need at least "
+                          f"{cfg.batch_size * world} training windows; the dataset has {len(windows)}: lower "
+                          "--batch_size or the process count.")
+    sampler = EpochSampler(len(windows), cfg.seed, cfg.batch_size, accelerator.process_index, world)
     loader_generator = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(
+    loader = torch.utils.data.DataLoader(  # sharded by the sampler itself (not accelerate): see EpochSampler
         windows,
         batch_size=cfg.batch_size,
         sampler=sampler,
@@ -244,7 +291,6 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
                               features=dataset.features, optim=cfg.optim, total_steps=cfg.steps,
                               accelerator=accelerator, seed=cfg.seed)
     algorithm: Algorithm = algorithm_class(cfg.algorithm, context)
-    loader = accelerator.prepare(loader)
 
     start_step = 0
     seconds_before = 0.0
@@ -262,13 +308,13 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     algorithm.train()
     t0 = time.perf_counter()
-    batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch, cfg.batch_size)
+    batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch)
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=quiet or not accelerator.is_main_process,
                dynamic_ncols=True, initial=start_step, total=cfg.steps)
     for step in bar:
         batch = next(batches)
         batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        values = algorithm.update(batch, step)
+        values = _mean_over_processes(algorithm.update(batch, step), accelerator)
         _record(history, step + 1, values)
         if (step + 1) % cfg.log_every == 0:
             recent = np.mean(history["loss"][-cfg.log_every :])
