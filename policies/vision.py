@@ -151,6 +151,7 @@ class ImageEncoder(nn.Module):
         use_group_norm: bool = True,
         pooling: str = "spatial_softmax",
         extra_channels: int = 0,
+        film_dim: int = 0,
     ) -> None:
         super().__init__()
         c, h, w = image_shape
@@ -177,8 +178,22 @@ class ImageEncoder(nn.Module):
             pooled = 2 * num_keypoints
         self.feature_dim = 2 * num_keypoints
         self.out = nn.Sequential(nn.Linear(pooled, self.feature_dim), nn.ReLU())
+        self.film: nn.Linear | None = None
+        if film_dim:  # zero-initialized: the encoder starts as the unconditioned one
+            self.film = nn.Linear(film_dim, 2 * fc)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, film: Tensor | None = None) -> Tensor:
+        """``film``: (N, film_dim) conditioning (an instruction's embedding) that scales and shifts each feature
+        channel before pooling (FiLM, as RT-1 conditions its image tokens on the instruction): the keypoints can
+        then follow what the instruction names (the red cube, the blue pad) instead of every object."""
         if self.crop_shape is not None:
             images = crop_images(images, self.crop_shape, random=self.training)
-        return self.out(self.pool(self.backbone(images)))
+        features = self.backbone(images)
+        if self.film is not None:
+            if film is None:
+                raise PolicyError("this image encoder is FiLM-conditioned on the instruction; none was given")
+            scale, bias = self.film(film)[:, :, None, None].chunk(2, dim=1)
+            features = features * (1.0 + scale) + bias
+        return self.out(self.pool(features))
