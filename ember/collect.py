@@ -13,11 +13,16 @@ Every frame also gets the simulator's ground truth, in columns no policy reads (
 training selects only those, ``ember.train``), see :data:`SIM_FEATURES`. They are measured at the same instant as
 ``next.success``: after the frame's action. ``next.reward`` / ``next.success`` are the env's, as always; a labeler
 may overwrite them, the ``sim.*`` columns stay the truth to measure it against.
+
+``--executor=process|ray --num_workers=N`` runs the attempts in worker processes (or on a Ray cluster) while this
+process alone writes the dataset, in attempt order and each episode durable before the next: the same dataset as
+the serial run, frame for frame (see :func:`_collect_distributed` for how a dropped attempt is handled).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,14 @@ class CollectConfig:
     max_attempts_factor: float = 1.5
     """Give up after num_episodes * factor attempts (an expert that fails that often needs fixing)."""
     overwrite: bool = False
+    executor: str = "serial"
+    """Where episodes run: ``serial`` (this process), ``process`` (``num_workers`` spawned processes on this
+    machine) or ``ray`` (a Ray cluster, ``pip install 'ember[distributed]'``). This process alone writes the
+    dataset, in attempt order: the result equals the serial run's, episode for episode and frame for frame."""
+    num_workers: int = 2
+    """Worker processes (``process``) or Ray CPUs (``ray``; a local instance of that size without ``ray_address``)."""
+    ray_address: str = ""
+    """A Ray cluster to join (``auto``, ``ray://host:10001``); empty = start a local instance."""
 
 
 BEHAVIOR_CHOICES = ("expert", "noisy", "failing", "mixed")
@@ -234,6 +247,11 @@ def _check(cfg: CollectConfig) -> None:
         raise ConfigError(f"--mix is read only with --behavior=mixed (got --behavior={cfg.behavior}).")
     if cfg.behavior == "mixed":
         parse_mix(cfg.mix or DEFAULT_MIX)
+    from ember.executors import check_executor
+
+    check_executor(cfg.executor, cfg.num_workers)
+    if cfg.ray_address and cfg.executor != "ray":
+        raise ConfigError(f"--ray_address is read only with --executor=ray (got --executor={cfg.executor}).")
 
 
 @dataclass
@@ -249,17 +267,10 @@ class CollectResult:
     """Per behaviour: ``attempts``, ``successes`` and ``saved`` episodes."""
 
 
-def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
-    from ember.data import DatasetWriter
+def _make_env(cfg: CollectConfig) -> gym.Env:
+    """The env every attempt of ``cfg`` runs in (the serial loop's, and each worker's own)."""
     from sims import make_env
-    from sims.experts import make_expert
-    from sims.experts.behaviors import BEHAVIORS, BehavingExpert, behavior_rng, draw_behavior
 
-    _check(cfg)
-    if not cfg.out:
-        cfg.out = default_out("datasets", cfg.task.lower())
-    root = Path(cfg.out)
-    prepare_dataset_root(root, cfg.overwrite)
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "split": cfg.split}
     if cfg.obs_mode == "pixels":
         kwargs.update(cameras=tuple(cfg.cameras), image_size=cfg.image_size)
@@ -267,8 +278,77 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if cfg.action_space:
         kwargs["action_space_type"] = cfg.action_space
-    env = make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
-    actor = BehavingExpert(make_expert(cfg.task, env))
+    return make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
+
+
+def _play(env: gym.Env, actor: Any, cfg: CollectConfig, seed: int, slot_behavior: str, features: dict[str, Any],
+          add_frame: Callable[[dict[str, Any]], None]) -> tuple[Any, bool, int, dict[str, Any]]:
+    """One attempt: reset with ``seed``, act as ``slot_behavior`` (drawn from ``seed``), hand every frame to
+    ``add_frame``; returns the behaviour, whether it succeeded, its length and the reset's info."""
+    from sims.experts.behaviors import behavior_rng, draw_behavior
+
+    obs, info = env.reset(seed=seed)
+    reset_info = info
+    rng = behavior_rng(seed)
+    behavior = draw_behavior(slot_behavior, env, rng, tuple(cfg.action_noise))
+    actor.reset(env, behavior, rng)
+    success, length = False, 0
+    while True:
+        action = actor.act(env, info)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        success = success or bool(info.get("is_success", False))
+        add_frame(frame_row(obs, action, reward, terminated, truncated, info, features, behavior.name,
+                            behavior.failure, behavior.action_noise))
+        length += 1
+        obs = next_obs
+        if terminated or truncated:
+            return behavior, success, length, reset_info
+
+
+@dataclass
+class _Attempt:
+    """What a worker sends back for one attempt: its frames as the serial loop records them."""
+
+    behavior: str
+    success: bool
+    frames: list[dict[str, Any]]
+    cameras: dict[str, Any] | None
+    """The reset's ``info["cameras"]`` (attempt 0 only: the dataset's camera geometry)."""
+
+
+_WORKER: dict[str, Any] = {}
+"""A worker's env, expert and features, built once per collect config (the key) and reused by its attempts."""
+
+
+def _attempt_in_worker(cfg: CollectConfig, attempt: int, slot_behavior: str) -> _Attempt:
+    """Attempt ``attempt`` (seed ``cfg.seed + attempt``) as ``slot_behavior``, in whatever process runs it."""
+    from sims.experts import make_expert
+    from sims.experts.behaviors import BehavingExpert
+
+    key = repr(cfg)
+    if _WORKER.get("key") != key:
+        if "env" in _WORKER:
+            _WORKER["env"].close()
+        env = _make_env(cfg)
+        _WORKER.update(key=key, env=env, actor=BehavingExpert(make_expert(cfg.task, env)),
+                       features=dataset_features(env, cfg.observations))
+    frames: list[dict[str, Any]] = []
+    behavior, success, _, info = _play(_WORKER["env"], _WORKER["actor"], cfg, cfg.seed + attempt, slot_behavior,
+                                       _WORKER["features"], frames.append)
+    return _Attempt(behavior.name, success, frames, info.get("cameras") if attempt == 0 else None)
+
+
+def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
+    from ember.data import DatasetWriter
+    from sims.experts import make_expert
+    from sims.experts.behaviors import BEHAVIORS, BehavingExpert
+
+    _check(cfg)
+    if not cfg.out:
+        cfg.out = default_out("datasets", cfg.task.lower())
+    root = Path(cfg.out)
+    prepare_dataset_root(root, cfg.overwrite)
+    env = _make_env(cfg)
     schedule = behavior_schedule(cfg)
     fps = int(round(env.metadata.get("render_fps", 10)))
     writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env, cfg.observations),
@@ -279,40 +359,38 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     counts = {name: {"attempts": 0, "successes": 0, "saved": 0} for name in BEHAVIORS if name in schedule}
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.num_episodes, desc=f"collect {cfg.task}", disable=quiet, dynamic_ncols=True)
+
+    def account(name: str, success: bool, length: int) -> bool:
+        """Count one finished attempt; whether its episode is kept."""
+        nonlocal saved, frames
+        count = counts[name]
+        count["attempts"] += 1
+        count["successes"] += success
+        keep = success or cfg.keep_failures or name != "expert"
+        if keep:
+            writer.save_episode()
+            saved += 1
+            frames += length
+            count["saved"] += 1
+            bar.update(1)
+        else:
+            writer.clear_episode()
+        bar.set_postfix({f"{k}_success": f"{c['successes'] / max(1, c['attempts']):.0%}" for k, c in counts.items()})
+        return keep
+
     try:
-        while saved < cfg.num_episodes and attempts < max_attempts:
-            seed = cfg.seed + attempts
-            obs, info = env.reset(seed=seed)
-            if attempts == 0 and cfg.obs_mode == "pixels":
-                write_camera_geometry(root, info, cfg.cameras, cfg.image_size)
-            rng = behavior_rng(seed)
-            behavior = draw_behavior(schedule[saved], env, rng, tuple(cfg.action_noise))
-            actor.reset(env, behavior, rng)
-            attempts += 1
-            success, length = False, 0
-            while True:
-                action = actor.act(env, info)
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                success = success or bool(info.get("is_success", False))
-                writer.add_frame(frame_row(obs, action, reward, terminated, truncated, info, writer.features,
-                                           behavior.name, behavior.failure, behavior.action_noise))
-                length += 1
-                obs = next_obs
-                if terminated or truncated:
-                    break
-            count = counts[behavior.name]
-            count["attempts"] += 1
-            count["successes"] += success
-            if success or cfg.keep_failures or behavior.name != "expert":
-                writer.save_episode()
-                saved += 1
-                frames += length
-                count["saved"] += 1
-                bar.update(1)
-            else:
-                writer.clear_episode()
-            bar.set_postfix({f"{k}_success": f"{c['successes'] / max(1, c['attempts']):.0%}"
-                             for k, c in counts.items()})
+        if cfg.executor != "serial":
+            env.close()  # the workers build their own; this one only described the dataset
+            attempts = _collect_distributed(cfg, schedule, max_attempts, writer, root, account, lambda: saved)
+        else:
+            actor = BehavingExpert(make_expert(cfg.task, env))
+            while saved < cfg.num_episodes and attempts < max_attempts:
+                behavior, success, length, info = _play(env, actor, cfg, cfg.seed + attempts, schedule[saved],
+                                                        writer.features, writer.add_frame)
+                if attempts == 0 and cfg.obs_mode == "pixels":
+                    write_camera_geometry(root, info, cfg.cameras, cfg.image_size)
+                attempts += 1
+                account(behavior.name, success, length)
     finally:
         bar.close()
         writer.finalize()
@@ -326,3 +404,51 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
                          f"saved {saved} episodes to '{root}'. Check the task settings or pass --keep_failures=true.")
     rate = expert["successes"] / expert["attempts"] if expert["attempts"] else float("nan")
     return CollectResult(root, saved, frames, attempts, rate, time.perf_counter() - t0, counts)
+
+
+def _collect_distributed(cfg: CollectConfig, schedule: list[str], max_attempts: int, writer: Any, root: Path,
+                         account: Callable[[str, bool, int], bool], saved: Callable[[], int]) -> int:
+    """The serial loop's attempts, run ahead in workers (speculatively), written here in attempt order.
+
+    Attempt ``k`` plays seed ``cfg.seed + k`` as the behaviour of schedule slot ``saved`` (the episodes saved
+    before it). While ``k`` runs its slot is not known yet: in-flight attempt ``i`` (0 = the oldest) assumes every
+    attempt before it is kept, slot ``saved + i``. A discarded attempt (a failed expert) shifts the slots of those
+    behind it; any whose behaviour changes with the shift is cancelled and run again with the right one, so what
+    is written equals the serial run's. Returns the number of attempts made."""
+    import collections
+
+    from ember.executors import make_executor
+
+    window = 2 * cfg.num_workers
+    inflight: collections.deque[list[Any]] = collections.deque()  # [attempt, behaviour, task], oldest first
+    next_attempt = attempts = 0
+    with make_executor(cfg.executor, cfg.num_workers, cfg.ray_address) as executor:
+        def submit(attempt: int, name: str) -> Any:
+            return executor.submit(_attempt_in_worker, cfg, attempt, name)
+
+        try:
+            while saved() < cfg.num_episodes:
+                while (len(inflight) < window and next_attempt < max_attempts
+                       and saved() + len(inflight) < cfg.num_episodes):
+                    name = schedule[saved() + len(inflight)]
+                    inflight.append([next_attempt, name, submit(next_attempt, name)])
+                    next_attempt += 1
+                if not inflight:
+                    break
+                attempt, _, task = inflight.popleft()
+                result: _Attempt = task.result()
+                if attempt == 0 and cfg.obs_mode == "pixels":
+                    write_camera_geometry(root, {"cameras": result.cameras}, cfg.cameras, cfg.image_size)
+                for frame in result.frames:
+                    writer.add_frame(frame)
+                attempts += 1
+                if not account(result.behavior, result.success, len(result.frames)):
+                    for i, entry in enumerate(inflight):  # every slot behind moved up by one
+                        wanted = schedule[saved() + i]
+                        if entry[1] != wanted:
+                            entry[2].cancel()
+                            entry[1:] = [wanted, submit(entry[0], wanted)]
+        finally:
+            for entry in inflight:
+                entry[2].cancel()
+    return attempts
