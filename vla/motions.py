@@ -221,13 +221,13 @@ def derive_motions(ee_positions: np.ndarray, gripper: np.ndarray | None, fps: fl
     dg = g[ahead] - g
     out: list[str] = []
     for t in range(n):
-        if abs(dg[t]) >= config.gripper_threshold:
+        if abs(dg[t]) >= config.gripper_threshold - 1e-9:
             out.append(CLOSE_GRIPPER if dg[t] > 0 else OPEN_GRIPPER)
             continue
         mag = np.abs(disp[t])
         top = float(mag.max())
         keep = [i for i in np.argsort(-mag, kind="stable")
-                if mag[i] >= config.dead_zone_m and mag[i] >= config.secondary_ratio * top][: int(config.max_axes)]
+                if mag[i] >= config.dead_zone_m - 1e-9 and mag[i] >= config.secondary_ratio * top - 1e-9][: int(config.max_axes)]
         if not keep:
             out.append(STAY)
             continue

@@ -21,11 +21,16 @@ every access instead (what LeRobot does; kept for the benchmark and for one-pass
 Optional normalization (``normalization={"observation.state": "mean_std", "action": "min_max"}``)
 uses ``meta/stats.json``, with LeRobot's modes ``mean_std``, ``min_max`` and ``quantiles``
 (q01/q99 to [-1, 1]); a missing stat is an error, never a silent identity.
+
+``motion=True`` (RT-H language motions, labeled by ``ember motions`` / ``vla.motions.label_motions``): each item
+also holds ``motion`` (the frame's motion phrase, from the ``motion`` rows of ``language_persistent``) and
+``motion.index`` (int64 scalar: its index in the vocabulary of ``meta/motions.json``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,6 +70,7 @@ class WindowDataset(Dataset):
         normalization: Mapping[str, str] | None = None,
         next_keys: Sequence[str] = (),
         next_observation: bool = False,
+        motion: bool = False,
     ) -> None:
         if image_dtype not in ("float32", "uint8"):
             raise DatasetError(f"image_dtype must be 'float32' or 'uint8', got {image_dtype!r}.")
@@ -122,6 +128,7 @@ class WindowDataset(Dataset):
                     raise DatasetError(f"episode {i} is unreadable: {dataset.bad_episodes[i]}")
         self.episodes = chosen
         self._load_numeric()
+        self._motion = self._load_motions() if motion else None
         self._memmaps: dict[tuple[str, int], np.ndarray] = {}
         self._pid = os.getpid()
 
@@ -190,7 +197,34 @@ class WindowDataset(Dataset):
         item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
         if self.dataset.meta.tasks:
             item["task"] = self.dataset.meta.tasks[int(self._task_index[i])]
+        if self._motion is not None:
+            item["motion"] = self._motion[0][int(self._motion[1][i])]
+            item["motion.index"] = torch.tensor(int(self._motion[1][i]), dtype=torch.int64)
         return item
+
+    def _load_motions(self) -> tuple[list[str], np.ndarray]:
+        """``(vocabulary, per-row motion index)`` from ``meta/motions.json`` and each episode's motion rows."""
+        path = self.dataset.root / "meta" / "motions.json"
+        if not path.is_file() or not self.dataset.has_language:
+            raise DatasetError(f"{self.dataset.root} has no language motions (no {path}); label them with "
+                               f"`ember motions --dataset={self.dataset.root}` or train without motion=True.")
+        vocab = list(json.loads(path.read_text())["motions"])
+        index = {m: k for k, m in enumerate(vocab)}
+        out = np.zeros(len(self._ep_of_row), dtype=np.int64)
+        fps = float(self.dataset.fps)
+        for ep in self.episodes:
+            rows = [r for r in self.dataset.language(ep).persistent if r.style == "motion"]
+            where = np.flatnonzero(self._ep_of_row == ep)
+            if not rows:
+                raise DatasetError(f"episode {ep} of {self.dataset.root} has no motion rows; re-run `ember motions`.")
+            unknown = sorted({r.content for r in rows if r.content not in index})
+            if unknown:
+                raise DatasetError(f"episode {ep}: motions {unknown} are not in the vocabulary of {path}.")
+            times = np.asarray([float(r.timestamp or 0.0) for r in rows])
+            frame_t = (where - self._start[where]) / fps
+            active = np.clip(np.searchsorted(times, frame_t + 1e-6, side="right") - 1, 0, len(rows) - 1)
+            out[where] = [index[rows[k].content] for k in active]
+        return vocab, out
 
     def _observation_window(self, i: int, rows: np.ndarray, pad: torch.Tensor, start: int, text: bool = True
                             ) -> dict[str, Any]:
