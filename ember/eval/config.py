@@ -49,6 +49,17 @@ class EvalConfig:
     """``x,y;x,y`` in [0, 1] image coordinates, or an image file with dots in the keypoint colours."""
     instruction: str = ""
     """Replace the environment's instruction (language-conditioned policies)."""
+    instruction_templates: str = ""
+    """A file of your own phrasings, one template a line with the task's slots (``put the {obj} on the {target}
+    pad``; ``#`` lines skipped): each episode's instruction is drawn from them, filled with its goal (tabletop
+    tasks; sims/tabletop/instructions.py)."""
+    instructions: str = "train"
+    """The phrasing set: ``train`` (the task's templates) or ``heldout`` (wordings never used in training)."""
+    switch_after: int = 0
+    """Task switching (SwitchVLA): after this many steps the env switches the goal and the instruction (PickPlace:
+    another cube), and success is scored against the new goal; 0 = never."""
+    switch_goal: str = ""
+    """What switches (PickPlace: ``object`` by default, or ``target``)."""
     record: str = ""
     """Also write the rollouts as a LeRobot v3 dataset in this folder (observations the policy saw, actions,
     ``next.*``, the simulator's ``sim.success`` / ``sim.progress``; see ember/eval/record.py); with several splits,
@@ -100,7 +111,54 @@ def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
             kwargs["depth"] = True
     if cfg.max_episode_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
-    return kwargs
+    return kwargs | instruction_kwargs(cfg)
+
+
+def instruction_kwargs(cfg: EvalConfig) -> dict[str, Any]:
+    """The env options of ``--instruction_templates`` / ``--instructions`` / ``--switch_after``, checked before any
+    episode runs: a bad template file, an unknown set or a task that cannot do it is a ConfigError."""
+    from sims.errors import SimError
+    from sims.tabletop.instructions import INSTRUCTION_SETS, load_templates, templates_for
+    from sims.tabletop.tasks import TABLETOP_TASKS
+
+    wanted = bool(cfg.instruction_templates) or cfg.instructions != "train" or bool(cfg.switch_after)
+    if not wanted and not cfg.switch_goal:
+        return {}
+    if cfg.instructions not in INSTRUCTION_SETS:
+        raise ConfigError(f"--instructions must be one of {', '.join(INSTRUCTION_SETS)}, got '{cfg.instructions}'.")
+    if cfg.task not in TABLETOP_TASKS:
+        raise ConfigError(f"--instruction_templates, --instructions and --switch_after need a tabletop task "
+                          f"({', '.join(TABLETOP_TASKS)}), not '{cfg.task}'.")
+    if cfg.instruction:
+        raise ConfigError("--instruction replaces every instruction the env gives, so the templates, phrasing set or "
+                          "switch would never reach the policy; drop --instruction.")
+    if cfg.switch_goal and not cfg.switch_after:
+        raise ConfigError("--switch_goal needs --switch_after=N (the step the goal switches at).")
+    if isinstance(cfg.switch_after, bool) or not isinstance(cfg.switch_after, int) or cfg.switch_after < 0:
+        raise ConfigError(f"--switch_after must be a number of steps >= 0, got {cfg.switch_after!r}.")
+    task_cls = TABLETOP_TASKS[cfg.task]
+    out: dict[str, Any] = {}
+    try:
+        if cfg.instruction_templates:
+            out["instruction_templates"] = templates_for(cfg.task, task_cls.templates, cfg.instructions,
+                                                         load_templates(cfg.instruction_templates))
+        elif cfg.instructions != "train":
+            templates_for(cfg.task, task_cls.templates, cfg.instructions)
+            out["instructions"] = cfg.instructions
+    except SimError as err:
+        raise ConfigError(f"--instruction_templates={cfg.instruction_templates}: {err}" if cfg.instruction_templates
+                          else f"--instructions={cfg.instructions}: {err}") from None
+    if cfg.switch_after:
+        if not task_cls.switch_goals:
+            able = [name for name, cls in TABLETOP_TASKS.items() if cls.switch_goals]
+            raise ConfigError(f"--switch_after: {cfg.task} cannot switch its goal mid-episode; tasks that can: {able}.")
+        if cfg.switch_goal and cfg.switch_goal not in task_cls.switch_goals:
+            raise ConfigError(f"--switch_goal must be one of {list(task_cls.switch_goals)} for {cfg.task}, got "
+                              f"'{cfg.switch_goal}'.")
+        out["switch_after"] = int(cfg.switch_after)
+        if cfg.switch_goal:
+            out["switch_goal"] = cfg.switch_goal
+    return out
 
 
 def eval_env_kwargs(policy: Any, cfg: EvalConfig) -> dict[str, Any]:

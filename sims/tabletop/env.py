@@ -33,6 +33,7 @@ from sims.errors import SimError
 from sims.pointcloud import fixed_size, rgbd_to_points
 from sims.randomization import Randomization, resolve_randomization
 from sims.splits import salted_seed, split_spec
+from sims.tabletop.instructions import templates_for
 from sims.tabletop.scene import CAMERA_NAMES, RENDER_CAMERA, START_EE, WORKSPACE_HIGH, WORKSPACE_LOW
 from sims.tabletop.task import Episode, Task
 from sims.tabletop.tasks import TABLETOP_TASKS
@@ -75,6 +76,16 @@ class TabletopEnvConfig:
     render_mode: str | None = "rgb_array"
     render_size: int = 256
     max_ee_delta: float = 0.04
+    instructions: str = "train"
+    """Phrasing set ``reset`` draws the instruction from: ``train`` (the task's templates) or ``heldout``
+    (:data:`sims.tabletop.instructions.HELDOUT_TEMPLATES`, never recorded: evaluate on them, never tune)."""
+    instruction_templates: tuple[str, ...] = ()
+    """A user's own templates with the task's slots (``{obj}``, ``{target}``, ...) instead of either set."""
+    switch_after: int = 0
+    """SwitchVLA: after this many steps the goal switches (``Task.retarget``): the ``task`` observation gives the
+    new instruction from then on and success is scored against the new goal; 0 = never."""
+    switch_goal: str = ""
+    """What switches (PickPlace: ``object``, the default, or ``target``)."""
 
     def validate(self, backend: str) -> None:
         if self.robot not in BACKEND_ROBOTS[backend]:
@@ -111,6 +122,8 @@ class TabletopEnvConfig:
         if not 0.0 < float(self.max_ee_delta) <= 0.1:
             raise SimError(f"max_ee_delta must be in (0, 0.1] m, got {self.max_ee_delta}.")
         split_spec(self.split, self.heldout_scene_factors)  # raises SimError on a bad split or factor
+        if isinstance(self.switch_after, bool) or not isinstance(self.switch_after, int) or self.switch_after < 0:
+            raise SimError(f"switch_after must be a number of steps >= 0 (0 = never), got {self.switch_after!r}.")
 
 
 def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[TabletopEnvConfig, Any]:
@@ -126,6 +139,8 @@ def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[Tabletop
         env_kw["cameras"] = tuple(env_kw["cameras"])
     if isinstance(env_kw.get("heldout_scene_factors"), list):  # from JSON (``ember eval --env_kwargs``)
         env_kw["heldout_scene_factors"] = tuple(env_kw["heldout_scene_factors"])
+    if isinstance(env_kw.get("instruction_templates"), list):
+        env_kw["instruction_templates"] = tuple(env_kw["instruction_templates"])
     task_kw = {k: v for k, v in kwargs.items() if k in task_fields}
     return TabletopEnvConfig(**env_kw), task_cls.config_cls(**task_kw)
 
@@ -181,6 +196,12 @@ class TabletopEnv(gym.Env):
         self.randomization: Randomization = resolve_randomization(cfg.randomization)
         self.task = task_cls(task_cfg, split_spec(cfg.split, cfg.heldout_scene_factors),
                               self.randomization)
+        self.task.templates = templates_for(task, task_cls.templates, cfg.instructions, cfg.instruction_templates)
+        if cfg.switch_after and not task_cls.switch_goals:
+            able = [name for name, cls in TABLETOP_TASKS.items() if cls.switch_goals]
+            raise SimError(f"{task} cannot switch its goal mid-episode (switch_after); tasks that can: {able}.")
+        if cfg.switch_goal and cfg.switch_goal not in task_cls.switch_goals:
+            raise SimError(f"{task}: switch_goal must be one of {list(task_cls.switch_goals)}, got {cfg.switch_goal!r}.")
         self.max_episode_steps = int(cfg.max_episode_steps) or task_cls.max_episode_steps
         self.control_hz = float(cfg.control_hz)
         self.render_mode = cfg.render_mode
@@ -290,6 +311,8 @@ class TabletopEnv(gym.Env):
         if self.action_space_type == JOINT_POS:
             self._cmd = np.clip(self.world.ee_pos(), self.workspace_low, self.workspace_high)
         self._steps += 1
+        if self.cfg.switch_after and self._steps == self.cfg.switch_after:
+            self._episode = self.task.retarget(self._episode, self.np_random, self.cfg.switch_goal)
         metrics = self.task.evaluate(self.world, self._episode)
         terminated = bool(metrics["is_success"])
         truncated = self._steps >= self.max_episode_steps and not terminated
@@ -331,6 +354,8 @@ class TabletopEnv(gym.Env):
     def _info(self, metrics: dict[str, Any]) -> dict[str, Any]:
         assert self._episode is not None
         info = {**metrics, "task": self._episode.instruction, "split": self.split, "ee_pos": self.world.ee_pos()}
+        if self.cfg.switch_after:
+            info["switched"] = self._steps >= self.cfg.switch_after
         if self.cameras:
             s = int(self.cfg.image_size)
             info["cameras"] = {cam: self.world.camera_info(cam, s) for cam in self.cameras}

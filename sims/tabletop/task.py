@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sims.cameras import jittered
+from sims.errors import SimError
 from sims.randomization import Randomization, sample_lighting
 from sims.splits import COLORS, SplitSpec
 from sims.tabletop.sampling import sample_xy
@@ -138,3 +139,27 @@ class Task(ABC):
     @staticmethod
     def rgba(color: str) -> tuple[float, float, float, float]:
         return COLORS[color]
+
+    @staticmethod
+    def color_name(rgba: tuple[float, ...]) -> str:
+        """The palette name of a placement's colour (instructions name colours, layouts hold RGBA)."""
+        for name, value in COLORS.items():
+            if tuple(float(v) for v in value) == tuple(float(v) for v in rgba):
+                return name
+        raise SimError(f"colour {tuple(rgba)} is not a named colour of sims.splits.COLORS.")
+
+    # ------------------------------------------------------------------ switching the goal mid-episode
+    switch_goals: ClassVar[tuple[str, ...]] = ()
+    """What :meth:`retarget` can change (the first is the default); empty: the task cannot switch."""
+
+    def retarget(self, episode: Episode, rng: np.random.Generator, what: str = "") -> Episode:
+        """SwitchVLA: the running episode with a new goal and the instruction that asks for it (same layout)."""
+        raise SimError(f"{self.name} cannot switch its goal mid-episode (switch_after); tasks that can: PickPlace.")
+
+    def rephrase(self, episode: Episode, old_slots: dict[str, Any], new_slots: dict[str, Any],
+                 rng: np.random.Generator) -> str:
+        """The new goal's instruction in the phrasing the episode used (a user's or held-out template stays)."""
+        for template in self.templates:
+            if template.format(**old_slots) == episode.instruction:
+                return template.format(**new_slots)
+        return self.templates[int(rng.integers(len(self.templates)))].format(**new_slots)

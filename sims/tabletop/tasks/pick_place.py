@@ -84,6 +84,28 @@ class PickPlaceTask(Task):
         return Episode(layout, text, {"object": f"object_{obj}", "target": f"pad_{pad}", "object_index": obj,
                                       "target_index": pad})
 
+    switch_goals = ("object", "target")
+
+    def slots(self, episode: Episode, goal: dict[str, Any]) -> dict[str, str]:
+        """The instruction's slot values for ``goal`` in this episode's layout."""
+        obj = self.color_name(episode.layout.objects[goal["object"]].rgba)
+        return {"obj": f"{obj} {self.noun}", "target": self.color_name(episode.layout.markers[goal["target"]].rgba)}
+
+    def retarget(self, episode: Episode, rng: np.random.Generator, what: str = "") -> Episode:
+        """Another cube (``what="object"``, the default) or another pad (``"target"``), drawn from the others."""
+        what = what or self.switch_goals[0]
+        if what not in self.switch_goals:
+            raise SimError(f"PickPlace can switch {list(self.switch_goals)}, not {what!r}.")
+        n = self.cfg.num_objects
+        if n < 2:
+            raise SimError("PickPlace: switching the goal needs num_objects >= 2.")
+        key, index_key, prefix = ("object", "object_index", "object_") if what == "object" else (
+            "target", "target_index", "pad_")
+        new = (int(episode.goal[index_key]) + 1 + int(rng.integers(n - 1))) % n
+        goal = {**episode.goal, key: f"{prefix}{new}", index_key: new}
+        text = self.rephrase(episode, self.slots(episode, episode.goal), self.slots(episode, goal), rng)
+        return Episode(episode.layout, text, goal)
+
     def evaluate(self, world: World, episode: Episode) -> dict[str, Any]:
         name = episode.goal["object"]
         pos, _ = world.object_pose(name)
