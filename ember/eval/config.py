@@ -70,6 +70,15 @@ class EvalConfig:
     overwrite: bool = False
     num_threads: int = 0
     """torch intra-op threads (0 = torch's default; 1 is faster on a loaded 2-core machine)."""
+    executor: str = "serial"
+    """Where the episode batches run: ``serial`` (here), ``process`` (``num_workers`` spawned processes on this
+    machine) or ``ray`` (a Ray cluster, ``pip install 'ember[distributed]'``). Each worker loads the policy from
+    ``policy_path`` and runs the same batches (``batch_size`` episodes, seeded as here): the per-episode results
+    equal the serial run's."""
+    num_workers: int = 2
+    """Worker processes (``process``) or Ray CPUs (``ray``; a local instance of that size without ``ray_address``)."""
+    ray_address: str = ""
+    """A Ray cluster to join (``auto``, ``ray://host:10001``); empty = start a local instance."""
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -264,16 +264,36 @@ def rollout_batch(policy: Any, envs: Any, seeds: Sequence[int], conds: Sequence[
     return [rec.finish() for rec in recs]
 
 
+def run_seeded_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan | None, start: int, count: int,
+                     *, num_videos: int, keep_observations: bool, keep_images: bool, bar: Any = None,
+                     ) -> list[Trajectory]:
+    """Episodes ``start .. start+count-1`` (seeds ``cfg.seed + start + j``) in ``envs``, after seeding every RNG
+    with ``cfg.seed + start``: a batch's result depends on its seeds alone, not on the batches run before it in the
+    same process, so a worker running only this batch gets the serial run's trajectories."""
+    seed_everything(cfg.seed + start)
+    seeds = [cfg.seed + start + j for j in range(count)]
+    conds = episode_conditioning(plan, cfg, seeds, cfg.split)
+    return rollout_batch(policy, envs, seeds, conds, start=start, split=cfg.split, plan=plan,
+                         instruction=cfg.instruction, record=[start + j < num_videos for j in range(count)],
+                         keep_observations=keep_observations, keep_images=keep_images, bar=bar)
+
+
 def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, keep_images: bool = False,
             num_videos: int | None = None, on_batch: Callable[[list[Trajectory]], None] | None = None,
             desc: str = "rollout", quiet: bool = False) -> list[Trajectory]:
     """Roll ``policy`` out for ``cfg.num_episodes`` episodes of ``cfg.split``, episode ``i`` seeded
     ``cfg.seed + i``, in batches of ``cfg.batch_size`` envs built for the policy's inputs plus ``cfg.env_kwargs``.
 
-    Seeds everything with ``cfg.seed`` first, so the same config gives the same trajectories. The first
+    Seeds everything with ``cfg.seed + start`` before the batch starting at episode ``start``, so the same config
+    gives the same trajectories, and so do ``--executor=process|ray`` (each batch run by a worker). The first
     ``num_videos`` episodes (default ``cfg.num_videos``) keep video frames; ``on_batch`` sees each batch's
     trajectories as it ends (e.g. to write their videos and drop the frames)."""
     check_conditioning_source(cfg.conditioning_source)
+    if cfg.executor != "serial":  # the batches below, each run by a worker (ember/eval/parallel.py)
+        from ember.eval.parallel import rollout_parallel
+
+        return rollout_parallel(policy, cfg, keep_observations=keep_observations, keep_images=keep_images,
+                                num_videos=num_videos, on_batch=on_batch, desc=desc, quiet=quiet)
     seed_everything(cfg.seed)
     policy.eval()
     kwargs = eval_env_kwargs(policy, cfg)
@@ -288,11 +308,8 @@ def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, kee
             count = min(batch_size, cfg.num_episodes - start)
             if count not in vector_envs:
                 vector_envs[count] = make_vector_env(cfg, count, kwargs)
-            seeds = [cfg.seed + start + j for j in range(count)]
-            conds = episode_conditioning(plan, cfg, seeds, cfg.split)
-            batch = rollout_batch(policy, vector_envs[count], seeds, conds, start=start, split=cfg.split, plan=plan,
-                                  instruction=cfg.instruction, record=[start + j < num_videos for j in range(count)],
-                                  keep_observations=keep_observations, keep_images=keep_images, bar=bar)
+            batch = run_seeded_batch(policy, vector_envs[count], cfg, plan, start, count, num_videos=num_videos,
+                                     keep_observations=keep_observations, keep_images=keep_images, bar=bar)
             if on_batch is not None:
                 on_batch(batch)
             trajectories += batch
