@@ -22,7 +22,7 @@ from vla.motions import (
     derive_motions,
     label_motions,
 )
-from vla.motions_cli import MotionsConfig, run_motions
+from vla.motions_cli import VERB, MotionsConfig, run_motions
 
 FPS = 10
 
@@ -160,7 +160,7 @@ def test_window_dataset_serves_motion_index(collected):
     assert "motion" not in plain[0]
 
 
-def _joints_only(root: Path) -> None:
+def _joints_only(root: Path, language: bool = True) -> None:
     """What a real arm gives: Panda joint state only (no ee columns), with an earlier subtask row."""
     from robots import get_robot
 
@@ -174,8 +174,9 @@ def _joints_only(root: Path) -> None:
     q[20:, 7:] = robot.gripper_closed
     feats = {"observation.state": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)},
              "action": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)}}
-    with DatasetWriter.create(root, fps=FPS, features=feats, robot_type="panda", language=True) as w:
-        w.add_language(instruction("swing left and grasp"))
+    with DatasetWriter.create(root, fps=FPS, features=feats, robot_type="panda", language=language) as w:
+        if language:
+            w.add_language(instruction("swing left and grasp"))
         for t in range(n):
             w.add_frame({"observation.state": q[t].astype(np.float32), "action": q[t].astype(np.float32),
                          "task": "swing left and grasp"})
@@ -186,6 +187,7 @@ def test_joints_only_dataset_goes_through_forward_kinematics(tmp_path):
     root = tmp_path / "arm"
     _joints_only(root)
     summary = run_motions(MotionsConfig(dataset=str(root)))  # the verb's function
+    assert VERB.name == "motions" and VERB.run(MotionsConfig(dataset=str(root), json=True)) == 0
     assert summary.source == "fk:panda"
     motions = dataset_motions(root, 0)
     assert motions[:9] == ["move left"] * 9
@@ -193,6 +195,28 @@ def test_joints_only_dataset_goes_through_forward_kinematics(tmp_path):
     assert motions[-1] == STAY
     lang = EmberDataset(root).language(0)
     assert lang.active_at(0.0, "subtask").content == "swing left and grasp"  # the earlier row is kept
+
+
+def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finishes(tmp_path, monkeypatch):
+    import vla.motions
+
+    root = tmp_path / "plain"
+    _joints_only(root, language=False)
+    before = EmberDataset(root).frame_table()
+
+    def die(*_args, **_kwargs):
+        raise KeyboardInterrupt("killed before the commit point")
+
+    monkeypatch.setattr(vla.motions.meta, "write_info", die)
+    with pytest.raises(KeyboardInterrupt):
+        label_motions(root)
+    ds = EmberDataset(root)  # shards rewritten, info.json not: the old dataset, readable as before
+    assert not ds.has_language and ds.frame_table().equals(before)
+    monkeypatch.undo()
+    summary = label_motions(root)
+    assert summary.rows >= 3 and EmberDataset(root).has_language
+    assert dataset_motions(root, 0)[0] == "move left"
+    assert not [p for p in verify(root).problems if p.severity == "error"]
 
 
 def test_joints_only_without_robot_type_says_what_is_missing(tmp_path):
