@@ -260,7 +260,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
-        next_keys=request.next, next_observation=request.next_observation,
+        next_keys=request.next, next_observation=request.next_observation, next_steps=request.next_steps,
     )
     if conditioning_of(cfg.policy).kinds:
         from ember.conditioning.pipeline import condition_windows

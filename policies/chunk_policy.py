@@ -156,9 +156,8 @@ class ChunkPolicy(Policy):
         return self
 
     # ---------------------------------------------------------------------------------------- training
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Masked mean of the head's error over one batch of windows."""
-        global_cond, aux = self._encode(batch, train=True)
+    def _training_actions(self, batch: Mapping[str, Any]) -> Tensor:
+        """The batch's normalized action chunk (B, horizon, A), checked."""
         if ACTION_KEY not in batch:
             raise PolicyError(f"training batch has no {ACTION_KEY!r}; keys present: {sorted(batch)}")
         actions = self.normalizer.normalize_feature(ACTION_KEY, batch[ACTION_KEY])
@@ -167,6 +166,19 @@ class ChunkPolicy(Policy):
                 f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon={self.config.horizon}, "
                 f"{self.config.action_dim}); build the dataset window with config.action_delta_indices"
             )
+        return actions
+
+    def per_sample_loss(self, batch: Mapping[str, Any]) -> Tensor:
+        """(B,) the head's error per window (masked mean over its unpadded steps), auxiliary losses left out:
+        what advantage-weighted training (IQL's policy extraction) multiplies by per-sample weights."""
+        global_cond, _ = self._encode(batch, train=True)
+        error = self.action_error(global_cond, self._training_actions(batch))
+        return masked_mean_per_sample(error, batch.get("action_is_pad"))
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Masked mean of the head's error over one batch of windows."""
+        global_cond, aux = self._encode(batch, train=True)
+        actions = self._training_actions(batch)
         error = self.action_error(global_cond, actions)
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
@@ -217,3 +229,11 @@ def masked_mean(error: Tensor, pad: Tensor | None) -> Tensor:
         return error.mean()
     valid = (~pad.bool()).unsqueeze(-1).to(error.dtype)
     return (error * valid).sum() / (valid.sum() * error.shape[-1]).clamp_min(1.0)
+
+
+def masked_mean_per_sample(error: Tensor, pad: Tensor | None) -> Tensor:
+    """(B,) mean of each window's (T, A) ``error`` over its action steps that are not padding."""
+    if pad is None:
+        return error.flatten(1).mean(dim=1)
+    valid = (~pad.bool()).unsqueeze(-1).to(error.dtype)
+    return (error * valid).flatten(1).sum(dim=1) / (valid.flatten(1).sum(dim=1) * error.shape[-1]).clamp_min(1.0)

@@ -33,7 +33,8 @@ from ember.algorithms.optim import OptimConfig
 from ember.errors import ConfigError
 
 NEXT_FEATURES = ("next.reward", "next.done", "next.success")
-"""Per-frame outcome columns an algorithm may ask the loader for (LeRobot's names)."""
+"""Per-frame outcome columns an algorithm may ask the loader for (LeRobot's names); labelers' ``reward.<name>``
+columns too."""
 
 
 @dataclass
@@ -49,16 +50,22 @@ class BatchRequest:
 
     ``next``: outcome columns of the window's current frame (``next.reward`` ...), shape (B, 1);
     ``next_observation``: ``next.observation.*`` windows, the observation window one frame later (the edge frame
-    repeated past an episode's end, ``next.observation.<key>_is_pad`` marking it), for TD targets.
+    repeated past an episode's end, ``next.observation.<key>_is_pad`` marking it), for TD targets;
+    ``next_steps``: n-step targets: ``next`` columns of the n frames from the current one ((B, n, 1), ``next.is_pad``
+    (B, n)) and the observation window n frames later (1 = the one-frame layout above).
     """
 
     next: tuple[str, ...] = ()
     next_observation: bool = False
+    next_steps: int = 1
 
     def __post_init__(self) -> None:
-        unknown = [k for k in self.next if k not in NEXT_FEATURES]
+        unknown = [k for k in self.next if k not in NEXT_FEATURES and not k.startswith("reward.")]
         if unknown:
-            raise ConfigError(f"BatchRequest.next names {unknown}; available: {list(NEXT_FEATURES)}")
+            raise ConfigError(f"BatchRequest.next names {unknown}; available: {list(NEXT_FEATURES)} and "
+                              "labelers' reward.<name> columns")
+        if not isinstance(self.next_steps, int) or self.next_steps < 1:
+            raise ConfigError(f"BatchRequest.next_steps must be a positive int, got {self.next_steps!r}")
 
 
 @dataclass

@@ -9,6 +9,9 @@ LeRobot's ``delta_timestamps`` loader does.
 For offline RL, ``next_keys=("next.reward", "next.done", "next.success")`` adds the current frame's outcome
 columns (shape (1,)), and ``next_observation=True`` adds ``next.observation.*``: the observation window one frame
 later, its ``next.observation.<key>_is_pad`` True past the episode's end (where the last frame is repeated).
+``next_steps=n`` (n-step TD over an executed action chunk) makes each ``next_keys`` column the n frames ``t..t+n-1``
+(shape (n, *shape), the last frame repeated past the episode's end, ``next.is_pad`` (n,) marking those) and the
+next observation window the one ending n frames later; ``next_steps=1`` (the default) is the one-frame layout.
 
 Speed: numeric columns live in memory as numpy. Camera frames are decoded once per episode
 into a file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
@@ -70,6 +73,7 @@ class WindowDataset(Dataset):
         normalization: Mapping[str, str] | None = None,
         next_keys: Sequence[str] = (),
         next_observation: bool = False,
+        next_steps: int = 1,
         motion: bool = False,
     ) -> None:
         if image_dtype not in ("float32", "uint8"):
@@ -84,9 +88,13 @@ class WindowDataset(Dataset):
         if missing_next:
             raise DatasetError(
                 f"{dataset.root} has no {missing_next} column(s), which this training needs; record them with "
-                "`ember collect` (it writes next.reward/next.done/next.success) or add them with a reward labeler "
-                "(ember.data.add_columns)."
+                "`ember collect` (it writes next.reward/next.done/next.success) or label the dataset with "
+                "`ember label --dataset=<root> --labeler=<name>` (it writes next.reward, next.success or "
+                "reward.<labeler>; ember.data.add_columns from code)."
             )
+        if not isinstance(next_steps, int) or next_steps < 1:
+            raise DatasetError(f"next_steps must be a positive int, got {next_steps!r}.")
+        self.next_steps = int(next_steps)
         self.next_keys = list(next_keys)
         self.next_observation = bool(next_observation)
         if feats[action_key]["dtype"] not in NUMERIC_DTYPES:
@@ -185,14 +193,22 @@ class WindowDataset(Dataset):
         act_raw = i + self._act_offsets
         act_rows = np.clip(act_raw, start, end - 1)
         item: dict[str, Any] = self._observation_window(i, obs_rows, obs_pad, start)
+        n = self.next_steps
         if self.next_observation:
-            next_raw = obs_raw + 1
+            next_raw = obs_raw + n
             next_rows = np.clip(next_raw, start, end - 1)
             pad = torch.from_numpy((next_raw < start) | (next_raw >= end))
             window = self._observation_window(i, next_rows, pad, start, text=False)
             item.update({f"next.{k}": v for k, v in window.items()})
-        for key in self.next_keys:
-            item[key] = torch.from_numpy(self._numeric[key][i].copy())
+        if n == 1:
+            for key in self.next_keys:
+                item[key] = torch.from_numpy(self._numeric[key][i].copy())
+        elif self.next_keys:
+            step_raw = i + np.arange(n)
+            step_rows = np.clip(step_raw, start, end - 1)
+            for key in self.next_keys:
+                item[key] = torch.from_numpy(self._numeric[key][step_rows])
+            item["next.is_pad"] = torch.from_numpy(step_raw >= end)
         item["action"] = torch.from_numpy(self._numeric[self.action_key][act_rows])
         item["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
         if self.dataset.meta.tasks:
