@@ -12,6 +12,7 @@ import torch
 from ember.errors import ConfigError
 from ember.eval import EvalConfig, rollout
 from ember.eval.config import instruction_kwargs
+from ember.eval.run import instruction_record
 from sims import make_env
 from sims.errors import SimError
 from sims.experts import make_expert
@@ -82,6 +83,9 @@ def test_eval_config_checks_templates_before_any_episode(tmp_path):
     assert instruction_kwargs(cfg)["instruction_templates"][1] == "the {target} pad wants the {obj}"
     assert instruction_kwargs(EvalConfig(task="PickPlace", instructions="heldout")) == {"instructions": "heldout"}
     assert instruction_kwargs(EvalConfig(task="PickPlace")) == {}
+    assert instruction_record(dataclasses.replace(cfg, switch_after=4)) == {  # what metrics.json keeps
+        "instruction_templates": {"file": cfg.instruction_templates, "templates": list(load_templates(
+            cfg.instruction_templates))}, "switch": {"after_steps": 4, "goal": "default"}}
     bad = _file(tmp_path, "put the {thing} on the {target} pad\n", "bad.txt")
     with pytest.raises(ConfigError, match=r"bad.txt.*unknown slot.*\{thing\}.*fills \['\{obj\}', '\{target\}'\]"):
         instruction_kwargs(EvalConfig(task="PickPlace", instruction_templates=bad))

@@ -54,6 +54,23 @@ def evaluate_splits(policy: Any, cfg: EvalConfig, out: Path | None, splits: list
     return results
 
 
+def instruction_record(cfg: EvalConfig) -> dict[str, Any]:
+    """What metrics.json keeps of the phrasing and switching options: the templates themselves, not only the file
+    name (a file edited later must not change what a result says it measured)."""
+    from ember.eval.config import instruction_kwargs
+
+    kwargs = instruction_kwargs(cfg)
+    out: dict[str, Any] = {}
+    if "instruction_templates" in kwargs:
+        out["instruction_templates"] = {"file": cfg.instruction_templates,
+                                        "templates": list(kwargs["instruction_templates"])}
+    if cfg.instructions != "train":
+        out["instructions"] = cfg.instructions
+    if cfg.switch_after:
+        out["switch"] = {"after_steps": cfg.switch_after, "goal": cfg.switch_goal or "default"}
+    return out
+
+
 def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]:
     """``ember eval``: load a checkpoint, roll it out on each split, write metrics, videos and report.md."""
     from ember.report import write_eval_report
@@ -73,6 +90,7 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
     extra: dict[str, Any] = {"checkpoint": str(checkpoint), "task": cfg.task, "backend": cfg.backend}
     if cfg.env_kwargs:
         extra["env_kwargs"] = cfg.env_kwargs
+    extra.update(instruction_record(cfg))
     first = results[splits[0]]
     if len(splits) == 1:
         write_eval_outputs(first, out, extra)
