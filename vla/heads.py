@@ -163,9 +163,10 @@ class MotionHead(nn.Module):
         return self.classifier(prefix.pooled)
 
     def condition(self, prefix: ObservationTokens, motion: Tensor) -> ObservationTokens:
-        """The prefix with the embedding of ``motion`` (B,) int64 appended as one token."""
+        """The prefix with the embedding of ``motion`` (B,) int64 appended as one token and added to every prefix
+        token (one appended token alone among dozens was read too weakly by the action head to steer it)."""
         token = self.embedding(motion)[:, None]
         return ObservationTokens(
-            torch.cat([prefix.tokens, token], dim=1),
+            torch.cat([prefix.tokens + token, token], dim=1),
             torch.cat([prefix.mask, torch.ones_like(prefix.mask[:, :1])], dim=1),
             prefix.pooled, (*prefix.names, "motion"), (*prefix.widths, token.shape[-1]))
