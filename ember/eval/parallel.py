@@ -40,6 +40,10 @@ def _worker_policy(checkpoint: str) -> Any:
 def _worker_envs(cfg: EvalConfig, count: int, kwargs: dict[str, Any]) -> Any:
     key = repr((cfg.task, cfg.backend, cfg.vector_env, count, sorted(kwargs.items())))
     envs = _WORKER["envs"]
+    if key not in envs and len(envs) >= 4:  # a long-lived Ray worker serves many runs: keep a few, not every one
+        for old in envs.values():
+            old.close()
+        envs.clear()
     if key not in envs:
         envs[key] = make_vector_env(cfg, count, kwargs)
     return envs[key]
