@@ -21,9 +21,10 @@ import collections
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from ember.errors import ConfigError
+from ember.errors import ConfigError, EmberError
 
 EXECUTORS = ("serial", "process", "ray")
 
@@ -75,6 +76,23 @@ class Executor:
         self.close()
 
 
+class _PoolTask:
+    """A pool future whose worker dying (a segfault, the OOM killer) is an error that says what happened."""
+
+    def __init__(self, future: Future) -> None:
+        self._future = future
+
+    def result(self) -> Any:
+        try:
+            return self._future.result()
+        except BrokenProcessPool as e:
+            raise EmberError(f"a worker process died ({e}); rerun with --executor=serial to see the failure in "
+                             "this process, or with fewer --num_workers if memory ran out.") from e
+
+    def cancel(self) -> bool:
+        return self._future.cancel()
+
+
 class ProcessExecutor(Executor):
     """A pool of ``num_workers`` spawned processes on this machine (spawn: MuJoCo/EGL and torch state are not
     fork-safe); each worker keeps what it builds (envs, policies) between calls."""
@@ -85,8 +103,8 @@ class ProcessExecutor(Executor):
         super().__init__(num_workers)
         self._pool = ProcessPoolExecutor(max_workers=self.num_workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self._pool.submit(fn, *args)
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _PoolTask:
+        return _PoolTask(self._pool.submit(fn, *args))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+import ember.collect as collect_module
 import ember.executors as executors
 from ember.collect import CollectConfig, collect
-from ember.errors import ConfigError
+from ember.errors import ConfigError, EmberError
 from ember.executors import Executor, make_executor, map_ordered
 
 RUN_FIELDS = ("out", "executor", "num_workers", "ray_address")
@@ -98,6 +99,17 @@ def test_map_ordered_yields_in_item_order_with_a_bounded_window() -> None:
         make_executor("process", 0)
 
 
+def die(x: int) -> int:
+    import os
+
+    os._exit(3)  # a worker killed mid-task (segfault, OOM killer)
+
+
+def test_a_dead_worker_is_an_error_that_says_what_to_do() -> None:
+    with make_executor("process", 1) as ex, pytest.raises(EmberError, match="a worker process died.*serial"):
+        ex.submit(die, 1).result()
+
+
 def test_ray_executor_says_how_to_install_ray_when_missing(monkeypatch) -> None:
     import builtins
 
@@ -155,6 +167,25 @@ def test_a_failed_expert_shifting_a_behaviour_mix_is_recomputed_and_equals_seria
     assert_same_dataset(serial.root, spread.root)
 
 
+def test_a_failing_worker_keeps_every_episode_written_before_it(tmp_path, monkeypatch) -> None:
+    """Attempt 3 raises in its worker: the error reaches the caller and the dataset holds episodes 0-2, readable."""
+    from ember.data import EmberDataset
+
+    real = collect_module._attempt_in_worker
+
+    def third_fails(cfg, attempt, name):
+        if attempt == 3:
+            raise RuntimeError("simulator crashed on attempt 3")
+        return real(cfg, attempt, name)
+
+    monkeypatch.setattr(executors, "make_executor", lambda kind, n, address="": Executor(n))
+    monkeypatch.setattr(collect_module, "_attempt_in_worker", third_fails)
+    cfg = reach(tmp_path, "crash", executor="process", max_episode_steps=0)
+    with pytest.raises(RuntimeError, match="attempt 3"):
+        collect(cfg, quiet=True)
+    assert EmberDataset(cfg.out).num_episodes == 3
+
+
 def test_collect_with_cameras_in_workers_equals_serial(tmp_path) -> None:
     """Camera frames travel back as uint8 arrays and are encoded here: the same videos, byte for byte."""
     pixels = dict(obs_mode="pixels", cameras=("front",), image_size=16, num_episodes=3)
@@ -165,7 +196,7 @@ def test_collect_with_cameras_in_workers_equals_serial(tmp_path) -> None:
     assert_same_dataset(serial.root, spread.root)
 
 
-def test_collect_refuses_bad_executor_settings(tmp_path) -> None:
+def test_collect_refuses_bad_executor_settings(tmp_path, capsys) -> None:
     with pytest.raises(ConfigError, match="--executor must be one of"):
         collect(reach(tmp_path, "a", executor="dask"), quiet=True)
     with pytest.raises(ConfigError, match="--num_workers must be a positive"):
@@ -173,6 +204,10 @@ def test_collect_refuses_bad_executor_settings(tmp_path) -> None:
     with pytest.raises(ConfigError, match="--ray_address is read only with --executor=ray"):
         collect(reach(tmp_path, "c", ray_address="auto"), quiet=True)
     assert not (tmp_path / "a").exists()
+    from ember.cli import main
+
+    assert main(["collect", "--task=Reach", "--executor=threads", f"--out={tmp_path / 'd'}"]) == 2
+    assert "--executor must be one of serial, process, ray, got 'threads'" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
