@@ -84,6 +84,7 @@ def test_n_step_windows_serve_the_chunk_rewards_and_the_observation_n_frames_lat
 
 def test_batch_requests_take_labelers_reward_columns_and_check_n() -> None:
     assert BatchRequest(next=("reward.success_model",), next_steps=4).next_steps == 4
+    assert BatchRequest(next=("noisy.reward", "success.ground_truth")).next == ("noisy.reward", "success.ground_truth")
     with pytest.raises(ConfigError, match="reward.<name>"):
         BatchRequest(next=("rewardish",))
     with pytest.raises(ConfigError, match="next_steps"):

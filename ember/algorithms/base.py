@@ -33,8 +33,8 @@ from ember.algorithms.optim import OptimConfig
 from ember.errors import ConfigError
 
 NEXT_FEATURES = ("next.reward", "next.done", "next.success")
-"""Per-frame outcome columns an algorithm may ask the loader for (LeRobot's names); labelers' ``reward.<name>``
-columns too."""
+"""Per-frame outcome columns an algorithm may ask the loader for (LeRobot's names); the columns ``ember label``
+writes (``reward.<name>``, ``success.<name>``, ``<prefix>.reward``, ``<prefix>.success``) too."""
 
 
 @dataclass
@@ -60,10 +60,12 @@ class BatchRequest:
     next_steps: int = 1
 
     def __post_init__(self) -> None:
-        unknown = [k for k in self.next if k not in NEXT_FEATURES and not k.startswith("reward.")]
+        unknown = [k for k in self.next if k not in NEXT_FEATURES and not k.startswith(("reward.", "success."))
+                   and not k.endswith((".reward", ".success"))]
         if unknown:
             raise ConfigError(f"BatchRequest.next names {unknown}; available: {list(NEXT_FEATURES)} and "
-                              "labelers' reward.<name> columns")
+                              "the columns ember label writes (reward.<name>, success.<name>, <prefix>.reward, "
+                              "<prefix>.success)")
         if not isinstance(self.next_steps, int) or self.next_steps < 1:
             raise ConfigError(f"BatchRequest.next_steps must be a positive int, got {self.next_steps!r}")
 
