@@ -157,7 +157,7 @@ def test_local_transformers_folder_and_lora_keep_base_weights_frozen(tmp_path: P
 
 def test_motion_head_conditions_actions_and_can_be_overridden() -> None:
     vocab = ("move left", "move right")
-    policy = tiny("flow", motion_vocabulary=vocab)
+    policy = tiny("flow", motion_vocabulary=vocab, freeze_language=True)
     g = torch.Generator().manual_seed(1)
     opt = torch.optim.AdamW(policy.get_optim_params(), lr=3e-3)
     for _ in range(80):  # the motion is the label; the task says nothing: actions must follow the motion

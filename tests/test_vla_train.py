@@ -35,3 +35,10 @@ def test_ember_train_vla_end_to_end(head: str, tmp_path: Path) -> None:
            "task": "push the cube"}
     action = policy.select_action(obs)
     assert action.shape == (1, 4) and torch.isfinite(action).all()
+    # the policy node's runner (what `ember deploy` and the ROS 2 node call), camera frames as an arm gives them
+    from real.policy_runner import PolicyRunner
+
+    runner = PolicyRunner(policy)
+    runner.push({"observation.state": np.zeros(9, np.float32), CAM: np.zeros((64, 64, 3), np.uint8)})
+    chunk = runner.infer(runner.snapshot("lift the cube"))
+    assert chunk.shape == (2, 4) and np.isfinite(chunk).all()
