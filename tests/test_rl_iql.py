@@ -163,3 +163,16 @@ def test_the_reward_column_is_chosen_by_the_algorithm_config(tmp_path: Path) -> 
     # the labeler rewards the *other* behaviour: IQL follows the chosen column, not next.reward
     last = _train(root, tmp_path / "run", "iql", BC, 300, "--algorithm.reward_key=reward.success_model")
     assert float(load_policy(last / "pretrained_model").predict_action_chunk(_states()).mean()) < -0.6
+
+
+def test_a_resumed_iql_run_ends_where_an_uninterrupted_one_does(bandit: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    _train(bandit, tmp_path / "full", "iql", BC, 12, "--save_every=6")
+    _train(bandit, tmp_path / "cut", "iql", BC, 6)  # within the 10 warm-up steps, so --steps=6 trains like 12
+    _train(bandit, tmp_path / "cut", "iql", BC, 12, "--resume=true")  # from step 6: critics, target, optimizers
+    for name in ("pretrained_model/model.safetensors", "critic/model.safetensors"):
+        full = load_file(str(tmp_path / "full" / "checkpoints" / "last" / name))
+        cut = load_file(str(tmp_path / "cut" / "checkpoints" / "last" / name))
+        assert full.keys() == cut.keys() and any(k.startswith("q_target.") for k in full) == name.startswith("critic")
+        assert all(torch.allclose(full[k], cut[k], atol=1e-6) for k in full), name
