@@ -95,3 +95,19 @@ def test_an_iql_critic_steers_a_bimodal_flow_policy_to_the_rewarded_behaviour(tm
         policy = build_vgps(base_path, critic_path, num_samples=k, seed=0)
         rates[k] = float((policy.predict_action_chunk(states) > 0).float().mean())
     assert 0.3 < rates[1] < 0.7 and rates[8] > 0.95
+
+
+def test_the_ros_policy_runner_deploys_a_vgps_checkpoint_unchanged(tmp_path: Path) -> None:
+    from real.policy_runner import PolicyRunner, load_checkpoint
+
+    base_path, critic_path = _untrained(tmp_path)
+    saved = build_vgps(base_path, critic_path, num_samples=4).save_pretrained(tmp_path / "vgps")
+    runner = PolicyRunner(load_checkpoint(str(saved)), seed=0)
+    runner.reset()
+    runner.push({STATE: [0.2, -0.4]})
+    assert runner.infer(runner.snapshot("choose")).shape == (2, 1)
+    runner.set_n_action_steps(3)  # more per chunk than the critic scores: ranked by the first 2, 3 executed
+    assert runner.infer(runner.snapshot("choose")).shape == (3, 1)
+    runner.set_n_action_steps(1)  # fewer than the critic scores: refused
+    with pytest.raises(PolicyError, match="executed steps"):
+        runner.infer(runner.snapshot("choose"))

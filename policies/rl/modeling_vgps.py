@@ -4,7 +4,8 @@
     a*       = argmax_k Q_agg(s, a^(k))   Q_agg: the critic's ensemble aggregate (min of the twin, RIQL's quantile)
 
 The critic scores exactly what ``select_action`` executes (the base's ``n_action_steps`` actions), so its
-``chunk_steps`` must equal them. With K = 1 no scoring happens and the result is the base policy's, draw for draw.
+``chunk_steps`` must equal them when built; a deployment that executes more per chunk (the ROS 2 node's
+``n_action_steps``) still ranks by the first ``chunk_steps``, fewer is refused. With K = 1 no scoring happens and the result is the base policy's, draw for draw.
 A ``vgps`` checkpoint holds both networks (``base.*``, ``critic.*`` in ``model.safetensors``, their configs in
 ``config.json``), so ``load_policy`` / ``real/policy_runner.py`` deploy it like any policy.
 
@@ -97,12 +98,13 @@ class VGPSPolicy(Policy):
     def predict_action_chunk(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
         """The highest-Q of K sampled chunks (B, n_action_steps, A), in dataset units."""
         generator = generator if generator is not None else self.generator()
+        self.base.config.n_action_steps = self.config.n_action_steps  # a deployment may execute more or fewer
         k = self.config.num_samples
         if k == 1:
             return self.base.predict_action_chunk(batch, generator)
         expanded = repeat_batch(batch, k)
-        chunks = self.base.predict_action_chunk(expanded, generator)[:, : self.config.n_action_steps]
-        scores = self.critic.score(expanded, chunks)
+        chunks = self.base.predict_action_chunk(expanded, generator)
+        scores = self.critic.score(expanded, chunks)  # Q of the first chunk_steps actions (what it was trained on)
         b = chunks.shape[0] // k
         self.last_scores = scores.reshape(b, k)
         best = self.last_scores.argmax(dim=1)
