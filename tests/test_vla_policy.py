@@ -97,6 +97,10 @@ def test_token_log_prob_is_the_sum_of_log_softmax_at_the_chosen_tokens() -> None
     assert torch.allclose(out["step_log_prob"].sum(1), expected, atol=1e-5)
     # the differentiable path (alignment) gives the same number for the same chunk
     assert torch.allclose(policy.action_log_prob({**b, "action": chunk}), expected, atol=1e-5)
+    # per-sample loss (IQL / preference weighting) averages to the batch loss for the token head (no noise)
+    full = {**b, "action": chunk}
+    per = policy.per_sample_loss(full)
+    assert per.shape == (3,) and torch.allclose(per.mean(), policy(full)["loss"], atol=1e-5)
     # select_action reports the executed step's log-prob through the rollout hook
     obs = {k: v[:, 0] for k, v in b.items() if k.startswith("observation.")}
     policy.reset()

@@ -68,12 +68,14 @@ class TokenHead(nn.Module):
         h = self.decoder(q, prefix.tokens, memory_key_padding_mask=~prefix.mask)
         return self.out(self.norm(h)).reshape(b, self.horizon, self.action_dim, -1)
 
-    def loss(self, prefix: ObservationTokens, actions: Tensor, pad: Tensor | None) -> Tensor:
-        """Masked cross-entropy of the tokens of the normalized chunk ``actions`` (B, H, A)."""
+    def error(self, prefix: ObservationTokens, actions: Tensor) -> Tensor:
+        """(B, H, A) cross-entropy of the tokens of the normalized chunk ``actions`` (B, H, A)."""
         logits = self.logits(prefix)
         target = self.tokenizer.encode(actions)
-        ce = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").reshape(target.shape)
-        return masked_mean(ce, pad)
+        return F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").reshape(target.shape)
+
+    def loss(self, prefix: ObservationTokens, actions: Tensor, pad: Tensor | None) -> Tensor:
+        return masked_mean(self.error(prefix, actions), pad)
 
     def log_prob(self, prefix: ObservationTokens, actions: Tensor) -> Tensor:
         """(B,) log-probability of the tokens of normalized ``actions`` (differentiable; for alignment)."""
@@ -128,14 +130,17 @@ class FlowHead(nn.Module):
             return (1.0 - beta) * 0.999
         return torch.rand(n, device=device)
 
-    def loss(self, prefix: ObservationTokens, actions: Tensor, pad: Tensor | None) -> Tensor:
+    def error(self, prefix: ObservationTokens, actions: Tensor) -> Tensor:
+        """(B, H, A) squared error of the predicted velocity at a random time (fresh noise and time per call)."""
         noise = torch.randn_like(actions)
         t = self.sample_time(actions.shape[0], actions.device)
         s = 1.0 - self.config.sigma_min
         tt = t[:, None, None]
         x_t = (1.0 - s * tt) * noise + tt * actions
-        pred = self.velocity(x_t, t, prefix)
-        return masked_mean(F.mse_loss(pred, actions - s * noise, reduction="none"), pad)
+        return F.mse_loss(self.velocity(x_t, t, prefix), actions - s * noise, reduction="none")
+
+    def loss(self, prefix: ObservationTokens, actions: Tensor, pad: Tensor | None) -> Tensor:
+        return masked_mean(self.error(prefix, actions), pad)
 
     def sample(self, prefix: ObservationTokens, generator: torch.Generator | None = None) -> Tensor:
         """Euler-integrated normalized chunk (B, H, A), clamped to [-1, 1]."""

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ember.transforms import to_unit_float
 from policies.base import Policy, loading_checkpoint, resolve_checkpoint_dir
+from policies.chunk_policy import masked_mean_per_sample
 from policies.errors import PolicyError
 from policies.features import ACTION_KEY, feature_shape
 from policies.normalize import Stats
@@ -160,6 +161,13 @@ class VLAPolicy(Policy):
             return {"loss": action_loss}
         loss = action_loss + self.config.motion_weight * aux["motion_loss"]
         return {"loss": loss, "action_loss": action_loss.detach(), "motion_loss": aux["motion_loss"].detach()}
+
+    def per_sample_loss(self, batch: Mapping[str, Any]) -> Tensor:
+        """(B,) the head's error per window (masked mean over its unpadded steps), the motion loss left out: what
+        advantage-weighted training (IQL) and preference losses over chunks weigh per sample."""
+        prefix, _ = self._condition_on_motion(self.encode_tokens(batch, train=True), batch, train=True)
+        error = self.head.error(prefix, self._training_actions(batch))
+        return masked_mean_per_sample(error, batch.get("action_is_pad"))
 
     def action_log_prob(self, batch: Mapping[str, Any]) -> Tensor:
         """(B,) log-probability of the batch's whole action chunk (token head; differentiable): what DPO's and
