@@ -149,6 +149,21 @@ def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: l
         policy_cfg.output_features = {"action": action}
 
 
+def _fill_motion_vocabulary(policy_cfg: Any, root: Path) -> None:
+    """``--policy.motion_vocabulary=dataset``: the phrases ``ember motions`` stored in ``meta/motions.json``, in
+    their order (a motion index means the same in the dataset and the checkpoint)."""
+    vocabulary = tuple(getattr(policy_cfg, "motion_vocabulary", ()) or ())
+    if vocabulary != ("dataset",):
+        return
+    path = Path(root) / "meta" / "motions.json"
+    if not path.is_file():
+        from ember.errors import ConfigError
+
+        raise ConfigError(f"--policy.motion_vocabulary=dataset reads {path}, which is missing: label the motions "
+                          f"first (`ember motions --dataset={root}`).")
+    policy_cfg.motion_vocabulary = tuple(json.loads(path.read_text())["motions"])
+
+
 class EpochSampler(torch.utils.data.Sampler[int]):
     """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch; under several
     processes, each rank's share of every *global* batch.
@@ -256,11 +271,13 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     resolve_state_names(cfg.policy, dataset.features, obs_keys, mask=cfg.mask_state_names,
                         hidden=cfg.hidden_state_names, ground=cfg.ground_hidden_names)
 
+    _fill_motion_vocabulary(cfg.policy, dataset.root)
     algorithm_class = get_algorithm_class(cfg.algorithm.type)
     request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
         next_keys=request.next, next_observation=request.next_observation, next_steps=request.next_steps,
+        motion=request.motion,
     )
     if conditioning_of(cfg.policy).kinds:
         from ember.conditioning.pipeline import condition_windows

@@ -58,6 +58,8 @@ class BatchRequest:
     next: tuple[str, ...] = ()
     next_observation: bool = False
     next_steps: int = 1
+    motion: bool = False
+    """Each frame's RT-H language motion (``motion`` text, ``motion.index`` into ``meta/motions.json``)."""
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.next if k not in NEXT_FEATURES and not k.startswith(("reward.", "success."))

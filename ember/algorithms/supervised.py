@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from ember.algorithms.base import Algorithm, AlgorithmConfig, Components, TrainingContext, check_finite
+from ember.algorithms.base import (
+    Algorithm,
+    AlgorithmConfig,
+    BatchRequest,
+    Components,
+    TrainingContext,
+    check_finite,
+)
 from ember.algorithms.optim import adamw, cosine_with_warmup
 
 
@@ -42,6 +49,11 @@ class Supervised(Algorithm):
         self.model, self.optimizer, self.scheduler = context.prepare(policy, optimizer, scheduler)
         self._policy = context.unwrap(self.model)
         self.ema = ParameterEMA(self._policy, decay).to(self._policy.device) if decay > 0 else None
+
+    @classmethod
+    def batch_request(cls, config: AlgorithmConfig, policy_config: Any) -> BatchRequest:
+        """A policy with a motion head (``motion_vocabulary``, the VLA's RT-H motions) learns each frame's motion."""
+        return BatchRequest(motion=bool(getattr(policy_config, "motion_vocabulary", ())))
 
     @property
     def policy(self) -> torch.nn.Module:
