@@ -59,7 +59,7 @@ def test_real_verbs_come_from_entry_points(capsys):
     if not names:
         pytest.skip("ember is not pip-installed here (no 'ember.verbs' entry points): run pip install -e .")
     assert names == {"deploy": "real.deploy:VERB", "correct": "real.correct:VERB", "label": "rewards.label:VERB",
-                     "train-reward": "rewards.models.train:VERB"}
+                     "train-reward": "rewards.models.train:VERB", "motions": "vla.motions_cli:VERB"}
     found = verbs()
     assert {"demo", "collect", "train", "eval", "info", "data", "deploy", "correct"} <= set(found)
     assert main(["--help"]) == 0

@@ -61,7 +61,7 @@ def test_two_process_ddp_training(tmp_path: Path) -> None:
     assert main(["train", f"--dataset={data}", f"--out={single}", "--batch_size=8", *COMMON]) == 0
     two, one = _losses(out), _losses(single)
     assert len(two) == len(one) == 8
-    np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-5)
     lr = [json.loads((r / "metrics.json").read_text())["history"]["lr"] for r in (out, single)]
     assert lr[0] == lr[1]  # the schedule steps once per global batch, not once per process
 
@@ -71,5 +71,5 @@ def test_two_process_ddp_training(tmp_path: Path) -> None:
     last.symlink_to("000004")
     assert main(["train", f"--dataset={data}", f"--out={out}", "--batch_size=8", "--resume=true", *COMMON]) == 0
     resumed = _losses(out)
-    np.testing.assert_allclose(resumed, one, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(resumed, one, rtol=1e-3, atol=1e-5)
     assert json.loads((out / "metrics.json").read_text())["num_processes"] == 1
