@@ -20,7 +20,7 @@ from ember.collect import CollectConfig, collect
 from ember.errors import ConfigError, EmberError
 from ember.executors import Executor, make_executor, map_ordered
 
-RUN_FIELDS = ("out", "executor", "num_workers", "ray_address")
+RUN_FIELDS = ("out", "executor", "num_workers", "ray_address", "record", "num_videos")
 """Config fields that say where a run went and ran, not what it recorded."""
 
 
@@ -48,7 +48,7 @@ def dataset_tables(root: Path) -> dict[str, object]:
             out[rel] = pq.read_table(path)
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
-            if path.name == "ember_collect_config.json":
+            if path.name in ("ember_collect_config.json", "ember_eval_config.json"):
                 data = {k: v for k, v in data.items() if k not in RUN_FIELDS}
             out[rel] = data
         elif path.suffix == ".mp4":
@@ -252,36 +252,44 @@ def assert_same_trajectories(a: list, b: list) -> None:
 def test_eval_in_worker_processes_equals_serial(checkpoint, serial_rollout) -> None:
     """Batches of 2, 2 and 1 episodes on two spawned workers: the same actions, returns and successes per seed,
     handed over in seed order."""
-    from ember.eval import rollout
+    from ember.eval.parallel import rollout_parallel
     from policies import load_policy
 
     seen: list[list[int]] = []
-    spread = rollout(load_policy(checkpoint), eval_config(checkpoint, executor="process"), keep_observations=False,
-                     on_batch=lambda batch: seen.append([t.seed for t in batch]), quiet=True)
+    spread = rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, executor="process"), keep_observations=False,
+                              on_batch=lambda batch: seen.append([t.seed for t in batch]), quiet=True)
     assert seen == [[700, 701], [702, 703], [704]]
     assert_same_trajectories(serial_rollout, spread)
     assert len({tuple(t.actions[0]) for t in spread}) > 1  # the episodes differ: a real comparison
 
 
 def test_ember_eval_on_ray_equals_serial(checkpoint, serial_rollout, ray_instance, tmp_path) -> None:
-    """``ember eval --executor=ray`` on the local 2-worker instance: the per-episode results it writes equal the
-    serial rollout's, and the video comes from a worker's frames."""
+    """``ember eval --executor=ray --record=DIR`` on the local 2-worker instance: the per-episode results it writes
+    equal the serial rollout's, the video comes from a worker's frames, and the recorded dataset (observations,
+    actions, rewards per frame) is the serial recording's."""
     from ember.eval import run_eval, summarize
 
-    result, out = run_eval(eval_config(checkpoint, out=str(tmp_path / "ray"), num_videos=1, executor="ray"),
-                           quiet=True)
+    record = dict(num_videos=1, executor="ray", record=str(tmp_path / "ray_record"))
+    result, out = run_eval(eval_config(checkpoint, out=str(tmp_path / "ray"), **record), quiet=True)
     serial = summarize(serial_rollout, 0.0, "train")
     assert [dataclasses.replace(e, video=None) for e in result.episodes] == serial.episodes
     assert result.episodes[0].video and (out / result.episodes[0].video).stat().st_size > 0
     written = json.loads((out / "metrics.json").read_text())
     assert [e["total_reward"] for e in written["episodes"]] == [e.total_reward for e in serial.episodes]
+    run_eval(eval_config(checkpoint, out=str(tmp_path / "serial"), record=str(tmp_path / "serial_record")),
+             quiet=True)
+    assert_same_dataset(tmp_path / "serial_record", tmp_path / "ray_record")
 
 
 def test_eval_on_workers_needs_a_checkpoint_path(checkpoint) -> None:
     from ember.eval import rollout
+    from ember.eval.parallel import rollout_parallel
     from policies import load_policy
 
     with pytest.raises(ConfigError, match="loads the policy in each worker from --policy_path"):
-        rollout(load_policy(checkpoint), eval_config(checkpoint, policy_path="", executor="process"), quiet=True)
+        rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, policy_path="", executor="process"),
+                         quiet=True)
     with pytest.raises(ConfigError, match="--executor must be one of"):
-        rollout(load_policy(checkpoint), eval_config(checkpoint, executor="dask"), quiet=True)
+        rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, executor="dask"), quiet=True)
+    with pytest.raises(ConfigError, match="rollout_parallel"):  # the serial loop never ignores an executor
+        rollout(load_policy(checkpoint), eval_config(checkpoint, executor="process"), quiet=True)

@@ -18,7 +18,7 @@ from policies import load_policy, make_policy, make_policy_config
 from policies.rl.critics import Critics
 
 BC = ["--policy.type=bc", "--policy.loss=mse", "--policy.horizon=1", "--policy.n_action_steps=1",
-      "--policy.n_obs_steps=1", "--policy.hidden_dims=[64,64]", "--policy.dropout=0.0"]
+      "--policy.n_obs_steps=1", "--policy.hidden_dims=[64,64]", "--policy.dropout=0.0", "--policy.ema.decay=0"]
 FLOW = ["--policy.type=flow", "--policy.horizon=1", "--policy.n_action_steps=1", "--policy.n_obs_steps=1",
         "--policy.denoiser.network=transformer", "--policy.denoiser.transformer_dim=32",
         "--policy.denoiser.transformer_layers=1", "--policy.denoiser.transformer_heads=2",
@@ -121,6 +121,10 @@ def test_iql_reads_cameras_and_scores_n_step_chunks_of_a_diffusion_actor(tmp_pat
     last = tmp_path / "run" / "checkpoints" / "last"
     critics = Critics.from_pretrained(last / "critic")
     assert critics.config.chunk_steps == 2 and critics.q.encoder.image_keys == [roundtrip_dataset.CAM]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(last / "training_state" / "modules.safetensors"))  # the diffusion actor's EMA, the target Q
+    assert any(k.startswith("ema/") for k in saved) and any(k.startswith("critics/q_target.") for k in saved)
     actor = load_policy(last / "pretrained_model")
     obs = {roundtrip_dataset.CAM: torch.rand(3, 2, 3, 32, 32), STATE: torch.randn(3, 2, 9)}
     chunk = actor.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))

@@ -289,11 +289,11 @@ def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, kee
     ``num_videos`` episodes (default ``cfg.num_videos``) keep video frames; ``on_batch`` sees each batch's
     trajectories as it ends (e.g. to write their videos and drop the frames)."""
     check_conditioning_source(cfg.conditioning_source)
-    if cfg.executor != "serial":  # the batches below, each run by a worker (ember/eval/parallel.py)
-        from ember.eval.parallel import rollout_parallel
+    if cfg.executor != "serial":  # workers run these batches: ember.eval.parallel.rollout_parallel (ember eval)
+        from ember.errors import ConfigError
 
-        return rollout_parallel(policy, cfg, keep_observations=keep_observations, keep_images=keep_images,
-                                num_videos=num_videos, on_batch=on_batch, desc=desc, quiet=quiet)
+        raise ConfigError(f"rollout() runs its batches here; with --executor={cfg.executor} call "
+                          "ember.eval.parallel.rollout_parallel (ember eval does), or set executor='serial'.")
     seed_everything(cfg.seed)
     policy.eval()
     kwargs = eval_env_kwargs(policy, cfg)

@@ -12,6 +12,7 @@ import torch
 from ember.config import save_config
 from ember.eval.config import EvalConfig, resolve_checkpoint, resolve_splits
 from ember.eval.metrics import EvalResult, summarize
+from ember.eval.parallel import rollout_parallel
 from ember.eval.record import RolloutRecorder, record_roots
 from ember.eval.report import plot_result_coverage, write_eval_outputs, write_splits_report, write_videos
 from ember.eval.rollout import rollout
@@ -33,8 +34,9 @@ def evaluate(policy: Any, cfg: EvalConfig, out: Path | None = None, *, desc: str
             recorder.write(batch)
 
     try:
-        trajectories = rollout(policy, cfg, keep_observations=recorder is not None, keep_images=recorder is not None,
-                               num_videos=cfg.num_videos if out else 0, on_batch=on_batch, desc=desc, quiet=quiet)
+        run = rollout if cfg.executor == "serial" else rollout_parallel  # parallel: the same batches, in workers
+        trajectories = run(policy, cfg, keep_observations=recorder is not None, keep_images=recorder is not None,
+                     num_videos=cfg.num_videos if out else 0, on_batch=on_batch, desc=desc, quiet=quiet)
     finally:
         if recorder is not None:
             recorder.close()

@@ -19,7 +19,8 @@ weighted MSE of a ``bc`` policy with ``--policy.loss=mse`` is AWR for a fixed-va
 weighted data distribution is what the generative head learns). Rewards come from ``--algorithm.reward_key``
 (``next.reward`` as recorded, or a labeler's ``reward.<name>`` / ``next.success`` after ``ember label``).
 
-The deployable checkpoint is the actor, so ``ember eval`` and the ROS 2 node load it unchanged; the critics are in
+The actor keeps the EMA of its weights when its config asks for one (``--policy.ema.decay``, as under
+``supervised``). The deployable checkpoint is the actor (its EMA weights), so ``ember eval`` and the ROS 2 node load it unchanged; the critics are in
 the run's training state and also in ``checkpoints/<step>/critic`` (:class:`policies.rl.critics.Critics`), what
 V-GPS (``--policy.type=vgps``) scores chunks with.
 """
@@ -135,13 +136,19 @@ class IQL(Algorithm):
         self._policy_model, self._critics_model, self.actor_opt, self.q_opt, self.v_opt, self.scheduler = prepared
         self._policy = context.unwrap(self._policy_model)
         self.critics: Critics = context.unwrap(self._critics_model)
+        from policies.ema import ParameterEMA
+
+        decay = float(getattr(getattr(pcfg, "ema", None), "decay", 0.0) or 0.0)
+        self.ema = ParameterEMA(self._policy, decay).to(self._policy.device) if decay > 0 else None
+        """The actor's EMA (the policy config's ``ema.decay``, as ``supervised`` keeps it): what is deployed."""
 
     @property
     def policy(self) -> torch.nn.Module:
         return self._policy
 
     def components(self) -> Components:
-        return Components({"policy": self._policy, "critics": self.critics},
+        ema = {"ema": self.ema} if self.ema is not None else {}
+        return Components({"policy": self._policy, "critics": self.critics, **ema},
                           {"policy": self.actor_opt, "q": self.q_opt, "v": self.v_opt}, {"policy": self.scheduler})
 
     # ------------------------------------------------------------------------------------------ targets
@@ -191,6 +198,8 @@ class IQL(Algorithm):
                    "v_loss": float(v_loss.detach())}
         check_finite(metrics, step)
         self.backward_and_step(actor_loss, self.actor_opt, self._policy, self.scheduler)
+        if self.ema is not None:
+            self.ema.update(self._policy)
         soft_update(critics.q_target, critics.q, cfg.tau)
         metrics.update({"q_mean": float(q.detach().mean()), "v_mean": float(v.detach().mean()),
                         "advantage_mean": float(advantage.mean()), "weight_mean": float(weights.mean()),
@@ -198,7 +207,12 @@ class IQL(Algorithm):
         return metrics
 
     def save_policy(self, directory: str | Path) -> Path:
-        """The actor (what is deployed) and, beside it, the critic checkpoint V-GPS loads."""
-        out = self._policy.save_pretrained(directory)
+        """The actor (its EMA weights when it keeps one: what is deployed) and, beside it, the critic checkpoint
+        V-GPS loads."""
+        if self.ema is None:
+            out = self._policy.save_pretrained(directory)
+        else:
+            with self.ema.swapped_into(self._policy):
+                out = self._policy.save_pretrained(directory)
         self.critics.save_pretrained(Path(directory).parent / CRITIC_DIR)
         return out
