@@ -225,6 +225,26 @@ def set_realtime_priority(priority: int) -> str | None:
     return None
 
 
+LOCK_MEMORY_ENV = "EMBER_LOCK_MEMORY"
+"""Set to 1 to lock each node's memory (``mlockall``) once it is built, as ros2_control's realtime_tools do."""
+
+
+def lock_memory() -> str | None:
+    """``mlockall(MCL_CURRENT | MCL_FUTURE)``: every page of this process stays resident and new mappings are
+    faulted in when made, so a control callback never waits on a page fault (on a VM, a first touch of a page
+    the host reclaimed can stall a thread for tens of ms). Returns why it failed, None on success."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.mlockall(1 | 2) != 0:  # MCL_CURRENT | MCL_FUTURE
+            return f"could not lock memory (mlockall: {os.strerror(ctypes.get_errno())}); it may be paged"
+    except (OSError, AttributeError) as exc:
+        return f"could not lock memory ({exc}); it may be paged"
+    return None
+
+
 def run_node(make_node: Callable[[], Any], args: Sequence[str] | None = None, executor: str = "single") -> int:
     """Init rclpy with ``args`` (``--ros-args ...`` included), build the node, spin it until Ctrl-C / SIGTERM,
     then call the node's ``close()`` (if any) and shut down. The return value is the process exit code."""
@@ -240,6 +260,10 @@ def run_node(make_node: Callable[[], Any], args: Sequence[str] | None = None, ex
             node.get_logger().warning(warning)
         gc.collect()
         gc.freeze()  # startup objects (models, messages types) never need scanning again: shorter GC pauses
+        if os.environ.get(LOCK_MEMORY_ENV, "") not in ("", "0"):
+            failed = lock_memory()
+            if failed:
+                node.get_logger().warning(failed)
         spinner = make_executor(executor)
         spinner.add_node(node)
         while rclpy.ok():  # spin_once, not spin(): the EventsExecutor's spin() ran nothing here (rclpy 7.1.6)

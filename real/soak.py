@@ -61,7 +61,7 @@ class SoakConfig:
     cameras: tuple[str, ...] = ()
     """Mock-arm cameras to render and publish (load on the machine; the reach policy reads joints only)."""
     realtime_priority: int = 0
-    """SCHED_FIFO priority for every thread of the three nodes, set once they run (0: normal scheduling; needs
+    """SCHED_FIFO priority for every thread of the three nodes (the arm +1, the bridge +2: ``FIFO_OFFSETS``), set once they run (0: normal scheduling; needs
     root or CAP_SYS_NICE). The monitor stays at normal priority: it reads the bridge's send times, not its own."""
     n_action_steps: int = 6
     prefetch_steps: int = 3
@@ -97,6 +97,13 @@ def process_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+FIFO_OFFSETS = {"bridge": 2, "arm": 1, "policy": 0}
+"""Priority above ``realtime_priority`` per node: the bridge (the safety filter between the policy and the arm)
+preempts the arm's simulation, which preempts the policy's inference. At one priority for all (measured on 2
+cores), a 30 ms inference and the arm's physics step could hold both cores while a command waited ~20 ms in the
+bridge's queue: a skipped control period although every policy tick was on time."""
 
 
 def set_fifo(pid: int, priority: int) -> int:
@@ -230,6 +237,12 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = cfg.checkpoint or str(cached_reach_policy(out / "reach_policy"))
     env = ros_env()
+    if cfg.realtime_priority:
+        # What a real-time deployment does besides SCHED_FIFO: lock the nodes' memory (no page-fault stalls) and
+        # keep freed heap in the process (glibc returns large blocks to the kernel by default; each reuse would
+        # fault the pages in again).
+        env.update({ros.LOCK_MEMORY_ENV: "1", "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+                    "MALLOC_TRIM_THRESHOLD_": str(1 << 30)})
     report = SoakReport(config={**asdict(cfg), "checkpoint": checkpoint, "ros_domain_id": int(env["ROS_DOMAIN_ID"])})
     nodes = {}
     probe = None
@@ -273,8 +286,9 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
                                    "\n".join(f"--- {k}\n{n.output()[-2000:]}" for k, n in nodes.items()))
             probe.spin(0.1)
         if cfg.realtime_priority:
-            threads = sum(set_fifo(n.proc.pid, cfg.realtime_priority) for n in nodes.values())
-            progress(f"soak: SCHED_FIFO {cfg.realtime_priority} for {threads} node threads")
+            prios = {name: min(99, cfg.realtime_priority + FIFO_OFFSETS.get(name, 0)) for name in nodes}
+            threads = sum(set_fifo(n.proc.pid, prios[name]) for name, n in nodes.items())
+            progress(f"soak: SCHED_FIFO {prios} for {threads} node threads")
         progress(f"soak: running; warm-up {cfg.warmup_s:g} s, then {cfg.duration_s:g} s in windows of "
                  f"{cfg.window_s:g} s")
         probe.spin(cfg.warmup_s)

@@ -50,6 +50,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--cameras", nargs="*", default=[], help="mock-arm cameras to render (load)")
     parser.add_argument("--realtime", type=int, default=0, help="SCHED_FIFO priority for the nodes' threads (0: off)")
+    parser.add_argument("--n-action-steps", type=int, default=6, help="actions executed per chunk")
+    parser.add_argument("--prefetch-steps", type=int, default=3, help="ask for the next chunk this many steps ahead")
     parser.add_argument("--checkpoint", default="", help="policy checkpoint (default: the tiny reach policy)")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "ros_soak.json"))
     args = parser.parse_args()
@@ -58,7 +60,8 @@ def main() -> int:
 
     cfg = SoakConfig(duration_s=args.minutes * 60, window_s=args.window_s, sample_s=args.sample_s,
                      warmup_s=args.warmup_s, rate_hz=args.rate, cameras=tuple(args.cameras),
-                     realtime_priority=args.realtime, checkpoint=args.checkpoint,
+                     realtime_priority=args.realtime, n_action_steps=args.n_action_steps,
+                     prefetch_steps=args.prefetch_steps, checkpoint=args.checkpoint,
                      out_dir=str(Path(args.out).parent / "ros_soak_run"))
     load_before = os.getloadavg()
     report = run_soak(cfg).to_json()
