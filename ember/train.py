@@ -93,6 +93,11 @@ class TrainConfig:
     ground_hidden_names: tuple[str, ...] = ()
     """``target:entity_pattern`` specs (``goal_object:object_*``) grounding the decoded goal on the observed
     entities at inference (``policy.conditioning_as_state``); sets ``policy.ground_hidden_state``."""
+    episodes: tuple[int, ...] = ()
+    """Episode indices to train on; empty = every episode."""
+    episode_filter: str = ""
+    """Train only on episodes in which this per-frame column is ever above 0.5, e.g. ``next.success``: filtered
+    BC (copy the successful episodes of a mixed-quality dataset). Combines with ``episodes``."""
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     """How conditioning inputs (sketches, goal images, keypoints) are made from the recorded episodes."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -129,6 +134,35 @@ def _select_obs_keys(features: dict[str, dict], wanted: tuple[str, ...]) -> list
 
         raise ConfigError(f"--obs_keys names {missing}, which the dataset lacks; it has {available}.")
     return list(wanted)
+
+
+def select_episodes(dataset: Any, episodes: tuple[int, ...], episode_filter: str) -> list[int] | None:
+    """The episodes ``--episodes`` and ``--episode_filter`` keep (None: all of them); a filter that keeps none,
+    or names a column the dataset lacks, is an error saying what the dataset has."""
+    import numpy as np
+
+    from ember.errors import ConfigError
+
+    keep = list(range(dataset.num_episodes)) if not episodes else [int(e) for e in episodes]
+    bad = [e for e in keep if not 0 <= e < dataset.num_episodes]
+    if bad:
+        raise ConfigError(f"--episodes names {bad[:10]}, but {dataset.root} has episodes 0..{dataset.num_episodes - 1}.")
+    if episode_filter:
+        if episode_filter not in dataset.features:
+            numeric = [k for k, f in dataset.features.items() if f["dtype"] in ("float32", "float64", "bool", "int64")]
+            raise ConfigError(f"--episode_filter={episode_filter!r} is not a column of {dataset.root}; per-frame "
+                              f"columns: {numeric}. Success columns come from `ember collect` (next.success) or "
+                              "`ember label` (success.<labeler>).")
+        table = dataset.frame_table()
+        ep = table.column("episode_index").to_numpy()
+        values = np.asarray(table.column(episode_filter).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = values.reshape(len(ep), -1).max(axis=1)
+        passed = set(np.unique(ep[values > 0.5]).tolist())
+        keep = [e for e in keep if e in passed]
+        if not keep:
+            raise ConfigError(f"--episode_filter={episode_filter!r} keeps no episode of {dataset.root}: the column "
+                              "is never above 0.5.")
+    return None if not episodes and not episode_filter else keep
 
 
 def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: list[str]) -> None:
@@ -277,7 +311,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     windows = WindowDataset(
         dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
         next_keys=request.next, next_observation=request.next_observation, next_steps=request.next_steps,
-        motion=request.motion,
+        motion=request.motion, episodes=select_episodes(dataset, cfg.episodes, cfg.episode_filter),
     )
     if conditioning_of(cfg.policy).kinds:
         from ember.conditioning.pipeline import condition_windows
