@@ -276,6 +276,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     from accelerate import Accelerator
 
     from ember.data import EmberDataset, WindowDataset
+    from ember.data.windows import collate_windows
     from policies.encoder_config import conditioning_of
 
     if not cfg.dataset:
@@ -336,6 +337,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         drop_last=len(windows) >= cfg.batch_size,
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
+        collate_fn=collate_windows,  # state-only windows come stacked already (WindowDataset.__getitems__)
     )
     batches_per_epoch = len(loader)
     context = TrainingContext(policy_config=cfg.policy, dataset_stats=dataset.meta.stats,

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from ember.data import columns, layout
 from ember.data.atomic import temp_path_for
@@ -218,6 +218,57 @@ class WindowDataset(Dataset):
             item["motion.index"] = torch.tensor(int(self._motion[1][i]), dtype=torch.int64)
         return item
 
+    def __getitems__(self, indices: Sequence[int]) -> WindowBatch | list[dict[str, Any]]:
+        """The windows at ``indices`` (what torch's DataLoader asks for, one batch at a time).
+
+        State-only windows (numeric observations, no cameras, text or motions) are gathered for the whole batch at
+        once with numpy fancy indexing, as a :class:`WindowBatch`: a sequence of the same items
+        ``[self[i] for i in indices]`` holds, already stacked (``collate_windows`` returns the stack itself,
+        ``default_collate`` re-stacks the items; both equal ``default_collate([self[i] for i in indices])``).
+        Windows with cameras, text or motions are built item by item (``__getitem__``)."""
+        if self.image_keys or self.text_keys or self._motion is not None:
+            return [self[int(i)] for i in indices]
+        return WindowBatch(self._numeric_batch(indices), len(indices))
+
+    def _numeric_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """``__getitem__`` for a whole batch of state-only windows: every array gains a leading batch dim."""
+        size = len(self)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = idx[(idx < -size) | (idx >= size)]
+        if len(bad):
+            raise IndexError(f"window {int(bad[0])} out of range ({size} windows)")
+        idx = idx % size if size else idx
+        start, end = self._start[idx][:, None], self._end[idx][:, None]
+        batch: dict[str, Any] = {}
+
+        def window(rows: np.ndarray, pad: np.ndarray, prefix: str) -> None:
+            for key in self.obs_keys:
+                batch[prefix + key] = torch.from_numpy(self._numeric[key][rows])
+                batch[f"{prefix}{key}_is_pad"] = torch.from_numpy(pad.copy())
+
+        obs_raw = idx[:, None] + self._obs_offsets
+        window(np.clip(obs_raw, start, end - 1), obs_raw < start, "")
+        n = self.next_steps
+        if self.next_observation:
+            next_raw = obs_raw + n
+            window(np.clip(next_raw, start, end - 1), (next_raw < start) | (next_raw >= end), "next.")
+        if n == 1:
+            for key in self.next_keys:
+                batch[key] = torch.from_numpy(self._numeric[key][idx])
+        elif self.next_keys:
+            step_raw = idx[:, None] + np.arange(n)
+            step_rows = np.clip(step_raw, start, end - 1)
+            for key in self.next_keys:
+                batch[key] = torch.from_numpy(self._numeric[key][step_rows])
+            batch["next.is_pad"] = torch.from_numpy(step_raw >= end)
+        act_raw = idx[:, None] + self._act_offsets
+        batch["action"] = torch.from_numpy(self._numeric[self.action_key][np.clip(act_raw, start, end - 1)])
+        batch["action_is_pad"] = torch.from_numpy((act_raw < start) | (act_raw >= end))
+        if self.dataset.meta.tasks:
+            tasks = self.dataset.meta.tasks
+            batch["task"] = [tasks[int(t)] for t in self._task_index[idx]]
+        return batch
+
     def _load_motions(self) -> tuple[list[str], np.ndarray]:
         """``(vocabulary, per-row motion index)`` from ``meta/motions.json`` and each episode's motion rows."""
         path = self.dataset.root / "meta" / "motions.json"
@@ -390,3 +441,29 @@ class WindowDataset(Dataset):
         state = dict(self.__dict__)
         state["_memmaps"] = {}  # a pickled memmap would be copied into memory; reopen lazily instead
         return state
+
+
+class WindowBatch(Sequence):
+    """A batch of windows already stacked (``collated``), that still reads as the sequence of its items.
+
+    ``collate_windows`` (the collate function ``ember train`` gives its DataLoader) returns ``collated`` as is;
+    any other collate function sees ``len(batch)`` items, item ``k`` being ``{key: value[k]}`` (views of the
+    stack), so ``default_collate`` rebuilds the same batch."""
+
+    def __init__(self, collated: dict[str, Any], size: int) -> None:
+        self.collated, self.size = collated, int(size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, k: int) -> dict[str, Any]:  # type: ignore[override]
+        if not -self.size <= k < self.size:
+            raise IndexError(f"item {k} out of range ({self.size} items)")
+        return {key: value[k] for key, value in self.collated.items()}
+
+
+def collate_windows(data: Any) -> Any:
+    """``default_collate``, except that a :class:`WindowBatch` (``WindowDataset.__getitems__``) is already a batch."""
+    if isinstance(data, WindowBatch):
+        return data.collated
+    return default_collate(data)
