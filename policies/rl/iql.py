@@ -42,9 +42,8 @@ from ember.algorithms.base import (
     Components,
     TrainingContext,
     check_finite,
-    soft_update,
 )
-from ember.algorithms.optim import adamw, cosine_with_warmup
+from ember.algorithms.optim import OptimConfig, cosine_with_warmup
 from ember.errors import ConfigError
 from policies.rl.critics import CriticConfig, Critics, aggregate
 from policies.rl.losses import advantage_weights, expectile_loss, nstep_return, q_regression_loss
@@ -100,6 +99,13 @@ def outcome_columns(config: IQLConfig) -> tuple[str, ...]:
     return tuple(k for k in (config.reward_key, config.terminal_key) if k)
 
 
+def adamw(params: Any, cfg: OptimConfig, lr: float | None = None) -> torch.optim.AdamW:
+    """:func:`ember.algorithms.optim.adamw` (the same settings and update) with ``foreach=True``: one grouped
+    kernel per step of Adam's update instead of a Python loop over the parameters (torch picks that loop on CPU)."""
+    return torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                             foreach=True)
+
+
 class IQL(Algorithm):
     """See the module docstring."""
 
@@ -141,6 +147,21 @@ class IQL(Algorithm):
         decay = float(getattr(getattr(pcfg, "ema", None), "decay", 0.0) or 0.0)
         self.ema = ParameterEMA(self._policy, decay).to(self._policy.device) if decay > 0 else None
         """The actor's EMA (the policy config's ``ema.decay``, as ``supervised`` keeps it): what is deployed."""
+        self._steps = ((self.v_opt, list(self.critics.v.parameters()), None),
+                       (self.q_opt, list(self.critics.q.parameters()), None),
+                       (self.actor_opt, list(self._policy.parameters()), self.scheduler))
+        """(optimizer, its module's parameters, scheduler) in the order they step; the parameter objects never
+        change (checkpoints load into them in place)."""
+        from accelerate.utils import DistributedType
+
+        accelerator = context.accelerator
+        self._plain_accelerator = (accelerator.num_processes == 1 and accelerator.scaler is None
+                                   and accelerator.distributed_type == DistributedType.NO)
+        """One process, no gradient scaler, no DDP/FSDP/DeepSpeed/XLA: accelerate's clip and step are torch's."""
+        self._q_target_params = list(self.critics.q_target.parameters())
+        self._q_params = list(self.critics.q.parameters())
+        if len(self._q_target_params) != len(self._q_params):
+            raise ConfigError("the target Q does not mirror Q")
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -185,26 +206,52 @@ class IQL(Algorithm):
 
         v = critics.value(obs, cond)
         v_loss = expectile_loss(q_target - v, cfg.expectile)
-        self.backward_and_step(v_loss, self.v_opt, critics.v)
-
         q = critics.q_values(obs, cond, chunk)
         q_loss = q_regression_loss(q, y, cfg.huber_delta)
-        self.backward_and_step(q_loss, self.q_opt, critics.q)
-
         advantage = q_target - v.detach()
         weights = advantage_weights(advantage, cfg.beta, cfg.max_weight)
         actor_loss = (weights * self._policy.per_sample_loss(batch)).mean()
         metrics = {"loss": float(actor_loss.detach()), "q_loss": float(q_loss.detach()),
                    "v_loss": float(v_loss.detach())}
         check_finite(metrics, step)
-        self.backward_and_step(actor_loss, self.actor_opt, self._policy, self.scheduler)
+        # One backward pass for the three losses: their graphs share no parameter (V's loss reads the target Q
+        # without gradient, Q's reads y without gradient, the actor's reads the weights detached), so each
+        # module's gradient is exactly what its own loss's backward gives. Each is clipped and stepped by its own
+        # optimizer, as backward_and_step does.
+        self._step_all(v_loss + q_loss + actor_loss)
         if self.ema is not None:
             self.ema.update(self._policy)
-        soft_update(critics.q_target, critics.q, cfg.tau)
+        torch._foreach_lerp_(self._q_target_params, self._q_params, cfg.tau)  # soft_update, grouped
         metrics.update({"q_mean": float(q.detach().mean()), "v_mean": float(v.detach().mean()),
                         "advantage_mean": float(advantage.mean()), "weight_mean": float(weights.mean()),
                         "weight_max": float(weights.max()), "lr": float(self.scheduler.get_last_lr()[0])})
         return metrics
+
+    def _step_all(self, loss: Tensor) -> None:
+        """Zero grads, one backward of the summed losses, clip each module's gradient to ``optim.grad_clip_norm``
+        and step its optimizer (V, Q, then the actor and its scheduler): ``backward_and_step`` for each loss.
+
+        One backward gives each module exactly its own loss's gradient: the three graphs share no parameter (V's
+        loss reads the target Q without gradient, Q's reads y without gradient, the actor's reads the advantage
+        weights detached). On one process without a gradient scaler, accelerate's ``clip_grad_norm_`` and
+        optimizer ``step`` are torch's ``clip_grad_norm_`` and the wrapped optimizer's step (the same norm, the
+        same update); they are called directly, skipping accelerate's per-call checks (a package lookup per
+        step). Otherwise, accelerate's."""
+        accelerator = self.context.accelerator
+        for optimizer, _, _ in self._steps:
+            optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        clip = self.context.optim.grad_clip_norm
+        direct = self._plain_accelerator and accelerator.gradient_state.sync_gradients
+        for optimizer, params, scheduler in self._steps:
+            if clip > 0:
+                if direct:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                else:
+                    accelerator.clip_grad_norm_(params, clip)
+            (getattr(optimizer, "optimizer", optimizer) if direct else optimizer).step()
+            if scheduler is not None:
+                scheduler.step()
 
     def save_policy(self, directory: str | Path) -> Path:
         """The actor (its EMA weights when it keeps one: what is deployed) and, beside it, the critic checkpoint
