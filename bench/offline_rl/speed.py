@@ -14,7 +14,7 @@ exported with ``policies.rl.d3rlpy_export.to_mdp_dataset``), batch 256, one torc
 
 Each trial times ``--steps`` steps after ``--warmup`` steps; trials alternate d3rlpy / ember (``--repeats`` of
 each, the order flipped every round) so load on a shared machine falls on both alike. The median trial of each is
-reported, with the load average, the parameter counts of both (so "same sizes" is checkable) and their ratio.
+reported (wall clock, and per second of the process's CPU time, which load on a shared machine disturbs less), with the load average, the parameter counts of both (so "same sizes" is checkable) and their ratio.
 
     nice -n 19 .venv/bin/python bench/offline_rl/speed.py [--dataset /tmp/orl/data/pp_mixed] [--steps 1000]
         [--warmup 100] [--repeats 3] [--out outputs/bench/offline_rl_speed.json]
@@ -71,13 +71,14 @@ def time_d3rlpy(mdp: Any, steps: int, warmup: int, batch_size: int, seed: int) -
         try:
             algo.fit(mdp, n_steps=total, n_steps_per_epoch=total, show_progress=False, save_interval=10**9,
                      logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-                     callback=lambda _algo, _epoch, _step: stamps.append(time.perf_counter()))
+                     callback=lambda _algo, _epoch, _step: stamps.append((time.perf_counter(), time.process_time())))
         finally:
             os.chdir(cwd)
     # stamps[k] is taken after step k+1; steps warmup+1 .. warmup+steps lie between stamps[warmup-1] and the last
-    seconds = stamps[warmup + steps - 1] - stamps[warmup - 1]
+    seconds = stamps[warmup + steps - 1][0] - stamps[warmup - 1][0]
+    cpu = stamps[warmup + steps - 1][1] - stamps[warmup - 1][1]
     mods = algo.impl.modules
-    return {"steps_per_second": steps / seconds, "seconds": seconds,
+    return {"steps_per_second": steps / seconds, "seconds": seconds, "cpu_steps_per_second": steps / cpu,
             "parameters": {"actor": _count([mods.policy]), "q": _count([mods.q_funcs]),
                            "v": _count([mods.value_func]), "q_target": _count([mods.targ_q_funcs])}}
 
@@ -111,7 +112,7 @@ def time_ember(dataset: Path, steps: int, warmup: int, batch_size: int, seed: in
     original = IQL.update
 
     def stamped(self: IQL, batch: Any, step: int) -> dict[str, float]:
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
         holder["algorithm"] = self
         return original(self, batch, step)
 
@@ -124,10 +125,11 @@ def time_ember(dataset: Path, steps: int, warmup: int, batch_size: int, seed: in
             result = train(cfg, quiet=True)
     finally:
         IQL.update = original  # type: ignore[method-assign]
-    seconds = stamps[warmup + steps] - stamps[warmup]
+    seconds = stamps[warmup + steps][0] - stamps[warmup][0]
+    cpu = stamps[warmup + steps][1] - stamps[warmup][1]
     algo = holder["algorithm"]
     critics = algo.critics
-    return {"steps_per_second": steps / seconds, "seconds": seconds,
+    return {"steps_per_second": steps / seconds, "seconds": seconds, "cpu_steps_per_second": steps / cpu,
             "loop_steps_per_second": (warmup + steps + 1) / result.seconds,
             "parameters": {"actor": _count([algo.policy]), "q": _count([critics.q]), "v": _count([critics.v]),
                            "q_target": _count([critics.q_target])}}
@@ -171,20 +173,27 @@ def main() -> None:
             trial["load_average_1min"] = os.getloadavg()[0]
             loads.append(trial["load_average_1min"])
             trials[name].append(trial)
-            print(f"  round {r + 1} {name:6s}: {trial['steps_per_second']:6.1f} steps/s "
-                  f"(load {trial['load_average_1min']:.2f})", flush=True)
+            print(f"  round {r + 1} {name:6s}: {trial['steps_per_second']:6.1f} steps/s wall, "
+                  f"{trial['cpu_steps_per_second']:6.1f} per CPU second (load {trial['load_average_1min']:.2f})",
+                  flush=True)
 
     summary: dict[str, Any] = {}
     for name, rows in trials.items():
         if rows:
             rates = [t["steps_per_second"] for t in rows]
+            cpu_rates = [t["cpu_steps_per_second"] for t in rows]
             summary[name] = {"median_steps_per_second": statistics.median(rates), "trials": rates,
+                             "median_steps_per_cpu_second": statistics.median(cpu_rates), "cpu_trials": cpu_rates,
                              "parameters": rows[0]["parameters"]}
-    ratio = (summary["ember"]["median_steps_per_second"] / summary["d3rlpy"]["median_steps_per_second"]
-             if len(summary) == 2 else None)
+    ratio = cpu_ratio = None
+    if len(summary) == 2:
+        ratio = summary["ember"]["median_steps_per_second"] / summary["d3rlpy"]["median_steps_per_second"]
+        cpu_ratio = (summary["ember"]["median_steps_per_cpu_second"]
+                     / summary["d3rlpy"]["median_steps_per_cpu_second"])
     report = {"dataset": str(dataset), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
               "batch_size": args.batch_size, "hidden": list(HIDDEN), "torch_threads": 1, "ember_ema": args.ember_ema,
-              "ratio_ember_over_d3rlpy": ratio, "summary": summary, "trials": trials,
+              "ratio_ember_over_d3rlpy": ratio,
+              "cpu_time_ratio_ember_over_d3rlpy": cpu_ratio, "summary": summary, "trials": trials,
               "load_average_1min": {"min": min(loads), "max": max(loads)}, "cpu_count": os.cpu_count(),
               "machine": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
@@ -195,14 +204,15 @@ def main() -> None:
     print(f"\nIQL gradient steps/s, batch {args.batch_size}, {HIDDEN[0]}x{HIDDEN[1]} MLPs, 1 torch thread, "
           f"{args.steps} steps after {args.warmup} warm-up, median of {args.repeats} "
           f"(load {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs)")
-    print(f"{'':8s} {'steps/s':>8s}  {'trials':24s} {'actor':>7s} {'Q':>7s} {'V':>7s} {'Q target':>8s}")
+    print(f"{'':8s} {'steps/s':>8s}  {'trials':24s} {'per CPU s':>9s} {'actor':>7s} {'Q':>7s} {'V':>7s} "
+          f"{'Q target':>8s}")
     for name, s in summary.items():
         p = s["parameters"]
         trials_text = ", ".join(f"{x:.1f}" for x in s["trials"])
-        print(f"{name:8s} {s['median_steps_per_second']:8.1f}  {trials_text:24s} {p['actor']:7d} {p['q']:7d} "
-              f"{p['v']:7d} {p['q_target']:8d}")
+        print(f"{name:8s} {s['median_steps_per_second']:8.1f}  {trials_text:24s} "
+              f"{s['median_steps_per_cpu_second']:9.1f} {p['actor']:7d} {p['q']:7d} {p['v']:7d} {p['q_target']:8d}")
     if ratio is not None:
-        print(f"ratio ember / d3rlpy: {ratio:.2f}x")
+        print(f"ratio ember / d3rlpy: {ratio:.2f}x wall clock, {cpu_ratio:.2f}x per CPU second")
     print(f"wrote {out}")
 
 
