@@ -193,7 +193,7 @@ class MockArmSim:
     def command(self, names: list[str], points: list[TrajectoryPoint], now: float) -> str | None:
         """Audit and (unless unsafe and refused) execute a trajectory; returns the problem, if any."""
         measured = self.state()[0]
-        problem = self.auditor.audit(names, points, measured, self.follower.setpoint(now))
+        problem = self.auditor.audit(names, points, measured, self.follower.setpoint(now), self.follower.final_target())
         if problem is not None and self.config.reject_unsafe:
             return f"unsafe command refused: {problem}"
         refused = self.follower.set_trajectory(names, points, now)

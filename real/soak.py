@@ -149,9 +149,11 @@ COUNTERS = {
     "bridge_watchdog_holds": ("bridge", "watchdog_holds"), "bridge_policy_timeouts": ("bridge", "policy_timeouts"),
     "bridge_dropped_states": ("bridge", "dropped_states"), "arm_physics_overruns": ("arm", "physics_overruns"),
     "arm_state_msgs": ("arm", "state_msgs"), "arm_refused": ("arm", "refused"),
+    "arm_unsafe_refused": ("arm", "unsafe"),
 }
 MISSED = ("policy_missed_ticks", "policy_starved_ticks", "policy_stale_ticks", "bridge_watchdog_holds",
-          "bridge_policy_timeouts", "command_gaps")
+          "bridge_policy_timeouts", "command_gaps", "arm_refused", "arm_unsafe_refused")
+"""A command the arm refused (malformed, or unsafe by its own audit) is a period the arm went without one."""
 LATENCIES = {"bridge_callback_ms": ("bridge", "latency_ms"), "obs_to_command_ms": ("bridge", "obs_to_command_ms"),
              "policy_inference_ms": ("policy", "inference_ms"), "policy_tick_interval_ms": ("policy", "tick_interval_ms"),
              "policy_tick_ms": ("policy", "tick_ms")}

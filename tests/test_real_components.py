@@ -105,6 +105,20 @@ def test_auditor_counts_unsafe_commands():
                                                                            "step": 1, "velocity": 1}}
 
 
+def test_auditor_judges_a_continuation_of_the_last_command_from_its_target():
+    """A command stream at the speed limit continues the previous command's target; it arrives a few ms before
+    the setpoint gets there. Judged only from the setpoint it looked too fast, and after one refusal the stream
+    and the setpoint parted for good (the soak's stuck arm). From the last target or the measured position it is
+    safe; a command too fast from all three starts is still refused."""
+    a = CommandAuditor(NAMES, lower=[-1, -1, -1], upper=[1, 1, 1], velocity=[1, 1, 1], config=AuditConfig(max_step=0.3))
+    setpoint, last_target = np.array([0.095, 0, 0]), np.array([0.1, 0, 0])
+    nxt = [TrajectoryPoint(0.01, [0.11, 0, 0])]  # 1 rad/s from the last target, 1.5 rad/s from the setpoint
+    assert a.audit(NAMES, nxt, setpoint, setpoint).startswith("velocity")
+    assert a.audit(NAMES, nxt, setpoint, setpoint, last_target) is None
+    assert a.audit(NAMES, nxt, last_target, setpoint, setpoint) is None  # the arm is measured there
+    assert a.audit(NAMES, [TrajectoryPoint(0.01, [0.13, 0, 0])], setpoint, setpoint, last_target).startswith("velocity")
+
+
 # ------------------------------------------------------------------------------------------- language
 def test_corrections_override_the_instruction_for_a_while():
     lang = LanguageState("pick the cube", hold_s=2.0)

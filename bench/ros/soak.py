@@ -82,7 +82,8 @@ def main() -> int:
     print(table(report))
     print(f"missed cycles {missed} (policy missed/starved/stale ticks {total['policy_missed_ticks']}/"
           f"{total['policy_starved_ticks']}/{total['policy_stale_ticks']}, bridge holds "
-          f"{total['bridge_watchdog_holds'] + total['bridge_policy_timeouts']}, command gaps {total['command_gaps']}); "
+          f"{total['bridge_watchdog_holds'] + total['bridge_policy_timeouts']}, command gaps {total['command_gaps']}, "
+          f"refused by the arm {total.get('arm_refused', 0) + total.get('arm_unsafe_refused', 0)}); "
           f"late (on time again next cycle): ticks {total.get('policy_late_ticks', 0)}, commands "
           f"{total.get('late_commands', 0)}; "
           f"commands {total['commands_seen']}, bridge rejected {total['bridge_rejected']}, "
