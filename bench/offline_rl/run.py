@@ -60,10 +60,16 @@ ROWS: dict[str, Row] = {
     "filtered_bc": Row("bc", policy_overrides=BC, episode_filter="next.success",
                        label="filtered BC (successful episodes only)"),
     "iql_bc": Row("bc", "iql", BC, IQL, label="IQL, MLP actor (AWR)"),
+    "riql_bc": Row("bc", "riql", BC, IQL, label="RIQL, MLP actor (AWR)"),
     "diffusion": Row("diffusion", label="diffusion (BC)"),
     "filtered_diffusion": Row("diffusion", episode_filter="next.success", label="filtered diffusion"),
     "iql_diffusion": Row("diffusion", "iql", {}, IQL, label="IQL-weighted diffusion"),
     "vgps_diffusion": Row("vgps", vgps_of=("diffusion", "iql_diffusion"), label="diffusion + V-GPS (K=8)"),
+    "flow": Row("flow", label="flow matching (BC)"),
+    "filtered_flow": Row("flow", episode_filter="next.success", label="filtered flow matching"),
+    "iql_flow": Row("flow", "iql", {}, IQL, label="IQL-weighted flow matching"),
+    "riql_flow": Row("flow", "riql", {}, IQL, label="RIQL-weighted flow matching"),
+    "vgps_flow": Row("vgps", vgps_of=("flow", "iql_flow"), label="flow matching + V-GPS (K=8)"),
 }
 
 
@@ -100,10 +106,13 @@ def train_row(row: Row, dataset: Path, out: Path, steps: int, seed: int, reward_
     return {"train_seconds": m["train_seconds"], "steps": result.steps, "final_loss": result.final_loss}
 
 
-def build_vgps_row(row: Row, work: Path, out: Path, num_samples: int) -> dict[str, Any]:
+def build_vgps_row(row: Row, work: Path, out: Path, num_samples: int, suffix: str, tag: str) -> dict[str, Any]:
+    """The base row trained on the same data (``tag``), the critic row with the same reward (``suffix``)."""
     from policies.rl.modeling_vgps import build_vgps
 
-    base, critic = (work / name / "train" / "checkpoints" / "last" for name in row.vgps_of)
+    base_name, critic_name = row.vgps_of
+    base, critic = (work / name / "train" / "checkpoints" / "last"
+                    for name in (base_name + tag, critic_name + suffix + tag))
     build_vgps(base / "pretrained_model", critic / "critic", num_samples=num_samples).save_pretrained(out / "train")
     return {"train_seconds": 0.0, "steps": 0, "final_loss": None, "built_from": [str(base), str(critic)]}
 
@@ -153,6 +162,7 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=1_000_000)
     parser.add_argument("--reward", default="next.reward", help="reward column of the IQL rows")
     parser.add_argument("--vgps-samples", type=int, default=8)
+    parser.add_argument("--tag", default="", help="suffix of the rows' names (e.g. corrupt30 for a corrupted copy)")
     parser.add_argument("--only", nargs="*", default=list(ROWS))
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
@@ -167,13 +177,14 @@ def main() -> None:
     dataset = Path(args.dataset) if args.dataset else collect_data(work / "data" / "pickplace_mixed",
                                                                     args.collect_episodes, 100_000)
     suffix = "" if args.reward == "next.reward" else "@" + args.reward
+    tag = f"#{args.tag}" if args.tag else ""
     for name in args.only:
         row = ROWS[name]
-        key = name + suffix if row.algorithm != "supervised" or row.vgps_of[0] else name
+        key = (name + suffix if row.algorithm != "supervised" or row.vgps_of[0] else name) + tag
         out = work / key
         t0 = time.time()
         if row.vgps_of[0]:
-            trained = build_vgps_row(row, work, out, args.vgps_samples)
+            trained = build_vgps_row(row, work, out, args.vgps_samples, suffix, tag)
         else:
             steps = int(args.steps * row.steps_factor)
             trained = train_row(row, dataset, out, steps, args.seed, args.reward)
