@@ -57,11 +57,12 @@ def _run_demo(cfg: Any) -> int:
 
     summary = run_demo(cfg)
     lo, hi = summary["success_ci95"]
+    key, name = ("mean_max_coverage", "coverage") if summary["task"] == "PushT" else ("mean_max_progress", "progress")
     print(
-        f"\ntrained diffusion policy: success {summary['success_rate']:.0%} "
-        f"(95% CI {lo:.0%}-{hi:.0%}), mean max coverage {summary['mean_max_coverage']:.3f}\n"
-        f"untrained baseline:       success {summary['untrained_success_rate']:.0%}, "
-        f"mean max coverage {summary['untrained_mean_max_coverage']:.3f}\n"
+        f"\n{summary['task']}: trained {summary['policy']} policy: success {summary['success_rate']:.0%} "
+        f"(95% CI {lo:.0%}-{hi:.0%}) over {summary['eval_episodes']} episodes, mean max {name} {summary[key]:.3f}\n"
+        f"untrained baseline: success {summary['untrained_success_rate']:.0%} over "
+        f"{summary['baseline_episodes']} episodes, mean max {name} {summary['untrained_' + key]:.3f}\n"
         f"report: {summary['report']}  ({summary['total_seconds']:.0f} s)"
     )
     return 0
@@ -155,7 +156,7 @@ def _data_positionals(rest: list[str]) -> list[str] | None:
 
 
 for _builtin in (
-    Verb("demo", "collect expert demos, train a diffusion policy, evaluate it: the whole loop in minutes",
+    Verb("demo", "collect expert demos, train a policy, evaluate it: the whole loop in minutes",
          _demo_config, _run_demo),
     Verb("collect", "record scripted-expert demonstrations into a LeRobot v3 dataset", _collect_config, _run_collect),
     Verb("train", "train a policy on a dataset", _train_config, _run_train),

@@ -53,17 +53,39 @@ def write_eval_report(out: Path, cfg: Any, result: Any, checkpoint: Path) -> Pat
 
 
 def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untrained: Any) -> Path:
+    task, label = summary.get("task", "PushT"), summary.get("policy", "diffusion")
+    pusht = task == "PushT"
+    if pusht:
+        title = f"# ember demo: {label} policy on 3-D PushT (MuJoCo, Franka Panda)"
+        what = "a diffusion policy trained on them on the CPU"
+        header = "| policy | success rate | mean max coverage | mean final coverage |"
+        rows = [f"| trained {label} | {_fmt_rate(trained)} | {trained.mean_max_coverage:.3f} | "
+                f"{trained.mean_final_coverage:.3f} |",
+                f"| untrained (baseline) | {_fmt_rate(untrained)} | {untrained.mean_max_coverage:.3f} | "
+                f"{untrained.mean_final_coverage:.3f} |"]
+        plot = ("coverage per episode (trained)", summary.get("plot", "eval/coverage.png"))
+        videos = _video_lines
+    else:
+        title = f"# ember demo: goal-conditioned {label} policy on {task} (MuJoCo, Franka Panda)"
+        what = (f"a {label} policy trained on them on the CPU, the instruction's goal (which cube, which pad, and "
+                "where they are) given in its state")
+        header = "| policy | episodes | success rate | mean max task progress |"
+        rows = [f"| trained {label} | {trained.num_episodes} | {_fmt_rate(trained)} | "
+                f"{summary['mean_max_progress']:.2f} |",
+                f"| untrained (baseline) | {untrained.num_episodes} | {_fmt_rate(untrained)} | "
+                f"{summary['untrained_mean_max_progress']:.2f} |"]
+        plot = ("highest task progress per episode (trained)", summary.get("plot", "eval/episodes.png"))
+        videos = _instruction_video_lines
     lines = [
-        "# ember demo: diffusion policy on 3-D PushT (MuJoCo, Franka Panda)",
+        title,
         "",
-        "A scripted expert recorded demonstrations into a LeRobot v3 dataset, a diffusion policy trained on them "
-        "on the CPU, and both the trained policy and an untrained one (same architecture and normalization) "
-        "were rolled out on the same seeded episodes.",
+        f"A scripted expert recorded demonstrations into a LeRobot v3 dataset, {what}, and both the trained policy "
+        "and an untrained one (same architecture and normalization) were rolled out on the same seeded episodes "
+        "(seeds never used for collection).",
         "",
-        "| policy | success rate | mean max coverage | mean final coverage |",
+        header,
         "|---|---|---|---|",
-        f"| trained diffusion | {_fmt_rate(trained)} | {trained.mean_max_coverage:.3f} | {trained.mean_final_coverage:.3f} |",
-        f"| untrained (baseline) | {_fmt_rate(untrained)} | {untrained.mean_max_coverage:.3f} | {untrained.mean_final_coverage:.3f} |",
+        *rows,
         "",
         f"- dataset: `{summary['dataset']}` ({summary['episodes']} episodes, {summary['frames']} frames; "
         f"expert success {100 * summary['expert_success_rate']:.0f}%)",
@@ -73,12 +95,17 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
         f"- total wall time: {summary['total_seconds']:.0f} s",
         "",
         *_files_and_plots(["metrics.json", "config.json", "train/metrics.json", "eval/metrics.json"],
-                          [("training loss", "train/loss.png"), ("coverage per episode (trained)", "eval/coverage.png")]),
-        "## Rollout videos (trained policy)",
-        *_video_lines(trained, "eval/"),
+                          [("training loss", "train/loss.png"), plot]),
+        "## Rollout videos (trained policy)" + ("" if pusht else ", the instruction written in"),
+        *videos(trained, "eval/"),
         "",
         "## Rollout videos (untrained baseline)",
-        *_video_lines(untrained, "eval_untrained/"),
+        *videos(untrained, "eval_untrained/"),
         "",
     ]
     return _write(out, lines)
+
+
+def _instruction_video_lines(result: Any, prefix: str = "") -> list[str]:
+    return [f"- [episode seed {ep.seed}: {'success' if ep.success else 'failure'}]({prefix}{ep.video})"
+            for ep in result.episodes if ep.video]
