@@ -236,9 +236,11 @@ def eval_config(checkpoint: Path, **kwargs):
 @pytest.fixture(scope="module")
 def serial_rollout(checkpoint):
     from ember.eval import rollout
+    from ember.eval.run import freeze_if_asked
     from policies import load_policy
 
-    return rollout(load_policy(checkpoint), eval_config(checkpoint), keep_observations=False, quiet=True)
+    cfg = eval_config(checkpoint)  # frozen as ember eval's serial run and every worker freeze it
+    return rollout(freeze_if_asked(load_policy(checkpoint), cfg), cfg, keep_observations=False, quiet=True)
 
 
 def assert_same_trajectories(a: list, b: list) -> None:

@@ -70,6 +70,9 @@ class EvalConfig:
     overwrite: bool = False
     num_threads: int = 0
     """torch intra-op threads (0 = torch's default; 1 is faster on a loaded 2-core machine)."""
+    freeze: bool = True
+    """Run the per-step denoising network TorchScript-frozen (``policy.freeze_for_inference``), as the ROS 2 policy
+    node does, so evaluation measures the inference path a deployment runs (equal to eager to float rounding)."""
     executor: str = "serial"
     """Where the episode batches run: ``serial`` (here), ``process`` (``num_workers`` spawned processes on this
     machine) or ``ray`` (a Ray cluster, ``pip install 'ember[distributed]'``). Each worker loads the policy from

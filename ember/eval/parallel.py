@@ -59,8 +59,12 @@ def rollout_batch_in_worker(checkpoint: str, cfg: EvalConfig, start: int, count:
     threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // cfg.num_workers)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    from ember.eval.run import freeze_if_asked
+
     policy = _worker_policy(checkpoint)
     policy.eval()
+    if not getattr(policy, "_frozen", True):  # once per worker: the frozen copy stays until train()
+        freeze_if_asked(policy, cfg)
     kwargs = eval_env_kwargs(policy, cfg)
     return run_seeded_batch(policy, _worker_envs(cfg, count, kwargs), cfg, ConditioningPlan.of(policy), start, count,
                             num_videos=num_videos, keep_observations=keep_observations, keep_images=keep_images)

@@ -73,6 +73,14 @@ def instruction_record(cfg: EvalConfig) -> dict[str, Any]:
     return out
 
 
+def freeze_if_asked(policy: Any, cfg: EvalConfig) -> Any:
+    """``policy`` with its per-step network frozen at the rollout batch size when ``cfg.freeze`` (policies with
+    nothing to freeze are returned as they are)."""
+    if cfg.freeze and hasattr(policy, "freeze_for_inference"):
+        policy.freeze_for_inference(batch_size=max(1, min(cfg.batch_size, cfg.num_episodes)))
+    return policy
+
+
 def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]:
     """``ember eval``: load a checkpoint, roll it out on each split, write metrics, videos and report.md."""
     from ember.report import write_eval_report
@@ -87,7 +95,7 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
         cfg.out = default_out("eval", cfg.task.lower())
     out = prepare_run_folder(cfg.out, overwrite=cfg.overwrite)
     save_config(cfg, out)
-    policy = load_policy(checkpoint)
+    policy = freeze_if_asked(load_policy(checkpoint), cfg)
     results = evaluate_splits(policy, cfg, out, splits, quiet=quiet)
     extra: dict[str, Any] = {"checkpoint": str(checkpoint), "task": cfg.task, "backend": cfg.backend}
     if cfg.env_kwargs:
