@@ -236,7 +236,7 @@ def eval_config(checkpoint: Path, **kwargs):
 @pytest.fixture(scope="module")
 def serial_rollout(checkpoint):
     from ember.eval import rollout
-    from ember.eval.run import freeze_if_asked
+    from ember.eval.config import freeze_if_asked
     from policies import load_policy
 
     cfg = eval_config(checkpoint)  # frozen as ember eval's serial run and every worker freeze it

@@ -201,3 +201,11 @@ def check_env_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     if "split" in extra:
         raise ConfigError("--env_kwargs cannot set 'split': use --split or --splits.")
     return dict(extra)
+
+
+def freeze_if_asked(policy: Any, cfg: EvalConfig) -> Any:
+    """``policy`` with its per-step network frozen at the rollout batch size when ``cfg.freeze`` (policies with
+    nothing to freeze are returned as they are)."""
+    if cfg.freeze and hasattr(policy, "freeze_for_inference"):
+        policy.freeze_for_inference(batch_size=max(1, min(cfg.batch_size, cfg.num_episodes)))
+    return policy

@@ -59,7 +59,7 @@ def rollout_batch_in_worker(checkpoint: str, cfg: EvalConfig, start: int, count:
     threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // cfg.num_workers)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    from ember.eval.run import freeze_if_asked
+    from ember.eval.config import freeze_if_asked
 
     policy = _worker_policy(checkpoint)
     policy.eval()

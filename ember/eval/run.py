@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ember.config import save_config
-from ember.eval.config import EvalConfig, resolve_checkpoint, resolve_splits
+from ember.eval.config import EvalConfig, freeze_if_asked, resolve_checkpoint, resolve_splits
 from ember.eval.metrics import EvalResult, summarize
 from ember.eval.parallel import rollout_parallel
 from ember.eval.record import RolloutRecorder, record_roots
@@ -71,14 +71,6 @@ def instruction_record(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.switch_after:
         out["switch"] = {"after_steps": cfg.switch_after, "goal": cfg.switch_goal or "default"}
     return out
-
-
-def freeze_if_asked(policy: Any, cfg: EvalConfig) -> Any:
-    """``policy`` with its per-step network frozen at the rollout batch size when ``cfg.freeze`` (policies with
-    nothing to freeze are returned as they are)."""
-    if cfg.freeze and hasattr(policy, "freeze_for_inference"):
-        policy.freeze_for_inference(batch_size=max(1, min(cfg.batch_size, cfg.num_episodes)))
-    return policy
 
 
 def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]:
