@@ -8,7 +8,10 @@ shard that atomically replaces the old one. Frame ``i`` of an episode sits exact
 
 The default codec is libx264 ``yuv420p`` (fast on CPU), GOP 2 and no B-frames, so any frame is
 at most one frame away from a keyframe (cheap random access, as LeRobot's ``g=2`` default) and
-decode order equals display order.
+decode order equals display order. x264's macroblock-tree rate control is off (``mbtree=0``): with it, x264
+reads memory it never wrote, so the same frames encoded twice in one process could come out as different bytes
+and different pixels (measured: ~half of 100-encode runs at 32-96 px after the heap had been reused; none with
+it off, 15 runs); off, an episode is 7% larger at 0.3 dB higher PSNR and encodes 15% faster (96 px PickPlace).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class VideoCodec:
     g: int = 2
     crf: int = 23
     preset: str | int | None = "veryfast"
-    extra_options: dict[str, str] = field(default_factory=lambda: {"bf": "0"})
+    extra_options: dict[str, str] = field(default_factory=lambda: {"bf": "0", "mbtree": "0"})
 
     def options(self) -> dict[str, str]:
         opts = {"g": str(self.g), "crf": str(self.crf)}
