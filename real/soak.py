@@ -106,6 +106,35 @@ cores), a 30 ms inference and the arm's physics step could hold both cores while
 bridge's queue: a skipped control period although every policy tick was on time."""
 
 
+def machine_cpu_jiffies(stat_text: str | None = None) -> dict[str, int]:
+    """The machine's aggregate CPU times (the ``cpu`` line of ``/proc/stat``, in clock ticks): ``idle`` (with
+    iowait), ``steal`` (time the hypervisor gave this VM's CPUs to someone else) and ``total``."""
+    if stat_text is None:
+        with open("/proc/stat") as f:
+            stat_text = f.read()
+    line = next(ln for ln in stat_text.splitlines() if ln.startswith("cpu "))
+    v = [int(x) for x in line.split()[1:]]
+    v += [0] * (8 - len(v))  # old kernels stop before steal
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]  # guest time is already inside user
+    return {"idle": idle + iowait, "steal": steal,
+            "total": user + nice + system + idle + iowait + irq + softirq + steal}
+
+
+def host_cpu_percent(a: dict[str, int], b: dict[str, int], node_cpu_s: float, seconds: float,
+                     hz: int = 100) -> dict[str, float]:
+    """Between two ``machine_cpu_jiffies`` readings: the share of the machine's CPU time that was stolen by the
+    hypervisor, spent by the soak's own nodes, and spent by everything else (other jobs), in percent. Missed
+    cycles that line up with steal or other load are the machine's, not the stack's."""
+    total = b["total"] - a["total"]
+    if total <= 0:
+        return {"steal": 0.0, "soak_nodes": 0.0, "other": 0.0}
+    busy = total - (b["idle"] - a["idle"]) - (b["steal"] - a["steal"])
+    nodes = node_cpu_s * hz
+    return {"steal": round(100.0 * (b["steal"] - a["steal"]) / total, 2),
+            "soak_nodes": round(100.0 * nodes / total, 2),
+            "other": round(100.0 * max(0.0, busy - nodes) / total, 2)}
+
+
 def set_fifo(pid: int, priority: int) -> int:
     """SCHED_FIFO ``priority`` for every thread of process ``pid`` (threads started later inherit it); returns
     how many were set. Raises PermissionError without root / CAP_SYS_NICE."""
@@ -128,6 +157,8 @@ class Snapshot:
     command_gaps: int
     command_gap_hist: LatencyHistogram
     command_late: int = 0
+    machine: dict[str, int] = field(default_factory=dict)
+    """``machine_cpu_jiffies()`` at this instant (empty where /proc/stat cannot be read)."""
 
     def hist(self, node: str, name: str) -> LatencyHistogram:
         data = self.status.get(node, {}).get("histograms", {}).get(name)
@@ -174,7 +205,9 @@ def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[st
             "seconds": round(seconds, 1), "missed_cycles": sum(counts[k] for k in MISSED), **counts,
             "latency_ms": latencies, "interval_histograms": {k: h.to_json() for k, h in intervals.items()},
             "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
-            "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s}}
+            "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s},
+            "host_cpu_percent": host_cpu_percent(a.machine, b.machine, sum(b.cpu_s[k] - a.cpu_s[k] for k in b.cpu_s),
+                                                 seconds, os.sysconf("SC_CLK_TCK")) if a.machine and b.machine else {}}
 
 
 @dataclass
@@ -222,6 +255,13 @@ class _CommandClock:
                 self.late += 1
             self.gaps += skipped_periods(periods)
         self.last_ns = sent
+
+
+def _machine_or_empty() -> dict[str, int]:
+    try:
+        return machine_cpu_jiffies()
+    except (OSError, StopIteration, ValueError):
+        return {}
 
 
 def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakReport:
@@ -276,7 +316,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
                             {k: process_memory_mb(n.proc.pid) for k, n in nodes.items()},
                             {k: process_cpu_s(n.proc.pid) for k, n in nodes.items()},
                             clock.seen, clock.gaps, LatencyHistogram.from_json(clock.intervals.to_json()),
-                            clock.late)
+                            clock.late, _machine_or_empty())
 
         deadline = time.monotonic() + cfg.startup_timeout_s
         progress(f"soak: starting the mock arm, bridge and policy node at {cfg.rate_hz:g} Hz "
@@ -319,7 +359,9 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
                 lat = w["latency_ms"]
                 progress(f"soak: window {w['window']} ({w['from_s']:.0f}-{w['to_s']:.0f} s): missed {w['missed_cycles']}, "
                          f"bridge p99 {lat['bridge_callback_ms']['p99']:.2f} ms, obs->command p99 "
-                         f"{lat['obs_to_command_ms']['p99']:.2f} ms, RSS "
+                         f"{lat['obs_to_command_ms']['p99']:.2f} ms, host steal "
+                         f"{w['host_cpu_percent'].get('steal', float('nan')):.1f}% other "
+                         f"{w['host_cpu_percent'].get('other', float('nan')):.1f}%, RSS "
                          + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items()) + " MiB")
                 window_start = s
         report.total = window_report(first, snapshot(), -1, start)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from real.histogram import LatencyHistogram
-from real.soak import SoakConfig, run_soak
+from real.soak import SoakConfig, host_cpu_percent, machine_cpu_jiffies, run_soak
 
 
 def test_histogram_percentiles_match_numpy_within_a_bucket():
@@ -39,6 +39,19 @@ def test_histogram_window_is_exactly_the_samples_between_two_snapshots():
         before.since(h)
     h.add(float("nan"))  # counted (a sample is never lost), not summed
     assert h.n == 1101 and math.isfinite(h.total_ms)
+
+
+def test_host_cpu_shares_from_proc_stat():
+    """Steal, the soak's nodes and everything else, as shares of the machine's CPU time between two readings."""
+    a = machine_cpu_jiffies("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n")
+    b = machine_cpu_jiffies("cpu  400 0 150 1150 50 0 0 100 0 0\n")  # +400 busy, +350 idle, +100 steal = 850
+    assert a == {"idle": 850, "steal": 0, "total": 1000} and b["total"] == 1850
+    shares = host_cpu_percent(a, b, node_cpu_s=1.5, seconds=4.25, hz=100)  # the nodes: 150 of the 400 busy ticks
+    assert shares == {"steal": round(100 * 100 / 850, 2), "soak_nodes": round(100 * 150 / 850, 2),
+                      "other": round(100 * 250 / 850, 2)}
+    assert machine_cpu_jiffies("cpu  1 2 3 4\n")["steal"] == 0  # kernels before steal accounting
+    live = machine_cpu_jiffies()
+    assert live["total"] > live["idle"] >= 0
 
 
 def test_soak_config_rejects_nonsense():
@@ -82,3 +95,7 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     growth = report.rss_growth_percent()
     assert set(growth) == {"arm", "bridge", "policy"}
     assert all(abs(g) < 5.0 for g in growth.values()), growth
+    # the host's share: the soak's own nodes show up (they run the whole time), shares are percentages
+    host = total["host_cpu_percent"]
+    assert set(host) == {"steal", "soak_nodes", "other"}
+    assert host["soak_nodes"] > 0 and all(0.0 <= v <= 100.0 for v in host.values()), host

@@ -27,17 +27,19 @@ TARGET = "0 missed cycles; RSS of each node within 5% of its value after the war
 
 def table(report: dict) -> str:
     head = (f"{'window':>7}{'min':>10}{'missed':>8}{'bridge p50/p99 ms':>19}{'obs->cmd p50/p99':>18}"
-            f"{'tick p99/max':>14}{'infer p50/p99':>15}{'RSS arm/bridge/policy MiB':>27}{'CPU% a/b/p':>16}")
+            f"{'tick p99/max':>14}{'infer p50/p99':>15}{'RSS arm/bridge/policy MiB':>27}{'CPU% a/b/p':>16}"
+            f"{'host steal/other %':>20}")
     rows = [head]
     for w in [*report["windows"], {**report["total"], "window": "all"}]:
         lat = w["latency_ms"]
         b, o, t, i = (lat[k] for k in ("bridge_callback_ms", "obs_to_command_ms", "policy_tick_interval_ms",
                                        "policy_inference_ms"))
-        rss, cpu = w["rss_mb"], w["cpu_percent"]
+        rss, cpu, host = w["rss_mb"], w["cpu_percent"], w.get("host_cpu_percent", {})
         rows.append(f"{w['window']!s:>7}{w['from_s'] / 60:>5.0f}-{w['to_s'] / 60:<4.0f}{w['missed_cycles']:>8}"
                     f"{b['p50']:>9.2f}/{b['p99']:<9.2f}{o['p50']:>8.2f}/{o['p99']:<9.2f}{t['p99']:>7.1f}/{t['max']:<6.1f}"
                     f"{i['p50']:>7.2f}/{i['p99']:<7.2f}{rss['arm']:>9.0f}/{rss['bridge']:.0f}/{rss['policy']:<8.0f}"
-                    f"{cpu['arm']:>6.0f}/{cpu['bridge']:.0f}/{cpu['policy']:.0f}")
+                    f"{cpu['arm']:>6.0f}/{cpu['bridge']:.0f}/{cpu['policy']:.0f}"
+                    f"{host.get('steal', float('nan')):>12.1f}/{host.get('other', float('nan')):.1f}")
     return "\n".join(rows)
 
 
