@@ -120,8 +120,7 @@ def machine_cpu_jiffies(stat_text: str | None = None) -> dict[str, int]:
             "total": user + nice + system + idle + iowait + irq + softirq + steal}
 
 
-def host_cpu_percent(a: dict[str, int], b: dict[str, int], node_cpu_s: float, seconds: float,
-                     hz: int = 100) -> dict[str, float]:
+def host_cpu_percent(a: dict[str, int], b: dict[str, int], node_cpu_s: float, hz: int = 100) -> dict[str, float]:
     """Between two ``machine_cpu_jiffies`` readings: the share of the machine's CPU time that was stolen by the
     hypervisor, spent by the soak's own nodes, and spent by everything else (other jobs), in percent. Missed
     cycles that line up with steal or other load are the machine's, not the stack's."""
@@ -207,7 +206,7 @@ def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[st
             "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
             "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s},
             "host_cpu_percent": host_cpu_percent(a.machine, b.machine, sum(b.cpu_s[k] - a.cpu_s[k] for k in b.cpu_s),
-                                                 seconds, os.sysconf("SC_CLK_TCK")) if a.machine and b.machine else {}}
+                                                 os.sysconf("SC_CLK_TCK")) if a.machine and b.machine else {}}
 
 
 @dataclass

@@ -46,7 +46,7 @@ def test_host_cpu_shares_from_proc_stat():
     a = machine_cpu_jiffies("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n")
     b = machine_cpu_jiffies("cpu  400 0 150 1150 50 0 0 100 0 0\n")  # +400 busy, +350 idle, +100 steal = 850
     assert a == {"idle": 850, "steal": 0, "total": 1000} and b["total"] == 1850
-    shares = host_cpu_percent(a, b, node_cpu_s=1.5, seconds=4.25, hz=100)  # the nodes: 150 of the 400 busy ticks
+    shares = host_cpu_percent(a, b, node_cpu_s=1.5, hz=100)  # the nodes: 150 of the 400 busy ticks
     assert shares == {"steal": round(100 * 100 / 850, 2), "soak_nodes": round(100 * 150 / 850, 2),
                       "other": round(100 * 250 / 850, 2)}
     assert machine_cpu_jiffies("cpu  1 2 3 4\n")["steal"] == 0  # kernels before steal accounting

@@ -28,11 +28,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rounds import check_peer, run_rounds, summarize, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CAM = "observation.images.top"
@@ -191,44 +192,16 @@ def main() -> None:
         fn = ember_side if args.side == "ember" else lerobot_side
         print(json.dumps(fn(Path(args.camera), Path(args.state), args)))
         return
-    if not Path(args.peer_python).exists():
-        sys.exit(f"no LeRobot venv at {args.peer_python}: build it with ../shared/tools/peer-lerobot.sh DIR and pass "
-                 "--peer-python DIR/bin/python")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    check_peer(args.peer_python)
     with tempfile.TemporaryDirectory() as tmp:
         print("writing the datasets ...", flush=True)
         camera, state = make_datasets(Path(tmp), args.episodes)
-        runs: dict[str, list[dict]] = {"ember": [], "lerobot": []}
-        passed = ["--camera", str(camera), "--state", str(state), "--samples", str(args.samples),
-                  "--batches", str(args.batches), "--steps", str(args.steps)]
-        for r in range(args.rounds):
-            for side in (["ember", "lerobot"] if r % 2 == 0 else ["lerobot", "ember"]):
-                python = sys.executable if side == "ember" else args.peer_python
-                proc = subprocess.run([python, __file__, "--side", side, *passed], capture_output=True, text=True,
-                                      env=env)
-                if proc.returncode:
-                    sys.exit(f"{side} side failed:\n{proc.stderr[-3000:]}")
-                runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                print(f"round {r} {side}: " + ", ".join(f"{k} {v:.1f}" for k, v in runs[side][-1].items()),
-                      flush=True)
-    rows = []
-    for metric in runs["ember"][0]:
-        e = statistics.median(x[metric] for x in runs["ember"])
-        peer_key = metric.removesuffix(" uncached")
-        row = {"metric": metric, "ember": e, "ember_rounds": [x[metric] for x in runs["ember"]]}
-        if peer_key in runs["lerobot"][0]:
-            lr = statistics.median(x[peer_key] for x in runs["lerobot"])
-            row |= {"lerobot": lr, "ember_over_lerobot": e / lr, "lerobot_rounds": [x[peer_key] for x in runs["lerobot"]]}
-        rows.append(row)
-    print(f"\n{'metric (samples/s, higher is better)':38s} {'ember':>9s} {'LeRobot':>9s} {'ember/LeRobot':>14s}")
-    for row in rows:
-        lr = f"{row['lerobot']:9.1f} {row['ember_over_lerobot']:14.2f}" if "lerobot" in row else ""
-        print(f"{row['metric']:38s} {row['ember']:9.1f} {lr}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rounds": args.rounds, "threads": 1, "load_avg": os.getloadavg(),
-                                          "rows": rows, "runs": runs}, indent=1) + "\n")
-    print(f"wrote {args.out}")
-
+        runs = run_rounds(__file__, args.peer_python,
+                          ["--camera", str(camera), "--state", str(state), "--samples", str(args.samples),
+                           "--batches", str(args.batches), "--steps", str(args.steps)], args.rounds)
+    rows = summarize(runs, list(runs["ember"][0]), lambda m: m.removesuffix(" uncached"),
+                     "metric (samples/s, higher is better)")
+    write_json(args.out, args.rounds, rows, runs)
 
 if __name__ == "__main__":
     main()

@@ -25,10 +25,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rounds import check_peer, run_rounds, summarize, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE, ENV, ACTION = "observation.state", "observation.environment_state", "action"
@@ -151,39 +152,13 @@ def main() -> None:
         fn = ember_side if args.side == "ember" else lerobot_side
         print(json.dumps(fn(args.steps, args.repeats)))
         return
-    if not Path(args.peer_python).exists():
-        sys.exit(f"no LeRobot venv at {args.peer_python}: build it with ../shared/tools/peer-lerobot.sh DIR and pass "
-                 "--peer-python DIR/bin/python")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    runs: dict[str, list[dict]] = {"ember": [], "lerobot": []}
-    for r in range(args.rounds):
-        order = ["ember", "lerobot"] if r % 2 == 0 else ["lerobot", "ember"]
-        for side in order:
-            python = sys.executable if side == "ember" else args.peer_python
-            proc = subprocess.run([python, __file__, "--side", side, "--steps", str(args.steps),
-                                   "--repeats", str(args.repeats)], capture_output=True, text=True, env=env)
-            if proc.returncode:
-                sys.exit(f"{side} side failed:\n{proc.stderr[-3000:]}")
-            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"round {r} {side}: " + ", ".join(f"{k} {v:.1f}" for k, v in runs[side][-1].items() if k != "params"),
-                  flush=True)
-    rows = []
-    for metric in [k for k in runs["ember"][0] if k != "params"]:
-        e = statistics.median(x[metric] for x in runs["ember"])
-        peer_key = metric.removesuffix(" eager")
-        lr = statistics.median(x[peer_key] for x in runs["lerobot"])
-        rows.append({"metric": metric, "ember": e, "lerobot": lr, "ember_over_lerobot": e / lr,
-                     "ember_rounds": [x[metric] for x in runs["ember"]],
-                     "lerobot_rounds": [x[peer_key] for x in runs["lerobot"]]})
-    print(f"\n{'metric (ms, lower is better)':32s} {'ember':>9s} {'LeRobot':>9s} {'ember/LeRobot':>14s}")
-    for row in rows:
-        print(f"{row['metric']:32s} {row['ember']:9.1f} {row['lerobot']:9.1f} {row['ember_over_lerobot']:14.2f}")
+    check_peer(args.peer_python)
+    runs = run_rounds(__file__, args.peer_python, ["--steps", str(args.steps), "--repeats", str(args.repeats)],
+                      args.rounds, shown=lambda key: key != "params")
+    rows = summarize(runs, [k for k in runs["ember"][0] if k != "params"], lambda m: m.removesuffix(" eager"),
+                     "metric (ms, lower is better)")
     print(f"params: ember {runs['ember'][0]['params']:,}, LeRobot {runs['lerobot'][0]['params']:,}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rounds": args.rounds, "threads": 1, "load_avg": os.getloadavg(),
-                                          "rows": rows, "runs": runs}, indent=1) + "\n")
-    print(f"wrote {args.out}")
-
+    write_json(args.out, args.rounds, rows, runs)
 
 if __name__ == "__main__":
     main()
