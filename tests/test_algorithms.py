@@ -265,3 +265,26 @@ def test_the_supervised_ema_is_updated_after_each_step_and_saved_as_the_weights(
     torch.testing.assert_close(saved[name], shadow[name], rtol=0, atol=0)  # the checkpoint holds the average
     for key, value in algorithm.policy.named_parameters():  # and training goes on with its own weights
         torch.testing.assert_close(value.detach(), raw[key], rtol=0, atol=0)
+
+
+def test_the_shared_adamw_runs_fused_with_the_same_update_as_torch_adamw() -> None:
+    """``ember.algorithms.optim.adamw`` picks torch's fused kernel on CPU (one pass per parameter instead of a
+    Python loop) and still takes AdamW's step with the configured settings, param groups included."""
+    from ember.algorithms.optim import OptimConfig, adamw
+
+    torch.manual_seed(0)
+    ours, ref = nn.Linear(16, 8), nn.Linear(16, 8)
+    ref.load_state_dict(ours.state_dict())
+    cfg = OptimConfig(lr=1e-2, weight_decay=0.1, betas=(0.9, 0.99))
+    groups = lambda m: [{"params": [m.weight]}, {"params": [m.bias], "lr": 1e-3}]  # noqa: E731
+    opt = adamw(groups(ours), cfg)
+    torch_opt = torch.optim.AdamW(groups(ref), lr=1e-2, weight_decay=0.1, betas=(0.9, 0.99), foreach=False)
+    assert opt.defaults["fused"] is True
+    x = torch.randn(32, 16)
+    for _ in range(5):
+        for model, o in ((ours, opt), (ref, torch_opt)):
+            o.zero_grad()
+            model(x).square().mean().backward()
+            o.step()
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -132,30 +132,3 @@ def test_camera_windows_keep_the_per_item_path(ds) -> None:
     items = windows.__getitems__([0, 4, 13])
     assert isinstance(items, list) and not isinstance(items, WindowBatch)
     assert_same_batch(collate_windows(items), stacked(windows, [0, 4, 13]))
-
-
-
-def test_critics_mish_is_torch_mish_to_float_rounding() -> None:
-    """The critics' Mish (policies.rl.critics.Mish, one exp instead of exp + log1p + tanh) against the float64
-    function and nn.Mish: values and gradients, tails included. (Here because this change owns this test file.)"""
-    from policies.rl.critics import Mish
-
-    x32 = torch.cat([torch.linspace(-120.0, 120.0, 200_001),
-                     torch.randn(100_000, generator=torch.Generator().manual_seed(0)) * 4])
-    x64 = x32.double().requires_grad_(True)  # the float64 function at the very float32 inputs
-    (x64 * torch.tanh(torch.nn.functional.softplus(x64))).sum().backward()
-    ref, ref_grad = (x64 * torch.tanh(torch.nn.functional.softplus(x64))).detach(), x64.grad
-    outs = {}
-    for name, fn in (("torch", torch.nn.Mish()), ("critics", Mish())):
-        x = x32.clone().requires_grad_(True)
-        y = fn(x)
-        y.sum().backward()
-        outs[name] = (y.detach().double(), x.grad.double())
-    for y, grad in outs.values():
-        assert torch.isfinite(y).all() and torch.isfinite(grad).all()
-        normal = ref.abs() > 1e-30  # below, float32 results are (near-)denormal: an absolute bound
-        assert float(((y - ref).abs() / ref.abs())[normal].max()) < 5e-7
-        assert float((y - ref).abs()[~normal].max()) < 1e-36
-        assert float((grad - ref_grad).abs().max()) < 3e-6
-    torch.testing.assert_close(outs["critics"][0], outs["torch"][0], rtol=5e-7, atol=1e-6)
-    torch.testing.assert_close(outs["critics"][1], outs["torch"][1], rtol=1e-6, atol=3e-6)

@@ -5,9 +5,11 @@ PushT-like state input (``observation.state`` 2-D, ``observation.environment_sta
 2-D actions, horizon 16, 8 actions per chunk, the temporal UNet 64-128-256 with kernel 5, 8 groups, a 128-D step
 embedding and LeRobot's depth (2 residual blocks per level, FiLM scale + bias), DDPM with 100 training steps.
 
-- ``step_ms``: forward + backward + ``clip_grad_norm_(10)`` + Adam (lr 1e-4, betas 0.95/0.999, the same
-  ``torch.optim.Adam`` on both sides, so only the model differs) on one fixed batch of 64 windows, median of
-  ``--steps`` after 3 warm-up steps;
+- ``step_ms``: forward + backward + ``clip_grad_norm_(10)`` + each trainer's own optimizer step (lr 1e-4, betas
+  0.95/0.999, weight decay 1e-6) on one fixed batch of 64 windows, median of ``--steps`` after 3 warm-up steps.
+  LeRobot's diffusion preset builds ``torch.optim.Adam``; ``ember train`` builds
+  ``ember.algorithms.optim.adamw`` (AdamW, fused). ember also reports ``step_ms with torch Adam``: the same
+  ``torch.optim.Adam`` as LeRobot's, so only the model differs;
 - ``chunk_ms``: one new action chunk at batch 1 (``reset()`` then ``select_action``), DDIM-10 and DDPM-100,
   median of ``--repeats``; for ember both eager and TorchScript-frozen (what ``ember eval`` and the ROS 2 policy
   node run by default).
@@ -50,8 +52,13 @@ def _observation(torch):
     return {STATE: torch.rand(1, DIMS[STATE], generator=g) * 2 - 1, ENV: torch.rand(1, DIMS[ENV], generator=g) * 2 - 1}
 
 
-def _time_steps(torch, model, loss_of, steps: int) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6)
+def _torch_adam(torch, params):
+    """LeRobot 0.4.4's diffusion preset: ``AdamConfig(lr, betas, eps=1e-8, weight_decay=1e-6).build`` is this."""
+    return torch.optim.Adam(params, lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
+
+
+def _time_steps(torch, model, loss_of, steps: int, optimizer) -> float:
+    opt = optimizer
     times = []
     for i in range(steps + 3):
         t = time.perf_counter()
@@ -97,10 +104,18 @@ def ember_side(steps: int, repeats: int) -> dict:
                                                "diffusion_step_embed_dim": 128, "res_blocks_per_level": 2}, **kw)
         return make_policy(cfg, dataset_stats=stats)
 
-    policy = build().train()
+    from ember.algorithms.optim import OptimConfig, adamw
+
     batch = _batch(torch)
-    out = {"params": sum(p.numel() for p in policy.parameters()),
-           "step_ms": _time_steps(torch, policy, lambda: policy(batch)["loss"], steps)}
+    out: dict = {}
+    for key, make_optimizer in (("step_ms", lambda ps: adamw(ps, OptimConfig(lr=1e-4, betas=(0.95, 0.999),
+                                                                             weight_decay=1e-6))),
+                                ("step_ms with torch Adam", lambda ps: _torch_adam(torch, ps))):
+        torch.manual_seed(0)
+        policy = build().train()
+        out["params"] = sum(p.numel() for p in policy.parameters())
+        out[key] = _time_steps(torch, policy, lambda p=policy: p(batch)["loss"], steps,
+                               make_optimizer(policy.parameters()))
     for name, kw, reps in (("DDIM-10", dict(noise_scheduler="ddim", num_inference_steps=10), repeats),
                            ("DDPM-100", dict(noise_scheduler="ddpm", num_inference_steps=100), max(3, repeats // 6))):
         policy = build(**kw).eval()
@@ -131,7 +146,8 @@ def lerobot_side(steps: int, repeats: int) -> dict:
     policy = build().train()
     batch = _batch(torch)
     out = {"params": sum(p.numel() for p in policy.parameters()),
-           "step_ms": _time_steps(torch, policy, lambda: policy.forward(dict(batch))[0], steps)}
+           "step_ms": _time_steps(torch, policy, lambda: policy.forward(dict(batch))[0], steps,
+                                  _torch_adam(torch, policy.parameters()))}
     for name, kw, reps in (("DDIM-10", dict(noise_scheduler_type="DDIM", num_inference_steps=10), repeats),
                            ("DDPM-100", dict(noise_scheduler_type="DDPM", num_inference_steps=100),
                             max(3, repeats // 6))):
@@ -155,7 +171,7 @@ def main() -> None:
     check_peer(args.peer_python)
     runs = run_rounds(__file__, args.peer_python, ["--steps", str(args.steps), "--repeats", str(args.repeats)],
                       args.rounds, shown=lambda key: key != "params")
-    rows = summarize(runs, [k for k in runs["ember"][0] if k != "params"], lambda m: m.removesuffix(" eager"),
+    rows = summarize(runs, [k for k in runs["ember"][0] if k != "params"], lambda m: m.removesuffix(" eager").removesuffix(" with torch Adam"),
                      "metric (ms, lower is better)")
     print(f"params: ember {runs['ember'][0]['params']:,}, LeRobot {runs['lerobot'][0]['params']:,}")
     write_json(args.out, args.rounds, rows, runs)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from policies.activations import Mish
+
 
 class SinusoidalStepEmbedding(nn.Module):
     """Diffusion step t (B,) -> (B, dim) of sines/cosines at geometric frequencies (Transformer-style)."""
@@ -86,7 +88,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(
             FastConv1d(cin, cout, kernel_size, padding=kernel_size // 2),
             nn.GroupNorm(n_groups, cout),
-            nn.Mish(),
+            Mish(),
         )
 
 
@@ -100,7 +102,7 @@ class FiLMResBlock(nn.Module):
         super().__init__()
         self.block1 = ConvBlock(cin, cout, kernel_size, n_groups)
         self.block2 = ConvBlock(cout, cout, kernel_size, n_groups)
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * cout))
+        self.film = nn.Sequential(Mish(), nn.Linear(cond_dim, 2 * cout))
         self.residual = PointwiseConv1d(cin, cout) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
@@ -146,7 +148,7 @@ class ConditionalUnet1D(nn.Module):
         self.step_encoder = nn.Sequential(
             SinusoidalStepEmbedding(step_embed_dim),
             nn.Linear(step_embed_dim, 4 * step_embed_dim),
-            nn.Mish(),
+            Mish(),
             nn.Linear(4 * step_embed_dim, step_embed_dim),
         )
         cond_dim = step_embed_dim + global_cond_dim

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from policies.activations import Mish
 from policies.base import _loading
 from policies.checkpoint_files import CONFIG_NAME, STATS_NAME, WEIGHTS_NAME
 from policies.conditioning.inputs import ConditioningInputs
@@ -81,35 +82,6 @@ class CriticConfig:
         if "hidden_dims" in values:
             values["hidden_dims"] = tuple(int(h) for h in values["hidden_dims"])
         return cls(**values)
-
-
-class _MishFunction(torch.autograd.Function):
-    """mish(x) = x tanh(softplus(x)) with one ``exp``: tanh(log(1 + e)) = n / (n + 2), n = e (e + 2), e = exp(x)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
-        e = x.clamp(max=20.0).exp_()  # past 20, n / (n + 2) is 1 in float32 (and exp(2x) would overflow)
-        n = e.add(2.0).mul_(e)
-        t = n.div_(n.add(2.0))  # tanh(softplus(x))
-        ctx.save_for_backward(x, e, t)
-        return x * t
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
-        x, e, t = ctx.saved_tensors
-        sigmoid = e.div(e.add(1.0))
-        # d mish / dx = tanh(softplus(x)) + x sigmoid(x) (1 - tanh(softplus(x))^2), torch's mish_backward formula
-        slope = torch.addcmul(torch.ones_like(t), t, t, value=-1.0).mul_(sigmoid).mul_(x).add_(t)
-        return grad * slope
-
-
-class Mish(nn.Module):
-    """``nn.Mish``'s function (x tanh(softplus(x))) and gradient, about 2-3x faster on CPU: torch's kernel computes
-    exp, log1p and tanh per element, this one exp and a few arithmetic passes. Both are within 5e-7 (relative) of
-    the float64 value (tests/test_data_windows_batched.py checks it); no parameters, so the critics' state dict is unchanged."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return _MishFunction.apply(x)
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:

@@ -43,7 +43,7 @@ from ember.algorithms.base import (
     TrainingContext,
     check_finite,
 )
-from ember.algorithms.optim import OptimConfig, cosine_with_warmup
+from ember.algorithms.optim import adamw, cosine_with_warmup
 from ember.errors import ConfigError
 from policies.rl.critics import CriticConfig, Critics, aggregate
 from policies.rl.losses import advantage_weights, expectile_loss, nstep_return, q_regression_loss
@@ -97,13 +97,6 @@ class IQLConfig(AlgorithmConfig):
 
 def outcome_columns(config: IQLConfig) -> tuple[str, ...]:
     return tuple(k for k in (config.reward_key, config.terminal_key) if k)
-
-
-def adamw(params: Any, cfg: OptimConfig, lr: float | None = None) -> torch.optim.AdamW:
-    """:func:`ember.algorithms.optim.adamw` (the same settings and update) with ``foreach=True``: one grouped
-    kernel per step of Adam's update instead of a Python loop over the parameters (torch picks that loop on CPU)."""
-    return torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                             foreach=True)
 
 
 class IQL(Algorithm):
