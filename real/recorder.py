@@ -72,9 +72,10 @@ class RecorderConfig:
     correction_topic: str = CORRECTION_TOPIC
     control_topic: str = RECORDER_CONTROL_TOPIC
     status_topic: str = RECORDER_STATUS_TOPIC
-    correction_latency_s: float = 0.5
+    correction_latency_s: float = 1.0
     """Frames are written this long after they are sampled, so a correction that a busy machine delivers up to this
-    late still lands on the frame of the moment it was sent."""
+    late still lands on the frame of the moment it was sent (``late_corrections`` in the status counts the ones
+    that came later still)."""
     correction_hold_s: float = 3.0
     """How long a correction stays the active instruction (match the policy node's)."""
     max_state_age_ms: float = 200.0

@@ -69,6 +69,9 @@ class RecorderStats:
     """Frame slots filled with the previous sample because the recorder fell behind its clock."""
     corrections: int = 0
     corrections_recorded: int = 0
+    late_corrections: int = 0
+    """Corrections handled after the frame of their time was already written (the recorder lagged by more than
+    ``hold_s``): they land on a later frame. Raise the recorder's ``correction_latency_s`` if this grows."""
     episode_frames: int = 0
     failed: int = 0
     """Episodes dropped because their save failed (disk full, I/O error); earlier episodes are intact."""
@@ -147,6 +150,12 @@ class EpisodeRecorder:
             lag = min(max(sampled - arrived[0].received, 0.0), period * 0.999)
             when = max(timestamp - lag, 0.0)  # corrections from before the episode start land at 0.0
             self.stats.corrections_recorded += len(arrived)
+            late = [c for c in arrived if self._written > 0 and sampled - c.received > 1.5 * period]
+            if late:  # before the episode's first frame is not late: those land at 0.0 on purpose
+                self.stats.late_corrections += len(late)
+                log.warning("correction %r landed %.2f s after it was sent (its frame was already written, "
+                            "hold %.2f s); raise correction_latency_s to keep corrections on their frame",
+                            late[0].text, sampled - late[0].received, self.hold_s)
         frame = {STATE_KEY: np.asarray(observation[STATE_KEY], dtype=np.float32),
                  "action": np.asarray(action, dtype=np.float32),
                  "language.instruction": self.language.active(sampled) or self.language.instruction or "",

@@ -155,6 +155,24 @@ def test_a_correction_handled_late_still_lands_on_the_frame_it_was_sent_in(tmp_p
     assert [i for i, text in enumerate(ep["language.correction"]) if text] == [3]
     assert ep["language.correction_timestamp"][3] == pytest.approx(0.22, abs=1e-5)
     assert list(ep["language.instruction"][2:5]) == ["reach", "move left", "move left"]
+    assert rec.stats.late_corrections == 0
+
+
+def test_a_correction_handled_later_than_the_hold_is_counted_and_warned(tmp_path, caplog):
+    """Past ``hold_s`` its frame is written: it lands later, and the recorder says so and what to raise."""
+    robot = load_robot("panda")
+    rec = EpisodeRecorder(tmp_path / "ds", fps=10, robot="panda", state_names=robot.state_names, cameras=(),
+                          language=LanguageState("reach"), use_videos=False, hold_s=0.3)
+    obs = {"observation.state": home_state(robot).astype(np.float32)}
+    t0 = 50.0
+    for i in range(12):
+        if i == 9:  # handled 0.68 s after it was sent: frames up to t0 + 0.6 are written by now
+            rec.add_correction("move left", t0 + 0.22)
+        rec.add_frame(obs, obs["observation.state"], sampled=t0 + i * 0.1)
+    with caplog.at_level("WARNING", logger="ember.recorder"):
+        rec.save_episode()
+    assert rec.stats.late_corrections == 1 and rec.stats.corrections_recorded == 1
+    assert "raise correction_latency_s" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------- params

@@ -125,7 +125,8 @@ def test_closed_loop_policy_drives_the_arm_to_the_target(stack):
 
 
 def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
-    proc = subprocess.Popen([sys.executable, "-m", "real.correct", "--prompt=false", "--listeners=2"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "real.correct", "--prompt=false", "--listeners=2",
+                             "--wait_s=60"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=stack.env)
     typed = []
     assert proc.stdin is not None and proc.stdout is not None
@@ -144,6 +145,7 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
     rec = stack.wait_status("recorder", lambda st: st["episodes"] >= 1, 20.0, "the recorder to save episode 0")
     logs = "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in stack.nodes.items())
     assert rec["corrections"] == 2 and rec["corrections_recorded"] == 2, f"recorder {rec}\n{logs}"
+    assert rec["late_corrections"] == 0, f"the recorder lagged past correction_latency_s: {rec}"
     policy_tasks = {json.loads(msg.data)["task"] for _, msg in stack.probe.log[STATUS["policy"]]}
     assert {"move left", "a bit higher"} & policy_tasks  # the policy followed the corrections too
 

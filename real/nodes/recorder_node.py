@@ -204,7 +204,8 @@ class RecorderNode(Node):
         return {"root": str(self.recorder.root), "recording": self.recording, "episodes": s.episodes,
                 "frames": s.frames, "episode_frames": s.episode_frames, "skipped_frames": s.skipped_frames,
                 "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
-                "corrections_recorded": s.corrections_recorded, "instruction": self.language.instruction,
+                "corrections_recorded": s.corrections_recorded,
+                "late_corrections": s.late_corrections, "instruction": self.language.instruction,
                 "failed": s.failed, "error": s.last_error,
                 "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1),
                 "state_source": self.sensors.summary()}
