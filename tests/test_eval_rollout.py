@@ -73,6 +73,18 @@ def test_trajectories_have_consistent_lengths_and_repeat_for_the_same_seeds(poli
                               trajectories[0].observations[0]["observation.environment_state"])
 
 
+def test_rollouts_per_seed_repeat_each_initial_state(policy, tmp_path: Path) -> None:
+    """GRAPE's preferences compare rollouts of one seed: each seed runs ``rollouts_per_seed`` times in a row."""
+    trajectories = rollout(policy, config(num_episodes=4, rollouts_per_seed=2), quiet=True)
+    assert [t.seed for t in trajectories] == [500, 500, 501, 501] and [t.index for t in trajectories] == [0, 1, 2, 3]
+    env = "observation.environment_state"
+    np.testing.assert_array_equal(trajectories[0].observations[0][env], trajectories[1].observations[0][env])
+    assert not np.array_equal(trajectories[1].observations[0][env], trajectories[2].observations[0][env])
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match="rollouts_per_seed"):
+            run_eval(config(rollouts_per_seed=bad, out=str(tmp_path / "bad")), quiet=True)
+
+
 def test_observations_and_images_are_kept_only_when_asked(policy) -> None:
     cfg = config(num_episodes=1, batch_size=1, max_episode_steps=2, num_videos=0)
     assert rollout(policy, cfg, keep_observations=False, quiet=True)[0].observations == []

@@ -34,6 +34,10 @@ class EvalConfig:
     render_size: int = 256
     seed: int = 100_000
     """Episode i is seeded ``seed + i``; the default keeps evaluation seeds apart from collection seeds."""
+    rollouts_per_seed: int = 1
+    """Roll each seed out this many times, each with its own policy noise (episode i is seeded
+    ``seed + i // rollouts_per_seed``): the same initial state, different outcomes, e.g. for trajectory
+    preferences of successful over failed rollouts from one seed (GRAPE). ``num_episodes`` counts every rollout."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """More options for every env of the run (the policy's, and the expert's that makes its conditioning), as
     JSON on the command line: ``--env_kwargs='{"heldout_scene_factors": ["table_texture"]}'``. ``split`` and any

@@ -59,8 +59,10 @@ def write_splits_report(out: Path, cfg: EvalConfig, results: dict[str, EvalResul
         f"# Evaluation: {cfg.task} ({cfg.backend}), {len(results)} splits",
         "",
         f"- checkpoint: `{checkpoint}`",
-        f"- {cfg.num_episodes} episodes per split, seeds {cfg.seed}..{cfg.seed + cfg.num_episodes - 1} "
-        "(salted per split by the environment)",
+        f"- {cfg.num_episodes} episodes per split, seeds {cfg.seed}.."
+        f"{cfg.seed + (cfg.num_episodes - 1) // max(1, cfg.rollouts_per_seed)}"
+        + (f" ({cfg.rollouts_per_seed} rollouts each)" if cfg.rollouts_per_seed > 1 else "")
+        + " (salted per split by the environment)",
         f"- conditioning: {cfg.conditioning_source}",
         *([f"- env options: `{json.dumps(cfg.env_kwargs)}`"] if cfg.env_kwargs else []),
         "",

@@ -264,14 +264,20 @@ def rollout_batch(policy: Any, envs: Any, seeds: Sequence[int], conds: Sequence[
     return [rec.finish() for rec in recs]
 
 
+def episode_seed(cfg: EvalConfig, index: int) -> int:
+    """The env seed of episode ``index``: ``seed + index``, or every ``rollouts_per_seed`` episodes one seed."""
+    return cfg.seed + index // max(1, cfg.rollouts_per_seed)
+
+
 def run_seeded_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan | None, start: int, count: int,
                      *, num_videos: int, keep_observations: bool, keep_images: bool, bar: Any = None,
                      ) -> list[Trajectory]:
-    """Episodes ``start .. start+count-1`` (seeds ``cfg.seed + start + j``) in ``envs``, after seeding every RNG
-    with ``cfg.seed + start``: a batch's result depends on its seeds alone, not on the batches run before it in the
-    same process, so a worker running only this batch gets the serial run's trajectories."""
+    """Episodes ``start .. start+count-1`` (seeds ``cfg.seed + (start + j) // cfg.rollouts_per_seed``) in
+    ``envs``, after seeding every RNG with ``cfg.seed + start``: a batch's result depends on its seeds alone, not on
+    the batches run before it in the same process, so a worker running only this batch gets the serial run's
+    trajectories."""
     seed_everything(cfg.seed + start)
-    seeds = [cfg.seed + start + j for j in range(count)]
+    seeds = [episode_seed(cfg, start + j) for j in range(count)]
     conds = episode_conditioning(plan, cfg, seeds, cfg.split)
     return rollout_batch(policy, envs, seeds, conds, start=start, split=cfg.split, plan=plan,
                          instruction=cfg.instruction, record=[start + j < num_videos for j in range(count)],

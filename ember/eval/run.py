@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ember.config import save_config
+from ember.errors import ConfigError
 from ember.eval.config import EvalConfig, freeze_if_asked, resolve_checkpoint, resolve_splits
 from ember.eval.metrics import EvalResult, summarize
 from ember.eval.parallel import rollout_parallel
@@ -78,6 +79,9 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
     from ember.report import write_eval_report
     from policies import load_policy
 
+    if isinstance(cfg.rollouts_per_seed, bool) or not isinstance(cfg.rollouts_per_seed, int) \
+            or cfg.rollouts_per_seed < 1:
+        raise ConfigError(f"--rollouts_per_seed must be a whole number >= 1, got {cfg.rollouts_per_seed!r}.")
     checkpoint = resolve_checkpoint(cfg.policy_path)
     splits = resolve_splits(cfg)
     record_roots(cfg, splits)  # a --record folder in the way is an error before anything runs
