@@ -123,3 +123,10 @@ def test_a_reference_of_another_architecture_is_refused(setup, tmp_path) -> None
     make_policy(diffusion, dataset_stats=stats).save_pretrained(tmp_path / "diffusion")
     with pytest.raises(PolicyError, match="same architecture"):
         _algorithm(setup, reference=str(tmp_path / "diffusion"), init_from=str(setup["sft"]))
+
+
+def test_a_from_scratch_learning_rate_is_warned_about(setup) -> None:
+    """The trainer's default lr (1e-3) is a from-scratch rate; bench/align measured such rates wrecking the SFT
+    policy, so preference training says so and what to try."""
+    with pytest.warns(UserWarning, match=r"try --optim.lr=1e-5"):
+        _algorithm(setup)

@@ -24,6 +24,7 @@ A reference of another policy type or architecture is a :class:`~policies.errors
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ from policies.align.losses import PREFERENCE_LOSSES, PreferenceLossOutput, prefe
 from policies.align.pairs import PairWindows, check_comparable, read_pairs, to_device
 from policies.errors import PolicyError
 
+MAX_SAFE_LR = 3e-5
+"""Above this learning rate preference training moved the SFT diffusion policy too far (bench/align)."""
+
 
 @dataclass
 class PreferenceConfig(AlgorithmConfig):
@@ -53,9 +57,9 @@ class PreferenceConfig(AlgorithmConfig):
     """The checkpoint the trained policy starts from; empty = ``reference`` (it must match its architecture)."""
     dataset: str = ""
     """The dataset the pairs index; empty = the one holding ``preferences`` (``<dataset>/labels/...``)."""
-    beta: float = 20.0
-    """Inverse temperature on the denoising-loss differences (they are small: mean squared errors); not tuned
-    beyond the tests (bench/align will)."""
+    beta: float = 1000.0
+    """Inverse temperature on the denoising-loss differences (mean squared errors of a few hundredths, so the
+    margin saturates only for a large beta; bench/align/RESULTS.md has what was measured)."""
     label_smoothing: float = 0.1
     """cDPO's probability that a label is wrong (``cdpo`` only)."""
     flip_rate: float = 0.1
@@ -147,6 +151,10 @@ class PreferenceOptimization(Algorithm):
                               "(docs/alignment.md)")
         if config.pairs_per_step < 1:
             raise ConfigError(f"--algorithm.pairs_per_step must be >= 1, got {config.pairs_per_step}")
+        if context.optim.lr > MAX_SAFE_LR:
+            warnings.warn(f"--optim.lr={context.optim.lr:g} fine-tunes the SFT policy at a from-scratch rate; at "
+                          "1e-4 preference training took bench/align's PickPlace policy from 36% to 0-14% "
+                          "success; try --optim.lr=1e-5.", stacklevel=2)
         device = context.accelerator.device
         reference = load_reference(config.reference, device=device)
         policy = load_reference(config.init_from or config.reference, device=device)  # the start, trained
