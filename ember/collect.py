@@ -93,6 +93,7 @@ SIM_FEATURES: dict[str, dict[str, Any]] = {
     "sim.behavior": {"dtype": "string", "shape": [1], "names": None},
     "sim.failure": {"dtype": "string", "shape": [1], "names": None},
     "sim.action_noise": {"dtype": "float32", "shape": [1], "names": None},
+    "sim.seed": {"dtype": "int64", "shape": [1], "names": None},
 }
 """The simulator's ground truth per frame, for measuring labelers (never observations):
 
@@ -102,7 +103,9 @@ SIM_FEATURES: dict[str, dict[str, Any]] = {
 * ``sim.behavior``: what acted in this episode: ``expert``, ``noisy``, ``failing`` (``ember collect``) or
   ``policy`` (``ember eval --record``);
 * ``sim.failure``: for ``failing`` episodes ``wrong_target`` or ``early_stop``, else empty;
-* ``sim.action_noise``: the std of a ``noisy`` episode's action noise (fraction of the half-range), else 0.
+* ``sim.action_noise``: the std of a ``noisy`` episode's action noise (fraction of the half-range), else 0;
+* ``sim.seed``: the seed the episode's env was reset with (rollouts of one initial state share it: ``ember eval
+  --rollouts_per_seed``, paired by ``ember label --pairs_within=seed``).
 """
 
 OBSERVATION_SETS = ("privileged", "robot")
@@ -148,7 +151,7 @@ def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str
 
 def frame_row(obs: dict[str, Any], action: np.ndarray, reward: float, terminated: bool, truncated: bool,
               info: dict[str, Any], features: dict[str, Any], behavior: str = "expert", failure: str = "",
-              action_noise: float = 0.0) -> dict[str, Any]:
+              action_noise: float = 0.0, seed: int = -1) -> dict[str, Any]:
     """One dataset frame: the observation the action was taken from (the keys ``features`` declares), the action,
     what the step returned (``next.*``) and the simulator's ground truth after it (:data:`SIM_FEATURES`); used by
     ``ember collect`` and ``ember eval --record`` alike."""
@@ -164,6 +167,7 @@ def frame_row(obs: dict[str, Any], action: np.ndarray, reward: float, terminated
         "sim.behavior": behavior,
         "sim.failure": failure,
         "sim.action_noise": np.array([action_noise], dtype=np.float32),
+        "sim.seed": np.array([seed], dtype=np.int64),
         "task": obs["task"],
     })
     return frame
@@ -298,7 +302,7 @@ def _play(env: gym.Env, actor: Any, cfg: CollectConfig, seed: int, slot_behavior
         next_obs, reward, terminated, truncated, info = env.step(action)
         success = success or bool(info.get("is_success", False))
         add_frame(frame_row(obs, action, reward, terminated, truncated, info, features, behavior.name,
-                            behavior.failure, behavior.action_noise))
+                            behavior.failure, behavior.action_noise, seed))
         length += 1
         obs = next_obs
         if terminated or truncated:

@@ -119,6 +119,9 @@ class LabelConfig:
     """Preference labelers: how many segment pairs to sample and compare."""
     segment_length: int = 25
     """Preference labelers: frames per segment (clipped to the episode; 0 = whole episodes)."""
+    pairs_within: str = "instruction"
+    """Preference labelers: pair episodes of the same ``instruction``, or of the same ``seed`` (the same initial
+    state and instruction: rollouts of ``ember eval --rollouts_per_seed``, GRAPE's comparison; needs ``sim.seed``)."""
     preferences_out: str = ""
     """Preference labelers: the output file; empty: ``<dataset>/labels/<labeler>.preferences.jsonl``."""
     seed: int = 0
@@ -297,18 +300,45 @@ def _write_record(path: Path, cfg: LabelConfig, result: LabelResult) -> None:
                        (json.dumps(config, indent=2) + "\n").encode())
 
 
-def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int) -> list[tuple[tuple[int, int, int],
-                                                                                              tuple[int, int, int]]]:
-    """``num_pairs`` pairs of ``(episode, start, end)`` segments with the same instruction, seeded.
+PAIRS_WITHIN = ("instruction", "seed")
 
-    Two different episodes of one instruction when it has several, else two different stretches of one episode.
-    An instruction is drawn in proportion to its episodes' count.
+
+def episode_seeds(reader: Any) -> list[int]:
+    """Each episode's env seed (``sim.seed`` of its first frame); a LabelError when the dataset has none."""
+    ds = reader.ds
+    if "sim.seed" not in ds.features:
+        raise LabelError(f"{ds.root} has no sim.seed column, so rollouts of one seed cannot be paired; record them "
+                         "with ember eval --record (or ember collect) of this version, or use --pairs_within=instruction.")
+    table = ds.frame_table().select(["episode_index", "sim.seed"])
+    episodes = np.asarray(table.column("episode_index").to_numpy(), dtype=np.int64)
+    seeds = np.asarray([np.asarray(v).reshape(-1)[0] for v in table.column("sim.seed").to_pylist()], dtype=np.int64)
+    out = [-1] * ds.num_episodes
+    for e, s in zip(episodes[::-1], seeds[::-1], strict=True):  # reversed: the first frame's value wins
+        out[int(e)] = int(s)
+    return out
+
+
+def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int, within: str = "instruction"
+                 ) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+    """``num_pairs`` pairs of ``(episode, start, end)`` segments with the same instruction (and, ``within="seed"``,
+    the same env seed), seeded.
+
+    Two different episodes of one group when it has several, else two different stretches of one episode (only
+    by instruction: a seed group of one episode is left out). A group is drawn in proportion to its episodes' count.
     """
+    if within not in PAIRS_WITHIN:
+        raise ConfigError(f"--pairs_within must be one of {PAIRS_WITHIN}, got {within!r}")
     rng = np.random.default_rng(seed)
-    by_task: dict[str, list[int]] = {}
+    seeds = episode_seeds(reader) if within == "seed" else None
+    by_task: dict[Any, list[int]] = {}
     for i, text in enumerate(reader.instructions):
         if reader.length(i) > 0:
-            by_task.setdefault(text, []).append(i)
+            by_task.setdefault(text if seeds is None else (text, seeds[i]), []).append(i)
+    if seeds is not None:
+        by_task = {k: v for k, v in by_task.items() if len(v) >= 2}
+        if not by_task:
+            raise LabelError(f"{reader.ds.root} has no two episodes of one seed; record several rollouts per seed "
+                             "(ember eval --rollouts_per_seed=K).")
     if not by_task:
         raise LabelError(f"{reader.ds.root} has no episodes to compare.")
     tasks = sorted(by_task)
@@ -348,7 +378,7 @@ def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any
         raise LabelError(f"{out} already exists; pass --overwrite to replace it, or --preferences_out=<file>.")
     if cfg.num_pairs < 1:
         raise ConfigError("--num_pairs must be >= 1")
-    pairs = sample_pairs(reader, cfg.num_pairs, cfg.segment_length, cfg.seed)
+    pairs = sample_pairs(reader, cfg.num_pairs, cfg.segment_length, cfg.seed, cfg.pairs_within)
     pairs.sort(key=lambda p: (p[0][0], p[1][0]))  # episodes together: fewer decodes (the output keeps this order)
     fingerprint = labeler.fingerprint()
     segments = SegmentReader(reader)

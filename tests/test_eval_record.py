@@ -74,7 +74,25 @@ def test_recorded_rollouts_hold_what_the_policy_saw_and_the_evaluations_successe
         assert frames["observation.images.front"].shape == (ep.length, 16, 16, 3)
         assert frames["task"][0].startswith(("reach", "move", "touch", "put", "go"))
         np.testing.assert_allclose(frames["action"][0, 3], -1.0)
+        assert set(np.asarray(frames["sim.seed"]).reshape(-1).tolist()) == {cfg.seed + i}
     assert (root / "meta" / "ember_eval_config.json").is_file()
+
+
+def test_rollouts_of_one_seed_are_paired_by_seed(tmp_path: Path) -> None:
+    """``--rollouts_per_seed`` rollouts share ``sim.seed``; ``ember label --pairs_within=seed`` pairs only those."""
+    root = tmp_path / "rec"
+    evaluate(GoToFirstTarget(), reach_config(tmp_path, num_episodes=6, rollouts_per_seed=2), record=root, quiet=True)
+    ds = EmberDataset(root)
+    seeds = [int(np.asarray(ds.episode(i)["sim.seed"]).reshape(-1)[0]) for i in range(ds.num_episodes)]
+    assert seeds == [11, 11, 12, 12, 13, 13]
+    assert main(["label", f"--dataset={root}", "--labeler=ground_truth_preference", "--pairs_within=seed",
+                 "--segment_length=0", "--num_pairs=12", "--quiet"]) == 0
+    pairs = [json.loads(line) for line in (root / "labels" / "ground_truth_preference.preferences.jsonl")
+             .read_text().splitlines()]
+    assert len(pairs) == 12 and all(seeds[p["episode_a"]] == seeds[p["episode_b"]] for p in pairs)
+    assert all(p["episode_a"] != p["episode_b"] for p in pairs)
+    assert main(["label", f"--dataset={root}", "--labeler=ground_truth_preference", "--pairs_within=task",
+                 "--overwrite=true", "--quiet"]) == 2  # an unknown grouping is a one-line error
 
 
 def test_a_crash_keeps_the_episodes_of_finished_batches(tmp_path: Path) -> None:

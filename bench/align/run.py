@@ -5,11 +5,13 @@ The pipeline, every stage the real one (cached in ``--work`` so a run resumes wh
 
 1. ``ember collect``: scripted-expert PickPlace demonstrations (robot state + privileged object state).
 2. ``ember train``: the SFT diffusion policy on them.
-3. ``ember eval --record``: the SFT policy's own rollouts on seeds apart from the evaluation seeds, written as a
-   dataset with the simulator's ``sim.progress`` / ``sim.success`` per frame.
+3. ``ember eval --record``: the SFT policy's own rollouts on seeds apart from the evaluation seeds
+   (``--rollouts_per_seed`` of each), written as a dataset with the simulator's ``sim.progress`` / ``sim.success``
+   / ``sim.seed`` per frame.
 4. ``ember label --labeler=ground_truth_preference --segment_length=0``: pairs of whole rollouts of the same
-   instruction, the one that got further preferred (successful over failed, as GRAPE; a failure that got closer
-   over one that did not); ``--labeler.flip_rate=0.3`` for the noisy-label rows.
+   instruction (or, with ``--rollouts-per-seed K``, of the same seed: ``--pairs_within=seed``, GRAPE's
+   comparison), the one that got further preferred (``--progress-from sim_success``: successful over failed
+   only); ``--labeler.flip_rate=0.3`` for the noisy-label rows.
 5. ``ember train --algorithm=dpo|rdpo``: from the SFT checkpoint (the frozen reference), on those pairs.
 6. ``ember eval``: SFT and every aligned policy on the same seeds (Wilson 95% intervals).
 
@@ -102,59 +104,19 @@ def rollouts(sft: Path, work: Path, episodes: int, seed: int, per_seed: int = 1)
     return root
 
 
-def label_pairs(dataset: Path, flip_rate: float, num_pairs: int, seed: int, progress_from: str = "auto") -> Path:
+def label_pairs(dataset: Path, flip_rate: float, num_pairs: int, seed: int, progress_from: str = "auto",
+                within: str = "instruction") -> Path:
     from rewards.label import LabelConfig, label, make_labeler_config
 
-    name = f"ground_truth_preference_{progress_from}_flip{int(round(flip_rate * 100))}"
+    name = f"ground_truth_preference_{progress_from}_{within}_flip{int(round(flip_rate * 100))}"
     out = dataset / "labels" / f"{name}.preferences.jsonl"
     if not out.is_file():
         cfg = LabelConfig(dataset=str(dataset), num_pairs=num_pairs, segment_length=0, seed=seed, quiet=True,
-                          preferences_out=str(out),
+                          preferences_out=str(out), pairs_within=within,
                           labeler=make_labeler_config("ground_truth_preference", flip_rate=flip_rate, seed=seed,
                                                       progress_from=progress_from))
         result = label(cfg)
         print(f"labeled {sum(result.counts.values())} pairs (flip {flip_rate:g}): {result.counts}", flush=True)
-    return out
-
-
-def same_seed_pairs(dataset: Path, per_seed: int, flip_rate: float, seed: int) -> Path:
-    """GRAPE's pairs: every successful rollout over every failed one of the same seed (episodes ``k * per_seed ..
-    (k + 1) * per_seed - 1`` share seed ``k``, as ``ember eval --rollouts_per_seed`` writes them), whole episodes,
-    in the pairs-file format ``ember label`` writes (docs/alignment.md); ``flip_rate`` of them flipped, seeded."""
-    import numpy as np
-
-    from ember.data import EmberDataset
-
-    out = dataset / "labels" / f"same_seed_success_flip{int(round(flip_rate * 100))}.preferences.jsonl"
-    if out.is_file():
-        return out
-    ds = EmberDataset(dataset)
-    rng = np.random.default_rng(seed)
-    outcome = []
-    for i in range(ds.num_episodes):
-        ep = ds.episode(i)
-        outcome.append((bool(np.asarray(ep["sim.success"]).reshape(-1)[-1] > 0.5), len(ep["timestamp"]),
-                        str(ep["task"][0])))
-    records, groups = [], 0
-    for g in range(0, ds.num_episodes - per_seed + 1, per_seed):
-        members = range(g, g + per_seed)
-        wins = [i for i in members if outcome[i][0]]
-        losses = [i for i in members if not outcome[i][0]]
-        groups += bool(wins and losses)
-        for w in wins:
-            for lo in losses:
-                a, b = (w, lo) if rng.random() < 0.5 else (lo, w)
-                chosen_is_a = a == w
-                if rng.random() < flip_rate:
-                    chosen_is_a = not chosen_is_a
-                records.append({"episode_a": a, "start_a": 0, "end_a": outcome[a][1], "episode_b": b, "start_b": 0,
-                                "end_b": outcome[b][1], "instruction": outcome[a][2],
-                                "preference": "A" if chosen_is_a else "B", "label": 0.0 if chosen_is_a else 1.0,
-                                "answer": None, "labeler": "same_seed_success", "fingerprint": f"flip{flip_rate}"})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in records))
-    print(f"{len(records)} same-seed pairs from {groups} seeds with both outcomes (flip {flip_rate:g}) -> {out}",
-          flush=True)
     return out
 
 
@@ -217,8 +179,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--beta", type=float, default=20.0)
     ap.add_argument("--sft-weight", type=float, default=0.0)
-    ap.add_argument("--rollouts-per-seed", type=int, default=1, help="> 1: GRAPE pairs, successful over failed "
-                    "rollouts of the same seed (instead of ember label's pairs of the same instruction)")
+    ap.add_argument("--rollouts-per-seed", type=int, default=1, help="> 1: GRAPE pairs, rollouts of the same seed "
+                    "(ember label --pairs_within=seed) instead of pairs of the same instruction")
     ap.add_argument("--progress-from", default="auto", help="what the labeler compares: auto (sim.progress) or "
                     "sim_success (successful over failed only; pairs of equal outcome are skipped)")
     ap.add_argument("--tag", default="", help="suffix of the aligned rows' names and folders (a variant)")
@@ -251,10 +213,8 @@ def main() -> None:
     data = rollouts(sft, work, args.rollouts, args.rollout_seed, args.rollouts_per_seed)
     for name in aligned:
         spec = ROWS[name]
-        if args.rollouts_per_seed > 1:
-            pairs = same_seed_pairs(data, args.rollouts_per_seed, spec.label_flip_rate, args.seed)
-        else:
-            pairs = label_pairs(data, spec.label_flip_rate, args.pairs, args.seed, args.progress_from)
+        within = "seed" if args.rollouts_per_seed > 1 else "instruction"
+        pairs = label_pairs(data, spec.label_flip_rate, args.pairs, args.seed, args.progress_from, within)
         tagged = name + args.tag
         trained = train_aligned(spec, data, sft, pairs, work / tagged, args.steps, args.lr, args.beta,
                                 args.sft_weight, args.seed)

@@ -73,7 +73,7 @@ class RolloutRecorder:
                 obs = {**t.observations[step], "task": t.instruction}
                 self.writer.add_frame(frame_row(obs, t.actions[step], float(t.rewards[step]),
                                                 bool(t.terminated[step]), bool(t.truncated[step]), t.infos[step],
-                                                self.writer.features, behavior="policy"))
+                                                self.writer.features, behavior="policy", seed=t.seed))
             self.writer.save_episode()
             self.episodes += 1
             t.observations = []
