@@ -1,4 +1,4 @@
-"""Mish (x tanh(softplus(x))) with one ``exp`` per element, for the CPU training paths where it is a hot op.
+"""Mish (x tanh(softplus(x))) with one ``exp`` per element, for the CPU paths where it is a hot op.
 
 torch's CPU kernels compute exp, log1p and tanh per element forward and four transcendentals backward; here
 tanh(log(1 + e)) = n / (n + 2) with n = e (e + 2), e = exp(x), so one exp and a few arithmetic passes. Measured
@@ -39,9 +39,10 @@ class _MishFunction(torch.autograd.Function):
 
 
 def mish(x: Tensor) -> Tensor:
-    """``F.mish``'s values and gradient (within float32 rounding), one-exp on float tensors of at least
-    :data:`Mish.MIN_ELEMENTS` elements."""
-    if x.numel() < Mish.MIN_ELEMENTS or not x.is_floating_point() or x.dtype == torch.float16:
+    """``F.mish``'s values and gradient (within float32 rounding), one-exp on CPU float tensors of at least
+    :data:`Mish.MIN_ELEMENTS` elements (a GPU runs torch's kernel as one fused pass: it keeps that)."""
+    if (x.device.type != "cpu" or x.numel() < Mish.MIN_ELEMENTS or not x.is_floating_point()
+            or x.dtype == torch.float16):
         return F.mish(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _MishFunction.apply(x)
