@@ -304,7 +304,8 @@ PAIRS_WITHIN = ("instruction", "seed")
 
 
 def episode_seeds(reader: Any) -> list[int]:
-    """Each episode's env seed (``sim.seed`` of its first frame); a LabelError when the dataset has none."""
+    """Each episode's env seed (``sim.seed``, the same on every frame of an episode); a LabelError when the
+    dataset has none."""
     ds = reader.ds
     if "sim.seed" not in ds.features:
         raise LabelError(f"{ds.root} has no sim.seed column, so rollouts of one seed cannot be paired; record them "
@@ -312,10 +313,9 @@ def episode_seeds(reader: Any) -> list[int]:
     table = ds.frame_table().select(["episode_index", "sim.seed"])
     episodes = np.asarray(table.column("episode_index").to_numpy(), dtype=np.int64)
     seeds = np.asarray([np.asarray(v).reshape(-1)[0] for v in table.column("sim.seed").to_pylist()], dtype=np.int64)
-    out = [-1] * ds.num_episodes
-    for e, s in zip(episodes[::-1], seeds[::-1], strict=True):  # reversed: the first frame's value wins
-        out[int(e)] = int(s)
-    return out
+    out = np.full(ds.num_episodes, -1, dtype=np.int64)
+    out[episodes] = seeds
+    return out.tolist()
 
 
 def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int, within: str = "instruction"

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rounds import check_peer, run_rounds, summarize, write_json
+from rounds import check_peer, run_rounds, summarize, torch_adam, train_step, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CAM = "observation.images.top"
@@ -77,7 +77,7 @@ def _loader_samples(torch, loader, batches: int) -> float:
 
 
 def _train_samples(torch, model, loader, loss_of, steps: int) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6)
+    opt = torch_adam(torch, model.parameters())
     times = []
     it = iter(loader)
     for i in range(steps + 3):
@@ -87,11 +87,7 @@ def _train_samples(torch, model, loader, loss_of, steps: int) -> float:
         except StopIteration:
             it = iter(loader)
             batch = next(it)
-        loss = loss_of(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(torch, model, loss_of(batch), opt)
         if i >= 3:
             times.append(time.perf_counter() - t)
     return BATCH / statistics.median(times)

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from rounds import check_peer, run_rounds, summarize, write_json
+from rounds import check_peer, run_rounds, summarize, torch_adam, train_step, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE, ENV, ACTION = "observation.state", "observation.environment_state", "action"
@@ -52,21 +52,11 @@ def _observation(torch):
     return {STATE: torch.rand(1, DIMS[STATE], generator=g) * 2 - 1, ENV: torch.rand(1, DIMS[ENV], generator=g) * 2 - 1}
 
 
-def _torch_adam(torch, params):
-    """LeRobot 0.4.4's diffusion preset: ``AdamConfig(lr, betas, eps=1e-8, weight_decay=1e-6).build`` is this."""
-    return torch.optim.Adam(params, lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
-
-
 def _time_steps(torch, model, loss_of, steps: int, optimizer) -> float:
-    opt = optimizer
     times = []
     for i in range(steps + 3):
         t = time.perf_counter()
-        loss = loss_of()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(torch, model, loss_of(), optimizer)
         if i >= 3:
             times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
@@ -110,7 +100,7 @@ def ember_side(steps: int, repeats: int) -> dict:
     out: dict = {}
     for key, make_optimizer in (("step_ms", lambda ps: adamw(ps, OptimConfig(lr=1e-4, betas=(0.95, 0.999),
                                                                              weight_decay=1e-6))),
-                                ("step_ms with torch Adam", lambda ps: _torch_adam(torch, ps))):
+                                ("step_ms with torch Adam", lambda ps: torch_adam(torch, ps))):
         torch.manual_seed(0)
         policy = build().train()
         out["params"] = sum(p.numel() for p in policy.parameters())
@@ -147,7 +137,7 @@ def lerobot_side(steps: int, repeats: int) -> dict:
     batch = _batch(torch)
     out = {"params": sum(p.numel() for p in policy.parameters()),
            "step_ms": _time_steps(torch, policy, lambda: policy.forward(dict(batch))[0], steps,
-                                  _torch_adam(torch, policy.parameters()))}
+                                  torch_adam(torch, policy.parameters()))}
     for name, kw, reps in (("DDIM-10", dict(noise_scheduler_type="DDIM", num_inference_steps=10), repeats),
                            ("DDPM-100", dict(noise_scheduler_type="DDPM", num_inference_steps=100),
                             max(3, repeats // 6))):

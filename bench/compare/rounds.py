@@ -14,6 +14,20 @@ from pathlib import Path
 SIDES = ("ember", "lerobot")
 
 
+def torch_adam(torch, params):
+    """LeRobot 0.4.4's diffusion preset: ``AdamConfig(lr, betas, eps=1e-8, weight_decay=1e-6).build`` is this."""
+    return torch.optim.Adam(params, lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
+
+
+def train_step(torch, model, loss, optimizer) -> None:
+    """What both trainers do with a loss: backward, ``clip_grad_norm_(10)``, the optimizer's step, zero grads.
+    (``torch`` is passed in: this module stays importable without it.)"""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def check_peer(peer_python: str) -> None:
     if not Path(peer_python).exists():
         sys.exit(f"no LeRobot venv at {peer_python}: build it with ../shared/tools/peer-lerobot.sh DIR and pass "

@@ -41,7 +41,7 @@ from policies.align.pairs import PairWindows, check_comparable, read_pairs, to_d
 from policies.errors import PolicyError
 
 MAX_SAFE_LR = 3e-5
-"""Above this learning rate preference training moved the SFT diffusion policy too far (bench/align)."""
+"""Learning rates above this draw a warning (what was measured: bench/align/RESULTS.md)."""
 
 
 @dataclass
