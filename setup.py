@@ -1,10 +1,17 @@
-"""Only for colcon (ament_python needs a setup.py): installs the ROS 2 package index marker, package.xml,
-launch files and their YAML next to the console scripts, and keeps the setup() data colcon reads back parseable.
-pip reads everything else from pyproject.toml."""
+"""What pyproject.toml cannot say: which folder each package comes from, and what colcon needs.
+
+- One top-level import name. The card's folders (``robots/``, ``sims/``, ``policies/``, ``vla/``, ``rewards/``,
+  ``real/``) stay at the repository root and install as ``ember.robots``, ``ember.sims``, ... (``package_dir``), so
+  a wheel holds ``ember`` only and never overwrites another distribution's ``policies`` or ``robots``.
+- colcon (ament_python needs a setup.py): installs the ROS 2 package index marker, package.xml, launch files and
+  their YAML next to the console scripts, and keeps the setup() data colcon reads back parseable.
+
+pip reads everything else (metadata, dependencies, entry points) from pyproject.toml.
+"""
 
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.dist import Distribution
 
 
@@ -38,8 +45,25 @@ class _ColconReadableDistribution(Distribution):
                 holder.python_requires = _literal_repr(spec)
 
 
+SUBPACKAGE_FOLDERS = ("robots", "sims", "policies", "vla", "rewards", "real")
+"""Root folders that install as ``ember.<folder>`` (the card's layout; docs/design.md)."""
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    """Every package under ``ember`` and the folder each comes from (``ember.policies.rl`` <- ``policies/rl``)."""
+    package_dir = {"ember": "ember", **{f"ember.{folder}": folder for folder in SUBPACKAGE_FOLDERS}}
+    packages = [f"ember.{p}" for p in find_packages("ember")] + ["ember"]
+    for folder in SUBPACKAGE_FOLDERS:
+        packages += [f"ember.{folder}"] + [f"ember.{folder}.{p}" for p in find_packages(folder)]
+    return sorted(packages), package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
 setup(
     distclass=_ColconReadableDistribution,
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/ember"]),
         ("share/ember", ["package.xml"]),

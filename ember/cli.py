@@ -37,8 +37,8 @@ class InfoConfig:
 
 def _register_factories() -> None:
     from ember.algorithms import AlgorithmConfig, make_algorithm_config
-    from policies import make_policy_config
-    from policies.base import PolicyConfig
+    from ember.policies import make_policy_config
+    from ember.policies.base import PolicyConfig
 
     register_choice_factory(PolicyConfig, make_policy_config)
     register_choice_factory(AlgorithmConfig, make_algorithm_config)
@@ -233,8 +233,8 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     from ember.errors import EmberError
 
     errors: list[type[BaseException]] = [EmberError]
-    for module, name in (("policies.errors", "PolicyError"), ("ember.data.errors", "DatasetError"),
-                         ("sims.errors", "SimError"), ("robots.errors", "RobotError")):
+    for module, name in (("ember.policies.errors", "PolicyError"), ("ember.data.errors", "DatasetError"),
+                         ("ember.sims.errors", "SimError"), ("ember.robots.errors", "RobotError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

@@ -4,7 +4,7 @@ Each episode is saved (durably) before the next one starts, so interrupting a lo
 collection keeps every finished episode. Failed expert episodes are dropped by
 default: imitation learns the behaviour it sees, failures included.
 
-``--behavior`` records other things than clean demonstrations (:mod:`sims.experts.behaviors`): ``noisy`` experts
+``--behavior`` records other things than clean demonstrations (:mod:`ember.sims.experts.behaviors`): ``noisy`` experts
 (``--action_noise`` levels), ``failing`` ones (a wrong target, or an early stop), or a ``mixed`` dataset
 (``--mix=expert:0.2,noisy:0.4,failing:0.4``: exact counts, in an order seeded by ``--seed``). Non-expert episodes
 are kept whether or not they succeed: reward labelers and success / progress models are measured on them.
@@ -175,7 +175,7 @@ def frame_row(obs: dict[str, Any], action: np.ndarray, reward: float, terminated
 
 def parse_mix(text: str) -> dict[str, float]:
     """``expert:0.2,noisy:0.4,failing:0.4`` -> fractions per behaviour, or a one-line ConfigError."""
-    from sims.experts.behaviors import BEHAVIORS
+    from ember.sims.experts.behaviors import BEHAVIORS
 
     mix: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -273,7 +273,7 @@ class CollectResult:
 
 def _make_env(cfg: CollectConfig) -> gym.Env:
     """The env every attempt of ``cfg`` runs in (the serial loop's, and each worker's own)."""
-    from sims import make_env
+    from ember.sims import make_env
 
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "split": cfg.split}
     if cfg.obs_mode == "pixels":
@@ -289,7 +289,7 @@ def _play(env: gym.Env, actor: Any, cfg: CollectConfig, seed: int, slot_behavior
           add_frame: Callable[[dict[str, Any]], None]) -> tuple[Any, bool, int, dict[str, Any]]:
     """One attempt: reset with ``seed``, act as ``slot_behavior`` (drawn from ``seed``), hand every frame to
     ``add_frame``; returns the behaviour, whether it succeeded, its length and the reset's info."""
-    from sims.experts.behaviors import behavior_rng, draw_behavior
+    from ember.sims.experts.behaviors import behavior_rng, draw_behavior
 
     obs, info = env.reset(seed=seed)
     reset_info = info
@@ -326,8 +326,8 @@ _WORKER: dict[str, Any] = {}
 
 def _attempt_in_worker(cfg: CollectConfig, attempt: int, slot_behavior: str) -> _Attempt:
     """Attempt ``attempt`` (seed ``cfg.seed + attempt``) as ``slot_behavior``, in whatever process runs it."""
-    from sims.experts import make_expert
-    from sims.experts.behaviors import BehavingExpert
+    from ember.sims.experts import make_expert
+    from ember.sims.experts.behaviors import BehavingExpert
 
     key = repr(cfg)
     if _WORKER.get("key") != key:
@@ -344,8 +344,8 @@ def _attempt_in_worker(cfg: CollectConfig, attempt: int, slot_behavior: str) -> 
 
 def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     from ember.data import DatasetWriter
-    from sims.experts import make_expert
-    from sims.experts.behaviors import BEHAVIORS, BehavingExpert
+    from ember.sims.experts import make_expert
+    from ember.sims.experts.behaviors import BEHAVIORS, BehavingExpert
 
     _check(cfg)
     if not cfg.out:

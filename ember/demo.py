@@ -48,7 +48,7 @@ def _pusht_train_config() -> TrainConfig:
 def _pickplace_train_config() -> TrainConfig:
     """Flow matching with the goal in the state (the goal cube's and pad's one-hots and positions), as
     bench/learn/RESULTS.md found it learns PickPlace fastest; the step budget and sizes are docs/demo.md's sweep."""
-    from policies import make_policy_config
+    from ember.policies import make_policy_config
 
     cfg = TrainConfig()
     cfg.policy = make_policy_config("flow")
@@ -186,7 +186,7 @@ def plot_episodes(progress: list[float], successes: list[bool], path: Path, titl
 
 
 def run_demo(cfg: DemoConfig, *, quiet: bool = False) -> dict[str, Any]:
-    from policies import make_policy
+    from ember.policies import make_policy
 
     t0 = time.perf_counter()
     if cfg.collect.task != cfg.task:
@@ -211,7 +211,7 @@ def run_demo(cfg: DemoConfig, *, quiet: bool = False) -> dict[str, Any]:
     collect_seconds = time.perf_counter() - t
     trained_run = train(cfg.train, quiet=quiet)
 
-    from policies import load_policy
+    from ember.policies import load_policy
 
     policy = load_policy(trained_run.checkpoint)
     label = policy_label(policy.config)

@@ -46,7 +46,7 @@ def run_info(cfg: Any) -> int:
           f"{torch.get_num_threads()} torch threads")
     import gymnasium as gym
 
-    import sims  # noqa: F401  (registers the ember/* ids)
+    import ember.sims  # noqa: F401  (registers the ember/* ids)
 
     print("tasks:", ", ".join(sorted(k for k in gym.registry if k.startswith("ember/"))))
     for kind, names in registered_types().items():
@@ -56,7 +56,7 @@ def run_info(cfg: Any) -> int:
 
 def registered_types() -> dict[str, list[str]]:
     """The registered policy, algorithm and labeler types (:mod:`ember.registry`), by kind."""
+    from ember.policies import available_policies
     from ember.registry import ALGORITHMS, LABELERS
-    from policies import available_policies
 
     return {"policies": available_policies(), "algorithms": ALGORITHMS.names(), "labelers": LABELERS.names()}

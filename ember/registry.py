@@ -1,14 +1,14 @@
 """One registry for the pluggable types of every package: policies, training algorithms, reward labelers.
 
 A type is registered under a name, in one of three ways, and nothing is imported until it is asked for:
-- in code, ``ALGORITHMS.register("iql", "policies.rl.iql:IQL")`` (a ``module:attr`` string) or with the object;
+- in code, ``ALGORITHMS.register("iql", "ember.policies.rl.iql:IQL")`` (a ``module:attr`` string) or with the object;
 - by an installed package, through a Python entry point in its ``pyproject.toml``
-  (``[project.entry-points."ember.algorithms"] iql = "policies.rl.iql:IQL"``); that is how ``vla/``, ``rewards/``
+  (``[project.entry-points."ember.algorithms"] iql = "ember.policies.rl.iql:IQL"``); that is how ``vla/``, ``rewards/``
   and the RL package add types without the core importing them;
 - by the caller at use time: ``--algorithm=my_pkg.module:MyAlgorithm`` names the object directly.
 
 Policy entries are a little different (their config and model live in two modules, LeRobot's layout); see
-:mod:`policies.registry`. This module depends on nothing but the standard library.
+:mod:`ember.policies.registry`. This module depends on nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -25,11 +25,26 @@ class RegistryError(ConfigError):
     """A type name that no package registered (the message lists the registered ones)."""
 
 
+LEGACY_TOP_LEVEL = ("robots", "sims", "policies", "vla", "rewards", "real")
+"""Top-level names ember's folders imported as before they became ``ember.<name>`` (checkpoints, saved configs,
+label caches and entry points written then still name them)."""
+
+
+def migrate_module_name(name: str) -> str:
+    """``policies.rl.iql`` -> ``ember.policies.rl.iql`` (and ``vla`` -> ``ember.vla``) for a module name recorded
+    before the one-package layout; any other name is returned unchanged. Migration on load: what older commits
+    wrote keeps resolving without being rewritten."""
+    top = name.split(".", 1)[0]
+    return f"ember.{name}" if top in LEGACY_TOP_LEVEL else name
+
+
 def resolve_reference(ref: str) -> Any:
-    """The object a ``module:attr`` (or ``module.attr``) string names; a clear error when it does not exist."""
+    """The object a ``module:attr`` (or ``module.attr``) string names; a clear error when it does not exist.
+    Module names of the old top-level layout (``policies.rl.iql:IQL``) are read as ``ember.*``."""
     module_name, sep, attr = ref.partition(":")
     if not sep:
         module_name, _, attr = ref.rpartition(".")
+    module_name = migrate_module_name(module_name)
     if not module_name or not attr:
         raise RegistryError(f"{ref!r} is not a 'module:attribute' reference")
     try:
@@ -133,5 +148,5 @@ LABELERS = Registry("labeler", "labelers", "ember.labelers")
 POLICIES = Registry("policy", "policies", "ember.policies")
 """Policy types from outside ``policies/``: name -> the package holding ``configuration_<name>.py`` and
 ``modeling_<name>.py``, a ``(config module, modeling module)`` pair, or the policy class (or a ``module:Class``
-reference to it); see :mod:`policies.registry`."""
+reference to it); see :mod:`ember.policies.registry`."""
 

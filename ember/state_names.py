@@ -35,8 +35,8 @@ def resolve_state_names(policy_cfg: Any, features: Mapping[str, Any], obs_keys: 
         _require(policy_cfg, "hidden_state_dims", "--hidden_state_names")
         policy_cfg.hidden_state_dims = mask_dims_for(features, obs_keys, hidden, flag="--hidden_state_names")
     if ground:
-        from policies.errors import PolicyError
-        from policies.grounding import grounding_for_names
+        from ember.policies.errors import PolicyError
+        from ember.policies.grounding import grounding_for_names
 
         _require(policy_cfg, "ground_hidden_state", "--ground_hidden_names")
         try:

@@ -58,7 +58,7 @@ preload_triton()  # before any env renders in this process; see ember/conditioni
 
 
 def _default_policy_config() -> Any:
-    from policies import make_policy_config
+    from ember.policies import make_policy_config
 
     return make_policy_config("diffusion")
 
@@ -277,7 +277,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     from ember.data import EmberDataset, WindowDataset
     from ember.data.windows import collate_windows
-    from policies.encoder_config import conditioning_of
+    from ember.policies.encoder_config import conditioning_of
 
     if not cfg.dataset:
         from ember.errors import ConfigError

@@ -5,7 +5,7 @@ A :class:`Verb` is a name, a one-line help, a factory for its config dataclass (
 verbs through an entry point in the ``ember.verbs`` group naming a ``Verb`` object, e.g. in pyproject.toml::
 
     [project.entry-points."ember.verbs"]
-    deploy = "real.deploy:VERB"
+    deploy = "ember.real.deploy:VERB"
 
 (``pip install -e .`` refreshes the entry points). In-process code, e.g. a test, may call :func:`register`.
 Nothing is imported until the verb list is needed (``ember --help``, or running a verb), and a config's or a

@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from policies import make_policy_config, make_policy, load_policy
+    from ember.policies import make_policy_config, make_policy, load_policy
     cfg = make_policy_config("diffusion", input_features=..., output_features=...)
     policy = make_policy(cfg, dataset_stats=stats)
     policy.save_pretrained("run/pretrained_model")
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.config import PolicyConfig
-from policies.errors import PolicyError
-from policies.factory import (
+from ember.policies.config import PolicyConfig
+from ember.policies.errors import PolicyError
+from ember.policies.factory import (
     available_policies,
     get_config_class,
     get_policy_class,
@@ -43,11 +43,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``Policy`` and ``Normalizer`` import torch; load them only when asked for."""
     if name == "Policy":
-        from policies.base import Policy
+        from ember.policies.base import Policy
 
         return Policy
     if name == "Normalizer":
-        from policies.normalize import Normalizer
+        from ember.policies.normalize import Normalizer
 
         return Normalizer
     raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -26,19 +26,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ember.transforms import to_unit_float
-from policies.checkpoint_files import (
+from ember.policies.checkpoint_files import (
     CONFIG_NAME,
     STATS_NAME,
     WEIGHTS_NAME,
     read_checkpoint_config,
     resolve_checkpoint_dir,
 )
-from policies.config import PolicyConfig
-from policies.errors import PolicyError
-from policies.features import VISUAL, feature_shape, feature_type
-from policies.history import ObservationHistory
-from policies.normalize import Normalizer, Stats
+from ember.policies.config import PolicyConfig
+from ember.policies.errors import PolicyError
+from ember.policies.features import VISUAL, feature_shape, feature_type
+from ember.policies.history import ObservationHistory
+from ember.policies.normalize import Normalizer, Stats
+from ember.transforms import to_unit_float
 
 __all__ = ["CONFIG_NAME", "STATS_NAME", "WEIGHTS_NAME", "Policy", "PolicyConfig", "PolicyError", "loading_checkpoint",
            "read_checkpoint_config", "resolve_checkpoint_dir"]
@@ -217,7 +217,7 @@ class Policy(nn.Module, abc.ABC):
         ckpt = resolve_checkpoint_dir(path)
         data = read_checkpoint_config(ckpt)
         if cls is Policy:
-            from policies.registry import policy_class_for_checkpoint
+            from ember.policies.registry import policy_class_for_checkpoint
 
             return policy_class_for_checkpoint(ckpt).from_pretrained(ckpt, device=device)  # type: ignore[return-value]
         if data["type"] != cls.name:

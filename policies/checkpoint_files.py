@@ -1,6 +1,6 @@
 """Where a checkpoint's files are and what they say, without building a policy (no torch modules imported).
 
-Shared by :mod:`policies.base` (loading) and :mod:`policies.registry` (which class a checkpoint needs), so
+Shared by :mod:`ember.policies.base` (loading) and :mod:`ember.policies.registry` (which class a checkpoint needs), so
 neither imports the other.
 """
 
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,12 +49,16 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
 
 def checkpoint_provider(path: str | Path) -> str:
     """The module whose policy class saved the checkpoint (from ``model.safetensors``' metadata; "" if unknown),
-    so a checkpoint of a type nobody registered here can say which package it needs."""
+    so a checkpoint of a type nobody registered here can say which package it needs. A module of the old
+    top-level layout (``policies.bc.modeling_bc``) reads as its ``ember.*`` name."""
     from safetensors import safe_open
+
+    from ember.registry import migrate_module_name
 
     weights = resolve_checkpoint_dir(path) / WEIGHTS_NAME
     try:
         with safe_open(str(weights), framework="pt") as f:
-            return (f.metadata() or {}).get("policy_module", "")
+            module = (f.metadata() or {}).get("policy_module", "")
     except Exception:  # a missing or unreadable file is reported by the load that follows
         return ""
+    return migrate_module_name(module) if module else ""

@@ -5,7 +5,7 @@ Shared here, once:
   frozen sentence model, images to float CHW, keypoints) and the :class:`~policies.encoder.ObservationEncoder`;
 - the training loss frame: normalize, encode, ask the head for a per-element error, mask padded action steps;
 - (EMA is not here: the training algorithm owns it, updates it after each optimizer step and saves the averaged
-  weights as the checkpoint's, so a loaded policy simply runs them; see :mod:`policies.ema`);
+  weights as the checkpoint's, so a loaded policy simply runs them; see :mod:`ember.policies.ema`);
 - ``predict_action_chunk``: the executable slice of the chunk, from index ``n_obs_steps - 1``.
 
 A head implements ``build_model`` (an ``nn.Module`` with an ``obs_encoder`` attribute), ``action_error`` (training)
@@ -21,18 +21,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from policies.base import Policy
-from policies.conditioning.inputs import ConditioningInputs
-from policies.conditioning.keys import TASK_KEY, batch_key
-from policies.conditioning.language import SentenceEmbedder
-from policies.encoder_config import VisuomotorConfig
-from policies.errors import PolicyError
-from policies.features import ACTION_KEY, feature_shape
-from policies.freezing import FrozenModules
-from policies.grif import grif_training_features
-from policies.grounding import GoalGrounding
-from policies.normalize import Stats
-from policies.tokens import ObservationTokens
+from ember.policies.base import Policy
+from ember.policies.conditioning.inputs import ConditioningInputs
+from ember.policies.conditioning.keys import TASK_KEY, batch_key
+from ember.policies.conditioning.language import SentenceEmbedder
+from ember.policies.encoder_config import VisuomotorConfig
+from ember.policies.errors import PolicyError
+from ember.policies.features import ACTION_KEY, feature_shape
+from ember.policies.freezing import FrozenModules
+from ember.policies.grif import grif_training_features
+from ember.policies.grounding import GoalGrounding
+from ember.policies.normalize import Stats
+from ember.policies.tokens import ObservationTokens
 
 
 class ChunkPolicy(Policy):
@@ -117,7 +117,7 @@ class ChunkPolicy(Policy):
 
     def encode_tokens(self, batch: Mapping[str, Any], train: bool = False) -> ObservationTokens:
         """Tokens, mask and pooled vector of the observation window and conditioning (for heads, critics and
-        backbones that read a sequence; :mod:`policies.tokens`). Gradients flow unless the caller disables them."""
+        backbones that read a sequence; :mod:`ember.policies.tokens`). Gradients flow unless the caller disables them."""
         obs, cond = self._inputs(batch, train)
         return self.model.obs_encoder.encode_tokens(obs, cond)
 
@@ -193,7 +193,7 @@ class ChunkPolicy(Policy):
         return {}
 
     def freeze_for_inference(self, batch_size: int = 1) -> list[str]:
-        """Traces and freezes (TorchScript, :mod:`policies.freezing`) the per-step network for inference; returns
+        """Traces and freezes (TorchScript, :mod:`ember.policies.freezing`) the per-step network for inference; returns
         what was frozen. The frozen copy holds the current weights and is dropped by ``train()``."""
         self.eval()
         return self._frozen.freeze(self.model, self.example_inference_inputs(batch_size))

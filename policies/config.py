@@ -13,8 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from policies.errors import PolicyError
-from policies.features import (
+from ember.policies.errors import PolicyError
+from ember.policies.features import (
     ACTION,
     ACTION_KEY,
     FEATURE_TYPES,
@@ -167,7 +167,7 @@ class PolicyConfig:
         """Builds a config from ``to_dict`` output; on the base class it dispatches on ``data["type"]``."""
         data = dict(data)
         if cls is PolicyConfig:
-            from policies.registry import get_config_class
+            from ember.policies.registry import get_config_class
 
             if not data.get("type"):
                 raise PolicyError("config has no 'type'; it must name a policy (see available_policies())")

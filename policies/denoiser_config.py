@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from policies.config import SubConfig
-from policies.encoder_config import VisuomotorConfig
-from policies.errors import PolicyError
+from ember.policies.config import SubConfig
+from ember.policies.encoder_config import VisuomotorConfig
+from ember.policies.errors import PolicyError
 
 DENOISERS = ("unet", "transformer")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from policies.denoiser_config import DenoiserConfig
-from policies.diffusion.unet import ConditionalUnet1D
-from policies.encoder import ObservationEncoder
-from policies.transformer import ChunkTransformer
+from ember.policies.denoiser_config import DenoiserConfig
+from ember.policies.diffusion.unet import ConditionalUnet1D
+from ember.policies.encoder import ObservationEncoder
+from ember.policies.transformer import ChunkTransformer
 
 
 def build_denoiser(config: DenoiserConfig, global_cond_dim: int) -> nn.Module:

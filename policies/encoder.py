@@ -15,18 +15,18 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from policies.base import loading_checkpoint
-from policies.conditioning.encoders import (
+from ember.policies.base import loading_checkpoint
+from ember.policies.conditioning.encoders import (
     ConditioningImageEncoder,
     KeypointEncoder,
     LanguageProjection,
 )
-from policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, INITIAL_IMAGE, KEYPOINTS, LANGUAGE
-from policies.encoder_config import VisuomotorConfig
-from policies.errors import PolicyError
-from policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
-from policies.tokens import ObservationTokens
-from policies.vision import ImageEncoder
+from ember.policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, INITIAL_IMAGE, KEYPOINTS, LANGUAGE
+from ember.policies.encoder_config import VisuomotorConfig
+from ember.policies.errors import PolicyError
+from ember.policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
+from ember.policies.tokens import ObservationTokens
+from ember.policies.vision import ImageEncoder
 
 STACKED = "stacked"
 """Name of the one encoder of stacked image conditionings."""

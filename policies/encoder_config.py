@@ -14,16 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from policies.conditioning.keys import (
+from ember.policies.conditioning.keys import (
     CONDITIONING_KINDS,
     FUSIONS,
     GOAL_IMAGE,
     IMAGE_CONDITIONING,
     LANGUAGE,
 )
-from policies.config import PolicyConfig, SubConfig
-from policies.errors import PolicyError
-from policies.grounding import validate_grounding
+from ember.policies.config import PolicyConfig, SubConfig
+from ember.policies.errors import PolicyError
+from ember.policies.grounding import validate_grounding
 
 IMAGE_POOLINGS = ("spatial_softmax", "avg")
 CONDITIONING_SIGNALS = ("all", "hidden_state")
@@ -189,7 +189,7 @@ class VisuomotorConfig(PolicyConfig):
     """Decode the conditioning into the hidden dims and let the head act on them as if they were state: the true
     values in training (teacher forcing), the decoded ones at inference. Needs ``hidden_state_weight`` > 0."""
     ground_hidden_state: list[dict[str, Any]] = field(default_factory=list)
-    """At inference, replace decoded goal dims by the nearest observed entity (:mod:`policies.grounding`);
+    """At inference, replace decoded goal dims by the nearest observed entity (:mod:`ember.policies.grounding`);
     ``ember train --ground_hidden_names='goal_object:object_*,goal_pad:pad_*'`` fills it."""
     conditioning_learns_from: str = "all"
     """What trains the conditioning encoders: ``all`` losses, or only the ``hidden_state`` loss (the action head

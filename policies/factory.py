@@ -1,11 +1,11 @@
-"""Building and loading policies by type name (the lookup itself is :mod:`policies.registry`)."""
+"""Building and loading policies by type name (the lookup itself is :mod:`ember.policies.registry`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from policies.registry import (
+from ember.policies.registry import (
     available_policies,
     get_config_class,
     get_policy_class,
@@ -14,9 +14,9 @@ from policies.registry import (
 )
 
 if TYPE_CHECKING:
-    from policies.base import Policy
-    from policies.config import PolicyConfig
-    from policies.normalize import Stats
+    from ember.policies.base import Policy
+    from ember.policies.config import PolicyConfig
+    from ember.policies.normalize import Stats
 
 __all__ = ["available_policies", "get_config_class", "get_policy_class", "load_policy", "make_policy",
            "make_policy_config", "policy_class_for_checkpoint", "register_policy"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 STATE = "STATE"
 ENV = "ENV"

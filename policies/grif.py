@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from policies.conditioning.keys import GOAL_IMAGE, LANGUAGE, batch_key
-from policies.errors import PolicyError
+from ember.policies.conditioning.keys import GOAL_IMAGE, LANGUAGE, batch_key
+from ember.policies.errors import PolicyError
 
 
 def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temperature: float) -> Tensor:

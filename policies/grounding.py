@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 GroundingGroup = dict[str, Any]
 

@@ -17,8 +17,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from policies.errors import PolicyError
-from policies.features import ACTION_KEY, NORM_MODES, VISUAL, feature_shape, feature_type, is_tensor_feature
+from ember.policies.errors import PolicyError
+from ember.policies.features import (
+    ACTION_KEY,
+    NORM_MODES,
+    VISUAL,
+    feature_shape,
+    feature_type,
+    is_tensor_feature,
+)
 
 _MIN_SCALE = 1e-6
 """A feature whose range (or std) is below this is constant in the data: it is centred but not scaled, so a

@@ -8,8 +8,8 @@ types to the shared registry (:data:`ember.registry.POLICIES`) through an ``embe
 imported until a type is requested, so ``import policies`` stays cheap and a broken policy cannot break the others.
 
 Classes are recognised by what they are (a dataclass with that ``type`` default and ``from_dict``; a class with
-that ``name`` and ``from_pretrained``), so this module imports neither :mod:`policies.base` nor
-:mod:`policies.config`, which both look types up here.
+that ``name`` and ``from_pretrained``), so this module imports neither :mod:`ember.policies.base` nor
+:mod:`ember.policies.config`, which both look types up here.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ember.registry import POLICIES, is_reference, resolve_reference
-from policies.checkpoint_files import checkpoint_provider, read_checkpoint_config
-from policies.errors import PolicyError
+from ember.policies.checkpoint_files import checkpoint_provider, read_checkpoint_config
+from ember.policies.errors import PolicyError
+from ember.registry import POLICIES, is_reference, migrate_module_name, resolve_reference
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -56,14 +56,15 @@ def policy_modules(name: str, hint: str = "") -> tuple[str, str]:
                               f"subclass named {name!r} with a config_class")
         return config_class.__module__, entry.__module__
     if isinstance(entry, tuple | list) and len(entry) == 2:
-        return entry[0], entry[1]
+        return migrate_module_name(entry[0]), migrate_module_name(entry[1])
     if isinstance(entry, str):  # an entry point: the package holding configuration_<name>.py / modeling_<name>.py
+        entry = migrate_module_name(entry)
         return f"{entry}.configuration_{name}", f"{entry}.modeling_{name}"
     if entry is not None:
         raise PolicyError(f"policy type {name!r} is registered as {entry!r}: register a package name, a "
                           "(config module, modeling module) pair, or the policy class")
     if name.isidentifier() and name in _in_tree():
-        return f"policies.{name}.configuration_{name}", f"policies.{name}.modeling_{name}"
+        return f"ember.policies.{name}.configuration_{name}", f"ember.policies.{name}.modeling_{name}"
     raise PolicyError(
         f"unknown policy type {name!r}; valid types: {available_policies()}.{' ' + hint if hint else ''} "
         "Policy types outside policies/ come from packages that register them (an 'ember.policies' entry point); "
@@ -108,6 +109,10 @@ def policy_class_for_checkpoint(path: str | Path) -> Any:
     """The class of the policy a checkpoint holds; an unknown type names the module that saved it."""
     name = read_checkpoint_config(path)["type"]
     provider = checkpoint_provider(path)
-    hint = (f"The checkpoint was saved by module {provider!r}: install the package {provider.split('.')[0]!r}."
-            if provider else "")
+    if provider.startswith("ember."):
+        hint = (f"The checkpoint was saved by module {provider!r}, which this ember install lacks: install the "
+                "ember release that wrote it.")
+    else:
+        hint = (f"The checkpoint was saved by module {provider!r}: install the package {provider.split('.')[0]!r}."
+                if provider else "")
     return get_policy_class(name, hint)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from policies.diffusion.unet import SinusoidalStepEmbedding
+from ember.policies.diffusion.unet import SinusoidalStepEmbedding
 
 
 class ChunkTransformer(nn.Module):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 
 class SmallCNN(nn.Sequential):

@@ -6,10 +6,10 @@ and it must be the one place a reviewer checks to know what can reach the arm. T
 - subscribes to joint states (and cameras, for the observation dict) and checks their freshness;
 - takes proposed targets from any policy or teleoperator on ``/ember/action`` (``sensor_msgs/JointState``:
   joint names, positions, and the stamp of the observation that was current when the action was issued);
-- trusts joint states only from the arm's own publisher (``real.state_source``): when another publisher claims
+- trusts joint states only from the arm's own publisher (``ember.real.state_source``): when another publisher claims
   the topic, or the publisher changes, it refuses commands, holds and reports (``state_source`` in its status);
   a changed publisher is re-pinned only by true on ``/ember/estop_reset``;
-- filters them (``real.safety``) and forwards the survivors to the controller as one-point
+- filters them (``ember.real.safety``) and forwards the survivors to the controller as one-point
   ``JointTrajectory`` messages executed over one command period;
 - holds position when observations go stale, when actions stop coming, or on the latching e-stop
   (``std_msgs/Bool`` true on ``/ember/estop``; released only by true on ``/ember/estop_reset`` while the e-stop
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from real.ros import (
+from ember.real.ros import (
     ACTION_TOPIC,
     CAMERA_PREFIX,
     CONTROLLER_TOPIC,
@@ -29,7 +29,7 @@ from real.ros import (
     ESTOP_TOPIC,
     JOINT_STATES_TOPIC,
 )
-from real.safety import SafetyConfig
+from ember.real.safety import SafetyConfig
 
 NODE_NAME = "ember_bridge"
 DERIVED_PARAMETERS = frozenset({"safety.command_period_s"})
@@ -47,7 +47,7 @@ class BridgeConfig:
     expected_state_publisher: str = ""
     """The node whose joint states are the arm's (``"<namespace>/<node_name>"``, e.g. ``/joint_state_broadcaster``
     or a relay's name); empty: the sole publisher at the first state. Another publisher, or a changed one, means
-    hold and report (``real.state_source``)."""
+    hold and report (``ember.real.state_source``)."""
     cameras: tuple[str, ...] = ()
     """Cameras to include in the observation dict (``ember deploy`` reads them from the bridge)."""
     camera_topic_prefix: str = CAMERA_PREFIX

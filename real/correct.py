@@ -1,7 +1,7 @@
 """``ember correct``: a terminal where an operator types language corrections while the robot runs.
 
 Each line is published as a ``std_msgs/String`` on ``/ember/correction``: the policy node follows it for a few
-seconds (``real.language``) and the recorder stores it on the frame it arrived in (``real.recording``). The
+seconds (``ember.real.language``) and the recorder stores it on the frame it arrived in (``ember.real.recording``). The
 recorder timestamps corrections on arrival, so the message stays a plain string anyone can publish
 (``ros2 topic pub --once /ember/correction std_msgs/String "data: move left"``).
 
@@ -22,9 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ember.verbs import Verb
-from real.recorder import CONTROL_COMMANDS
-from real.ros import (
+from ember.real.recorder import CONTROL_COMMANDS
+from ember.real.ros import (
     CORRECTION_TOPIC,
     ESTOP_RESET_TOPIC,
     ESTOP_TOPIC,
@@ -34,6 +33,7 @@ from real.ros import (
     require_rclpy,
     ros_env_warning,
 )
+from ember.verbs import Verb
 
 HELP = __doc__.split("::", 1)[1].strip("\n") if __doc__ else ""
 
@@ -77,7 +77,7 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
     rclpy = require_rclpy()
     from std_msgs.msg import Bool, String
 
-    from real import ros
+    from ember.real import ros
 
     out = out or sys.stdout
     source = lines if lines is not None else _stdin_lines(cfg.prompt and sys.stdin.isatty(), out)

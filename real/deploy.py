@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ember.real.errors import RealError
+from ember.real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC, require_rclpy
 from ember.verbs import Verb
-from real.errors import RealError
-from real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC, require_rclpy
 
 
 @dataclass
@@ -56,7 +56,7 @@ class DeployConfig:
 
 def checkpoint_cameras(checkpoint: str) -> tuple[str, ...]:
     """Camera names a checkpoint needs (from its config.json, without loading weights)."""
-    from policies.base import read_checkpoint_config
+    from ember.policies.base import read_checkpoint_config
 
     features = read_checkpoint_config(checkpoint).get("input_features", {})
     prefix = "observation.images."
@@ -70,13 +70,13 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
     from rclpy.executors import SingleThreadedExecutor
 
     from ember.config import save_config
+    from ember.real.bridge import BridgeConfig
+    from ember.real.mock_arm import MockArmConfig
+    from ember.real.nodes.bridge_node import BridgeNode
+    from ember.real.nodes.policy_node import PolicyNode
+    from ember.real.policy_node import PolicyNodeConfig
+    from ember.real.recorder import RecorderConfig
     from ember.runs import default_out, prepare_run_folder
-    from real.bridge import BridgeConfig
-    from real.mock_arm import MockArmConfig
-    from real.nodes.bridge_node import BridgeNode
-    from real.nodes.policy_node import PolicyNode
-    from real.policy_node import PolicyNodeConfig
-    from real.recorder import RecorderConfig
 
     if not cfg.checkpoint:
         raise RealError("no checkpoint: pass --checkpoint=<folder written by `ember train`>.")
@@ -102,7 +102,7 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
         nodes += [policy, bridge]
         recorder = None
         if cfg.record:
-            from real.nodes.recorder_node import RecorderNode
+            from ember.real.nodes.recorder_node import RecorderNode
 
             recorder = RecorderNode(RecorderConfig(root=cfg.record, robot=cfg.robot, fps=round(cfg.rate_hz),
                                                    task=cfg.task, cameras=cameras or ("front",),
@@ -114,7 +114,7 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
         # (done while loading the checkpoint) after that crashes the process. Policy first, GL second.
         mock = None
         if cfg.use_mock:
-            from real.nodes.mock_arm_node import MockArmNode
+            from ember.real.nodes.mock_arm_node import MockArmNode
 
             mock = MockArmNode(MockArmConfig(robot=cfg.robot, cameras=cameras or ("front",),
                                              camera_topic_prefix=cfg.camera_topic_prefix,

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from real.bridge import DERIVED_PARAMETERS as BRIDGE_DERIVED
-from real.bridge import NODE_NAME as BRIDGE_NODE
-from real.bridge import BridgeConfig
-from real.mock_arm import NODE_NAME as MOCK_ARM_NODE
-from real.mock_arm import MockArmConfig
-from real.params import parameter_names
-from real.policy_node import NODE_NAME as POLICY_NODE
-from real.policy_node import PolicyNodeConfig
-from real.recorder import NODE_NAME as RECORDER_NODE
-from real.recorder import RecorderConfig
+from ember.real.bridge import DERIVED_PARAMETERS as BRIDGE_DERIVED
+from ember.real.bridge import NODE_NAME as BRIDGE_NODE
+from ember.real.bridge import BridgeConfig
+from ember.real.mock_arm import NODE_NAME as MOCK_ARM_NODE
+from ember.real.mock_arm import MockArmConfig
+from ember.real.params import parameter_names
+from ember.real.policy_node import NODE_NAME as POLICY_NODE
+from ember.real.policy_node import PolicyNodeConfig
+from ember.real.recorder import NODE_NAME as RECORDER_NODE
+from ember.real.recorder import RecorderConfig
 
 PACKAGE = "ember"
 """The colcon/ament package name (package.xml) that ``ros2 launch`` and ``ros2 run`` look executables up in."""
@@ -28,7 +28,7 @@ class Executable:
     name: str
     """Console script name (``ros2 run ember <name>``)."""
     target: str
-    """``module:function``: a node's ``main`` lives in its rclpy module under ``real.nodes``, next to the node."""
+    """``module:function``: a node's ``main`` lives in its rclpy module under ``ember.real.nodes``, next to the node."""
     node_name: str = ""
     """Default ROS node name ('' for tools that are not nodes)."""
     config: type | None = None
@@ -45,11 +45,11 @@ class Executable:
 
 
 EXECUTABLES: dict[str, Executable] = {e.name: e for e in (
-    Executable("ember-mock-arm", "real.nodes.mock_arm_node:main", MOCK_ARM_NODE, MockArmConfig),
-    Executable("ember-bridge", "real.nodes.bridge_node:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
-    Executable("ember-policy-node", "real.nodes.policy_node:main", POLICY_NODE, PolicyNodeConfig),
-    Executable("ember-recorder", "real.nodes.recorder_node:main", RECORDER_NODE, RecorderConfig),
-    Executable("ember-correct", "real.correct:main"),
+    Executable("ember-mock-arm", "ember.real.nodes.mock_arm_node:main", MOCK_ARM_NODE, MockArmConfig),
+    Executable("ember-bridge", "ember.real.nodes.bridge_node:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
+    Executable("ember-policy-node", "ember.real.nodes.policy_node:main", POLICY_NODE, PolicyNodeConfig),
+    Executable("ember-recorder", "ember.real.nodes.recorder_node:main", RECORDER_NODE, RecorderConfig),
+    Executable("ember-correct", "ember.real.correct:main"),
 )}
 
 CONSOLE_SCRIPTS: dict[str, str] = {name: e.target for name, e in EXECUTABLES.items()}

@@ -3,7 +3,7 @@
 It publishes what a real ros2_control arm publishes (``sensor_msgs/JointState`` on ``/joint_states`` at a set
 rate, camera ``Image`` + ``CameraInfo``, the URDF on ``/robot_description``) and follows
 ``trajectory_msgs/JointTrajectory`` on ``/joint_trajectory_controller/joint_trajectory`` with JTC's semantics
-(``real.trajectory``). Physics runs in real time in its own thread (catching up after a slow wake-up, so sim
+(``ember.real.trajectory``). Physics runs in real time in its own thread (catching up after a slow wake-up, so sim
 time never drifts from wall time); cameras render in another thread with their own GL context and ``MjData``.
 
 Because it *is* the arm, it also audits every command it receives (``CommandAuditor``: limits, jumps,
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from real.errors import RealError
-from real.robot import home_state, joint_limits, load_robot
-from real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC
-from real.trajectory import AuditConfig, CommandAuditor, TrajectoryFollower, TrajectoryPoint
+from ember.real.errors import RealError
+from ember.real.robot import home_state, joint_limits, load_robot
+from ember.real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC
+from ember.real.trajectory import AuditConfig, CommandAuditor, TrajectoryFollower, TrajectoryPoint
 
 NODE_NAME = "mock_arm"
 
@@ -40,7 +40,7 @@ class MockArmConfig:
     """JointState publishing rate (joint_state_broadcaster's ``publish_rate``)."""
     camera_rate_hz: float = 10.0
     cameras: tuple[str, ...] = ("front",)
-    """Cameras to render, from ``real.scene.CAMERAS`` (empty: no images)."""
+    """Cameras to render, from ``ember.real.scene.CAMERAS`` (empty: no images)."""
     image_width: int = 128
     image_height: int = 96
     joint_states_topic: str = JOINT_STATES_TOPIC
@@ -58,9 +58,9 @@ class MockArmConfig:
     publish_robot_description: bool = True
     task: str = ""
     """Host a sims tabletop task (``PickPlace``, ``Lift``, ...): its scene, objects and cameras replace the plain
-    table (``real.task_scene``), episodes start on ``reset_topic``, the task's success check goes to ``task_topic``.
+    table (``ember.real.task_scene``), episodes start on ``reset_topic``, the task's success check goes to ``task_topic``.
     Cameras are then the task's (``front``, ``side``, ``wrist``, ...); use the training image size for width and
-    height. Empty: the plain scene of ``real.scene``."""
+    height. Empty: the plain scene of ``ember.real.scene``."""
     split: str = "train"
     """The task's split (``train``, ``heldout_goal``, ``heldout_object``, ``heldout_scene``)."""
     seed: int = 0
@@ -87,7 +87,7 @@ class MockArmSim:
     def __init__(self, config: MockArmConfig) -> None:
         import mujoco
 
-        from real.scene import ROBOT_PREFIX, build_scene
+        from ember.real.scene import ROBOT_PREFIX, build_scene
 
         self.config = cfg = config
         self.robot = load_robot(cfg.robot)
@@ -96,7 +96,7 @@ class MockArmSim:
         self._mj = mujoco
         self.task = None
         if cfg.task:
-            from real.task_scene import TaskScene
+            from ember.real.task_scene import TaskScene
 
             self.task = TaskScene(cfg.task, self.robot.name, cfg.split, tuple(cfg.cameras),
                                   max(cfg.image_width, cfg.image_height))

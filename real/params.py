@@ -20,7 +20,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from real.errors import RealError
+from ember.real.errors import RealError
 
 C = TypeVar("C")
 

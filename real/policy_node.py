@@ -2,10 +2,10 @@
 
 Each control tick (``rate_hz``, which should equal the training dataset's fps): build the observation from the
 latest joint state and images (skip the tick if they are stale), push it into the policy's history, take the
-next action of the current chunk (``real.chunking``: chunks are computed ahead in a worker thread and
+next action of the current chunk (``ember.real.chunking``: chunks are computed ahead in a worker thread and
 cross-faded) and publish it on ``/ember/action`` for the bridge, stamped with the observation's stamp.
 The instruction comes from ``/ember/instruction`` (latched) and, while fresh, from operator corrections on
-``/ember/correction`` (``real.language``).
+``/ember/correction`` (``ember.real.language``).
 
 The node never talks to the controller: the bridge (and its safety filter) does.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from real.ros import (
+from ember.real.ros import (
     ACTION_TOPIC,
     CAMERA_PREFIX,
     CORRECTION_TOPIC,
@@ -22,7 +22,7 @@ from real.ros import (
     INSTRUCTION_TOPIC,
     JOINT_STATES_TOPIC,
 )
-from robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
+from ember.robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
 
 NODE_NAME = "ember_policy"
 
@@ -49,7 +49,7 @@ class PolicyNodeConfig:
     expected_state_publisher: str = ""
     """The node whose joint states are the arm's (``"<namespace>/<node_name>"``, e.g. ``/joint_state_broadcaster``
     or a relay's name); empty: the sole publisher at the first state. Another publisher, or a changed one: its
-    states are refused (the policy pauses) and reported in the status (``real.state_source``)."""
+    states are refused (the policy pauses) and reported in the status (``ember.real.state_source``)."""
     estop_reset_topic: str = ESTOP_RESET_TOPIC
     """True here (the operator's go-ahead, as for the bridge's e-stop) re-pins the joint-state publisher after it
     changed."""
@@ -77,7 +77,7 @@ class PolicyNodeConfig:
     ee_workspace_low: tuple[float, ...] = WORKSPACE_LOW
     ee_workspace_high: tuple[float, ...] = WORKSPACE_HIGH
     """For ``ee_delta`` / ``ee_pos`` checkpoints: the box (m, robot base frame) the commanded end effector is kept
-    in before IK turns it into joint targets (``robots.ee_control``); the default is the tabletop sims' box, so a
+    in before IK turns it into joint targets (``ember.robots.ee_control``); the default is the tabletop sims' box, so a
     sim-trained policy meets the workspace it was trained in."""
     max_state_age_ms: float = 200.0
     max_image_age_ms: float = 500.0

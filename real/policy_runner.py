@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from ember.data.frames import to_batch
-from policies.history import ObservationHistory
-from real.errors import RealError
-from robots.spec import ACTION_SPACES, JOINT_POS
+from ember.policies.history import ObservationHistory
+from ember.real.errors import RealError
+from ember.robots.spec import ACTION_SPACES, JOINT_POS
 
 PRIVILEGED_KEYS = ("observation.environment_state",)
 """Observation keys only a simulator has; a checkpoint that needs one cannot run on an arm."""
@@ -28,8 +28,8 @@ IMAGE_PREFIX = "observation.images."
 
 
 def load_checkpoint(path: str, device: str = "cpu") -> Any:
-    """``policies.load_policy`` with a real/ error message; the policy is in eval mode."""
-    from policies import PolicyError, load_policy
+    """``ember.policies.load_policy`` with a real/ error message; the policy is in eval mode."""
+    from ember.policies import PolicyError, load_policy
 
     if not path:
         raise RealError("no checkpoint given: set the 'checkpoint' parameter to a folder written by `ember train`.")

@@ -3,7 +3,7 @@
 At ``fps`` it samples the latest joint state and camera images, the command in effect on the controller topic
 (the action, in ``joint_pos`` space; the current state until a command arrives), the active instruction and any
 operator correction (``std_msgs/String`` on ``/ember/correction``, typed with ``ember correct``), and appends a
-frame (``real.recording`` describes the columns and the timestamp alignment). Frame ``i`` is the sample for
+frame (``ember.real.recording`` describes the columns and the timestamp alignment). Frame ``i`` is the sample for
 time ``i / fps`` after the episode start: when a tick comes late the missed slots repeat the latest sample
 (counted), so the dataset's clock never drifts from wall time. Episodes end after
 ``episode_duration_s`` or on ``next`` / ``discard`` / ``stop`` on ``/ember/recorder/control``; each saved
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from real.ros import (
+from ember.real.ros import (
     CAMERA_PREFIX,
     CONTROLLER_TOPIC,
     CORRECTION_TOPIC,
@@ -61,7 +61,7 @@ class RecorderConfig:
     expected_state_publisher: str = ""
     """The node whose joint states are the arm's (``"<namespace>/<node_name>"``, e.g. ``/joint_state_broadcaster``
     or a relay's name); empty: the sole publisher at the first state. Another publisher, or a changed one: its
-    states are refused (frames are skipped) and reported in the status (``real.state_source``)."""
+    states are refused (frames are skipped) and reported in the status (``ember.real.state_source``)."""
     estop_reset_topic: str = ESTOP_RESET_TOPIC
     """True here (the operator's go-ahead, as for the bridge's e-stop) re-pins the joint-state publisher after it
     changed."""

@@ -6,7 +6,7 @@ Language columns, per frame (YAY Robot / RT-H style corrected demonstrations):
 
 - ``task``: the task instruction (LeRobot's episode-level task);
 - ``language.instruction``: the *active* instruction, i.e. what the policy was conditioned on at that frame (an
-  operator's correction while it is fresh, else the task; see ``real.language``);
+  operator's correction while it is fresh, else the task; see ``ember.real.language``);
 - ``language.correction``: the correction text on the one frame it arrived in, ``""`` on every other frame;
 - ``language.correction_timestamp``: when it arrived, in the dataset's clock (seconds from the episode start,
   the same clock as ``timestamp``), ``-1.0`` on frames without one. A correction that arrives between the
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from real.errors import RealError
-from real.language import Correction, LanguageState
+from ember.real.errors import RealError
+from ember.real.language import Correction, LanguageState
 
 log = logging.getLogger("ember.recorder")
 

@@ -13,10 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from real.errors import RealError
-from robots import RobotSpec, get_robot
+from ember.real.errors import RealError
+from ember.robots import RobotSpec, get_robot
 
-_MJSPEC_FACTORIES: dict[str, str] = {"panda": "robots.panda:panda_mjspec"}
+_MJSPEC_FACTORIES: dict[str, str] = {"panda": "ember.robots.panda:panda_mjspec"}
 """Robot name -> ``module:function`` returning the robot's ``mujoco.MjSpec`` (actuated, with ``ee_site``)."""
 
 GRIPPER_VELOCITY_LIMIT = 0.2
@@ -100,7 +100,7 @@ class ForwardKinematics:
 
 @lru_cache(maxsize=8)
 def load_robot(name: str) -> RobotSpec:
-    """``robots.get_robot`` with a real/ error message (cached: specs are immutable)."""
+    """``ember.robots.get_robot`` with a real/ error message (cached: specs are immutable)."""
     try:
         return get_robot(name)
     except ValueError as exc:

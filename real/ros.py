@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from real.errors import RealError
+from ember.real.errors import RealError
 
 CONTROLLER_TOPIC = "/joint_trajectory_controller/joint_trajectory"
 """ros2_control's joint_trajectory_controller listens here (controller named ``joint_trajectory_controller``)."""

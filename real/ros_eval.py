@@ -3,7 +3,7 @@
 Why: ``ember eval`` runs the policy in-process against the sim env; on an arm the same checkpoint goes through the
 policy node (observation history, chunking, IK for end-effector actions), DDS, the bridge's safety filter and a
 position controller that executes each command over a control period. This runs exactly that path, each node in
-its own process on real DDS, in the task's own scene (``real.task_scene``) on the seeds ``ember eval`` uses
+its own process on real DDS, in the task's own scene (``ember.real.task_scene``) on the seeds ``ember eval`` uses
 (``seed + i``), so the two success rates can be compared episode by episode.
 
 Per episode: pause the policy (``/ember/policy/enable`` false; the bridge holds), reset the mock arm to the seed
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from real.errors import RealError
+from ember.real.errors import RealError
 
 
 @dataclass
@@ -67,7 +67,7 @@ def checkpoint_setup(checkpoint: str) -> dict[str, Any]:
     """What the mock arm must give the checkpoint: cameras (names, square image size) and the training fps."""
     import json
 
-    from policies.checkpoint_files import resolve_checkpoint_dir
+    from ember.policies.checkpoint_files import resolve_checkpoint_dir
 
     folder = Path(resolve_checkpoint_dir(checkpoint))
     config = json.loads((folder / "config.json").read_text())
@@ -89,8 +89,8 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
     """Start mock arm (task mode) + bridge + policy node, run ``num_episodes`` episodes; always stops the nodes."""
     from std_msgs.msg import Bool, String
 
-    from real import ros
-    from real.testing import Probe, ros_env, start_node
+    from ember.real import ros
+    from ember.real.testing import Probe, ros_env, start_node
 
     if not cfg.checkpoint:
         raise RealError("no checkpoint: pass the folder `ember train` wrote")
@@ -165,7 +165,7 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
 
 
 def _task_steps(task: str) -> int:
-    from real.task_scene import TaskScene
+    from ember.real.task_scene import TaskScene
 
     scene = TaskScene(task, cameras=())
     try:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from real.robot import JointLimits
+from ember.real.robot import JointLimits
 
 log = logging.getLogger("ember.safety")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from real.robot import robot_mjspec
+from ember.real.robot import robot_mjspec
 
 ROBOT_PREFIX = "robot/"
 CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]] = {

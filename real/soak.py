@@ -5,7 +5,7 @@ latency or memory that climbs over an hour. Each node runs in its own process on
 domain), exactly as ``ros2 launch`` would start them; this process is only a monitor:
 
 - every ``sample_s`` it reads each node's resident memory and CPU time from ``/proc`` and the nodes' status
-  topics (counters and cumulative latency histograms, ``real.histogram``);
+  topics (counters and cumulative latency histograms, ``ember.real.histogram``);
 - every ``window_s`` it reports that window: latency percentiles computed from the difference of two histogram
   snapshots (exactly the window's samples), missed cycles, holds and rejections, memory and CPU;
 - it receives every command the bridge sends the controller and measures the gaps between them from the
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from real.histogram import LatencyHistogram
+from ember.real.histogram import LatencyHistogram
 
 STATUS_TOPICS = {"bridge": "/ember/bridge/status", "policy": "/ember/policy/status", "arm": "/mock_arm/stats"}
 NODES = ("arm", "bridge", "policy")
@@ -68,7 +68,7 @@ class SoakConfig:
     """Chunking of the policy node. At 100 Hz a chunk of 4 with 2 prefetched (the reach policy's 10 Hz defaults)
     asks for a new chunk every other tick and gives it 20 ms; 6 and 3 ask every third tick and give it 30 ms."""
     checkpoint: str = ""
-    """Policy checkpoint; empty: the tiny reach policy of ``real.testing`` (trained once, cached in ``out_dir``)."""
+    """Policy checkpoint; empty: the tiny reach policy of ``ember.real.testing`` (trained once, cached in ``out_dir``)."""
     out_dir: str = "outputs/soak"
     startup_timeout_s: float = 120.0
 
@@ -271,8 +271,8 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
     from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
-    from real import ros
-    from real.testing import Probe, cached_reach_policy, ros_env, start_node
+    from ember.real import ros
+    from ember.real.testing import Probe, cached_reach_policy, ros_env, start_node
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

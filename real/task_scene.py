@@ -3,8 +3,8 @@
 Why: a policy trained in sim should meet, over ROS 2, exactly the world it was trained and evaluated in, so its
 success through the bridge can be compared seed by seed with the in-process evaluation. The mock arm is a
 simulator, so this module is the one place ``real/`` imports ``sims/`` (DESIGN.md): it builds the task's
-:class:`sims.tabletop.env.TabletopEnv` (``joint_pos`` actions, the requested cameras) and hands its world's model
-and data to :class:`real.mock_arm.MockArmSim`, which steps them in real time under the trajectory follower, as it
+:class:`ember.sims.tabletop.env.TabletopEnv` (``joint_pos`` actions, the requested cameras) and hands its world's model
+and data to :class:`ember.real.mock_arm.MockArmSim`, which steps them in real time under the trajectory follower, as it
 steps its own plain scene otherwise. One scene definition, not two.
 
 Episodes: :meth:`TaskScene.reset` applies the task's layout for a seed (objects, goal markers, camera poses,
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from real.errors import RealError
+from ember.real.errors import RealError
 
 
 class TaskScene:
@@ -26,8 +26,8 @@ class TaskScene:
 
     def __init__(self, task: str, robot: str = "panda", split: str = "train", cameras: tuple[str, ...] = ("front",),
                  image_size: int = 96, max_episode_steps: int = 0) -> None:
-        from sims.errors import SimError
-        from sims.tabletop.env import TabletopEnv
+        from ember.sims.errors import SimError
+        from ember.sims.tabletop.env import TabletopEnv
 
         try:
             self.env = TabletopEnv(task, backend="mujoco", robot=robot, split=split, action_space_type="joint_pos",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from real.robot import home_state, joint_limits, load_robot
+from ember.real.robot import home_state, joint_limits, load_robot
 
 TARGET_OFFSET = (0.35, 0.25, -0.2, 0.3, 0.0, -0.2, 0.3, 0.0, 0.0)
 """Target pose of the demo task, as an offset from the Panda's home pose (arm joints, then fingers)."""
@@ -77,8 +77,8 @@ def train_reach_policy(out: str | Path, steps: int = 200, seed: int = 0) -> Path
     deterministic mapping in a few hundred steps (~10 s on one CPU core): in closed loop it reaches the target
     within ~0.02 rad, where an epsilon-predicting one of the same size still wanders by 0.1-0.3 rad.
     """
+    from ember.policies import make_policy_config
     from ember.train import OptimConfig, TrainConfig, train
-    from policies import make_policy_config
 
     out = Path(out)
     data = write_reach_dataset(out / "dataset", seed=seed)
@@ -148,14 +148,14 @@ def start_node(module: str, params: dict[str, Any], env: dict[str, str], log_dir
                name: str | None = None) -> NodeProcess:
     """Start the node configured in ``real.<module>`` (``mock_arm``, ``bridge``, ``policy_node``, ``recorder``)
     as ``python -m real.nodes.<its node module>`` with ROS parameters ``params`` (``-p name:=value``)."""
-    from real.entrypoints import EXECUTABLES
+    from ember.real.entrypoints import EXECUTABLES
 
     targets = {e.config.__module__: e.module for e in EXECUTABLES.values() if e.config is not None}
-    if f"real.{module}" not in targets:
+    if f"ember.real.{module}" not in targets:
         raise ValueError(f"no node is configured in real.{module}; known: {sorted(targets)}")
     name = name or module
     log = Path(log_dir) / f"{name}.log"
-    args = [sys.executable, "-m", targets[f"real.{module}"], "--ros-args"]
+    args = [sys.executable, "-m", targets[f"ember.real.{module}"], "--ros-args"]
     for key, value in params.items():
         args += ["-p", f"{key}:={_param_literal(value)}"]
     handle = open(log, "w")  # noqa: SIM115 - the child owns it

@@ -1,5 +1,5 @@
 """Fuzzing the safety filter: random robots, configs, arm states, timings and command streams, and a reference
-model that checks every decision of :class:`real.safety.SafetyFilter` against what it promises.
+model that checks every decision of :class:`ember.real.safety.SafetyFilter` against what it promises.
 
 One generator, two sources of randomness: every random choice goes through a :class:`Source`
 (``integer``/``real``/``chance``), so ``tests/test_real_safety_fuzz.py`` drives it with hypothesis (which then
@@ -38,8 +38,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from real.robot import JointLimits
-from real.safety import (
+from ember.real.robot import JointLimits
+from ember.real.safety import (
     ACCELERATION,
     CLAMPS,
     ESTOP,
@@ -164,7 +164,7 @@ _PANDA: dict[str, Any] = {}
 def panda_scenario(src: Source, *, fk: bool = True) -> Scenario:
     """The real Panda limits (arm + fingers), near-default configs, the real MuJoCo forward kinematics."""
     if not _PANDA:
-        from real.robot import ForwardKinematics, joint_limits, load_robot
+        from ember.real.robot import ForwardKinematics, joint_limits, load_robot
 
         spec = load_robot("panda")
         _PANDA.update(limits=joint_limits(spec), fk=ForwardKinematics(spec).ee_position)

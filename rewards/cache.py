@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.base import EpisodeView, FrameLabels, Segment
+from ember.rewards.base import EpisodeView, FrameLabels, Segment
 
 DATASET_CACHE_DIR = ".cache/ember-labels"
 

@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError, config_fingerprint
-from rewards.reading import pick_camera
+from ember.rewards.base import (
+    EpisodeView,
+    FrameLabels,
+    Labeler,
+    LabelerConfig,
+    LabelError,
+    config_fingerprint,
+)
+from ember.rewards.reading import pick_camera
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
 PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "spiece.model",

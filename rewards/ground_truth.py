@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from rewards.base import (
+from ember.rewards.base import (
     EpisodeView,
     FrameLabels,
     Labeler,

@@ -12,7 +12,7 @@ The labeler is a registered type (:data:`ember.registry.LABELERS`, ``ember info`
 ``--labeler.<field>`` flags, through the same choice-factory mechanism as ``ember train --algorithm=<name>``.
 
 Per-frame labelers (:class:`~rewards.base.Labeler`): each episode is read (only the cameras and columns the
-labeler declares, :mod:`rewards.reading`), looked up in the content cache (:mod:`rewards.cache`), labeled in
+labeler declares, :mod:`ember.rewards.reading`), looked up in the content cache (:mod:`ember.rewards.cache`), labeled in
 batches of ``episodes_per_batch`` episodes, and, once every episode is labeled, all columns are written in one
 :func:`ember.data.add_columns` call (``meta/info.json`` is its commit point; the files it replaces are
 hard-linked first and put back if it is interrupted, so even ``--overwrite`` cannot leave half-replaced values). Columns: ``reward.<labeler>`` and
@@ -23,7 +23,7 @@ takes the finished episodes from the cache.
 
 Preference labelers (:class:`~rewards.base.PreferenceLabeler`): ``num_pairs`` segment pairs of the same
 instruction are sampled (seeded), compared in batches and written to ``<dataset>/labels/<labeler>.preferences.jsonl``
-(one JSON object per pair: see :func:`rewards.preferences.write_preferences`), not to the frame table.
+(one JSON object per pair: see :func:`ember.rewards.preferences.write_preferences`), not to the frame table.
 Answers a labeler could not parse are kept as ``unparsed``, counted in the summary, never guessed.
 """
 
@@ -42,8 +42,8 @@ import numpy as np
 from ember.config import register_choice_factory, to_dict
 from ember.errors import ConfigError
 from ember.registry import LABELERS, RegistryError, is_reference
+from ember.rewards.base import FrameLabels, Labeler, LabelerConfig, LabelError, PreferenceLabeler
 from ember.verbs import Verb
-from rewards.base import FrameLabels, Labeler, LabelerConfig, LabelError, PreferenceLabeler
 
 LABELS_DIR = "labels"
 """``<dataset>/labels/``: each labeling run's resolved config and summary, and preference files."""
@@ -65,7 +65,7 @@ def make_labeler_config(name: str, **kwargs: Any) -> LabelerConfig:
     config = cls.config_class(**kwargs)
     if not isinstance(config, LabelerConfig):
         raise RegistryError(f"labeler {name!r}: its config_class {cls.config_class.__name__} must derive from "
-                            "rewards.base.LabelerConfig (a dataclass with a `type` field)")
+                            "ember.rewards.base.LabelerConfig (a dataclass with a `type` field)")
     config.type = name
     return config
 
@@ -164,8 +164,8 @@ def output_columns(cfg: LabelConfig, name: str) -> tuple[str, str]:
 def label(cfg: LabelConfig) -> LabelResult:
     """Label ``cfg.dataset`` with ``cfg.labeler``; see the module docstring."""
     from ember.data import EmberDataset
-    from rewards.cache import LabelCache, default_cache_dir
-    from rewards.reading import DatasetReader
+    from ember.rewards.cache import LabelCache, default_cache_dir
+    from ember.rewards.reading import DatasetReader
 
     if not cfg.dataset:
         raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from "
@@ -198,7 +198,7 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
     feats = ds.features
     _refuse_existing(ds.root, reward_col, feats, cfg.overwrite)  # before any work (success: once it is known)
     fingerprint = labeler.fingerprint()
-    from rewards.cache import episode_key
+    from ember.rewards.cache import episode_key
 
     rewards: dict[int, np.ndarray] = {}
     successes: dict[int, np.ndarray] = {}
@@ -367,9 +367,9 @@ def _segment(rng: np.random.Generator, episode: int, length: int, segment_length
 
 
 def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any, cache: Any) -> LabelResult:
-    from rewards.cache import pair_key
-    from rewards.preferences import PreferenceRecord, write_preferences
-    from rewards.reading import SegmentReader
+    from ember.rewards.cache import pair_key
+    from ember.rewards.preferences import PreferenceRecord, write_preferences
+    from ember.rewards.reading import SegmentReader
 
     ds = reader.ds
     name = labeler_name(cfg.labeler)

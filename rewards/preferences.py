@@ -28,7 +28,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from rewards.base import LabelError, Preference, Segment
+from ember.rewards.base import LabelError, Preference, Segment
 
 LABEL_OF = {"A": 0.0, "B": 1.0, "equal": 0.5, "unparsed": None}
 

@@ -1,6 +1,6 @@
 """Reading a dataset into what labelers see: :class:`~rewards.base.EpisodeView` and :class:`~rewards.base.Segment`.
 
-Only what the labeler declared (:class:`rewards.base.Reads`) is read: the cameras it asks for (no video is decoded
+Only what the labeler declared (:class:`ember.rewards.base.Reads`) is read: the cameras it asks for (no video is decoded
 for a labeler with ``cameras_needed = False``), its required and optional columns, the robot's own
 ``observation.state`` and the instruction (the episode's ``task``). Everything a labeler cannot work with (a camera
 the dataset lacks, a missing column, an empty instruction the labeler needs) is refused here, before any labeling,
@@ -17,7 +17,7 @@ import numpy as np
 
 from ember.data import EmberDataset
 from ember.data import columns as arrow_columns
-from rewards.base import EpisodeView, LabelError, Reads, Segment
+from ember.rewards.base import EpisodeView, LabelError, Reads, Segment
 
 STATE = "observation.state"
 IMAGE_PREFIX = "observation.images."

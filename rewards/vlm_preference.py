@@ -27,9 +27,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rewards.base import LabelerConfig, LabelError, Preference, PreferenceLabeler, Segment, config_fingerprint
-from rewards.clip import PROCESSOR_FILES, check_model_folder, hash_files, quiet_loading, torch_device
-from rewards.reading import pick_camera
+from ember.rewards.base import (
+    LabelerConfig,
+    LabelError,
+    Preference,
+    PreferenceLabeler,
+    Segment,
+    config_fingerprint,
+)
+from ember.rewards.clip import PROCESSOR_FILES, check_model_folder, hash_files, quiet_loading, torch_device
+from ember.rewards.reading import pick_camera
 
 QUESTIONS = """1. What is shown in Image 1?
 2. What is shown in Image 2?

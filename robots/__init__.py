@@ -14,13 +14,13 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from robots.errors import RobotError
-from robots.spec import ACTION_SPACES, ActionSpaceSpec, RobotSpec
+from ember.robots.errors import RobotError
+from ember.robots.spec import ACTION_SPACES, ActionSpaceSpec, RobotSpec
 
 _MODULES: dict[str, tuple[str, str, str]] = {
     # name -> (module, spec factory, MjSpec factory)
-    "panda": ("robots.panda", "panda_spec", "panda_mjspec"),
-    "ur5e": ("robots.ur5e", "ur5e_spec", "ur5e_mjspec"),
+    "panda": ("ember.robots.panda", "panda_spec", "panda_mjspec"),
+    "ur5e": ("ember.robots.ur5e", "ur5e_spec", "ur5e_mjspec"),
 }
 
 

@@ -3,7 +3,7 @@
 Why here (robots/, not sims/ or real/): a policy trained on ``ee_delta`` actions in a sim must move a real arm the
 same way, so the simulator's end-effector controller and the policy node's are one piece of code. It does what the
 tabletop env's step does: keep a *commanded* end-effector position (``ee_delta`` adds the action's displacement
-to it, ``ee_pos`` replaces it), clip it to the workspace box, solve IK (:class:`robots.ik.MinkIK`, hand pointing
+to it, ``ee_pos`` replaces it), clip it to the workspace box, solve IK (:class:`ember.robots.ik.MinkIK`, hand pointing
 down) starting from the previous joint command, and map the gripper command in [-1 open, +1 closed] onto the
 finger joints. Positions are in the robot base frame (the sims put the base at the world origin).
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robots.errors import RobotError
-from robots.spec import EE_DELTA, EE_POS, RobotSpec
+from ember.robots.errors import RobotError
+from ember.robots.spec import EE_DELTA, EE_POS, RobotSpec
 
 WORKSPACE_LOW = (0.25, -0.30, 0.0)
 WORKSPACE_HIGH = (0.70, 0.30, 0.35)
@@ -50,8 +50,8 @@ class EndEffectorController:
 
     def __init__(self, robot: RobotSpec, action_space: str, config: EndEffectorControlConfig | None = None,
                  model=None) -> None:  # model: mujoco.MjModel of the robot alone (default: robots' own)
-        from robots import robot_mjspec
-        from robots.ik import MinkIK
+        from ember.robots import robot_mjspec
+        from ember.robots.ik import MinkIK
 
         if action_space not in (EE_DELTA, EE_POS):
             raise RobotError(f"an end-effector controller runs ee_delta or ee_pos actions, not {action_space!r}")

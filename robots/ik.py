@@ -13,7 +13,7 @@ import mink
 import mujoco
 import numpy as np
 
-from robots.errors import RobotError
+from ember.robots.errors import RobotError
 
 DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
 """wxyz: the frame rotated by pi about world x, i.e. its z axis ("approach") points straight down. For the Panda's

@@ -17,8 +17,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robots.errors import RobotError
-from robots.spec import RobotSpec
+from ember.robots.errors import RobotError
+from ember.robots.spec import RobotSpec
 
 NAME = "panda"
 ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))

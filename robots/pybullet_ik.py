@@ -3,7 +3,7 @@
 Why a private PyBullet client: PyBullet's IK starts from the body's *current* joint state, so solving on the
 simulated robot would make the answer depend on (and disturb) the simulation. Here a kinematic copy of the robot
 lives in its own DIRECT client; each solve resets it to ``q_current`` and refines, so a solve is a pure function
-of its inputs, like :class:`robots.ik.MinkIK`, with the same signature.
+of its inputs, like :class:`ember.robots.ik.MinkIK`, with the same signature.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robots.errors import RobotError
-from robots.ik import DOWN_QUAT
+from ember.robots.errors import RobotError
+from ember.robots.ik import DOWN_QUAT
 
 
 class PyBulletIK:
@@ -26,7 +26,7 @@ class PyBulletIK:
                  rest: np.ndarray | None = None, max_iters: int = 8, pos_tol: float = 2e-4) -> None:
         import pybullet
 
-        from robots.bullet import Bullet
+        from ember.robots.bullet import Bullet
 
         self._p = Bullet()
         self._body = self._p.loadURDF(str(urdf_path), useFixedBase=True)

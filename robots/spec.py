@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robots.errors import RobotError
+from ember.robots.errors import RobotError
 
 JOINT_POS = "joint_pos"
 """Absolute arm + gripper joint targets (radians / metres)."""

@@ -6,7 +6,7 @@ The files stay untouched; what a task needs on top is added through ``mujoco.MjS
 
 * the gripper is attached at the arm's ``attachment_site`` (names prefixed ``robotiq_``);
 * an ``ee_site`` at the gripper's pinch point, oriented like the Panda's: +z is the approach direction and the
-  fingers close along +-y, so one end-effector convention (``robots.ik.DOWN_QUAT``) serves both arms;
+  fingers close along +-y, so one end-effector convention (``ember.robots.ik.DOWN_QUAT``) serves both arms;
 * gravity compensation (a real UR controller compensates gravity);
 * the gripper actuator rescaled from Robotiq's 0..255 command to the driver joint angle (0..0.8 rad), so every
   actuator's control is the target of the ``state_names`` entry it drives, as on the Panda;
@@ -21,8 +21,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robots.errors import RobotError
-from robots.spec import RobotSpec
+from ember.robots.errors import RobotError
+from ember.robots.spec import RobotSpec
 
 NAME = "ur5e"
 ARM_JOINTS: tuple[str, ...] = ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint",

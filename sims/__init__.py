@@ -17,13 +17,13 @@ from typing import Any
 
 import gymnasium
 
-from sims.errors import SimError
-from sims.splits import SPLITS
+from ember.sims.errors import SimError
+from ember.sims.splits import SPLITS
 
-_TABLETOP = "sims.tabletop.env:TabletopEnv"
+_TABLETOP = "ember.sims.tabletop.env:TabletopEnv"
 TASKS: dict[str, dict[str, str]] = {
     # task -> backend -> entry point (a tabletop entry also gets task= and backend=)
-    "PushT": {"mujoco": "sims.mujoco.pusht:PushTEnv", "pybullet": "sims.pybullet.pusht:PushTEnv"},
+    "PushT": {"mujoco": "ember.sims.mujoco.pusht:PushTEnv", "pybullet": "ember.sims.pybullet.pusht:PushTEnv"},
     "Reach": {"mujoco": _TABLETOP, "pybullet": _TABLETOP, "isaacgym": _TABLETOP},
     "PickPlace": {"mujoco": _TABLETOP, "pybullet": _TABLETOP},
     "Stack": {"mujoco": _TABLETOP},
@@ -74,7 +74,7 @@ def _register() -> None:
         if gym_id not in gymnasium.registry:
             # No max_episode_steps here: the env truncates itself (its own ``max_episode_steps`` kwarg), so one
             # TimeLimit does not hide another. Note gymnasium.make(id, max_episode_steps=N) still adds a TimeLimit.
-            gymnasium.register(gym_id, entry_point="sims:create", kwargs={"task": task}, disable_env_checker=False)
+            gymnasium.register(gym_id, entry_point="ember.sims:create", kwargs={"task": task}, disable_env_checker=False)
 
 
 def make_env(task: str, backend: str = "mujoco", **kwargs: Any) -> gymnasium.Env:

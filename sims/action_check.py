@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 
 def checked_action(task: str, action: Any, space: spaces.Box, space_type: str, names: Sequence[str]) -> np.ndarray:

@@ -79,7 +79,7 @@ WRIST_TILT_DEG = 30.0
 
 def wrist_rotation(tilt_deg: float = WRIST_TILT_DEG) -> np.ndarray:
     """OpenCV camera-to-hand rotation of the wrist camera: looking down the hand's +z (the approach direction),
-    tilted toward the hand's +x. The MuJoCo scenes mount the same camera (``sims.mujoco.scene_spec.wrist_quat``)."""
+    tilted toward the hand's +x. The MuJoCo scenes mount the same camera (``ember.sims.mujoco.scene_spec.wrist_quat``)."""
     t = math.radians(tilt_deg)
     view = np.array([math.sin(t), 0.0, math.cos(t)])
     up = np.array([math.cos(t), 0.0, -math.sin(t)])

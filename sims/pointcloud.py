@@ -1,7 +1,7 @@
 """Point clouds from depth images, built with open3d (imported lazily: only point-cloud users pay its ~2 s import).
 
 Depth images are float32 metres along the camera's optical axis (what MuJoCo and our PyBullet conversion return);
-``intrinsics``/``extrinsics`` follow :mod:`sims.cameras` (OpenCV axes, world -> camera).
+``intrinsics``/``extrinsics`` follow :mod:`ember.sims.cameras` (OpenCV axes, world -> camera).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 def _open3d_intrinsic(o3d, w: int, h: int, k: np.ndarray):
     """Open3D back-projects pixel ``(u, v)`` from its integer index (pixel centres at integers, as OpenCV and ROS
-    ``CameraInfo``); :mod:`sims.cameras` puts pixel centres at half-integers (principal point ``w / 2``), so the
+    ``CameraInfo``); :mod:`ember.sims.cameras` puts pixel centres at half-integers (principal point ``w / 2``), so the
     principal point moves by half a pixel here, or every point would be off by half a pixel."""
     return o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2] - 0.5, k[1, 2] - 0.5)
 

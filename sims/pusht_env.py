@@ -4,13 +4,13 @@ The robot's hand points down and its pusher (a short cylinder at the closed fing
 just above the table, so the task is planar like the 2-D PushT benchmark, with real arm dynamics underneath.
 
 Control (``control_hz``, default 10 Hz): an action sets a planar pusher target in the table frame (see
-:mod:`sims.mujoco.pusht_scene`). Out-of-bounds actions are clipped to the action space, the target is clipped
+:mod:`ember.sims.mujoco.pusht_scene`). Out-of-bounds actions are clipped to the action space, the target is clipped
 to the workspace, and the commanded pusher position moves toward it by at most ``max_ee_step`` metres per control
 step (0.05 m = 0.5 m/s at 10 Hz), which keeps the arm well inside its speed limits. Each control step runs IK
 once for the new command and hands the joint targets to the backend's servos.
 
 :class:`PushTTask` holds everything but the physics (spaces, validation, sampling, control, observations, splits,
-the coverage metric); a backend (:mod:`sims.mujoco.pusht`, :mod:`sims.pybullet.pusht`) fills in the hooks, so both
+the coverage metric); a backend (:mod:`ember.sims.mujoco.pusht`, :mod:`ember.sims.pybullet.pusht`) fills in the hooks, so both
 backends are the same task by construction.
 """
 
@@ -25,11 +25,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from robots.panda import panda_spec
-from robots.spec import EE_DELTA, EE_POS, ee_delta_action_space, ee_pos_action_space
-from sims.action_check import checked_action
-from sims.errors import SimError
-from sims.mujoco.pusht_scene import (
+from ember.robots.panda import panda_spec
+from ember.robots.spec import EE_DELTA, EE_POS, ee_delta_action_space, ee_pos_action_space
+from ember.sims.action_check import checked_action
+from ember.sims.errors import SimError
+from ember.sims.mujoco.pusht_scene import (
     CAMERA_NAMES,
     PUSH_HEIGHT,
     PUSHER_RADIUS,
@@ -37,8 +37,8 @@ from sims.mujoco.pusht_scene import (
     TABLE_ORIGIN,
     table_to_world,
 )
-from sims.splits import COLORS, TRAIN_PALETTE, check_split, salted_seed, split_spec
-from sims.tshape import Pose2D, TShape
+from ember.sims.splits import COLORS, TRAIN_PALETTE, check_split, salted_seed, split_spec
+from ember.sims.tshape import Pose2D, TShape
 
 OBS_MODES = ("state", "pixels")
 ACTION_SPACE_TYPES = (EE_POS, EE_DELTA)
@@ -83,10 +83,10 @@ class PushTTask(gym.Env):
     Reward ``min(1, coverage / success_coverage)``; ``terminated`` on success (coverage >= ``success_coverage``);
     ``truncated`` after ``max_episode_steps`` steps (handled here, not by a TimeLimit wrapper).
 
-    ``split`` (``sims.splits``): ``train`` as always; ``heldout_goal`` moves and turns the target T
+    ``split`` (``ember.sims.splits``): ``train`` as always; ``heldout_goal`` moves and turns the target T
     (:attr:`HELDOUT_GOAL_YAW`), ``heldout_object`` gives the block an unseen colour, ``heldout_scene`` an unseen table
     texture, light and visual distractors outside the workspace; ``heldout_scene_factors`` (a subset of
-    ``sims.splits.SCENE_FACTORS``) applies only some of those three, the others as in ``train``.
+    ``ember.sims.splits.SCENE_FACTORS``) applies only some of those three, the others as in ``train``.
 
     ``reset(seed=s)`` fully determines the block's initial pose and the instruction (the ``split`` salts ``s``);
     ``reset(options={"block_pose": (x, y, yaw)})`` places the block explicitly (tests, scripted setups).

@@ -1,6 +1,6 @@
 """Domain randomization, as a typed config: what changes from one episode to the next within a split.
 
-Splits (``sims.splits``) decide *which* colours, shapes, goals and scenes exist; randomization decides how much an
+Splits (``ember.sims.splits``) decide *which* colours, shapes, goals and scenes exist; randomization decides how much an
 episode may vary inside that set. Pass ``randomization="none" | "default" | "full"``, a :class:`Randomization`, or a
 dict of its fields to any tabletop environment.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 
 @dataclass(frozen=True)

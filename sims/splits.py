@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 SPLITS: tuple[str, ...] = ("train", "heldout_goal", "heldout_object", "heldout_scene")
 SPLIT_SALT = 1_000_003

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from policies import make_policy, make_policy_config
-from policies.chunk_policy import ChunkPolicy
-from policies.conditioning.keys import IMAGE_CHANNELS, batch_key
-from policies.conditioning.language import SentenceEmbedder, set_embedder
+from ember.policies import make_policy, make_policy_config
+from ember.policies.chunk_policy import ChunkPolicy
+from ember.policies.conditioning.keys import IMAGE_CHANNELS, batch_key
+from ember.policies.conditioning.language import SentenceEmbedder, set_embedder
 
 STATE, CAMERA = "observation.state", "observation.images.front"
 STATE_DIM, ACTION_DIM, SIZE = 4, 2, 32
@@ -35,7 +35,7 @@ class HashEmbedder(SentenceEmbedder):
 def fake_language(monkeypatch: pytest.MonkeyPatch) -> HashEmbedder:
     """A fresh :class:`HashEmbedder` as the shared embedder for one test; a test module takes it as
     ``fake_language = conditioning_policy.fake_language``."""
-    from policies.conditioning import language
+    from ember.policies.conditioning import language
 
     embedder = HashEmbedder()
     monkeypatch.setattr(language, "_SHARED", {})

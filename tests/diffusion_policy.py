@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from linear_task import ACTION_DIM, STATE, STATE_DIM
 
-from policies import make_policy, make_policy_config
-from policies.diffusion.modeling_diffusion import DiffusionPolicy
+from ember.policies import make_policy, make_policy_config
+from ember.policies.diffusion.modeling_diffusion import DiffusionPolicy
 
 CAMERA = "observation.images.front"
 

@@ -71,16 +71,16 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 DECLARED = {
-    "ground_truth": "rewards.ground_truth:GroundTruthLabeler",
-    "ground_truth_preference": "rewards.ground_truth:GroundTruthPreferenceLabeler",
-    "clip": "rewards.clip:ClipLabeler",
-    "vlm_preference": "rewards.vlm_preference:VlmPreferenceLabeler",
+    "ground_truth": "ember.rewards.ground_truth:GroundTruthLabeler",
+    "ground_truth_preference": "ember.rewards.ground_truth:GroundTruthPreferenceLabeler",
+    "clip": "ember.rewards.clip:ClipLabeler",
+    "vlm_preference": "ember.rewards.vlm_preference:VlmPreferenceLabeler",
 }
 
 
 def ensure_registered() -> None:
     if "label" not in verbs():
-        from rewards.label import VERB
+        from ember.rewards.label import VERB
 
         register(VERB, replace=True)
     entries = LABELERS.entries()

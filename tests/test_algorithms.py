@@ -33,8 +33,8 @@ from ember.algorithms import (
 from ember.cli import main
 from ember.collect import CollectConfig, collect
 from ember.data import EmberDataset, WindowDataset
+from ember.policies import make_policy
 from ember.registry import ALGORITHMS, RegistryError
-from policies import make_policy
 
 STATE = "observation.state"
 
@@ -204,28 +204,35 @@ def test_an_unknown_labeler_names_the_registered_ones(monkeypatch: pytest.Monkey
 def test_a_checkpoint_of_an_unregistered_type_says_which_package_provides_it(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from policies import PolicyError, load_policy
+    from ember.policies import PolicyError, load_policy
 
     ckpt = tmp_path / "vla_ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text(json.dumps({"type": "smolvla_x"}))
     save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"),
-              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "vla.modeling_smolvla_x"})
+              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "smolvla.modeling_smolvla_x"})
     with pytest.raises(PolicyError, match=r"unknown policy type 'smolvla_x'.*'bc', 'diffusion', 'flow'.*"
-                                          r"saved by module 'vla.modeling_smolvla_x': install the package 'vla'"):
+                                          r"saved by module 'smolvla.modeling_smolvla_x': install the package "
+                                          r"'smolvla'"):
+        load_policy(ckpt)
+    # a module of the old top-level layout (before ember.vla) reads as ember's own
+    save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"),
+              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "vla.modeling_smolvla_x"})
+    with pytest.raises(PolicyError, match=r"saved by module 'ember.vla.modeling_smolvla_x', which this ember "
+                                          r"install lacks"):
         load_policy(ckpt)
 
 
 def test_saved_checkpoints_record_the_module_of_their_policy_class(tmp_path: Path) -> None:
-    from policies.checkpoint_files import checkpoint_provider
+    from ember.policies.checkpoint_files import checkpoint_provider
 
     cfg = _tiny_bc_config()
     make_policy(cfg, dataset_stats=_unit_stats()).save_pretrained(tmp_path)
-    assert checkpoint_provider(tmp_path) == "policies.bc.modeling_bc"
+    assert checkpoint_provider(tmp_path) == "ember.policies.bc.modeling_bc"
 
 
 def _tiny_bc_config():
-    from policies import make_policy_config
+    from ember.policies import make_policy_config
 
     return make_policy_config("bc", input_features={STATE: {"shape": [2], "dtype": "float32"}},
                               output_features={"action": {"shape": [2], "dtype": "float32"}}, horizon=4,

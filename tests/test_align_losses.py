@@ -1,4 +1,4 @@
-"""policies.align.losses against TRL 1.16's own loss code, on shared random inputs, plus behaviour checks.
+"""ember.policies.align.losses against TRL 1.16's own loss code, on shared random inputs, plus behaviour checks.
 
 TRL's losses are not free functions: they sit inside ``DPOTrainer._compute_loss`` and ``GRPOTrainer._compute_loss``.
 Those methods are called here unbound, on a minimal object holding the attributes they read, with a stand-in model
@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from policies.align import losses
-from policies.errors import PolicyError
+from ember.policies.align import losses
+from ember.policies.errors import PolicyError
 
 trl_dpo = pytest.importorskip("trl.trainer.dpo_trainer")
 trl_grpo = pytest.importorskip("trl.trainer.grpo_trainer")

@@ -17,7 +17,7 @@ import torch
 
 from ember.data import DatasetWriter, EmberDataset
 from ember.data.language import correction, instruction, motion
-from vla.planner.data import correction_pairs, planner_examples
+from ember.vla.planner.data import correction_pairs, planner_examples
 
 pytest.importorskip("trl")
 pytest.importorskip("tinycoder")
@@ -82,8 +82,8 @@ def test_corrections_become_pairs_over_the_motion_they_replaced(dataset) -> None
 
 
 def test_sft_then_dpo_with_trl_raises_the_margin_and_keeps_the_reference(dataset, tmp_path) -> None:
-    from vla.planner.model import load_tiny_llama, motion_logprobs
-    from vla.planner.train import PlannerTrainConfig, dpo, frozen_reference, sft
+    from ember.vla.planner.model import load_tiny_llama, motion_logprobs
+    from ember.vla.planner.train import PlannerTrainConfig, dpo, frozen_reference, sft
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -119,7 +119,7 @@ def test_sft_then_dpo_with_trl_raises_the_margin_and_keeps_the_reference(dataset
 
 def test_the_planner_refuses_a_loss_trl_does_not_offer(dataset, tmp_path) -> None:
     from ember.errors import ConfigError
-    from vla.planner.train import PlannerTrainConfig, dpo
+    from ember.vla.planner.train import PlannerTrainConfig, dpo
 
     with pytest.raises(ConfigError, match="cdpo is not available"):
         dpo(None, None, None, [{"prompt": "p", "chosen": "a", "rejected": "b"}], PlannerTrainConfig(loss="cdpo"),

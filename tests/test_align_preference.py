@@ -21,10 +21,10 @@ from ember.cli import main
 from ember.collect import CollectConfig, collect
 from ember.data import EmberDataset
 from ember.data.errors import DatasetError
-from policies import load_policy, make_policy, make_policy_config
-from policies.align.pairs import episode_tasks
-from policies.align.preference import PreferenceOptimization
-from policies.errors import PolicyError
+from ember.policies import load_policy, make_policy, make_policy_config
+from ember.policies.align.pairs import episode_tasks
+from ember.policies.align.preference import PreferenceOptimization
+from ember.policies.errors import PolicyError
 
 TINY = ["--policy.horizon=8", "--policy.n_action_steps=4", "--policy.denoiser.down_dims=16,32",
         "--policy.denoiser.diffusion_step_embed_dim=16"]

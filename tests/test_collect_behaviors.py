@@ -11,9 +11,9 @@ import pytest
 
 from ember.cli import main
 from ember.data import EmberDataset, verify
-from sims import make_env
-from sims.experts import make_expert
-from sims.experts.behaviors import BehavingExpert, Behavior, behavior_rng, draw_behavior, wrong_goal
+from ember.sims import make_env
+from ember.sims.experts import make_expert
+from ember.sims.experts.behaviors import BehavingExpert, Behavior, behavior_rng, draw_behavior, wrong_goal
 
 SIM_COLUMNS = ("sim.success", "sim.progress", "sim.behavior", "sim.failure", "sim.action_noise")
 

@@ -192,8 +192,8 @@ def test_running_out_of_space_at_every_write_of_a_save_leaves_the_disk_as_it_was
 
 
 def recorder(root: Path, side: int):
-    from real.language import LanguageState
-    from real.recording import EpisodeRecorder
+    from ember.real.language import LanguageState
+    from ember.real.recording import EpisodeRecorder
 
     names = tuple(f"j{i}" for i in range(6))
     return EpisodeRecorder(root, fps=FPS, robot="panda", state_names=names, cameras=("cam",),
@@ -233,7 +233,7 @@ def test_the_recorder_reports_a_full_disk_drops_that_episode_and_keeps_recording
 def test_the_recorder_stops_cleanly_when_a_failed_save_cannot_be_undone(small_disk, monkeypatch):
     """Without hard links (FAT, some network filesystems) the writer cannot put the shards back: it refuses to go
     on, the recorder stops with a RealError and closes cleanly, and `ember data repair` cuts the leftovers."""
-    from real.errors import RealError
+    from ember.real.errors import RealError
 
     root, side, length = small_disk / "ds", 32, 8
     rec = recorder(root, side)

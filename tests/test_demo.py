@@ -57,7 +57,7 @@ def test_tiny_demo_pickplace_writes_report_and_both_evaluations(tmp_path, capsys
     assert band.mean() < 60 and band.max() > 150
     # the trained policy repeats its evaluation exactly from its checkpoint
     from ember.eval import EvalConfig, evaluate
-    from policies import load_policy
+    from ember.policies import load_policy
 
     again = evaluate(load_policy(summary["checkpoint"]), EvalConfig(
         task="PickPlace", num_episodes=2, batch_size=2, max_episode_steps=8, render_size=64, seed=100_000), quiet=True)

@@ -19,8 +19,8 @@ from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import goal_sketch, keypoint_image, keypoints_from_image, trajectory_sketch
 from ember.conditioning.user import image_conditioning, parse_keypoints
 from ember.eval import wilson_interval
+from ember.policies import make_policy_config
 from ember.train import TrainConfig, train
-from policies import make_policy_config
 
 SIZE = 64
 
@@ -28,7 +28,7 @@ SIZE = 64
 
 # ------------------------------------------------------------------------------------------ pure functions
 def look_at_camera() -> CameraModel:
-    from sims.cameras import camera_info, look_at_rotation
+    from ember.sims.cameras import camera_info, look_at_rotation
 
     pos, target = np.array([1.0, 0.0, 0.6]), np.array([0.5, 0.0, 0.0])
     info = camera_info(45.0, SIZE, SIZE, look_at_rotation(pos, target), pos)

@@ -13,11 +13,11 @@ from ember.errors import ConfigError
 from ember.eval import EvalConfig, rollout
 from ember.eval.config import instruction_kwargs
 from ember.eval.run import instruction_record
-from sims import make_env
-from sims.errors import SimError
-from sims.experts import make_expert
-from sims.tabletop.instructions import HELDOUT_TEMPLATES, check_templates, load_templates, task_slots
-from sims.tabletop.tasks import TABLETOP_TASKS
+from ember.sims import make_env
+from ember.sims.errors import SimError
+from ember.sims.experts import make_expert
+from ember.sims.tabletop.instructions import HELDOUT_TEMPLATES, check_templates, load_templates, task_slots
+from ember.sims.tabletop.tasks import TABLETOP_TASKS
 
 USER_TEMPLATES = "# my own wording\nshove the {obj} onto the {target} square please\n\nthe {target} pad wants the {obj}\n"
 
@@ -152,7 +152,7 @@ class TaskRecorder:
     """A policy that stays still and records the instruction of every batch it is asked about."""
 
     def __init__(self) -> None:
-        from policies import make_policy_config
+        from ember.policies import make_policy_config
 
         self.config = make_policy_config("bc", input_features={"observation.state": {"shape": [9]}},
                                          output_features={"action": {"shape": [4]}}, horizon=2, n_action_steps=1,

@@ -14,7 +14,7 @@ import torch
 from ember.errors import ConfigError, EvalError
 from ember.eval import POLICY_OUTPUTS_ATTR, EvalConfig, rollout, run_eval, summarize
 from ember.eval.metrics import coverage_trace, is_success
-from policies import load_policy, make_policy, make_policy_config
+from ember.policies import load_policy, make_policy, make_policy_config
 
 STATE, ACTION = "observation.state", "action"
 STATE_DIM, ACTION_DIM = 9, 2  # PushT: Panda joints + fingers; absolute pusher target (x, y)
@@ -115,7 +115,7 @@ def test_metrics_from_trajectories_equal_what_run_eval_writes(policy, tmp_path: 
 
 
 def test_env_kwargs_reach_the_env(policy) -> None:
-    from sims import make_env
+    from ember.sims import make_env
 
     cfg = config(split="heldout_scene", num_episodes=1, batch_size=1, max_episode_steps=1,
                  env_kwargs={"heldout_scene_factors": ["table_texture"]})

@@ -237,7 +237,7 @@ def eval_config(checkpoint: Path, **kwargs):
 def serial_rollout(checkpoint):
     from ember.eval import rollout
     from ember.eval.config import freeze_if_asked
-    from policies import load_policy
+    from ember.policies import load_policy
 
     cfg = eval_config(checkpoint)  # frozen as ember eval's serial run and every worker freeze it
     return rollout(freeze_if_asked(load_policy(checkpoint), cfg), cfg, keep_observations=False, quiet=True)
@@ -255,7 +255,7 @@ def test_eval_in_worker_processes_equals_serial(checkpoint, serial_rollout) -> N
     """Batches of 2, 2 and 1 episodes on two spawned workers: the same actions, returns and successes per seed,
     handed over in seed order."""
     from ember.eval.parallel import rollout_parallel
-    from policies import load_policy
+    from ember.policies import load_policy
 
     seen: list[list[int]] = []
     spread = rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, executor="process"), keep_observations=False,
@@ -286,7 +286,7 @@ def test_ember_eval_on_ray_equals_serial(checkpoint, serial_rollout, ray_instanc
 def test_eval_on_workers_needs_a_checkpoint_path(checkpoint) -> None:
     from ember.eval import rollout
     from ember.eval.parallel import rollout_parallel
-    from policies import load_policy
+    from ember.policies import load_policy
 
     with pytest.raises(ConfigError, match="loads the policy in each worker from --policy_path"):
         rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, policy_path="", executor="process"),

@@ -22,29 +22,46 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ember", "robots", "sims", "policies", "vla", "rewards", "real", "bench")
-"""First-party top-level packages (``bench`` is a namespace package: ``python -m bench.sim`` etc.)."""
+SUBPACKAGE_FOLDERS = ("robots", "sims", "policies", "vla", "rewards", "real")
+"""Root folders that import as ``ember.<folder>`` (setup.py's ``package_dir``): the card's layout, one import name."""
+PACKAGES = ("ember", *SUBPACKAGE_FOLDERS, "bench")
+"""Folders holding first-party code (``bench`` is a namespace package, run from a checkout: ``python -m bench.sim``)."""
+TOP_LEVEL = ("ember", "bench")
+"""The only first-party top-level import names."""
 
-LEARNING = ("ember", "policies", "vla", "rewards")
+LAYERS = tuple(f"ember.{folder}" for folder in SUBPACKAGE_FOLDERS)
+"""Each folder is one layer; every other ``ember.*`` module is the core (``ember``: dataset, config, CLI, loops)."""
+LEARNING = ("ember", "ember.policies", "ember.vla", "ember.rewards")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "ember": ("real", "vla", "rewards"),
-    "policies": ("vla", "rewards", "real", "sims"),
-    "vla": ("real", "sims"),
-    "robots": (*LEARNING, "sims", "real", "bench"),
-    "sims": ("real",),
-    "real": ("sims",),
-    "ember.data": ("policies", "sims", "vla", "rewards", "real"),
-    "ember.transforms": ("policies", "sims", "vla", "rewards", "real"),
-    "ember.registry": ("policies", "sims", "vla", "rewards", "real"),
+    "ember": ("ember.real", "ember.vla", "ember.rewards"),
+    "ember.policies": ("ember.vla", "ember.rewards", "ember.real", "ember.sims"),
+    "ember.vla": ("ember.real", "ember.sims"),
+    "ember.robots": (*LEARNING, "ember.sims", "ember.real", "bench"),
+    "ember.sims": ("ember.real",),
+    "ember.real": ("ember.sims",),
+    "ember.data": ("ember.policies", "ember.sims", "ember.vla", "ember.rewards", "ember.real"),
+    "ember.transforms": ("ember.policies", "ember.sims", "ember.vla", "ember.rewards", "ember.real"),
+    "ember.registry": ("ember.policies", "ember.sims", "ember.vla", "ember.rewards", "ember.real"),
 }
-"""Package (top-level, or a core sub-package every layer reads) -> top-level packages it must never import
-(DESIGN.md, "Where things go": the dataset layer and the shared contracts sit below the learning packages)."""
+"""Layer (or a core sub-package every layer reads) -> layers it must never import (docs/design.md, "Layers": the
+dataset layer and the shared contracts sit below the learning packages; robots/ knows nothing of learning)."""
 ALLOWED: dict[tuple[str, str], str] = {
-    ("real.mock_arm", "sims"): "the mock arm is a simulator: it runs a sims/ task env behind its ROS interface",
-    ("real.nodes.mock_arm_node", "sims"): "the mock arm's rclpy node (same exception)",
-    ("real.task_scene", "sims"): "the sims task scene the mock arm hosts (same exception; nothing else imports it)",
+    ("ember.real.mock_arm", "ember.sims"): "the mock arm is a simulator: it runs a sims/ task env behind its ROS "
+                                           "interface",
+    ("ember.real.nodes.mock_arm_node", "ember.sims"): "the mock arm's rclpy node (same exception)",
+    ("ember.real.task_scene", "ember.sims"): "the sims task scene the mock arm hosts (same exception; nothing else "
+                                             "imports it)",
 }
-"""(importing module, imported top-level package) pairs exempt from ``FORBIDDEN``, with the reason."""
+"""(importing module, imported layer) pairs exempt from ``FORBIDDEN``, with the reason."""
+
+
+def layer_of(module: str) -> str:
+    """``ember.policies.rl.iql`` -> ``ember.policies``; ``ember.data.writer`` -> ``ember`` (the core); ``bench.x``
+    -> ``bench``."""
+    for layer in LAYERS:
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return module.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -61,9 +78,12 @@ class Edge:
 
 # ---------------------------------------------------------------------------------------------- modules
 def module_name(path: Path, root: Path = ROOT) -> str:
+    """The dotted name a file imports as: ``policies/rl/iql.py`` -> ``ember.policies.rl.iql``."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts and parts[0] in SUBPACKAGE_FOLDERS:
+        parts.insert(0, "ember")
     return ".".join(parts)
 
 
@@ -120,7 +140,7 @@ def _dynamic_target(call: ast.Call) -> str | None:
 def _first_party(name: str, modules: dict[str, Path]) -> str | None:
     """The longest prefix of ``name`` that is a first-party module (``a.b.func`` -> ``a.b``)."""
     parts = name.split(".")
-    if parts[0] not in PACKAGES:
+    if parts[0] not in TOP_LEVEL:
         return None
     for end in range(len(parts), 0, -1):
         candidate = ".".join(parts[:end])
@@ -257,18 +277,44 @@ def describe_cycles(graph: dict[str, set[str]], where: dict[tuple[str, str], Edg
     return "\n".join(lines)
 
 
+def owners_of(module: str) -> list[str]:
+    """The ``FORBIDDEN`` keys that apply to a module: its layer and any core sub-package holding it."""
+    owners = [layer_of(module)]
+    owners += [key for key in FORBIDDEN if key not in LAYERS and key != "ember" and
+               (module == key or module.startswith(key + "."))]
+    return [o for o in owners if o in FORBIDDEN]
+
+
 def layering_violations(graph: dict[str, set[str]], where: dict[tuple[str, str], Edge]) -> list[str]:
     problems = []
     for source in sorted(graph):
-        parts = source.split(".")
-        owners = [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in FORBIDDEN]
         for target in sorted(graph[source]):
-            target_top = target.split(".")[0]
-            for owner in owners:
-                if target_top in FORBIDDEN[owner] and (source, target_top) not in ALLOWED:
+            target_layer = layer_of(target)
+            for owner in owners_of(source):
+                if target_layer in FORBIDDEN[owner] and (source, target_layer) not in ALLOWED:
                     problems.append(f"{source} imports {target} at {where[(source, target)].where()} "
-                                    f"({owner.replace('.', '/')}/ must never import {target_top}/)")
+                                    f"({owner} must never import {target_layer})")
     return problems
+
+
+def legacy_top_level_imports(root: Path = ROOT) -> list[str]:
+    """Imports of a folder by its old top-level name (``import policies``, ``from real.x import y``): the folders
+    install as ``ember.<folder>`` only, so such an import fails for every user (and would find a stranger's
+    ``policies`` distribution first)."""
+    found = []
+    for path in find_modules(root).values():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in _import_nodes(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if not node.level else []
+            else:
+                names = [_dynamic_target(node) or ""]
+            for name in names:
+                if name.split(".")[0] in SUBPACKAGE_FOLDERS:
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {name} (import ember.{name})")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -278,7 +324,7 @@ def test_the_graph_sees_lazy_relative_and_package_imports(tmp_path: Path) -> Non
         "ember/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ember import b\n"
                       "def f():\n    from . import c\n    from .pkg import thing\n",
         "ember/b.py": "import ember.pkg.deep\nfrom ember.pkg.deep import func\n",
-        "ember/c.py": "import importlib\nimportlib.import_module('real.x')\nfrom . import pkg\n",
+        "ember/c.py": "import importlib\nimportlib.import_module('ember.real.x')\nfrom . import pkg\n",
         "ember/pkg/__init__.py": "from .deep import *\n",
         "ember/pkg/deep.py": "from ember import a\n",
         "real/__init__.py": "",
@@ -290,10 +336,10 @@ def test_the_graph_sees_lazy_relative_and_package_imports(tmp_path: Path) -> Non
     graph, _ = build_graph(tmp_path)
     assert graph["ember.a"] == {"ember.c", "ember.pkg"}  # b only under TYPE_CHECKING
     assert graph["ember.b"] == {"ember.pkg.deep"}
-    assert graph["ember.c"] == {"real.x", "ember.pkg"}
+    assert graph["ember.c"] == {"ember.real.x", "ember.pkg"}
     assert graph["ember.pkg"] == {"ember.pkg.deep"}
     assert graph["ember.pkg.deep"] == {"ember.a"}
-    assert graph["real.x"] == set()
+    assert graph["ember.real.x"] == set()
     assert strongly_connected_components(graph) == [["ember.a", "ember.c", "ember.pkg", "ember.pkg.deep"]]
 
 
@@ -313,6 +359,16 @@ def test_packages_respect_the_layering() -> None:
     if problems:
         print("\n".join(problems))
     assert not problems, "layering violations (DESIGN.md, 'Where things go'):\n" + "\n".join(problems)
+
+
+def test_no_module_imports_a_folder_by_its_old_top_level_name() -> None:
+    found = legacy_top_level_imports()
+    assert not found, "imports of the old top-level names:\n" + "\n".join(found)
+
+
+def test_every_module_sits_under_the_two_top_level_names() -> None:
+    tops = {name.split(".")[0] for name in find_modules()}
+    assert tops == set(TOP_LEVEL), tops
 
 
 def test_allowed_exceptions_still_exist() -> None:

@@ -1,9 +1,9 @@
-"""policies.activations.Mish: nn.Mish's values and gradients on every path it takes (one-exp with autograd, one-exp
+"""ember.policies.activations.Mish: nn.Mish's values and gradients on every path it takes (one-exp with autograd, one-exp
 as plain ops under no_grad, torch's kernel for small tensors), and a TorchScript trace that freezes without Python."""
 
 import torch
 
-from policies.activations import Mish
+from ember.policies.activations import Mish
 
 
 def test_mish_is_torch_mish_to_float_rounding() -> None:

@@ -13,8 +13,7 @@ from diffusion_policy import SMALL, features, make, stats
 from linear_task import ACTION_DIM, STATE, STATE_DIM, train
 from torch import nn
 
-from ember.registry import POLICIES
-from policies import (
+from ember.policies import (
     PolicyConfig,
     PolicyError,
     available_policies,
@@ -23,9 +22,10 @@ from policies import (
     make_policy,
     make_policy_config,
 )
-from policies.base import Policy
-from policies.diffusion.configuration_diffusion import DiffusionConfig
-from policies.diffusion.modeling_diffusion import DiffusionPolicy
+from ember.policies.base import Policy
+from ember.policies.diffusion.configuration_diffusion import DiffusionConfig
+from ember.policies.diffusion.modeling_diffusion import DiffusionPolicy
+from ember.registry import POLICIES
 
 
 # ---------------------------------------------------------------------------------------- checkpoints

@@ -24,8 +24,8 @@ from conditioning_policy import (
     window_batch,
 )
 
-from policies import PolicyError, load_policy, make_policy, make_policy_config
-from policies.conditioning.keys import CONDITIONING_KINDS, IMAGE_CHANNELS
+from ember.policies import PolicyError, load_policy, make_policy, make_policy_config
+from ember.policies.conditioning.keys import CONDITIONING_KINDS, IMAGE_CHANNELS
 
 fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 

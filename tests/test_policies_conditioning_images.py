@@ -17,7 +17,7 @@ from conditioning_policy import (
     window_batch,
 )
 
-from policies import PolicyError
+from ember.policies import PolicyError
 
 fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
@@ -36,7 +36,7 @@ def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_langua
 def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_language: HashEmbedder) -> None:
     from types import SimpleNamespace
 
-    from policies.conditioning.inputs import conditioning_transforms
+    from ember.policies.conditioning.inputs import conditioning_transforms
 
     inference, training = conditioning_transforms(SimpleNamespace(chroma=False,
                                                                   photo_jitter=0.3))
@@ -89,7 +89,7 @@ def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inferen
 
 
 def test_a_uint8_colour_drawing_for_a_one_channel_sketch_is_scaled_to_unit_range() -> None:
-    from policies.conditioning.inputs import image_batch
+    from ember.policies.conditioning.inputs import image_batch
 
     drawing = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)  # channels last, as a camera or a PNG gives it
     drawing[:, 2, 3, 0] = 255

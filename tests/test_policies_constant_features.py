@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from policies.normalize import Normalizer
+from ember.policies.normalize import Normalizer
 
 
 def _normalizer(mode: str) -> Normalizer:

@@ -13,10 +13,10 @@ from diffusion_policy import CAMERA, SMALL, make
 from linear_task import ACTION_DIM, STATE, STATE_DIM, linear_batch, train
 from torch import Tensor, nn
 
-from policies import (
+from ember.policies import (
     PolicyError,
 )
-from policies.diffusion.modeling_diffusion import DiffusionPolicy
+from ember.policies.diffusion.modeling_diffusion import DiffusionPolicy
 
 
 # --------------------------------------------------------------------------------- forward and shapes
@@ -171,7 +171,7 @@ def test_pretrained_backbone_is_read_from_a_local_file_only_at_first_build(tmp_p
 def test_pointwise_conv_is_a_1x1_conv_and_hands_back_a_contiguous_input_gradient() -> None:
     """The matmul 1x1 conv equals nn.Conv1d in value and gradients, and its input gradient is contiguous: a
     transposed one summed into the residual block's input slowed the previous Mish's backward 10x."""
-    from policies.diffusion.unet import PointwiseConv1d
+    from ember.policies.diffusion.unet import PointwiseConv1d
 
     torch.manual_seed(0)
     pointwise, conv = PointwiseConv1d(12, 24), torch.nn.Conv1d(12, 24, 1)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from policies import PolicyError, load_policy, make_policy, make_policy_config
-from policies.grounding import ground_hidden, grounding_for_names
-from policies.normalize import Normalizer
+from ember.policies import PolicyError, load_policy, make_policy, make_policy_config
+from ember.policies.grounding import ground_hidden, grounding_for_names
+from ember.policies.normalize import Normalizer
 
 ENV = "observation.environment_state"
 NAMES = ["ee.x", "ee.y", "object_0.x", "object_0.y", "object_1.x", "object_1.y", "object_2.x", "object_2.y",

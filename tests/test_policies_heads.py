@@ -11,11 +11,11 @@ import pytest
 import torch
 from linear_task import ACTION_DIM, STATE, STATE_DIM, linear_batch, train
 
-from policies import PolicyError, load_policy, make_policy, make_policy_config
-from policies.bc.modeling_bc import BCPolicy
-from policies.chunk_policy import ChunkPolicy
-from policies.diffusion.modeling_diffusion import DiffusionPolicy
-from policies.flow.modeling_flow import FlowPolicy
+from ember.policies import PolicyError, load_policy, make_policy, make_policy_config
+from ember.policies.bc.modeling_bc import BCPolicy
+from ember.policies.chunk_policy import ChunkPolicy
+from ember.policies.diffusion.modeling_diffusion import DiffusionPolicy
+from ember.policies.flow.modeling_flow import FlowPolicy
 
 VARIANTS = {
     "flow-unet": ("flow", dict(down_dims=(32, 64), diffusion_step_embed_dim=32)),

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conditioning_policy import CAMERA, SIZE, STATE, HashEmbedder, make, stats
 
-from policies import PolicyError, make_policy, make_policy_config
-from policies.vision import ImageEncoder
+from ember.policies import PolicyError, make_policy, make_policy_config
+from ember.policies.vision import ImageEncoder
 
 fake_language = conditioning_policy.fake_language
 

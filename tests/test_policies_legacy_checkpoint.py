@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from policies import load_policy
+from ember.policies import load_policy
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "checkpoints"
 sys.path.insert(0, str(FIXTURES))
@@ -28,8 +28,8 @@ def test_a_ca7dc04_diffusion_checkpoint_loads_and_gives_the_same_actions() -> No
 
 
 def test_its_flat_config_is_read_into_the_nested_groups() -> None:
-    from policies.base import read_checkpoint_config
-    from policies.config import PolicyConfig
+    from ember.policies.base import read_checkpoint_config
+    from ember.policies.config import PolicyConfig
 
     data = read_checkpoint_config(FIXTURES / "diffusion_ca7dc04")
     assert "down_dims" in data and "ema_decay" in data and "denoiser" in data  # as ca7dc04 wrote it
@@ -57,7 +57,7 @@ def test_nested_fields_are_set_by_dotted_path_and_old_flat_names_say_where_they_
 
 
 def test_flat_conditioning_fields_of_any_order_land_in_the_conditioning_group() -> None:
-    from policies.config import PolicyConfig
+    from ember.policies.config import PolicyConfig
 
     flat = {"type": "flow", "conditioning_camera": "front", "conditioning": ["goal_sketch", "language"],
             "conditioning_fusion": "late", "num_keypoints": 3, "grif": False}
@@ -71,8 +71,8 @@ def test_flat_conditioning_fields_of_any_order_land_in_the_conditioning_group() 
 def test_a_ca7dc04_training_config_replays_with_retired_and_flat_fields() -> None:
     from ember.cli import _register_factories
     from ember.config import load_into
+    from ember.policies.base import read_checkpoint_config
     from ember.train import TrainConfig
-    from policies.base import read_checkpoint_config
 
     _register_factories()
     old = read_checkpoint_config(FIXTURES / "diffusion_ca7dc04")
@@ -85,8 +85,8 @@ def test_a_bad_nested_value_set_from_the_command_line_is_refused_when_the_policy
     import pytest
 
     from ember.config import apply_overrides
+    from ember.policies import PolicyError, make_policy
     from ember.train import TrainConfig, fill_policy_features
-    from policies import PolicyError, make_policy
 
     for flag, message in [("--policy.ema.decay=1.5", "ema.decay must be in"),
                           ("--policy.denoiser.network=lstm", "denoiser 'lstm' is unknown"),

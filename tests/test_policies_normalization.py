@@ -9,12 +9,12 @@ import torch
 from diffusion_policy import SMALL, features, make, stats
 from linear_task import STATE, STATE_DIM, linear_batch
 
-from policies import (
+from ember.policies import (
     PolicyError,
     make_policy,
     make_policy_config,
 )
-from policies.normalize import Normalizer
+from ember.policies.normalize import Normalizer
 
 
 # ---------------------------------------------------------------------------- normalization and errors

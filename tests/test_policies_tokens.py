@@ -7,8 +7,8 @@ import pytest
 import torch
 from linear_task import ACTION_DIM, STATE, STATE_DIM
 
-from policies import PolicyError, make_policy, make_policy_config
-from policies.history import ObservationHistory
+from ember.policies import PolicyError, make_policy, make_policy_config
+from ember.policies.history import ObservationHistory
 
 CAMERA = "observation.images.front"
 

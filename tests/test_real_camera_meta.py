@@ -14,10 +14,10 @@ from std_msgs.msg import String
 
 from ember.conditioning.cameras import camera_from_pose, dataset_camera
 from ember.conditioning.errors import ConditioningError
-from real import ros
-from real.recorder import RecorderConfig
-from real.testing import Probe, ros_env, start_node
-from sims.tabletop.env import TabletopEnv
+from ember.real import ros
+from ember.real.recorder import RecorderConfig
+from ember.real.testing import Probe, ros_env, start_node
+from ember.sims.tabletop.env import TabletopEnv
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(240)

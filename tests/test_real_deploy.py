@@ -1,4 +1,4 @@
-"""``ember deploy`` (``real.deploy.run_deploy``): mock arm, bridge, policy node and recorder in ONE process, as a
+"""``ember deploy`` (``ember.real.deploy.run_deploy``): mock arm, bridge, policy node and recorder in ONE process, as a
 pip-only user runs them. Runs in a child process: it owns rclpy's signal handlers and a GL context."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ember.data import EmberDataset
-from real.testing import cached_reach_policy, demo_target, ros_env
+from ember.real.testing import cached_reach_policy, demo_target, ros_env
 
 pytestmark = pytest.mark.timeout(180)
 

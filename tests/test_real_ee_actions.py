@@ -1,5 +1,5 @@
 """A checkpoint trained on end-effector actions (``ember collect --action_space=ee_delta``) runs on the arm: the
-policy node turns each action into joint targets with the sims' IK (``robots.ee_control``), so what it publishes
+policy node turns each action into joint targets with the sims' IK (``ember.robots.ee_control``), so what it publishes
 is a joint_pos command the bridge's safety filter checks as always. Real DDS, the mock arm in its own process."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 
 from ember.cli import main
-from real import ros
-from real.policy_node import PolicyNodeConfig
-from real.robot import ForwardKinematics, load_robot
-from real.testing import Probe, ros_env, start_node
-from robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
+from ember.real import ros
+from ember.real.policy_node import PolicyNodeConfig
+from ember.real.robot import ForwardKinematics, load_robot
+from ember.real.testing import Probe, ros_env, start_node
+from ember.robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(240)

@@ -1,4 +1,4 @@
-"""Who the arm is: ``real.state_source`` on its own, then on real DDS over loopback with an impostor.
+"""Who the arm is: ``ember.real.state_source`` on its own, then on real DDS over loopback with an impostor.
 
 The real-DDS test runs the mock arm, the bridge and the recorder as processes, and a second process that publishes
 fake ``/joint_states`` (the arm 0.2 rad further along joint 1) while a policy (this probe) aims 0.4 rad past the
@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from real.state_source import CHANGED, MULTIPLE, SEQUENCE, UNEXPECTED, Publisher, StateSource, normalize_fqn
+from ember.real.state_source import (
+    CHANGED,
+    MULTIPLE,
+    SEQUENCE,
+    UNEXPECTED,
+    Publisher,
+    StateSource,
+    normalize_fqn,
+)
 
 ARM = Publisher(b"\x01" * 16, "/mock_arm")
 IMPOSTOR = Publisher(b"\x02" * 16, "/impostor")
@@ -99,9 +107,9 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from real import ros  # noqa: E402
-from real.robot import home_state, load_robot  # noqa: E402
-from real.testing import Probe, ros_env, start_node  # noqa: E402
+from ember.real import ros  # noqa: E402
+from ember.real.robot import home_state, load_robot  # noqa: E402
+from ember.real.testing import Probe, ros_env, start_node  # noqa: E402
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -117,7 +125,7 @@ IMPOSTOR_SCRIPT = r"""
 import json, sys, time
 import rclpy
 from sensor_msgs.msg import JointState
-from real import ros
+from ember.real import ros
 names, q = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 rclpy.init()
 node = rclpy.create_node("ember_impostor")
@@ -307,7 +315,7 @@ def test_sros2_enforce_never_runs_the_bridge_unsecured(tmp_path: Path):
            "ROS_SECURITY_KEYSTORE": str(tmp_path / "keystore")}
     outputs = {}
     for name in ("/ember/missing", "/ember/bridge"):
-        out = subprocess.run([sys.executable, "-m", "real.nodes.bridge_node", "--ros-args", "--enclave", name],
+        out = subprocess.run([sys.executable, "-m", "ember.real.nodes.bridge_node", "--ros-args", "--enclave", name],
                              env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
         outputs[name] = out.stdout + out.stderr
         assert out.returncode != 0, outputs[name]

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from real.correct import CorrectConfig
-from real.entrypoints import CONSOLE_SCRIPTS, EXECUTABLES, PACKAGE
-from real.params import build_config
+from ember.real.correct import CorrectConfig
+from ember.real.entrypoints import CONSOLE_SCRIPTS, EXECUTABLES, PACKAGE
+from ember.real.params import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_DIR = ROOT / "launch"
@@ -220,7 +220,7 @@ def test_rcl_parses_the_yaml_and_nodes_pick_up_the_values():
     import rclpy
     from rclpy.node import Node
 
-    from real.params import declare_config
+    from ember.real.params import declare_config
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     for exe in (e for e in EXECUTABLES.values() if e.config is not None):

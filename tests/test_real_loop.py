@@ -25,9 +25,9 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from ember.data import EmberDataset
-from real import ros
-from real.robot import ForwardKinematics, joint_limits, load_robot
-from real.testing import Probe, cached_reach_policy, demo_target, ros_env, start_node
+from ember.real import ros
+from ember.real.robot import ForwardKinematics, joint_limits, load_robot
+from ember.real.testing import Probe, cached_reach_policy, demo_target, ros_env, start_node
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(240)
@@ -125,7 +125,7 @@ def test_closed_loop_policy_drives_the_arm_to_the_target(stack):
 
 
 def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
-    proc = subprocess.Popen([sys.executable, "-m", "real.correct", "--prompt=false", "--listeners=2",
+    proc = subprocess.Popen([sys.executable, "-m", "ember.real.correct", "--prompt=false", "--listeners=2",
                              "--wait_s=60"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=stack.env)
     typed = []

@@ -12,11 +12,11 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from real import ros
-from real.mock_arm import MockArmConfig, MockArmSim
-from real.testing import Probe, ros_env, start_node
-from real.trajectory import TrajectoryPoint
-from sims.tabletop.env import TabletopEnv
+from ember.real import ros
+from ember.real.mock_arm import MockArmConfig, MockArmSim
+from ember.real.testing import Probe, ros_env, start_node
+from ember.real.trajectory import TrajectoryPoint
+from ember.sims.tabletop.env import TabletopEnv
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(240)

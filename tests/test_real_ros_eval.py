@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ember.cli import main
-from real.ros_eval import RosEvalConfig, checkpoint_setup, run_ros_eval
-from sims.tabletop.env import TabletopEnv
+from ember.real.ros_eval import RosEvalConfig, checkpoint_setup, run_ros_eval
+from ember.sims.tabletop.env import TabletopEnv
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(300)

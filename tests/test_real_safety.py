@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from real.robot import ForwardKinematics, home_state, joint_limits, load_robot
-from real.safety import (
+from ember.real.robot import ForwardKinematics, home_state, joint_limits, load_robot
+from ember.real.safety import (
     ACCELERATION,
     ESTOP,
     GRIPPER,

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from real.robot import JointLimits
-from real.safety import (
+from ember.real.robot import JointLimits
+from ember.real.safety import (
     MARGIN,
     NO_OBSERVATION,
     STALE_ACTION,
@@ -29,7 +29,7 @@ from real.safety import (
     SafetyConfig,
     SafetyFilter,
 )
-from real.testing_fuzz import fuzz, panda_scenario, random_scenario, run_scenario
+from ember.real.testing_fuzz import fuzz, panda_scenario, random_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 def fuzz_settings(max_examples: int) -> settings:
@@ -39,7 +39,7 @@ def fuzz_settings(max_examples: int) -> settings:
 
 
 class HypothesisSource:
-    """Every random choice of ``real.testing_fuzz`` drawn from hypothesis (shrinks towards the first option)."""
+    """Every random choice of ``ember.real.testing_fuzz`` drawn from hypothesis (shrinks towards the first option)."""
 
     def __init__(self, data: st.DataObject) -> None:
         self.data = data

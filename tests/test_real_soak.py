@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from real.histogram import LatencyHistogram
-from real.soak import SoakConfig, host_cpu_percent, machine_cpu_jiffies, run_soak
+from ember.real.histogram import LatencyHistogram
+from ember.real.soak import SoakConfig, host_cpu_percent, machine_cpu_jiffies, run_soak
 
 
 def test_histogram_percentiles_match_numpy_within_a_bucket():
@@ -68,7 +68,7 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     cfg = SoakConfig(duration_s=seconds, window_s=20.0, sample_s=5.0, warmup_s=10.0, rate_hz=rate,
                      checkpoint="", out_dir=str(tmp_path), n_action_steps=7, prefetch_steps=4)
     # the reach policy is shared with the other ROS tests (trained once per session)
-    from real.testing import cached_reach_policy
+    from ember.real.testing import cached_reach_policy
 
     cfg.checkpoint = str(cached_reach_policy(tmp_path_factory.getbasetemp() / "ember_reach_policy"))
     report = run_soak(cfg, progress=lambda line: None)
@@ -82,7 +82,7 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     # nothing refused or held on a healthy stack; missed cycles rare (<= 3% even with other jobs on the 2 cores;
     # a broken chunk schedule or a starving node misses far more; the hour: bench/ros/RESULTS.md)
     assert total["bridge_rejected"] == 0 and total["bridge_watchdog_holds"] == 0 and total["policy_errors"] == 0
-    from real.soak import MISSED
+    from ember.real.soak import MISSED
 
     assert total["missed_cycles"] <= 0.03 * cycles, {k: total[k] for k in MISSED}
     for w in report.windows:

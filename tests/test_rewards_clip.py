@@ -28,8 +28,8 @@ from rewards_helpers import (
 
 from ember.cli import main
 from ember.data import EmberDataset, verify
-from rewards.base import LabelError
-from rewards.clip import ClipConfig, ClipLabeler, projection, vlm_rm_reward
+from ember.rewards.base import LabelError
+from ember.rewards.clip import ClipConfig, ClipLabeler, projection, vlm_rm_reward
 
 ensure_registered()
 

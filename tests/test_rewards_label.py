@@ -20,10 +20,10 @@ from rewards_helpers import CAM, LENGTHS, TASKS, ensure_registered, snapshot, wr
 from ember.cli import main
 from ember.data import EmberDataset, verify
 from ember.registry import LABELERS
-from rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError
-from rewards.label import LabelConfig, label, make_labeler_config
-from rewards.preferences import read_preferences
-from rewards.reading import pick_camera
+from ember.rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError
+from ember.rewards.label import LabelConfig, label, make_labeler_config
+from ember.rewards.preferences import read_preferences
+from ember.rewards.reading import pick_camera
 
 ensure_registered()
 
@@ -126,8 +126,8 @@ def test_ground_truth_noise_is_seeded_and_sized(ds_root):
     def labels(**kw):
         cfg = LabelConfig(dataset=str(ds_root), labeler=make_labeler_config("ground_truth", **kw), quiet=True,
                           cache=False)
-        from rewards.label import make_labeler
-        from rewards.reading import DatasetReader
+        from ember.rewards.label import make_labeler
+        from ember.rewards.reading import DatasetReader
 
         labeler = make_labeler(cfg.labeler)
         reader = DatasetReader(EmberDataset(ds_root), labeler)

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from rewards.base import EpisodeView, LabelError, Preference
-from rewards.models.bradley_terry import (
+from ember.rewards.base import EpisodeView, LabelError, Preference
+from ember.rewards.models.bradley_terry import (
     BradleyTerryLabeler,
     BradleyTerryLabelerConfig,
     BradleyTerryModel,
     bradley_terry_loss,
     progress_preferences,
 )
-from rewards.models.network import RewardModelConfig
-from rewards.models.success import SuccessModel, SuccessModelLabeler, SuccessModelLabelerConfig
+from ember.rewards.models.network import RewardModelConfig
+from ember.rewards.models.success import SuccessModel, SuccessModelLabeler, SuccessModelLabelerConfig
 
 CAM = "observation.images.front"
 SIZE = 16
@@ -30,7 +30,7 @@ TINY = dict(cnn_width=8, num_keypoints=8, hidden_dim=64, language_dim=32, crop_r
 @pytest.fixture(autouse=True)
 def fake_sentence_encoder():
     """A deterministic stand-in for MiniLM (hash -> unit vector), so these tests do not load the 22M model."""
-    from policies.conditioning import language
+    from ember.policies.conditioning import language
 
     def encode(texts: list[str]) -> torch.Tensor:
         rows = []
@@ -124,7 +124,7 @@ def test_progress_preferences_flip_and_ties():
 
 # ------------------------------------------------------------------------------------------------ training
 def test_tiny_success_model_learns_a_visible_signal(tmp_path):
-    from rewards.models.train import TrainRewardConfig, train_reward
+    from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     root = write_dataset(tmp_path / "ds")
     cfg = TrainRewardConfig(kind="success", dataset=(str(root),), out=str(tmp_path / "run"), steps=150,
@@ -147,7 +147,7 @@ def test_tiny_success_model_learns_a_visible_signal(tmp_path):
 
 
 def test_bradley_terry_trains_from_noisy_progress_preferences(tmp_path):
-    from rewards.models.train import TrainRewardConfig, train_reward
+    from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     root = write_dataset(tmp_path / "ds", episodes=8)
     cfg = TrainRewardConfig(kind="bradley_terry", dataset=(str(root),), out=str(tmp_path / "run"), steps=120,
@@ -184,8 +184,8 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, cls):
 def test_labelers_resolve_by_name_and_fingerprint_follows_the_weights(tmp_path):
     from ember.registry import LABELERS
 
-    for name, ref in (("success_model", "rewards.models.success:SuccessModelLabeler"),
-                      ("bradley_terry", "rewards.models.bradley_terry:BradleyTerryLabeler")):
+    for name, ref in (("success_model", "ember.rewards.models.success:SuccessModelLabeler"),
+                      ("bradley_terry", "ember.rewards.models.bradley_terry:BradleyTerryLabeler")):
         if name not in LABELERS.entries():  # a stale egg-info in the repo root can hide the entry points
             LABELERS.register(name, ref)
     assert LABELERS.get("success_model") is SuccessModelLabeler
@@ -242,7 +242,7 @@ def test_missing_camera_wrong_size_and_no_instruction_are_label_errors(tmp_path)
 
 
 def test_training_refuses_datasets_without_labels_or_cameras(tmp_path):
-    from rewards.models.train import TrainRewardConfig, train_reward
+    from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     root = write_dataset(tmp_path / "ds", episodes=2, length=4)
     with pytest.raises(LabelError, match="no column"):
@@ -257,7 +257,7 @@ def test_training_refuses_datasets_without_labels_or_cameras(tmp_path):
 
 
 def test_init_from_copies_encoders_and_refuses_other_cameras(tmp_path):
-    from rewards.models.train import _init_encoders
+    from ember.rewards.models.train import _init_encoders
 
     torch.manual_seed(0)
     source = _model(SuccessModel)
@@ -276,10 +276,10 @@ def test_init_from_copies_encoders_and_refuses_other_cameras(tmp_path):
 def test_bradley_terry_from_a_preference_labeler(tmp_path):
     """Preferences from a registered preference labeler (here the simulator's ground truth, on sim.progress)."""
     from ember.registry import LABELERS
-    from rewards.models.train import TrainRewardConfig, train_reward
+    from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     if "ground_truth_preference" not in LABELERS.entries():
-        LABELERS.register("ground_truth_preference", "rewards.ground_truth:GroundTruthPreferenceLabeler")
+        LABELERS.register("ground_truth_preference", "ember.rewards.ground_truth:GroundTruthPreferenceLabeler")
     root = write_dataset(tmp_path / "ds", episodes=4, length=8)
     cfg = TrainRewardConfig(kind="bradley_terry", dataset=(str(root),), out=str(tmp_path / "run"), steps=3,
                             batch_size=4, segment_length=4, num_preferences=40, model=RewardModelConfig(**TINY),

@@ -16,9 +16,9 @@ import pytest
 from rewards_helpers import ensure_registered, snapshot, tiny_clip, tiny_idefics3, tiny_llava, write_dataset
 
 from ember.cli import main
-from rewards.base import LabelError, Preference
-from rewards.preferences import read_preferences
-from rewards.vlm_preference import (
+from ember.rewards.base import LabelError, Preference
+from ember.rewards.preferences import read_preferences
+from ember.rewards.vlm_preference import (
     ANALYSIS_PROMPT,
     LABEL_PROMPT,
     VlmPreferenceConfig,
@@ -104,7 +104,7 @@ def test_pipeline_known_answers_end_to_end(dataset, models, tmp_path):
                           "--num_pairs=12", "--labeler.seed=3")
     labeler = VlmPreferenceLabeler.__new__(VlmPreferenceLabeler)  # only its seeded order, no model
     labeler.config = VlmPreferenceConfig(randomize_order=True, seed=3)
-    from rewards.base import Segment
+    from ember.rewards.base import Segment
 
     for r in swapped:  # "Image 2 is better" means segment A when the pair was shown B first
         shown_b_first = labeler._swapped(Segment(r.episode_a, r.start_a, r.end_a, r.instruction),

@@ -1,4 +1,4 @@
-"""policies.rl.d3rlpy_export: the arrays match the frames ember wrote, episodes end where ember's do, and d3rlpy
+"""ember.policies.rl.d3rlpy_export: the arrays match the frames ember wrote, episodes end where ember's do, and d3rlpy
 (when installed) builds the same episodes; bad reward columns are refused like ember train refuses them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from test_rl_datasets import write_bandit, write_chain
 
 from ember.data import DatasetError
-from policies.rl.d3rlpy_export import export_arrays, to_mdp_dataset
+from ember.policies.rl.d3rlpy_export import export_arrays, to_mdp_dataset
 
 
 def test_arrays_hold_the_frames_and_the_episode_ends(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from test_rl_datasets import GOOD, STATE, write_bandit
 
 from ember.cli import main
 from ember.data import DatasetError, EmberDataset, add_columns
-from policies import load_policy, make_policy, make_policy_config
-from policies.rl.critics import Critics
+from ember.policies import load_policy, make_policy, make_policy_config
+from ember.policies.rl.critics import Critics
 
 BC = ["--policy.type=bc", "--policy.loss=mse", "--policy.horizon=1", "--policy.n_action_steps=1",
       "--policy.n_obs_steps=1", "--policy.hidden_dims=[64,64]", "--policy.dropout=0.0", "--policy.ema.decay=0"]

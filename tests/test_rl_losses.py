@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from policies.rl.critics import aggregate
-from policies.rl.losses import advantage_weights, expectile_loss, huber, nstep_return, q_regression_loss
+from ember.policies.rl.critics import aggregate
+from ember.policies.rl.losses import advantage_weights, expectile_loss, huber, nstep_return, q_regression_loss
 
 
 def test_expectile_loss_weights_positive_errors_by_tau() -> None:

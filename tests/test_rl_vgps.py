@@ -12,9 +12,9 @@ import torch
 from test_rl_datasets import STATE, write_bandit
 from test_rl_iql import BC, FLOW, _train
 
-from policies import PolicyError, load_policy, make_policy, make_policy_config
-from policies.rl.critics import CriticConfig, Critics
-from policies.rl.modeling_vgps import VGPSPolicy, build_vgps
+from ember.policies import PolicyError, load_policy, make_policy, make_policy_config
+from ember.policies.rl.critics import CriticConfig, Critics
+from ember.policies.rl.modeling_vgps import VGPSPolicy, build_vgps
 
 FEATURES = {"input_features": {STATE: {"shape": [2]}}, "output_features": {"action": {"shape": [1]}}}
 STATS = {STATE: {"min": [-1, -1], "max": [1, 1], "mean": [0, 0], "std": [1, 1]},
@@ -98,7 +98,7 @@ def test_an_iql_critic_steers_a_bimodal_flow_policy_to_the_rewarded_behaviour(tm
 
 
 def test_the_ros_policy_runner_deploys_a_vgps_checkpoint_unchanged(tmp_path: Path) -> None:
-    from real.policy_runner import PolicyRunner, load_checkpoint
+    from ember.real.policy_runner import PolicyRunner, load_checkpoint
 
     base_path, critic_path = _untrained(tmp_path)
     saved = build_vgps(base_path, critic_path, num_samples=4).save_pretrained(tmp_path / "vgps")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robots import get_robot
-from robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW, EndEffectorController
-from robots.errors import RobotError
-from sims import make_env
-from sims.tabletop.scene import WORKSPACE_HIGH as SIM_HIGH
-from sims.tabletop.scene import WORKSPACE_LOW as SIM_LOW
+from ember.robots import get_robot
+from ember.robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW, EndEffectorController
+from ember.robots.errors import RobotError
+from ember.sims import make_env
+from ember.sims.tabletop.scene import WORKSPACE_HIGH as SIM_HIGH
+from ember.sims.tabletop.scene import WORKSPACE_LOW as SIM_LOW
 
 
 def test_workspace_is_the_sims_box():

@@ -13,10 +13,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 
-from robots import RobotError, available_robots, get_robot  # noqa: E402
-from robots.ik import DOWN_QUAT, MinkIK  # noqa: E402
-from robots.panda import EE_SITE, panda_mjspec, panda_model, panda_spec  # noqa: E402
-from robots.spec import (  # noqa: E402
+from ember.robots import RobotError, available_robots, get_robot  # noqa: E402
+from ember.robots.ik import DOWN_QUAT, MinkIK  # noqa: E402
+from ember.robots.panda import EE_SITE, panda_mjspec, panda_model, panda_spec  # noqa: E402
+from ember.robots.spec import (  # noqa: E402
     ACTION_SPACES,
     ActionSpaceSpec,
     ee_delta_action_space,

@@ -11,11 +11,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 
-from robots import available_robots, get_robot, robot_mjspec  # noqa: E402
-from robots.ik import DOWN_QUAT, MinkIK  # noqa: E402
-from robots.panda import TCP_OFFSET, panda_model, panda_spec, urdf_path  # noqa: E402
-from robots.spec import ee_delta_action_space, joint_pos_action_space  # noqa: E402
-from robots.ur5e import EE_SITE, GRIPPER_JOINTS, ur5e_model, ur5e_spec, ur5e_xml_path  # noqa: E402
+from ember.robots import available_robots, get_robot, robot_mjspec  # noqa: E402
+from ember.robots.ik import DOWN_QUAT, MinkIK  # noqa: E402
+from ember.robots.panda import TCP_OFFSET, panda_model, panda_spec, urdf_path  # noqa: E402
+from ember.robots.spec import ee_delta_action_space, joint_pos_action_space  # noqa: E402
+from ember.robots.ur5e import EE_SITE, GRIPPER_JOINTS, ur5e_model, ur5e_spec, ur5e_xml_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_ee_delta_with_gripper():
 
 def test_pybullet_ik_matches_mujoco_kinematics():
     """One URDF, two simulators: PyBullet's IK solution, checked with MuJoCo's forward kinematics."""
-    from robots.pybullet_ik import PyBulletIK
+    from ember.robots.pybullet_ik import PyBulletIK
 
     spec = panda_spec()
     pb = PyBulletIK(str(urdf_path()), "panda_hand", spec.joint_names, tcp_offset=(0, 0, TCP_OFFSET), rest=spec.home_qpos)

@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sims import make_env  # noqa: E402
-from sims.pointcloud import depth_to_points  # noqa: E402
+from ember.sims import make_env  # noqa: E402
+from ember.sims.pointcloud import depth_to_points  # noqa: E402
 
 SIZE = 128
 

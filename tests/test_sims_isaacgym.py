@@ -8,8 +8,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sims import TASKS, SimError, make_env  # noqa: E402
-from sims.isaacgym import isaacgym_available  # noqa: E402
+from ember.sims import TASKS, SimError, make_env  # noqa: E402
+from ember.sims.isaacgym import isaacgym_available  # noqa: E402
 
 
 def test_reach_claims_the_isaacgym_backend():

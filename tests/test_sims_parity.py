@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sims import make_env  # noqa: E402
-from sims.experts import make_expert  # noqa: E402
+from ember.sims import make_env  # noqa: E402
+from ember.sims.experts import make_expert  # noqa: E402
 
 SEEDS = (0, 1, 2)
 

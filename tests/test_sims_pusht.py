@@ -13,11 +13,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium  # noqa: E402
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-import sims  # noqa: E402
-from sims import SimError, make_env  # noqa: E402
-from sims.experts import make_expert  # noqa: E402
-from sims.mujoco.pusht import INSTRUCTIONS, PushTEnv  # noqa: E402
-from sims.tshape import TShape  # noqa: E402
+from ember import sims  # noqa: E402
+from ember.sims import SimError, make_env  # noqa: E402
+from ember.sims.experts import make_expert  # noqa: E402
+from ember.sims.mujoco.pusht import INSTRUCTIONS, PushTEnv  # noqa: E402
+from ember.sims.tshape import TShape  # noqa: E402
 
 
 @pytest.fixture(scope="module")

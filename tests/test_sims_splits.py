@@ -9,15 +9,15 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sims import SimError, make_env  # noqa: E402
-from sims.mujoco.pusht import PushTEnv  # noqa: E402
-from sims.randomization import PRESETS, Randomization, resolve_randomization  # noqa: E402
-from sims.splits import COLORS, HELDOUT_PALETTE, SPLITS, TRAIN_PALETTE, split_spec  # noqa: E402
-from sims.tabletop.sampling import heldout_cell  # noqa: E402
-from sims.tabletop.tasks import TABLETOP_TASKS  # noqa: E402
-from sims.tabletop.tasks.drawer import HELDOUT_PERCENT, TRAIN_PERCENT  # noqa: E402
-from sims.tabletop.tasks.lift import HELDOUT_HEIGHTS_CM, TRAIN_HEIGHTS_CM  # noqa: E402
-from sims.tabletop.tasks.stack import HELDOUT_PAIRS  # noqa: E402
+from ember.sims import SimError, make_env  # noqa: E402
+from ember.sims.mujoco.pusht import PushTEnv  # noqa: E402
+from ember.sims.randomization import PRESETS, Randomization, resolve_randomization  # noqa: E402
+from ember.sims.splits import COLORS, HELDOUT_PALETTE, SPLITS, TRAIN_PALETTE, split_spec  # noqa: E402
+from ember.sims.tabletop.sampling import heldout_cell  # noqa: E402
+from ember.sims.tabletop.tasks import TABLETOP_TASKS  # noqa: E402
+from ember.sims.tabletop.tasks.drawer import HELDOUT_PERCENT, TRAIN_PERCENT  # noqa: E402
+from ember.sims.tabletop.tasks.lift import HELDOUT_HEIGHTS_CM, TRAIN_HEIGHTS_CM  # noqa: E402
+from ember.sims.tabletop.tasks.stack import HELDOUT_PAIRS  # noqa: E402
 
 N = 60
 
@@ -148,7 +148,7 @@ def test_pusht_train_is_unchanged_and_heldout_splits_differ():
 
 
 def test_heldout_scene_factors_apply_one_change_of_the_split_at_a_time():
-    from sims.splits import SCENE_FACTORS
+    from ember.sims.splits import SCENE_FACTORS
 
     assert split_spec("heldout_scene", SCENE_FACTORS) == split_spec("heldout_scene")
     only_table = split_spec("heldout_scene", ("table_texture",))

@@ -12,9 +12,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium  # noqa: E402
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-from sims import TASKS, SimError, make_env  # noqa: E402
-from sims.experts import make_expert  # noqa: E402
-from sims.tabletop.tasks import TABLETOP_TASKS  # noqa: E402
+from ember.sims import TASKS, SimError, make_env  # noqa: E402
+from ember.sims.experts import make_expert  # noqa: E402
+from ember.sims.tabletop.tasks import TABLETOP_TASKS  # noqa: E402
 
 CLAIMED = [(task, backend) for task, backends in TASKS.items() for backend in backends
            if backend in ("mujoco", "pybullet") and not (task == "PushT" and backend == "mujoco")]

@@ -50,7 +50,7 @@ def test_two_process_ddp_training(tmp_path: Path) -> None:
     assert proc.stdout.count("checkpoint:") == 1  # one report, from the main process
     a, b = metrics["parameter_checksums"]
     assert a == b  # DDP averaged the gradients: the ranks never drifted apart
-    from policies import load_policy
+    from ember.policies import load_policy
 
     policy = load_policy(out / "checkpoints" / "last" / "pretrained_model")  # the EMA weights, saved once
     assert all(bool(p.isfinite().all()) for p in policy.parameters())

@@ -1,4 +1,4 @@
-"""vla.action_tokens: uniform and adaptive (quantile) bins round-trip within half a bin; edges from ember's stats."""
+"""ember.vla.action_tokens: uniform and adaptive (quantile) bins round-trip within half a bin; edges from ember's stats."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from policies.errors import PolicyError
-from vla.action_tokens import ActionTokenizer, quantile_edges_from_actions, quantile_edges_from_stats
+from ember.policies.errors import PolicyError
+from ember.vla.action_tokens import ActionTokenizer, quantile_edges_from_actions, quantile_edges_from_stats
 
 
 def _round_trip_error(tok: ActionTokenizer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ import pytest
 
 from ember.data import DatasetError, DatasetWriter, EmberDataset, instruction, verify
 from ember.data.windows import WindowDataset
-from vla.motions import (
+from ember.vla.motions import (
     CLOSE_GRIPPER,
     OPEN_GRIPPER,
     STAY,
@@ -22,7 +22,7 @@ from vla.motions import (
     derive_motions,
     label_motions,
 )
-from vla.motions_cli import VERB, MotionsConfig, run_motions
+from ember.vla.motions_cli import VERB, MotionsConfig, run_motions
 
 FPS = 10
 
@@ -162,7 +162,7 @@ def test_window_dataset_serves_motion_index(collected):
 
 def _joints_only(root: Path, language: bool = True) -> None:
     """What a real arm gives: Panda joint state only (no ee columns), with an earlier subtask row."""
-    from robots import get_robot
+    from ember.robots import get_robot
 
     robot = get_robot("panda")
     n = 30
@@ -198,8 +198,7 @@ def test_joints_only_dataset_goes_through_forward_kinematics(tmp_path):
 
 
 def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finishes(tmp_path, monkeypatch):
-    import vla.motions
-
+    from ember.vla import motions as vla_motions
     root = tmp_path / "plain"
     _joints_only(root, language=False)
     before = EmberDataset(root).frame_table()
@@ -207,7 +206,7 @@ def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finis
     def die(*_args, **_kwargs):
         raise KeyboardInterrupt("killed before the commit point")
 
-    monkeypatch.setattr(vla.motions.meta, "write_info", die)
+    monkeypatch.setattr(vla_motions.meta, "write_info", die)
     with pytest.raises(KeyboardInterrupt):
         label_motions(root)
     ds = EmberDataset(root)  # shards rewritten, info.json not: the old dataset, readable as before

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from policies.errors import PolicyError
-from policies.factory import load_policy, make_policy, make_policy_config
+from ember.policies.errors import PolicyError
+from ember.policies.factory import load_policy, make_policy, make_policy_config
 
 CAM = "observation.images.front"
 LANG = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -139,7 +139,7 @@ def test_bad_input_instructions_cameras_and_paths(tmp_path: Path) -> None:
 def test_local_transformers_folder_and_lora_keep_base_weights_frozen(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from policies.conditioning.language import default_model_path
+    from ember.policies.conditioning.language import default_model_path
 
     folder = tmp_path / "tiny_bert"
     cfg = {k: v for k, v in LANG.items() if k != "model_type"}

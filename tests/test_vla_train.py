@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ember.cli import main
-from policies.factory import load_policy
+from ember.policies.factory import load_policy
 from tests.roundtrip_dataset import CAM, write_dataset
 
 LANG = json.dumps({"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -36,7 +36,7 @@ def test_ember_train_vla_end_to_end(head: str, tmp_path: Path) -> None:
     action = policy.select_action(obs)
     assert action.shape == (1, 4) and torch.isfinite(action).all()
     # the policy node's runner (what `ember deploy` and the ROS 2 node call), camera frames as an arm gives them
-    from real.policy_runner import PolicyRunner
+    from ember.real.policy_runner import PolicyRunner
 
     runner = PolicyRunner(policy)
     runner.push({"observation.state": np.zeros(9, np.float32), CAM: np.zeros((64, 64, 3), np.uint8)})

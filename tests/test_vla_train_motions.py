@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ember.cli import main
-from policies.factory import load_policy
+from ember.policies.factory import load_policy
 
 LANG = json.dumps({"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                    "intermediate_size": 64, "vocab_size": 30522, "max_position_embeddings": 64})

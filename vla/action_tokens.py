@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 QUANTILE_LEVELS = {"min": 0.0, "q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99, "max": 1.0}
 """The quantiles ember's meta/stats.json holds per dimension (ember/data/stats.py), with their levels."""

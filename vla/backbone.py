@@ -6,7 +6,7 @@ projected to ``d_model``; the instruction's word-piece hidden states (the langua
 projected to ``d_model``; the (normalized) joint state of each step is one token. Each token gets a learned
 embedding of its place (which patch of which camera at which step, which word, which step's state), then
 ``prefix_layers`` of bidirectional self-attention mix them (padding words masked out). The result is
-:class:`policies.tokens.ObservationTokens`: ``tokens`` (B, N, d_model), ``mask`` (padded words False) and
+:class:`ember.policies.tokens.ObservationTokens`: ``tokens`` (B, N, d_model), ``mask`` (padded words False) and
 ``pooled`` (the masked mean), so the action heads, the motion head and a Q-function over chunks read the same prefix.
 
 Loading rules (nothing is downloaded): the vision backbone is random-init unless ``vision_pretrained_path`` names
@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from policies.base import loading_checkpoint
-from policies.errors import PolicyError
-from policies.features import feature_shape
-from policies.tokens import ObservationTokens
-from vla.configuration_vla import VLAConfig
-from vla.processor_vla import ATTENTION_MASK, IMAGENET_MEAN, IMAGENET_STD, INPUT_IDS
+from ember.policies.base import loading_checkpoint
+from ember.policies.errors import PolicyError
+from ember.policies.features import feature_shape
+from ember.policies.tokens import ObservationTokens
+from ember.vla.configuration_vla import VLAConfig
+from ember.vla.processor_vla import ATTENTION_MASK, IMAGENET_MEAN, IMAGENET_STD, INPUT_IDS
 
 LANGUAGE_DIR = "language_backbone"
 """Checkpoint sub-folder holding the language model's transformers config and tokenizer files (not weights)."""
@@ -168,7 +168,7 @@ class LanguageModel(nn.Module):
             path = config.backbone_path or config.language_backbone_path
             what = "backbone_path" if config.backbone_path else "language_backbone_path"
             if not path:
-                from policies.conditioning.language import default_model_path
+                from ember.policies.conditioning.language import default_model_path
 
                 path = default_model_path()
             if config.language_config:

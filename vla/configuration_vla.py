@@ -1,6 +1,6 @@
 """``VLAConfig``: a vision-language-action policy: timm vision + a transformers language backbone + an action head.
 
-The prefix (:mod:`vla.backbone`) reads every camera's patch tokens, the instruction's word-piece tokens and the
+The prefix (:mod:`ember.vla.backbone`) reads every camera's patch tokens, the instruction's word-piece tokens and the
 joint state; an action head reads the prefix: ``head="token"`` (per-dimension bins decoded in parallel, OpenVLA-OFT
 style, with a log-probability of what it chose) or ``head="flow"`` (a pi0-style rectified-flow action expert that
 cross-attends to the prefix). Optional RT-H language motions: a motion head over ``motion_vocabulary`` whose motion
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.config import PolicyConfig
-from policies.errors import PolicyError
+from ember.policies.config import PolicyConfig
+from ember.policies.errors import PolicyError
 
 HEADS = ("flow", "token")
 TIME_SAMPLINGS = ("uniform", "beta")
@@ -21,7 +21,7 @@ TIME_SAMPLINGS = ("uniform", "beta")
 
 @dataclass
 class VLAConfig(PolicyConfig):
-    """Config of :class:`vla.modeling_vla.VLAPolicy`."""
+    """Config of :class:`ember.vla.modeling_vla.VLAPolicy`."""
 
     type: str = "vla"
     n_obs_steps: int = 1

@@ -1,4 +1,4 @@
-"""The VLA's action heads (both read the prefix, :class:`policies.tokens.ObservationTokens`) and the motion head.
+"""The VLA's action heads (both read the prefix, :class:`ember.policies.tokens.ObservationTokens`) and the motion head.
 
 **Token head** (OpenVLA's action tokens, decoded in parallel as in OpenVLA-OFT): ``H x A`` learned query tokens,
 one per (chunk step, action dimension), attend to each other and cross-attend to the prefix in ``head_layers``
@@ -13,7 +13,7 @@ which is what DPO / GRPO ratios and V-GPS need.
 
 **Flow head** (pi0's action expert): the noisy chunk ``x_t`` (one token per step, ``Linear(A, d)``) plus a
 sinusoidal time embedding and a learned step embedding attends to itself and cross-attends to the prefix; a
-linear layer reads the velocity. The math is :mod:`policies.flow.modeling_flow`'s rectified flow: with noise
+linear layer reads the velocity. The math is :mod:`ember.policies.flow.modeling_flow`'s rectified flow: with noise
 ``x0``, data ``x1`` and ``s = 1 - sigma_min``, ``x_t = (1 - s t) x0 + t x1``, target ``x1 - s x0`` (masked MSE);
 inference integrates ``num_inference_steps`` Euler steps from t=0. (No log-probability: the flow head has none.)
 
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from policies.tokens import ObservationTokens
-from vla.action_tokens import ActionTokenizer
-from vla.configuration_vla import VLAConfig
+from ember.policies.tokens import ObservationTokens
+from ember.vla.action_tokens import ActionTokenizer
+from ember.vla.configuration_vla import VLAConfig
 
 
 def _decoder(config: VLAConfig) -> nn.TransformerDecoder:

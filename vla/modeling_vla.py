@@ -1,16 +1,16 @@
 """``VLAPolicy``: cameras + instruction + joint state -> action chunks, through the VLA prefix and one action head.
 
 Per batch: the observation window is normalized (state min-max, as every ember policy), the processor
-(:mod:`vla.processor_vla`) checks the cameras, resizes and normalizes the images and tokenizes ``task``; the
-backbone (:mod:`vla.backbone`) turns them into the prefix (:class:`~policies.tokens.ObservationTokens`); with a
+(:mod:`ember.vla.processor_vla`) checks the cameras, resizes and normalizes the images and tokenizes ``task``; the
+backbone (:mod:`ember.vla.backbone`) turns them into the prefix (:class:`~policies.tokens.ObservationTokens`); with a
 motion vocabulary the motion head (RT-H) picks a motion whose embedding is appended to the prefix; the action
-head (:mod:`vla.heads`) reads the prefix: ``token`` (parallel-decoded bins, with a log-probability) or ``flow``
+head (:mod:`ember.vla.heads`) reads the prefix: ``token`` (parallel-decoded bins, with a log-probability) or ``flow``
 (rectified-flow action expert). The chunk starts at index ``n_obs_steps - 1`` like every ember chunk policy.
 
 What a caller can read after ``select_action``: ``last_outputs`` (the rollout hook, ``ember.eval.rollout``):
 ``log_prob`` (token head: of the returned step's tokens), ``motion_index`` / ``motion_log_prob`` (motion head);
 ``last_motion`` (the phrases used, after any override) and ``motion_log`` (every override, as
-:class:`vla.motions.MotionOverrideLog` when the motions module is present).
+:class:`ember.vla.motions.MotionOverrideLog` when the motions module is present).
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ember.policies.base import Policy, loading_checkpoint, resolve_checkpoint_dir
+from ember.policies.chunk_policy import masked_mean_per_sample
+from ember.policies.errors import PolicyError
+from ember.policies.features import ACTION_KEY, feature_shape
+from ember.policies.normalize import Stats
+from ember.policies.tokens import ObservationTokens
 from ember.transforms import to_unit_float
-from policies.base import Policy, loading_checkpoint, resolve_checkpoint_dir
-from policies.chunk_policy import masked_mean_per_sample
-from policies.errors import PolicyError
-from policies.features import ACTION_KEY, feature_shape
-from policies.normalize import Stats
-from policies.tokens import ObservationTokens
-from vla.action_tokens import quantile_edges_from_stats
-from vla.backbone import CHECKPOINT_DIR, LANGUAGE_DIR, VLABackbone
-from vla.configuration_vla import VLAConfig
-from vla.heads import FlowHead, MotionHead, TokenHead
-from vla.processor_vla import ImageTransform, InstructionTokenizer, VLAProcessor
+from ember.vla.action_tokens import quantile_edges_from_stats
+from ember.vla.backbone import CHECKPOINT_DIR, LANGUAGE_DIR, VLABackbone
+from ember.vla.configuration_vla import VLAConfig
+from ember.vla.heads import FlowHead, MotionHead, TokenHead
+from ember.vla.processor_vla import ImageTransform, InstructionTokenizer, VLAProcessor
 
 MOTION_INDEX_KEY = "motion.index"
 """The loader key (``WindowDataset(motion=True)``) holding each frame's motion index in the vocabulary."""
@@ -273,9 +273,9 @@ class VLAPolicy(Policy):
 
 
 def _motion_log() -> Any:
-    """A :class:`vla.motions.MotionOverrideLog` (None where the motions module is absent)."""
+    """A :class:`ember.vla.motions.MotionOverrideLog` (None where the motions module is absent)."""
     with contextlib.suppress(ImportError):
-        from vla.motions import MotionOverrideLog
+        from ember.vla.motions import MotionOverrideLog
 
         return MotionOverrideLog()
     return None

@@ -31,7 +31,7 @@ each frame's ``motion`` text and ``motion.index``.
 
 Where the end-effector comes from (:func:`episode_ee`): ``ee.x/ee.y/ee.z`` entries of
 ``observation.environment_state`` or ``observation.state`` (ember's privileged sim datasets record them), else
-forward kinematics of the joint state through the robot's MuJoCo model (``robots.robot_mjspec``): what a real arm's
+forward kinematics of the joint state through the robot's MuJoCo model (``ember.robots.robot_mjspec``): what a real arm's
 joints-only dataset needs.
 """
 
@@ -268,7 +268,7 @@ class JointFK:
     def __init__(self, robot_type: str, state_names: Sequence[str]) -> None:
         import mujoco
 
-        from robots import get_robot, robot_mjspec
+        from ember.robots import get_robot, robot_mjspec
 
         if not robot_type:
             raise DatasetError("a joints-only dataset needs info.json 'robot_type' (e.g. 'panda') for forward "

@@ -1,6 +1,6 @@
-"""``ember motions --dataset=ROOT``: label a dataset's RT-H language motions (``vla.motions.label_motions``).
+"""``ember motions --dataset=ROOT``: label a dataset's RT-H language motions (``ember.vla.motions.label_motions``).
 
-Registered through the ``ember.verbs`` entry point ``motions = "vla.motions_cli:VERB"``. Flags of the rule are the
+Registered through the ``ember.verbs`` entry point ``motions = "ember.vla.motions_cli:VERB"``. Flags of the rule are the
 nested ``--motion.*`` fields (``--motion.window_s=0.5 --motion.dead_zone_m=0.02 --motion.source=fk``).
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ember.errors import ConfigError
 from ember.verbs import Verb
-from vla.motions import MotionConfig, MotionSummary, label_motions
+from ember.vla.motions import MotionConfig, MotionSummary, label_motions
 
 
 @dataclass
@@ -48,4 +48,4 @@ def _run_verb(cfg: MotionsConfig) -> int:
 
 VERB = Verb("motions", "derive RT-H language motions (move left, close the gripper, ...) and store them as the "
             "dataset's motion language rows", MotionsConfig, _run_verb)
-"""``ember motions`` (pyproject: ``[project.entry-points."ember.verbs"] motions = "vla.motions_cli:VERB"``)."""
+"""``ember motions`` (pyproject: ``[project.entry-points."ember.verbs"] motions = "ember.vla.motions_cli:VERB"``)."""

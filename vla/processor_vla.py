@@ -1,6 +1,6 @@
 """The VLA's input processor: camera checks, resizing + normalization, and instruction tokenization, as ember
 transforms (:mod:`ember.transforms`) built from the config, so the config saved with the weights is the processor
-saved with them (the tokenizer's files are written next to the checkpoint by :class:`vla.backbone.LanguageModel`).
+saved with them (the tokenizer's files are written next to the checkpoint by :class:`ember.vla.backbone.LanguageModel`).
 
 - :class:`ImageTransform`: float images in [0, 1] ``(..., C, H, W)`` -> bilinear resize to ``image_size`` ->
   ``(x - mean) / std`` with the vision backbone's mean/std (timm's pretrained_cfg; ImageNet's by default).
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ember.policies.errors import PolicyError
+from ember.policies.features import feature_shape
 from ember.transforms import Compose, KeyTransform
-from policies.errors import PolicyError
-from policies.features import feature_shape
 
 INPUT_IDS = "language.input_ids"
 ATTENTION_MASK = "language.attention_mask"

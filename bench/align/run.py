@@ -69,8 +69,8 @@ def collect_demos(root: Path, episodes: int, seed: int) -> Path:
 
 
 def train_sft(dataset: Path, out: Path, steps: int, seed: int) -> Path:
+    from ember.policies import make_policy_config
     from ember.train import TrainConfig, train
-    from policies import make_policy_config
 
     ckpt = out / "checkpoints" / "last" / "pretrained_model"
     if not ckpt.is_dir():
@@ -106,7 +106,7 @@ def rollouts(sft: Path, work: Path, episodes: int, seed: int, per_seed: int = 1)
 
 def label_pairs(dataset: Path, flip_rate: float, num_pairs: int, seed: int, progress_from: str = "auto",
                 within: str = "instruction") -> Path:
-    from rewards.label import LabelConfig, label, make_labeler_config
+    from ember.rewards.label import LabelConfig, label, make_labeler_config
 
     name = f"ground_truth_preference_{progress_from}_{within}_flip{int(round(flip_rate * 100))}"
     out = dataset / "labels" / f"{name}.preferences.jsonl"
@@ -123,8 +123,8 @@ def label_pairs(dataset: Path, flip_rate: float, num_pairs: int, seed: int, prog
 def train_aligned(row: Row, dataset: Path, sft: Path, pairs: Path, out: Path, steps: int, lr: float, beta: float,
                   sft_weight: float, seed: int) -> dict[str, Any]:
     from ember.algorithms import make_algorithm_config
+    from ember.policies import make_policy_config
     from ember.train import TrainConfig, train
-    from policies import make_policy_config
 
     metrics_file = out / "metrics.json"
     if not (metrics_file.is_file() and json.loads(metrics_file.read_text()).get("steps") == steps):

@@ -104,7 +104,7 @@ def ember_side(camera: Path, state: Path, args) -> dict:
     sys.path.insert(0, str(ROOT))
     from ember.data import EmberDataset, WindowDataset
     from ember.data.windows import collate_windows
-    from policies import make_policy, make_policy_config
+    from ember.policies import make_policy, make_policy_config
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

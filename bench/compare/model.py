@@ -80,7 +80,7 @@ def ember_side(steps: int, repeats: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from policies import make_policy, make_policy_config
+    from ember.policies import make_policy, make_policy_config
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -43,7 +43,7 @@ class JobResult:
 
 
 def jobs(tasks: list[str], backends: list[str], robots: list[str], splits: list[str], episodes: int) -> list[Job]:
-    from sims import TASKS
+    from ember.sims import TASKS
 
     out = []
     for task in tasks:
@@ -58,7 +58,7 @@ def jobs(tasks: list[str], backends: list[str], robots: list[str], splits: list[
 
 
 def run_job(job: Job) -> JobResult:
-    from sims.experts.__main__ import evaluate_expert
+    from ember.sims.experts.__main__ import evaluate_expert
 
     kwargs: dict[str, Any] = {"backend": job.backend, "split": job.split}
     if job.robot != "panda":
@@ -117,8 +117,8 @@ def write_markdown(path: Path, results: list[JobResult], splits: list[str], epis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sims import TASKS
-    from sims.splits import SPLITS
+    from ember.sims import TASKS
+    from ember.sims.splits import SPLITS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100)

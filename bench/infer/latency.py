@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from policies import make_policy, make_policy_config  # noqa: E402
+from ember.policies import make_policy, make_policy_config  # noqa: E402
 
 STATE, ENV, CAMERA = "observation.state", "observation.environment_state", "observation.images.front"
 HEADS: dict[str, tuple[str, dict]] = {

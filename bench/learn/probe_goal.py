@@ -67,7 +67,7 @@ def probe(data: dict[str, np.ndarray], kinds: tuple[str, ...], steps: int, pool:
     import torch
     from torch import nn
 
-    from policies.conditioning.encoders import ConditioningImageEncoder
+    from ember.policies.conditioning.encoders import ConditioningImageEncoder
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -34,8 +34,8 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
     import torch
 
     from ember.conditioning.oracle import expert_conditioning
-    from policies import load_policy
-    from sims import make_env
+    from ember.policies import load_policy
+    from ember.sims import make_env
 
     policy = load_policy(checkpoint).eval()
     cfg = policy.config

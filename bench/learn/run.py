@@ -159,8 +159,8 @@ def collect_dataset(spec: TaskSpec, data_dir: Path, episodes: int) -> Path:
 
 def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: int, seed: int,
               batch_size: int = 64, lr: float = 1e-3, num_workers: int = 0) -> dict[str, Any]:
+    from ember.policies import make_policy_config
     from ember.train import TrainConfig, train
-    from policies import make_policy_config
 
     spec = TASKS[exp.task]
     ckpt = out / "train" / "checkpoints" / "last" / "pretrained_model"

@@ -24,7 +24,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FACTORS = {"checker_table": ("table_texture",), "dim_side_light": ("lighting",), "3_distractors": ("distractors",)}
-"""Row name -> the ``heldout_scene`` changes it applies (``sims.splits.SCENE_FACTORS``)."""
+"""Row name -> the ``heldout_scene`` changes it applies (``ember.sims.splits.SCENE_FACTORS``)."""
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """d3rlpy 2.8.1's IQL on the same dataset and seeds as bench/offline_rl/run.py: its success beside ember's.
 
-The dataset is exported with ``policies.rl.d3rlpy_export.to_mdp_dataset`` (the same transitions, rewards and
+The dataset is exported with ``ember.policies.rl.d3rlpy_export.to_mdp_dataset`` (the same transitions, rewards and
 terminals ember's IQL trains on; observations = ``observation.state`` + ``observation.environment_state``). d3rlpy
 trains with its own IQL defaults except what makes the comparison like for like: 256x256 actor/critic/value MLPs,
 batch 64 (``--batch-size``, the ember rows' batch), gamma 0.99, expectile 0.7, beta (``weight_temp``) 10 as ember's IQL rows, the same ``--steps``, and the observation and action
@@ -45,7 +45,7 @@ def train_d3rlpy(dataset: Path, steps: int, batch_size: int, reward_key: str, se
     import d3rlpy
     import torch
 
-    from policies.rl.d3rlpy_export import to_mdp_dataset
+    from ember.policies.rl.d3rlpy_export import to_mdp_dataset
 
     torch.set_num_threads(1)
     d3rlpy.seed(seed)
@@ -63,7 +63,7 @@ def train_d3rlpy(dataset: Path, steps: int, batch_size: int, reward_key: str, se
 
 
 def evaluate(algo: Any, episodes: int, eval_seed: int) -> dict[str, Any]:
-    from sims import make_env
+    from ember.sims import make_env
 
     env = make_env("PickPlace", split="train")
     successes, t0 = 0, time.perf_counter()

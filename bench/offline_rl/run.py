@@ -8,7 +8,7 @@ privileged object state (goal included), which the issue allows for this compari
 them (front + wrist, 64 px) are what a learned reward model reads (``--reward=learned``).
 
 Every row is the real pipeline: ``ember.train.train`` (the accelerate loop; ``--algorithm=iql`` for the IQL rows,
-``--episode_filter=next.success`` for filtered BC), ``policies.rl.modeling_vgps.build_vgps`` for V-GPS (the
+``--episode_filter=next.success`` for filtered BC), ``ember.policies.rl.modeling_vgps.build_vgps`` for V-GPS (the
 diffusion row's checkpoint steered by the IQL-diffusion row's critic, so both use the same executed chunk), and
 ``ember.eval.run_eval`` (seeded vector-env rollouts, Wilson 95% intervals). Results are appended to
 ``--out``/results.json as each row finishes (``--table`` prints them), so a long run can be resumed.
@@ -87,8 +87,8 @@ def collect_data(root: Path, episodes: int, seed: int) -> Path:
 
 def train_row(row: Row, dataset: Path, out: Path, steps: int, seed: int, reward_key: str) -> dict[str, Any]:
     from ember.algorithms import make_algorithm_config
+    from ember.policies import make_policy_config
     from ember.train import TrainConfig, train
-    from policies import make_policy_config
 
     metrics_file = out / "train" / "metrics.json"
     if metrics_file.is_file() and json.loads(metrics_file.read_text()).get("steps") == steps:
@@ -108,7 +108,7 @@ def train_row(row: Row, dataset: Path, out: Path, steps: int, seed: int, reward_
 
 def build_vgps_row(row: Row, work: Path, out: Path, num_samples: int, suffix: str, tag: str) -> dict[str, Any]:
     """The base row trained on the same data (``tag``), the critic row with the same reward (``suffix``)."""
-    from policies.rl.modeling_vgps import build_vgps
+    from ember.policies.rl.modeling_vgps import build_vgps
 
     base_name, critic_name = row.vgps_of
     base, critic = (work / name / "train" / "checkpoints" / "last"

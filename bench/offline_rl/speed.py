@@ -1,7 +1,7 @@
 """Gradient steps per second: ember's IQL (``ember train --algorithm=iql``, its loader included) vs d3rlpy 2.8.1's.
 
 Both train on one state-only dataset (``observation.state`` + ``observation.environment_state``; d3rlpy reads it
-exported with ``policies.rl.d3rlpy_export.to_mdp_dataset``), batch 256, one torch thread, the CPU:
+exported with ``ember.policies.rl.d3rlpy_export.to_mdp_dataset``), batch 256, one torch thread, the CPU:
 
 - d3rlpy: ``IQLConfig(batch_size=256, 256x256 actor/critic/value encoders).create(device="cpu:0").fit(...)``, its
   defaults otherwise (no scalers, no logging: ``NoopAdapterFactory``); a ``fit`` callback stamps every step, so a
@@ -99,10 +99,10 @@ def time_ember(dataset: Path, steps: int, warmup: int, batch_size: int, seed: in
 
     from ember.algorithms import AlgorithmConfig, make_algorithm_config
     from ember.config import apply_overrides, register_choice_factory
+    from ember.policies import make_policy_config
+    from ember.policies.base import PolicyConfig
+    from ember.policies.rl.iql import IQL
     from ember.train import TrainConfig, train
-    from policies import make_policy_config
-    from policies.base import PolicyConfig
-    from policies.rl.iql import IQL
 
     register_choice_factory(PolicyConfig, make_policy_config)  # what `ember train` registers (--policy.type=...)
     register_choice_factory(AlgorithmConfig, make_algorithm_config)
@@ -156,7 +156,7 @@ def main() -> None:
     torch.set_num_threads(1)
     mdp = None
     if args.only != "ember":
-        from policies.rl.d3rlpy_export import to_mdp_dataset
+        from ember.policies.rl.d3rlpy_export import to_mdp_dataset
 
         mdp = to_mdp_dataset(dataset, obs_keys=STATE_KEYS)
     trials: dict[str, list[dict[str, Any]]] = {"d3rlpy": [], "ember": []}

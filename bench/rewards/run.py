@@ -60,7 +60,7 @@ def make_data(work: Path, train_eps: int, test_eps: int, extra_eps: int, image_s
 
 def train(kind: str, datasets: list[str], out: Path, steps: int, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
     from ember.config import apply_overrides
-    from rewards.models.train import TrainRewardConfig, train_reward
+    from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
@@ -73,7 +73,7 @@ def train(kind: str, datasets: list[str], out: Path, steps: int, seed: int, extr
 def pair_accuracy(pairs: list, reward: np.ndarray, progress: np.ndarray, margin: float) -> tuple[float, int]:
     """Fraction of ``pairs`` whose ground-truth answer (more mean progress) the mean learned reward agrees with,
     over the pairs whose mean progress differs by more than ``margin``; and how many those are."""
-    from rewards.base import Preference
+    from ember.rewards.base import Preference
 
     keep = [p for p in pairs if abs(progress[p.a[0]:p.a[1]].mean() - progress[p.b[0]:p.b[1]].mean()) > margin]
     ok = [(reward[p.a[0]:p.a[1]].mean() > reward[p.b[0]:p.b[1]].mean()) == (p.preference is Preference.A)
@@ -83,16 +83,16 @@ def pair_accuracy(pairs: list, reward: np.ndarray, progress: np.ndarray, margin:
 
 def evaluate(paths: dict[str, dict[str, Any]], success_dir: Path, bt_dir: Path, seed: int,
              eval_pairs: int, segment_length: int) -> dict[str, Any]:
-    from rewards.base import EpisodeView, Preference
-    from rewards.models.bradley_terry import (
+    from ember.rewards.base import EpisodeView, Preference
+    from ember.rewards.models.bradley_terry import (
         BradleyTerryLabeler,
         BradleyTerryLabelerConfig,
         progress_preferences,
         sample_segments,
     )
-    from rewards.models.data import load_frames
-    from rewards.models.metrics import auroc, spearman
-    from rewards.models.success import SuccessModelLabeler, SuccessModelLabelerConfig
+    from ember.rewards.models.data import load_frames
+    from ember.rewards.models.metrics import auroc, spearman
+    from ember.rewards.models.success import SuccessModelLabeler, SuccessModelLabelerConfig
 
     sm = SuccessModelLabeler(SuccessModelLabelerConfig(path=str(success_dir)))
     bt = BradleyTerryLabeler(BradleyTerryLabelerConfig(path=str(bt_dir)))

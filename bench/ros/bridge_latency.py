@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> dict:
     from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
-    from real import ros
-    from real.robot import home_state, load_robot
-    from real.testing import Probe, ros_env, start_node
+    from ember.real import ros
+    from ember.real.robot import home_state, load_robot
+    from ember.real.testing import Probe, ros_env, start_node
 
     env = ros_env()
     robot = load_robot("panda")
@@ -214,7 +214,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if args.realtime:
-        from real.ros import set_realtime_priority
+        from ember.real.ros import set_realtime_priority
 
         problem = set_realtime_priority(args.realtime)
         if problem:

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from real.safety import CLAMPS, REJECTIONS  # noqa: E402
-from real.testing_fuzz import Stats, fuzz  # noqa: E402
+from ember.real.safety import CLAMPS, REJECTIONS  # noqa: E402
+from ember.real.testing_fuzz import Stats, fuzz  # noqa: E402
 
 
 def table(stats: Stats, seconds: float) -> str:

@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "ros_soak.json"))
     args = parser.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    from real.soak import SoakConfig, run_soak
+    from ember.real.soak import SoakConfig, run_soak
 
     cfg = SoakConfig(duration_s=args.minutes * 60, window_s=args.window_s, sample_s=args.sample_s,
                      warmup_s=args.warmup_s, rate_hz=args.rate, cameras=tuple(args.cameras),

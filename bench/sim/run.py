@@ -69,8 +69,8 @@ def measure(task: str, steps: int, repeats: int, camera: str | None, moving: boo
             action_space_type: str = "ee_delta") -> dict[str, Any]:
     import mujoco
 
-    from sims import make_env
-    from sims.mujoco.render import CameraRenderer
+    from ember.sims import make_env
+    from ember.sims.mujoco.render import CameraRenderer
 
     kwargs: dict[str, Any] = {"render_mode": None, "action_space_type": action_space_type}
     if camera:

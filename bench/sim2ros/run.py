@@ -32,7 +32,7 @@ def main() -> int:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from ember.eval import EvalConfig, run_eval
     from ember.eval.metrics import wilson_interval
-    from real.ros_eval import RosEvalConfig, run_ros_eval, to_json
+    from ember.real.ros_eval import RosEvalConfig, run_ros_eval, to_json
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,8 @@ class Supervised(Algorithm):
 
     def __init__(self, config: SupervisedConfig, context: TrainingContext) -> None:
         super().__init__(config, context)
-        from policies import make_policy
-        from policies.ema import ParameterEMA
+        from ember.policies import make_policy
+        from ember.policies.ema import ParameterEMA
 
         policy = make_policy(context.policy_config, dataset_stats=context.dataset_stats)
         ema = getattr(policy.config, "ema", None)

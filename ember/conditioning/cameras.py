@@ -1,6 +1,6 @@
 """Pinhole cameras for drawing world points into a policy's camera: intrinsics (3x3) and extrinsics (4x4).
 
-Conventions are those of ``sims.cameras`` and OpenCV: extrinsics map world -> camera, camera axes x right, y down,
+Conventions are those of ``ember.sims.cameras`` and OpenCV: extrinsics map world -> camera, camera axes x right, y down,
 z forward; pixel ``(u, v)`` has its origin at the top-left corner. A sim reports them per camera in
 ``info["cameras"]``; datasets recorded by ``ember collect`` do not store them, so :func:`dataset_camera` asks the
 task's environment once (its fixed cameras do not move between episodes unless camera jitter is on) and caches
@@ -70,7 +70,7 @@ def camera_from_env(task: str, backend: str, camera: str, image_size: int, env_k
                     ) -> CameraModel:
     """Asks the task's environment (reset once, seed 0) for ``camera``'s intrinsics and extrinsics."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
-    from sims import make_env
+    from ember.sims import make_env
 
     kwargs = {"obs_mode": "pixels", "cameras": (camera,), "image_size": image_size, "render_mode": None,
               **(env_kwargs or {})}

@@ -20,8 +20,8 @@ from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.episodes import EpisodeRecord, produce
 from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import StrokeAugmentation
+from ember.policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE, LANGUAGE, batch_key
 from ember.transforms import to_float_chw
-from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE, LANGUAGE, batch_key
 
 ENV_STATE = "observation.environment_state"
 _NEEDS_FRAMES = (GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE)

@@ -30,7 +30,7 @@ from ember.conditioning.sketch import (
     goal_sketch,
     trajectory_sketch,
 )
-from policies.conditioning.keys import (
+from ember.policies.conditioning.keys import (
     GOAL_IMAGE,
     GOAL_SKETCH,
     INITIAL_IMAGE,

@@ -37,8 +37,8 @@ def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str]
                         sketch_source: str = "rgb") -> ExpertConditioning:
     """The conditioning of episode ``seed`` (split and options in ``env_kwargs``) from the expert's rollout."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
-    from sims import make_env
-    from sims.experts import make_expert
+    from ember.sims import make_env
+    from ember.sims.experts import make_expert
 
     kwargs = {**(env_kwargs or {}), "obs_mode": "pixels", "cameras": (camera,), "image_size": int(image_size),
               "render_mode": None}
@@ -76,7 +76,7 @@ def first_frame(task: str, backend: str, seed: int, camera: str, image_size: int
     """Episode ``seed``'s first frame in ``camera`` (uint8 HxWx3): the ``initial_image`` of a policy that does not
     render that camera itself, when the rest of its conditioning comes from a user."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from sims import make_env
+    from ember.sims import make_env
 
     kwargs = {**(env_kwargs or {}), "obs_mode": "pixels", "cameras": (camera,), "image_size": int(image_size),
               "render_mode": None}

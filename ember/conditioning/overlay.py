@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ember.conditioning.sketch import keypoint_image
-from policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, KEYPOINTS, TRAJECTORY_SKETCH
+from ember.policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, KEYPOINTS, TRAJECTORY_SKETCH
 
 GOAL_SKETCH_COLOR = np.array([255, 255, 0], dtype=np.float32)
 

@@ -14,8 +14,8 @@ from ember.conditioning.cameras import CameraModel, dataset_camera
 from ember.conditioning.config import ConditioningConfig
 from ember.conditioning.dataset import ConditionedWindows
 from ember.conditioning.errors import ConditioningError
-from policies.conditioning.keys import IMAGE_CONDITIONING, KEYPOINTS, LANGUAGE, TRAJECTORY_SKETCH
-from policies.encoder_config import conditioning_of
+from ember.policies.conditioning.keys import IMAGE_CONDITIONING, KEYPOINTS, LANGUAGE, TRAJECTORY_SKETCH
+from ember.policies.encoder_config import conditioning_of
 
 _NEEDS_CAMERA_MODEL = (TRAJECTORY_SKETCH, KEYPOINTS)
 

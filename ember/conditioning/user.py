@@ -16,7 +16,7 @@ from PIL import Image
 
 from ember.conditioning.errors import ConditioningError
 from ember.conditioning.sketch import keypoints_from_image
-from policies.conditioning.keys import (
+from ember.policies.conditioning.keys import (
     GOAL_IMAGE,
     GOAL_SKETCH,
     IMAGE_CHANNELS,

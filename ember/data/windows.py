@@ -25,7 +25,7 @@ Optional normalization (``normalization={"observation.state": "mean_std", "actio
 uses ``meta/stats.json``, with LeRobot's modes ``mean_std``, ``min_max`` and ``quantiles``
 (q01/q99 to [-1, 1]); a missing stat is an error, never a silent identity.
 
-``motion=True`` (RT-H language motions, labeled by ``ember motions`` / ``vla.motions.label_motions``): each item
+``motion=True`` (RT-H language motions, labeled by ``ember motions`` / ``ember.vla.motions.label_motions``): each item
 also holds ``motion`` (the frame's motion phrase, from the ``motion`` rows of ``language_persistent``) and
 ``motion.index`` (int64 scalar: its index in the vocabulary of ``meta/motions.json``).
 """

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.errors import ConfigError
-from policies.encoder_config import conditioning_of
+from ember.policies.encoder_config import conditioning_of
 
 if TYPE_CHECKING:
     from ember.eval.config import EvalConfig

@@ -102,7 +102,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def resolve_splits(cfg: EvalConfig) -> list[str]:
     """The splits to run: ``splits`` (``all`` = every split sims defines) or ``[split]``."""
-    from sims import SPLITS
+    from ember.sims import SPLITS
 
     wanted = list(cfg.splits) or [cfg.split]
     if wanted == ["all"]:
@@ -133,9 +133,9 @@ def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
 def instruction_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     """The env options of ``--instruction_templates`` / ``--instructions`` / ``--switch_after``, checked before any
     episode runs: a bad template file, an unknown set or a task that cannot do it is a ConfigError."""
-    from sims.errors import SimError
-    from sims.tabletop.instructions import INSTRUCTION_SETS, load_templates, templates_for
-    from sims.tabletop.tasks import TABLETOP_TASKS
+    from ember.sims.errors import SimError
+    from ember.sims.tabletop.instructions import INSTRUCTION_SETS, load_templates, templates_for
+    from ember.sims.tabletop.tasks import TABLETOP_TASKS
 
     wanted = bool(cfg.instruction_templates) or cfg.instructions != "train" or bool(cfg.switch_after)
     if not wanted and not cfg.switch_goal:

@@ -28,7 +28,7 @@ _WORKER: dict[str, Any] = {"policy_key": None, "policy": None, "envs": {}}
 
 
 def _worker_policy(checkpoint: str) -> Any:
-    from policies import load_policy
+    from ember.policies import load_policy
 
     weights = Path(checkpoint) / "model.safetensors"
     key = (checkpoint, weights.stat().st_mtime_ns)

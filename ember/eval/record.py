@@ -45,7 +45,7 @@ class RolloutRecorder:
     def __init__(self, root: Path, policy: Any, cfg: EvalConfig, *, overwrite: bool = False) -> None:
         from ember.config import save_config
         from ember.data import DatasetWriter
-        from sims import make_env
+        from ember.sims import make_env
 
         env = make_env(cfg.task, backend=cfg.backend, **eval_env_kwargs(policy, cfg))  # the rollout's env options
         try:

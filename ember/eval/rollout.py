@@ -180,7 +180,7 @@ def make_vector_env(cfg: EvalConfig, count: int, kwargs: dict[str, Any]) -> Any:
     """``count`` envs of ``cfg.task`` built with ``kwargs``, as a sync or async Gymnasium vector env."""
     import gymnasium as gym
 
-    from sims import make_env
+    from ember.sims import make_env
 
     fns = [functools.partial(make_env, cfg.task, backend=cfg.backend, **kwargs) for _ in range(count)]
     if cfg.vector_env == "async":

@@ -76,8 +76,8 @@ def instruction_record(cfg: EvalConfig) -> dict[str, Any]:
 
 def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]:
     """``ember eval``: load a checkpoint, roll it out on each split, write metrics, videos and report.md."""
+    from ember.policies import load_policy
     from ember.report import write_eval_report
-    from policies import load_policy
 
     if isinstance(cfg.rollouts_per_seed, bool) or not isinstance(cfg.rollouts_per_seed, int) \
             or cfg.rollouts_per_seed < 1:

@@ -2,7 +2,7 @@
 
 Shared by every component ember aligns: the language planner (token log-probs summed over a completion), a
 token VLA (GRAPE: summed over a trajectory) and the diffusion / flow policies, whose implicit log-prob ratio is
-minus a denoising-loss difference (:mod:`policies.align.preference`). Nothing here knows about models.
+minus a denoising-loss difference (:mod:`ember.policies.align.preference`). Nothing here knows about models.
 
 Notation. For a pair (chosen ``w``, rejected ``l``) of the same prompt, ``pi`` the policy and ``ref`` the frozen
 reference, the implicit rewards are ``r_w = beta (log pi(w) - log ref(w))`` and ``r_l`` alike, and
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 PREFERENCE_LOSSES = ("dpo", "cdpo", "rdpo", "ipo")
 """Names of the pairwise losses :func:`preference_loss` dispatches on."""

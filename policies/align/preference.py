@@ -6,14 +6,14 @@ the difference of their denoising losses on the *same* noise and time::
 
     log pi(a_w) - log ref(a_w)  ~  -(l_pi(a_w) - l_ref(a_w))     l = ||eps - eps_theta(x_t, t | o)||^2 (mean)
 
-and likewise for the rejected chunk ``a_l``; the pairwise loss of :mod:`policies.align.losses` (chosen by the
+and likewise for the rejected chunk ``a_l``; the pairwise loss of :mod:`ember.policies.align.losses` (chosen by the
 config's ``type``) is applied to those implicit log-ratios, ``beta`` absorbing the ELBO's time weighting
 (Diffusion-DPO's ``beta T``). Lowering the loss lowers the policy's denoising error on chosen chunks relative to
 the reference and raises it on rejected ones. The same noise, time and augmentation for all four terms come from
 replaying one RNG seed per step before each ``per_sample_loss`` (see :func:`same_draws`), which needs both
 networks in eval mode (dropout off: no extra RNG draws), as this algorithm keeps them.
 
-Data: pairs of episode segments from a preference file (:mod:`policies.align.pairs`), windows aligned in time
+Data: pairs of episode segments from a preference file (:mod:`ember.policies.align.pairs`), windows aligned in time
 within the pair, pairs only of the same instruction. The loop's own batch (random windows) is not used.
 
 The policy starts as a copy of the reference (the SFT checkpoint ``reference``); the reference is frozen
@@ -36,9 +36,9 @@ from torch import Tensor, nn
 from ember.algorithms.base import Algorithm, AlgorithmConfig, Components, TrainingContext, check_finite
 from ember.algorithms.optim import adamw, cosine_with_warmup
 from ember.errors import ConfigError
-from policies.align.losses import PREFERENCE_LOSSES, PreferenceLossOutput, preference_loss
-from policies.align.pairs import PairWindows, check_comparable, read_pairs, to_device
-from policies.errors import PolicyError
+from ember.policies.align.losses import PREFERENCE_LOSSES, PreferenceLossOutput, preference_loss
+from ember.policies.align.pairs import PairWindows, check_comparable, read_pairs, to_device
+from ember.policies.errors import PolicyError
 
 MAX_SAFE_LR = 3e-5
 """Learning rates above this draw a warning (what was measured: bench/align/RESULTS.md)."""
@@ -46,7 +46,7 @@ MAX_SAFE_LR = 3e-5
 
 @dataclass
 class PreferenceConfig(AlgorithmConfig):
-    """``--algorithm=dpo|ipo|cdpo|rdpo``: the type picks the loss (:mod:`policies.align.losses`)."""
+    """``--algorithm=dpo|ipo|cdpo|rdpo``: the type picks the loss (:mod:`ember.policies.align.losses`)."""
 
     type: str = "dpo"
     reference: str = ""
@@ -80,7 +80,7 @@ def _loss_kind(config: PreferenceConfig) -> str:
 
 def load_reference(path: str | Path, device: Any = None) -> nn.Module:
     """The SFT checkpoint, frozen; a clear error if it is not a per-sample-loss (diffusion / flow) policy."""
-    from policies import load_policy
+    from ember.policies import load_policy
 
     path = Path(path)
     if not path.exists():

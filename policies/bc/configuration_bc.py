@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.encoder_config import VisuomotorConfig
-from policies.errors import PolicyError
+from ember.policies.encoder_config import VisuomotorConfig
+from ember.policies.errors import PolicyError
 
 BC_HEADS = ("mlp", "transformer")
 BC_LOSSES = ("l1", "mse")
@@ -18,7 +18,7 @@ BC_LOSSES = ("l1", "mse")
 
 @dataclass
 class BCConfig(VisuomotorConfig):
-    """Config of :class:`policies.bc.modeling_bc.BCPolicy`."""
+    """Config of :class:`ember.policies.bc.modeling_bc.BCPolicy`."""
 
     type: str = "bc"
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from policies.bc.configuration_bc import BCConfig
-from policies.chunk_policy import ChunkPolicy
-from policies.encoder import ObservationEncoder
-from policies.normalize import Stats
-from policies.transformer import ChunkTransformer
+from ember.policies.bc.configuration_bc import BCConfig
+from ember.policies.chunk_policy import ChunkPolicy
+from ember.policies.encoder import ObservationEncoder
+from ember.policies.normalize import Stats
+from ember.policies.transformer import ChunkTransformer
 
 
 class MLPChunkHead(nn.Module):

@@ -2,7 +2,7 @@
 encoders that turn conditionings into features (``encoders``). Producing them from episodes and drawing them lives
 in ``ember.conditioning``."""
 
-from policies.conditioning.keys import (
+from ember.policies.conditioning.keys import (
     CONDITIONING_KINDS,
     GOAL_IMAGE,
     GOAL_SKETCH,

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from policies.vision import SmallCNN, SpatialSoftmax
+from ember.policies.vision import SmallCNN, SpatialSoftmax
 
 
 class LanguageProjection(nn.Module):

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_unit_float
-from policies.conditioning.keys import (
+from ember.policies.conditioning.keys import (
     GOAL_IMAGE,
     IMAGE_CHANNELS,
     INITIAL_IMAGE,
@@ -24,8 +23,9 @@ from policies.conditioning.keys import (
     LANGUAGE,
     batch_key,
 )
-from policies.conditioning.language import SentenceEmbedder, get_embedder
-from policies.errors import PolicyError
+from ember.policies.conditioning.language import SentenceEmbedder, get_embedder
+from ember.policies.errors import PolicyError
+from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_unit_float
 
 
 def conditioning_transforms(config: Any) -> tuple[Compose, Compose]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from policies.errors import PolicyError
+from ember.policies.errors import PolicyError
 
 Encoder = Callable[[list[str]], Tensor]
 """Strings -> (N, D) float32 embeddings."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.denoiser_config import DenoiserConfig
-from policies.errors import PolicyError
+from ember.policies.denoiser_config import DenoiserConfig
+from ember.policies.errors import PolicyError
 
 NOISE_SCHEDULERS = ("ddim", "dpm", "ddpm")
 PREDICTION_TYPES = ("epsilon", "sample")
@@ -20,7 +20,7 @@ BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 
 @dataclass
 class DiffusionConfig(DenoiserConfig):
-    """Config of :class:`policies.diffusion.modeling_diffusion.DiffusionPolicy`."""
+    """Config of :class:`ember.policies.diffusion.modeling_diffusion.DiffusionPolicy`."""
 
     type: str = "diffusion"
 

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor
 
-from policies.chunk_policy import ChunkPolicy
-from policies.denoisers import EncoderDenoiser
-from policies.diffusion.configuration_diffusion import DiffusionConfig
-from policies.encoder import ObservationEncoder
-from policies.normalize import Stats
+from ember.policies.chunk_policy import ChunkPolicy
+from ember.policies.denoisers import EncoderDenoiser
+from ember.policies.diffusion.configuration_diffusion import DiffusionConfig
+from ember.policies.encoder import ObservationEncoder
+from ember.policies.normalize import Stats
 
 DiffusionObservationEncoder = ObservationEncoder
 """The shared encoder under its former name."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from policies.activations import Mish
+from ember.policies.activations import Mish
 
 
 class SinusoidalStepEmbedding(nn.Module):

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.denoiser_config import DenoiserConfig
-from policies.errors import PolicyError
+from ember.policies.denoiser_config import DenoiserConfig
+from ember.policies.errors import PolicyError
 
 TIME_SAMPLINGS = ("uniform", "logit_normal", "beta")
 
 
 @dataclass
 class FlowConfig(DenoiserConfig):
-    """Config of :class:`policies.flow.modeling_flow.FlowPolicy`."""
+    """Config of :class:`ember.policies.flow.modeling_flow.FlowPolicy`."""
 
     type: str = "flow"
 

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from policies.chunk_policy import ChunkPolicy
-from policies.denoisers import EncoderDenoiser
-from policies.flow.configuration_flow import FlowConfig
-from policies.normalize import Stats
+from ember.policies.chunk_policy import ChunkPolicy
+from ember.policies.denoisers import EncoderDenoiser
+from ember.policies.flow.configuration_flow import FlowConfig
+from ember.policies.normalize import Stats
 
 
 class FlowModel(EncoderDenoiser):

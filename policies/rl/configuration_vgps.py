@@ -3,7 +3,7 @@
 At each re-plan V-GPS samples K chunks from a frozen generalist policy and executes the one its Q-function ranks
 highest; nothing of the base policy is retrained. The config names the two checkpoints it is built from
 (``base_policy_path``: any chunk policy; ``critic_path``: ``checkpoints/<step>/critic`` of an ``ember train
---algorithm=iql|riql`` run), K and the sampling seed. Building it (:func:`policies.rl.modeling_vgps.build_vgps`)
+--algorithm=iql|riql`` run), K and the sampling seed. Building it (:func:`ember.policies.rl.modeling_vgps.build_vgps`)
 copies both checkpoints' configs into ``base`` / ``critic`` and their weights into the V-GPS checkpoint, so the
 saved folder loads on its own (``load_policy``, ``ember eval``, the ROS 2 policy node) without the paths.
 """
@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.config import PolicyConfig
-from policies.errors import PolicyError
+from ember.policies.config import PolicyConfig
+from ember.policies.errors import PolicyError
 
 
 @dataclass
 class VGPSConfig(PolicyConfig):
-    """Config of :class:`policies.rl.modeling_vgps.VGPSPolicy`; features and chunk sizes are the base policy's."""
+    """Config of :class:`ember.policies.rl.modeling_vgps.VGPSPolicy`; features and chunk sizes are the base policy's."""
 
     type: str = "vgps"
     base_policy_path: str = ""

@@ -31,15 +31,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from policies.activations import Mish
-from policies.base import _loading
-from policies.checkpoint_files import CONFIG_NAME, STATS_NAME, WEIGHTS_NAME
-from policies.conditioning.inputs import ConditioningInputs
-from policies.config import PolicyConfig
-from policies.encoder import ObservationEncoder
-from policies.errors import PolicyError
-from policies.features import ACTION_KEY, ENV, STATE, feature_shape
-from policies.normalize import Normalizer, Stats
+from ember.policies.activations import Mish
+from ember.policies.base import _loading
+from ember.policies.checkpoint_files import CONFIG_NAME, STATS_NAME, WEIGHTS_NAME
+from ember.policies.conditioning.inputs import ConditioningInputs
+from ember.policies.config import PolicyConfig
+from ember.policies.encoder import ObservationEncoder
+from ember.policies.errors import PolicyError
+from ember.policies.features import ACTION_KEY, ENV, STATE, feature_shape
+from ember.policies.normalize import Normalizer, Stats
 
 CRITIC_TYPE = "chunk_critic"
 

@@ -3,7 +3,7 @@
 IQL never queries Q at actions the data does not hold: V is an upper expectile of Q over the dataset's own
 actions, Q is regressed to an n-step TD target through V, and the policy is extracted by advantage-weighted
 regression on the dataset's actions. Per batch of windows (state s_t, executed chunk a = a_t..a_{t+n-1},
-n = the policy's ``n_action_steps``; :mod:`policies.rl.losses` has the formulas):
+n = the policy's ``n_action_steps``; :mod:`ember.policies.rl.losses` has the formulas):
 
     u      = Q_agg^target(s_t, a) - V(s_t)                 Q_agg: min of the twin Q (a low quantile for RIQL)
     L_V    = E[ |tau - 1(u < 0)| u^2 ]                      expectile ``expectile`` (0.7 .. 0.9)
@@ -13,7 +13,7 @@ n = the policy's ``n_action_steps``; :mod:`policies.rl.losses` has the formulas)
     L_pi   = E[ w * l_pi(s_t, a) ]                          l_pi: the policy's own per-sample loss
     Q^target <- (1 - tau) Q^target + tau Q                  (Polyak, every step)
 
-``l_pi`` is what the policy type trains with (:meth:`policies.chunk_policy.ChunkPolicy.per_sample_loss`): the
+``l_pi`` is what the policy type trains with (:meth:`ember.policies.chunk_policy.ChunkPolicy.per_sample_loss`): the
 weighted MSE of a ``bc`` policy with ``--policy.loss=mse`` is AWR for a fixed-variance Gaussian actor; for
 ``diffusion`` and ``flow`` it is the advantage-weighted denoising / velocity loss (a weighted ELBO bound: the
 weighted data distribution is what the generative head learns). Rewards come from ``--algorithm.reward_key``
@@ -21,7 +21,7 @@ weighted data distribution is what the generative head learns). Rewards come fro
 
 The actor keeps the EMA of its weights when its config asks for one (``--policy.ema.decay``, as under
 ``supervised``). The deployable checkpoint is the actor (its EMA weights), so ``ember eval`` and the ROS 2 node load it unchanged; the critics are in
-the run's training state and also in ``checkpoints/<step>/critic`` (:class:`policies.rl.critics.Critics`), what
+the run's training state and also in ``checkpoints/<step>/critic`` (:class:`ember.policies.rl.critics.Critics`), what
 V-GPS (``--policy.type=vgps``) scores chunks with.
 """
 
@@ -45,8 +45,8 @@ from ember.algorithms.base import (
 )
 from ember.algorithms.optim import adamw, cosine_with_warmup
 from ember.errors import ConfigError
-from policies.rl.critics import CriticConfig, Critics, aggregate
-from policies.rl.losses import advantage_weights, expectile_loss, nstep_return, q_regression_loss
+from ember.policies.rl.critics import CriticConfig, Critics, aggregate
+from ember.policies.rl.losses import advantage_weights, expectile_loss, nstep_return, q_regression_loss
 
 CRITIC_DIR = "critic"
 """The critic checkpoint's folder, next to ``pretrained_model`` in ``checkpoints/<step>/``."""
@@ -115,7 +115,7 @@ class IQL(Algorithm):
 
     def __init__(self, config: IQLConfig, context: TrainingContext) -> None:
         super().__init__(config, context)
-        from policies import make_policy
+        from ember.policies import make_policy
 
         config.validate()
         if context.accelerator.num_processes > 1:
@@ -135,7 +135,7 @@ class IQL(Algorithm):
         self._policy_model, self._critics_model, self.actor_opt, self.q_opt, self.v_opt, self.scheduler = prepared
         self._policy = context.unwrap(self._policy_model)
         self.critics: Critics = context.unwrap(self._critics_model)
-        from policies.ema import ParameterEMA
+        from ember.policies.ema import ParameterEMA
 
         decay = float(getattr(getattr(pcfg, "ema", None), "decay", 0.0) or 0.0)
         self.ema = ParameterEMA(self._policy, decay).to(self._policy.device) if decay > 0 else None

@@ -27,13 +27,13 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from policies.base import Policy, loading_checkpoint
-from policies.checkpoint_files import CONFIG_NAME, STATS_NAME
-from policies.config import PolicyConfig
-from policies.errors import PolicyError
-from policies.normalize import Stats
-from policies.rl.configuration_vgps import VGPSConfig
-from policies.rl.critics import Critics
+from ember.policies.base import Policy, loading_checkpoint
+from ember.policies.checkpoint_files import CONFIG_NAME, STATS_NAME
+from ember.policies.config import PolicyConfig
+from ember.policies.errors import PolicyError
+from ember.policies.normalize import Stats
+from ember.policies.rl.configuration_vgps import VGPSConfig
+from ember.policies.rl.critics import Critics
 
 _BASE_FIELDS = ("input_features", "output_features", "n_obs_steps", "horizon", "n_action_steps")
 
@@ -48,7 +48,7 @@ class VGPSPolicy(Policy):
     def __init__(self, config: VGPSConfig, dataset_stats: Stats | None = None) -> None:
         base = critic = None
         if not loading_checkpoint() and config.base_policy_path and config.critic_path:
-            from policies import load_policy
+            from ember.policies import load_policy
 
             base = load_policy(config.base_policy_path)
             critic = Critics.from_pretrained(config.critic_path)
@@ -64,7 +64,7 @@ class VGPSPolicy(Policy):
         config.normalization_mapping = {kind: "identity" for kind in config.normalization_mapping}
         super().__init__(config, None)
         if base is None:
-            from policies import make_policy
+            from ember.policies import make_policy
 
             base = make_policy(base_config)
             critic = Critics(*Critics.config_from_dict(config.critic))

@@ -1,6 +1,6 @@
 """``riql``: Robust IQL (Yang et al., 2023, "Towards Robust Offline RL under Diverse Data Corruption").
 
-IQL (:mod:`policies.rl.iql`) with the three changes that made it the most robust method under corrupted
+IQL (:mod:`ember.policies.rl.iql`) with the three changes that made it the most robust method under corrupted
 states, actions, rewards and dynamics, each a setting of the same update:
 
 - **Huber loss for Q** (``huber_delta``): a corrupted reward or next state gives a large TD error; the squared
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.rl.iql import IQL, IQLConfig
+from ember.policies.rl.iql import IQL, IQLConfig
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The rclpy node of the bridge (see ``real.bridge`` for its job and topics)."""
+"""The rclpy node of the bridge (see ``ember.real.bridge`` for its job and topics)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
-from real import ros
-from real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
-from real.histogram import LatencyHistogram
-from real.nodes.sensors import subscribe_observations
-from real.observation import Observation, ObservationBuilder, Staleness
-from real.params import declare_config
-from real.robot import ForwardKinematics, joint_limits, load_robot
-from real.safety import ESTOP, STALE_OBSERVATION, SafetyFilter
-from real.state_source import HOLD_REASON, Fault
+from ember.real import ros
+from ember.real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
+from ember.real.histogram import LatencyHistogram
+from ember.real.nodes.sensors import subscribe_observations
+from ember.real.observation import Observation, ObservationBuilder, Staleness
+from ember.real.params import declare_config
+from ember.real.robot import ForwardKinematics, joint_limits, load_robot
+from ember.real.safety import ESTOP, STALE_OBSERVATION, SafetyFilter
+from ember.real.state_source import HOLD_REASON, Fault
 
 
 class BridgeNode(Node):
@@ -47,7 +47,7 @@ class BridgeNode(Node):
         self.actions = 0
         self.commands = 0
         self.untrusted_refusals = 0
-        """Actions refused because the joint states' publisher is in doubt (``real.state_source``)."""
+        """Actions refused because the joint states' publisher is in doubt (``ember.real.state_source``)."""
         self._source_fault: Fault | None = None
         self.last_action_time = -np.inf
         self._estop_topic_value = False

@@ -1,4 +1,4 @@
-"""The rclpy node of the mock arm (see ``real.mock_arm`` for what it simulates and why)."""
+"""The rclpy node of the mock arm (see ``ember.real.mock_arm`` for what it simulates and why)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from real import ros
-from real.errors import RealError
-from real.mock_arm import NODE_NAME, CameraThread, MockArmConfig, MockArmSim
-from real.params import declare_config
-from real.scene import CAMERAS
-from real.trajectory import TrajectoryPoint
+from ember.real import ros
+from ember.real.errors import RealError
+from ember.real.mock_arm import NODE_NAME, CameraThread, MockArmConfig, MockArmSim
+from ember.real.params import declare_config
+from ember.real.scene import CAMERAS
+from ember.real.trajectory import TrajectoryPoint
 
 
 class MockArmNode(Node):

@@ -1,4 +1,4 @@
-"""The rclpy node that runs a checkpoint (see ``real.policy_node`` for the control loop it implements)."""
+"""The rclpy node that runs a checkpoint (see ``ember.real.policy_node`` for the control loop it implements)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 
-from real import ros
-from real.chunking import ChunkConfig, ChunkExecutor
-from real.errors import RealError
-from real.histogram import LatencyHistogram
-from real.language import LanguageState
-from real.nodes.sensors import subscribe_observations
-from real.observation import STATE_KEY, ObservationBuilder, Staleness
-from real.params import declare_config
-from real.policy_node import NODE_NAME, PolicyNodeConfig
-from real.policy_runner import PolicyRunner, load_checkpoint
-from real.robot import load_robot
-from robots.ee_control import EndEffectorControlConfig, EndEffectorController
-from robots.errors import RobotError
-from robots.spec import JOINT_POS
+from ember.real import ros
+from ember.real.chunking import ChunkConfig, ChunkExecutor
+from ember.real.errors import RealError
+from ember.real.histogram import LatencyHistogram
+from ember.real.language import LanguageState
+from ember.real.nodes.sensors import subscribe_observations
+from ember.real.observation import STATE_KEY, ObservationBuilder, Staleness
+from ember.real.params import declare_config
+from ember.real.policy_node import NODE_NAME, PolicyNodeConfig
+from ember.real.policy_runner import PolicyRunner, load_checkpoint
+from ember.real.robot import load_robot
+from ember.robots.ee_control import EndEffectorControlConfig, EndEffectorController
+from ember.robots.errors import RobotError
+from ember.robots.spec import JOINT_POS
 
 
 class PolicyNode(Node):

@@ -1,4 +1,4 @@
-"""The rclpy node of the recorder (see ``real.recorder`` and ``real.recording``)."""
+"""The rclpy node of the recorder (see ``ember.real.recorder`` and ``ember.real.recording``)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from real import ros
-from real.errors import RealError
-from real.language import LanguageState
-from real.nodes.sensors import subscribe_observations
-from real.observation import ObservationBuilder, Staleness
-from real.params import declare_config
-from real.recorder import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
-from real.recording import EpisodeRecorder
-from real.robot import load_robot
+from ember.real import ros
+from ember.real.errors import RealError
+from ember.real.language import LanguageState
+from ember.real.nodes.sensors import subscribe_observations
+from ember.real.observation import ObservationBuilder, Staleness
+from ember.real.params import declare_config
+from ember.real.recorder import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
+from ember.real.recording import EpisodeRecorder
+from ember.real.robot import load_robot
 
 
 class RecorderNode(Node):

@@ -16,9 +16,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 
-from real import ros
-from real.observation import ObservationBuilder
-from real.state_source import Fault, Publisher, StateSource
+from ember.real import ros
+from ember.real.observation import ObservationBuilder
+from ember.real.state_source import Fault, Publisher, StateSource
 
 GRAPH_CHECK_PERIOD_S = 0.1
 """Besides at every joint state, the graph is checked this often: a publisher that appears is reported (and a

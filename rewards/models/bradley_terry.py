@@ -24,14 +24,14 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rewards.base import (
+from ember.rewards.base import (
     EpisodeView,
     FrameLabels,
     LabelerConfig,
     LabelError,
     Preference,
 )
-from rewards.models.network import RewardModel, RewardModelLabeler
+from ember.rewards.models.network import RewardModel, RewardModelLabeler
 
 TARGETS = {Preference.A: 1.0, Preference.B: 0.0, Preference.EQUAL: 0.5}
 """Training target P(A > B) of each answer (``UNPARSED`` has none: such pairs are dropped)."""

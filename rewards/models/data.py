@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rewards.base import LabelError
+from ember.rewards.base import LabelError
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """The network every learned reward model shares: camera frames + instruction -> per-frame outputs.
 
-Per camera, ember's policy image encoder pieces (:class:`FrameEncoder`: :class:`policies.vision.ImageEncoder`'s
+Per camera, ember's policy image encoder pieces (:class:`FrameEncoder`: :class:`ember.policies.vision.ImageEncoder`'s
 crop -> ``SmallCNN`` -> pooling -> linear, trained from scratch, random crops while training; the pooling is a
 coarse grid by default, policies' spatial-softmax keypoints as an option); the instruction through the frozen
-all-MiniLM-L6-v2 sentence embedding (:mod:`policies.conditioning.language`, what language-conditioned policies use)
-and a trainable projection (:class:`policies.conditioning.encoders.LanguageProjection`). The projected instruction
+all-MiniLM-L6-v2 sentence embedding (:mod:`ember.policies.conditioning.language`, what language-conditioned policies use)
+and a trainable projection (:class:`ember.policies.conditioning.encoders.LanguageProjection`). The projected instruction
 FiLM-modulates the image features (scale and shift), so "the red cube on the blue pad" and "the blue cube on the red
 pad" can score the same frame differently, and one small MLP per output reads the result. Optional temporal context:
 ``context_frames`` frames ``context_stride`` apart (the current one last, clamped at the episode start) are encoded
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rewards.base import EpisodeView, Labeler, LabelError, config_fingerprint
+from ember.rewards.base import EpisodeView, Labeler, LabelError, config_fingerprint
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,7 +49,7 @@ class RewardModelConfig:
     """(C, H, W) of every camera (filled in from the dataset)."""
     backbone: str = "small_cnn"
     """``small_cnn`` (ember's policy CNN at ``cnn_width``) or any timm model name (random init; nothing is
-    downloaded; through :class:`policies.vision.ImageEncoder`)."""
+    downloaded; through :class:`ember.policies.vision.ImageEncoder`)."""
     cnn_width: int = 16
     """Channels of ``small_cnn``'s first layer (policies use 32; 16 is ~2.5x cheaper, which is what lets a CPU
     train on thousands of frames in minutes)."""
@@ -119,12 +119,12 @@ def context_indices(frame_index: np.ndarray, episode_start: np.ndarray, frames: 
 
 
 class FrameEncoder(nn.Module):
-    """ember's policy image encoder (:class:`policies.vision.ImageEncoder`: crop -> backbone -> spatial-softmax
+    """ember's policy image encoder (:class:`ember.policies.vision.ImageEncoder`: crop -> backbone -> spatial-softmax
     keypoints -> linear + ReLU) with ``small_cnn``'s width as a knob: (N, C, H, W) -> (N, 2 * num_keypoints)."""
 
     def __init__(self, config: RewardModelConfig) -> None:
         super().__init__()
-        from policies.vision import GlobalAvgPool, ImageEncoder, SmallCNN, SpatialSoftmax, crop_images
+        from ember.policies.vision import GlobalAvgPool, ImageEncoder, SmallCNN, SpatialSoftmax, crop_images
 
         self._crop = crop_images
         self.crop_shape = config.crop_shape
@@ -165,7 +165,7 @@ class FrameRewardNet(nn.Module):
 
     def __init__(self, config: RewardModelConfig) -> None:
         super().__init__()
-        from policies.conditioning.encoders import LanguageProjection
+        from ember.policies.conditioning.encoders import LanguageProjection
 
         config.validate()
         self.config = config
@@ -212,7 +212,7 @@ class RewardModel(nn.Module):
     # ------------------------------------------------------------------------------------- inputs
     def embed(self, instructions: Sequence[str]) -> Tensor:
         """(N, 384) frozen sentence embeddings, each distinct string embedded once per process."""
-        from policies.conditioning.language import get_embedder
+        from ember.policies.conditioning.language import get_embedder
 
         empty = [i for i, t in enumerate(instructions) if not str(t).strip()]
         if empty:

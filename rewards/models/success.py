@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rewards.base import EpisodeView, FrameLabels, LabelerConfig, LabelError
-from rewards.models.network import RewardModel, RewardModelLabeler
+from ember.rewards.base import EpisodeView, FrameLabels, LabelerConfig, LabelError
+from ember.rewards.models.network import RewardModel, RewardModelLabeler
 
 
 class SuccessModel(RewardModel):

@@ -9,7 +9,7 @@ set (``next.reward/done/success``); a reward model has no action output, trains 
 (success/progress, with ``sim.progress`` as a target) or on *pairs of segments* with labels that are not dataset
 columns at all (preferences), so it would fight both the policy-config filling and the window sampler. What it
 shares with ember's loop is reused: :mod:`ember.algorithms.optim` (AdamW, linear warm-up + cosine decay, the same
-``--optim.*`` flags), :class:`ember.data.EmberDataset` (through :func:`rewards.models.data.load_frames`),
+``--optim.*`` flags), :class:`ember.data.EmberDataset` (through :func:`ember.rewards.models.data.load_frames`),
 :func:`ember.seeding.seed_everything`, run folders (:mod:`ember.runs`), config saving, the loss plot, and
 safetensors checkpoints (``save_pretrained``).
 
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from ember.algorithms.optim import OptimConfig
+from ember.rewards.base import LabelError, Preference
+from ember.rewards.models.network import RewardModelConfig, context_indices, frames_to_tensor
 from ember.verbs import Verb
-from rewards.base import LabelError, Preference
-from rewards.models.network import RewardModelConfig, context_indices, frames_to_tensor
 
 KINDS = ("success", "bradley_terry")
 
@@ -141,7 +141,7 @@ def _predict_frames(model: Any, inputs: _Inputs, idx: np.ndarray, batch: int = 5
 
 
 def _pairs_from_file(path: str, store: Any) -> list[Any]:
-    from rewards.models.bradley_terry import SegmentPair
+    from ember.rewards.models.bradley_terry import SegmentPair
 
     try:
         rows = json.loads(Path(path).read_text())
@@ -163,7 +163,7 @@ def _pairs_from_file(path: str, store: Any) -> list[Any]:
 def _preference_labeler(name: str, config: dict) -> Any:
     from ember.config import load_into
     from ember.registry import LABELERS
-    from rewards.base import PreferenceLabeler
+    from ember.rewards.base import PreferenceLabeler
 
     cls = LABELERS.get(name)
     if not (isinstance(cls, type) and issubclass(cls, PreferenceLabeler)):
@@ -174,8 +174,8 @@ def _preference_labeler(name: str, config: dict) -> Any:
 def _pairs_from_labeler(labeler: Any, store: Any, raw: list[Any]) -> list[Any]:
     """Asks ``labeler`` about each pair of (global) frame ranges, as :class:`~rewards.base.Segment`\\ s of their
     episodes (frames within the episode, its cameras and the columns it reads)."""
-    from rewards.base import Segment
-    from rewards.models.bradley_terry import SegmentPair
+    from ember.rewards.base import Segment
+    from ember.rewards.models.bradley_terry import SegmentPair
 
     start = store.episode_start()
 
@@ -194,7 +194,7 @@ def _init_encoders(model: Any, path: str) -> None:
     """Copies ``net.encoders`` / ``net.language`` / ``net.film`` from the reward model at ``path``."""
     from safetensors.torch import load_file
 
-    from rewards.models.network import WEIGHTS_NAME, RewardModelConfig, resolve_model_dir
+    from ember.rewards.models.network import WEIGHTS_NAME, RewardModelConfig, resolve_model_dir
 
     folder = resolve_model_dir(path)
     other = RewardModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
@@ -218,18 +218,18 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     from ember.algorithms.optim import adamw, cosine_with_warmup
     from ember.config import save_config
     from ember.plots import plot_loss_curve
-    from ember.runs import default_out, prepare_run_folder
-    from ember.seeding import seed_everything
-    from rewards.models import metrics as M
-    from rewards.models.bradley_terry import (
+    from ember.rewards.models import metrics as M
+    from ember.rewards.models.bradley_terry import (
         TARGETS,
         BradleyTerryModel,
         bradley_terry_loss,
         progress_preferences,
         sample_segments,
     )
-    from rewards.models.data import load_frames
-    from rewards.models.success import SuccessModel
+    from ember.rewards.models.data import load_frames
+    from ember.rewards.models.success import SuccessModel
+    from ember.runs import default_out, prepare_run_folder
+    from ember.seeding import seed_everything
 
     if cfg.kind not in KINDS:
         raise LabelError(f"--kind must be one of {KINDS}, got {cfg.kind!r}")

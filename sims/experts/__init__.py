@@ -8,22 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 EXPERT_TASKS = ("PushT", "Reach", "PickPlace", "Stack", "Lift", "Drawer")
 
 
 def make_expert(task: str, env: Any = None, **kwargs: Any):
     """The scripted expert of ``task`` (``env`` is accepted for symmetry; experts read it at ``act`` time)."""
-    from sims import resolve_task
+    from ember.sims import resolve_task
 
     name = resolve_task(task)
     if name == "PushT":
-        from sims.experts.pusht import PushTExpert, PushTExpertConfig
+        from ember.sims.experts.pusht import PushTExpert, PushTExpertConfig
 
         return PushTExpert(PushTExpertConfig(**kwargs) if kwargs else None)
     if name in EXPERT_TASKS:
-        from sims.experts.tabletop import TabletopExpert, TabletopExpertConfig
+        from ember.sims.experts.tabletop import TabletopExpert, TabletopExpertConfig
 
         return TabletopExpert(name, TabletopExpertConfig(**kwargs) if kwargs else None)
     raise SimError(f"no scripted expert for task '{task}'; experts exist for: {', '.join(EXPERT_TASKS)}.")

@@ -15,8 +15,8 @@ def evaluate_expert(task: str = "PushT", seeds: range = range(50), verbose: bool
                     **env_kwargs) -> dict[str, float]:
     """Success rate, mean episode length, final coverage (PushT) or goal error, and env steps/s of the task's
     expert over ``seeds`` (``env_kwargs`` may pick ``backend``, ``split``, ``robot``, ...)."""
-    from sims import make_env
-    from sims.experts import make_expert
+    from ember.sims import make_env
+    from ember.sims.experts import make_expert
 
     env = make_env(task, render_mode=None, **env_kwargs)
     expert = make_expert(task, env)

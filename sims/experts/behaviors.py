@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from robots.spec import EE_DELTA, GRIPPER_ACTION
-from sims.errors import SimError
+from ember.robots.spec import EE_DELTA, GRIPPER_ACTION
+from ember.sims.errors import SimError
 
 BEHAVIORS = ("expert", "noisy", "failing")
 FAILURES = ("wrong_target", "early_stop")
@@ -168,7 +168,7 @@ def _stack(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
 
 
 def _lift(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
-    from sims.tabletop.tasks.lift import HELDOUT_HEIGHTS_CM, TRAIN_HEIGHTS_CM
+    from ember.sims.tabletop.tasks.lift import HELDOUT_HEIGHTS_CM, TRAIN_HEIGHTS_CM
 
     g = u.episode.goal
     options = []
@@ -181,7 +181,7 @@ def _lift(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
 
 
 def _drawer(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
-    from sims.tabletop.tasks.drawer import HELDOUT_PERCENT, TRAIN_PERCENT
+    from ember.sims.tabletop.tasks.drawer import HELDOUT_PERCENT, TRAIN_PERCENT
 
     values = [v / 100 for v in TRAIN_PERCENT + HELDOUT_PERCENT if abs(v / 100 - u.episode.goal["opening"]) >= 0.2]
     return {"opening": float(rng.choice(values))}

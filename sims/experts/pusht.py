@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sims.tshape import TShape
+from ember.sims.tshape import TShape
 
 TOUCH_MARGIN = 0.003
 """A travelling pusher keeps at least this gap (m) to the block (its position lags the command a little)."""
@@ -115,7 +115,7 @@ class PushTExpert:
 
     def reset(self, goal_override: tuple[float, float, float] | None = None) -> None:
         """Start an episode; ``goal_override`` (x, y, yaw) is a goal pose this expert pushes toward instead of the
-        env's (failing demonstrations, :mod:`sims.experts.behaviors`)."""
+        env's (failing demonstrations, :mod:`ember.sims.experts.behaviors`)."""
         self.mode = "select"
         self.active: int | None = None
         self._retreat_dir = np.zeros(2)

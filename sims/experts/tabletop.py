@@ -10,7 +10,7 @@ outputs an ``ee_delta`` step toward the current waypoint, or, in a ``joint_pos``
 it (``env.joint_action``, the backend's IK). The same expert therefore drives MuJoCo and PyBullet.
 
 The plans read the episode's goal through :meth:`TabletopExpert.goal`, so ``reset(goal_override=...)`` can send the
-expert after a wrong object or place (failing demonstrations, :mod:`sims.experts.behaviors`) while the env still
+expert after a wrong object or place (failing demonstrations, :mod:`ember.sims.experts.behaviors`) while the env still
 scores the episode's real goal.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from robots.spec import EE_DELTA
-from sims.errors import SimError
+from ember.robots.spec import EE_DELTA
+from ember.sims.errors import SimError
 
 OPEN, CLOSED = -1.0, 1.0
 

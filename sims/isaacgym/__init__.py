@@ -8,7 +8,7 @@ docs/sims.md), so it can be used where Isaac Gym is installed; without it, build
 
 from __future__ import annotations
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 INSTALL_HINT = (
     "Isaac Gym is not installed. It is not on PyPI: download 'Isaac Gym Preview 4' from NVIDIA "

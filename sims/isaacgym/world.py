@@ -13,14 +13,14 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from robots import get_robot
-from robots.ik import MinkIK
-from robots.panda import HAND_BODY, TCP_OFFSET, panda_model, urdf_path
-from sims.errors import SimError
-from sims.isaacgym import INSTALL_HINT
-from sims.tabletop.sampling import yaw_quat
-from sims.tabletop.scene import TABLE_CENTER, TABLE_HALF, Layout, SceneSpec
-from sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
+from ember.robots import get_robot
+from ember.robots.ik import MinkIK
+from ember.robots.panda import HAND_BODY, TCP_OFFSET, panda_model, urdf_path
+from ember.sims.errors import SimError
+from ember.sims.isaacgym import INSTALL_HINT
+from ember.sims.tabletop.sampling import yaw_quat
+from ember.sims.tabletop.scene import TABLE_CENTER, TABLE_HALF, Layout, SceneSpec
+from ember.sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
 
 try:  # imported at module level so that mypy checks every call against isaacgym-stubs
     from isaacgym import gymapi

@@ -1,8 +1,8 @@
-"""PushT in MuJoCo (``ember/PushT-v0``, ``backend="mujoco"``); the task itself is :class:`sims.pusht_env.PushTTask`.
+"""PushT in MuJoCo (``ember/PushT-v0``, ``backend="mujoco"``); the task itself is :class:`ember.sims.pusht_env.PushTTask`.
 
-Physics at 2 ms: each control step's IK solution (:class:`robots.ik.MinkIK`) becomes the target of the arm's
+Physics at 2 ms: each control step's IK solution (:class:`ember.robots.ik.MinkIK`) becomes the target of the arm's
 position servos, interpolated linearly across the physics substeps, so the hand moves smoothly. The scene is
-:mod:`sims.mujoco.pusht_scene`.
+:mod:`ember.sims.mujoco.pusht_scene`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 import mujoco
 import numpy as np
 
-from robots.ik import MinkIK
-from sims.mujoco.pusht_scene import (
+from ember.robots.ik import MinkIK
+from ember.sims.mujoco.pusht_scene import (
     BLOCK_HEIGHT,
     CAMERA_NAMES,
     PUSHER_SITE,
@@ -23,10 +23,10 @@ from sims.mujoco.pusht_scene import (
     pusher_robot_spec,
     table_to_world,
 )
-from sims.mujoco.render import CameraRenderer, make_fast
-from sims.pusht_env import INSTRUCTIONS, PushTTask, table_pose
-from sims.randomization import LIGHTING_PRESETS
-from sims.tshape import Pose2D
+from ember.sims.mujoco.render import CameraRenderer, make_fast
+from ember.sims.pusht_env import INSTRUCTIONS, PushTTask, table_pose
+from ember.sims.randomization import LIGHTING_PRESETS
+from ember.sims.tshape import Pose2D
 
 __all__ = ["INSTRUCTIONS", "PushTEnv"]
 
@@ -34,7 +34,7 @@ _SUBSTEPS_PER_CTRL_UPDATE = 5  # servo targets are interpolated every 10 ms
 
 
 class PushTEnv(PushTTask):
-    """``ember/PushT-v0`` with ``backend="mujoco"``; see :class:`sims.pusht_env.PushTTask` for the contract."""
+    """``ember/PushT-v0`` with ``backend="mujoco"``; see :class:`ember.sims.pusht_env.PushTTask` for the contract."""
 
     def _build_physics(self) -> None:
         """Compile the scene; set ``ik`` (``solve(q, world_pos)``) and ``n_substeps``."""

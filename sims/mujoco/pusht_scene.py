@@ -10,10 +10,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, panda_mjspec
-from sims.mujoco.materials import add_table_material
-from sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
-from sims.tshape import TShape
+from ember.robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, panda_mjspec
+from ember.sims.mujoco.materials import add_table_material
+from ember.sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
+from ember.sims.tshape import TShape
 
 TABLE_ORIGIN = np.array([0.48, 0.0])
 """Where the table frame's origin lies in the world (x, y), metres: the centre of the pushing workspace."""

@@ -1,6 +1,6 @@
 """What every ember MuJoCo scene shares: the spec's physics and visual options, and cameras turned MuJoCo's way.
 
-Camera orientations come from :mod:`sims.cameras` (OpenCV axes: x right, y down, z forward), so that a MuJoCo
+Camera orientations come from :mod:`ember.sims.cameras` (OpenCV axes: x right, y down, z forward), so that a MuJoCo
 camera and the intrinsics/extrinsics reported for it agree; MuJoCo cameras look along their -z with y up, i.e. the
 OpenCV rotation with its y and z axes flipped.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sims.cameras import WRIST_TILT_DEG, look_at_rotation, wrist_rotation
+from ember.sims.cameras import WRIST_TILT_DEG, look_at_rotation, wrist_rotation
 
 _OPENCV_TO_MUJOCO = np.array([1.0, -1.0, -1.0])
 """Column signs taking an OpenCV camera rotation to MuJoCo's camera frame."""
@@ -39,12 +39,12 @@ def _quat(opencv_rotation: np.ndarray) -> list[float]:
 
 def look_at_quat(pos: tuple[float, float, float], target: tuple[float, float, float]) -> list[float]:
     """wxyz of a camera at ``pos`` looking at ``target`` with the image's up toward world +z (see
-    :func:`sims.cameras.look_at_rotation`)."""
+    :func:`ember.sims.cameras.look_at_rotation`)."""
     return _quat(look_at_rotation(np.asarray(pos, float), np.asarray(target, float)))
 
 
 def wrist_quat(tilt_deg: float = WRIST_TILT_DEG) -> list[float]:
     """The wrist camera in the hand frame: looking down the hand's +z (toward the table), tilted ``tilt_deg``
-    toward the hand's +x (see :func:`sims.cameras.wrist_rotation`). At home the hand's +x is world +x, so the
+    toward the hand's +x (see :func:`ember.sims.cameras.wrist_rotation`). At home the hand's +x is world +x, so the
     camera looks ahead of the gripper, over the workspace."""
     return _quat(wrist_rotation(tilt_deg))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robots import get_robot, robot_mjspec
-from sims.mujoco.materials import add_table_material
-from sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
-from sims.randomization import LIGHTING_PRESETS
-from sims.tabletop.scene import (
+from ember.robots import get_robot, robot_mjspec
+from ember.sims.mujoco.materials import add_table_material
+from ember.sims.mujoco.scene_spec import look_at_quat, new_scene_spec, wrist_quat
+from ember.sims.randomization import LIGHTING_PRESETS
+from ember.sims.tabletop.scene import (
     CAMERAS,
     RENDER_CAMERA,
     TABLE_CENTER,

@@ -1,4 +1,4 @@
-"""The MuJoCo implementation of :class:`sims.tabletop.world.World`.
+"""The MuJoCo implementation of :class:`ember.sims.tabletop.world.World`.
 
 Control: each control step solves IK once (mink, on the arm model alone: same base pose, so it stays fast) and the
 position servos' targets are interpolated linearly across the physics substeps, as in PushT, so the arm moves
@@ -12,13 +12,13 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from robots import get_robot, robot_mjspec
-from robots.ik import MinkIK
-from sims.cameras import MAX_DEPTH, camera_info
-from sims.errors import SimError
-from sims.mujoco.render import CameraRenderer, make_fast
-from sims.mujoco.scene_spec import look_at_quat
-from sims.mujoco.tabletop_scene import (
+from ember.robots import get_robot, robot_mjspec
+from ember.robots.ik import MinkIK
+from ember.sims.cameras import MAX_DEPTH, camera_info
+from ember.sims.errors import SimError
+from ember.sims.mujoco.render import CameraRenderer, make_fast
+from ember.sims.mujoco.scene_spec import look_at_quat
+from ember.sims.mujoco.tabletop_scene import (
     CABINET_BODY,
     DRAWER_JOINT,
     KEY_LIGHT,
@@ -26,9 +26,9 @@ from sims.mujoco.tabletop_scene import (
     TABLE_GEOM,
     build_tabletop_spec,
 )
-from sims.tabletop.sampling import yaw_quat
-from sims.tabletop.scene import CAMERAS, RENDER_CAMERA, WRIST_CAMERA, Layout, SceneSpec
-from sims.tabletop.world import GRIPPER, TABLE
+from ember.sims.tabletop.sampling import yaw_quat
+from ember.sims.tabletop.scene import CAMERAS, RENDER_CAMERA, WRIST_CAMERA, Layout, SceneSpec
+from ember.sims.tabletop.world import GRIPPER, TABLE
 
 SUBSTEPS_PER_CTRL_UPDATE = 5
 IK_ITERS_PER_STEP = 1
@@ -146,7 +146,7 @@ class MujocoWorld:
     def servo_addresses(self) -> dict[str, np.ndarray]:
         """Where the state joints (arm, then fingers) live in ``qpos`` / ``qvel`` and which actuators drive them
         (arm servos, then the gripper's 1 or 2): for a driver that steps this model in real time itself (the ROS
-        mock arm hosting a task, ``real.task_scene``) instead of through :meth:`step`."""
+        mock arm hosting a task, ``ember.real.task_scene``) instead of through :meth:`step`."""
         m = self.model
         joints = [m.joint(ROBOT_PREFIX + j).id for j in (*self.robot.joint_names, *self.robot.gripper_joint_names)]
         return {"qpos": np.concatenate([self._arm_qadr, self._grip_qadr]),

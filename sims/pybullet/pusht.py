@@ -1,8 +1,8 @@
-"""PushT on PyBullet: the same task, contract and expert as :class:`sims.mujoco.pusht.PushTEnv`, other physics.
+"""PushT on PyBullet: the same task, contract and expert as :class:`ember.sims.mujoco.pusht.PushTEnv`, other physics.
 
-Only the backend hooks of :class:`sims.pusht_env.PushTTask` are filled in (scene building, joint state, driving the
+Only the backend hooks of :class:`ember.sims.pusht_env.PushTTask` are filled in (scene building, joint state, driving the
 servos, block/pusher poses, cameras); spaces, validation, episode sampling, control, observations, splits and the
-coverage metric are inherited, so both backends are the same task by construction. The scene mirrors ``sims.mujoco.pusht_scene``: a pusher rod held by
+coverage metric are inherited, so both backends are the same task by construction. The scene mirrors ``ember.sims.mujoco.pusht_scene``: a pusher rod held by
 the Panda (added to the robots/ URDF as a fixed link), a T block built from the same two rectangles, and the same
 frictions (PyBullet multiplies the two bodies' coefficients at a contact, MuJoCo takes the pusher's, so the values
 below are chosen to give the same products).
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from robots.bullet import Bullet
-from robots.panda import HAND_BODY, TCP_OFFSET, urdf_path, urdf_text
-from robots.pybullet_ik import PyBulletIK
-from sims.cameras import CameraSpec
-from sims.mujoco.pusht_scene import (
+from ember.robots.bullet import Bullet
+from ember.robots.panda import HAND_BODY, TCP_OFFSET, urdf_path, urdf_text
+from ember.robots.pybullet_ik import PyBulletIK
+from ember.sims.cameras import CameraSpec
+from ember.sims.mujoco.pusht_scene import (
     BLOCK_DENSITY,
     BLOCK_FRICTION,
     BLOCK_HEIGHT,
@@ -36,12 +36,12 @@ from sims.mujoco.pusht_scene import (
     TABLE_RGBA,
     table_to_world,
 )
-from sims.pusht_env import PushTTask, table_pose
-from sims.pybullet.render import BulletCamera, wrist_camera
-from sims.pybullet.robot import BulletPanda
-from sims.pybullet.scene import add_floor, add_table
-from sims.randomization import LIGHTING_PRESETS
-from sims.tshape import Pose2D
+from ember.sims.pusht_env import PushTTask, table_pose
+from ember.sims.pybullet.render import BulletCamera, wrist_camera
+from ember.sims.pybullet.robot import BulletPanda
+from ember.sims.pybullet.scene import add_floor, add_table
+from ember.sims.randomization import LIGHTING_PRESETS
+from ember.sims.tshape import Pose2D
 
 TIMESTEP = 1.0 / 240.0
 PUSHER_TIP = TCP_OFFSET + PUSHER_LENGTH
@@ -74,7 +74,7 @@ def pusher_urdf() -> str:
 
 
 class PushTEnv(PushTTask):
-    """``ember/PushT-v0`` with ``backend="pybullet"``; see :class:`sims.pusht_env.PushTTask` for the contract."""
+    """``ember/PushT-v0`` with ``backend="pybullet"``; see :class:`ember.sims.pusht_env.PushTTask` for the contract."""
 
     def _build_physics(self) -> None:
         self.p = p = Bullet()

@@ -1,4 +1,4 @@
-"""PyBullet cameras: the same placements, intrinsics and extrinsics as MuJoCo's (:mod:`sims.cameras`).
+"""PyBullet cameras: the same placements, intrinsics and extrinsics as MuJoCo's (:mod:`ember.sims.cameras`).
 
 Rendering uses PyBullet's CPU TinyRenderer (no GL context needed; shadows off), and returns depth converted from
 the normalized depth buffer to metres along the optical axis, like MuJoCo's depth images.
@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from sims.cameras import MAX_DEPTH, WRIST_MOUNT, CameraSpec, camera_info, look_at_rotation, wrist_rotation
-from sims.randomization import Lighting
-from sims.tabletop.scene import WRIST_FOVY
+from ember.sims.cameras import (
+    MAX_DEPTH,
+    WRIST_MOUNT,
+    CameraSpec,
+    camera_info,
+    look_at_rotation,
+    wrist_rotation,
+)
+from ember.sims.randomization import Lighting
+from ember.sims.tabletop.scene import WRIST_FOVY
 
 NEAR, FAR = 0.01, MAX_DEPTH
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from robots.panda import HAND_BODY, panda_spec
+from ember.robots.panda import HAND_BODY, panda_spec
 
 ARM_KP = 0.3
 """PyBullet position-servo gain (its motors are velocity constraints; 0.3 tracks a 10 Hz command without overshoot)."""

@@ -15,7 +15,7 @@ def add_table(p: Any, centre: tuple[float, float, float], half: tuple[float, flo
         basePosition=list(centre))
     p.changeDynamics(table, -1, lateralFriction=friction)
     if texture == "checker":
-        from sims.pybullet.render import checker_texture
+        from ember.sims.pybullet.render import checker_texture
 
         p.changeVisualShape(table, -1, rgbaColor=[1, 1, 1, 1], textureUniqueId=p.loadTexture(checker_texture()))
     return table

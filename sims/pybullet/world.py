@@ -1,8 +1,8 @@
-"""The PyBullet implementation of :class:`sims.tabletop.world.World`: the same scenes from the same descriptions.
+"""The PyBullet implementation of :class:`ember.sims.tabletop.world.World`: the same scenes from the same descriptions.
 
-The robot is the same URDF MuJoCo compiles (``robots.panda.urdf_path``), with the same choices: only the fingers
+The robot is the same URDF MuJoCo compiles (``ember.robots.panda.urdf_path``), with the same choices: only the fingers
 collide, the end effector is the Franka TCP (``TCP_OFFSET`` below the hand), position servos with the URDF's effort
-limits. IK is PyBullet's own (:class:`robots.pybullet_ik.PyBulletIK`). Physics runs at PyBullet's default 240 Hz;
+limits. IK is PyBullet's own (:class:`ember.robots.pybullet_ik.PyBulletIK`). Physics runs at PyBullet's default 240 Hz;
 servo targets are interpolated across the substeps of a control period, as on MuJoCo.
 """
 
@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from robots import get_robot
-from robots.bullet import Bullet
-from robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, urdf_path
-from robots.pybullet_ik import PyBulletIK
-from sims.errors import SimError
-from sims.pybullet.render import BulletCamera, wrist_camera
-from sims.pybullet.robot import BulletPanda
-from sims.pybullet.scene import add_floor, add_table
-from sims.tabletop.sampling import yaw_quat
-from sims.tabletop.scene import (
+from ember.robots import get_robot
+from ember.robots.bullet import Bullet
+from ember.robots.panda import FINGER_BODIES, HAND_BODY, TCP_OFFSET, urdf_path
+from ember.robots.pybullet_ik import PyBulletIK
+from ember.sims.errors import SimError
+from ember.sims.pybullet.render import BulletCamera, wrist_camera
+from ember.sims.pybullet.robot import BulletPanda
+from ember.sims.pybullet.scene import add_floor, add_table
+from ember.sims.tabletop.sampling import yaw_quat
+from ember.sims.tabletop.scene import (
     CAMERAS,
     RENDER_CAMERA,
     TABLE_CENTER,
@@ -30,7 +30,7 @@ from sims.tabletop.scene import (
     Layout,
     SceneSpec,
 )
-from sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
+from ember.sims.tabletop.world import GRIPPER, TABLE, check_urdf_world
 
 TIMESTEP = 1.0 / 240.0
 TABLE_RGBA = (0.72, 0.64, 0.52, 1.0)

@@ -1,8 +1,8 @@
 """The Gymnasium environment of every tabletop task, on any backend: ``TabletopEnv("PickPlace", backend="mujoco")``.
 
 Why one env class: the observation/action contract (DESIGN.md) and the input validation must be identical across
-tasks and simulators, so they live here once; a task (``sims.tabletop.tasks``) says what the scene holds and what
-success is, a world (``sims.mujoco.world``, ``sims.pybullet.world``) simulates it.
+tasks and simulators, so they live here once; a task (``ember.sims.tabletop.tasks``) says what the scene holds and what
+success is, a world (``ember.sims.mujoco.world``, ``ember.sims.pybullet.world``) simulates it.
 
 Control at ``control_hz`` (10 Hz). Actions:
 
@@ -26,18 +26,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from robots.spec import EE_DELTA, JOINT_POS, ee_delta_action_space, joint_pos_action_space
-from sims.action_check import checked_action
-from sims.cameras import MAX_DEPTH
-from sims.errors import SimError
-from sims.pointcloud import fixed_size, rgbd_to_points
-from sims.randomization import Randomization, resolve_randomization
-from sims.splits import salted_seed, split_spec
-from sims.tabletop.instructions import templates_for
-from sims.tabletop.scene import CAMERA_NAMES, RENDER_CAMERA, START_EE, WORKSPACE_HIGH, WORKSPACE_LOW
-from sims.tabletop.task import Episode, Task
-from sims.tabletop.tasks import TABLETOP_TASKS
-from sims.tabletop.world import World
+from ember.robots.spec import EE_DELTA, JOINT_POS, ee_delta_action_space, joint_pos_action_space
+from ember.sims.action_check import checked_action
+from ember.sims.cameras import MAX_DEPTH
+from ember.sims.errors import SimError
+from ember.sims.pointcloud import fixed_size, rgbd_to_points
+from ember.sims.randomization import Randomization, resolve_randomization
+from ember.sims.splits import salted_seed, split_spec
+from ember.sims.tabletop.instructions import templates_for
+from ember.sims.tabletop.scene import CAMERA_NAMES, RENDER_CAMERA, START_EE, WORKSPACE_HIGH, WORKSPACE_LOW
+from ember.sims.tabletop.task import Episode, Task
+from ember.sims.tabletop.tasks import TABLETOP_TASKS
+from ember.sims.tabletop.world import World
 
 OBS_MODES = ("state", "pixels")
 ACTION_SPACE_TYPES = (EE_DELTA, JOINT_POS)
@@ -69,7 +69,7 @@ class TabletopEnvConfig:
     control_hz: float = 10.0
     split: str = "train"
     heldout_scene_factors: tuple[str, ...] | None = None
-    """With ``split='heldout_scene'``: apply only these of its changes (``sims.splits.SCENE_FACTORS``:
+    """With ``split='heldout_scene'``: apply only these of its changes (``ember.sims.splits.SCENE_FACTORS``:
     ``table_texture``, ``lighting``, ``distractors``), the others as in ``train``; None = all of them."""
     randomization: Any = "default"
     """'none' | 'default' | 'full', a dict of :class:`~sims.randomization.Randomization` fields, or one."""
@@ -78,7 +78,7 @@ class TabletopEnvConfig:
     max_ee_delta: float = 0.04
     instructions: str = "train"
     """Phrasing set ``reset`` draws the instruction from: ``train`` (the task's templates) or ``heldout``
-    (:data:`sims.tabletop.instructions.HELDOUT_TEMPLATES`, never recorded: evaluate on them, never tune)."""
+    (:data:`ember.sims.tabletop.instructions.HELDOUT_TEMPLATES`, never recorded: evaluate on them, never tune)."""
     instruction_templates: tuple[str, ...] = ()
     """A user's own templates with the task's slots (``{obj}``, ``{target}``, ...) instead of either set."""
     switch_after: int = 0
@@ -148,15 +148,17 @@ def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[Tabletop
 def make_world(backend: str, robot: str, task: Task, cfg: TabletopEnvConfig) -> World:
     size = max(640, cfg.image_size, cfg.render_size)
     if backend == "mujoco":
-        from sims.mujoco.world import MujocoWorld
+        from ember.sims.mujoco.world import MujocoWorld
 
         return MujocoWorld(robot, task.scene(), cfg.control_hz, offscreen_size=size)
     if backend == "pybullet":
-        from sims.pybullet.world import PyBulletWorld
+        from ember.sims.pybullet.world import PyBulletWorld
 
         return PyBulletWorld(robot, task.scene(), cfg.control_hz)
     if backend == "isaacgym":
-        from sims.isaacgym.world import IsaacGymWorld  # raises SimError with install steps without Isaac Gym
+        from ember.sims.isaacgym.world import (
+            IsaacGymWorld,  # raises SimError with install steps without Isaac Gym
+        )
 
         return IsaacGymWorld(robot, task.scene(), cfg.control_hz)
     raise SimError(f"unknown backend '{backend}' for tabletop tasks; valid: {', '.join(TABLETOP_BACKENDS)}.")

@@ -17,7 +17,7 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from sims.errors import SimError
+from ember.sims.errors import SimError
 
 INSTRUCTION_SETS = ("train", "heldout")
 """``train``: each task's own ``templates``; ``heldout``: :data:`HELDOUT_TEMPLATES`."""

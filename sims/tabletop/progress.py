@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sims.tabletop.scene import START_EE
-from sims.tabletop.world import GRIPPER, World
+from ember.sims.tabletop.scene import START_EE
+from ember.sims.tabletop.world import GRIPPER, World
 
 MIN_SCALE = 0.05
 """Distances are normalised by their initial value, at least this (m), so a goal that starts close is not noise."""

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.scene import REGION_HIGH, REGION_LOW
+from ember.sims.errors import SimError
+from ember.sims.tabletop.scene import REGION_HIGH, REGION_LOW
 
 GOAL_CELL = 0.06
 """Edge (m) of the checkerboard cells that split goal locations between train and heldout_goal."""

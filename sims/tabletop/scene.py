@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sims.cameras import CameraSpec
-from sims.randomization import Lighting
+from ember.sims.cameras import CameraSpec
+from ember.sims.randomization import Lighting
 
 TABLE_CENTER = (0.36, 0.0)
 TABLE_HALF = (0.62, 0.6, 0.025)

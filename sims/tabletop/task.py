@@ -1,7 +1,7 @@
 """A tabletop task, independent of the simulator: its scene, how episodes are drawn, its instruction and success.
 
 Each task is a small class with a typed config dataclass (its own keyword arguments to ``make_env``). The split
-(:mod:`sims.splits`) and the randomization (:mod:`sims.randomization`) are passed in, so a task never tests a
+(:mod:`ember.sims.splits`) and the randomization (:mod:`ember.sims.randomization`) are passed in, so a task never tests a
 split's name: it reads what the split changes (palette, shape, goal set, scene).
 """
 
@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sims.cameras import jittered
-from sims.errors import SimError
-from sims.randomization import Randomization, sample_lighting
-from sims.splits import COLORS, SplitSpec
-from sims.tabletop.sampling import sample_xy
-from sims.tabletop.scene import CAMERAS, CUBE_HALF, Layout, ObjectSpec, Placement, SceneSpec
-from sims.tabletop.world import World
+from ember.sims.cameras import jittered
+from ember.sims.errors import SimError
+from ember.sims.randomization import Randomization, sample_lighting
+from ember.sims.splits import COLORS, SplitSpec
+from ember.sims.tabletop.sampling import sample_xy
+from ember.sims.tabletop.scene import CAMERAS, CUBE_HALF, Layout, ObjectSpec, Placement, SceneSpec
+from ember.sims.tabletop.world import World
 
 DISTRACTOR_COLORS: tuple[tuple[float, float, float, float], ...] = (
     (0.55, 0.55, 0.55, 1.0), (0.45, 0.3, 0.18, 1.0), (0.95, 0.95, 0.92, 1.0))
@@ -81,7 +81,7 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(self, world: World, episode: Episode) -> dict[str, Any]:
-        """``is_success``, ``progress`` (:mod:`sims.tabletop.progress`: in [0, 1], 1.0 exactly at success, defined by
+        """``is_success``, ``progress`` (:mod:`ember.sims.tabletop.progress`: in [0, 1], 1.0 exactly at success, defined by
         the task's stages in its docstring) and task metrics (``goal_error``, ...) for the world's current state."""
 
     @abstractmethod

@@ -2,8 +2,8 @@
 
 A *world* is one simulated scene (robot + table + what a task's :class:`~sims.tabletop.scene.SceneSpec` lists). The
 env owns the Gymnasium contract (spaces, validation, seeding, observations); the task owns layouts and success; the
-world only moves things and reports where they are. MuJoCo (``sims.mujoco.world``) and PyBullet
-(``sims.pybullet.world``) implement it; Isaac Gym (``sims.isaacgym``) adapts it for GPU-batched simulation.
+world only moves things and reports where they are. MuJoCo (``ember.sims.mujoco.world``) and PyBullet
+(``ember.sims.pybullet.world``) implement it; Isaac Gym (``ember.sims.isaacgym``) adapts it for GPU-batched simulation.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robots.spec import RobotSpec
-from sims.errors import SimError
-from sims.tabletop.scene import Layout, SceneSpec
+from ember.robots.spec import RobotSpec
+from ember.sims.errors import SimError
+from ember.sims.tabletop.scene import Layout, SceneSpec
 
 GRIPPER = "gripper"
 """Name for the robot's fingers in :meth:`World.touching`."""
@@ -70,6 +70,6 @@ class World(Protocol):
         """float32 (size, size) depth in metres along the optical axis."""
 
     def camera_info(self, camera: str, size: int) -> dict[str, Any]:
-        """``{"intrinsics": K (3x3), "extrinsics": world -> camera (4x4)}`` (see :mod:`sims.cameras`)."""
+        """``{"intrinsics": K (3x3), "extrinsics": world -> camera (4x4)}`` (see :mod:`ember.sims.cameras`)."""
 
     def close(self) -> None: ...

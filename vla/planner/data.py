@@ -4,7 +4,7 @@ Read from LeRobot's language columns (:mod:`ember.data.language`):
 
 - a language *motion* ("move left") is a persistent ``motion`` row in force from its timestamp; every time the
   motion changes is one SFT example: the prompt (instruction in force, scene summary at that frame) and the motion;
-- an operator *correction* is an ``interjection`` event (what ``ember correct`` / ``real.recording`` store, on the
+- an operator *correction* is an ``interjection`` event (what ``ember correct`` / ``ember.real.recording`` store, on the
   first frame at or after its arrival). Its preference pair is the correction (chosen) over the motion it replaced
   (rejected: the motion in force just before the correction's time), with the prompt at the correction's frame.
   Corrections that are not motions (``motions`` given: not in the vocabulary, e.g. "now the blue one", which
@@ -27,7 +27,7 @@ import numpy as np
 
 from ember.data.errors import DatasetError
 from ember.data.language import frame_at_or_after
-from vla.planner.model import completion_text, prompt_text
+from ember.vla.planner.model import completion_text, prompt_text
 
 Summarize = Callable[[Mapping[str, Any], int], str]
 """``(episode columns, frame index) -> scene text``."""

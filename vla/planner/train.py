@@ -1,11 +1,11 @@
 """SFT, then DPO, of the language planner with TRL's own trainers (``SFTTrainer``, ``DPOTrainer``), reused as is.
 
-SFT: prompt-completion examples (:func:`vla.planner.data.planner_examples`), loss on the completion only.
-DPO: correction preferences (:func:`vla.planner.data.correction_pairs`) against a frozen copy of the SFT model as
+SFT: prompt-completion examples (:func:`ember.vla.planner.data.planner_examples`), loss on the completion only.
+DPO: correction preferences (:func:`ember.vla.planner.data.correction_pairs`) against a frozen copy of the SFT model as
 the reference (``ref_model``), TRL's loss chosen by ember's name: ``dpo`` -> ``sigmoid``, ``ipo`` -> ``ipo``,
 ``rdpo`` -> ``robust`` (TRL's rDPO, ``label_smoothing`` = the flip rate). TRL 1.16's ``sigmoid`` has no label
-smoothing any more, so ``cdpo`` is refused here (use :func:`policies.align.losses.cdpo_loss` in a custom loop).
-The losses are those of :mod:`policies.align.losses` (tests/test_align_losses.py checks TRL's code path against
+smoothing any more, so ``cdpo`` is refused here (use :func:`ember.policies.align.losses.cdpo_loss` in a custom loop).
+The losses are those of :mod:`ember.policies.align.losses` (tests/test_align_losses.py checks TRL's code path against
 them within 1e-6).
 """
 
@@ -85,7 +85,7 @@ def dpo(model: Any, reference: Any, tokenizer: Any, pairs: Sequence[dict[str, An
                           "(its sigmoid loss has no label smoothing, so cdpo is not available through it).")
     if not pairs:
         raise ConfigError("no preference pairs: the dataset has no corrections of a motion (module "
-                          "vla.planner.data).")
+                          "ember.vla.planner.data).")
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     args = DPOConfig(**_common(cfg, Path(out), cfg.dpo_steps, cfg.dpo_lr), beta=cfg.beta,
                      loss_type=[TRL_LOSS[cfg.loss]], label_smoothing=cfg.flip_rate if cfg.loss == "rdpo" else 0.0)

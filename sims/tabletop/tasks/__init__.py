@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sims.tabletop.task import Task
-from sims.tabletop.tasks.drawer import DrawerTask
-from sims.tabletop.tasks.lift import LiftTask
-from sims.tabletop.tasks.pick_place import PickPlaceTask
-from sims.tabletop.tasks.reach import ReachTask
-from sims.tabletop.tasks.stack import StackTask
+from ember.sims.tabletop.task import Task
+from ember.sims.tabletop.tasks.drawer import DrawerTask
+from ember.sims.tabletop.tasks.lift import LiftTask
+from ember.sims.tabletop.tasks.pick_place import PickPlaceTask
+from ember.sims.tabletop.tasks.reach import ReachTask
+from ember.sims.tabletop.tasks.stack import StackTask
 
 TABLETOP_TASKS: dict[str, type[Task]] = {t.name: t for t in (ReachTask, PickPlaceTask, StackTask, LiftTask, DrawerTask)}
 

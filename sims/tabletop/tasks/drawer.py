@@ -5,7 +5,7 @@ gripper pointing down can pinch it. The goal is the opening as a percentage of t
 instruction. Success: the opening is within ``tolerance`` (fraction of travel) of the goal and the drawer is nearly
 still. ``heldout_goal`` draws percentages ``train`` never uses.
 
-Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): the end effector's way to the handle 0.3, the opening
+Progress (``info["progress"]``, :mod:`ember.sims.tabletop.progress`): the end effector's way to the handle 0.3, the opening
 toward the goal 0.55 (``1 - |opening - goal| / goal``: 0 closed, 1 at the goal, falling again beyond it), held there
 still (success) 0.15; 1.0 exactly at success.
 """
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.progress import approach, staged_progress
-from sims.tabletop.scene import DrawerSpec, Placement, drawer_handle_offset
-from sims.tabletop.task import Episode, Task, TaskConfig
-from sims.tabletop.world import World
+from ember.sims.errors import SimError
+from ember.sims.tabletop.progress import approach, staged_progress
+from ember.sims.tabletop.scene import DrawerSpec, Placement, drawer_handle_offset
+from ember.sims.tabletop.task import Episode, Task, TaskConfig
+from ember.sims.tabletop.world import World
 
 TRAIN_PERCENT: tuple[int, ...] = (20, 25, 30, 35, 50, 55, 60, 65, 80, 85, 90)
 HELDOUT_PERCENT: tuple[int, ...] = (40, 45, 70, 75)

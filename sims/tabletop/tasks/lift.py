@@ -4,7 +4,7 @@ The goal is a height (cm, of the object's bottom above the table) stated in the 
 object is held within ``tolerance`` of it and nearly still (so sweeping through the goal does not count).
 Goal heights are whole centimetres; ``heldout_goal`` draws from bins ``train`` never uses.
 
-Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): approach the named object 0.2, grasp it 0.2, bring
+Progress (``info["progress"]``, :mod:`ember.sims.tabletop.progress`): approach the named object 0.2, grasp it 0.2, bring
 its bottom to the goal height 0.45 (``1 - |height - goal| / goal``: 0 on the table, 1 at the goal, falling again
 above it), hold it there still (success) 0.15; 1.0 exactly at success.
 """
@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.progress import approach, holding, staged_progress
-from sims.tabletop.sampling import nominal_grid, sample_xy
-from sims.tabletop.scene import Placement
-from sims.tabletop.task import Episode, Task, TaskConfig
-from sims.tabletop.tasks.pick_place import YAW_RANGE
-from sims.tabletop.world import GRIPPER, World
+from ember.sims.errors import SimError
+from ember.sims.tabletop.progress import approach, holding, staged_progress
+from ember.sims.tabletop.sampling import nominal_grid, sample_xy
+from ember.sims.tabletop.scene import Placement
+from ember.sims.tabletop.task import Episode, Task, TaskConfig
+from ember.sims.tabletop.tasks.pick_place import YAW_RANGE
+from ember.sims.tabletop.world import GRIPPER, World
 
 TRAIN_HEIGHTS_CM: tuple[int, ...] = (5, 6, 7, 8, 11, 12, 13, 14, 17, 18, 19, 20)
 HELDOUT_HEIGHTS_CM: tuple[int, ...] = (9, 10, 15, 16)

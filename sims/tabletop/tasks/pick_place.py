@@ -3,7 +3,7 @@
 Cube and pad colours are drawn independently, so "the red cube on the blue target" and "the blue cube on the red
 target" are different goals in the same scene: the policy has to read both colours.
 
-Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): approach the named cube 0.15, grasp it 0.15, lift it
+Progress (``info["progress"]``, :mod:`ember.sims.tabletop.progress`): approach the named cube 0.15, grasp it 0.15, lift it
 3 cm 0.1, carry it over the named pad 0.35 (its x-y way from where it started), lower it onto the pad 0.1, release it
 there (success) 0.15; 1.0 exactly at success.
 """
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.progress import pick_and_place
-from sims.tabletop.sampling import nominal_grid, sample_xy
-from sims.tabletop.scene import MarkerSpec, Placement
-from sims.tabletop.task import Episode, Task, TaskConfig
-from sims.tabletop.world import GRIPPER, World
+from ember.sims.errors import SimError
+from ember.sims.tabletop.progress import pick_and_place
+from ember.sims.tabletop.sampling import nominal_grid, sample_xy
+from ember.sims.tabletop.scene import MarkerSpec, Placement
+from ember.sims.tabletop.task import Episode, Task, TaskConfig
+from ember.sims.tabletop.world import GRIPPER, World
 
 PAD_HALF = 0.035
 MIN_SEPARATION = 0.1

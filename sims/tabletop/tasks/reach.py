@@ -3,7 +3,7 @@
 Why several targets: the instruction then carries information (which colour), so even the simplest task is
 language-conditioned and a policy that ignores ``task`` fails about 2 times in 3.
 
-Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): the fingertips' way from their start to the named
+Progress (``info["progress"]``, :mod:`ember.sims.tabletop.progress`): the fingertips' way from their start to the named
 target 0.9 (as a fraction of the start distance), within ``success_distance`` of it (success) 0.1; 1.0 exactly at
 success.
 """
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.progress import approach, staged_progress
-from sims.tabletop.sampling import nominal_grid, sample_xy
-from sims.tabletop.scene import REGION_HIGH, REGION_LOW, MarkerSpec, Placement
-from sims.tabletop.task import Episode, Task, TaskConfig
-from sims.tabletop.world import World
+from ember.sims.errors import SimError
+from ember.sims.tabletop.progress import approach, staged_progress
+from ember.sims.tabletop.sampling import nominal_grid, sample_xy
+from ember.sims.tabletop.scene import REGION_HIGH, REGION_LOW, MarkerSpec, Placement
+from ember.sims.tabletop.task import Episode, Task, TaskConfig
+from ember.sims.tabletop.world import World
 
 Z_RANGE = (0.05, 0.30)
 MIN_SEPARATION = 0.1

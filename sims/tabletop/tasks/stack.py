@@ -3,7 +3,7 @@
 The goal is the ordered colour pair. ``heldout_goal`` asks for pairs that ``train`` never asks for (by palette
 position: (0, 1), (1, 2), (2, 3), (3, 0) as (top, bottom)), so it tests composition of known colours.
 
-Progress (``info["progress"]``, :mod:`sims.tabletop.progress`): pick and place with the bottom cube as the goal:
+Progress (``info["progress"]``, :mod:`ember.sims.tabletop.progress`): pick and place with the bottom cube as the goal:
 approach the top cube 0.15, grasp 0.15, lift 0.1, carry it over the bottom cube 0.35, lower it onto it 0.1, release
 (success) 0.15; 1.0 exactly at success.
 """
@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from sims.errors import SimError
-from sims.tabletop.progress import pick_and_place
-from sims.tabletop.sampling import nominal_grid, sample_xy
-from sims.tabletop.scene import Placement
-from sims.tabletop.task import Episode, Task, TaskConfig
-from sims.tabletop.tasks.pick_place import YAW_RANGE
-from sims.tabletop.world import GRIPPER, World
+from ember.sims.errors import SimError
+from ember.sims.tabletop.progress import pick_and_place
+from ember.sims.tabletop.sampling import nominal_grid, sample_xy
+from ember.sims.tabletop.scene import Placement
+from ember.sims.tabletop.task import Episode, Task, TaskConfig
+from ember.sims.tabletop.tasks.pick_place import YAW_RANGE
+from ember.sims.tabletop.world import GRIPPER, World
 
 MIN_SEPARATION = 0.1
 HELDOUT_PAIRS = frozenset({(0, 1), (1, 2), (2, 3), (3, 0)})
