@@ -28,7 +28,9 @@ class CheckpointError(EmberError):
     """A training state that does not fit the algorithm being resumed."""
 
 
-def _flatten_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _flatten_optimizer_state(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
@@ -77,28 +79,36 @@ def load_algorithm_state(step_dir: str | Path, components: Any) -> int:
     """Restores what :func:`save_algorithm_state` wrote into a freshly built algorithm; returns the step."""
     folder = Path(step_dir) / "training_state"
     if not (folder / "modules.safetensors").is_file():
-        raise CheckpointError(f"{folder} holds no modules.safetensors: it was written by an older ember or the "
-                              "save was interrupted; start a new run (or resume from an earlier checkpoint)")
+        raise CheckpointError(
+            f"{folder} holds no modules.safetensors: it was written by an older ember or the "
+            "save was interrupted; start a new run (or resume from an earlier checkpoint)"
+        )
     saved = load_file(str(folder / "modules.safetensors"))
     for name, module in components.modules.items():
         prefix = f"{name}/"
-        state = {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in saved.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(state)
         except RuntimeError as exc:
-            raise CheckpointError(f"{folder}: module {name!r} does not match the saved one ({exc}); resume with "
-                                  "the config the run was started with") from exc
+            raise CheckpointError(
+                f"{folder}: module {name!r} does not match the saved one ({exc}); resume with "
+                "the config the run was started with"
+            ) from exc
     for name, optimizer in components.optimizers.items():
         path = folder / "optimizers" / f"{name}.safetensors"
         if not path.is_file():
-            raise CheckpointError(f"{folder} has no state for optimizer {name!r}; saved: "
-                                  f"{sorted(p.stem for p in (folder / 'optimizers').glob('*.json'))}")
+            raise CheckpointError(
+                f"{folder} has no state for optimizer {name!r}; saved: "
+                f"{sorted(p.stem for p in (folder / 'optimizers').glob('*.json'))}"
+            )
         meta = json.loads((folder / "optimizers" / f"{name}.json").read_text())
         optimizer.load_state_dict(_unflatten_optimizer_state(load_file(str(path)), meta))
     schedulers = json.loads((folder / "schedulers.json").read_text())
     for name, scheduler in components.schedulers.items():
         if name not in schedulers:
-            raise CheckpointError(f"{folder} has no state for scheduler {name!r}; saved: {sorted(schedulers)}")
+            raise CheckpointError(
+                f"{folder} has no state for scheduler {name!r}; saved: {sorted(schedulers)}"
+            )
         scheduler.load_state_dict(schedulers[name])
     rng = load_file(str(folder / "rng_state.safetensors"))
     torch.set_rng_state(rng["torch"])

@@ -57,7 +57,9 @@ def _run_demo(cfg: Any) -> int:
 
     summary = run_demo(cfg)
     lo, hi = summary["success_ci95"]
-    key, name = ("mean_max_coverage", "coverage") if summary["task"] == "PushT" else ("mean_max_progress", "progress")
+    key, name = (
+        ("mean_max_coverage", "coverage") if summary["task"] == "PushT" else ("mean_max_progress", "progress")
+    )
     print(
         f"\n{summary['task']}: trained {summary['policy']} policy: success {summary['success_rate']:.0%} "
         f"(95% CI {lo:.0%}-{hi:.0%}) over {summary['eval_episodes']} episodes, mean max {name} {summary[key]:.3f}\n"
@@ -81,10 +83,14 @@ def _run_collect(cfg: Any) -> int:
     if set(result.behaviors) <= {"expert"}:
         how = f"expert success {result.expert_success_rate:.0%}"
     else:  # what each behaviour made, successes out of attempts
-        how = ", ".join(f"{name} {c['saved']} ({c['successes']}/{c['attempts']} succeeded)"
-                        for name, c in result.behaviors.items())
-    print(f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} ({how}, "
-          f"{result.seconds:.0f} s)")
+        how = ", ".join(
+            f"{name} {c['saved']} ({c['successes']}/{c['attempts']} succeeded)"
+            for name, c in result.behaviors.items()
+        )
+    print(
+        f"saved {result.episodes} episodes ({result.frames} frames) to {result.root} ({how}, "
+        f"{result.seconds:.0f} s)"
+    )
     return 0
 
 
@@ -99,8 +105,10 @@ def _run_train(cfg: Any) -> int:
 
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun / accelerate launch, the main process reports
-        print(f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
-              f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}")
+        print(
+            f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} in {result.steps} steps "
+            f"({result.seconds:.0f} s); checkpoint: {result.checkpoint}"
+        )
     return 0
 
 
@@ -115,8 +123,10 @@ def _run_eval(cfg: Any) -> int:
 
     result, out = run_eval(cfg)
     lo, hi = result.success_ci95
-    print(f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
-          f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}")
+    print(
+        f"success {result.success_rate:.0%} (95% CI {lo:.0%}-{hi:.0%}), mean max coverage "
+        f"{result.mean_max_coverage:.3f} over {result.num_episodes} episodes; report: {out / 'report.md'}"
+    )
     return 0
 
 
@@ -148,23 +158,48 @@ def _data_positionals(rest: list[str]) -> list[str] | None:
         if action not in DATA_ACTIONS:
             close = difflib.get_close_matches(action, DATA_ACTIONS, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            print(f"ember data: error: unknown action '{action}'.{hint} Valid actions: {', '.join(DATA_ACTIONS)}.",
-                  file=sys.stderr)
+            print(
+                f"ember data: error: unknown action '{action}'.{hint} Valid actions: {', '.join(DATA_ACTIONS)}.",
+                file=sys.stderr,
+            )
             return None
         rest = [f"--action={action}"] + ([f"--root={positionals[1]}"] if len(positionals) > 1 else []) + rest
     return rest
 
 
 for _builtin in (
-    Verb("demo", "collect expert demos, train a policy, evaluate it: the whole loop in minutes",
-         _demo_config, _run_demo),
-    Verb("collect", "record scripted-expert demonstrations into a LeRobot v3 dataset", _collect_config, _run_collect),
+    Verb(
+        "demo",
+        "collect expert demos, train a policy, evaluate it: the whole loop in minutes",
+        _demo_config,
+        _run_demo,
+    ),
+    Verb(
+        "collect",
+        "record scripted-expert demonstrations into a LeRobot v3 dataset",
+        _collect_config,
+        _run_collect,
+    ),
     Verb("train", "train a policy on a dataset", _train_config, _run_train),
-    Verb("eval", "roll a trained policy out in simulation: success rate, videos, report", _eval_config, _run_eval),
-    Verb("info", "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
-         InfoConfig, _run_info),
-    Verb("data", "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
-         _data_config, _run_data, positionals=_data_positionals),
+    Verb(
+        "eval",
+        "roll a trained policy out in simulation: success rate, videos, report",
+        _eval_config,
+        _run_eval,
+    ),
+    Verb(
+        "info",
+        "versions, registered tasks and policies; or a summary of --dataset / --policy_path",
+        InfoConfig,
+        _run_info,
+    ),
+    Verb(
+        "data",
+        "dataset tools: ember data info|verify|repair|viz|import <root> [--field=value ...]",
+        _data_config,
+        _run_data,
+        positionals=_data_positionals,
+    ),
 ):
     register(_builtin, replace=True)
 
@@ -187,7 +222,11 @@ def _field_docs(cls: type) -> dict[str, str]:
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     for node, nxt in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+            if (
+                isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -233,8 +272,12 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     from ember.errors import EmberError
 
     errors: list[type[BaseException]] = [EmberError]
-    for module, name in (("ember.policies.errors", "PolicyError"), ("ember.data.errors", "DatasetError"),
-                         ("ember.sims.errors", "SimError"), ("ember.robots.errors", "RobotError")):
+    for module, name in (
+        ("ember.policies.errors", "PolicyError"),
+        ("ember.data.errors", "DatasetError"),
+        ("ember.sims.errors", "SimError"),
+        ("ember.robots.errors", "RobotError"),
+    ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -263,9 +306,12 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[str, Any], int] = 
     if verb not in known:
         close = difflib.get_close_matches(verb, list(known), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        print(f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(known)}. (Verbs of other "
-              f"packages come from their '{ENTRY_POINT_GROUP}' entry points: reinstall with `pip install -e .` "
-              "if one is missing.)", file=sys.stderr)
+        print(
+            f"ember: error: unknown verb '{verb}'.{hint} Valid verbs: {', '.join(known)}. (Verbs of other "
+            f"packages come from their '{ENTRY_POINT_GROUP}' entry points: reinstall with `pip install -e .` "
+            "if one is missing.)",
+            file=sys.stderr,
+        )
         return 2
     if known[verb].positionals is not None:
         rest = known[verb].positionals(rest)

@@ -113,15 +113,20 @@ PRIVILEGED_KEYS = ("observation.environment_state",)
 """Observation keys only a simulator has (object poses); ``--observations=robot`` leaves them out."""
 
 
-def write_camera_geometry(root: Path, info: dict[str, Any], cameras: tuple[str, ...], image_size: int) -> None:
+def write_camera_geometry(
+    root: Path, info: dict[str, Any], cameras: tuple[str, ...], image_size: int
+) -> None:
     """The fixed cameras' intrinsics/extrinsics (the env's ``info["cameras"]`` at the first episode) into
     ``meta/ember_cameras.json``: sketches and keypoints of the dataset are then drawn from the dataset alone, as for
     a real recording. The wrist camera moves with the hand, so it has no one pose to record."""
     from ember.conditioning.cameras import CameraModel, write_dataset_cameras
 
     reported = info.get("cameras") or {}
-    models = {c: CameraModel.from_info(reported[c], image_size, image_size) for c in cameras
-              if c in reported and c != "wrist"}
+    models = {
+        c: CameraModel.from_info(reported[c], image_size, image_size)
+        for c in cameras
+        if c in reported and c != "wrist"
+    }
     if models:
         write_dataset_cameras(root, models)
 
@@ -135,10 +140,18 @@ def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str
         if key == "task" or (observations == "robot" and key in PRIVILEGED_KEYS):
             continue
         if key.startswith("observation.images."):
-            features[key] = {"dtype": "video", "shape": list(space.shape), "names": ["height", "width", "channels"]}
+            features[key] = {
+                "dtype": "video",
+                "shape": list(space.shape),
+                "names": ["height", "width", "channels"],
+            }
         else:
             features[key] = {"dtype": "float32", "shape": list(space.shape), "names": names.get(key)}
-    features["action"] = {"dtype": "float32", "shape": list(env.action_space.shape), "names": names.get("action")}
+    features["action"] = {
+        "dtype": "float32",
+        "shape": list(env.action_space.shape),
+        "names": names.get("action"),
+    }
     space = getattr(env.unwrapped, "action_space_type", None)
     if space:
         features["action"]["info"] = {"action_space": str(space)}
@@ -149,27 +162,39 @@ def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str
     return features
 
 
-def frame_row(obs: dict[str, Any], action: np.ndarray, reward: float, terminated: bool, truncated: bool,
-              info: dict[str, Any], features: dict[str, Any], behavior: str = "expert", failure: str = "",
-              action_noise: float = 0.0, seed: int = -1) -> dict[str, Any]:
+def frame_row(
+    obs: dict[str, Any],
+    action: np.ndarray,
+    reward: float,
+    terminated: bool,
+    truncated: bool,
+    info: dict[str, Any],
+    features: dict[str, Any],
+    behavior: str = "expert",
+    failure: str = "",
+    action_noise: float = 0.0,
+    seed: int = -1,
+) -> dict[str, Any]:
     """One dataset frame: the observation the action was taken from (the keys ``features`` declares), the action,
     what the step returned (``next.*``) and the simulator's ground truth after it (:data:`SIM_FEATURES`); used by
     ``ember collect`` and ``ember eval --record`` alike."""
     success = bool(info.get("is_success", False))
     frame = {k: v for k, v in obs.items() if k != "task" and k in features}
-    frame.update({
-        "action": np.asarray(action, dtype=np.float32),
-        "next.reward": np.array([reward], dtype=np.float32),
-        "next.done": np.array([terminated or truncated]),
-        "next.success": np.array([success]),
-        "sim.success": np.array([float(success)], dtype=np.float32),
-        "sim.progress": np.array([float(info.get("progress", float(success)))], dtype=np.float32),
-        "sim.behavior": behavior,
-        "sim.failure": failure,
-        "sim.action_noise": np.array([action_noise], dtype=np.float32),
-        "sim.seed": np.array([seed], dtype=np.int64),
-        "task": obs["task"],
-    })
+    frame.update(
+        {
+            "action": np.asarray(action, dtype=np.float32),
+            "next.reward": np.array([reward], dtype=np.float32),
+            "next.done": np.array([terminated or truncated]),
+            "next.success": np.array([success]),
+            "sim.success": np.array([float(success)], dtype=np.float32),
+            "sim.progress": np.array([float(info.get("progress", float(success)))], dtype=np.float32),
+            "sim.behavior": behavior,
+            "sim.failure": failure,
+            "sim.action_noise": np.array([action_noise], dtype=np.float32),
+            "sim.seed": np.array([seed], dtype=np.int64),
+            "task": obs["task"],
+        }
+    )
     return frame
 
 
@@ -182,8 +207,9 @@ def parse_mix(text: str) -> dict[str, float]:
         name, sep, value = part.partition(":")
         name = name.strip()
         if not sep or name not in BEHAVIORS:
-            raise ConfigError(f"--mix entries are behaviour:fraction with behaviours {', '.join(BEHAVIORS)}, got "
-                              f"{part!r}.")
+            raise ConfigError(
+                f"--mix entries are behaviour:fraction with behaviours {', '.join(BEHAVIORS)}, got {part!r}."
+            )
         if name in mix:
             raise ConfigError(f"--mix names {name!r} twice.")
         try:
@@ -217,7 +243,9 @@ def prepare_dataset_root(root: Path, overwrite: bool) -> None:
     """A dataset folder that is new or empty; with ``overwrite`` an existing one is moved aside (never deleted)."""
     if root.exists() and any(root.iterdir()):
         if not overwrite:
-            raise RunFolderError(f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true.")
+            raise RunFolderError(
+                f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true."
+            )
         import shutil
 
         shutil.move(str(root), str(root.with_name(root.name + f".old-{time.strftime('%Y%m%d-%H%M%S')}")))
@@ -228,25 +256,35 @@ def _check(cfg: CollectConfig) -> None:
     if cfg.num_episodes < 1:
         raise ConfigError(f"--num_episodes must be a positive number of episodes, got {cfg.num_episodes}.")
     if cfg.max_attempts_factor < 1.0:
-        raise ConfigError(f"--max_attempts_factor must be >= 1 (attempts per wanted episode), got "
-                          f"{cfg.max_attempts_factor}.")
+        raise ConfigError(
+            f"--max_attempts_factor must be >= 1 (attempts per wanted episode), got "
+            f"{cfg.max_attempts_factor}."
+        )
     if cfg.obs_mode not in ("state", "pixels"):
         raise ConfigError(f"--obs_mode must be 'state' or 'pixels', got {cfg.obs_mode!r}.")
     if cfg.obs_mode == "pixels" and (cfg.image_size < 8 or not cfg.cameras):
-        raise ConfigError(f"--obs_mode=pixels needs --cameras and --image_size >= 8, got {list(cfg.cameras)} and "
-                          f"{cfg.image_size}.")
+        raise ConfigError(
+            f"--obs_mode=pixels needs --cameras and --image_size >= 8, got {list(cfg.cameras)} and "
+            f"{cfg.image_size}."
+        )
     if cfg.observations not in OBSERVATION_SETS:
         raise ConfigError(f"--observations must be one of {OBSERVATION_SETS}, got {cfg.observations!r}.")
     if cfg.observations == "robot" and cfg.obs_mode != "pixels":
-        raise ConfigError("--observations=robot records joints + cameras only: add --obs_mode=pixels (and "
-                          "--cameras=...), or the policy sees nothing but its own joints.")
+        raise ConfigError(
+            "--observations=robot records joints + cameras only: add --obs_mode=pixels (and "
+            "--cameras=...), or the policy sees nothing but its own joints."
+        )
     if cfg.max_episode_steps < 0:
-        raise ConfigError(f"--max_episode_steps must be >= 0 (0 = the task's default), got {cfg.max_episode_steps}.")
+        raise ConfigError(
+            f"--max_episode_steps must be >= 0 (0 = the task's default), got {cfg.max_episode_steps}."
+        )
     if cfg.behavior not in BEHAVIOR_CHOICES:
         raise ConfigError(f"--behavior must be one of {', '.join(BEHAVIOR_CHOICES)}, got {cfg.behavior!r}.")
     if not cfg.action_noise or any(not np.isfinite(s) or s < 0 for s in cfg.action_noise):
-        raise ConfigError(f"--action_noise must be one or more stds >= 0 (e.g. 0.1 or 0.1,0.3), got "
-                          f"{list(cfg.action_noise)}.")
+        raise ConfigError(
+            f"--action_noise must be one or more stds >= 0 (e.g. 0.1 or 0.1,0.3), got "
+            f"{list(cfg.action_noise)}."
+        )
     if cfg.mix and cfg.behavior != "mixed":
         raise ConfigError(f"--mix is read only with --behavior=mixed (got --behavior={cfg.behavior}).")
     if cfg.behavior == "mixed":
@@ -285,8 +323,15 @@ def _make_env(cfg: CollectConfig) -> gym.Env:
     return make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
 
 
-def _play(env: gym.Env, actor: Any, cfg: CollectConfig, seed: int, slot_behavior: str, features: dict[str, Any],
-          add_frame: Callable[[dict[str, Any]], None]) -> tuple[Any, bool, int, dict[str, Any]]:
+def _play(
+    env: gym.Env,
+    actor: Any,
+    cfg: CollectConfig,
+    seed: int,
+    slot_behavior: str,
+    features: dict[str, Any],
+    add_frame: Callable[[dict[str, Any]], None],
+) -> tuple[Any, bool, int, dict[str, Any]]:
     """One attempt: reset with ``seed``, act as ``slot_behavior`` (drawn from ``seed``), hand every frame to
     ``add_frame``; returns the behaviour, whether it succeeded, its length and the reset's info."""
     from ember.sims.experts.behaviors import behavior_rng, draw_behavior
@@ -301,8 +346,21 @@ def _play(env: gym.Env, actor: Any, cfg: CollectConfig, seed: int, slot_behavior
         action = actor.act(env, info)
         next_obs, reward, terminated, truncated, info = env.step(action)
         success = success or bool(info.get("is_success", False))
-        add_frame(frame_row(obs, action, reward, terminated, truncated, info, features, behavior.name,
-                            behavior.failure, behavior.action_noise, seed))
+        add_frame(
+            frame_row(
+                obs,
+                action,
+                reward,
+                terminated,
+                truncated,
+                info,
+                features,
+                behavior.name,
+                behavior.failure,
+                behavior.action_noise,
+                seed,
+            )
+        )
         length += 1
         obs = next_obs
         if terminated or truncated:
@@ -334,11 +392,22 @@ def _attempt_in_worker(cfg: CollectConfig, attempt: int, slot_behavior: str) -> 
         if "env" in _WORKER:
             _WORKER["env"].close()
         env = _make_env(cfg)
-        _WORKER.update(key=key, env=env, actor=BehavingExpert(make_expert(cfg.task, env)),
-                       features=dataset_features(env, cfg.observations))
+        _WORKER.update(
+            key=key,
+            env=env,
+            actor=BehavingExpert(make_expert(cfg.task, env)),
+            features=dataset_features(env, cfg.observations),
+        )
     frames: list[dict[str, Any]] = []
-    behavior, success, _, info = _play(_WORKER["env"], _WORKER["actor"], cfg, cfg.seed + attempt, slot_behavior,
-                                       _WORKER["features"], frames.append)
+    behavior, success, _, info = _play(
+        _WORKER["env"],
+        _WORKER["actor"],
+        cfg,
+        cfg.seed + attempt,
+        slot_behavior,
+        _WORKER["features"],
+        frames.append,
+    )
     return _Attempt(behavior.name, success, frames, info.get("cameras") if attempt == 0 else None)
 
 
@@ -355,9 +424,13 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     env = _make_env(cfg)
     schedule = behavior_schedule(cfg)
     fps = int(round(env.metadata.get("render_fps", 10)))
-    writer = DatasetWriter.create(root, fps=fps, features=dataset_features(env, cfg.observations),
-                                  robot_type=getattr(env.unwrapped, "robot_name", None),
-                                  use_videos=cfg.obs_mode == "pixels")
+    writer = DatasetWriter.create(
+        root,
+        fps=fps,
+        features=dataset_features(env, cfg.observations),
+        robot_type=getattr(env.unwrapped, "robot_name", None),
+        use_videos=cfg.obs_mode == "pixels",
+    )
     max_attempts = max(cfg.num_episodes, int(np.ceil(cfg.num_episodes * cfg.max_attempts_factor)))
     saved = frames = attempts = 0
     counts = {name: {"attempts": 0, "successes": 0, "saved": 0} for name in BEHAVIORS if name in schedule}
@@ -379,7 +452,9 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
             bar.update(1)
         else:
             writer.clear_episode()
-        bar.set_postfix({f"{k}_success": f"{c['successes'] / max(1, c['attempts']):.0%}" for k, c in counts.items()})
+        bar.set_postfix(
+            {f"{k}_success": f"{c['successes'] / max(1, c['attempts']):.0%}" for k, c in counts.items()}
+        )
         return keep
 
     try:
@@ -389,8 +464,9 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         else:
             actor = BehavingExpert(make_expert(cfg.task, env))
             while saved < cfg.num_episodes and attempts < max_attempts:
-                behavior, success, length, info = _play(env, actor, cfg, cfg.seed + attempts, schedule[saved],
-                                                        writer.features, writer.add_frame)
+                behavior, success, length, info = _play(
+                    env, actor, cfg, cfg.seed + attempts, schedule[saved], writer.features, writer.add_frame
+                )
                 if attempts == 0 and cfg.obs_mode == "pixels":
                     write_camera_geometry(root, info, cfg.cameras, cfg.image_size)
                 attempts += 1
@@ -404,14 +480,23 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     if saved < cfg.num_episodes:
         from ember.errors import EmberError
 
-        raise EmberError(f"the {cfg.task} expert succeeded only {expert['successes']}/{expert['attempts']} times; "
-                         f"saved {saved} episodes to '{root}'. Check the task settings or pass --keep_failures=true.")
+        raise EmberError(
+            f"the {cfg.task} expert succeeded only {expert['successes']}/{expert['attempts']} times; "
+            f"saved {saved} episodes to '{root}'. Check the task settings or pass --keep_failures=true."
+        )
     rate = expert["successes"] / expert["attempts"] if expert["attempts"] else float("nan")
     return CollectResult(root, saved, frames, attempts, rate, time.perf_counter() - t0, counts)
 
 
-def _collect_distributed(cfg: CollectConfig, schedule: list[str], max_attempts: int, writer: Any, root: Path,
-                         account: Callable[[str, bool, int], bool], saved: Callable[[], int]) -> int:
+def _collect_distributed(
+    cfg: CollectConfig,
+    schedule: list[str],
+    max_attempts: int,
+    writer: Any,
+    root: Path,
+    account: Callable[[str, bool, int], bool],
+    saved: Callable[[], int],
+) -> int:
     """The serial loop's attempts, run ahead in workers (speculatively), written here in attempt order.
 
     Attempt ``k`` plays seed ``cfg.seed + k`` as the behaviour of schedule slot ``saved`` (the episodes saved
@@ -427,13 +512,17 @@ def _collect_distributed(cfg: CollectConfig, schedule: list[str], max_attempts: 
     inflight: collections.deque[list[Any]] = collections.deque()  # [attempt, behaviour, task], oldest first
     next_attempt = attempts = 0
     with make_executor(cfg.executor, cfg.num_workers, cfg.ray_address) as executor:
+
         def submit(attempt: int, name: str) -> Any:
             return executor.submit(_attempt_in_worker, cfg, attempt, name)
 
         try:
             while saved() < cfg.num_episodes:
-                while (len(inflight) < window and next_attempt < max_attempts
-                       and saved() + len(inflight) < cfg.num_episodes):
+                while (
+                    len(inflight) < window
+                    and next_attempt < max_attempts
+                    and saved() + len(inflight) < cfg.num_episodes
+                ):
                     name = schedule[saved() + len(inflight)]
                     inflight.append([next_attempt, name, submit(next_attempt, name)])
                     next_attempt += 1

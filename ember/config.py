@@ -77,11 +77,15 @@ def _bad_field(name: str, path: str, valid: Sequence[str], node: Any = None) -> 
     moved = getattr(node, "legacy_paths", lambda: {})().get(name) if node is not None else None
     if moved:
         where = f"{path}." if path else ""
-        return ConfigError(f"config field '{where}{name}' moved to '{where}{moved}'; set --{where}{moved}=...")
+        return ConfigError(
+            f"config field '{where}{name}' moved to '{where}{moved}'; set --{where}{moved}=..."
+        )
     close = difflib.get_close_matches(name, list(valid), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     where = f"'{path}'" if path else "the top level"
-    return ConfigError(f"unknown config field '{name}' in {where}.{hint} Valid fields: {', '.join(sorted(valid))}.")
+    return ConfigError(
+        f"unknown config field '{name}' in {where}.{hint} Valid fields: {', '.join(sorted(valid))}."
+    )
 
 
 def coerce(value: str, annotation: Any, name: str) -> Any:
@@ -145,7 +149,9 @@ def coerce(value: str, annotation: Any, name: str) -> Any:
         if not isinstance(parsed, dict):
             raise ConfigError(f"--{name}: expected a JSON object, got '{value}'.")
         return parsed
-    raise ConfigError(f"--{name}: fields of type {_type_name(annotation)} cannot be set from the command line.")
+    raise ConfigError(
+        f"--{name}: fields of type {_type_name(annotation)} cannot be set from the command line."
+    )
 
 
 def _split_sequence(value: str) -> list[str]:
@@ -174,7 +180,9 @@ def set_field(cfg: Any, dotted: str, raw: str) -> Any:
             raise _bad_field(part, ".".join(path), fields)
         child = getattr(node, part)
         if not dataclasses.is_dataclass(child):
-            raise ConfigError(f"--{'.'.join(path + [part])} is a value, not a group; drop the '.{parts[-1]}'.")
+            raise ConfigError(
+                f"--{'.'.join(path + [part])} is a value, not a group; drop the '.{parts[-1]}'."
+            )
         node = child
         path.append(part)
     leaf = parts[-1]
@@ -188,11 +196,17 @@ def set_field(cfg: Any, dotted: str, raw: str) -> Any:
         moved = getattr(node, "legacy_paths", lambda: {})().get(leaf)
         if moved:  # a value under the name its group now has (--policy.conditioning=goal_sketch)
             where = ".".join(path + [""])
-            raise ConfigError(f"--{dotted} is now a group of settings; the value goes to --{where}{moved}=...")
-        raise ConfigError(f"--{dotted} is a group of settings; set one of its fields, e.g. --{dotted}.<field>=...")
+            raise ConfigError(
+                f"--{dotted} is now a group of settings; the value goes to --{where}{moved}=..."
+            )
+        raise ConfigError(
+            f"--{dotted} is a group of settings; set one of its fields, e.g. --{dotted}.<field>=..."
+        )
     if leaf == "type" and (factory := _choice_factory_for(node)) is not None:
         replacement = factory(raw)
-        if type(replacement) is not type(node) or getattr(replacement, "type", None) != getattr(node, "type", None):
+        if type(replacement) is not type(node) or getattr(replacement, "type", None) != getattr(
+            node, "type", None
+        ):
             _replace_child(cfg, parts[:-1], replacement)
         return cfg
     setattr(node, leaf, coerce(raw, _resolved_hints(node)[leaf], dotted))
@@ -215,7 +229,9 @@ def parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"unexpected argument '{arg}': settings look like --name=value (e.g. --seed=1).")
+            raise ConfigError(
+                f"unexpected argument '{arg}': settings look like --name=value (e.g. --seed=1)."
+            )
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)
@@ -258,7 +274,11 @@ def load_into(cfg: Any, data: dict[str, Any], path: str = "") -> Any:
     """Fill a dataclass tree from a (saved) dict, validating field names and types."""
     fields = _field_map(cfg)
     hints = _resolved_hints(cfg)
-    if "type" in data and (factory := _choice_factory_for(cfg)) is not None and data["type"] != getattr(cfg, "type", None):
+    if (
+        "type" in data
+        and (factory := _choice_factory_for(cfg)) is not None
+        and data["type"] != getattr(cfg, "type", None)
+    ):
         cfg = factory(data["type"])
         fields, hints = _field_map(cfg), _resolved_hints(cfg)
     if hasattr(cfg, "migrate_legacy"):  # a config saved by an earlier version, with since-grouped fields
@@ -273,5 +293,11 @@ def load_into(cfg: Any, data: dict[str, Any], path: str = "") -> Any:
             setattr(cfg, key, value)
         else:
             raw = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            setattr(cfg, key, coerce(raw, hints[key], f"{path}.{key}" if path else key) if not isinstance(value, list) or raw else type(current)())
+            setattr(
+                cfg,
+                key,
+                coerce(raw, hints[key], f"{path}.{key}" if path else key)
+                if not isinstance(value, list) or raw
+                else type(current)(),
+            )
     return cfg

@@ -61,18 +61,26 @@ def _pickplace_train_config() -> TrainConfig:
 def _preset(task: str) -> dict[str, Any]:
     """The stage configs ``ember demo --task=<task>`` starts from."""
     if task == "PushT":
-        return {"collect": CollectConfig(task="PushT", num_episodes=100), "train": _pusht_train_config(),
-                "eval": EvalConfig(task="PushT", num_episodes=40, num_videos=3, max_episode_steps=300),
-                "baseline_episodes": 20}
+        return {
+            "collect": CollectConfig(task="PushT", num_episodes=100),
+            "train": _pusht_train_config(),
+            "eval": EvalConfig(task="PushT", num_episodes=40, num_videos=3, max_episode_steps=300),
+            "baseline_episodes": 20,
+        }
     if task == "PickPlace":
-        return {"collect": CollectConfig(task="PickPlace", num_episodes=200), "train": _pickplace_train_config(),
-                "eval": EvalConfig(task="PickPlace", num_episodes=50, batch_size=25, num_videos=3),
-                "baseline_episodes": 20}
+        return {
+            "collect": CollectConfig(task="PickPlace", num_episodes=200),
+            "train": _pickplace_train_config(),
+            "eval": EvalConfig(task="PickPlace", num_episodes=50, batch_size=25, num_videos=3),
+            "baseline_episodes": 20,
+        }
     raise ConfigError(f"--task={task!r}: the demo has presets for {sorted(PRESETS)}")
 
 
-PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"PickPlace": lambda: _preset("PickPlace"),
-                                                     "PushT": lambda: _preset("PushT")}
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
+    "PickPlace": lambda: _preset("PickPlace"),
+    "PushT": lambda: _preset("PushT"),
+}
 
 
 def _carry(old: Any, current: Any, new: Any) -> Any:
@@ -140,8 +148,15 @@ def _captioned(frame: Any, caption: str) -> Any:
     return np.ascontiguousarray(np.asarray(image))
 
 
-def evaluate_demo(policy: Any, cfg: EvalConfig, out: Path, *, caption: bool, desc: str, quiet: bool,
-                  ) -> tuple[Any, list[float]]:
+def evaluate_demo(
+    policy: Any,
+    cfg: EvalConfig,
+    out: Path,
+    *,
+    caption: bool,
+    desc: str,
+    quiet: bool,
+) -> tuple[Any, list[float]]:
     """``ember.eval.evaluate`` with the episode's instruction drawn into its video (``caption``: the goal the
     policy was given, as its state's goal columns) and each episode's highest task progress (``info['progress']``,
     0-1; PickPlace: approach, grasp, lift, carry, lower, release)."""
@@ -159,8 +174,16 @@ def evaluate_demo(policy: Any, cfg: EvalConfig, out: Path, *, caption: bool, des
 
     t0 = time.perf_counter()
     run = rollout if cfg.executor == "serial" else rollout_parallel
-    trajectories = run(policy, cfg, keep_observations=False, keep_images=False, num_videos=cfg.num_videos,
-                       on_batch=on_batch, desc=desc, quiet=quiet)
+    trajectories = run(
+        policy,
+        cfg,
+        keep_observations=False,
+        keep_images=False,
+        num_videos=cfg.num_videos,
+        on_batch=on_batch,
+        desc=desc,
+        quiet=quiet,
+    )
     progress = [max([0.0, *(float(i.get("progress", 0.0)) for i in t.infos)]) for t in trajectories]
     return summarize(trajectories, time.perf_counter() - t0, cfg.split), progress
 
@@ -190,8 +213,10 @@ def run_demo(cfg: DemoConfig, *, quiet: bool = False) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if cfg.collect.task != cfg.task:
-        raise ConfigError(f"--collect.task={cfg.collect.task}: the demo's task is set with --task "
-                          f"(one of {sorted(PRESETS)}), which picks every stage's defaults")
+        raise ConfigError(
+            f"--collect.task={cfg.collect.task}: the demo's task is set with --task "
+            f"(one of {sorted(PRESETS)}), which picks every stage's defaults"
+        )
     if not cfg.out:
         cfg.out = default_out("demo")
     out = prepare_run_folder(cfg.out, overwrite=cfg.overwrite)
@@ -217,17 +242,29 @@ def run_demo(cfg: DemoConfig, *, quiet: bool = False) -> dict[str, Any]:
     label = policy_label(policy.config)
     t = time.perf_counter()
     eval_dir = prepare_run_folder(out / "eval")
-    trained, progress = evaluate_demo(policy, cfg.eval, eval_dir, caption=not pusht, desc="eval trained", quiet=quiet)
-    write_eval_outputs(trained, eval_dir, {"checkpoint": str(trained_run.checkpoint), "max_progress": progress})
+    trained, progress = evaluate_demo(
+        policy, cfg.eval, eval_dir, caption=not pusht, desc="eval trained", quiet=quiet
+    )
+    write_eval_outputs(
+        trained, eval_dir, {"checkpoint": str(trained_run.checkpoint), "max_progress": progress}
+    )
     successes = [e.success for e in trained.episodes]
     if pusht:
         from ember.plots import plot_coverage
 
-        plot = plot_coverage([e.coverage_trace for e in trained.episodes], eval_dir / "coverage.png", successes,
-                             title=f"trained {label} policy")
+        plot = plot_coverage(
+            [e.coverage_trace for e in trained.episodes],
+            eval_dir / "coverage.png",
+            successes,
+            title=f"trained {label} policy",
+        )
     else:
-        plot = plot_episodes(progress, successes, eval_dir / "episodes.png",
-                             f"trained {label} policy: highest task progress per episode")
+        plot = plot_episodes(
+            progress,
+            successes,
+            eval_dir / "episodes.png",
+            f"trained {label} policy: highest task progress per episode",
+        )
     eval_seconds = time.perf_counter() - t
 
     from ember.data import EmberDataset
@@ -235,9 +272,12 @@ def run_demo(cfg: DemoConfig, *, quiet: bool = False) -> dict[str, Any]:
     t = time.perf_counter()
     baseline_policy = make_policy(policy.config, dataset_stats=EmberDataset(cfg.collect.out).meta.stats)
     base_dir = prepare_run_folder(out / "eval_untrained")
-    baseline_cfg = dataclasses.replace(cfg.eval, num_episodes=min(cfg.baseline_episodes, cfg.eval.num_episodes))
-    untrained, base_progress = evaluate_demo(baseline_policy, baseline_cfg, base_dir, caption=not pusht,
-                                             desc="eval untrained", quiet=quiet)
+    baseline_cfg = dataclasses.replace(
+        cfg.eval, num_episodes=min(cfg.baseline_episodes, cfg.eval.num_episodes)
+    )
+    untrained, base_progress = evaluate_demo(
+        baseline_policy, baseline_cfg, base_dir, caption=not pusht, desc="eval untrained", quiet=quiet
+    )
     write_eval_outputs(untrained, base_dir, {"max_progress": base_progress})
     baseline_seconds = time.perf_counter() - t
 

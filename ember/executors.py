@@ -86,8 +86,10 @@ class _PoolTask:
         try:
             return self._future.result()
         except BrokenProcessPool as e:
-            raise EmberError(f"a worker process died ({e}); rerun with --executor=serial to see the failure in "
-                             "this process, or with fewer --num_workers if memory ran out.") from e
+            raise EmberError(
+                f"a worker process died ({e}); rerun with --executor=serial to see the failure in "
+                "this process, or with fewer --num_workers if memory ran out."
+            ) from e
 
     def cancel(self) -> bool:
         return self._future.cancel()
@@ -101,7 +103,9 @@ class ProcessExecutor(Executor):
 
     def __init__(self, num_workers: int) -> None:
         super().__init__(num_workers)
-        self._pool = ProcessPoolExecutor(max_workers=self.num_workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.num_workers, mp_context=multiprocessing.get_context("spawn")
+        )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> _PoolTask:
         return _PoolTask(self._pool.submit(fn, *args))
@@ -131,8 +135,10 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor=ray needs Ray: pip install 'ember[distributed]' (or use "
-                              "--executor=process on one machine).") from None
+            raise ConfigError(
+                "--executor=ray needs Ray: pip install 'ember[distributed]' (or use "
+                "--executor=process on one machine)."
+            ) from None
         self._ray = ray
         self._owned = False
         if not ray.is_initialized():
@@ -175,8 +181,9 @@ def make_executor(kind: str, num_workers: int = 1, ray_address: str = "") -> Exe
     return Executor(1)
 
 
-def map_ordered(executor: Executor, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
-                max_in_flight: int = 0) -> Iterator[Any]:
+def map_ordered(
+    executor: Executor, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]], max_in_flight: int = 0
+) -> Iterator[Any]:
     """``fn(*item)`` for each item, at most ``max_in_flight`` (default twice the workers) submitted at a time,
     yielded in item order; leaving the loop early cancels what has not started."""
     window = max_in_flight or 2 * executor.num_workers

@@ -7,8 +7,22 @@ import json
 import platform
 from typing import Any
 
-PACKAGES = ("torch", "torchvision", "timm", "diffusers", "transformers", "accelerate", "mujoco", "mink",
-            "pybullet", "gymnasium", "pyarrow", "av", "open3d-cpu", "ros-rclpy")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "mujoco",
+    "mink",
+    "pybullet",
+    "gymnasium",
+    "pyarrow",
+    "av",
+    "open3d-cpu",
+    "ros-rclpy",
+)
 
 
 def _version(name: str) -> str:
@@ -24,8 +38,10 @@ def run_info(cfg: Any) -> int:
 
         ds = EmberDataset(cfg.dataset)
         info = ds.meta.info
-        print(f"dataset {cfg.dataset}: {ds.num_episodes} episodes, {ds.num_frames} frames at {ds.fps} fps, "
-              f"codebase {info.get('codebase_version')}, robot {info.get('robot_type')}")
+        print(
+            f"dataset {cfg.dataset}: {ds.num_episodes} episodes, {ds.num_frames} frames at {ds.fps} fps, "
+            f"codebase {info.get('codebase_version')}, robot {info.get('robot_type')}"
+        )
         for key, feat in ds.features.items():
             print(f"  {key:<34} {feat['dtype']:<8} {tuple(feat['shape'])}")
         return 0
@@ -42,8 +58,10 @@ def run_info(cfg: Any) -> int:
     print(f"ember {_version('ember')} on Python {platform.python_version()} ({platform.machine()})")
     for name in PACKAGES:
         print(f"  {name:<14} {_version(name)}")
-    print(f"  device: {'cuda (' + torch.cuda.get_device_name(0) + ')' if torch.cuda.is_available() else 'cpu'}, "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"  device: {'cuda (' + torch.cuda.get_device_name(0) + ')' if torch.cuda.is_available() else 'cpu'}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     import gymnasium as gym
 
     import ember.sims  # noqa: F401  (registers the ember/* ids)

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | Path, title: str = "training loss") -> Path:
+def plot_loss_curve(
+    steps: Sequence[int], losses: Sequence[float], path: str | Path, title: str = "training loss"
+) -> Path:
     """Raw per-step loss (faint) and a moving average, log scale: what a user checks first."""
     steps_arr = np.asarray(steps, dtype=float)
     loss_arr = np.asarray(losses, dtype=float)
@@ -34,8 +36,13 @@ def plot_loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | P
     return Path(path)
 
 
-def plot_coverage(traces: Sequence[Sequence[float]], path: str | Path, successes: Sequence[bool] | None = None,
-                  threshold: float | None = None, title: str = "task progress per episode") -> Path:
+def plot_coverage(
+    traces: Sequence[Sequence[float]],
+    path: str | Path,
+    successes: Sequence[bool] | None = None,
+    threshold: float | None = None,
+    title: str = "task progress per episode",
+) -> Path:
     """Coverage (or success) over control steps, one line per episode, green for successes."""
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     for i, trace in enumerate(traces):

@@ -77,6 +77,7 @@ class Registry:
         if not name or not isinstance(name, str) or is_reference(name):
             raise RegistryError(f"{self.kind} names are non-empty strings without ':'; got {name!r}")
         if target is None:
+
             def decorator(obj: Any) -> Any:
                 self._entries[name] = obj
                 return obj
@@ -149,4 +150,3 @@ POLICIES = Registry("policy", "policies", "ember.policies")
 """Policy types from outside ``policies/``: name -> the package holding ``configuration_<name>.py`` and
 ``modeling_<name>.py``, a ``(config module, modeling module)`` pair, or the policy class (or a ``module:Class``
 reference to it); see :mod:`ember.policies.registry`."""
-

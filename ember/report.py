@@ -16,7 +16,9 @@ def _video_lines(result: Any, prefix: str = "") -> list[str]:
     for ep in result.episodes:
         if ep.video:
             status = "success" if ep.success else "failure"
-            lines.append(f"- [episode seed {ep.seed}: {status}, max coverage {ep.max_coverage:.2f}]({prefix}{ep.video})")
+            lines.append(
+                f"- [episode seed {ep.seed}: {status}, max coverage {ep.max_coverage:.2f}]({prefix}{ep.video})"
+            )
     return lines
 
 
@@ -59,21 +61,27 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
         title = f"# ember demo: {label} policy on 3-D PushT (MuJoCo, Franka Panda)"
         what = "a diffusion policy trained on them on the CPU"
         header = "| policy | success rate | mean max coverage | mean final coverage |"
-        rows = [f"| trained {label} | {_fmt_rate(trained)} | {trained.mean_max_coverage:.3f} | "
-                f"{trained.mean_final_coverage:.3f} |",
-                f"| untrained (baseline) | {_fmt_rate(untrained)} | {untrained.mean_max_coverage:.3f} | "
-                f"{untrained.mean_final_coverage:.3f} |"]
+        rows = [
+            f"| trained {label} | {_fmt_rate(trained)} | {trained.mean_max_coverage:.3f} | "
+            f"{trained.mean_final_coverage:.3f} |",
+            f"| untrained (baseline) | {_fmt_rate(untrained)} | {untrained.mean_max_coverage:.3f} | "
+            f"{untrained.mean_final_coverage:.3f} |",
+        ]
         plot = ("coverage per episode (trained)", summary.get("plot", "eval/coverage.png"))
         videos = _video_lines
     else:
         title = f"# ember demo: goal-conditioned {label} policy on {task} (MuJoCo, Franka Panda)"
-        what = (f"a {label} policy trained on them on the CPU, the instruction's goal (which cube, which pad, and "
-                "where they are) given in its state")
+        what = (
+            f"a {label} policy trained on them on the CPU, the instruction's goal (which cube, which pad, and "
+            "where they are) given in its state"
+        )
         header = "| policy | episodes | success rate | mean max task progress |"
-        rows = [f"| trained {label} | {trained.num_episodes} | {_fmt_rate(trained)} | "
-                f"{summary['mean_max_progress']:.2f} |",
-                f"| untrained (baseline) | {untrained.num_episodes} | {_fmt_rate(untrained)} | "
-                f"{summary['untrained_mean_max_progress']:.2f} |"]
+        rows = [
+            f"| trained {label} | {trained.num_episodes} | {_fmt_rate(trained)} | "
+            f"{summary['mean_max_progress']:.2f} |",
+            f"| untrained (baseline) | {untrained.num_episodes} | {_fmt_rate(untrained)} | "
+            f"{summary['untrained_mean_max_progress']:.2f} |",
+        ]
         plot = ("highest task progress per episode (trained)", summary.get("plot", "eval/episodes.png"))
         videos = _instruction_video_lines
     lines = [
@@ -94,8 +102,10 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
         f"- checkpoint: `{summary['checkpoint']}`",
         f"- total wall time: {summary['total_seconds']:.0f} s",
         "",
-        *_files_and_plots(["metrics.json", "config.json", "train/metrics.json", "eval/metrics.json"],
-                          [("training loss", "train/loss.png"), plot]),
+        *_files_and_plots(
+            ["metrics.json", "config.json", "train/metrics.json", "eval/metrics.json"],
+            [("training loss", "train/loss.png"), plot],
+        ),
         "## Rollout videos (trained policy)" + ("" if pusht else ", the instruction written in"),
         *videos(trained, "eval/"),
         "",
@@ -107,5 +117,8 @@ def write_demo_report(out: Path, summary: dict[str, Any], trained: Any, untraine
 
 
 def _instruction_video_lines(result: Any, prefix: str = "") -> list[str]:
-    return [f"- [episode seed {ep.seed}: {'success' if ep.success else 'failure'}]({prefix}{ep.video})"
-            for ep in result.episodes if ep.video]
+    return [
+        f"- [episode seed {ep.seed}: {'success' if ep.success else 'failure'}]({prefix}{ep.video})"
+        for ep in result.episodes
+        if ep.video
+    ]

@@ -20,8 +20,15 @@ def _require(policy_cfg: Any, field: str, flag: str) -> None:
         raise ConfigError(f"{flag} needs a policy with {field}; {policy_cfg.type!r} has none.")
 
 
-def resolve_state_names(policy_cfg: Any, features: Mapping[str, Any], obs_keys: Sequence[str], *,
-                        mask: Sequence[str] = (), hidden: Sequence[str] = (), ground: Sequence[str] = ()) -> None:
+def resolve_state_names(
+    policy_cfg: Any,
+    features: Mapping[str, Any],
+    obs_keys: Sequence[str],
+    *,
+    mask: Sequence[str] = (),
+    hidden: Sequence[str] = (),
+    ground: Sequence[str] = (),
+) -> None:
     """Sets ``mask_state_dims``, ``hidden_state_dims`` and ``ground_hidden_state`` of ``policy_cfg`` from fnmatch
     patterns of the dataset's state names; a policy type without the field is a one-line error."""
     if not (mask or hidden or ground):

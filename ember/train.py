@@ -146,13 +146,21 @@ def select_episodes(dataset: Any, episodes: tuple[int, ...], episode_filter: str
     keep = list(range(dataset.num_episodes)) if not episodes else [int(e) for e in episodes]
     bad = [e for e in keep if not 0 <= e < dataset.num_episodes]
     if bad:
-        raise ConfigError(f"--episodes names {bad[:10]}, but {dataset.root} has episodes 0..{dataset.num_episodes - 1}.")
+        raise ConfigError(
+            f"--episodes names {bad[:10]}, but {dataset.root} has episodes 0..{dataset.num_episodes - 1}."
+        )
     if episode_filter:
         if episode_filter not in dataset.features:
-            numeric = [k for k, f in dataset.features.items() if f["dtype"] in ("float32", "float64", "bool", "int64")]
-            raise ConfigError(f"--episode_filter={episode_filter!r} is not a column of {dataset.root}; per-frame "
-                              f"columns: {numeric}. Success columns come from `ember collect` (next.success) or "
-                              "`ember label` (success.<labeler>).")
+            numeric = [
+                k
+                for k, f in dataset.features.items()
+                if f["dtype"] in ("float32", "float64", "bool", "int64")
+            ]
+            raise ConfigError(
+                f"--episode_filter={episode_filter!r} is not a column of {dataset.root}; per-frame "
+                f"columns: {numeric}. Success columns come from `ember collect` (next.success) or "
+                "`ember label` (success.<labeler>)."
+            )
         table = dataset.frame_table()
         ep = table.column("episode_index").to_numpy()
         values = np.asarray(table.column(episode_filter).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -160,8 +168,10 @@ def select_episodes(dataset: Any, episodes: tuple[int, ...], episode_filter: str
         passed = set(np.unique(ep[values > 0.5]).tolist())
         keep = [e for e in keep if e in passed]
         if not keep:
-            raise ConfigError(f"--episode_filter={episode_filter!r} keeps no episode of {dataset.root}: the column "
-                              "is never above 0.5.")
+            raise ConfigError(
+                f"--episode_filter={episode_filter!r} keeps no episode of {dataset.root}: the column "
+                "is never above 0.5."
+            )
     return None if not episodes and not episode_filter else keep
 
 
@@ -193,8 +203,10 @@ def _fill_motion_vocabulary(policy_cfg: Any, root: Path) -> None:
     if not path.is_file():
         from ember.errors import ConfigError
 
-        raise ConfigError(f"--policy.motion_vocabulary=dataset reads {path}, which is missing: label the motions "
-                          f"first (`ember motions --dataset={root}`).")
+        raise ConfigError(
+            f"--policy.motion_vocabulary=dataset reads {path}, which is missing: label the motions "
+            f"first (`ember motions --dataset={root}`)."
+        )
     policy_cfg.motion_vocabulary = tuple(json.loads(path.read_text())["motions"])
 
 
@@ -227,12 +239,12 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
     def _indices(self) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g)[self.start:].tolist()
+        order = torch.randperm(self.size, generator=g)[self.start :].tolist()
         if self.world_size == 1:
             return order
         whole = len(order) // self.global_batch * self.global_batch
         lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
-        return [i for k in range(0, whole, self.global_batch) for i in order[k + lo:k + hi]]
+        return [i for k in range(0, whole, self.global_batch) for i in order[k + lo : k + hi]]
 
     def __iter__(self):
         order = self._indices()
@@ -246,8 +258,13 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         return remaining // self.global_batch * self.batch_size
 
 
-def _infinite(loader: torch.utils.data.DataLoader, sampler: EpochSampler, generator: torch.Generator,
-              start_step: int, batches_per_epoch: int):
+def _infinite(
+    loader: torch.utils.data.DataLoader,
+    sampler: EpochSampler,
+    generator: torch.Generator,
+    start_step: int,
+    batches_per_epoch: int,
+):
     """Batches forever from ``start_step`` on. The loader has its own generator (reseeded per epoch) because
     starting a DataLoader iterator draws a worker seed, and from the global RNG that draw would make a resumed
     run diverge from an uninterrupted one."""
@@ -282,7 +299,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     if not cfg.dataset:
         from ember.errors import ConfigError
 
-        raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`).")
+        raise ConfigError(
+            "no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`)."
+        )
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     # One step of the loop is one global batch, so a schedule steps once per step whatever the process count
@@ -303,16 +322,28 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     dataset = EmberDataset(cfg.dataset)
     obs_keys = _select_obs_keys(dataset.features, cfg.obs_keys)
     fill_policy_features(cfg.policy, dataset.features, obs_keys)
-    resolve_state_names(cfg.policy, dataset.features, obs_keys, mask=cfg.mask_state_names,
-                        hidden=cfg.hidden_state_names, ground=cfg.ground_hidden_names)
+    resolve_state_names(
+        cfg.policy,
+        dataset.features,
+        obs_keys,
+        mask=cfg.mask_state_names,
+        hidden=cfg.hidden_state_names,
+        ground=cfg.ground_hidden_names,
+    )
 
     _fill_motion_vocabulary(cfg.policy, dataset.root)
     algorithm_class = get_algorithm_class(cfg.algorithm.type)
     request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)
     windows = WindowDataset(
-        dataset, n_obs_steps=cfg.policy.n_obs_steps, horizon=cfg.policy.horizon, obs_keys=obs_keys,
-        next_keys=request.next, next_observation=request.next_observation, next_steps=request.next_steps,
-        motion=request.motion, episodes=select_episodes(dataset, cfg.episodes, cfg.episode_filter),
+        dataset,
+        n_obs_steps=cfg.policy.n_obs_steps,
+        horizon=cfg.policy.horizon,
+        obs_keys=obs_keys,
+        next_keys=request.next,
+        next_observation=request.next_observation,
+        next_steps=request.next_steps,
+        motion=request.motion,
+        episodes=select_episodes(dataset, cfg.episodes, cfg.episode_filter),
     )
     if conditioning_of(cfg.policy).kinds:
         from ember.conditioning.pipeline import condition_windows
@@ -324,9 +355,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     if world > 1 and len(windows) < cfg.batch_size * world:
         from ember.errors import ConfigError
 
-        raise ConfigError(f"{world} processes x --batch_size={cfg.batch_size} need at least "
-                          f"{cfg.batch_size * world} training windows; the dataset has {len(windows)}: lower "
-                          "--batch_size or the process count.")
+        raise ConfigError(
+            f"{world} processes x --batch_size={cfg.batch_size} need at least "
+            f"{cfg.batch_size * world} training windows; the dataset has {len(windows)}: lower "
+            "--batch_size or the process count."
+        )
     sampler = EpochSampler(len(windows), cfg.seed, cfg.batch_size, accelerator.process_index, world)
     loader_generator = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(  # sharded by the sampler itself (not accelerate): see EpochSampler
@@ -340,9 +373,15 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         collate_fn=collate_windows,  # state-only windows come stacked already (WindowDataset.__getitems__)
     )
     batches_per_epoch = len(loader)
-    context = TrainingContext(policy_config=cfg.policy, dataset_stats=dataset.meta.stats,
-                              features=dataset.features, optim=cfg.optim, total_steps=cfg.steps,
-                              accelerator=accelerator, seed=cfg.seed)
+    context = TrainingContext(
+        policy_config=cfg.policy,
+        dataset_stats=dataset.meta.stats,
+        features=dataset.features,
+        optim=cfg.optim,
+        total_steps=cfg.steps,
+        accelerator=accelerator,
+        seed=cfg.seed,
+    )
     algorithm: Algorithm = algorithm_class(cfg.algorithm, context)
 
     start_step = 0
@@ -362,8 +401,14 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     algorithm.train()
     t0 = time.perf_counter()
     batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch)
-    bar = tqdm(range(start_step, cfg.steps), desc="train", disable=quiet or not accelerator.is_main_process,
-               dynamic_ncols=True, initial=start_step, total=cfg.steps)
+    bar = tqdm(
+        range(start_step, cfg.steps),
+        desc="train",
+        disable=quiet or not accelerator.is_main_process,
+        dynamic_ncols=True,
+        initial=start_step,
+        total=cfg.steps,
+    )
     for step in bar:
         batch = next(batches)
         batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -375,8 +420,11 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             _save(out, step + 1, algorithm, cfg, accelerator)
             if accelerator.is_main_process:  # so a resumed run keeps the loss curve up to here
-                partial = {"steps": step + 1, "train_seconds": seconds_before + time.perf_counter() - t0,
-                           "history": history}
+                partial = {
+                    "steps": step + 1,
+                    "train_seconds": seconds_before + time.perf_counter() - t0,
+                    "history": history,
+                }
                 (out / "metrics.json").write_text(json.dumps(partial) + "\n")
     seconds = time.perf_counter() - t0
     final_step = max(cfg.steps, start_step)
@@ -384,7 +432,9 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     losses = history["loss"]
     k = max(1, min(50, len(losses) // 10))
-    first, final = (float(np.mean(losses[:k])), float(np.mean(losses[-k:]))) if losses else (math.nan, math.nan)
+    first, final = (
+        (float(np.mean(losses[:k])), float(np.mean(losses[-k:]))) if losses else (math.nan, math.nan)
+    )
     # every rank's parameters, summed: under DDP they must be identical (a collective, so every rank calls it)
     checksum = sum(float(p.detach().double().sum()) for p in algorithm.policy.parameters())
     checksums = accelerator.gather(torch.tensor([checksum], dtype=torch.float64, device=accelerator.device))
@@ -400,13 +450,21 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
             "train_seconds": seconds_before + seconds,
             "steps_per_second": (final_step - start_step) / seconds if seconds > 0 else None,
             "num_parameters": algorithm.num_parameters(),
-            "dataset": {"root": str(cfg.dataset), "episodes": dataset.num_episodes, "frames": dataset.num_frames},
+            "dataset": {
+                "root": str(cfg.dataset),
+                "episodes": dataset.num_episodes,
+                "frames": dataset.num_frames,
+            },
             "history": history,
         }
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if losses:
-            plot_loss_curve(history["step"], losses, out / "loss.png",
-                            title=f"{cfg.policy.type} training loss ({cfg.algorithm.type})")
+            plot_loss_curve(
+                history["step"],
+                losses,
+                out / "loss.png",
+                title=f"{cfg.policy.type} training loss ({cfg.algorithm.type})",
+            )
     return TrainResult(out, checkpoint, final_step, first, final, seconds, list(losses))
 
 

@@ -70,8 +70,11 @@ def _entry_point_verbs() -> dict[str, Verb]:
                 print(f"ember: warning: verb '{name}' ({ref}) failed to load: {err}", file=sys.stderr)
                 continue
             if not isinstance(verb, Verb) or verb.name != name:
-                print(f"ember: warning: entry point '{name}' ({ref}) in '{ENTRY_POINT_GROUP}' is not a "
-                      f"Verb named '{name}'; skipped", file=sys.stderr)
+                print(
+                    f"ember: warning: entry point '{name}' ({ref}) in '{ENTRY_POINT_GROUP}' is not a "
+                    f"Verb named '{name}'; skipped",
+                    file=sys.stderr,
+                )
                 continue
             found.setdefault(name, verb)
         _PLUGINS = found

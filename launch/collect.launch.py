@@ -32,49 +32,71 @@ def generate_launch_description() -> LaunchDescription:
     rate = LaunchConfiguration("rate")
     task = LaunchConfiguration("task")
     checkpoint = LaunchConfiguration("checkpoint")
-    return LaunchDescription([
-        DeclareLaunchArgument("root", description="dataset folder to create"),
-        DeclareLaunchArgument("task", default_value="", description="the task instruction"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="policy to run while collecting"),
-        DeclareLaunchArgument("robot", default_value="panda", description="robot name from ember's robots/"),
-        DeclareLaunchArgument("controller_topic", default_value="/joint_trajectory_controller/joint_trajectory",
-                              description="the arm controller's JointTrajectory topic"),
-        DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz"),
-        DeclareLaunchArgument("fps", default_value="10", description="recording frame rate"),
-        DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
-        Node(
-            package="ember",
-            executable="ember-mock-arm",
-            name="mock_arm",
-            output="screen",
-            condition=IfCondition(LaunchConfiguration("use_mock")),
-            parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic}],
-        ),
-        Node(
-            package="ember",
-            executable="ember-bridge",
-            name="ember_bridge",
-            output="screen",
-            parameters=[_config("bridge.yaml"),
-                        {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate}],
-        ),
-        Node(
-            package="ember",
-            executable="ember-policy-node",
-            name="ember_policy",
-            output="screen",
-            condition=IfCondition(PythonExpression(["'", checkpoint, "' != ''"])),
-            parameters=[_config("policy.yaml"),
-                        {"checkpoint": checkpoint, "robot": robot, "rate_hz": rate, "task": task}],
-        ),
-        Node(
-            package="ember",
-            executable="ember-recorder",
-            name="ember_recorder",
-            output="screen",
-            parameters=[_config("recorder.yaml"),
-                        {"root": LaunchConfiguration("root"), "robot": robot, "task": task,
-                         "fps": LaunchConfiguration("fps"), "command_topic": controller_topic}],
-        ),
-        LogInfo(msg="type corrections in another terminal with `ember correct` (or `ros2 run ember ember-correct`)"),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("root", description="dataset folder to create"),
+            DeclareLaunchArgument("task", default_value="", description="the task instruction"),
+            DeclareLaunchArgument(
+                "checkpoint", default_value="", description="policy to run while collecting"
+            ),
+            DeclareLaunchArgument(
+                "robot", default_value="panda", description="robot name from ember's robots/"
+            ),
+            DeclareLaunchArgument(
+                "controller_topic",
+                default_value="/joint_trajectory_controller/joint_trajectory",
+                description="the arm controller's JointTrajectory topic",
+            ),
+            DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz"),
+            DeclareLaunchArgument("fps", default_value="10", description="recording frame rate"),
+            DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
+            Node(
+                package="ember",
+                executable="ember-mock-arm",
+                name="mock_arm",
+                output="screen",
+                condition=IfCondition(LaunchConfiguration("use_mock")),
+                parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic}],
+            ),
+            Node(
+                package="ember",
+                executable="ember-bridge",
+                name="ember_bridge",
+                output="screen",
+                parameters=[
+                    _config("bridge.yaml"),
+                    {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate},
+                ],
+            ),
+            Node(
+                package="ember",
+                executable="ember-policy-node",
+                name="ember_policy",
+                output="screen",
+                condition=IfCondition(PythonExpression(["'", checkpoint, "' != ''"])),
+                parameters=[
+                    _config("policy.yaml"),
+                    {"checkpoint": checkpoint, "robot": robot, "rate_hz": rate, "task": task},
+                ],
+            ),
+            Node(
+                package="ember",
+                executable="ember-recorder",
+                name="ember_recorder",
+                output="screen",
+                parameters=[
+                    _config("recorder.yaml"),
+                    {
+                        "root": LaunchConfiguration("root"),
+                        "robot": robot,
+                        "task": task,
+                        "fps": LaunchConfiguration("fps"),
+                        "command_topic": controller_topic,
+                    },
+                ],
+            ),
+            LogInfo(
+                msg="type corrections in another terminal with `ember correct` (or `ros2 run ember ember-correct`)"
+            ),
+        ]
+    )

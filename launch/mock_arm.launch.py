@@ -20,19 +20,28 @@ def _config(name: str) -> str:
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        DeclareLaunchArgument("robot", default_value="panda", description="robot name from ember's robots/"),
-        DeclareLaunchArgument("controller_topic", default_value="/joint_trajectory_controller/joint_trajectory",
-                              description="JointTrajectory topic the mock controller follows"),
-        Node(
-            package="ember",
-            executable="ember-mock-arm",
-            name="mock_arm",
-            output="screen",
-            parameters=[
-                _config("mock_arm.yaml"),
-                {"robot": LaunchConfiguration("robot"),
-                 "controller_topic": LaunchConfiguration("controller_topic")},
-            ],
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "robot", default_value="panda", description="robot name from ember's robots/"
+            ),
+            DeclareLaunchArgument(
+                "controller_topic",
+                default_value="/joint_trajectory_controller/joint_trajectory",
+                description="JointTrajectory topic the mock controller follows",
+            ),
+            Node(
+                package="ember",
+                executable="ember-mock-arm",
+                name="mock_arm",
+                output="screen",
+                parameters=[
+                    _config("mock_arm.yaml"),
+                    {
+                        "robot": LaunchConfiguration("robot"),
+                        "controller_topic": LaunchConfiguration("controller_topic"),
+                    },
+                ],
+            ),
+        ]
+    )

@@ -32,44 +32,72 @@ def generate_launch_description() -> LaunchDescription:
     robot = LaunchConfiguration("robot")
     controller_topic = LaunchConfiguration("controller_topic")
     rate = LaunchConfiguration("rate")
-    return LaunchDescription([
-        DeclareLaunchArgument("checkpoint", description="folder written by `ember train`"),
-        DeclareLaunchArgument("robot", default_value="panda", description="robot name from ember's robots/"),
-        DeclareLaunchArgument("controller_topic", default_value="/joint_trajectory_controller/joint_trajectory",
-                              description="the arm controller's JointTrajectory topic"),
-        DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz (the dataset's fps)"),
-        DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
-        DeclareLaunchArgument("task", default_value="",
-                              description="sims task the mock arm hosts (PickPlace, Lift, ...); empty: plain scene"),
-        DeclareLaunchArgument("split", default_value="train", description="the task's split"),
-        DeclareLaunchArgument("seed", default_value="100000", description="seed of the first episode"),
-        DeclareLaunchArgument("instruction", default_value="", description="initial instruction for the policy"),
-        Node(
-            package="ember",
-            executable="ember-mock-arm",
-            name="mock_arm",
-            output="screen",
-            condition=IfCondition(LaunchConfiguration("use_mock")),
-            parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic,
-                                                   "task": LaunchConfiguration("task"),
-                                                   "split": LaunchConfiguration("split"),
-                                                   "seed": LaunchConfiguration("seed")}],
-        ),
-        Node(
-            package="ember",
-            executable="ember-bridge",
-            name="ember_bridge",
-            output="screen",
-            parameters=[_config("bridge.yaml"),
-                        {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate}],
-        ),
-        Node(
-            package="ember",
-            executable="ember-policy-node",
-            name="ember_policy",
-            output="screen",
-            parameters=[_config("policy.yaml"),
-                        {"checkpoint": LaunchConfiguration("checkpoint"), "robot": robot, "rate_hz": rate,
-                         "task": LaunchConfiguration("instruction")}],
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("checkpoint", description="folder written by `ember train`"),
+            DeclareLaunchArgument(
+                "robot", default_value="panda", description="robot name from ember's robots/"
+            ),
+            DeclareLaunchArgument(
+                "controller_topic",
+                default_value="/joint_trajectory_controller/joint_trajectory",
+                description="the arm controller's JointTrajectory topic",
+            ),
+            DeclareLaunchArgument(
+                "rate", default_value="10.0", description="control rate in Hz (the dataset's fps)"
+            ),
+            DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
+            DeclareLaunchArgument(
+                "task",
+                default_value="",
+                description="sims task the mock arm hosts (PickPlace, Lift, ...); empty: plain scene",
+            ),
+            DeclareLaunchArgument("split", default_value="train", description="the task's split"),
+            DeclareLaunchArgument("seed", default_value="100000", description="seed of the first episode"),
+            DeclareLaunchArgument(
+                "instruction", default_value="", description="initial instruction for the policy"
+            ),
+            Node(
+                package="ember",
+                executable="ember-mock-arm",
+                name="mock_arm",
+                output="screen",
+                condition=IfCondition(LaunchConfiguration("use_mock")),
+                parameters=[
+                    _config("mock_arm.yaml"),
+                    {
+                        "robot": robot,
+                        "controller_topic": controller_topic,
+                        "task": LaunchConfiguration("task"),
+                        "split": LaunchConfiguration("split"),
+                        "seed": LaunchConfiguration("seed"),
+                    },
+                ],
+            ),
+            Node(
+                package="ember",
+                executable="ember-bridge",
+                name="ember_bridge",
+                output="screen",
+                parameters=[
+                    _config("bridge.yaml"),
+                    {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate},
+                ],
+            ),
+            Node(
+                package="ember",
+                executable="ember-policy-node",
+                name="ember_policy",
+                output="screen",
+                parameters=[
+                    _config("policy.yaml"),
+                    {
+                        "checkpoint": LaunchConfiguration("checkpoint"),
+                        "robot": robot,
+                        "rate_hz": rate,
+                        "task": LaunchConfiguration("instruction"),
+                    },
+                ],
+            ),
+        ]
+    )

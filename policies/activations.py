@@ -41,8 +41,12 @@ class _MishFunction(torch.autograd.Function):
 def mish(x: Tensor) -> Tensor:
     """``F.mish``'s values and gradient (within float32 rounding), one-exp on CPU float tensors of at least
     :data:`Mish.MIN_ELEMENTS` elements (a GPU runs torch's kernel as one fused pass: it keeps that)."""
-    if (x.device.type != "cpu" or x.numel() < Mish.MIN_ELEMENTS or not x.is_floating_point()
-            or x.dtype == torch.float16):
+    if (
+        x.device.type != "cpu"
+        or x.numel() < Mish.MIN_ELEMENTS
+        or not x.is_floating_point()
+        or x.dtype == torch.float16
+    ):
         return F.mish(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _MishFunction.apply(x)

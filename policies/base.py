@@ -40,8 +40,17 @@ from ember.policies.history import ObservationHistory
 from ember.policies.normalize import Normalizer, Stats
 from ember.transforms import to_unit_float
 
-__all__ = ["CONFIG_NAME", "STATS_NAME", "WEIGHTS_NAME", "Policy", "PolicyConfig", "PolicyError", "loading_checkpoint",
-           "read_checkpoint_config", "resolve_checkpoint_dir"]
+__all__ = [
+    "CONFIG_NAME",
+    "STATS_NAME",
+    "WEIGHTS_NAME",
+    "Policy",
+    "PolicyConfig",
+    "PolicyError",
+    "loading_checkpoint",
+    "read_checkpoint_config",
+    "resolve_checkpoint_dir",
+]
 
 _LOADING_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "loading_checkpoint", default=False

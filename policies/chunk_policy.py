@@ -49,8 +49,11 @@ class ChunkPolicy(Policy):
         """Turns the batch's conditioning (instruction, sketches, keypoints) into tensors, transforms included."""
         self._frozen = FrozenModules()
         """TorchScript copies of inference modules (:meth:`freeze_for_inference`); dropped by ``train()``."""
-        self.grounding = (GoalGrounding(config.ground_hidden_state, self.model.obs_encoder)
-                          if config.ground_hidden_state else None)
+        self.grounding = (
+            GoalGrounding(config.ground_hidden_state, self.model.obs_encoder)
+            if config.ground_hidden_state
+            else None
+        )
         self.last_grounding: Tensor | None = None
         """(B, groups) index of the candidate each ground_hidden_state group chose at the latest inference."""
 
@@ -145,7 +148,11 @@ class ChunkPolicy(Policy):
 
     def _hidden_state_aux(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         encoder = self.model.obs_encoder
-        return {} if encoder.hidden_state_head is None else {"hidden_state": encoder.hidden_state_loss(encoded, obs)}
+        return (
+            {}
+            if encoder.hidden_state_head is None
+            else {"hidden_state": encoder.hidden_state_loss(encoded, obs)}
+        )
 
     # ---------------------------------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> ChunkPolicy:
@@ -183,7 +190,10 @@ class ChunkPolicy(Policy):
         action_loss = masked_mean(error, batch.get("action_is_pad"))
         if not aux:
             return {"loss": action_loss}
-        weights = {"grif_alignment": self.config.conditioning.grif_weight, "hidden_state": self.config.hidden_state_weight}
+        weights = {
+            "grif_alignment": self.config.conditioning.grif_weight,
+            "hidden_state": self.config.hidden_state_weight,
+        }
         loss = action_loss + sum(weights[k] * v for k, v in aux.items())
         return {"loss": loss, "action_loss": action_loss.detach(), **{k: v.detach() for k, v in aux.items()}}
 
@@ -236,4 +246,6 @@ def masked_mean_per_sample(error: Tensor, pad: Tensor | None) -> Tensor:
     if pad is None:
         return error.flatten(1).mean(dim=1)
     valid = (~pad.bool()).unsqueeze(-1).to(error.dtype)
-    return (error * valid).flatten(1).sum(dim=1) / (valid.flatten(1).sum(dim=1) * error.shape[-1]).clamp_min(1.0)
+    return (error * valid).flatten(1).sum(dim=1) / (valid.flatten(1).sum(dim=1) * error.shape[-1]).clamp_min(
+        1.0
+    )

@@ -31,7 +31,14 @@ def _default_normalization_mapping() -> dict[str, str]:
 
 
 RETIRED_FIELDS: frozenset[str] = frozenset(
-    {"optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay", "conditioning_as_state_noise"})
+    {
+        "optimizer_lr",
+        "optimizer_betas",
+        "optimizer_eps",
+        "optimizer_weight_decay",
+        "conditioning_as_state_noise",
+    }
+)
 """Fields older checkpoints carry that have no effect at inference (the optimizer is ``ember train --optim.*``;
 ``conditioning_as_state_noise`` was a training-only knob, removed after it measured harmful); dropped on load so
 those checkpoints still open."""
@@ -186,7 +193,6 @@ class PolicyConfig:
             raise PolicyError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}")
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
-
 
     @classmethod
     def legacy_paths(cls) -> dict[str, str]:

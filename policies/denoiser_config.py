@@ -63,16 +63,27 @@ class DenoiserNetworkConfig(SubConfig):
             raise PolicyError(f"transformer_dropout must be in [0, 1), got {self.transformer_dropout}")
 
 
-_NETWORK_FIELDS = ("down_dims", "kernel_size", "n_groups", "diffusion_step_embed_dim", "res_blocks_per_level",
-                   "transformer_dim", "transformer_layers", "transformer_heads", "transformer_dropout")
+_NETWORK_FIELDS = (
+    "down_dims",
+    "kernel_size",
+    "n_groups",
+    "diffusion_step_embed_dim",
+    "res_blocks_per_level",
+    "transformer_dim",
+    "transformer_layers",
+    "transformer_heads",
+    "transformer_dropout",
+)
 
 
 @dataclass
 class DenoiserConfig(VisuomotorConfig):
     """What diffusion and flow share: the encoder and conditioning, plus the denoising network (``denoiser``)."""
 
-    LEGACY_PATHS: ClassVar[dict[str, str]] = {"denoiser": "denoiser.network",
-                                              **{f: f"denoiser.{f}" for f in _NETWORK_FIELDS}}
+    LEGACY_PATHS: ClassVar[dict[str, str]] = {
+        "denoiser": "denoiser.network",
+        **{f: f"denoiser.{f}" for f in _NETWORK_FIELDS},
+    }
 
     denoiser: DenoiserNetworkConfig = field(default_factory=DenoiserNetworkConfig)
 

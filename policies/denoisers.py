@@ -55,8 +55,10 @@ class EncoderDenoiser(nn.Module):
         """Arguments of one denoiser call (what :meth:`ChunkPolicy.freeze_for_inference` traces); ``step`` is one
         diffusion step index or flow time, broadcast over the batch."""
         device = step.device
-        return {self.denoiser_name: (
-            torch.zeros(batch_size, self.horizon, self.action_dim, device=device),
-            step.expand(batch_size).contiguous(),
-            torch.zeros(batch_size, self.obs_encoder.output_dim, device=device),
-        )}
+        return {
+            self.denoiser_name: (
+                torch.zeros(batch_size, self.horizon, self.action_dim, device=device),
+                step.expand(batch_size).contiguous(),
+                torch.zeros(batch_size, self.obs_encoder.output_dim, device=device),
+            )
+        }

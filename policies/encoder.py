@@ -55,7 +55,9 @@ class ObservationEncoder(nn.Module):
         feats = config.input_features
         # Sorted, never in dict order: config.json is written with sorted keys, so a checkpoint's features come
         # back in another order than the dataset gave them, and the first layer would read permuted inputs.
-        self.low_dim_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) in (STATE, ENV))
+        self.low_dim_keys = sorted(
+            k for k in config.observation_keys if feature_type(k, feats[k]) in (STATE, ENV)
+        )
         self.image_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) == VISUAL)
         low_dim = self._register_state_masks(config)
         self.state_mlp, step_dim = mlp(low_dim, tuple(config.encoder.state_encoder_dims))
@@ -70,8 +72,9 @@ class ObservationEncoder(nn.Module):
         task_kinds = (GOAL_IMAGE, INITIAL_IMAGE) if self.grif_pair else (GOAL_IMAGE,) if self.grif else ()
         # GRIF's goal image is a task embedding, never pixels stacked on the camera
         self.early_kinds = [k for k in image_cond if k not in task_kinds] if early else []
-        self.late_image_kinds = [k for k in image_cond if k not in self.early_kinds
-                                 and not (self.grif_pair and k == INITIAL_IMAGE)]
+        self.late_image_kinds = [
+            k for k in image_cond if k not in self.early_kinds and not (self.grif_pair and k == INITIAL_IMAGE)
+        ]
         extra = sum(IMAGE_CHANNELS[k] for k in self.early_kinds)
         shapes = {k: feature_shape(k, feats[k]) for k in self.image_keys}
         per_camera = config.encoder.vision_per_camera or len(set(shapes.values())) > 1
@@ -107,7 +110,9 @@ class ObservationEncoder(nn.Module):
         cond_dim = 0
         self.language: LanguageProjection | None = None
         if LANGUAGE in config.conditioning.kinds:
-            self.language = LanguageProjection(config.conditioning.language_embedding_dim, config.conditioning.dim)
+            self.language = LanguageProjection(
+                config.conditioning.language_embedding_dim, config.conditioning.dim
+            )
             cond_dim += config.conditioning.dim
         self.keypoints: KeypointEncoder | None = None
         if KEYPOINTS in config.conditioning.kinds:
@@ -117,9 +122,15 @@ class ObservationEncoder(nn.Module):
             size = feature_shape(self.aligned_key, feats[self.aligned_key])[1:]
         else:
             size = (config.conditioning.image_size, config.conditioning.image_size)
+
         def image_encoder(channels: int) -> ConditioningImageEncoder:
-            return ConditioningImageEncoder(channels, size, config.conditioning.dim,
-                                            config.conditioning.encoder_width, config.conditioning.pool)
+            return ConditioningImageEncoder(
+                channels,
+                size,
+                config.conditioning.dim,
+                config.conditioning.encoder_width,
+                config.conditioning.pool,
+            )
 
         # ``stacked``: one CNN over every late image conditioning stacked channel-wise (GRIF's goal stays apart)
         stack = [k for k in self.late_image_kinds if not (self.grif and k == GOAL_IMAGE)]
@@ -160,7 +171,8 @@ class ObservationEncoder(nn.Module):
             # effector's, a resting one's is where the sketch shows it); a probe of what the features hold is not
             self.hidden_state_head = (
                 nn.Sequential(nn.Linear(self.feature_dim, 256), nn.Mish(), nn.Linear(256, n_hidden))
-                if self.as_state else nn.Linear(self.feature_dim, n_hidden)
+                if self.as_state
+                else nn.Linear(self.feature_dim, n_hidden)
             )
         self.output_dim = self.observation_dim + n_hidden if self.as_state else self.feature_dim
         """Width of what the action head reads (:meth:`forward`)."""
@@ -197,7 +209,9 @@ class ObservationEncoder(nn.Module):
                 self._kept[key] = name
             if predicted:
                 hidden = "hidden__" + module_name(key)
-                self.register_buffer(hidden, torch.tensor(sorted(predicted), dtype=torch.long), persistent=False)
+                self.register_buffer(
+                    hidden, torch.tensor(sorted(predicted), dtype=torch.long), persistent=False
+                )
                 self._hidden[key] = hidden
             total += len(kept)
         return total
@@ -236,8 +250,9 @@ class ObservationEncoder(nn.Module):
 
     def hidden_target(self, obs: Mapping[str, Tensor]) -> Tensor:
         """The hidden dims the loss predicts, normalized, at the latest observation step: (B, n_hidden)."""
-        return torch.cat([obs[k][:, -1].index_select(-1, getattr(self, name)) for k, name in self._hidden.items()],
-                         dim=-1)
+        return torch.cat(
+            [obs[k][:, -1].index_select(-1, getattr(self, name)) for k, name in self._hidden.items()], dim=-1
+        )
 
     def hidden_state_loss(self, encoded: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
         """MSE of the linear prediction of the masked dims (latest step, normalized) from the encoder output."""
@@ -275,28 +290,32 @@ class ObservationEncoder(nn.Module):
         """GRIF: the task embedding of each modality present in ``cond`` (``goal_image``, ``language``)."""
         out: dict[str, Tensor] = {}
         if GOAL_IMAGE in cond:
-            out[GOAL_IMAGE] = self.cond_images[GOAL_IMAGE](torch.cat([cond[k] for k in self.cond_groups[GOAL_IMAGE]],
-                                                                     dim=1))
+            out[GOAL_IMAGE] = self.cond_images[GOAL_IMAGE](
+                torch.cat([cond[k] for k in self.cond_groups[GOAL_IMAGE]], dim=1)
+            )
         if LANGUAGE in cond:
             assert self.language is not None
             out[LANGUAGE] = self.language(cond[LANGUAGE])
         return out
 
-    def forward(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
-                task: Tensor | None = None) -> Tensor:
+    def forward(
+        self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None, task: Tensor | None = None
+    ) -> Tensor:
         """What the action head reads at inference (B, output_dim): :meth:`head_input` of :meth:`features`."""
         return self.head_input(self.features(obs, cond, task), obs, train=False)
 
-    def features(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
-                 task: Tensor | None = None) -> Tensor:
+    def features(
+        self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None, task: Tensor | None = None
+    ) -> Tensor:
         """The pooled features (B, D) of :meth:`encode_tokens` (what ``head_input`` reads), without building the
         padded token tensor (the inference hot path)."""
         per_step, extra = self._parts(obs, cond, task)
         pooled = [torch.cat([x for _, x in per_step], dim=-1).flatten(1)] if per_step else []
         return torch.cat(pooled + [x for _, x in extra], dim=-1)
 
-    def encode_tokens(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None,
-                      task: Tensor | None = None) -> ObservationTokens:
+    def encode_tokens(
+        self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None = None, task: Tensor | None = None
+    ) -> ObservationTokens:
         """Tokens, mask and pooled vector (:class:`~policies.tokens.ObservationTokens`) of one observation window.
 
         ``obs``: normalized (B, T, ...) per key; ``cond``: kind -> (B, ...) (language = sentence embeddings).
@@ -305,8 +324,9 @@ class ObservationEncoder(nn.Module):
         """
         return ObservationTokens.from_parts(*self._parts(obs, cond, task))
 
-    def _parts(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None, task: Tensor | None
-               ) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
+    def _parts(
+        self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor] | None, task: Tensor | None
+    ) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         """(name, (B, T, D)) features of each observation source and (name, (B, D)) conditioning vectors."""
         cond = cond or {}
         per_step: list[tuple[str, Tensor]] = []

@@ -73,13 +73,21 @@ class EMAConfig(SubConfig):
 
 
 _CONDITIONING_FIELDS = {
-    "conditioning_camera": "camera", "conditioning_fusion": "fusion", "conditioning_dim": "dim",
-    "conditioning_encoder_width": "encoder_width", "conditioning_pool": "pool",
-    "conditioning_photo_jitter": "photo_jitter", "conditioning_chroma": "chroma",
-    "conditioning_image_size": "image_size", "num_keypoints": "num_keypoints",
-    "language_model_path": "language_model_path", "language_embedding_dim": "language_embedding_dim",
+    "conditioning_camera": "camera",
+    "conditioning_fusion": "fusion",
+    "conditioning_dim": "dim",
+    "conditioning_encoder_width": "encoder_width",
+    "conditioning_pool": "pool",
+    "conditioning_photo_jitter": "photo_jitter",
+    "conditioning_chroma": "chroma",
+    "conditioning_image_size": "image_size",
+    "num_keypoints": "num_keypoints",
+    "language_model_path": "language_model_path",
+    "language_embedding_dim": "language_embedding_dim",
     "language_film": "language_film",
-    "grif": "grif", "grif_weight": "grif_weight", "grif_temperature": "grif_temperature",
+    "grif": "grif",
+    "grif_weight": "grif_weight",
+    "grif_temperature": "grif_temperature",
     "grif_language_fraction": "grif_language_fraction",
 }
 
@@ -135,14 +143,18 @@ class ConditioningSpec(SubConfig):
         if len(set(self.kinds)) != len(self.kinds):
             raise PolicyError(f"conditioning {list(self.kinds)} names a kind twice")
         if self.language_film and "language" not in self.kinds:
-            raise PolicyError("conditioning.language_film conditions the cameras on the instruction: add 'language' "
-                              "to conditioning.kinds")
+            raise PolicyError(
+                "conditioning.language_film conditions the cameras on the instruction: add 'language' "
+                "to conditioning.kinds"
+            )
         if self.fusion not in FUSIONS:
             raise PolicyError(f"conditioning.fusion {self.fusion!r} is unknown; use one of {FUSIONS}")
         if self.num_keypoints < 1 or self.dim < 1 or self.image_size < 8:
             raise PolicyError("conditioning.num_keypoints and .dim must be >= 1, .image_size >= 8")
         if self.encoder_width < 8 or self.encoder_width % 8:
-            raise PolicyError("conditioning.encoder_width must be a positive multiple of 8 (GroupNorm groups)")
+            raise PolicyError(
+                "conditioning.encoder_width must be a positive multiple of 8 (GroupNorm groups)"
+            )
         if not 0.0 <= self.photo_jitter < 1.0:
             raise PolicyError(f"conditioning.photo_jitter must be in [0, 1), got {self.photo_jitter}")
         if not 1 <= self.pool <= 8:
@@ -159,8 +171,16 @@ def conditioning_of(config: Any) -> ConditioningSpec:
     return spec if isinstance(spec, ConditioningSpec) else ConditioningSpec()
 
 
-_ENCODER_FIELDS = ("state_encoder_dims", "vision_backbone", "pretrained_backbone_path", "use_group_norm",
-                   "vision_per_camera", "image_pooling", "spatial_softmax_num_keypoints", "crop_shape")
+_ENCODER_FIELDS = (
+    "state_encoder_dims",
+    "vision_backbone",
+    "pretrained_backbone_path",
+    "use_group_norm",
+    "vision_per_camera",
+    "image_pooling",
+    "spatial_softmax_num_keypoints",
+    "crop_shape",
+)
 
 
 @dataclass
@@ -168,7 +188,9 @@ class VisuomotorConfig(PolicyConfig):
     """Observation encoder, conditioning and EMA shared by diffusion, flow and BC."""
 
     LEGACY_PATHS: ClassVar[dict[str, str]] = {
-        **{f: f"encoder.{f}" for f in _ENCODER_FIELDS}, "ema_decay": "ema.decay", "conditioning": "conditioning.kinds",
+        **{f: f"encoder.{f}" for f in _ENCODER_FIELDS},
+        "ema_decay": "ema.decay",
+        "conditioning": "conditioning.kinds",
         **{old: f"conditioning.{new}" for old, new in _CONDITIONING_FIELDS.items()},
     }
 
@@ -203,17 +225,23 @@ class VisuomotorConfig(PolicyConfig):
         if self.hidden_state_weight < 0:
             raise PolicyError(f"hidden_state_weight must be >= 0, got {self.hidden_state_weight}")
         if self.conditioning_learns_from not in CONDITIONING_SIGNALS:
-            raise PolicyError(f"conditioning_learns_from {self.conditioning_learns_from!r} is unknown; use one of "
-                              f"{CONDITIONING_SIGNALS}")
+            raise PolicyError(
+                f"conditioning_learns_from {self.conditioning_learns_from!r} is unknown; use one of "
+                f"{CONDITIONING_SIGNALS}"
+            )
         if self.conditioning_as_state and self.hidden_state_weight <= 0:
-            raise PolicyError("conditioning_as_state decodes the conditioning into the hidden state dims: set "
-                              "hidden_state_weight > 0 to train the decoder")
+            raise PolicyError(
+                "conditioning_as_state decodes the conditioning into the hidden state dims: set "
+                "hidden_state_weight > 0 to train the decoder"
+            )
         if self.conditioning_as_state and self.conditioning.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")
         if self.ground_hidden_state:
             if not self.conditioning_as_state:
-                raise PolicyError("ground_hidden_state grounds the decoded goal of conditioning_as_state; set "
-                                  "conditioning_as_state=True (and hidden_state_weight > 0)")
+                raise PolicyError(
+                    "ground_hidden_state grounds the decoded goal of conditioning_as_state; set "
+                    "conditioning_as_state=True (and hidden_state_weight > 0)"
+                )
             validate_grounding(self.ground_hidden_state)
         if self.conditioning_learns_from == "hidden_state":
             if self.hidden_state_weight <= 0:
@@ -223,8 +251,10 @@ class VisuomotorConfig(PolicyConfig):
                     "--mask_state_names='goal_*')"
                 )
             if self.conditioning.grif:
-                raise PolicyError("conditioning_learns_from='hidden_state' cannot train GRIF's task embeddings; "
-                                  "use 'all' with grif")
+                raise PolicyError(
+                    "conditioning_learns_from='hidden_state' cannot train GRIF's task embeddings; "
+                    "use 'all' with grif"
+                )
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
             raise PolicyError(
                 f"n_action_steps ({self.n_action_steps}) must be <= horizon - n_obs_steps + 1 "

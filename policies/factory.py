@@ -18,8 +18,16 @@ if TYPE_CHECKING:
     from ember.policies.config import PolicyConfig
     from ember.policies.normalize import Stats
 
-__all__ = ["available_policies", "get_config_class", "get_policy_class", "load_policy", "make_policy",
-           "make_policy_config", "policy_class_for_checkpoint", "register_policy"]
+__all__ = [
+    "available_policies",
+    "get_config_class",
+    "get_policy_class",
+    "load_policy",
+    "make_policy",
+    "make_policy_config",
+    "policy_class_for_checkpoint",
+    "register_policy",
+]
 
 
 def make_policy_config(policy_type: str, **kwargs: Any) -> PolicyConfig:

@@ -33,17 +33,23 @@ def grif_alignment_loss(goal: Tensor, language: Tensor, texts: list[str], temper
     eye = torch.eye(len(texts), dtype=torch.bool, device=logits.device)
     logits = logits.masked_fill(same & ~eye, float("-inf"))
     target = torch.arange(len(texts), device=logits.device)
-    return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
+    return 0.5 * (
+        torch.nn.functional.cross_entropy(logits, target)
+        + torch.nn.functional.cross_entropy(logits.T, target)
+    )
 
 
-def grif_training_features(encoder: Any, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor],
-                           batch: Mapping[str, Any], config: Any) -> tuple[Tensor, Tensor]:
+def grif_training_features(
+    encoder: Any, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor], batch: Mapping[str, Any], config: Any
+) -> tuple[Tensor, Tensor]:
     """(encoder features with a per-sample randomly chosen task embedding, the alignment loss)."""
     z = encoder.task_embeddings(cond)
     if set(z) != {GOAL_IMAGE, LANGUAGE}:
         raise PolicyError("GRIF training batches need both 'task' and 'conditioning.goal_image'")
     batch_size = z[LANGUAGE].shape[0]
-    use_language = torch.rand(batch_size, device=z[LANGUAGE].device) < config.conditioning.grif_language_fraction
+    use_language = (
+        torch.rand(batch_size, device=z[LANGUAGE].device) < config.conditioning.grif_language_fraction
+    )
     task = torch.where(use_language[:, None], z[LANGUAGE], z[GOAL_IMAGE])
     texts = batch[batch_key(LANGUAGE)]
     texts = [texts] * batch_size if isinstance(texts, str) else [str(t) for t in texts]

@@ -31,22 +31,28 @@ def validate_grounding(groups: Sequence[Mapping[str, Any]]) -> None:
     for i, group in enumerate(groups):
         missing = {"feature", "dims", "candidates"} - set(group)
         if missing:
-            raise PolicyError(f"ground_hidden_state[{i}] lacks {sorted(missing)}; each entry needs "
-                              "'feature', 'dims' and 'candidates'")
+            raise PolicyError(
+                f"ground_hidden_state[{i}] lacks {sorted(missing)}; each entry needs "
+                "'feature', 'dims' and 'candidates'"
+            )
         dims, candidates = list(group["dims"]), list(group["candidates"])
         if not dims or not all(isinstance(d, int) and d >= 0 for d in dims):
             raise PolicyError(f"ground_hidden_state[{i}]['dims'] must list non-negative ints, got {dims!r}")
         if len(candidates) < 2:
-            raise PolicyError(f"ground_hidden_state[{i}] needs at least two candidates to choose from, got "
-                              f"{candidates!r}")
+            raise PolicyError(
+                f"ground_hidden_state[{i}] needs at least two candidates to choose from, got {candidates!r}"
+            )
         for c in candidates:
             if len(c) != len(dims) or not all(isinstance(d, int) and d >= 0 for d in c):
-                raise PolicyError(f"ground_hidden_state[{i}]: candidate {list(c)!r} must list {len(dims)} "
-                                  f"non-negative dims, one per grounded dim {dims!r}")
+                raise PolicyError(
+                    f"ground_hidden_state[{i}]: candidate {list(c)!r} must list {len(dims)} "
+                    f"non-negative dims, one per grounded dim {dims!r}"
+                )
 
 
-def grounding_for_names(features: Mapping[str, Mapping[str, Any]], obs_keys: Sequence[str],
-                        specs: Sequence[str]) -> list[GroundingGroup]:
+def grounding_for_names(
+    features: Mapping[str, Mapping[str, Any]], obs_keys: Sequence[str], specs: Sequence[str]
+) -> list[GroundingGroup]:
     """Groups from ``"target:pattern"`` specs over the features' ``names``.
 
     ``goal_object:object_*`` grounds the names ``goal_object.<axis>`` on every entity ``object_<i>`` that has the
@@ -56,25 +62,31 @@ def grounding_for_names(features: Mapping[str, Mapping[str, Any]], obs_keys: Seq
     for spec in specs:
         target, sep, pattern = spec.partition(":")
         if not sep or not target or not pattern:
-            raise PolicyError(f"grounding spec {spec!r} must read 'target:entity_pattern', e.g. "
-                              "'goal_object:object_*'")
+            raise PolicyError(
+                f"grounding spec {spec!r} must read 'target:entity_pattern', e.g. 'goal_object:object_*'"
+            )
         group = _group_for(features, obs_keys, target, pattern)
         if group is None:
-            names = {k: features[k].get("names") for k in obs_keys if isinstance(features[k].get("names"), list)}
-            raise PolicyError(f"grounding spec {spec!r}: no state feature names both '{target}.<axis>' and "
-                              f"at least two '{pattern}.<axis>' entities with the same axes; names: {names}")
+            names = {
+                k: features[k].get("names") for k in obs_keys if isinstance(features[k].get("names"), list)
+            }
+            raise PolicyError(
+                f"grounding spec {spec!r}: no state feature names both '{target}.<axis>' and "
+                f"at least two '{pattern}.<axis>' entities with the same axes; names: {names}"
+            )
         groups.append(group)
     return groups
 
 
-def _group_for(features: Mapping[str, Mapping[str, Any]], obs_keys: Sequence[str], target: str,
-               pattern: str) -> GroundingGroup | None:
+def _group_for(
+    features: Mapping[str, Mapping[str, Any]], obs_keys: Sequence[str], target: str, pattern: str
+) -> GroundingGroup | None:
     for key in obs_keys:
         names = features[key].get("names")
         if not isinstance(names, list):
             continue
         index = {str(n): i for i, n in enumerate(names)}
-        axes = [str(n)[len(target) + 1:] for n in names if str(n).startswith(target + ".")]
+        axes = [str(n)[len(target) + 1 :] for n in names if str(n).startswith(target + ".")]
         if not axes:
             continue
         entities: list[str] = []
@@ -82,15 +94,22 @@ def _group_for(features: Mapping[str, Mapping[str, Any]], obs_keys: Sequence[str
             prefix = name.split(".", 1)[0]
             if prefix != target and prefix not in entities and fnmatch.fnmatchcase(prefix, pattern):
                 entities.append(prefix)
-        candidates = [[index[f"{e}.{a}"] for a in axes] for e in entities if all(f"{e}.{a}" in index for a in axes)]
+        candidates = [
+            [index[f"{e}.{a}"] for a in axes] for e in entities if all(f"{e}.{a}" in index for a in axes)
+        ]
         if len(candidates) >= 2:
             return {"feature": key, "dims": [index[f"{target}.{a}"] for a in axes], "candidates": candidates}
     return None
 
 
-def ground_hidden(hidden: Tensor, layout: Sequence[tuple[str, int]], latest: Mapping[str, Tensor],
-                  groups: Sequence[Mapping[str, Any]], normalize: Callable[[str, Tensor], Tensor],
-                  unnormalize: Callable[[str, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+def ground_hidden(
+    hidden: Tensor,
+    layout: Sequence[tuple[str, int]],
+    latest: Mapping[str, Tensor],
+    groups: Sequence[Mapping[str, Any]],
+    normalize: Callable[[str, Tensor], Tensor],
+    unnormalize: Callable[[str, Tensor], Tensor],
+) -> tuple[Tensor, Tensor]:
     """Decoded ``hidden`` (B, H) normalized, in ``layout`` order ((feature, dim) per column) -> the same with
     every grounded group replaced by its nearest candidate's observed values, and the chosen indices (B, G).
 
@@ -133,27 +152,39 @@ class GoalGrounding:
         for i, group in enumerate(self.groups):
             key = group["feature"]
             if key not in encoder.low_dim_keys:
-                raise PolicyError(f"ground_hidden_state[{i}] names {key!r}, which is not a state input "
-                                  f"{encoder.low_dim_keys}")
+                raise PolicyError(
+                    f"ground_hidden_state[{i}] names {key!r}, which is not a state input "
+                    f"{encoder.low_dim_keys}"
+                )
             undecoded = [d for d in group["dims"] if (key, d) not in layout]
             if undecoded:
-                raise PolicyError(f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
-                                  "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)")
+                raise PolicyError(
+                    f"ground_hidden_state[{i}] grounds dims {undecoded} of {key!r}, which the goal "
+                    "decoder does not predict; add them to hidden_state_dims (--hidden_state_names)"
+                )
             width = encoder.state_width(key)
             hidden = encoder.masked_dims(key)
             for c in group["candidates"]:
                 if any(d >= width for d in c):
-                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} exceeds {key!r}'s {width} dims")
+                    raise PolicyError(
+                        f"ground_hidden_state[{i}] candidate {list(c)} exceeds {key!r}'s {width} dims"
+                    )
                 if hidden & set(c):
-                    raise PolicyError(f"ground_hidden_state[{i}] candidate {list(c)} reads masked dims "
-                                      f"{sorted(hidden & set(c))}: a candidate must be something the policy sees")
+                    raise PolicyError(
+                        f"ground_hidden_state[{i}] candidate {list(c)} reads masked dims "
+                        f"{sorted(hidden & set(c))}: a candidate must be something the policy sees"
+                    )
 
     def __call__(self, encoded: Tensor, obs: Mapping[str, Tensor], normalizer: Any) -> tuple[Tensor, Tensor]:
         """(head input with the decoded goal grounded, (B, groups) index of each group's chosen candidate)."""
         k = self.encoder.observation_dim
         keys = {g["feature"] for g in self.groups}
         hidden, chosen = ground_hidden(
-            encoded[:, k:], self.layout, {key: obs[key][:, -1] for key in keys}, self.groups,
-            normalizer.normalize_feature, normalizer.unnormalize_feature,
+            encoded[:, k:],
+            self.layout,
+            {key: obs[key][:, -1] for key in keys},
+            self.groups,
+            normalizer.normalize_feature,
+            normalizer.unnormalize_feature,
         )
         return torch.cat([encoded[:, :k], hidden], dim=-1), chosen

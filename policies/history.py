@@ -42,7 +42,9 @@ class ObservationHistory:
         """Adds one step's tensors (B, ...) per key; the first push of an episode fills the window."""
         sizes = {int(v.shape[0]) for v in observation.values()}
         if self._frames and sizes != {self.batch_size}:
-            raise PolicyError("batch size changed between observations; call policy.reset() at each episode start")
+            raise PolicyError(
+                "batch size changed between observations; call policy.reset() at each episode start"
+            )
         for key, value in observation.items():
             frames = self._frames.get(key)
             if frames is None:

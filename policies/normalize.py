@@ -35,6 +35,8 @@ becoming a huge input (dividing by an epsilon did exactly that)."""
 
 def _safe_scale(scale: Tensor) -> Tensor:
     return torch.where(scale > _MIN_SCALE, scale, torch.ones_like(scale))
+
+
 _STATS_FOR_MODE = {"min_max": ("min", "max"), "mean_std": ("mean", "std")}
 _HOW_TO_FIX = (
     "recompute dataset stats (meta/stats.json) so every normalized feature has min/max/mean/std, "

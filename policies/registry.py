@@ -35,7 +35,9 @@ def _in_tree() -> set[str]:
     return {
         d.name
         for d in _PACKAGE_DIR.iterdir()
-        if d.is_dir() and (d / f"configuration_{d.name}.py").is_file() and (d / f"modeling_{d.name}.py").is_file()
+        if d.is_dir()
+        and (d / f"configuration_{d.name}.py").is_file()
+        and (d / f"modeling_{d.name}.py").is_file()
     }
 
 
@@ -52,17 +54,23 @@ def policy_modules(name: str, hint: str = "") -> tuple[str, str]:
     if isinstance(entry, type):  # the policy class itself
         config_class = getattr(entry, "config_class", None)
         if getattr(entry, "name", None) != name or config_class is None:
-            raise PolicyError(f"policy type {name!r} is registered as {entry.__name__}, which is not a Policy "
-                              f"subclass named {name!r} with a config_class")
+            raise PolicyError(
+                f"policy type {name!r} is registered as {entry.__name__}, which is not a Policy "
+                f"subclass named {name!r} with a config_class"
+            )
         return config_class.__module__, entry.__module__
     if isinstance(entry, tuple | list) and len(entry) == 2:
         return migrate_module_name(entry[0]), migrate_module_name(entry[1])
-    if isinstance(entry, str):  # an entry point: the package holding configuration_<name>.py / modeling_<name>.py
+    if isinstance(
+        entry, str
+    ):  # an entry point: the package holding configuration_<name>.py / modeling_<name>.py
         entry = migrate_module_name(entry)
         return f"{entry}.configuration_{name}", f"{entry}.modeling_{name}"
     if entry is not None:
-        raise PolicyError(f"policy type {name!r} is registered as {entry!r}: register a package name, a "
-                          "(config module, modeling module) pair, or the policy class")
+        raise PolicyError(
+            f"policy type {name!r} is registered as {entry!r}: register a package name, a "
+            "(config module, modeling module) pair, or the policy class"
+        )
     if name.isidentifier() and name in _in_tree():
         return f"ember.policies.{name}.configuration_{name}", f"ember.policies.{name}.modeling_{name}"
     raise PolicyError(
@@ -74,17 +82,25 @@ def policy_modules(name: str, hint: str = "") -> tuple[str, str]:
 
 def _find_class(module_name: str, predicate: Any, what: str) -> Any:
     module = importlib.import_module(module_name)
-    matches = list({id(obj): obj for obj in vars(module).values() if isinstance(obj, type) and predicate(obj)}.values())
+    matches = list(
+        {id(obj): obj for obj in vars(module).values() if isinstance(obj, type) and predicate(obj)}.values()
+    )
     if len(matches) != 1:
-        raise PolicyError(f"{module_name} must define exactly one {what}, found {[m.__name__ for m in matches]}")
+        raise PolicyError(
+            f"{module_name} must define exactly one {what}, found {[m.__name__ for m in matches]}"
+        )
     return matches[0]
 
 
 def _is_config_of(name: str):
     def predicate(obj: type) -> bool:
         fields = getattr(obj, "__dataclass_fields__", {})
-        return (dataclasses.is_dataclass(obj) and hasattr(obj, "from_dict") and "type" in fields
-                and fields["type"].default == name)
+        return (
+            dataclasses.is_dataclass(obj)
+            and hasattr(obj, "from_dict")
+            and "type" in fields
+            and fields["type"].default == name
+        )
 
     return predicate
 
@@ -100,7 +116,9 @@ def get_policy_class(name: str, hint: str = "") -> Any:
     _, modeling_module = policy_modules(name, hint)
     return _find_class(
         modeling_module,
-        lambda c: getattr(c, "name", None) == name and hasattr(c, "from_pretrained") and hasattr(c, "config_class"),
+        lambda c: (
+            getattr(c, "name", None) == name and hasattr(c, "from_pretrained") and hasattr(c, "config_class")
+        ),
         f"Policy subclass named {name!r}",
     )
 
@@ -110,9 +128,14 @@ def policy_class_for_checkpoint(path: str | Path) -> Any:
     name = read_checkpoint_config(path)["type"]
     provider = checkpoint_provider(path)
     if provider.startswith("ember."):
-        hint = (f"The checkpoint was saved by module {provider!r}, which this ember install lacks: install the "
-                "ember release that wrote it.")
+        hint = (
+            f"The checkpoint was saved by module {provider!r}, which this ember install lacks: install the "
+            "ember release that wrote it."
+        )
     else:
-        hint = (f"The checkpoint was saved by module {provider!r}: install the package {provider.split('.')[0]!r}."
-                if provider else "")
+        hint = (
+            f"The checkpoint was saved by module {provider!r}: install the package {provider.split('.')[0]!r}."
+            if provider
+            else ""
+        )
     return get_policy_class(name, hint)

@@ -40,8 +40,9 @@ class ObservationTokens:
     """Each token's real width before padding."""
 
     @classmethod
-    def from_parts(cls, per_step: Sequence[tuple[str, Tensor]], extra: Sequence[tuple[str, Tensor]]
-                   ) -> ObservationTokens:
+    def from_parts(
+        cls, per_step: Sequence[tuple[str, Tensor]], extra: Sequence[tuple[str, Tensor]]
+    ) -> ObservationTokens:
         """``per_step``: (name, (B, T, D_i)) features of each observation source; ``extra``: (name, (B, D_j))
         conditioning vectors. ``pooled`` is the time-major concatenation of ``per_step`` then ``extra``."""
         pieces: list[tuple[str, Tensor]] = []

@@ -44,7 +44,12 @@ class ChunkTransformer(nn.Module):
             else None
         )
         layer = nn.TransformerDecoderLayer(
-            dim, heads, dim_feedforward=4 * dim, dropout=dropout, activation="gelu", batch_first=True,
+            dim,
+            heads,
+            dim_feedforward=4 * dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
             norm_first=True,
         )
         self.decoder = nn.TransformerDecoder(layer, layers)

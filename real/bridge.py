@@ -78,4 +78,3 @@ class BridgeConfig:
         from dataclasses import replace
 
         return replace(self.safety, command_period_s=1.0 / self.rate_hz)
-

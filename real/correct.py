@@ -69,7 +69,9 @@ class CorrectResult:
     commands: dict[str, int] = field(default_factory=dict)
 
 
-def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: TextIO | None = None) -> CorrectResult:
+def run_correct(
+    cfg: CorrectConfig, lines: Iterable[str] | None = None, out: TextIO | None = None
+) -> CorrectResult:
     """Read lines (stdin by default) and publish them until ``/quit`` or end of input.
 
     Uses its own rclpy context, so it also works inside a process that already runs other nodes.
@@ -104,8 +106,11 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
 
         node.create_subscription(String, cfg.recorder_status_topic, on_recorder_status, ros.qos_latched())
         _wait_for_subscribers(corrections, cfg.wait_s, count=cfg.listeners)
-        print(f"ready: {corrections.get_subscription_count()} node(s) listening on {cfg.correction_topic}", file=out,
-              flush=True)
+        print(
+            f"ready: {corrections.get_subscription_count()} node(s) listening on {cfg.correction_topic}",
+            file=out,
+            flush=True,
+        )
         if cfg.task:
             instruction.publish(String(data=cfg.task))
             print(f"task: {cfg.task}", file=out)
@@ -129,7 +134,9 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
             elif verb in CONTROL_COMMANDS:
                 _wait_for_subscribers(control, cfg.wait_s, settle_s=0.2)
                 if result.corrections and cfg.ack_timeout_s > 0:
-                    _wait_for_recorder(node, context, recorder_counts, result.corrections, cfg.ack_timeout_s, out)
+                    _wait_for_recorder(
+                        node, context, recorder_counts, result.corrections, cfg.ack_timeout_s, out
+                    )
                 control.publish(String(data=verb))
                 print(f"recorder: {verb}", file=out)
             elif verb == "estop":
@@ -149,7 +156,9 @@ def run_correct(cfg: CorrectConfig, lines: Iterable[str] | None = None, out: Tex
     return result
 
 
-def _wait_for_recorder(node: Any, context: Any, counts: list[int], sent: int, timeout: float, out: TextIO) -> bool:
+def _wait_for_recorder(
+    node: Any, context: Any, counts: list[int], sent: int, timeout: float, out: TextIO
+) -> bool:
     """Spin until the recorder's status counts ``sent`` corrections (it publishes every 0.5 s) or ``timeout``."""
     from rclpy.executors import SingleThreadedExecutor
 
@@ -162,9 +171,14 @@ def _wait_for_recorder(node: Any, context: Any, counts: list[int], sent: int, ti
     finally:
         executor.remove_node(node)
         executor.shutdown()
-    if counts and counts[-1] < sent:  # a recorder is there but has not seen them all: the episode may miss one
-        print(f"warning: the recorder has counted {counts[-1]} of {sent} corrections after {timeout:g} s",
-              file=out, flush=True)
+    if (
+        counts and counts[-1] < sent
+    ):  # a recorder is there but has not seen them all: the episode may miss one
+        print(
+            f"warning: the recorder has counted {counts[-1]} of {sent} corrections after {timeout:g} s",
+            file=out,
+            flush=True,
+        )
     return bool(counts) and counts[-1] >= sent
 
 
@@ -205,8 +219,12 @@ def _run_verb(cfg: CorrectConfig) -> int:
     return 0
 
 
-VERB = Verb("correct", "type language corrections for a running policy / recorder (publishes std_msgs/String)",
-            CorrectConfig, _run_verb)
+VERB = Verb(
+    "correct",
+    "type language corrections for a running policy / recorder (publishes std_msgs/String)",
+    CorrectConfig,
+    _run_verb,
+)
 """``ember correct`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""
 
 

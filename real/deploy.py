@@ -60,7 +60,7 @@ def checkpoint_cameras(checkpoint: str) -> tuple[str, ...]:
 
     features = read_checkpoint_config(checkpoint).get("input_features", {})
     prefix = "observation.images."
-    return tuple(k[len(prefix):] for k in features if k.startswith(prefix))
+    return tuple(k[len(prefix) :] for k in features if k.startswith(prefix))
 
 
 def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
@@ -93,22 +93,47 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     try:
         common = {"context": context}
-        bridge = BridgeNode(BridgeConfig(robot=cfg.robot, rate_hz=cfg.rate_hz, controller_topic=cfg.controller_topic,
-                                         joint_states_topic=cfg.joint_states_topic), **common)
-        policy = PolicyNode(PolicyNodeConfig(checkpoint=cfg.checkpoint, robot=cfg.robot, rate_hz=cfg.rate_hz,
-                                             device=cfg.device, seed=cfg.seed, task=cfg.task, cameras=cameras,
-                                             camera_topic_prefix=cfg.camera_topic_prefix,
-                                             joint_states_topic=cfg.joint_states_topic), **common)
+        bridge = BridgeNode(
+            BridgeConfig(
+                robot=cfg.robot,
+                rate_hz=cfg.rate_hz,
+                controller_topic=cfg.controller_topic,
+                joint_states_topic=cfg.joint_states_topic,
+            ),
+            **common,
+        )
+        policy = PolicyNode(
+            PolicyNodeConfig(
+                checkpoint=cfg.checkpoint,
+                robot=cfg.robot,
+                rate_hz=cfg.rate_hz,
+                device=cfg.device,
+                seed=cfg.seed,
+                task=cfg.task,
+                cameras=cameras,
+                camera_topic_prefix=cfg.camera_topic_prefix,
+                joint_states_topic=cfg.joint_states_topic,
+            ),
+            **common,
+        )
         nodes += [policy, bridge]
         recorder = None
         if cfg.record:
             from ember.real.nodes.recorder_node import RecorderNode
 
-            recorder = RecorderNode(RecorderConfig(root=cfg.record, robot=cfg.robot, fps=round(cfg.rate_hz),
-                                                   task=cfg.task, cameras=cameras or ("front",),
-                                                   camera_topic_prefix=cfg.camera_topic_prefix,
-                                                   command_topic=cfg.controller_topic,
-                                                   joint_states_topic=cfg.joint_states_topic), **common)
+            recorder = RecorderNode(
+                RecorderConfig(
+                    root=cfg.record,
+                    robot=cfg.robot,
+                    fps=round(cfg.rate_hz),
+                    task=cfg.task,
+                    cameras=cameras or ("front",),
+                    camera_topic_prefix=cfg.camera_topic_prefix,
+                    command_topic=cfg.controller_topic,
+                    joint_states_topic=cfg.joint_states_topic,
+                ),
+                **common,
+            )
             nodes.append(recorder)
         # The mock arm last: its camera thread loads Mesa's GL (with its own LLVM); importing torch's triton
         # (done while loading the checkpoint) after that crashes the process. Policy first, GL second.
@@ -116,10 +141,16 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
         if cfg.use_mock:
             from ember.real.nodes.mock_arm_node import MockArmNode
 
-            mock = MockArmNode(MockArmConfig(robot=cfg.robot, cameras=cameras or ("front",),
-                                             camera_topic_prefix=cfg.camera_topic_prefix,
-                                             joint_states_topic=cfg.joint_states_topic,
-                                             controller_topic=cfg.controller_topic), **common)
+            mock = MockArmNode(
+                MockArmConfig(
+                    robot=cfg.robot,
+                    cameras=cameras or ("front",),
+                    camera_topic_prefix=cfg.camera_topic_prefix,
+                    joint_states_topic=cfg.joint_states_topic,
+                    controller_topic=cfg.controller_topic,
+                ),
+                **common,
+            )
             nodes.append(mock)
         # One single-threaded executor per node, each on its own thread. A shared MultiThreadedExecutor busy-loops
         # whenever a ready entity's callback group is busy, and that loop holds the GIL the physics thread and the
@@ -128,7 +159,9 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
         threads = []
         for node, executor in zip(nodes, executors, strict=True):
             executor.add_node(node)
-            thread = threading.Thread(target=_spin, args=(executor,), name=f"spin_{node.get_name()}", daemon=True)
+            thread = threading.Thread(
+                target=_spin, args=(executor,), name=f"spin_{node.get_name()}", daemon=True
+            )
             thread.start()
             threads.append(thread)
         end = time.monotonic() + cfg.duration_s if cfg.duration_s > 0 else float("inf")
@@ -174,6 +207,10 @@ def _run_verb(cfg: DeployConfig) -> int:
     return 0
 
 
-VERB = Verb("deploy", "run mock arm (or a real one) + bridge + policy node (+ recorder) in one process over ROS 2",
-            DeployConfig, _run_verb)
+VERB = Verb(
+    "deploy",
+    "run mock arm (or a real one) + bridge + policy node (+ recorder) in one process over ROS 2",
+    DeployConfig,
+    _run_verb,
+)
 """``ember deploy`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""

@@ -44,13 +44,18 @@ class Executable:
         return self.target.partition(":")[0]
 
 
-EXECUTABLES: dict[str, Executable] = {e.name: e for e in (
-    Executable("ember-mock-arm", "ember.real.nodes.mock_arm_node:main", MOCK_ARM_NODE, MockArmConfig),
-    Executable("ember-bridge", "ember.real.nodes.bridge_node:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED),
-    Executable("ember-policy-node", "ember.real.nodes.policy_node:main", POLICY_NODE, PolicyNodeConfig),
-    Executable("ember-recorder", "ember.real.nodes.recorder_node:main", RECORDER_NODE, RecorderConfig),
-    Executable("ember-correct", "ember.real.correct:main"),
-)}
+EXECUTABLES: dict[str, Executable] = {
+    e.name: e
+    for e in (
+        Executable("ember-mock-arm", "ember.real.nodes.mock_arm_node:main", MOCK_ARM_NODE, MockArmConfig),
+        Executable(
+            "ember-bridge", "ember.real.nodes.bridge_node:main", BRIDGE_NODE, BridgeConfig, BRIDGE_DERIVED
+        ),
+        Executable("ember-policy-node", "ember.real.nodes.policy_node:main", POLICY_NODE, PolicyNodeConfig),
+        Executable("ember-recorder", "ember.real.nodes.recorder_node:main", RECORDER_NODE, RecorderConfig),
+        Executable("ember-correct", "ember.real.correct:main"),
+    )
+}
 
 CONSOLE_SCRIPTS: dict[str, str] = {name: e.target for name, e in EXECUTABLES.items()}
 """What ``[project.scripts]`` in pyproject.toml should contain for real/."""

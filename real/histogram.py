@@ -72,25 +72,46 @@ class LatencyHistogram:
         if any(c < 0 for c in counts.values()) or earlier.n > self.n:
             raise ValueError("'earlier' is not an earlier snapshot of this histogram (a count went down)")
         top = max(counts) if counts else 0
-        return LatencyHistogram(counts, self.n - earlier.n, self.total_ms - earlier.total_ms,
-                                min(self.max_ms, bucket_upper_ms(top)) if counts else 0.0)
+        return LatencyHistogram(
+            counts,
+            self.n - earlier.n,
+            self.total_ms - earlier.total_ms,
+            min(self.max_ms, bucket_upper_ms(top)) if counts else 0.0,
+        )
 
     def mean(self) -> float:
         return self.total_ms / self.n if self.n else math.nan
 
     def summary(self) -> dict[str, float]:
-        return {"n": self.n, "p50": round(self.percentile(50), 4), "p90": round(self.percentile(90), 4),
-                "p99": round(self.percentile(99), 4), "max": round(self.max_ms, 4), "mean": round(self.mean(), 4)}
+        return {
+            "n": self.n,
+            "p50": round(self.percentile(50), 4),
+            "p90": round(self.percentile(90), 4),
+            "p99": round(self.percentile(99), 4),
+            "max": round(self.max_ms, 4),
+            "mean": round(self.mean(), 4),
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"buckets_per_decade": BUCKETS_PER_DECADE, "lowest_ms": LOWEST_MS,
-                "counts": {str(b): c for b, c in sorted(self.counts.items())}, "n": self.n,
-                "total_ms": self.total_ms, "max_ms": self.max_ms}
+        return {
+            "buckets_per_decade": BUCKETS_PER_DECADE,
+            "lowest_ms": LOWEST_MS,
+            "counts": {str(b): c for b, c in sorted(self.counts.items())},
+            "n": self.n,
+            "total_ms": self.total_ms,
+            "max_ms": self.max_ms,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LatencyHistogram:
         if data.get("buckets_per_decade", BUCKETS_PER_DECADE) != BUCKETS_PER_DECADE:
-            raise ValueError(f"histogram with {data['buckets_per_decade']} buckets per decade; this reader "
-                             f"knows {BUCKETS_PER_DECADE}")
-        return cls({int(b): int(c) for b, c in data.get("counts", {}).items()}, int(data.get("n", 0)),
-                   float(data.get("total_ms", 0.0)), float(data.get("max_ms", 0.0)))
+            raise ValueError(
+                f"histogram with {data['buckets_per_decade']} buckets per decade; this reader "
+                f"knows {BUCKETS_PER_DECADE}"
+            )
+        return cls(
+            {int(b): int(c) for b, c in data.get("counts", {}).items()},
+            int(data.get("n", 0)),
+            float(data.get("total_ms", 0.0)),
+            float(data.get("max_ms", 0.0)),
+        )

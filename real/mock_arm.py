@@ -78,7 +78,9 @@ class MockArmConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.image_width % 2 or self.image_height % 2 or min(self.image_width, self.image_height) < 8:
-            raise ValueError("image_width/height must be even and at least 8 (video encoders need even sizes)")
+            raise ValueError(
+                "image_width/height must be even and at least 8 (video encoders need even sizes)"
+            )
 
 
 class MockArmSim:
@@ -98,8 +100,13 @@ class MockArmSim:
         if cfg.task:
             from ember.real.task_scene import TaskScene
 
-            self.task = TaskScene(cfg.task, self.robot.name, cfg.split, tuple(cfg.cameras),
-                                  max(cfg.image_width, cfg.image_height))
+            self.task = TaskScene(
+                cfg.task,
+                self.robot.name,
+                cfg.split,
+                tuple(cfg.cameras),
+                max(cfg.image_width, cfg.image_height),
+            )
             self.model, self.data = self.task.model, self.task.data
             self.physics_hz = self.task.physics_hz
             self._qadr, self._dadr = self.task.qpos_adr, self.task.qvel_adr
@@ -112,23 +119,38 @@ class MockArmSim:
             self.model.vis.quality.shadowsize = 0
             self.model.vis.quality.offsamples = 0
             self.data = mujoco.MjData(self.model)
-            jids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, ROBOT_PREFIX + n) for n in self.names]
+            jids = [
+                mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, ROBOT_PREFIX + n) for n in self.names
+            ]
             self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
             self._dadr = np.array([self.model.jnt_dofadr[j] for j in jids])
-            self._act = np.array([mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, ROBOT_PREFIX + n)
-                                  for n in self.names])
+            self._act = np.array(
+                [
+                    mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, ROBOT_PREFIX + n)
+                    for n in self.names
+                ]
+            )
             if np.any(self._act < 0):
-                raise RealError(f"robot '{self.robot.name}' needs one position actuator per joint {self.names}")
+                raise RealError(
+                    f"robot '{self.robot.name}' needs one position actuator per joint {self.names}"
+                )
             q0 = np.asarray(cfg.initial_positions, float) if cfg.initial_positions else home_state(self.robot)
             if q0.shape != (len(self.names),):
-                raise RealError(f"initial_positions needs {len(self.names)} values ({self.names}), got {q0.size}")
+                raise RealError(
+                    f"initial_positions needs {len(self.names)} values ({self.names}), got {q0.size}"
+                )
             q0 = np.clip(q0, self.limits.lower, self.limits.upper)
             self.data.qpos[self._qadr] = q0
             self.data.ctrl[self._act] = q0
             mujoco.mj_forward(self.model, self.data)
         self.follower = TrajectoryFollower(self.names, q0)
-        self.auditor = CommandAuditor(self.names, self.limits.lower, self.limits.upper, self.limits.velocity,
-                                      AuditConfig(max_step=cfg.audit_max_step))
+        self.auditor = CommandAuditor(
+            self.names,
+            self.limits.lower,
+            self.limits.upper,
+            self.limits.velocity,
+            AuditConfig(max_step=cfg.audit_max_step),
+        )
         self.lock = threading.Lock()
         self.sim_start = time.monotonic()
         self.steps = 0
@@ -144,7 +166,9 @@ class MockArmSim:
     def reset_episode(self, seed: int) -> np.ndarray:
         """Task mode: start the episode of ``seed`` (layout, start pose); the arm holds its new pose."""
         if self.task is None:
-            raise RealError("reset_episode needs a task (the 'task' parameter); the plain scene has no episodes")
+            raise RealError(
+                "reset_episode needs a task (the 'task' parameter); the plain scene has no episodes"
+            )
         with self.lock:
             q0 = self.task.reset(seed)
             self.follower = TrajectoryFollower(self.names, q0)
@@ -183,8 +207,11 @@ class MockArmSim:
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Measured positions, velocities and actuator efforts (state order)."""
         with self.lock:
-            return (self.data.qpos[self._qadr].copy(), self.data.qvel[self._dadr].copy(),
-                    self.data.qfrc_actuator[self._dadr].copy())
+            return (
+                self.data.qpos[self._qadr].copy(),
+                self.data.qvel[self._dadr].copy(),
+                self.data.qfrc_actuator[self._dadr].copy(),
+            )
 
     def qpos(self) -> np.ndarray:
         with self.lock:
@@ -193,7 +220,9 @@ class MockArmSim:
     def command(self, names: list[str], points: list[TrajectoryPoint], now: float) -> str | None:
         """Audit and (unless unsafe and refused) execute a trajectory; returns the problem, if any."""
         measured = self.state()[0]
-        problem = self.auditor.audit(names, points, measured, self.follower.setpoint(now), self.follower.final_target())
+        problem = self.auditor.audit(
+            names, points, measured, self.follower.setpoint(now), self.follower.final_target()
+        )
         if problem is not None and self.config.reject_unsafe:
             return f"unsafe command refused: {problem}"
         refused = self.follower.set_trajectory(names, points, now)
@@ -213,8 +242,11 @@ class CameraThread(threading.Thread):
 
         cfg, model = self.sim.config, self.sim.model
         renderer = mujoco.Renderer(model, height=cfg.image_height, width=cfg.image_width)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        ):
             renderer.scene.flags[flag] = 0
         option = mujoco.MjvOption()
         option.geomgroup[:] = 0
@@ -240,4 +272,3 @@ class CameraThread(threading.Thread):
                 self.stop.wait(max(0.0, delay))
         finally:
             renderer.close()
-

@@ -67,8 +67,15 @@ class ObservationBuilder:
     Thread-safe: ROS callbacks update it while a control loop reads it.
     """
 
-    def __init__(self, state_names: Sequence[str], cameras: Sequence[str] = (), *, max_state_age_s: float = 0.2,
-                 max_image_age_s: float = 0.5, check_stamps: bool = True) -> None:
+    def __init__(
+        self,
+        state_names: Sequence[str],
+        cameras: Sequence[str] = (),
+        *,
+        max_state_age_s: float = 0.2,
+        max_image_age_s: float = 0.5,
+        check_stamps: bool = True,
+    ) -> None:
         self.state_names = tuple(state_names)
         self.cameras = tuple(cameras)
         self.max_state_age_s = max_state_age_s
@@ -84,8 +91,9 @@ class ObservationBuilder:
         """Joint states that did not contain every joint of the robot."""
 
     # ------------------------------------------------------------------------------------------ updates
-    def update_state(self, names: Sequence[str], positions: Sequence[float], stamp: float,
-                     received: float | None = None) -> bool:
+    def update_state(
+        self, names: Sequence[str], positions: Sequence[float], stamp: float, received: float | None = None
+    ) -> bool:
         """Store a joint state; False (and counted) when it lacks a robot joint."""
         order = self._order(tuple(names))
         if order is None or len(positions) < len(names):
@@ -102,7 +110,9 @@ class ObservationBuilder:
         with self._lock:
             self._state = None
 
-    def update_image(self, camera: str, image: np.ndarray, stamp: float, received: float | None = None) -> None:
+    def update_image(
+        self, camera: str, image: np.ndarray, stamp: float, received: float | None = None
+    ) -> None:
         sample = _Sample(image, float(stamp), time.monotonic() if received is None else received)
         with self._lock:
             self._images[camera] = sample

@@ -76,7 +76,9 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
             return int(value)
         return str(value) if hint is str else value
     except (TypeError, ValueError) as exc:
-        raise RealError(f"parameter '{name}' = {value!r} is not a valid {getattr(hint, '__name__', hint)}.") from exc
+        raise RealError(
+            f"parameter '{name}' = {value!r} is not a valid {getattr(hint, '__name__', hint)}."
+        ) from exc
 
 
 def _ros_default(name: str, hint: Any, default: Any) -> Any:
@@ -85,8 +87,9 @@ def _ros_default(name: str, hint: Any, default: Any) -> Any:
     return default
 
 
-def declare_config(node: Any, cls: type[C], defaults: C | None = None,
-                   derived: frozenset[str] = frozenset()) -> C:
+def declare_config(
+    node: Any, cls: type[C], defaults: C | None = None, derived: frozenset[str] = frozenset()
+) -> C:
     """Declare every field of ``cls`` as a parameter of ``node`` and return the resolved config.
 
     ``defaults``: a config whose values serve as the defaults (``ember deploy`` passes its own); parameters from
@@ -105,8 +108,11 @@ def declare_config(node: Any, cls: type[C], defaults: C | None = None,
         ros_default = _ros_default(name, hint, default)
         if isinstance(ros_default, list) and not ros_default:
             elem = _element_type(hint)
-            ptype = {float: Parameter.Type.DOUBLE_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
-                     bool: Parameter.Type.BOOL_ARRAY}.get(elem, Parameter.Type.STRING_ARRAY)
+            ptype = {
+                float: Parameter.Type.DOUBLE_ARRAY,
+                int: Parameter.Type.INTEGER_ARRAY,
+                bool: Parameter.Type.BOOL_ARRAY,
+            }.get(elem, Parameter.Type.STRING_ARRAY)
             node.declare_parameter(name, ptype)
             try:
                 value = node.get_parameter(name).value

@@ -88,4 +88,3 @@ class PolicyNodeConfig:
             raise ValueError("rate_hz must be positive")
         if self.n_action_steps < 0 or self.prefetch_steps < 0 or self.blend_steps < 0:
             raise ValueError("n_action_steps, prefetch_steps and blend_steps must be >= 0")
-

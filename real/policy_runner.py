@@ -32,7 +32,9 @@ def load_checkpoint(path: str, device: str = "cpu") -> Any:
     from ember.policies import PolicyError, load_policy
 
     if not path:
-        raise RealError("no checkpoint given: set the 'checkpoint' parameter to a folder written by `ember train`.")
+        raise RealError(
+            "no checkpoint given: set the 'checkpoint' parameter to a folder written by `ember train`."
+        )
     try:
         policy = load_policy(path, device=device)
     except PolicyError as exc:
@@ -51,7 +53,7 @@ class PolicyRunner:
         self.n_action_steps: int = cfg.n_action_steps
         self.action_dim: int = cfg.action_dim
         self.image_sizes = {k: tuple(cfg.input_features[k]["shape"][1:]) for k in cfg.image_keys}
-        self.cameras = [k[len(IMAGE_PREFIX):] for k in self.keys if k.startswith(IMAGE_PREFIX)]
+        self.cameras = [k[len(IMAGE_PREFIX) :] for k in self.keys if k.startswith(IMAGE_PREFIX)]
         self.device = policy.device
         self._history = ObservationHistory(self.n_obs_steps)
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -64,15 +66,19 @@ class PolicyRunner:
         """How many actions one chunk holds from the current step on: ``horizon - n_obs_steps + 1`` (the chunk
         starts at the last observed step), 1 for policies that predict one action."""
         horizon = getattr(self.policy.config, "horizon", None)
-        return max(1, int(horizon) - self.n_obs_steps + 1) if self.chunked and horizon else self.n_action_steps
+        return (
+            max(1, int(horizon) - self.n_obs_steps + 1) if self.chunked and horizon else self.n_action_steps
+        )
 
     def set_n_action_steps(self, n: int) -> None:
         """Execute ``n`` actions per chunk instead of the checkpoint's own ``n_action_steps`` (e.g. longer chunks at
         a high control rate). More than a chunk holds is an error, not a silent cap."""
         if not 1 <= n <= self.max_action_steps:
-            raise RealError(f"n_action_steps={n}: the checkpoint's chunks hold {self.max_action_steps} actions from "
-                            f"the current step (horizon {getattr(self.policy.config, 'horizon', 1)}, n_obs_steps "
-                            f"{self.n_obs_steps}); use 1..{self.max_action_steps}")
+            raise RealError(
+                f"n_action_steps={n}: the checkpoint's chunks hold {self.max_action_steps} actions from "
+                f"the current step (horizon {getattr(self.policy.config, 'horizon', 1)}, n_obs_steps "
+                f"{self.n_obs_steps}); use 1..{self.max_action_steps}"
+            )
         self.policy.config.n_action_steps = n
         self.n_action_steps = n
 
@@ -81,26 +87,38 @@ class PolicyRunner:
         the bridge cannot execute, or whose state/action size does not fit the robot (another arm or gripper)."""
         privileged = [k for k in self.policy.config.input_features if k in PRIVILEGED_KEYS]
         if privileged:
-            raise RealError(f"the checkpoint needs {privileged}, which only a simulator provides (object poses); "
-                            "train on what an arm gives: `ember collect --observations=robot --obs_mode=pixels`.")
+            raise RealError(
+                f"the checkpoint needs {privileged}, which only a simulator provides (object poses); "
+                "train on what an arm gives: `ember collect --observations=robot --obs_mode=pixels`."
+            )
         space = self.action_space
         if space not in ACTION_SPACES:
-            raise RealError(f"the checkpoint outputs {space!r} actions; the policy node runs "
-                            f"{', '.join(ACTION_SPACES)} (collect with `ember collect --action_space=joint_pos`).")
+            raise RealError(
+                f"the checkpoint outputs {space!r} actions; the policy node runs "
+                f"{', '.join(ACTION_SPACES)} (collect with `ember collect --action_space=joint_pos`)."
+            )
         spec = self.policy.config.input_features.get(STATE_KEY)
         if spec is not None and list(spec["shape"]) != [state_dim]:
-            raise RealError(f"the checkpoint expects {STATE_KEY} of shape {spec['shape']}, the robot has "
-                            f"{state_dim} joints: was it trained on another robot?")
+            raise RealError(
+                f"the checkpoint expects {STATE_KEY} of shape {spec['shape']}, the robot has "
+                f"{state_dim} joints: was it trained on another robot?"
+            )
         if space == JOINT_POS and self.action_dim != state_dim:
-            raise RealError(f"the checkpoint outputs {self.action_dim}-D actions; joint_pos control of this robot "
-                            f"needs {state_dim}-D (arm + gripper targets).")
+            raise RealError(
+                f"the checkpoint outputs {self.action_dim}-D actions; joint_pos control of this robot "
+                f"needs {state_dim}-D (arm + gripper targets)."
+            )
         if space != JOINT_POS and self.action_dim not in (3, 4):
-            raise RealError(f"the checkpoint outputs {self.action_dim}-D {space} actions; end-effector control "
-                            "takes [x, y, z] or [x, y, z, gripper].")
+            raise RealError(
+                f"the checkpoint outputs {self.action_dim}-D {space} actions; end-effector control "
+                "takes [x, y, z] or [x, y, z, gripper]."
+            )
         if space != JOINT_POS and spec is None:
-            raise RealError(f"the checkpoint outputs {space} actions but reads no {STATE_KEY}: end-effector "
-                            "actions are turned into joint targets from the measured joints, so train with the "
-                            "robot's state (`ember collect --observations=robot`).")
+            raise RealError(
+                f"the checkpoint outputs {space} actions but reads no {STATE_KEY}: end-effector "
+                "actions are turned into joint targets from the measured joints, so train with the "
+                "robot's state (`ember collect --observations=robot`)."
+            )
 
     @property
     def action_space(self) -> str:
@@ -116,8 +134,10 @@ class PolicyRunner:
         """Add one control step's observation (numpy, DESIGN.md contract) to the history."""
         missing = [k for k in self.keys if k not in observation]
         if missing:
-            raise RealError(f"the observation lacks {missing}, which the policy needs; check the 'cameras' "
-                            f"parameter and the camera topics.")
+            raise RealError(
+                f"the observation lacks {missing}, which the policy needs; check the 'cameras' "
+                f"parameter and the camera topics."
+            )
         batch = to_batch({k: observation[k] for k in self.keys}, device=self.device, batched=False)
         for key, size in self.image_sizes.items():
             x = batch[key]

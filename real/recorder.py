@@ -94,14 +94,22 @@ class RecorderConfig:
             if len(parts) != 8 or len(values) != 7 or not all(map(math.isfinite, values)):
                 raise ValueError(f"camera_poses entry {entry!r}: expected '<camera> x y z qw qx qy qz'")
             if parts[0] not in self.cameras:
-                raise ValueError(f"camera_poses names camera {parts[0]!r}, which is not in cameras {list(self.cameras)}")
+                raise ValueError(
+                    f"camera_poses names camera {parts[0]!r}, which is not in cameras {list(self.cameras)}"
+                )
             out[parts[0]] = values
         return out
 
     def __post_init__(self) -> None:
         self.poses()  # a malformed pose is an error at start-up, not when the first frame is written
-        if self.fps <= 0 or self.episode_duration_s < 0 or self.num_episodes < 0 or self.min_episode_frames < 1:
-            raise ValueError("fps > 0, episode_duration_s >= 0, num_episodes >= 0, min_episode_frames >= 1 needed")
+        if (
+            self.fps <= 0
+            or self.episode_duration_s < 0
+            or self.num_episodes < 0
+            or self.min_episode_frames < 1
+        ):
+            raise ValueError(
+                "fps > 0, episode_duration_s >= 0, num_episodes >= 0, min_episode_frames >= 1 needed"
+            )
         if not 0.0 <= self.correction_latency_s <= 10.0:
             raise ValueError(f"correction_latency_s must be in [0, 10] s, got {self.correction_latency_s}")
-

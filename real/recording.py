@@ -42,14 +42,20 @@ IMAGE_PREFIX = "observation.images."
 NO_CORRECTION_TIME = -1.0
 
 
-def recording_features(state_names: tuple[str, ...], image_shapes: dict[str, tuple[int, int, int]],
-                       use_videos: bool) -> dict[str, dict[str, Any]]:
+def recording_features(
+    state_names: tuple[str, ...], image_shapes: dict[str, tuple[int, int, int]], use_videos: bool
+) -> dict[str, dict[str, Any]]:
     """The dataset features: state, cameras, action and the three language columns."""
     names = list(state_names)
-    features: dict[str, dict[str, Any]] = {STATE_KEY: {"dtype": "float32", "shape": [len(names)], "names": names}}
+    features: dict[str, dict[str, Any]] = {
+        STATE_KEY: {"dtype": "float32", "shape": [len(names)], "names": names}
+    }
     for cam, shape in image_shapes.items():
-        features[IMAGE_PREFIX + cam] = {"dtype": "video" if use_videos else "image", "shape": list(shape),
-                                        "names": ["height", "width", "channels"]}
+        features[IMAGE_PREFIX + cam] = {
+            "dtype": "video" if use_videos else "image",
+            "shape": list(shape),
+            "names": ["height", "width", "channels"],
+        }
     features["action"] = {"dtype": "float32", "shape": [len(names)], "names": names}
     features["language.instruction"] = {"dtype": "string", "shape": [1], "names": None}
     features["language.correction"] = {"dtype": "string", "shape": [1], "names": None}
@@ -83,13 +89,23 @@ class RecorderStats:
 class EpisodeRecorder:
     """Turns samples into dataset frames; the dataset is created at the first frame (image sizes known then)."""
 
-    def __init__(self, root: str | Path, fps: int, robot: str, state_names: tuple[str, ...],
-                 cameras: tuple[str, ...], language: LanguageState, use_videos: bool = True,
-                 hold_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        fps: int,
+        robot: str,
+        state_names: tuple[str, ...],
+        cameras: tuple[str, ...],
+        language: LanguageState,
+        use_videos: bool = True,
+        hold_s: float = 0.5,
+    ) -> None:
         self.root = Path(root)
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
-            raise RealError(f"dataset folder '{self.root}' already exists and is not empty; record into a new "
-                            "folder (existing episodes are never modified).")
+            raise RealError(
+                f"dataset folder '{self.root}' already exists and is not empty; record into a new "
+                "folder (existing episodes are never modified)."
+            )
         self.fps = int(fps)
         self.robot = robot
         self.state_names = state_names
@@ -153,15 +169,21 @@ class EpisodeRecorder:
             late = [c for c in arrived if self._written > 0 and sampled - c.received > 1.5 * period]
             if late:  # before the episode's first frame is not late: those land at 0.0 on purpose
                 self.stats.late_corrections += len(late)
-                log.warning("correction %r landed %.2f s after it was sent (its frame was already written, "
-                            "hold %.2f s); raise correction_latency_s to keep corrections on their frame",
-                            late[0].text, sampled - late[0].received, self.hold_s)
-        frame = {STATE_KEY: np.asarray(observation[STATE_KEY], dtype=np.float32),
-                 "action": np.asarray(action, dtype=np.float32),
-                 "language.instruction": self.language.active(sampled) or self.language.instruction or "",
-                 "language.correction": text,
-                 "language.correction_timestamp": np.float32(when),
-                 "task": self.language.instruction or "unspecified task"}
+                log.warning(
+                    "correction %r landed %.2f s after it was sent (its frame was already written, "
+                    "hold %.2f s); raise correction_latency_s to keep corrections on their frame",
+                    late[0].text,
+                    sampled - late[0].received,
+                    self.hold_s,
+                )
+        frame = {
+            STATE_KEY: np.asarray(observation[STATE_KEY], dtype=np.float32),
+            "action": np.asarray(action, dtype=np.float32),
+            "language.instruction": self.language.active(sampled) or self.language.instruction or "",
+            "language.correction": text,
+            "language.correction_timestamp": np.float32(when),
+            "task": self.language.instruction or "unspecified task",
+        }
         for cam in self.cameras:
             frame[IMAGE_PREFIX + cam] = observation[IMAGE_PREFIX + cam]
         self.writer.add_frame(frame)
@@ -234,5 +256,6 @@ class EpisodeRecorder:
                 raise RealError(f"camera '{cam}' has no image in the observation")
             shapes[cam] = tuple(int(s) for s in np.shape(img))
         features = recording_features(self.state_names, shapes, self.use_videos)
-        self.writer = DatasetWriter.create(self.root, fps=self.fps, features=features, robot_type=self.robot,
-                                           use_videos=self.use_videos)
+        self.writer = DatasetWriter.create(
+            self.root, fps=self.fps, features=features, robot_type=self.robot, use_videos=self.use_videos
+        )

@@ -27,7 +27,9 @@ def robot_mjspec(name: str):  # -> mujoco.MjSpec, imported lazily
     """A fresh MuJoCo spec of robot ``name`` (the arm alone, base at the origin)."""
     key = name.strip().lower()
     if key not in _MJSPEC_FACTORIES:
-        raise RealError(f"no MuJoCo model for robot '{name}' in real/; known: {', '.join(sorted(_MJSPEC_FACTORIES))}.")
+        raise RealError(
+            f"no MuJoCo model for robot '{name}' in real/; known: {', '.join(sorted(_MJSPEC_FACTORIES))}."
+        )
     module, func = _MJSPEC_FACTORIES[key].split(":")
     return getattr(importlib.import_module(module), func)()
 

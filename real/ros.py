@@ -75,8 +75,12 @@ def qos_command() -> Any:
 def qos_latched() -> Any:
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(
+        depth=1,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- messages
@@ -122,7 +126,9 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     """A ``sensor_msgs/Image`` as uint8 HxWx3 RGB (rgb8, bgr8, rgba8, bgra8 and mono8 accepted)."""
     channels = _CHANNELS.get(msg.encoding)
     if channels is None:
-        raise RealError(f"image encoding '{msg.encoding}' is not supported; publish one of {sorted(_CHANNELS)}.")
+        raise RealError(
+            f"image encoding '{msg.encoding}' is not supported; publish one of {sorted(_CHANNELS)}."
+        )
     flat = np.frombuffer(msg.data, dtype=np.uint8)
     rows = flat.reshape(msg.height, msg.step)[:, : msg.width * channels]
     img = rows.reshape(msg.height, msg.width, channels)
@@ -182,8 +188,10 @@ def joint_trajectory(names: Sequence[str], target: np.ndarray, time_from_start: 
 def ros_env_warning() -> str | None:
     """A warning when discovery would leave the machine (ROS_AUTOMATIC_DISCOVERY_RANGE unset)."""
     if not os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") and not os.environ.get("ROS_LOCALHOST_ONLY"):
-        return ("ROS_AUTOMATIC_DISCOVERY_RANGE is not set: discovery also uses the network. Set it to LOCALHOST "
-                "for a single-machine setup (and pick a ROS_DOMAIN_ID).")
+        return (
+            "ROS_AUTOMATIC_DISCOVERY_RANGE is not set: discovery also uses the network. Set it to LOCALHOST "
+            "for a single-machine setup (and pick a ROS_DOMAIN_ID)."
+        )
     return None
 
 
@@ -245,7 +253,9 @@ def lock_memory() -> str | None:
     return None
 
 
-def run_node(make_node: Callable[[], Any], args: Sequence[str] | None = None, executor: str = "single") -> int:
+def run_node(
+    make_node: Callable[[], Any], args: Sequence[str] | None = None, executor: str = "single"
+) -> int:
     """Init rclpy with ``args`` (``--ros-args ...`` included), build the node, spin it until Ctrl-C / SIGTERM,
     then call the node's ``close()`` (if any) and shut down. The return value is the process exit code."""
     rclpy = require_rclpy()

@@ -74,7 +74,7 @@ def checkpoint_setup(checkpoint: str) -> dict[str, Any]:
     cameras, size = [], 0
     for key, feature in config.get("input_features", {}).items():
         if key.startswith("observation.images."):
-            cameras.append(key[len("observation.images."):])
+            cameras.append(key[len("observation.images.") :])
             size = max(size, *feature["shape"][1:])
     fps = 10.0  # the tabletop sims' control rate
     try:  # the training dataset's fps, when the dataset is still where training read it
@@ -103,13 +103,33 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
     probe = None
     episodes: list[RosEpisode] = []
     try:
-        nodes["arm"] = start_node("mock_arm", {
-            "task": cfg.task, "split": cfg.split, "seed": cfg.seed, "cameras": setup["cameras"],
-            "image_width": setup["image_size"], "image_height": setup["image_size"], "camera_rate_hz": rate}, env, out)
-        nodes["bridge"] = start_node("bridge", {"rate_hz": rate, "policy_timeout_ms": 300.0, "status_rate_hz": 5.0,
-                                                **cfg.bridge_params}, env, out)
-        nodes["policy"] = start_node("policy_node", {"checkpoint": cfg.checkpoint, "rate_hz": rate,
-                                                     **cfg.policy_params}, env, out, name="policy")
+        nodes["arm"] = start_node(
+            "mock_arm",
+            {
+                "task": cfg.task,
+                "split": cfg.split,
+                "seed": cfg.seed,
+                "cameras": setup["cameras"],
+                "image_width": setup["image_size"],
+                "image_height": setup["image_size"],
+                "camera_rate_hz": rate,
+            },
+            env,
+            out,
+        )
+        nodes["bridge"] = start_node(
+            "bridge",
+            {"rate_hz": rate, "policy_timeout_ms": 300.0, "status_rate_hz": 5.0, **cfg.bridge_params},
+            env,
+            out,
+        )
+        nodes["policy"] = start_node(
+            "policy_node",
+            {"checkpoint": cfg.checkpoint, "rate_hz": rate, **cfg.policy_params},
+            env,
+            out,
+            name="policy",
+        )
         probe = Probe("ember_ros_eval", domain_id=int(env["ROS_DOMAIN_ID"]))
         for topic in ("/mock_arm/task", "/ember/bridge/status", "/ember/policy/status"):
             probe.subscribe(topic, String, ros.qos_latched())
@@ -125,18 +145,34 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
         def logs() -> str:
             return "\n".join(f"--- {k}\n{n.output()[-2000:]}" for k, n in nodes.items())
 
-        probe.wait_for(lambda: alive() and probe.json("/ember/policy/status").get("ticks", 0) > 0
-                       and reset.get_subscription_count() > 0 and enable.get_subscription_count() > 0
-                       and probe.json("/ember/bridge/status") != {}, 180, "the stack to start\n" + logs())
+        probe.wait_for(
+            lambda: (
+                alive()
+                and probe.json("/ember/policy/status").get("ticks", 0) > 0
+                and reset.get_subscription_count() > 0
+                and enable.get_subscription_count() > 0
+                and probe.json("/ember/bridge/status") != {}
+            ),
+            180,
+            "the stack to start\n" + logs(),
+        )
         task_steps = cfg.max_episode_steps or _task_steps(cfg.task)
         for i in range(cfg.num_episodes):
             seed = cfg.seed + i
             enable.publish(Bool(data=False))
-            probe.wait_for(lambda: probe.json("/ember/policy/status").get("enabled") is False, 10, "the pause")
+            probe.wait_for(
+                lambda: probe.json("/ember/policy/status").get("enabled") is False, 10, "the pause"
+            )
             previous = probe.json("/mock_arm/task").get("episode", -1)
             reset.publish(String(data=str(seed)))
-            probe.wait_for(lambda s=seed, p=previous: probe.json("/mock_arm/task").get("seed") == s
-                           and probe.json("/mock_arm/task").get("episode", -1) > p, 20, f"the reset to seed {seed}")
+            probe.wait_for(
+                lambda s=seed, p=previous: (
+                    probe.json("/mock_arm/task").get("seed") == s
+                    and probe.json("/mock_arm/task").get("episode", -1) > p
+                ),
+                20,
+                f"the reset to seed {seed}",
+            )
             probe.spin(cfg.settle_s)
             actions_before = probe.json("/ember/bridge/status").get("actions", 0)
             enable.publish(Bool(data=True))
@@ -149,12 +185,20 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
                 if status.get("succeeded"):
                     break
             seconds = time.monotonic() - start
-            episode = RosEpisode(i, seed, status.get("instruction", ""), bool(status.get("succeeded")), round(seconds, 2),
-                                 probe.json("/ember/bridge/status").get("actions", 0) - actions_before,
-                                 {k: v for k, v in status.items() if k not in ("task", "split", "instruction")})
+            episode = RosEpisode(
+                i,
+                seed,
+                status.get("instruction", ""),
+                bool(status.get("succeeded")),
+                round(seconds, 2),
+                probe.json("/ember/bridge/status").get("actions", 0) - actions_before,
+                {k: v for k, v in status.items() if k not in ("task", "split", "instruction")},
+            )
             episodes.append(episode)
-            progress(f"ros eval: episode {i} seed {seed}: {'success' if episode.success else 'failure'} "
-                     f"after {seconds:.1f} s, {episode.actions} actions")
+            progress(
+                f"ros eval: episode {i} seed {seed}: {'success' if episode.success else 'failure'} "
+                f"after {seconds:.1f} s, {episode.actions} actions"
+            )
         enable.publish(Bool(data=False))
     finally:
         if probe is not None:
@@ -176,5 +220,8 @@ def _task_steps(task: str) -> int:
 
 def to_json(cfg: RosEvalConfig, episodes: list[RosEpisode]) -> dict[str, Any]:
     n = len(episodes)
-    return {"config": asdict(cfg), "success_rate": sum(e.success for e in episodes) / n if n else 0.0,
-            "episodes": [asdict(e) for e in episodes]}
+    return {
+        "config": asdict(cfg),
+        "success_rate": sum(e.success for e in episodes) / n if n else 0.0,
+        "episodes": [asdict(e) for e in episodes],
+    }

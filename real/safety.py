@@ -50,8 +50,17 @@ NONFINITE = "nonfinite"
 POSITION_LIMIT = "position_limit"
 STEP = "step"
 WORKSPACE = "workspace"
-REJECTIONS = (ESTOP, STALE_OBSERVATION, STALE_ACTION, NO_OBSERVATION, MALFORMED, NONFINITE, POSITION_LIMIT,
-              STEP, WORKSPACE)
+REJECTIONS = (
+    ESTOP,
+    STALE_OBSERVATION,
+    STALE_ACTION,
+    NO_OBSERVATION,
+    MALFORMED,
+    NONFINITE,
+    POSITION_LIMIT,
+    STEP,
+    WORKSPACE,
+)
 VELOCITY = "velocity"
 ACCELERATION = "acceleration"
 MARGIN = "position_margin"
@@ -86,8 +95,14 @@ class SafetyConfig:
     """Clamp velocity/acceleration violations (True) or reject such commands (False)."""
 
     def __post_init__(self) -> None:
-        for name in ("command_period_s", "max_step", "velocity_scale", "accel_time_s", "observation_timeout_ms",
-                     "action_timeout_ms"):
+        for name in (
+            "command_period_s",
+            "max_step",
+            "velocity_scale",
+            "accel_time_s",
+            "observation_timeout_ms",
+            "action_timeout_ms",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"safety.{name} must be positive, got {getattr(self, name)!r}.")
         if self.position_margin < 0 or self.limit_tolerance < 0:
@@ -137,9 +152,13 @@ class SafetyFilter:
     ``fk`` maps a state vector to the end-effector position; None disables the workspace check (and says so).
     """
 
-    def __init__(self, limits: JointLimits, config: SafetyConfig | None = None,
-                 fk: Callable[[np.ndarray], np.ndarray] | None = None,
-                 logger: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        limits: JointLimits,
+        config: SafetyConfig | None = None,
+        fk: Callable[[np.ndarray], np.ndarray] | None = None,
+        logger: Callable[[str], None] | None = None,
+    ) -> None:
         self.limits = limits
         self.config = cfg = config or SafetyConfig()
         self._fk = fk
@@ -153,14 +172,17 @@ class SafetyFilter:
         margin = np.minimum(cfg.position_margin, (self._upper - self._lower) / 4)
         self._gripper = np.zeros(limits.size, dtype=bool)
         if limits.dof >= 0:
-            margin[limits.dof:] = 0.0
-            self._gripper[limits.dof:] = True
+            margin[limits.dof :] = 0.0
+            self._gripper[limits.dof :] = True
         self._soft_lower, self._soft_upper = self._lower + margin, self._upper - margin
         tol = np.where(self._gripper, np.inf, cfg.limit_tolerance)
         self._reject_lower, self._reject_upper = self._lower - tol, self._upper + tol
         self._vmax = limits.velocity.astype(float) * cfg.velocity_scale
         self._amax = self._vmax / cfg.accel_time_s
-        self._ws_low, self._ws_high = np.asarray(cfg.workspace_low, float), np.asarray(cfg.workspace_high, float)
+        self._ws_low, self._ws_high = (
+            np.asarray(cfg.workspace_low, float),
+            np.asarray(cfg.workspace_high, float),
+        )
         self._report = _RateLimitedLog(logger or log.warning)
         self.counts: Counter[str] = Counter()
         """Rejections and clamps by reason, plus ``passed`` (commands that went out) and ``holds``."""
@@ -191,9 +213,16 @@ class SafetyFilter:
         self._prev_vel[:] = 0.0
 
     # ------------------------------------------------------------------------------------------ checks
-    def check(self, names: Sequence[str] | None, positions: Sequence[float] | np.ndarray, *,
-              measured: np.ndarray | None, observation_age_s: float, action_age_s: float = 0.0,
-              now: float | None = None) -> Decision:
+    def check(
+        self,
+        names: Sequence[str] | None,
+        positions: Sequence[float] | np.ndarray,
+        *,
+        measured: np.ndarray | None,
+        observation_age_s: float,
+        action_age_s: float = 0.0,
+        now: float | None = None,
+    ) -> Decision:
         """Filter one command. ``names`` None means ``positions`` is in the robot's state order.
 
         ``measured``: the latest measured state (state order) or None if there is none; ``observation_age_s``:
@@ -207,58 +236,97 @@ class SafetyFilter:
             return self._reject(NO_OBSERVATION, "command rejected: no observation of the arm yet", now)
         measured = self._valid_measured(measured)
         if measured is None:
-            return self._reject(NO_OBSERVATION, f"command rejected: the measured state is not a finite vector of "
-                                f"{len(self._names)} joints", now)
+            return self._reject(
+                NO_OBSERVATION,
+                f"command rejected: the measured state is not a finite vector of {len(self._names)} joints",
+                now,
+            )
         if not observation_age_s * 1000.0 <= cfg.observation_timeout_ms:
-            return self._reject(STALE_OBSERVATION, f"command rejected: observation is {observation_age_s * 1e3:.0f} ms "
-                                f"old (limit {cfg.observation_timeout_ms:.0f} ms)", now)
+            return self._reject(
+                STALE_OBSERVATION,
+                f"command rejected: observation is {observation_age_s * 1e3:.0f} ms "
+                f"old (limit {cfg.observation_timeout_ms:.0f} ms)",
+                now,
+            )
         if not action_age_s * 1000.0 <= cfg.action_timeout_ms:
-            return self._reject(STALE_ACTION, f"command rejected: computed from an observation {action_age_s * 1e3:.0f} "
-                                f"ms old (limit {cfg.action_timeout_ms:.0f} ms)", now)
+            return self._reject(
+                STALE_ACTION,
+                f"command rejected: computed from an observation {action_age_s * 1e3:.0f} "
+                f"ms old (limit {cfg.action_timeout_ms:.0f} ms)",
+                now,
+            )
         raw = self._ordered(names, positions)
         if raw is None:
-            return self._reject(MALFORMED, f"command rejected: joints {list(names or [])[:12]} / "
-                                f"{np.size(positions)} values do not match {list(self._names)}", now)
+            return self._reject(
+                MALFORMED,
+                f"command rejected: joints {list(names or [])[:12]} / "
+                f"{np.size(positions)} values do not match {list(self._names)}",
+                now,
+            )
         if not np.isfinite(raw).all():
             return self._reject(NONFINITE, f"command rejected: non-finite values {raw.tolist()}", now)
         outside = (raw < self._reject_lower) | (raw > self._reject_upper)
         if outside.any():
             j = int(np.argmax(outside))
-            return self._reject(POSITION_LIMIT, f"command rejected: {self._names[j]}={raw[j]:.4f} outside "
-                                f"[{self._lower[j]:.4f}, {self._upper[j]:.4f}] by more than {cfg.limit_tolerance}", now)
+            return self._reject(
+                POSITION_LIMIT,
+                f"command rejected: {self._names[j]}={raw[j]:.4f} outside "
+                f"[{self._lower[j]:.4f}, {self._upper[j]:.4f}] by more than {cfg.limit_tolerance}",
+                now,
+            )
         beyond = (raw < self._lower) | (raw > self._upper)
         raw = np.clip(raw, self._lower, self._upper)  # within tolerance: clamp (margin applied below)
         step = np.abs(raw - measured)
         if (step > cfg.max_step).any():
             j = int(np.argmax(step))
-            return self._reject(STEP, f"command rejected: {self._names[j]} jumps {step[j]:.3f} from the measured "
-                                f"position (max_step {cfg.max_step})", now)
+            return self._reject(
+                STEP,
+                f"command rejected: {self._names[j]} jumps {step[j]:.3f} from the measured "
+                f"position (max_step {cfg.max_step})",
+                now,
+            )
 
         target, clamped, ref = self._limit_motion(raw, measured, now)
         step = np.abs(target - measured)
         if (step > cfg.max_step).any():
             j = int(np.argmax(step))
-            return self._reject(STEP, f"command rejected: {self._names[j]} would be {step[j]:.3f} from the measured "
-                                f"position after velocity limiting (max_step {cfg.max_step})", now)
+            return self._reject(
+                STEP,
+                f"command rejected: {self._names[j]} would be {step[j]:.3f} from the measured "
+                f"position after velocity limiting (max_step {cfg.max_step})",
+                now,
+            )
         if (beyond & ~self._gripper).any() and MARGIN not in clamped:
             clamped = (*clamped, MARGIN)  # clamped to the joint limit (position_margin 0)
         if (beyond & self._gripper).any():
             clamped = (*clamped, GRIPPER)
         if clamped and not cfg.clamp_velocity and (VELOCITY in clamped or ACCELERATION in clamped):
-            return self._reject(VELOCITY if VELOCITY in clamped else ACCELERATION,
-                                "command rejected: exceeds velocity/acceleration limits", now)
+            return self._reject(
+                VELOCITY if VELOCITY in clamped else ACCELERATION,
+                "command rejected: exceeds velocity/acceleration limits",
+                now,
+            )
         if self._fk is not None:
             ee = np.asarray(self._fk(target), dtype=float)
             if not ((ee >= self._ws_low) & (ee <= self._ws_high)).all():  # NaN: outside
-                return self._reject(WORKSPACE, f"command rejected: end effector at {np.round(ee, 3).tolist()} "
-                                    f"outside workspace {list(self._ws_low)}..{list(self._ws_high)}", now)
+                return self._reject(
+                    WORKSPACE,
+                    f"command rejected: end effector at {np.round(ee, 3).tolist()} "
+                    f"outside workspace {list(self._ws_low)}..{list(self._ws_high)}",
+                    now,
+                )
         for reason in clamped:
             self.counts[reason] += 1
         self._accept(target, ref, now)
         return Decision(target=target, clamped=clamped)
 
-    def hold(self, measured: np.ndarray | None, reason: str, now: float | None = None,
-             prefer_measured: bool = False) -> np.ndarray | None:
+    def hold(
+        self,
+        measured: np.ndarray | None,
+        reason: str,
+        now: float | None = None,
+        prefer_measured: bool = False,
+    ) -> np.ndarray | None:
         """Target for an explicit hold: the last safe command (the arm is already going there), or the
         measured position when ``prefer_measured`` (e-stop: stop where it is) or nothing was commanded yet.
         None when neither is known (then send nothing: the controller keeps holding). A measured state that
@@ -293,7 +361,9 @@ class SafetyFilter:
             return None
         return values if values.shape == (len(self._names),) and np.isfinite(values).all() else None
 
-    def _ordered(self, names: Sequence[str] | None, positions: Sequence[float] | np.ndarray) -> np.ndarray | None:
+    def _ordered(
+        self, names: Sequence[str] | None, positions: Sequence[float] | np.ndarray
+    ) -> np.ndarray | None:
         try:
             values = np.asarray(positions, dtype=float).reshape(-1)
         except (TypeError, ValueError):
@@ -312,8 +382,9 @@ class SafetyFilter:
             return None
         return values[order]
 
-    def _limit_motion(self, raw: np.ndarray, measured: np.ndarray,
-                      now: float) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    def _limit_motion(
+        self, raw: np.ndarray, measured: np.ndarray, now: float
+    ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
         """Clamp velocity and acceleration relative to the previous command, then into the soft limits.
         Returns the target, the clamp reasons and the reference position it moves from."""
         dt = self.config.command_period_s

@@ -46,20 +46,31 @@ def build_scene(robot: str, offscreen: tuple[int, int] = (640, 480)) -> mujoco.M
     spec.visual.headlight.ambient = [0.3, 0.3, 0.3]
     spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]
     world = spec.worldbody
-    world.add_light(name="key", pos=[0.6, -0.4, 2.0], dir=[-0.1, 0.2, -1.0], diffuse=[0.5, 0.5, 0.5],
-                    castshadow=False)
-    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.05], rgba=[0.55, 0.57, 0.6, 1])
-    world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.3, 0.4, 0.005], pos=[0.55, 0, 0.005],
-                   rgba=[0.8, 0.72, 0.6, 1])
+    world.add_light(
+        name="key", pos=[0.6, -0.4, 2.0], dir=[-0.1, 0.2, -1.0], diffuse=[0.5, 0.5, 0.5], castshadow=False
+    )
+    world.add_geom(
+        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.05], rgba=[0.55, 0.57, 0.6, 1]
+    )
+    world.add_geom(
+        name="table",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.3, 0.4, 0.005],
+        pos=[0.55, 0, 0.005],
+        rgba=[0.8, 0.72, 0.6, 1],
+    )
     cube = world.add_body(name="cube", pos=[0.55, 0.12, 0.035])
     cube.add_freejoint(name="cube_joint")
-    cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025] * 3, rgba=[0.85, 0.2, 0.2, 1],
-                  density=500.0)
+    cube.add_geom(
+        name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025] * 3, rgba=[0.85, 0.2, 0.2, 1], density=500.0
+    )
     for name, (pos, target, fovy) in CAMERAS.items():
         world.add_camera(name=name, pos=list(pos), quat=look_at_quat(pos, target), fovy=fovy)
 
     arm = robot_mjspec(robot)
-    for key in list(arm.keys):  # the scene has more DOF (the cube); the mock arm sets the initial state itself
+    for key in list(
+        arm.keys
+    ):  # the scene has more DOF (the cube); the mock arm sets the initial state itself
         arm.delete(key)
     spec.attach(arm, frame=world.add_frame(pos=[0, 0, 0]), prefix=ROBOT_PREFIX)
     return spec

@@ -116,11 +116,16 @@ def machine_cpu_jiffies(stat_text: str | None = None) -> dict[str, int]:
     v = [int(x) for x in line.split()[1:]]
     v += [0] * (8 - len(v))  # old kernels stop before steal
     user, nice, system, idle, iowait, irq, softirq, steal = v[:8]  # guest time is already inside user
-    return {"idle": idle + iowait, "steal": steal,
-            "total": user + nice + system + idle + iowait + irq + softirq + steal}
+    return {
+        "idle": idle + iowait,
+        "steal": steal,
+        "total": user + nice + system + idle + iowait + irq + softirq + steal,
+    }
 
 
-def host_cpu_percent(a: dict[str, int], b: dict[str, int], node_cpu_s: float, hz: int = 100) -> dict[str, float]:
+def host_cpu_percent(
+    a: dict[str, int], b: dict[str, int], node_cpu_s: float, hz: int = 100
+) -> dict[str, float]:
     """Between two ``machine_cpu_jiffies`` readings: the share of the machine's CPU time that was stolen by the
     hypervisor, spent by the soak's own nodes, and spent by everything else (other jobs), in percent. Missed
     cycles that line up with steal or other load are the machine's, not the stack's."""
@@ -129,9 +134,11 @@ def host_cpu_percent(a: dict[str, int], b: dict[str, int], node_cpu_s: float, hz
         return {"steal": 0.0, "soak_nodes": 0.0, "other": 0.0}
     busy = total - (b["idle"] - a["idle"]) - (b["steal"] - a["steal"])
     nodes = node_cpu_s * hz
-    return {"steal": round(100.0 * (b["steal"] - a["steal"]) / total, 2),
-            "soak_nodes": round(100.0 * nodes / total, 2),
-            "other": round(100.0 * max(0.0, busy - nodes) / total, 2)}
+    return {
+        "steal": round(100.0 * (b["steal"] - a["steal"]) / total, 2),
+        "soak_nodes": round(100.0 * nodes / total, 2),
+        "other": round(100.0 * max(0.0, busy - nodes) / total, 2),
+    }
 
 
 def set_fifo(pid: int, priority: int) -> int:
@@ -171,22 +178,43 @@ class Snapshot:
 
 
 COUNTERS = {
-    "policy_missed_ticks": ("policy", "missed_ticks"), "policy_starved_ticks": ("policy", "starved_ticks"),
-    "policy_stale_ticks": ("policy", "stale_ticks"), "policy_late_ticks": ("policy", "late_ticks"), "policy_errors": ("policy", "errors"),
-    "policy_ticks": ("policy", "ticks"), "policy_chunks": ("policy", "chunks"),
-    "bridge_actions": ("bridge", "actions"), "bridge_commands": ("bridge", "commands"),
-    "bridge_rejected": ("bridge", "safety", "rejected"), "bridge_velocity_clamps": ("bridge", "safety", "velocity"),
-    "bridge_watchdog_holds": ("bridge", "watchdog_holds"), "bridge_policy_timeouts": ("bridge", "policy_timeouts"),
-    "bridge_dropped_states": ("bridge", "dropped_states"), "arm_physics_overruns": ("arm", "physics_overruns"),
-    "arm_state_msgs": ("arm", "state_msgs"), "arm_refused": ("arm", "refused"),
+    "policy_missed_ticks": ("policy", "missed_ticks"),
+    "policy_starved_ticks": ("policy", "starved_ticks"),
+    "policy_stale_ticks": ("policy", "stale_ticks"),
+    "policy_late_ticks": ("policy", "late_ticks"),
+    "policy_errors": ("policy", "errors"),
+    "policy_ticks": ("policy", "ticks"),
+    "policy_chunks": ("policy", "chunks"),
+    "bridge_actions": ("bridge", "actions"),
+    "bridge_commands": ("bridge", "commands"),
+    "bridge_rejected": ("bridge", "safety", "rejected"),
+    "bridge_velocity_clamps": ("bridge", "safety", "velocity"),
+    "bridge_watchdog_holds": ("bridge", "watchdog_holds"),
+    "bridge_policy_timeouts": ("bridge", "policy_timeouts"),
+    "bridge_dropped_states": ("bridge", "dropped_states"),
+    "arm_physics_overruns": ("arm", "physics_overruns"),
+    "arm_state_msgs": ("arm", "state_msgs"),
+    "arm_refused": ("arm", "refused"),
     "arm_unsafe_refused": ("arm", "unsafe"),
 }
-MISSED = ("policy_missed_ticks", "policy_starved_ticks", "policy_stale_ticks", "bridge_watchdog_holds",
-          "bridge_policy_timeouts", "command_gaps", "arm_refused", "arm_unsafe_refused")
+MISSED = (
+    "policy_missed_ticks",
+    "policy_starved_ticks",
+    "policy_stale_ticks",
+    "bridge_watchdog_holds",
+    "bridge_policy_timeouts",
+    "command_gaps",
+    "arm_refused",
+    "arm_unsafe_refused",
+)
 """A command the arm refused (malformed, or unsafe by its own audit) is a period the arm went without one."""
-LATENCIES = {"bridge_callback_ms": ("bridge", "latency_ms"), "obs_to_command_ms": ("bridge", "obs_to_command_ms"),
-             "policy_inference_ms": ("policy", "inference_ms"), "policy_tick_interval_ms": ("policy", "tick_interval_ms"),
-             "policy_tick_ms": ("policy", "tick_ms")}
+LATENCIES = {
+    "bridge_callback_ms": ("bridge", "latency_ms"),
+    "obs_to_command_ms": ("bridge", "obs_to_command_ms"),
+    "policy_inference_ms": ("policy", "inference_ms"),
+    "policy_tick_interval_ms": ("policy", "tick_interval_ms"),
+    "policy_tick_ms": ("policy", "tick_ms"),
+}
 
 
 def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[str, Any]:
@@ -197,16 +225,30 @@ def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[st
     counts["late_commands"] = b.command_late - a.command_late
     counts["commands_seen"] = b.commands_seen - a.commands_seen
     latencies = {name: b.hist(*path).since(a.hist(*path)).summary() for name, path in LATENCIES.items()}
-    intervals = {"command_interval_ms": b.command_gap_hist.since(a.command_gap_hist),
-                 "policy_tick_interval_ms": b.hist("policy", "tick_interval_ms").since(a.hist("policy", "tick_interval_ms"))}
+    intervals = {
+        "command_interval_ms": b.command_gap_hist.since(a.command_gap_hist),
+        "policy_tick_interval_ms": b.hist("policy", "tick_interval_ms").since(
+            a.hist("policy", "tick_interval_ms")
+        ),
+    }
     latencies["command_interval_ms"] = intervals["command_interval_ms"].summary()
-    return {"window": index, "from_s": round(a.t - start, 1), "to_s": round(b.t - start, 1),
-            "seconds": round(seconds, 1), "missed_cycles": sum(counts[k] for k in MISSED), **counts,
-            "latency_ms": latencies, "interval_histograms": {k: h.to_json() for k, h in intervals.items()},
-            "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
-            "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s},
-            "host_cpu_percent": host_cpu_percent(a.machine, b.machine, sum(b.cpu_s[k] - a.cpu_s[k] for k in b.cpu_s),
-                                                 os.sysconf("SC_CLK_TCK")) if a.machine and b.machine else {}}
+    return {
+        "window": index,
+        "from_s": round(a.t - start, 1),
+        "to_s": round(b.t - start, 1),
+        "seconds": round(seconds, 1),
+        "missed_cycles": sum(counts[k] for k in MISSED),
+        **counts,
+        "latency_ms": latencies,
+        "interval_histograms": {k: h.to_json() for k, h in intervals.items()},
+        "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
+        "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s},
+        "host_cpu_percent": host_cpu_percent(
+            a.machine, b.machine, sum(b.cpu_s[k] - a.cpu_s[k] for k in b.cpu_s), os.sysconf("SC_CLK_TCK")
+        )
+        if a.machine and b.machine
+        else {},
+    }
 
 
 @dataclass
@@ -227,8 +269,14 @@ class SoakReport:
         return {k: round(100.0 * (last[k] - first[k]) / first[k], 2) for k in first}
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "total": self.total, "rss_growth_percent": self.rss_growth_percent(),
-                "failure": self.failure, "windows": self.windows, "samples": self.samples}
+        return {
+            "config": self.config,
+            "total": self.total,
+            "rss_growth_percent": self.rss_growth_percent(),
+            "failure": self.failure,
+            "windows": self.windows,
+            "samples": self.samples,
+        }
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -282,24 +330,54 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
         # What a real-time deployment does besides SCHED_FIFO: lock the nodes' memory (no page-fault stalls) and
         # keep freed heap in the process (glibc returns large blocks to the kernel by default; each reuse would
         # fault the pages in again).
-        env.update({ros.LOCK_MEMORY_ENV: "1", "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
-                    "MALLOC_TRIM_THRESHOLD_": str(1 << 30)})
-    report = SoakReport(config={**asdict(cfg), "checkpoint": checkpoint, "ros_domain_id": int(env["ROS_DOMAIN_ID"])})
+        env.update(
+            {
+                ros.LOCK_MEMORY_ENV: "1",
+                "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+                "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+            }
+        )
+    report = SoakReport(
+        config={**asdict(cfg), "checkpoint": checkpoint, "ros_domain_id": int(env["ROS_DOMAIN_ID"])}
+    )
     nodes = {}
     probe = None
     try:
-        nodes["arm"] = start_node("mock_arm", {"state_rate_hz": cfg.rate_hz, "cameras": list(cfg.cameras),
-                                               "image_width": 128, "image_height": 96}, env, out)
+        nodes["arm"] = start_node(
+            "mock_arm",
+            {
+                "state_rate_hz": cfg.rate_hz,
+                "cameras": list(cfg.cameras),
+                "image_width": 128,
+                "image_height": 96,
+            },
+            env,
+            out,
+        )
         nodes["bridge"] = start_node("bridge", {"rate_hz": cfg.rate_hz, "status_rate_hz": 1.0}, env, out)
-        nodes["policy"] = start_node("policy_node", {"checkpoint": checkpoint, "rate_hz": cfg.rate_hz,
-                                                     "num_threads": 1, "n_action_steps": cfg.n_action_steps,
-                                                     "prefetch_steps": cfg.prefetch_steps}, env, out, name="policy")
+        nodes["policy"] = start_node(
+            "policy_node",
+            {
+                "checkpoint": checkpoint,
+                "rate_hz": cfg.rate_hz,
+                "num_threads": 1,
+                "n_action_steps": cfg.n_action_steps,
+                "prefetch_steps": cfg.prefetch_steps,
+            },
+            env,
+            out,
+            name="policy",
+        )
         probe = Probe("ember_soak_monitor", domain_id=int(env["ROS_DOMAIN_ID"]))
         for topic in STATUS_TOPICS.values():
             probe.subscribe(topic, String, ros.qos_latched())
         clock = _CommandClock(1.0 / cfg.rate_hz)
-        probe.node.create_subscription(JointTrajectory, ros.CONTROLLER_TOPIC, clock,
-                                       QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        probe.node.create_subscription(
+            JointTrajectory,
+            ros.CONTROLLER_TOPIC,
+            clock,
+            QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE),
+        )
 
         def status(node: str) -> dict[str, Any]:
             return probe.json(STATUS_TOPICS[node])
@@ -307,42 +385,62 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
         def check_alive() -> None:
             dead = [name for name, n in nodes.items() if not n.alive()]
             if dead:
-                raise RuntimeError(f"node(s) {dead} exited during the soak:\n" +
-                                   "\n".join(nodes[d].output()[-3000:] for d in dead))
+                raise RuntimeError(
+                    f"node(s) {dead} exited during the soak:\n"
+                    + "\n".join(nodes[d].output()[-3000:] for d in dead)
+                )
 
         def snapshot() -> Snapshot:
-            return Snapshot(time.monotonic(), {k: status(k) for k in NODES},
-                            {k: process_memory_mb(n.proc.pid) for k, n in nodes.items()},
-                            {k: process_cpu_s(n.proc.pid) for k, n in nodes.items()},
-                            clock.seen, clock.gaps, LatencyHistogram.from_json(clock.intervals.to_json()),
-                            clock.late, _machine_or_empty())
+            return Snapshot(
+                time.monotonic(),
+                {k: status(k) for k in NODES},
+                {k: process_memory_mb(n.proc.pid) for k, n in nodes.items()},
+                {k: process_cpu_s(n.proc.pid) for k, n in nodes.items()},
+                clock.seen,
+                clock.gaps,
+                LatencyHistogram.from_json(clock.intervals.to_json()),
+                clock.late,
+                _machine_or_empty(),
+            )
 
         deadline = time.monotonic() + cfg.startup_timeout_s
-        progress(f"soak: starting the mock arm, bridge and policy node at {cfg.rate_hz:g} Hz "
-                 f"(ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, logs in {out})")
+        progress(
+            f"soak: starting the mock arm, bridge and policy node at {cfg.rate_hz:g} Hz "
+            f"(ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, logs in {out})"
+        )
         while not (status("bridge").get("state") == "running" and status("policy").get("chunks", 0) > 0):
             check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the stack did not start within {cfg.startup_timeout_s:g} s:\n" +
-                                   "\n".join(f"--- {k}\n{n.output()[-2000:]}" for k, n in nodes.items()))
+                raise RuntimeError(
+                    f"the stack did not start within {cfg.startup_timeout_s:g} s:\n"
+                    + "\n".join(f"--- {k}\n{n.output()[-2000:]}" for k, n in nodes.items())
+                )
             probe.spin(0.1)
         if cfg.realtime_priority:
             prios = {name: min(99, cfg.realtime_priority + FIFO_OFFSETS.get(name, 0)) for name in nodes}
             threads = sum(set_fifo(n.proc.pid, prios[name]) for name, n in nodes.items())
             progress(f"soak: SCHED_FIFO {prios} for {threads} node threads")
-        progress(f"soak: running; warm-up {cfg.warmup_s:g} s, then {cfg.duration_s:g} s in windows of "
-                 f"{cfg.window_s:g} s")
+        progress(
+            f"soak: running; warm-up {cfg.warmup_s:g} s, then {cfg.duration_s:g} s in windows of "
+            f"{cfg.window_s:g} s"
+        )
         probe.spin(cfg.warmup_s)
         check_alive()
         start = time.monotonic()
         first = window_start = snapshot()
 
         def sample(s: Snapshot) -> None:
-            report.samples.append({"t_s": round(s.t - start, 1), "rss_mb": {k: round(v, 2) for k, v in s.rss_mb.items()},
-                                   "commands_seen": s.commands_seen,
-                                   "missed_so_far": sum(s.count(*COUNTERS[k]) for k in MISSED if k in COUNTERS)
-                                   - sum(first.count(*COUNTERS[k]) for k in MISSED if k in COUNTERS)
-                                   + s.command_gaps - first.command_gaps})
+            report.samples.append(
+                {
+                    "t_s": round(s.t - start, 1),
+                    "rss_mb": {k: round(v, 2) for k, v in s.rss_mb.items()},
+                    "commands_seen": s.commands_seen,
+                    "missed_so_far": sum(s.count(*COUNTERS[k]) for k in MISSED if k in COUNTERS)
+                    - sum(first.count(*COUNTERS[k]) for k in MISSED if k in COUNTERS)
+                    + s.command_gaps
+                    - first.command_gaps,
+                }
+            )
 
         sample(first)
         end = start + cfg.duration_s
@@ -352,16 +450,21 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
             s = snapshot()
             sample(s)
             span = s.t - window_start.t
-            if span >= cfg.window_s - 1e-6 or (s.t >= end and span > 0.5 * cfg.sample_s):  # no sliver at the end
+            if span >= cfg.window_s - 1e-6 or (
+                s.t >= end and span > 0.5 * cfg.sample_s
+            ):  # no sliver at the end
                 w = window_report(window_start, s, len(report.windows), start)
                 report.windows.append(w)
                 lat = w["latency_ms"]
-                progress(f"soak: window {w['window']} ({w['from_s']:.0f}-{w['to_s']:.0f} s): missed {w['missed_cycles']}, "
-                         f"bridge p99 {lat['bridge_callback_ms']['p99']:.2f} ms, obs->command p99 "
-                         f"{lat['obs_to_command_ms']['p99']:.2f} ms, host steal "
-                         f"{w['host_cpu_percent'].get('steal', float('nan')):.1f}% other "
-                         f"{w['host_cpu_percent'].get('other', float('nan')):.1f}%, RSS "
-                         + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items()) + " MiB")
+                progress(
+                    f"soak: window {w['window']} ({w['from_s']:.0f}-{w['to_s']:.0f} s): missed {w['missed_cycles']}, "
+                    f"bridge p99 {lat['bridge_callback_ms']['p99']:.2f} ms, obs->command p99 "
+                    f"{lat['obs_to_command_ms']['p99']:.2f} ms, host steal "
+                    f"{w['host_cpu_percent'].get('steal', float('nan')):.1f}% other "
+                    f"{w['host_cpu_percent'].get('other', float('nan')):.1f}%, RSS "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items())
+                    + " MiB"
+                )
                 window_start = s
         report.total = window_report(first, snapshot(), -1, start)
         (out / "statuses.json").write_text(json.dumps({k: status(k) for k in NODES}, indent=1))

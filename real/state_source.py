@@ -130,12 +130,18 @@ class StateSource:
     def summary(self) -> dict[str, Any]:
         """For status topics: the pinned publisher, who publishes now, the fault and the counters."""
         with self._lock:
-            return {"topic": self.topic, "expected": self.expected,
-                    "pinned": None if self._pinned is None else self._pinned.describe(),
-                    "publishers": [p.describe() for p in self._publishers],
-                    "fault": "" if self._fault is None else self._fault.kind,
-                    "fault_message": "" if self._fault is None else self._fault.message,
-                    "accepted": self.accepted, "refused": self.refused, "faults": self.faults, "pins": self.pins}
+            return {
+                "topic": self.topic,
+                "expected": self.expected,
+                "pinned": None if self._pinned is None else self._pinned.describe(),
+                "publishers": [p.describe() for p in self._publishers],
+                "fault": "" if self._fault is None else self._fault.kind,
+                "fault_message": "" if self._fault is None else self._fault.message,
+                "accepted": self.accepted,
+                "refused": self.refused,
+                "faults": self.faults,
+                "pins": self.pins,
+            }
 
     # ------------------------------------------------------------------------------------------ updates
     def update_publishers(self, publishers: Sequence[Publisher], now: float) -> None:
@@ -153,12 +159,23 @@ class StateSource:
         with self._lock:
             if self._pinned is None and self._fault is None:
                 self._try_pin()
-            ok = (self._fault is None and self._pinned is not None and len(self._publishers) == 1
-                  and self._publishers[0].gid == self._pinned.gid)
+            ok = (
+                self._fault is None
+                and self._pinned is not None
+                and len(self._publishers) == 1
+                and self._publishers[0].gid == self._pinned.gid
+            )
             if ok and sequence is not None:
                 if self._last_seq is not None and sequence <= self._last_seq:
-                    self._raise(Fault(SEQUENCE, f"{self.topic}: publication sequence went back ({self._last_seq} -> "
-                                      f"{sequence}): a second writer the graph does not list yet", latched=False), now)
+                    self._raise(
+                        Fault(
+                            SEQUENCE,
+                            f"{self.topic}: publication sequence went back ({self._last_seq} -> "
+                            f"{sequence}): a second writer the graph does not list yet",
+                            latched=False,
+                        ),
+                        now,
+                    )
                     ok = False
                 else:
                     self._last_seq = sequence
@@ -197,11 +214,24 @@ class StateSource:
             return
         if pinned is None:
             if len(pubs) > 1:
-                self._raise(Fault(MULTIPLE, f"{len(pubs)} publishers claim {self.topic}: "
-                                  f"{', '.join(p.describe() for p in pubs)}", latched=False), now)
+                self._raise(
+                    Fault(
+                        MULTIPLE,
+                        f"{len(pubs)} publishers claim {self.topic}: {', '.join(p.describe() for p in pubs)}",
+                        latched=False,
+                    ),
+                    now,
+                )
             elif len(pubs) == 1 and self.expected and pubs[0].node and pubs[0].node != self.expected:
-                self._raise(Fault(UNEXPECTED, f"{self.topic} is published by {pubs[0].describe()}, not by the "
-                                  f"expected {self.expected}", latched=False), now)
+                self._raise(
+                    Fault(
+                        UNEXPECTED,
+                        f"{self.topic} is published by {pubs[0].describe()}, not by the "
+                        f"expected {self.expected}",
+                        latched=False,
+                    ),
+                    now,
+                )
             elif self._fault is not None and self._settled(pubs == () or len(pubs) == 1, now):
                 self._fault = None
             return
@@ -210,13 +240,25 @@ class StateSource:
         if mine and mine[0].node and not pinned.node:  # its node's name became known after it was pinned
             self._pinned = pinned = mine[0]
         if not mine and others:
-            self._raise(Fault(CHANGED, f"the publisher of {self.topic} changed from {pinned.describe()} to "
-                              f"{', '.join(p.describe() for p in others)}; holding until an operator resets",
-                              latched=True), now)
+            self._raise(
+                Fault(
+                    CHANGED,
+                    f"the publisher of {self.topic} changed from {pinned.describe()} to "
+                    f"{', '.join(p.describe() for p in others)}; holding until an operator resets",
+                    latched=True,
+                ),
+                now,
+            )
         elif others:
-            self._raise(Fault(MULTIPLE, f"{len(pubs)} publishers claim {self.topic}: "
-                              f"{', '.join(p.describe() for p in pubs)} (the arm is {pinned.describe()})",
-                              latched=False), now)
+            self._raise(
+                Fault(
+                    MULTIPLE,
+                    f"{len(pubs)} publishers claim {self.topic}: "
+                    f"{', '.join(p.describe() for p in pubs)} (the arm is {pinned.describe()})",
+                    latched=False,
+                ),
+                now,
+            )
         elif self._fault is not None and self._settled(True, now):
             self._fault, self._last_seq = None, None
 

@@ -24,15 +24,31 @@ from ember.real.errors import RealError
 class TaskScene:
     """One sims tabletop task (MuJoCo backend) as a real-time scene."""
 
-    def __init__(self, task: str, robot: str = "panda", split: str = "train", cameras: tuple[str, ...] = ("front",),
-                 image_size: int = 96, max_episode_steps: int = 0) -> None:
+    def __init__(
+        self,
+        task: str,
+        robot: str = "panda",
+        split: str = "train",
+        cameras: tuple[str, ...] = ("front",),
+        image_size: int = 96,
+        max_episode_steps: int = 0,
+    ) -> None:
         from ember.sims.errors import SimError
         from ember.sims.tabletop.env import TabletopEnv
 
         try:
-            self.env = TabletopEnv(task, backend="mujoco", robot=robot, split=split, action_space_type="joint_pos",
-                                   obs_mode="pixels" if cameras else "state", cameras=tuple(cameras) or ("front",),
-                                   image_size=image_size, render_mode=None, max_episode_steps=max_episode_steps)
+            self.env = TabletopEnv(
+                task,
+                backend="mujoco",
+                robot=robot,
+                split=split,
+                action_space_type="joint_pos",
+                obs_mode="pixels" if cameras else "state",
+                cameras=tuple(cameras) or ("front",),
+                image_size=image_size,
+                render_mode=None,
+                max_episode_steps=max_episode_steps,
+            )
         except SimError as exc:
             raise RealError(f"mock arm task: {exc}") from exc
         self.task = task
@@ -62,7 +78,7 @@ class TaskScene:
         first finger's target, as the sim's own step does)."""
         dof = len(self.arm_actuators)
         self.data.ctrl[self.arm_actuators] = setpoint[:dof]
-        self.data.ctrl[self.gripper_actuators] = setpoint[dof: dof + len(self.gripper_actuators)]
+        self.data.ctrl[self.gripper_actuators] = setpoint[dof : dof + len(self.gripper_actuators)]
 
     def reset(self, seed: int) -> np.ndarray:
         """Start the episode of ``seed`` (the same layout ``ember eval`` gives that seed); returns the arm's state."""
@@ -76,8 +92,11 @@ class TaskScene:
         if self.seed is None:
             return {"is_success": False}
         metrics = self.env.task.evaluate(self.world, self.env.episode)
-        return {k: (bool(v) if isinstance(v, bool | np.bool_) else float(v)) for k, v in metrics.items()
-                if isinstance(v, bool | int | float | np.bool_ | np.floating)}
+        return {
+            k: (bool(v) if isinstance(v, bool | np.bool_) else float(v))
+            for k, v in metrics.items()
+            if isinstance(v, bool | int | float | np.bool_ | np.floating)
+        }
 
     def camera_name(self, camera: str) -> str:
         """The MuJoCo camera a task camera name renders from."""

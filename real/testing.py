@@ -34,8 +34,15 @@ def demo_target(robot: str = "panda") -> np.ndarray:
     return home_state(spec) + np.asarray(TARGET_OFFSET[: len(spec.state_names)])
 
 
-def write_reach_dataset(root: str | Path, robot: str = "panda", episodes: int = 24, frames: int = 30,
-                        fps: int = 10, seed: int = 0, task: str = "reach the target pose") -> Path:
+def write_reach_dataset(
+    root: str | Path,
+    robot: str = "panda",
+    episodes: int = 24,
+    frames: int = 30,
+    fps: int = 10,
+    seed: int = 0,
+    task: str = "reach the target pose",
+) -> Path:
     """Demonstrations of moving from near home to :func:`demo_target` at most ``DEMO_STEP`` per joint per frame.
 
     ``observation.state`` is the 9-D joint state, ``action`` the next joint target (``joint_pos``), as the
@@ -48,24 +55,37 @@ def write_reach_dataset(root: str | Path, robot: str = "panda", episodes: int = 
     target = demo_target(robot)
     rng = np.random.default_rng(seed)
     names = list(spec.state_names)
-    features = {"observation.state": {"dtype": "float32", "shape": [len(names)], "names": names},
-                "action": {"dtype": "float32", "shape": [len(names)], "names": names}}
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [len(names)], "names": names},
+        "action": {"dtype": "float32", "shape": [len(names)], "names": names},
+    }
     with DatasetWriter.create(root, fps=fps, features=features, robot_type=spec.name, use_videos=False) as w:
         for _ in range(episodes):
-            q = home_state(spec) + rng.uniform(-0.3, 0.3, len(names)) * np.r_[np.ones(spec.dof), np.zeros(
-                len(names) - spec.dof)]
+            q = (
+                home_state(spec)
+                + rng.uniform(-0.3, 0.3, len(names))
+                * np.r_[np.ones(spec.dof), np.zeros(len(names) - spec.dof)]
+            )
             q = np.clip(q, lim.lower, lim.upper)
             grip = slice(spec.dof, None)
             for _ in range(frames):
                 nxt = q + np.clip(target - q, -DEMO_STEP, DEMO_STEP)
                 nxt[grip] = target[grip]
-                w.add_frame({"observation.state": q.astype(np.float32), "action": nxt.astype(np.float32),
-                             "task": task})
+                w.add_frame(
+                    {
+                        "observation.state": q.astype(np.float32),
+                        "action": nxt.astype(np.float32),
+                        "task": task,
+                    }
+                )
                 q = nxt + rng.normal(0.0, 0.002, len(names))
                 # measured fingers wander a few mm below the commanded opening, as on a real gripper: a state
                 # feature that is constant in the data would make min-max normalization blow up any deviation
-                q[grip] = np.clip(nxt[grip] - np.abs(rng.normal(0.0, 0.002, len(names) - spec.dof)), lim.lower[grip],
-                                  lim.upper[grip])
+                q[grip] = np.clip(
+                    nxt[grip] - np.abs(rng.normal(0.0, 0.002, len(names) - spec.dof)),
+                    lim.lower[grip],
+                    lim.upper[grip],
+                )
             w.save_episode()
     return Path(root)
 
@@ -82,11 +102,28 @@ def train_reach_policy(out: str | Path, steps: int = 200, seed: int = 0) -> Path
 
     out = Path(out)
     data = write_reach_dataset(out / "dataset", seed=seed)
-    policy = make_policy_config("diffusion", horizon=8, n_obs_steps=2, n_action_steps=4,
-                                denoiser={"down_dims": (32, 64), "diffusion_step_embed_dim": 32},
-                                num_inference_steps=8, ema={"decay": 0.0}, prediction_type="sample")
-    cfg = TrainConfig(dataset=str(data), out=str(out / "train"), policy=policy, steps=steps, batch_size=32,
-                      optim=OptimConfig(lr=3e-3, warmup_steps=20), log_every=50, seed=seed, cpu=True, num_threads=1)
+    policy = make_policy_config(
+        "diffusion",
+        horizon=8,
+        n_obs_steps=2,
+        n_action_steps=4,
+        denoiser={"down_dims": (32, 64), "diffusion_step_embed_dim": 32},
+        num_inference_steps=8,
+        ema={"decay": 0.0},
+        prediction_type="sample",
+    )
+    cfg = TrainConfig(
+        dataset=str(data),
+        out=str(out / "train"),
+        policy=policy,
+        steps=steps,
+        batch_size=32,
+        optim=OptimConfig(lr=3e-3, warmup_steps=20),
+        log_every=50,
+        seed=seed,
+        cpu=True,
+        num_threads=1,
+    )
     return train(cfg, quiet=True).checkpoint
 
 
@@ -144,8 +181,9 @@ class NodeProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_node(module: str, params: dict[str, Any], env: dict[str, str], log_dir: str | Path,
-               name: str | None = None) -> NodeProcess:
+def start_node(
+    module: str, params: dict[str, Any], env: dict[str, str], log_dir: str | Path, name: str | None = None
+) -> NodeProcess:
     """Start the node configured in ``real.<module>`` (``mock_arm``, ``bridge``, ``policy_node``, ``recorder``)
     as ``python -m real.nodes.<its node module>`` with ROS parameters ``params`` (``-p name:=value``)."""
     from ember.real.entrypoints import EXECUTABLES
@@ -159,7 +197,9 @@ def start_node(module: str, params: dict[str, Any], env: dict[str, str], log_dir
     for key, value in params.items():
         args += ["-p", f"{key}:={_param_literal(value)}"]
     handle = open(log, "w")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+    proc = subprocess.Popen(
+        args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1]
+    )
     return NodeProcess(name, proc, log)
 
 
@@ -198,8 +238,14 @@ class Probe:
         self.log: dict[str, list[tuple[float, Any]]] = {}
         self._pubs: dict[str, Any] = {}
 
-    def subscribe(self, topic: str, msg_type: type, qos: Any, keep: bool = False,
-                  callback: Callable[[Any], None] | None = None) -> None:
+    def subscribe(
+        self,
+        topic: str,
+        msg_type: type,
+        qos: Any,
+        keep: bool = False,
+        callback: Callable[[Any], None] | None = None,
+    ) -> None:
         self.counts[topic] = 0
         if keep:
             self.log[topic] = []

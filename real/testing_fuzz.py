@@ -123,14 +123,19 @@ def random_limits(src: Source) -> JointLimits:
     for j in range(n_arm + n_grip):
         grip = j >= n_arm
         lo = src.real(0.0, 0.01) if grip else src.real(-3.2, 1.0)
-        width = (src.real(0.002, 0.1) if grip else
-                 pick(src, (lambda: src.real(0.5, 6.0), lambda: src.real(0.01, 0.2)), (4, 1))())
+        width = (
+            src.real(0.002, 0.1)
+            if grip
+            else pick(src, (lambda: src.real(0.5, 6.0), lambda: src.real(0.01, 0.2)), (4, 1))()
+        )
         lower.append(lo)
         upper.append(lo + width)
         vel.append(src.real(0.01, 0.5) if grip else src.real(0.05, 3.5))
     dof = n_arm if (n_grip or chance(src, 0.5)) else -1
     names = tuple(f"joint{j}" for j in range(n_arm)) + tuple(f"finger{j}" for j in range(n_grip))
-    return JointLimits(names=names, lower=np.array(lower), upper=np.array(upper), velocity=np.array(vel), dof=dof)
+    return JointLimits(
+        names=names, lower=np.array(lower), upper=np.array(upper), velocity=np.array(vel), dof=dof
+    )
 
 
 def random_config(src: Source) -> SafetyConfig:
@@ -155,7 +160,10 @@ def random_config(src: Source) -> SafetyConfig:
 def toy_fk(q: np.ndarray) -> np.ndarray:
     """A planar chain (0.3 m links) lifted by the joints' sines: cheap, smooth, any number of joints."""
     a = np.cumsum(q)
-    return np.array([0.3 * np.cos(a).sum(), 0.3 * np.sin(a).sum(), 0.5 + 0.1 * np.sin(q).sum()]) / max(1, q.size) ** 0.5
+    return (
+        np.array([0.3 * np.cos(a).sum(), 0.3 * np.sin(a).sum(), 0.5 + 0.1 * np.sin(q).sum()])
+        / max(1, q.size) ** 0.5
+    )
 
 
 _PANDA: dict[str, Any] = {}
@@ -240,13 +248,22 @@ class Stream:
         src = self.src
         r = pick(src, ("fresh", "near", "stale", "future", "nan", "inf"), (88, 4, 4, 2, 1, 1))
         t = timeout_ms / 1000.0
-        return {"fresh": lambda: src.real(0.0, 0.5 * t), "near": lambda: t * src.real(0.9, 1.1),
-                "stale": lambda: t * src.real(1.0, 50.0), "future": lambda: -src.real(0.0, 1.0),
-                "nan": lambda: math.nan, "inf": lambda: pick(src, (math.inf, -math.inf))}[r]()
+        return {
+            "fresh": lambda: src.real(0.0, 0.5 * t),
+            "near": lambda: t * src.real(0.9, 1.1),
+            "stale": lambda: t * src.real(1.0, 50.0),
+            "future": lambda: -src.real(0.0, 1.0),
+            "nan": lambda: math.nan,
+            "inf": lambda: pick(src, (math.inf, -math.inf)),
+        }[r]()
 
     def _measured(self) -> Any:
         src = self.src
-        r = pick(src, ("arm", "noisy", "none", "nonfinite", "outside", "huge", "wrong_size"), (85, 6, 2, 2, 3, 1, 1))
+        r = pick(
+            src,
+            ("arm", "noisy", "none", "nonfinite", "outside", "huge", "wrong_size"),
+            (85, 6, 2, 2, 3, 1, 1),
+        )
         m = self.arm.copy()
         if r == "noisy":
             m = m + np.array([src.real(-0.01, 0.01) for _ in range(self.n)])
@@ -268,8 +285,22 @@ class Stream:
         src, n, cfg = self.src, self.n, self.sc.config
         base = measured if isinstance(measured, np.ndarray) and measured.shape == (n,) else self.arm
         base = np.where(np.isfinite(base), base, self.arm)
-        kind = pick(src, ("track", "goal", "duplicate", "jump", "limit", "boundary", "bad_value", "shape", "names",
-                          "type"), (30, 25, 6, 6, 9, 8, 5, 4, 4, 3))
+        kind = pick(
+            src,
+            (
+                "track",
+                "goal",
+                "duplicate",
+                "jump",
+                "limit",
+                "boundary",
+                "bad_value",
+                "shape",
+                "names",
+                "type",
+            ),
+            (30, 25, 6, 6, 9, 8, 5, 4, 4, 3),
+        )
         q: Any
         names: Any = None
         if kind == "track":
@@ -277,7 +308,9 @@ class Stream:
             q = base + np.array([src.real(-s, s) for _ in range(n)])
         elif kind == "goal":
             if chance(src, 0.1):
-                self.goal = self.lo + (self.hi - self.lo) * np.array([src.real(-0.05, 1.05) for _ in range(n)])
+                self.goal = self.lo + (self.hi - self.lo) * np.array(
+                    [src.real(-0.05, 1.05) for _ in range(n)]
+                )
             step = np.clip(self.goal - base, -cfg.max_step, cfg.max_step) * src.real(0.1, 1.0)
             q = base + step
         elif kind == "duplicate":
@@ -298,15 +331,29 @@ class Stream:
             j = src.integer(0, n - 1)
             which = pick(src, ("step+", "step-", "tol+", "tol-", "hi", "lo"))
             tol = cfg.limit_tolerance
-            q[j] = {"step+": base[j] + cfg.max_step, "step-": base[j] - cfg.max_step, "tol+": self.hi[j] + tol,
-                    "tol-": self.lo[j] - tol, "hi": self.hi[j], "lo": self.lo[j]}[which]
+            q[j] = {
+                "step+": base[j] + cfg.max_step,
+                "step-": base[j] - cfg.max_step,
+                "tol+": self.hi[j] + tol,
+                "tol-": self.lo[j] - tol,
+                "hi": self.hi[j],
+                "lo": self.lo[j],
+            }[which]
         elif kind == "bad_value":
             q = base.copy()
             for _ in range(src.integer(1, n)):
                 q[src.integer(0, n - 1)] = pick(src, BAD_VALUES)
         elif kind == "shape":
-            q = pick(src, (lambda: base[:-1], lambda: np.r_[base, base[:1]], lambda: np.array([]),
-                           lambda: base.reshape(1, n), lambda: np.tile(base, 2)))()
+            q = pick(
+                src,
+                (
+                    lambda: base[:-1],
+                    lambda: np.r_[base, base[:1]],
+                    lambda: np.array([]),
+                    lambda: base.reshape(1, n),
+                    lambda: np.tile(base, 2),
+                ),
+            )()
         elif kind == "names":
             order = list(range(n))
             for i in range(n - 1, 0, -1):  # a shuffle through the source
@@ -314,7 +361,9 @@ class Stream:
                 order[i], order[k] = order[k], order[i]
             names = [self.sc.limits.names[i] for i in order]
             q = base[order]
-            r = pick(src, ("shuffled", "missing", "duplicate", "unknown", "extra", "empty"), (5, 1, 1, 1, 1, 1))
+            r = pick(
+                src, ("shuffled", "missing", "duplicate", "unknown", "extra", "empty"), (5, 1, 1, 1, 1, 1)
+            )
             if r == "missing":
                 names, q = names[:-1], q[:-1]
             elif r == "duplicate" and n > 1:
@@ -327,9 +376,18 @@ class Stream:
                 names, q = [], base  # empty names: state order
             kind = f"names_{r}"
         else:  # the container type
-            q = pick(src, (lambda: base.tolist(), lambda: tuple(base.tolist()), lambda: _float32(base),
-                           lambda: [str(x) for x in base], lambda: None, lambda: ["a"] * n,
-                           lambda: [[float(x)] for x in base]))()
+            q = pick(
+                src,
+                (
+                    lambda: base.tolist(),
+                    lambda: tuple(base.tolist()),
+                    lambda: _float32(base),
+                    lambda: [str(x) for x in base],
+                    lambda: None,
+                    lambda: ["a"] * n,
+                    lambda: [[float(x)] for x in base],
+                ),
+            )()
         if kind in ("track", "goal", "jump", "limit", "boundary"):
             self.last_cmd = q.copy()
         return names, q, kind
@@ -337,9 +395,13 @@ class Stream:
     def _advance(self) -> None:
         src = self.src
         r = pick(src, ("nominal", "jitter", "burst", "back", "gap"), (60, 25, 7, 3, 5))
-        self.now += {"nominal": lambda: self.dt, "jitter": lambda: self.dt * src.real(0.5, 1.6),
-                     "burst": lambda: 0.0, "back": lambda: -self.dt * src.real(0.0, 3.0),
-                     "gap": lambda: self.dt * src.real(1.5, 100.0)}[r]()
+        self.now += {
+            "nominal": lambda: self.dt,
+            "jitter": lambda: self.dt * src.real(0.5, 1.6),
+            "burst": lambda: 0.0,
+            "back": lambda: -self.dt * src.real(0.0, 3.0),
+            "gap": lambda: self.dt * src.real(1.5, 100.0),
+        }[r]()
 
     def _move_arm(self, sent: np.ndarray | None) -> None:
         """The arm follows the last sent target (partly: lag), is sometimes pushed, sometimes blocked."""
@@ -361,8 +423,16 @@ class Stream:
         if r == "check":
             measured = self._measured()
             names, q, kind = self._command(measured)
-            return Step("check", self.now, measured, names, q, self._age(cfg.observation_timeout_ms),
-                        self._age(cfg.action_timeout_ms), kind=kind)
+            return Step(
+                "check",
+                self.now,
+                measured,
+                names,
+                q,
+                self._age(cfg.observation_timeout_ms),
+                self._age(cfg.action_timeout_ms),
+                kind=kind,
+            )
         if r == "hold":
             return Step("hold", self.now, self._measured(), prefer_measured=chance(src, 0.4), kind="hold")
         return Step(r, self.now, kind=r)
@@ -410,7 +480,7 @@ class Oracle:
         self.lo, self.hi = lim.lower.astype(float), lim.upper.astype(float)
         self.grip = np.zeros(self.n, bool)
         if lim.dof >= 0:
-            self.grip[lim.dof:] = True
+            self.grip[lim.dof :] = True
         margin = np.where(self.grip, 0.0, np.minimum(cfg.position_margin, (self.hi - self.lo) / 4))
         self.soft_lo, self.soft_hi = self.lo + margin, self.hi - margin
         tol = np.where(self.grip, np.inf, cfg.limit_tolerance)
@@ -440,7 +510,12 @@ class Oracle:
             return None
         if not names:
             return v if v.size == self.n else None
-        if len(names) != self.n or len(set(names)) != self.n or set(names) != set(self.names) or v.size != self.n:
+        if (
+            len(names) != self.n
+            or len(set(names)) != self.n
+            or set(names) != set(self.names)
+            or v.size != self.n
+        ):
             return None
         by_name = dict(zip(names, v, strict=True))
         return np.array([by_name[k] for k in self.names], dtype=float)
@@ -484,7 +559,7 @@ class Oracle:
 
     def _observe_hold(self, s: Step, target: np.ndarray | None) -> np.ndarray | None:
         m = self._valid_measured(s.measured)
-        expected = (m if s.prefer_measured and m is not None else self.prev if self.prev is not None else m)
+        expected = m if s.prefer_measured and m is not None else self.prev if self.prev is not None else m
         if expected is None:
             if target is not None:
                 self._fail(f"hold: target {target} with neither a valid measurement nor a previous target")
@@ -528,8 +603,10 @@ class Oracle:
         if d.rejected:
             self._fail(f"{s.kind}: a target with rejection reason {d.rejected!r}")
         if must:
-            self._fail(f"{s.kind}: passed although it must be rejected ({must}): {s.positions!r} "
-                       f"measured={s.measured!r} ages={s.observation_age_s}/{s.action_age_s}")
+            self._fail(
+                f"{s.kind}: passed although it must be rejected ({must}): {s.positions!r} "
+                f"measured={s.measured!r} ages={s.observation_age_s}/{s.action_age_s}"
+            )
             return d.target
         self._check_target(s, raw, d)
         return d.target
@@ -559,7 +636,9 @@ class Oracle:
             bad.append("inside the margin")
         if (np.abs(t - m) > cfg.max_step).any():
             bad.append(f"step {np.abs(t - m).max():.4g} from measured > max_step {cfg.max_step:.4g}")
-        at_bound = np.isclose(t, self.soft_lo, rtol=0, atol=1e-12) | np.isclose(t, self.soft_hi, rtol=0, atol=1e-12)
+        at_bound = np.isclose(t, self.soft_lo, rtol=0, atol=1e-12) | np.isclose(
+            t, self.soft_hi, rtol=0, atol=1e-12
+        )
         at_bound |= (t == self.lo) | (t == self.hi)
         ref_inside = (ref >= self.soft_lo) & (ref <= self.soft_hi)
         move = np.abs(t - ref)
@@ -577,7 +656,9 @@ class Oracle:
         st.position_overrides += bool((over_v | over_a).any())
         grip_out = self.grip & ((raw < self.lo) | (raw > self.hi))
         if grip_out.any() != (GRIPPER in d.clamped):
-            bad.append(f"gripper_limit reported {GRIPPER in d.clamped}, gripper beyond travel {grip_out.any()}")
+            bad.append(
+                f"gripper_limit reported {GRIPPER in d.clamped}, gripper beyond travel {grip_out.any()}"
+            )
         if not d.clamped and not np.array_equal(t, raw):
             bad.append("changed without a clamp reason")
         if any(c not in CLAMPS for c in d.clamped):
@@ -588,8 +669,10 @@ class Oracle:
             if not ((ee >= lo) & (ee <= hi)).all():
                 bad.append(f"end effector {ee.tolist()} outside the workspace")
         if bad:
-            self._fail(f"{s.kind}: target {t.tolist()} (command {raw.tolist()}, measured {m.tolist()}, ref "
-                       f"{ref.tolist()}, fresh {fresh}): " + "; ".join(bad))
+            self._fail(
+                f"{s.kind}: target {t.tolist()} (command {raw.tolist()}, measured {m.tolist()}, ref "
+                f"{ref.tolist()}, fresh {fresh}): " + "; ".join(bad)
+            )
         self.prev_vel = np.clip((t - ref) / dt, -self.vmax, self.vmax)
         self.prev, self.prev_time, self.holding = t.copy(), s.now, False
 
@@ -598,11 +681,14 @@ class Oracle:
         summary = f.summary()
         for key in ("passed", "holds", *REJECTIONS, *CLAMPS):
             if summary[key] != self.expected_counts.get(key, 0):
-                self._fail(f"counter {key}: filter says {summary[key]}, decisions say {self.expected_counts.get(key, 0)}")
+                self._fail(
+                    f"counter {key}: filter says {summary[key]}, decisions say {self.expected_counts.get(key, 0)}"
+                )
 
 
-def run_scenario(src: Source, sc: Scenario, n_events: int,
-                 filter_cls: type[SafetyFilter] = SafetyFilter) -> Stats:
+def run_scenario(
+    src: Source, sc: Scenario, n_events: int, filter_cls: type[SafetyFilter] = SafetyFilter
+) -> Stats:
     """Drive one filter through ``n_events`` events of a :class:`Stream`, checking each with an :class:`Oracle`
     (``filter_cls``: a subclass, e.g. a deliberately broken one to show the oracle notices)."""
     f = filter_cls(sc.limits, sc.config, fk=sc.fk, logger=lambda msg: None)
@@ -613,8 +699,14 @@ def run_scenario(src: Source, sc: Scenario, n_events: int,
         s = stream.next(sent)
         try:
             if s.op == "check":
-                result: Any = f.check(s.names, s.positions, measured=s.measured,
-                                      observation_age_s=s.observation_age_s, action_age_s=s.action_age_s, now=s.now)
+                result: Any = f.check(
+                    s.names,
+                    s.positions,
+                    measured=s.measured,
+                    observation_age_s=s.observation_age_s,
+                    action_age_s=s.action_age_s,
+                    now=s.now,
+                )
             elif s.op == "hold":
                 result = f.hold(s.measured, "fuzz", now=s.now, prefer_measured=s.prefer_measured)
             elif s.op == "estop":
@@ -632,9 +724,14 @@ def run_scenario(src: Source, sc: Scenario, n_events: int,
     return oracle.stats
 
 
-def fuzz(commands: int, seed: int = 0, events_per_scenario: int = 200, panda_share: float = 0.25,
-         filter_cls: type[SafetyFilter] = SafetyFilter,
-         progress: Callable[[Stats], None] | None = None) -> Stats:
+def fuzz(
+    commands: int,
+    seed: int = 0,
+    events_per_scenario: int = 200,
+    panda_share: float = 0.25,
+    filter_cls: type[SafetyFilter] = SafetyFilter,
+    progress: Callable[[Stats], None] | None = None,
+) -> Stats:
     """Seeded numpy fuzzing until ``commands`` commands were checked: scenario ``i`` draws from
     ``default_rng([seed, i])``, so any scenario can be replayed alone."""
     total = Stats()

@@ -37,7 +37,9 @@ class TrajectoryFollower:
         self.accepted = 0
         self.refused = 0
 
-    def set_trajectory(self, names: Sequence[str], points: Sequence[TrajectoryPoint], now: float) -> str | None:
+    def set_trajectory(
+        self, names: Sequence[str], points: Sequence[TrajectoryPoint], now: float
+    ) -> str | None:
         """Install a trajectory received at ``now``; returns why it was refused, or None."""
         start = self.setpoint(now)
         if not points:
@@ -103,8 +105,14 @@ class AuditConfig:
 class CommandAuditor:
     """Counts commands reaching the arm and the unsafe ones among them, by reason (the arm-side ground truth)."""
 
-    def __init__(self, joint_names: Sequence[str], lower: np.ndarray, upper: np.ndarray, velocity: np.ndarray,
-                 config: AuditConfig | None = None) -> None:
+    def __init__(
+        self,
+        joint_names: Sequence[str],
+        lower: np.ndarray,
+        upper: np.ndarray,
+        velocity: np.ndarray,
+        config: AuditConfig | None = None,
+    ) -> None:
         self.joint_names = tuple(joint_names)
         self._index = {n: i for i, n in enumerate(self.joint_names)}
         self.lower, self.upper, self.velocity = (np.asarray(a, float) for a in (lower, upper, velocity))
@@ -113,8 +121,14 @@ class CommandAuditor:
         self.unsafe = 0
         self.reasons: dict[str, int] = {}
 
-    def audit(self, names: Sequence[str], points: Sequence[TrajectoryPoint], measured: np.ndarray,
-              setpoint: np.ndarray, last_target: np.ndarray | None = None) -> str | None:
+    def audit(
+        self,
+        names: Sequence[str],
+        points: Sequence[TrajectoryPoint],
+        measured: np.ndarray,
+        setpoint: np.ndarray,
+        last_target: np.ndarray | None = None,
+    ) -> str | None:
         """Check one received trajectory; returns the first unsafe reason (and counts it), or None.
 
         The first segment's velocity is judged from the most favourable of three starts: the setpoint now, the
@@ -131,8 +145,14 @@ class CommandAuditor:
             self.reasons[key] = self.reasons.get(key, 0) + 1
         return reason
 
-    def _check(self, names: Sequence[str], points: Sequence[TrajectoryPoint], measured: np.ndarray,
-               setpoint: np.ndarray, last_target: np.ndarray | None = None) -> str | None:
+    def _check(
+        self,
+        names: Sequence[str],
+        points: Sequence[TrajectoryPoint],
+        measured: np.ndarray,
+        setpoint: np.ndarray,
+        last_target: np.ndarray | None = None,
+    ) -> str | None:
         cfg = self.config
         idx = [self._index.get(n) for n in names]
         if any(i is None for i in idx):
@@ -155,7 +175,9 @@ class CommandAuditor:
                 return "timing: non-increasing time_from_start"
             speed = np.abs(q - prev) / dt
             if n == 0:  # the most favourable start (see audit)
-                speed = min((np.abs(q - r) / dt for r in starts), key=lambda v: float(np.max(v / self.velocity[idx])))
+                speed = min(
+                    (np.abs(q - r) / dt for r in starts), key=lambda v: float(np.max(v / self.velocity[idx]))
+                )
             if np.any(speed > self.velocity[idx] * (1.0 + cfg.velocity_tolerance)):
                 return f"velocity: {speed.round(3).tolist()}"
             prev_t, prev = p.time_from_start, q

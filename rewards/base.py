@@ -118,7 +118,9 @@ class FrameLabels:
         if self.success is not None:
             self.success = np.asarray(self.success, dtype=np.float32).reshape(-1)
             if self.success.shape != self.reward.shape:
-                raise LabelError(f"success {self.success.shape} and reward {self.reward.shape} differ in length")
+                raise LabelError(
+                    f"success {self.success.shape} and reward {self.reward.shape} differ in length"
+                )
             if not np.all((self.success >= 0) & (self.success <= 1)):
                 raise LabelError("success probabilities must lie in [0, 1]")
 
@@ -187,6 +189,9 @@ class PreferenceLabeler(Reads, ABC):
 def config_fingerprint(cls: type, config: Any, *extra: str) -> str:
     """A short stable hash of a labeler class, its config (a dataclass) and any extra strings (weight hashes)."""
     payload = asdict(config) if is_dataclass(config) else config
-    text = json.dumps({"class": f"{cls.__module__}:{cls.__qualname__}", "config": payload, "extra": list(extra)},
-                      sort_keys=True, default=str)
+    text = json.dumps(
+        {"class": f"{cls.__module__}:{cls.__qualname__}", "config": payload, "extra": list(extra)},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]

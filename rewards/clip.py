@@ -41,11 +41,25 @@ from ember.rewards.base import (
 from ember.rewards.reading import pick_camera
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
-PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "spiece.model",
-                   "tokenizer.model", "preprocessor_config.json", "processor_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "chat_template.json", "generation_config.json", "config.json")
-DOWNLOAD_HINT = ("download one where there is network, e.g. `hf download openai/clip-vit-base-patch32 "
-                 "--local-dir DIR`, and pass --labeler.model_path=DIR")
+PROCESSOR_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "tokenizer.model",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+    "config.json",
+)
+DOWNLOAD_HINT = (
+    "download one where there is network, e.g. `hf download openai/clip-vit-base-patch32 "
+    "--local-dir DIR`, and pass --labeler.model_path=DIR"
+)
 
 
 @dataclass
@@ -83,14 +97,17 @@ def projection(goal: np.ndarray, baseline: np.ndarray | None, alpha: float) -> n
     d = g - _unit(baseline)
     norm = np.linalg.norm(d)
     if norm < 1e-12:
-        raise LabelError("the goal and baseline prompts embed to the same vector; choose a different "
-                         "--labeler.baseline_prompt.")
+        raise LabelError(
+            "the goal and baseline prompts embed to the same vector; choose a different "
+            "--labeler.baseline_prompt."
+        )
     d = d / norm
     return alpha * np.outer(d, d) + (1 - alpha) * eye
 
 
-def vlm_rm_reward(images: np.ndarray, goal: np.ndarray, baseline: np.ndarray | None = None,
-                  alpha: float = 0.0) -> np.ndarray:
+def vlm_rm_reward(
+    images: np.ndarray, goal: np.ndarray, baseline: np.ndarray | None = None, alpha: float = 0.0
+) -> np.ndarray:
     """VLM-RMs reward ``1 - 1/2 |(x - g) P|^2`` of image embeddings ``(N, D)`` against a goal embedding ``(D,)``."""
     x, g = _unit(images), _unit(goal)
     diff = (x - g) @ projection(g, baseline, alpha)
@@ -118,11 +135,15 @@ def check_model_folder(model_path: str, what: str, hint: str) -> Path:
     if not path.is_dir():
         raise LabelError(f"--labeler.model_path={model_path} is not a folder; {hint}.")
     if not (path / "config.json").is_file():
-        raise LabelError(f"--labeler.model_path={model_path} holds no model (no config.json); pass a folder "
-                         f"written by save_pretrained; {hint}.")
+        raise LabelError(
+            f"--labeler.model_path={model_path} holds no model (no config.json); pass a folder "
+            f"written by save_pretrained; {hint}."
+        )
     if not any(p.suffix in WEIGHT_SUFFIXES for p in path.rglob("*") if p.is_file()):
-        raise LabelError(f"--labeler.model_path={model_path} has a config.json but no weights (*.safetensors); "
-                         f"the download is incomplete; {hint}.")
+        raise LabelError(
+            f"--labeler.model_path={model_path} has a config.json but no weights (*.safetensors); "
+            f"the download is incomplete; {hint}."
+        )
     return path
 
 
@@ -167,8 +188,10 @@ class ClipLabeler(Labeler):
         if not 0 <= config.alpha <= 1:
             raise LabelError(f"--labeler.alpha={config.alpha} must lie in [0, 1].")
         if config.alpha > 0 and not config.baseline_prompt.strip():
-            raise LabelError("--labeler.alpha > 0 projects onto the baseline->goal direction and needs "
-                             "--labeler.baseline_prompt=<what every frame shows, e.g. 'a robot arm'>.")
+            raise LabelError(
+                "--labeler.alpha > 0 projects onto the baseline->goal direction and needs "
+                "--labeler.baseline_prompt=<what every frame shows, e.g. 'a robot arm'>."
+            )
         if config.batch_size < 1:
             raise LabelError("--labeler.batch_size must be >= 1.")
         self.needs_instruction = "{instruction}" in config.prompt
@@ -185,8 +208,10 @@ class ClipLabeler(Labeler):
         try:
             hf_config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
-            raise LabelError(f"--labeler.model_path={self.path}: cannot read its config.json as a transformers "
-                             f"model ({exc}); {DOWNLOAD_HINT}.") from exc
+            raise LabelError(
+                f"--labeler.model_path={self.path}: cannot read its config.json as a transformers "
+                f"model ({exc}); {DOWNLOAD_HINT}."
+            ) from exc
         model_type = str(getattr(hf_config, "model_type", ""))
         names = {"clip": "CLIPModel", "siglip": "SiglipModel", "siglip2": "Siglip2Model"}
         cls = getattr(transformers, names.get(model_type, "AutoModel"), transformers.AutoModel)
@@ -195,20 +220,26 @@ class ClipLabeler(Labeler):
                 model = cls.from_pretrained(self.path, local_files_only=True)
                 processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise LabelError(f"--labeler.model_path={self.path}: cannot load a CLIP-family model and its "
-                             f"processor from it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                             f"{DOWNLOAD_HINT}.") from exc
+            raise LabelError(
+                f"--labeler.model_path={self.path}: cannot load a CLIP-family model and its "
+                f"processor from it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                f"{DOWNLOAD_HINT}."
+            ) from exc
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
-            raise LabelError(f"--labeler.model_path={self.path} holds a {model_type!r} model, which has no "
-                             "image and text embeddings (get_image_features / get_text_features); the clip "
-                             "labeler needs a CLIP-family model (CLIP, SigLIP).")
+            raise LabelError(
+                f"--labeler.model_path={self.path} holds a {model_type!r} model, which has no "
+                "image and text embeddings (get_image_features / get_text_features); the clip "
+                "labeler needs a CLIP-family model (CLIP, SigLIP)."
+            )
         return model.to(self.device).eval(), processor, model_type
 
     def cameras(self, available):
         return pick_camera(self.config.camera, available)
 
     def fingerprint(self) -> str:
-        settings = {k: v for k, v in asdict(self.config).items() if k not in ("model_path", "device", "batch_size")}
+        settings = {
+            k: v for k, v in asdict(self.config).items() if k not in ("model_path", "device", "batch_size")
+        }
         return config_fingerprint(type(self), settings, self._weights_hash)
 
     # ------------------------------------------------------------------------------- embeddings
@@ -233,13 +264,17 @@ class ClipLabeler(Labeler):
             chunk = [np.asarray(f) for f in frames[lo : lo + self.config.batch_size]]
             pixels = self.processor(images=chunk, return_tensors="pt")["pixel_values"].to(self.device)
             with torch.inference_mode():
-                out.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu().numpy())
+                out.append(
+                    _features(self.model.get_image_features(pixel_values=pixels)).float().cpu().numpy()
+                )
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def goal_prompt(self, instruction: str) -> str:
         if self.needs_instruction and not instruction.strip():
-            raise LabelError("the clip labeler's prompt uses the episode's instruction, and it is empty; record "
-                             "episodes with a task string, or pass a fixed --labeler.prompt.")
+            raise LabelError(
+                "the clip labeler's prompt uses the episode's instruction, and it is empty; record "
+                "episodes with a task string, or pass a fixed --labeler.prompt."
+            )
         return self.config.prompt.replace("{instruction}", instruction)
 
     # ------------------------------------------------------------------------------- labeling

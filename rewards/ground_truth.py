@@ -53,8 +53,10 @@ def _first_present(candidates: tuple[str, ...], have: dict[str, np.ndarray] | di
 
 
 def _missing_message(what: str, candidates: tuple[str, ...]) -> str:
-    return (f"the dataset has none of {list(candidates)} for the ground-truth {what}; these are simulator "
-            "columns written by `ember collect` (a real arm's dataset has no ground truth: use a model labeler).")
+    return (
+        f"the dataset has none of {list(candidates)} for the ground-truth {what}; these are simulator "
+        "columns written by `ember collect` (a real arm's dataset has no ground truth: use a model labeler)."
+    )
 
 
 @dataclass
@@ -83,7 +85,9 @@ class GroundTruthLabeler(Labeler):
         if config.noise_std < 0 or not 0 <= config.flip_rate <= 1:
             raise LabelError("ground_truth: noise_std must be >= 0 and flip_rate in [0, 1].")
         self._reward = _source_columns(config.reward_from, AUTO_REWARD)
-        self._success = () if config.success_from == "none" else _source_columns(config.success_from, AUTO_SUCCESS)
+        self._success = (
+            () if config.success_from == "none" else _source_columns(config.success_from, AUTO_SUCCESS)
+        )
 
     @property
     def optional_columns(self) -> tuple[str, ...]:
@@ -92,7 +96,10 @@ class GroundTruthLabeler(Labeler):
     def check_dataset(self, features: dict[str, dict]) -> None:
         if _first_present(self._reward, features) is None:
             raise LabelError(_missing_message("reward", self._reward))
-        if self.config.success_from not in ("auto", "none") and _first_present(self._success, features) is None:
+        if (
+            self.config.success_from not in ("auto", "none")
+            and _first_present(self._success, features) is None
+        ):
             raise LabelError(_missing_message("success", self._success))
 
     def label(self, episode: EpisodeView) -> FrameLabels:
@@ -164,7 +171,9 @@ class GroundTruthPreferenceLabeler(PreferenceLabeler):
         if abs(diff) <= cfg.tie_tolerance:
             return Preference.EQUAL
         answer = Preference.A if diff > 0 else Preference.B
-        rng = np.random.default_rng([cfg.seed, a.episode_index, a.start, a.end, b.episode_index, b.start, b.end])
+        rng = np.random.default_rng(
+            [cfg.seed, a.episode_index, a.start, a.end, b.episode_index, b.start, b.end]
+        )
         if rng.random() < cfg.flip_rate:
             answer = Preference.B if answer is Preference.A else Preference.A
         return answer

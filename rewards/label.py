@@ -54,8 +54,10 @@ def get_labeler_class(name: str) -> type[Labeler] | type[PreferenceLabeler]:
     """The labeler class registered as ``name`` (or named by a ``module:Class`` reference)."""
     cls = LABELERS.get(name)
     if not (isinstance(cls, type) and issubclass(cls, (Labeler, PreferenceLabeler))):
-        raise RegistryError(f"labeler {name!r} resolves to {cls!r}, which is not a rewards Labeler or "
-                            "PreferenceLabeler subclass")
+        raise RegistryError(
+            f"labeler {name!r} resolves to {cls!r}, which is not a rewards Labeler or "
+            "PreferenceLabeler subclass"
+        )
     return cls
 
 
@@ -64,8 +66,10 @@ def make_labeler_config(name: str, **kwargs: Any) -> LabelerConfig:
     cls = get_labeler_class(name)
     config = cls.config_class(**kwargs)
     if not isinstance(config, LabelerConfig):
-        raise RegistryError(f"labeler {name!r}: its config_class {cls.config_class.__name__} must derive from "
-                            "ember.rewards.base.LabelerConfig (a dataclass with a `type` field)")
+        raise RegistryError(
+            f"labeler {name!r}: its config_class {cls.config_class.__name__} must derive from "
+            "ember.rewards.base.LabelerConfig (a dataclass with a `type` field)"
+        )
     config.type = name
     return config
 
@@ -168,8 +172,9 @@ def label(cfg: LabelConfig) -> LabelResult:
     from ember.rewards.reading import DatasetReader
 
     if not cfg.dataset:
-        raise ConfigError("no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from "
-                          "`ember collect`).")
+        raise ConfigError(
+            "no dataset given: pass --dataset=<folder of a LeRobot v3 dataset> (e.g. from `ember collect`)."
+        )
     if not isinstance(cfg.labeler, LabelerConfig):
         raise ConfigError("--labeler must name a labeler (ember info lists them)")
     if cfg.episodes_per_batch < 1:
@@ -215,7 +220,9 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
             if todo:
                 fresh = labeler.label_batch([views[j] for j in todo])
                 if len(fresh) != len(todo):
-                    raise LabelError(f"{name}: label_batch returned {len(fresh)} results for {len(todo)} episodes")
+                    raise LabelError(
+                        f"{name}: label_batch returned {len(fresh)} results for {len(todo)} episodes"
+                    )
                 for j, labels in zip(todo, fresh, strict=True):
                     found[j] = labels
                     cache.put_labels(keys[j], labels)
@@ -232,30 +239,44 @@ def _label_frames(cfg: LabelConfig, labeler: Labeler, reader: Any, cache: Any) -
         bar.close()
 
     if successes and len(successes) != ds.num_episodes:
-        raise LabelError(f"{name} gave success labels for {len(successes)} of {ds.num_episodes} episodes; a "
-                         "labeler gives them for every episode or for none.")
+        raise LabelError(
+            f"{name} gave success labels for {len(successes)} of {ds.num_episodes} episodes; a "
+            "labeler gives them for every episode or for none."
+        )
     if successes:  # labeled episodes are in the cache: a re-run with --overwrite or another name is quick
         _refuse_existing(ds.root, success_col, feats, cfg.overwrite)
     values: dict[str, Any] = {reward_col: rewards}
     features: dict[str, dict] = {reward_col: {"dtype": "float32", "shape": [1], "names": None}}
     if successes:
-        if feats.get(success_col, {}).get("dtype") == "bool":  # keep a recorded bool column bool (next.success)
+        if (
+            feats.get(success_col, {}).get("dtype") == "bool"
+        ):  # keep a recorded bool column bool (next.success)
             values[success_col] = {e: s >= 0.5 for e, s in successes.items()}
             features[success_col] = {"dtype": "bool", "shape": [1], "names": None}
         else:
             values[success_col] = successes
             features[success_col] = {"dtype": "float32", "shape": [1], "names": None}
     commit_columns(ds.root, values, features, overwrite=cfg.overwrite)
-    result = LabelResult(ds.root, name, fingerprint, ds.num_episodes, frames, cached,
-                         time.perf_counter() - t0, columns=list(values))
+    result = LabelResult(
+        ds.root,
+        name,
+        fingerprint,
+        ds.num_episodes,
+        frames,
+        cached,
+        time.perf_counter() - t0,
+        columns=list(values),
+    )
     _write_record(ds.root / LABELS_DIR / f"{name}.json", cfg, result)
     return result
 
 
 def _refuse_existing(root: Path, column: str, features: dict, overwrite: bool) -> None:
     if column in features and not overwrite:
-        raise LabelError(f"{root} already has a column {column!r}; pass --overwrite to replace it, or choose "
-                         "another name (--column_prefix / --reward_column / --success_column).")
+        raise LabelError(
+            f"{root} already has a column {column!r}; pass --overwrite to replace it, or choose "
+            "another name (--column_prefix / --reward_column / --success_column)."
+        )
 
 
 def commit_columns(root: Path, values: dict[str, Any], features: dict[str, dict], overwrite: bool) -> None:
@@ -270,9 +291,12 @@ def commit_columns(root: Path, values: dict[str, Any], features: dict[str, dict]
     from ember.data.journal import SaveJournal
 
     journal = SaveJournal(root)
-    for path in [*sorted((root / layout.DATA_DIR).glob("chunk-*/file-*.parquet")),
-                 *sorted((root / layout.EPISODES_DIR).glob("chunk-*/file-*.parquet")),
-                 root / layout.STATS_PATH, root / layout.INFO_PATH]:
+    for path in [
+        *sorted((root / layout.DATA_DIR).glob("chunk-*/file-*.parquet")),
+        *sorted((root / layout.EPISODES_DIR).glob("chunk-*/file-*.parquet")),
+        root / layout.STATS_PATH,
+        root / layout.INFO_PATH,
+    ]:
         journal.protect(path)
     try:
         add_columns(root, values, features=features, overwrite=overwrite)
@@ -284,8 +308,10 @@ def commit_columns(root: Path, values: dict[str, Any], features: dict[str, dict]
 
 def _check_length(name: str, episode: int, labels: FrameLabels, want: int) -> None:
     if len(labels.reward) != want:
-        raise LabelError(f"{name}: episode {episode} has {want} frames but the labeler returned "
-                         f"{len(labels.reward)} rewards.")
+        raise LabelError(
+            f"{name}: episode {episode} has {want} frames but the labeler returned "
+            f"{len(labels.reward)} rewards."
+        )
 
 
 def _write_record(path: Path, cfg: LabelConfig, result: LabelResult) -> None:
@@ -296,8 +322,10 @@ def _write_record(path: Path, cfg: LabelConfig, result: LabelResult) -> None:
     config = to_dict(cfg)
     text = json.dumps({"config": config, "result": result.summary()}, indent=2) + "\n"
     write_bytes_atomic(path, text.encode())
-    write_bytes_atomic(path.with_name(path.name.removesuffix(".json") + ".config.json"),
-                       (json.dumps(config, indent=2) + "\n").encode())
+    write_bytes_atomic(
+        path.with_name(path.name.removesuffix(".json") + ".config.json"),
+        (json.dumps(config, indent=2) + "\n").encode(),
+    )
 
 
 PAIRS_WITHIN = ("instruction", "seed")
@@ -308,18 +336,23 @@ def episode_seeds(reader: Any) -> list[int]:
     dataset has none."""
     ds = reader.ds
     if "sim.seed" not in ds.features:
-        raise LabelError(f"{ds.root} has no sim.seed column, so rollouts of one seed cannot be paired; record them "
-                         "with ember eval --record (or ember collect) of this version, or use --pairs_within=instruction.")
+        raise LabelError(
+            f"{ds.root} has no sim.seed column, so rollouts of one seed cannot be paired; record them "
+            "with ember eval --record (or ember collect) of this version, or use --pairs_within=instruction."
+        )
     table = ds.frame_table().select(["episode_index", "sim.seed"])
     episodes = np.asarray(table.column("episode_index").to_numpy(), dtype=np.int64)
-    seeds = np.asarray([np.asarray(v).reshape(-1)[0] for v in table.column("sim.seed").to_pylist()], dtype=np.int64)
+    seeds = np.asarray(
+        [np.asarray(v).reshape(-1)[0] for v in table.column("sim.seed").to_pylist()], dtype=np.int64
+    )
     out = np.full(ds.num_episodes, -1, dtype=np.int64)
     out[episodes] = seeds
     return out.tolist()
 
 
-def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int, within: str = "instruction"
-                 ) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+def sample_pairs(
+    reader: Any, num_pairs: int, segment_length: int, seed: int, within: str = "instruction"
+) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
     """``num_pairs`` pairs of ``(episode, start, end)`` segments with the same instruction (and, ``within="seed"``,
     the same env seed), seeded.
 
@@ -337,8 +370,10 @@ def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int, wi
     if seeds is not None:
         by_task = {k: v for k, v in by_task.items() if len(v) >= 2}
         if not by_task:
-            raise LabelError(f"{reader.ds.root} has no two episodes of one seed; record several rollouts per seed "
-                             "(ember eval --rollouts_per_seed=K).")
+            raise LabelError(
+                f"{reader.ds.root} has no two episodes of one seed; record several rollouts per seed "
+                "(ember eval --rollouts_per_seed=K)."
+            )
     if not by_task:
         raise LabelError(f"{reader.ds.root} has no episodes to compare.")
     tasks = sorted(by_task)
@@ -360,7 +395,9 @@ def sample_pairs(reader: Any, num_pairs: int, segment_length: int, seed: int, wi
     return pairs
 
 
-def _segment(rng: np.random.Generator, episode: int, length: int, segment_length: int) -> tuple[int, int, int]:
+def _segment(
+    rng: np.random.Generator, episode: int, length: int, segment_length: int
+) -> tuple[int, int, int]:
     n = length if segment_length <= 0 else min(segment_length, length)
     start = int(rng.integers(0, length - n + 1))
     return episode, start, start + n
@@ -373,13 +410,21 @@ def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any
 
     ds = reader.ds
     name = labeler_name(cfg.labeler)
-    out = Path(cfg.preferences_out) if cfg.preferences_out else ds.root / LABELS_DIR / f"{name}.preferences.jsonl"
+    out = (
+        Path(cfg.preferences_out)
+        if cfg.preferences_out
+        else ds.root / LABELS_DIR / f"{name}.preferences.jsonl"
+    )
     if out.exists() and not cfg.overwrite:
-        raise LabelError(f"{out} already exists; pass --overwrite to replace it, or --preferences_out=<file>.")
+        raise LabelError(
+            f"{out} already exists; pass --overwrite to replace it, or --preferences_out=<file>."
+        )
     if cfg.num_pairs < 1:
         raise ConfigError("--num_pairs must be >= 1")
     pairs = sample_pairs(reader, cfg.num_pairs, cfg.segment_length, cfg.seed, cfg.pairs_within)
-    pairs.sort(key=lambda p: (p[0][0], p[1][0]))  # episodes together: fewer decodes (the output keeps this order)
+    pairs.sort(
+        key=lambda p: (p[0][0], p[1][0])
+    )  # episodes together: fewer decodes (the output keeps this order)
     fingerprint = labeler.fingerprint()
     segments = SegmentReader(reader)
     records: list[PreferenceRecord] = []
@@ -397,13 +442,17 @@ def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any
                 answers = labeler.prefer_batch([segs[j] for j in todo])
                 raw = list(getattr(labeler, "last_answers", None) or [None] * len(todo))
                 if len(answers) != len(todo):
-                    raise LabelError(f"{name}: prefer_batch returned {len(answers)} answers for {len(todo)} pairs")
+                    raise LabelError(
+                        f"{name}: prefer_batch returned {len(answers)} answers for {len(todo)} pairs"
+                    )
                 for j, answer, text in zip(todo, answers, raw, strict=True):
                     found[j] = {"preference": answer.value, "answer": text}
                     cache.put_json(keys[j], found[j])
             cached += len(chunk) - len(todo)
             for (a, b), got in zip(segs, found, strict=True):
-                records.append(PreferenceRecord.of(a, b, got["preference"], got.get("answer"), name, fingerprint))
+                records.append(
+                    PreferenceRecord.of(a, b, got["preference"], got.get("answer"), name, fingerprint)
+                )
                 frames += (a.end - a.start) + (b.end - b.start)
             bar.update(len(chunk))
             bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - t0, 1e-9):.1f}", cached=cached)
@@ -411,10 +460,20 @@ def _label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any
         bar.close()
     write_preferences(out, records)
     counts = dict(Counter(r.preference for r in records))
-    result = LabelResult(ds.root, name, fingerprint, len({r.episode_a for r in records} | {r.episode_b for r in records}),
-                         frames, cached, time.perf_counter() - t0, preferences=out,
-                         counts={p: counts.get(p, 0) for p in ("A", "B", "equal", "unparsed")})
-    summary = out.name.removesuffix(".jsonl") + ".json" if out.suffix == ".jsonl" else out.stem + ".summary.json"
+    result = LabelResult(
+        ds.root,
+        name,
+        fingerprint,
+        len({r.episode_a for r in records} | {r.episode_b for r in records}),
+        frames,
+        cached,
+        time.perf_counter() - t0,
+        preferences=out,
+        counts={p: counts.get(p, 0) for p in ("A", "B", "equal", "unparsed")},
+    )
+    summary = (
+        out.name.removesuffix(".jsonl") + ".json" if out.suffix == ".jsonl" else out.stem + ".summary.json"
+    )
     _write_record(out.with_name(summary), cfg, result)
     return result
 
@@ -425,15 +484,23 @@ def _run_verb(cfg: LabelConfig) -> int:
     rate = result.frames / result.seconds if result.seconds > 0 else float("nan")
     if result.preferences is not None:
         c = result.counts
-        print(f"{result.labeler}: {sum(c.values())} pairs -> {result.preferences} (A {c['A']}, B {c['B']}, "
-              f"equal {c['equal']}, unparsed {c['unparsed']}; {result.cached} from the cache; {rate:.1f} frames/s)")
+        print(
+            f"{result.labeler}: {sum(c.values())} pairs -> {result.preferences} (A {c['A']}, B {c['B']}, "
+            f"equal {c['equal']}, unparsed {c['unparsed']}; {result.cached} from the cache; {rate:.1f} frames/s)"
+        )
     else:
-        print(f"{result.labeler}: {result.episodes} episodes, {result.frames} frames -> columns "
-              f"{', '.join(result.columns)} of {result.dataset} ({result.cached} episodes from the cache; "
-              f"{rate:.1f} frames/s)")
+        print(
+            f"{result.labeler}: {result.episodes} episodes, {result.frames} frames -> columns "
+            f"{', '.join(result.columns)} of {result.dataset} ({result.cached} episodes from the cache; "
+            f"{rate:.1f} frames/s)"
+        )
     return 0
 
 
-VERB = Verb("label", "label a dataset: reward/success columns from a labeler, or preference pairs", LabelConfig,
-            _run_verb)
+VERB = Verb(
+    "label",
+    "label a dataset: reward/success columns from a labeler, or preference pairs",
+    LabelConfig,
+    _run_verb,
+)
 """``ember label`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""

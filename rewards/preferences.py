@@ -49,19 +49,41 @@ class PreferenceRecord:
     fingerprint: str
 
     @classmethod
-    def of(cls, a: Segment, b: Segment, preference: str | Preference, answer: str | None, labeler: str,
-           fingerprint: str) -> PreferenceRecord:
+    def of(
+        cls,
+        a: Segment,
+        b: Segment,
+        preference: str | Preference,
+        answer: str | None,
+        labeler: str,
+        fingerprint: str,
+    ) -> PreferenceRecord:
         value = preference.value if isinstance(preference, Preference) else str(preference)
         if value not in LABEL_OF:
             raise LabelError(f"unknown preference {value!r}; expected one of {list(LABEL_OF)}")
-        return cls(a.episode_index, a.start, a.end, b.episode_index, b.start, b.end, a.instruction, value,
-                   LABEL_OF[value], answer, labeler, fingerprint)
+        return cls(
+            a.episode_index,
+            a.start,
+            a.end,
+            b.episode_index,
+            b.start,
+            b.end,
+            a.instruction,
+            value,
+            LABEL_OF[value],
+            answer,
+            labeler,
+            fingerprint,
+        )
 
 
 def as_pair_row(record: PreferenceRecord) -> dict:
     """The record with ``a`` / ``b`` ``[episode, start, end]`` lists added (``ember train-reward``'s form)."""
-    return {**asdict(record), "a": [record.episode_a, record.start_a, record.end_a],
-            "b": [record.episode_b, record.start_b, record.end_b]}
+    return {
+        **asdict(record),
+        "a": [record.episode_a, record.start_a, record.end_a],
+        "b": [record.episode_b, record.start_b, record.end_b],
+    }
 
 
 def write_preferences(path: str | Path, records: list[PreferenceRecord]) -> Path:
@@ -82,8 +104,10 @@ def read_preferences(path: str | Path) -> list[PreferenceRecord]:
     """The records of a preference file (a clear error naming the line that is not one)."""
     path = Path(path)
     if not path.is_file():
-        raise LabelError(f"no preference file at {path}; write one with `ember label --labeler=<preference "
-                         "labeler>` (e.g. vlm_preference, ground_truth_preference).")
+        raise LabelError(
+            f"no preference file at {path}; write one with `ember label --labeler=<preference "
+            "labeler>` (e.g. vlm_preference, ground_truth_preference)."
+        )
     names = {f.name for f in fields(PreferenceRecord)}
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":

@@ -31,8 +31,10 @@ def camera_key(name: str) -> str:
 def pick_camera(name: str, available: Sequence[str], flag: str = "--labeler.camera") -> tuple[str, ...]:
     """The one camera a single-view labeler reads: ``name`` (checked) or, when empty, the dataset's first."""
     if not available:
-        raise LabelError("the dataset has no RGB camera, and this labeler reads camera frames; label a dataset "
-                         "recorded with cameras (ember collect --cameras=...).")
+        raise LabelError(
+            "the dataset has no RGB camera, and this labeler reads camera frames; label a dataset "
+            "recorded with cameras (ember collect --cameras=...)."
+        )
     if not name:
         return (available[0],)
     key = camera_key(name)
@@ -52,20 +54,28 @@ class DatasetReader:
         self.cameras = tuple(reader.cameras(dataset.rgb_keys)) if reader.cameras_needed else ()
         lacking = [c for c in self.cameras if c not in dataset.rgb_keys]
         if lacking:
-            raise LabelError(f"camera(s) {lacking} are not RGB cameras of {dataset.root} (it has "
-                             f"{dataset.rgb_keys}); choose one of those.")
+            raise LabelError(
+                f"camera(s) {lacking} are not RGB cameras of {dataset.root} (it has "
+                f"{dataset.rgb_keys}); choose one of those."
+            )
         missing = [c for c in reader.columns if c not in feats]
         if missing:
-            raise LabelError(f"{dataset.root} has no column(s) {missing}, which this labeler reads; its features: "
-                             f"{sorted(k for k in feats if not k.startswith(IMAGE_PREFIX))}.")
-        self.columns = tuple(dict.fromkeys([*reader.columns, *(c for c in reader.optional_columns if c in feats)]))
+            raise LabelError(
+                f"{dataset.root} has no column(s) {missing}, which this labeler reads; its features: "
+                f"{sorted(k for k in feats if not k.startswith(IMAGE_PREFIX))}."
+            )
+        self.columns = tuple(
+            dict.fromkeys([*reader.columns, *(c for c in reader.optional_columns if c in feats)])
+        )
         self._table: Any = None
         self.instructions = [self._instruction(i) for i in range(dataset.num_episodes)]
         if reader.needs_instruction:
             empty = [i for i, text in enumerate(self.instructions) if not text.strip()]
             if empty:
-                raise LabelError(f"episode(s) {empty[:10]} of {dataset.root} have no instruction (empty `task`), "
-                                 "and this labeler compares frames with it; record episodes with a task string.")
+                raise LabelError(
+                    f"episode(s) {empty[:10]} of {dataset.root} have no instruction (empty `task`), "
+                    "and this labeler compares frames with it; record episodes with a task string."
+                )
 
     # ------------------------------------------------------------------ per-frame columns, no video
     def _rows(self, i: int) -> Any:

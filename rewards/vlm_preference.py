@@ -45,21 +45,27 @@ QUESTIONS = """1. What is shown in Image 1?
 ANALYSIS_PROMPT = QUESTIONS
 """Stage 1 (after "Consider the following two images: Image 1: <image> Image 2: <image>")."""
 
-LABEL_PROMPT = """Based on the text below to the questions:
-""" + QUESTIONS + """
+LABEL_PROMPT = (
+    """Based on the text below to the questions:
+"""
+    + QUESTIONS
+    + """
 {analysis}
 
 Is the goal better achieved in Image 1 or Image 2?
 Reply a single line of 0 if the goal is better achieved in Image 1, or 1 if it is better achieved in Image 2.
 Reply -1 if the text is unsure or there is no difference."""
+)
 """Stage 2, with stage 1's answer as ``{analysis}``."""
 
 SINGLE_PROMPT = """The goal is {instruction}. Is the goal better achieved in Image 1 or Image 2?
 Reply a single line of 0 if Image 1 is better, 1 if Image 2 is better, -1 if unsure or there is no difference."""
 """One-stage variant (``two_stage=false``)."""
 
-DOWNLOAD_HINT = ("download one where there is network, e.g. `hf download HuggingFaceTB/SmolVLM-256M-Instruct "
-                 "--local-dir DIR`, and pass --labeler.model_path=DIR")
+DOWNLOAD_HINT = (
+    "download one where there is network, e.g. `hf download HuggingFaceTB/SmolVLM-256M-Instruct "
+    "--local-dir DIR`, and pass --labeler.model_path=DIR"
+)
 
 _PREFIX = re.compile(r"^(final answer|answer|reply|label|output)\s*[:=]\s*", re.IGNORECASE)
 _STRIP = " \t\r\n*_`\"'“”‘’()[]{}<>"
@@ -117,8 +123,10 @@ def load_image_text_model(path: Any, device: Any, dtype: str) -> tuple[Any, Any]
     try:
         processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LabelError(f"--labeler.model_path={path}: cannot load its processor ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}); {DOWNLOAD_HINT}.") from exc
+        raise LabelError(
+            f"--labeler.model_path={path}: cannot load its processor ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}); {DOWNLOAD_HINT}."
+        ) from exc
     errors = []
     for name in ("AutoModelForImageTextToText", "AutoModelForVision2Seq"):
         cls = getattr(transformers, name, None)
@@ -130,8 +138,10 @@ def load_image_text_model(path: Any, device: Any, dtype: str) -> tuple[Any, Any]
             return model.to(device).eval(), processor
         except (OSError, ValueError, KeyError, TypeError) as exc:
             errors.append(f"{name}: {str(exc).splitlines()[0]}")
-    raise LabelError(f"--labeler.model_path={path} holds no image-text-to-text model ({'; '.join(errors)}); "
-                     f"{DOWNLOAD_HINT}.")
+    raise LabelError(
+        f"--labeler.model_path={path} holds no image-text-to-text model ({'; '.join(errors)}); "
+        f"{DOWNLOAD_HINT}."
+    )
 
 
 def _pil(frame: np.ndarray) -> Any:
@@ -165,7 +175,9 @@ class VlmPreferenceLabeler(PreferenceLabeler):
         return pick_camera(self.config.camera, available)
 
     def fingerprint(self) -> str:
-        settings = {k: v for k, v in asdict(self.config).items() if k not in ("model_path", "device", "batch_size")}
+        settings = {
+            k: v for k, v in asdict(self.config).items() if k not in ("model_path", "device", "batch_size")
+        }
         return config_fingerprint(type(self), settings, self._weights_hash)
 
     # ------------------------------------------------------------------------------- prompts
@@ -173,14 +185,17 @@ class VlmPreferenceLabeler(PreferenceLabeler):
         (camera,) = pick_camera(self.config.camera, sorted(segment.images))
         frames = segment.images[camera]
         if len(frames) == 0:
-            raise LabelError(f"episode {segment.episode_index}: empty segment [{segment.start}, {segment.end}).")
+            raise LabelError(
+                f"episode {segment.episode_index}: empty segment [{segment.start}, {segment.end})."
+            )
         return frames[{"last": -1, "first": 0, "middle": len(frames) // 2}[self.config.frame]]
 
     def _swapped(self, a: Segment, b: Segment) -> bool:
         if not self.config.randomize_order:
             return False
-        rng = np.random.default_rng([self.config.seed, a.episode_index, a.start, a.end, b.episode_index, b.start,
-                                     b.end])
+        rng = np.random.default_rng(
+            [self.config.seed, a.episode_index, a.start, a.end, b.episode_index, b.start, b.end]
+        )
         return bool(rng.random() < 0.5)
 
     def _images(self, first: np.ndarray, second: np.ndarray) -> list[Any]:
@@ -193,11 +208,21 @@ class VlmPreferenceLabeler(PreferenceLabeler):
 
     def _content(self, question: str) -> list[dict[str, str]]:
         if self.config.layout == "side_by_side":
-            return [{"type": "text", "text": "Consider the following image: Image 1 is on the left, Image 2 is on "
-                                             "the right."},
-                    {"type": "image"}, {"type": "text", "text": question}]
-        return [{"type": "text", "text": "Consider the following two images:\nImage 1:"}, {"type": "image"},
-                {"type": "text", "text": "Image 2:"}, {"type": "image"}, {"type": "text", "text": question}]
+            return [
+                {
+                    "type": "text",
+                    "text": "Consider the following image: Image 1 is on the left, Image 2 is on the right.",
+                },
+                {"type": "image"},
+                {"type": "text", "text": question},
+            ]
+        return [
+            {"type": "text", "text": "Consider the following two images:\nImage 1:"},
+            {"type": "image"},
+            {"type": "text", "text": "Image 2:"},
+            {"type": "image"},
+            {"type": "text", "text": question},
+        ]
 
     def _prompt(self, content: list[dict[str, str]]) -> str:
         messages = [{"role": "user", "content": content}]
@@ -219,7 +244,7 @@ class VlmPreferenceLabeler(PreferenceLabeler):
                 inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             with torch.inference_mode():
                 out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            new = out[:, inputs["input_ids"].shape[1]:]
+            new = out[:, inputs["input_ids"].shape[1] :]
             answers.extend(self.processor.batch_decode(new, skip_special_tokens=True))
         return [a.strip() for a in answers]
 
@@ -232,23 +257,30 @@ class VlmPreferenceLabeler(PreferenceLabeler):
         swapped, images, instructions = [], [], []
         for a, b in pairs:
             if not a.instruction.strip():
-                raise LabelError(f"episode {a.episode_index} has no instruction (empty `task`); the VLM is asked "
-                                 "whether the goal is achieved, so record episodes with a task string.")
+                raise LabelError(
+                    f"episode {a.episode_index} has no instruction (empty `task`); the VLM is asked "
+                    "whether the goal is achieved, so record episodes with a task string."
+                )
             swap = self._swapped(a, b)
             first, second = (b, a) if swap else (a, b)
             swapped.append(swap)
             images.append(self._images(self._frame(first), self._frame(second)))
             instructions.append(a.instruction)
         if cfg.two_stage:
-            prompts = [self._prompt(self._content(ANALYSIS_PROMPT.format(instruction=t))) for t in instructions]
+            prompts = [
+                self._prompt(self._content(ANALYSIS_PROMPT.format(instruction=t))) for t in instructions
+            ]
             descriptions = self.generate(prompts, images, cfg.describe_max_new_tokens)
-            questions = [LABEL_PROMPT.format(instruction=t, analysis=d)
-                         for t, d in zip(instructions, descriptions, strict=True)]
+            questions = [
+                LABEL_PROMPT.format(instruction=t, analysis=d)
+                for t, d in zip(instructions, descriptions, strict=True)
+            ]
         else:
             descriptions = [""] * len(pairs)
             questions = [SINGLE_PROMPT.format(instruction=t) for t in instructions]
-        answers = self.generate([self._prompt(self._content(q)) for q in questions], images,
-                                cfg.answer_max_new_tokens)
+        answers = self.generate(
+            [self._prompt(self._content(q)) for q in questions], images, cfg.answer_max_new_tokens
+        )
         self.last_descriptions, self.last_answers = descriptions, answers
         out = []
         for answer, swap in zip(answers, swapped, strict=True):

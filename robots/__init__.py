@@ -53,5 +53,12 @@ def _key(name: str) -> str:
     return key
 
 
-__all__ = ["ACTION_SPACES", "ActionSpaceSpec", "RobotError", "RobotSpec", "available_robots", "get_robot",
-           "robot_mjspec"]
+__all__ = [
+    "ACTION_SPACES",
+    "ActionSpaceSpec",
+    "RobotError",
+    "RobotSpec",
+    "available_robots",
+    "get_robot",
+    "robot_mjspec",
+]

@@ -39,7 +39,9 @@ class EndEffectorControlConfig:
         if len(self.workspace_low) != 3 or len(self.workspace_high) != 3:
             raise RobotError("workspace_low/high must be (x, y, z) in metres")
         if any(lo >= hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)):
-            raise RobotError(f"workspace_low {self.workspace_low} must be below workspace_high {self.workspace_high}")
+            raise RobotError(
+                f"workspace_low {self.workspace_low} must be below workspace_high {self.workspace_high}"
+            )
         if self.ik_iterations < 1:
             raise RobotError("ik_iterations must be >= 1")
 
@@ -48,20 +50,27 @@ class EndEffectorController:
     """Turns ``ee_delta`` (``[dx, dy, dz, gripper]``) or ``ee_pos`` (``[x, y, z, gripper]``) actions into joint
     targets (``robot.state_names`` order: arm joints, then fingers)."""
 
-    def __init__(self, robot: RobotSpec, action_space: str, config: EndEffectorControlConfig | None = None,
-                 model=None) -> None:  # model: mujoco.MjModel of the robot alone (default: robots' own)
+    def __init__(
+        self, robot: RobotSpec, action_space: str, config: EndEffectorControlConfig | None = None, model=None
+    ) -> None:  # model: mujoco.MjModel of the robot alone (default: robots' own)
         from ember.robots import robot_mjspec
         from ember.robots.ik import MinkIK
 
         if action_space not in (EE_DELTA, EE_POS):
-            raise RobotError(f"an end-effector controller runs ee_delta or ee_pos actions, not {action_space!r}")
+            raise RobotError(
+                f"an end-effector controller runs ee_delta or ee_pos actions, not {action_space!r}"
+            )
         self.robot = robot
         self.action_space = action_space
         self.config = config or EndEffectorControlConfig()
         self.low = np.asarray(self.config.workspace_low, dtype=float)
         self.high = np.asarray(self.config.workspace_high, dtype=float)
-        self.ik = MinkIK(model if model is not None else robot_mjspec(robot.name).compile(), robot.ee_site,
-                         robot.joint_names, max_iters=self.config.ik_iterations)
+        self.ik = MinkIK(
+            model if model is not None else robot_mjspec(robot.name).compile(),
+            robot.ee_site,
+            robot.joint_names,
+            max_iters=self.config.ik_iterations,
+        )
         self._grip_open = np.asarray(robot.gripper_open, dtype=float)
         self._grip_span = np.asarray(robot.gripper_closed, dtype=float) - self._grip_open
         self.commanded_ee: np.ndarray | None = None
@@ -84,8 +93,10 @@ class EndEffectorController:
         """Joint targets for one action, given the measured state vector (``state_names`` order)."""
         a = np.asarray(action, dtype=float).reshape(-1)
         if a.shape != (self.action_dim,):
-            raise RobotError(f"{self.action_space} action must have {self.action_dim} values "
-                             f"([x, y, z{', gripper' if self.action_dim == 4 else ''}]), got {a.shape[0]}")
+            raise RobotError(
+                f"{self.action_space} action must have {self.action_dim} values "
+                f"([x, y, z{', gripper' if self.action_dim == 4 else ''}]), got {a.shape[0]}"
+            )
         if not np.all(np.isfinite(a)):
             raise RobotError(f"non-finite {self.action_space} action {a.tolist()}")
         measured = np.asarray(measured, dtype=float)

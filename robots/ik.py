@@ -58,7 +58,10 @@ class MinkIK:
             jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
             if jid < 0:
                 raise RobotError(f"IK: model has no joint '{name}'.")
-            if int(model.jnt_type[jid]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            if int(model.jnt_type[jid]) not in (
+                int(mujoco.mjtJoint.mjJNT_HINGE),
+                int(mujoco.mjtJoint.mjJNT_SLIDE),
+            ):
                 raise RobotError(f"IK: joint '{name}' must be a hinge or slide joint.")
             self.qpos_adr[i] = model.jnt_qposadr[jid]
             arm_dofs.append(int(model.jnt_dofadr[jid]))
@@ -70,8 +73,9 @@ class MinkIK:
             self.q_rest[self.qpos_adr] = np.asarray(posture, dtype=float)
 
         self.configuration = mink.Configuration(model, self.q_rest)
-        self.frame_task = mink.FrameTask(ee_site, "site", position_cost=position_cost,
-                                         orientation_cost=orientation_cost, lm_damping=1e-6)
+        self.frame_task = mink.FrameTask(
+            ee_site, "site", position_cost=position_cost, orientation_cost=orientation_cost, lm_damping=1e-6
+        )
         self.posture_task = mink.PostureTask(model, cost=posture_cost)
         self.posture_task.set_target(self.q_rest)
         self.tasks = [self.frame_task, self.posture_task]
@@ -99,7 +103,9 @@ class MinkIK:
         pose = self.configuration.get_transform_frame_to_world(self.ee_site, "site")
         return pose.translation().copy(), pose.rotation().wxyz.copy()
 
-    def solve(self, q_current: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None = None) -> np.ndarray:
+    def solve(
+        self, q_current: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None = None
+    ) -> np.ndarray:
         """Arm joint targets (ordered like ``joint_names``) reaching ``target_pos`` with ``target_quat`` (wxyz).
 
         ``target_quat=None`` means "pointing down" (:data:`DOWN_QUAT`). Starts from ``q_current`` (arm joints, or a
@@ -112,22 +118,32 @@ class MinkIK:
         elif q0.shape == (len(self.joint_names),):
             q = self.full_qpos(q0)
         else:
-            raise RobotError(f"IK: q_current has shape {q0.shape}; expected ({len(self.joint_names)},) "
-                             f"or ({self.model.nq},).")
+            raise RobotError(
+                f"IK: q_current has shape {q0.shape}; expected ({len(self.joint_names)},) "
+                f"or ({self.model.nq},)."
+            )
         # Start inside the limits: mink's limit constraint is only feasible from there.
         lower, upper = self.limits[0].lower, self.limits[0].upper
         q = np.clip(q, lower, upper)
         quat = DOWN_QUAT if target_quat is None else np.asarray(target_quat, dtype=float)
-        target = mink.SE3.from_rotation_and_translation(mink.SO3(quat / np.linalg.norm(quat)),
-                                                        np.asarray(target_pos, dtype=float))
+        target = mink.SE3.from_rotation_and_translation(
+            mink.SO3(quat / np.linalg.norm(quat)), np.asarray(target_pos, dtype=float)
+        )
         config = self.configuration
         config.update(q)
         # Far targets are approached through waypoints (at most max_step apart): full Gauss-Newton steps toward a
         # target tens of centimetres away can overshoot into a poor configuration and stall there.
         start = config.get_transform_frame_to_world(self.ee_site, "site")
         delta = (start.inverse() @ target).log()
-        n_way = int(np.ceil(max(np.linalg.norm(delta[:3]) / self.max_step,
-                                np.linalg.norm(delta[3:]) / self.max_rot_step, 1.0)))
+        n_way = int(
+            np.ceil(
+                max(
+                    np.linalg.norm(delta[:3]) / self.max_step,
+                    np.linalg.norm(delta[3:]) / self.max_rot_step,
+                    1.0,
+                )
+            )
+        )
         for k in range(1, n_way + 1):
             goal = target if k == n_way else start @ mink.SE3.exp(delta * (k / n_way))
             self.frame_task.set_target(goal)
@@ -135,8 +151,15 @@ class MinkIK:
                 err = self.frame_task.compute_error(config)
                 if np.linalg.norm(err[:3]) < self.pos_tol and np.linalg.norm(err[3:]) < self.rot_tol:
                     break
-                vel = mink.solve_ik(config, self.tasks, 1.0, self.solver, damping=self.damping,
-                                    limits=self.limits, constraints=self.constraints)
+                vel = mink.solve_ik(
+                    config,
+                    self.tasks,
+                    1.0,
+                    self.solver,
+                    damping=self.damping,
+                    limits=self.limits,
+                    constraints=self.constraints,
+                )
                 config.integrate_inplace(vel, 1.0)
         reached = config.get_transform_frame_to_world(self.ee_site, "site").translation()
         self.last_error = float(np.linalg.norm(reached - target.translation()))

@@ -66,7 +66,9 @@ def _urdf_limits() -> dict[str, dict[str, float]]:
     for joint in root.iter("joint"):
         tag = joint.find("limit")
         if tag is not None:
-            limits[joint.attrib["name"]] = {k: float(tag.attrib[k]) for k in ("lower", "upper", "velocity", "effort")}
+            limits[joint.attrib["name"]] = {
+                k: float(tag.attrib[k]) for k in ("lower", "upper", "velocity", "effort")
+            }
     return limits
 
 
@@ -174,7 +176,9 @@ def panda_mjspec() -> mujoco.MjSpec:
         act.forcerange = [-effort, effort]
 
     hand = spec.body(HAND_BODY)
-    hand.add_site(name=EE_SITE, pos=[0.0, 0.0, TCP_OFFSET], size=[0.005, 0.0, 0.0], rgba=[1, 0, 0, 0.5], group=4)
+    hand.add_site(
+        name=EE_SITE, pos=[0.0, 0.0, TCP_OFFSET], size=[0.005, 0.0, 0.0], rgba=[1, 0, 0, 0.5], group=4
+    )
 
     home = np.concatenate([robot.home_qpos, robot.gripper_home])
     spec.add_key(name="home", qpos=home.tolist(), ctrl=home.tolist())

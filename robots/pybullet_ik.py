@@ -22,8 +22,17 @@ class PyBulletIK:
     ``joint_names`` are the arm joints (in order); other movable joints (fingers) are held at ``rest``'s values.
     """
 
-    def __init__(self, urdf_path: str, link: str, joint_names: Sequence[str], *, tcp_offset: Sequence[float] = (0, 0, 0),
-                 rest: np.ndarray | None = None, max_iters: int = 8, pos_tol: float = 2e-4) -> None:
+    def __init__(
+        self,
+        urdf_path: str,
+        link: str,
+        joint_names: Sequence[str],
+        *,
+        tcp_offset: Sequence[float] = (0, 0, 0),
+        rest: np.ndarray | None = None,
+        max_iters: int = 8,
+        pos_tol: float = 2e-4,
+    ) -> None:
         import pybullet
 
         from ember.robots.bullet import Bullet
@@ -42,7 +51,9 @@ class PyBulletIK:
         self.joint_names = tuple(joint_names)
         self.joints = [names[j] for j in joint_names]
         # calculateInverseKinematics works on every movable DOF, in joint-index order.
-        self._movable = [j for j in range(p.getNumJoints(body)) if p.getJointInfo(body, j)[2] != pybullet.JOINT_FIXED]
+        self._movable = [
+            j for j in range(p.getNumJoints(body)) if p.getJointInfo(body, j)[2] != pybullet.JOINT_FIXED
+        ]
         info = [p.getJointInfo(body, j) for j in self._movable]
         self._lower = [i[8] for i in info]
         self._upper = [i[9] for i in info]
@@ -72,7 +83,9 @@ class PyBulletIK:
         rot = np.array(self._p.getMatrixFromQuaternion(quat)).reshape(3, 3)
         return np.asarray(pos) + rot @ self.tcp_offset, np.array([quat[3], quat[0], quat[1], quat[2]])
 
-    def solve(self, q_current: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None = None) -> np.ndarray:
+    def solve(
+        self, q_current: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None = None
+    ) -> np.ndarray:
         """Arm joint targets reaching ``target_pos`` with ``target_quat`` (wxyz; None = pointing down)."""
         q0 = np.asarray(q_current, dtype=float)
         if q0.shape != (len(self.joints),):
@@ -81,18 +94,38 @@ class PyBulletIK:
         xyzw = [quat[1], quat[2], quat[3], quat[0]]
         rot = np.array(self._p.getMatrixFromQuaternion(xyzw)).reshape(3, 3)
         link_target = np.asarray(target_pos, dtype=float) - rot @ self.tcp_offset
-        q = np.clip(q0, [self._lower[i] for i in self._arm_in_movable], [self._upper[i] for i in self._arm_in_movable])
+        q = np.clip(
+            q0, [self._lower[i] for i in self._arm_in_movable], [self._upper[i] for i in self._arm_in_movable]
+        )
         self._set(q)
         target = np.asarray(target_pos, dtype=float)
         for it in range(self.max_iters):
             # The first pass uses the null space (limits, pull toward the rest pose) to pick the arm configuration;
             # later passes are plain damped least squares from there, which is what converges to sub-mm accuracy.
-            nullspace = dict(lowerLimits=self._lower, upperLimits=self._upper, jointRanges=self._ranges,
-                             restPoses=self._rest) if it == 0 else {}
-            full = self._p.calculateInverseKinematics(self._body, self.link, link_target.tolist(), xyzw,
-                                                      maxNumIterations=20, residualThreshold=1e-6, **nullspace)
-            q = np.clip(np.array([full[i] for i in self._arm_in_movable]),
-                        [self._lower[i] for i in self._arm_in_movable], [self._upper[i] for i in self._arm_in_movable])
+            nullspace = (
+                dict(
+                    lowerLimits=self._lower,
+                    upperLimits=self._upper,
+                    jointRanges=self._ranges,
+                    restPoses=self._rest,
+                )
+                if it == 0
+                else {}
+            )
+            full = self._p.calculateInverseKinematics(
+                self._body,
+                self.link,
+                link_target.tolist(),
+                xyzw,
+                maxNumIterations=20,
+                residualThreshold=1e-6,
+                **nullspace,
+            )
+            q = np.clip(
+                np.array([full[i] for i in self._arm_in_movable]),
+                [self._lower[i] for i in self._arm_in_movable],
+                [self._upper[i] for i in self._arm_in_movable],
+            )
             self._set(q)
             self.last_error = float(np.linalg.norm(self._tcp()[0] - target))
             if self.last_error < self.pos_tol:

@@ -58,8 +58,16 @@ class RobotSpec:
 
     def __post_init__(self) -> None:
         n, g = len(self.joint_names), len(self.gripper_joint_names)
-        for attr, size in (("lower", n), ("upper", n), ("velocity_limits", n), ("effort_limits", n),
-                           ("home_qpos", n), ("gripper_lower", g), ("gripper_upper", g), ("gripper_home", g)):
+        for attr, size in (
+            ("lower", n),
+            ("upper", n),
+            ("velocity_limits", n),
+            ("effort_limits", n),
+            ("home_qpos", n),
+            ("gripper_lower", g),
+            ("gripper_upper", g),
+            ("gripper_home", g),
+        ):
             value = _frozen(getattr(self, attr))
             if value.shape != (size,):
                 raise RobotError(f"robot '{self.name}': {attr} has shape {value.shape}, expected ({size},).")
@@ -89,7 +97,9 @@ class RobotSpec:
         Panda fingers close toward their lower limit (0 m), the Robotiq 2F-85 driver toward its upper one (0.8 rad);
         callers interpolate between :attr:`gripper_open` and this instead of assuming a direction.
         """
-        far_lower = np.abs(self.gripper_home - self.gripper_lower) >= np.abs(self.gripper_home - self.gripper_upper)
+        far_lower = np.abs(self.gripper_home - self.gripper_lower) >= np.abs(
+            self.gripper_home - self.gripper_upper
+        )
         return np.where(far_lower, self.gripper_lower, self.gripper_upper)
 
 
@@ -126,11 +136,17 @@ class ActionSpaceSpec:
 
 def joint_pos_action_space(robot: RobotSpec) -> ActionSpaceSpec:
     """Absolute arm + gripper joint targets bounded by the joint limits."""
-    return ActionSpaceSpec(JOINT_POS, robot.state_names, np.concatenate([robot.lower, robot.gripper_lower]),
-                           np.concatenate([robot.upper, robot.gripper_upper]))
+    return ActionSpaceSpec(
+        JOINT_POS,
+        robot.state_names,
+        np.concatenate([robot.lower, robot.gripper_lower]),
+        np.concatenate([robot.upper, robot.gripper_upper]),
+    )
 
 
-def ee_pos_action_space(low: np.ndarray, high: np.ndarray, axes: tuple[str, ...] = ("x", "y", "z")) -> ActionSpaceSpec:
+def ee_pos_action_space(
+    low: np.ndarray, high: np.ndarray, axes: tuple[str, ...] = ("x", "y", "z")
+) -> ActionSpaceSpec:
     """An absolute end-effector position inside the box ``[low, high]`` (metres, the task's frame)."""
     return ActionSpaceSpec(EE_POS, tuple(f"ee.{a}" for a in axes), np.asarray(low), np.asarray(high))
 
@@ -140,8 +156,9 @@ GRIPPER_ACTION = "gripper"
 convention), linear in between."""
 
 
-def ee_delta_action_space(max_delta: float, axes: tuple[str, ...] = ("x", "y", "z"),
-                          gripper: bool = False) -> ActionSpaceSpec:
+def ee_delta_action_space(
+    max_delta: float, axes: tuple[str, ...] = ("x", "y", "z"), gripper: bool = False
+) -> ActionSpaceSpec:
     """A per-step end-effector displacement of at most ``max_delta`` metres along each axis.
 
     ``gripper=True`` appends a :data:`GRIPPER_ACTION` entry in [-1, 1] (grasping tasks).

@@ -25,15 +25,24 @@ from ember.robots.errors import RobotError
 from ember.robots.spec import RobotSpec
 
 NAME = "ur5e"
-ARM_JOINTS: tuple[str, ...] = ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint",
-                               "wrist_2_joint", "wrist_3_joint")
+ARM_JOINTS: tuple[str, ...] = (
+    "shoulder_pan_joint",
+    "shoulder_lift_joint",
+    "elbow_joint",
+    "wrist_1_joint",
+    "wrist_2_joint",
+    "wrist_3_joint",
+)
 GRIPPER_PREFIX = "robotiq_"
 GRIPPER_JOINTS: tuple[str, ...] = (f"{GRIPPER_PREFIX}right_driver_joint",)
 """The 2F-85 is one actuated DOF: the driver joints of both fingers are coupled by an equality constraint."""
 GRIPPER_ACTUATOR = f"{GRIPPER_PREFIX}fingers_actuator"
 GRIPPER_BASE = f"{GRIPPER_PREFIX}base"
-FINGER_BODIES: tuple[str, ...] = tuple(f"{GRIPPER_PREFIX}{side}_{part}" for side in ("left", "right")
-                                       for part in ("pad", "follower", "driver", "coupler", "spring_link"))
+FINGER_BODIES: tuple[str, ...] = tuple(
+    f"{GRIPPER_PREFIX}{side}_{part}"
+    for side in ("left", "right")
+    for part in ("pad", "follower", "driver", "coupler", "spring_link")
+)
 EE_SITE = "ee_site"
 PINCH_OFFSET = 0.145
 """Distance (m) from the gripper base to the pinch point between the pads (the Menagerie ``pinch`` site)."""
@@ -120,14 +129,17 @@ def ur5e_mjspec() -> mujoco.MjSpec:
     act = arm.actuator(GRIPPER_ACTUATOR)
     act.ctrlrange = list(GRIPPER_RANGE)
     act.gainprm[0] = _ROBOTIQ_KP
-    arm.body(GRIPPER_BASE).add_site(name=EE_SITE, pos=[0.0, 0.0, PINCH_OFFSET], size=[0.005, 0.0, 0.0],
-                                    rgba=[1, 0, 0, 0.5], group=4)
+    arm.body(GRIPPER_BASE).add_site(
+        name=EE_SITE, pos=[0.0, 0.0, PINCH_OFFSET], size=[0.005, 0.0, 0.0], rgba=[1, 0, 0, 0.5], group=4
+    )
     for key in list(arm.keys):
         arm.delete(key)
     model = arm.compile()  # qpos layout of the assembled robot, to fill the keyframe
     qpos = model.qpos0.copy()
     ctrl = np.zeros(model.nu)
-    for name, value in zip(robot.state_names, np.concatenate([robot.home_qpos, robot.gripper_home]), strict=True):
+    for name, value in zip(
+        robot.state_names, np.concatenate([robot.home_qpos, robot.gripper_home]), strict=True
+    ):
         qpos[model.jnt_qposadr[model.joint(name).id]] = value
     ctrl[:] = np.concatenate([robot.home_qpos, robot.gripper_home])
     arm.add_key(name="home", qpos=qpos.tolist(), ctrl=ctrl.tolist())

@@ -42,7 +42,7 @@ def resolve_task(task: str) -> str:
     """Canonical task name: accepts 'PushT', 'pusht' or 'ember/PushT-v0'."""
     key = str(task).strip()
     if key.startswith("ember/"):
-        key = key[len("ember/"):].rsplit("-v", 1)[0]
+        key = key[len("ember/") :].rsplit("-v", 1)[0]
     for name in TASKS:
         if name.lower() == key.lower():
             return name
@@ -53,8 +53,9 @@ def check_backend(task: str, backend: str) -> str:
     name = resolve_task(task)
     if backend not in TASKS[name]:
         hint = f" (known backends: {', '.join(BACKENDS)})" if backend not in BACKENDS else ""
-        raise SimError(f"unknown backend '{backend}' for task '{name}'; valid backends: "
-                       f"{', '.join(TASKS[name])}{hint}.")
+        raise SimError(
+            f"unknown backend '{backend}' for task '{name}'; valid backends: {', '.join(TASKS[name])}{hint}."
+        )
     return backend
 
 
@@ -74,7 +75,9 @@ def _register() -> None:
         if gym_id not in gymnasium.registry:
             # No max_episode_steps here: the env truncates itself (its own ``max_episode_steps`` kwarg), so one
             # TimeLimit does not hide another. Note gymnasium.make(id, max_episode_steps=N) still adds a TimeLimit.
-            gymnasium.register(gym_id, entry_point="ember.sims:create", kwargs={"task": task}, disable_env_checker=False)
+            gymnasium.register(
+                gym_id, entry_point="ember.sims:create", kwargs={"task": task}, disable_env_checker=False
+            )
 
 
 def make_env(task: str, backend: str = "mujoco", **kwargs: Any) -> gymnasium.Env:
@@ -91,4 +94,14 @@ def make_env(task: str, backend: str = "mujoco", **kwargs: Any) -> gymnasium.Env
 
 _register()
 
-__all__ = ["BACKENDS", "SPLITS", "SimError", "TASKS", "check_backend", "create", "env_id", "make_env", "resolve_task"]
+__all__ = [
+    "BACKENDS",
+    "SPLITS",
+    "SimError",
+    "TASKS",
+    "check_backend",
+    "create",
+    "env_id",
+    "make_env",
+    "resolve_task",
+]

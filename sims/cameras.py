@@ -41,7 +41,9 @@ def look_at_rotation(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.column_stack([right, down, forward])
 
 
-def jittered(cam: CameraSpec, pos_jitter: float, rot_jitter_deg: float, rng: np.random.Generator) -> CameraSpec:
+def jittered(
+    cam: CameraSpec, pos_jitter: float, rot_jitter_deg: float, rng: np.random.Generator
+) -> CameraSpec:
     """``cam`` moved by up to ``pos_jitter`` m per axis, its look-at point swung by up to ``rot_jitter_deg``."""
     if pos_jitter <= 0 and rot_jitter_deg <= 0:
         return cam
@@ -68,8 +70,10 @@ def extrinsics(rotation_cam_to_world: np.ndarray, position: np.ndarray) -> np.nd
 
 def camera_info(fovy_deg: float, width: int, height: int, rotation: np.ndarray, position: np.ndarray) -> dict:
     """The ``info["cameras"][name]`` entry: float32 ``intrinsics`` (3x3) and ``extrinsics`` (4x4, world -> camera)."""
-    return {"intrinsics": intrinsics(fovy_deg, width, height).astype(np.float32),
-            "extrinsics": extrinsics(rotation, position).astype(np.float32)}
+    return {
+        "intrinsics": intrinsics(fovy_deg, width, height).astype(np.float32),
+        "extrinsics": extrinsics(rotation, position).astype(np.float32),
+    }
 
 
 WRIST_MOUNT = (0.07, 0.0, 0.0)

@@ -16,8 +16,9 @@ def _open3d_intrinsic(o3d, w: int, h: int, k: np.ndarray):
     return o3d.camera.PinholeCameraIntrinsic(w, h, k[0, 0], k[1, 1], k[0, 2] - 0.5, k[1, 2] - 0.5)
 
 
-def depth_to_points(depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray,
-                    max_depth: float = 3.0) -> np.ndarray:
+def depth_to_points(
+    depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray, max_depth: float = 3.0
+) -> np.ndarray:
     """World-frame points (N, 3) of every pixel with depth in (0, ``max_depth``)."""
     import open3d as o3d
 
@@ -26,12 +27,18 @@ def depth_to_points(depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.nd
     k = np.asarray(intrinsics, dtype=float)
     intr = _open3d_intrinsic(o3d, w, h, k)
     cloud = o3d.geometry.PointCloud.create_from_depth_image(
-        o3d.geometry.Image(depth), intr, np.asarray(extrinsics, dtype=float), depth_scale=1.0, depth_trunc=max_depth)
+        o3d.geometry.Image(depth),
+        intr,
+        np.asarray(extrinsics, dtype=float),
+        depth_scale=1.0,
+        depth_trunc=max_depth,
+    )
     return np.asarray(cloud.points)
 
 
-def rgbd_to_points(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray,
-                   max_depth: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+def rgbd_to_points(
+    rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray, max_depth: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
     """World-frame points (N, 3) and their colours (N, 3, in [0, 1]) from an RGB-D pair."""
     import open3d as o3d
 
@@ -40,14 +47,24 @@ def rgbd_to_points(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, e
     k = np.asarray(intrinsics, dtype=float)
     intr = _open3d_intrinsic(o3d, w, h, k)
     rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-        o3d.geometry.Image(np.ascontiguousarray(rgb, dtype=np.uint8)), o3d.geometry.Image(depth), depth_scale=1.0,
-        depth_trunc=max_depth, convert_rgb_to_intensity=False)
+        o3d.geometry.Image(np.ascontiguousarray(rgb, dtype=np.uint8)),
+        o3d.geometry.Image(depth),
+        depth_scale=1.0,
+        depth_trunc=max_depth,
+        convert_rgb_to_intensity=False,
+    )
     cloud = o3d.geometry.PointCloud.create_from_rgbd_image(rgbd, intr, np.asarray(extrinsics, dtype=float))
     return np.asarray(cloud.points), np.asarray(cloud.colors)
 
 
-def fixed_size(points: np.ndarray, colors: np.ndarray, n: int, bounds_low: np.ndarray, bounds_high: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+def fixed_size(
+    points: np.ndarray,
+    colors: np.ndarray,
+    n: int,
+    bounds_low: np.ndarray,
+    bounds_high: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Exactly ``n`` rows of ``[x, y, z, r, g, b]`` (float32) inside the box ``[bounds_low, bounds_high]``.
 
     Gymnasium observations need a fixed shape: the cloud is cropped to the workspace, then sampled without

@@ -64,8 +64,6 @@ def table_pose(pos: Sequence[float], quat_wxyz: Sequence[float]) -> np.ndarray:
     return np.array([pos[0] - TABLE_ORIGIN[0], pos[1] - TABLE_ORIGIN[1], yaw])
 
 
-
-
 class PushTTask(gym.Env):
     """Push the T onto the target. Observations follow LeRobot's keys; see the module docstring for control.
 
@@ -129,9 +127,22 @@ class PushTTask(gym.Env):
         ee_delta_limit: float = 0.03,
         heldout_scene_factors: tuple[str, ...] | None = None,
     ) -> None:
-        self._validate(obs_mode, cameras, image_size, action_space_type, max_episode_steps, control_hz,
-                       success_coverage, render_mode, render_size, split, block_init_xy_range,
-                       block_init_yaw_range, max_ee_step, ee_delta_limit)
+        self._validate(
+            obs_mode,
+            cameras,
+            image_size,
+            action_space_type,
+            max_episode_steps,
+            control_hz,
+            success_coverage,
+            render_mode,
+            render_size,
+            split,
+            block_init_xy_range,
+            block_init_yaw_range,
+            max_ee_step,
+            ee_delta_limit,
+        )
         self.obs_mode = obs_mode
         self.cameras = tuple(cameras) if obs_mode == "pixels" else ()
         self.image_size = int(image_size)
@@ -158,8 +169,11 @@ class PushTTask(gym.Env):
         self._q_start = self.ik.solve(self.robot.home_qpos, self._pusher_world(self.PUSHER_START))
         self._grip_closed = self.robot.gripper_lower.copy()
 
-        self.action_spec = (ee_pos_action_space(self.WORKSPACE_LOW, self.WORKSPACE_HIGH, axes=("x", "y"))
-                            if action_space_type == EE_POS else ee_delta_action_space(self.ee_delta_limit, ("x", "y")))
+        self.action_spec = (
+            ee_pos_action_space(self.WORKSPACE_LOW, self.WORKSPACE_HIGH, axes=("x", "y"))
+            if action_space_type == EE_POS
+            else ee_delta_action_space(self.ee_delta_limit, ("x", "y"))
+        )
         self.action_space = self.action_spec.to_gym()
         self.observation_space = self._make_observation_space()
         self.feature_names: dict[str, list[str]] = {
@@ -209,10 +223,22 @@ class PushTTask(gym.Env):
 
     # ------------------------------------------------------------------ construction helpers
     @staticmethod
-    def _validate(obs_mode: str, cameras: tuple[str, ...], image_size: int, action_space_type: str,
-                  max_episode_steps: int, control_hz: float, success_coverage: float, render_mode: str | None,
-                  render_size: int, split: str, xy_range: float, yaw_range: float, max_ee_step: float,
-                  ee_delta_limit: float) -> None:
+    def _validate(
+        obs_mode: str,
+        cameras: tuple[str, ...],
+        image_size: int,
+        action_space_type: str,
+        max_episode_steps: int,
+        control_hz: float,
+        success_coverage: float,
+        render_mode: str | None,
+        render_size: int,
+        split: str,
+        xy_range: float,
+        yaw_range: float,
+        max_ee_step: float,
+        ee_delta_limit: float,
+    ) -> None:
         if obs_mode not in OBS_MODES:
             raise SimError(f"PushT: unknown obs_mode '{obs_mode}'; valid: {', '.join(OBS_MODES)}.")
         if isinstance(cameras, str):
@@ -227,8 +253,10 @@ class PushTTask(gym.Env):
         if not 8 <= int(image_size) <= 1024 or not 8 <= int(render_size) <= 2048:
             raise SimError("PushT: image_size must be in [8, 1024] and render_size in [8, 2048] pixels.")
         if action_space_type not in ACTION_SPACE_TYPES:
-            raise SimError(f"PushT: unknown action_space_type '{action_space_type}'; valid: "
-                           f"{', '.join(ACTION_SPACE_TYPES)} (joint_pos control is not offered for this task).")
+            raise SimError(
+                f"PushT: unknown action_space_type '{action_space_type}'; valid: "
+                f"{', '.join(ACTION_SPACE_TYPES)} (joint_pos control is not offered for this task)."
+            )
         if int(max_episode_steps) < 1:
             raise SimError(f"PushT: max_episode_steps must be >= 1, got {max_episode_steps}.")
         if not 1.0 <= float(control_hz) <= 100.0:
@@ -239,7 +267,9 @@ class PushTTask(gym.Env):
             raise SimError(f"PushT: unknown render_mode '{render_mode}'; valid: 'rgb_array' or None.")
         check_split(split, "PushT")
         if not 0.0 <= float(xy_range) <= 0.15 or not 0.0 <= float(yaw_range) <= math.pi:
-            raise SimError("PushT: block_init_xy_range must be in [0, 0.15] m and block_init_yaw_range in [0, pi].")
+            raise SimError(
+                "PushT: block_init_xy_range must be in [0, 0.15] m and block_init_yaw_range in [0, pi]."
+            )
         if not 0.0 < float(max_ee_step) <= 0.1 or not 0.0 < float(ee_delta_limit) <= 0.1:
             raise SimError("PushT: max_ee_step and ee_delta_limit must be in (0, 0.1] m.")
 
@@ -255,7 +285,9 @@ class PushTTask(gym.Env):
             "observation.environment_state": spaces.Box(env_low, env_high, dtype=np.float32),
         }
         for cam in self.cameras:
-            obs[f"observation.images.{cam}"] = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+            obs[f"observation.images.{cam}"] = spaces.Box(
+                0, 255, (self.image_size, self.image_size, 3), np.uint8
+            )
         obs["task"] = spaces.Text(max_length=128, min_length=1, charset=_TEXT_CHARSET)
         return spaces.Dict(obs)
 
@@ -282,8 +314,11 @@ class PushTTask(gym.Env):
         if self._split.heldout_goals:
             yaw = rng.uniform(*self.HELDOUT_GOAL_YAW) * rng.choice([-1.0, 1.0])
             dx, dy = rng.uniform(-self.HELDOUT_GOAL_XY, self.HELDOUT_GOAL_XY, 2)
-            self.goal_pose = (float(self.GOAL_POSE[0] + dx), float(self.GOAL_POSE[1] + dy),
-                              float(self.GOAL_POSE[2] + yaw))
+            self.goal_pose = (
+                float(self.GOAL_POSE[0] + dx),
+                float(self.GOAL_POSE[1] + dy),
+                float(self.GOAL_POSE[2] + yaw),
+            )
         if self._split.palette != TRAIN_PALETTE:  # heldout_object: a block of an unseen colour
             color = self._split.palette[int(rng.integers(len(self._split.palette)))]
             self._set_block_rgba(COLORS[color])
@@ -310,7 +345,9 @@ class PushTTask(gym.Env):
         self._steps = 0
 
     def _check_action(self, action: Any) -> np.ndarray:
-        return checked_action("PushT", action, self.action_space, self.action_space_type, self.action_spec.names)
+        return checked_action(
+            "PushT", action, self.action_space, self.action_space_type, self.action_spec.names
+        )
 
     def step(self, action: Any):
         a = self._check_action(action)
@@ -340,8 +377,9 @@ class PushTTask(gym.Env):
         px, py = self.pusher_pos()
         obs: dict[str, Any] = {
             "observation.state": state,
-            "observation.environment_state": np.array([px, py, bx, by, math.sin(yaw), math.cos(yaw)],
-                                                      dtype=np.float32),
+            "observation.environment_state": np.array(
+                [px, py, bx, by, math.sin(yaw), math.cos(yaw)], dtype=np.float32
+            ),
         }
         for cam in self.cameras:
             obs[f"observation.images.{cam}"] = self._render_camera(cam, self.image_size)
@@ -365,4 +403,3 @@ class PushTTask(gym.Env):
         if self.render_mode is None:
             return None
         return self._render_camera(RENDER_CAMERA, self.render_size)
-

@@ -33,7 +33,9 @@ class Randomization:
         if not 0.0 <= self.lighting <= 0.9:
             raise SimError(f"randomization.lighting must be in [0, 0.9], got {self.lighting}.")
         if not 0.0 <= self.camera_pos <= 0.1 or not 0.0 <= self.camera_rot <= 15.0:
-            raise SimError("randomization.camera_pos must be in [0, 0.1] m and camera_rot in [0, 15] degrees.")
+            raise SimError(
+                "randomization.camera_pos must be in [0, 0.1] m and camera_rot in [0, 15] degrees."
+            )
 
 
 PRESETS: dict[str, Randomization] = {
@@ -59,7 +61,9 @@ def resolve_randomization(value: str | Randomization | dict[str, Any] | None) ->
         if unknown:
             raise SimError(f"unknown randomization field(s) {unknown}; valid: {', '.join(sorted(fields))}.")
         return Randomization(**value)
-    raise SimError(f"randomization must be a preset name, a dict or a Randomization, not {type(value).__name__}.")
+    raise SimError(
+        f"randomization must be a preset name, a dict or a Randomization, not {type(value).__name__}."
+    )
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,9 @@ def check_split(split: str, where: str = "sims") -> str:
     return split
 
 
-def split_spec(split: str, heldout_scene_factors: Sequence[str] | None = None, where: str = "sims") -> SplitSpec:
+def split_spec(
+    split: str, heldout_scene_factors: Sequence[str] | None = None, where: str = "sims"
+) -> SplitSpec:
     """What ``split`` changes. ``heldout_scene_factors`` (``heldout_scene`` only; None = all of them): apply only
     these of :data:`SCENE_FACTORS`, the others as in ``train``; e.g. ``("table_texture",)`` is the checkered
     table under the training light without distractors."""
@@ -89,15 +91,23 @@ def split_spec(split: str, heldout_scene_factors: Sequence[str] | None = None, w
     if heldout_scene_factors is None:
         return spec
     if isinstance(heldout_scene_factors, str):
-        raise SimError(f"{where}: heldout_scene_factors must be a sequence of names, e.g. "
-                       f"('{heldout_scene_factors}',), not a string.")
+        raise SimError(
+            f"{where}: heldout_scene_factors must be a sequence of names, e.g. "
+            f"('{heldout_scene_factors}',), not a string."
+        )
     unknown = [f for f in heldout_scene_factors if f not in SCENE_FACTORS]
     if unknown:
-        raise SimError(f"{where}: unknown heldout_scene_factors {unknown}; valid: {', '.join(SCENE_FACTORS)}.")
+        raise SimError(
+            f"{where}: unknown heldout_scene_factors {unknown}; valid: {', '.join(SCENE_FACTORS)}."
+        )
     if split != "heldout_scene":
-        raise SimError(f"{where}: heldout_scene_factors only applies to split='heldout_scene', not '{split}'.")
+        raise SimError(
+            f"{where}: heldout_scene_factors only applies to split='heldout_scene', not '{split}'."
+        )
     train = _SPECS["train"]
-    return dataclasses.replace(spec, **{f: getattr(train, f) for f in SCENE_FACTORS if f not in heldout_scene_factors})
+    return dataclasses.replace(
+        spec, **{f: getattr(train, f) for f in SCENE_FACTORS if f not in heldout_scene_factors}
+    )
 
 
 def salted_seed(seed: int | None, split: str) -> int | None:

@@ -51,8 +51,10 @@ class TShape:
     def rects(self) -> tuple[tuple[float, float, float, float], ...]:
         """(cx, cy, half_x, half_y) of the bar and the stem in the T's local frame."""
         c = self._centroid_y
-        return ((0.0, self.width / 2 - c, self.bar_length / 2, self.width / 2),
-                (0.0, -self.stem_length / 2 - c, self.width / 2, self.stem_length / 2))
+        return (
+            (0.0, self.width / 2 - c, self.bar_length / 2, self.width / 2),
+            (0.0, -self.stem_length / 2 - c, self.width / 2, self.stem_length / 2),
+        )
 
     @property
     def radius(self) -> float:

@@ -49,9 +49,16 @@ def config(kind: str = "flow", camera: bool = True, **kwargs):
         inputs[CAMERA] = {"shape": [3, SIZE, SIZE], "dtype": "video"}
     extra = dict(down_dims=(32, 64), diffusion_step_embed_dim=32) if kind != "bc" else dict(hidden_dims=(64,))
     return make_policy_config(
-        kind, input_features=inputs, output_features={"action": {"shape": [ACTION_DIM]}}, horizon=8,
-        n_action_steps=4, vision_backbone="small_cnn", crop_shape=(28, 28), conditioning_image_size=SIZE,
-        **extra, **kwargs,
+        kind,
+        input_features=inputs,
+        output_features={"action": {"shape": [ACTION_DIM]}},
+        horizon=8,
+        n_action_steps=4,
+        vision_backbone="small_cnn",
+        crop_shape=(28, 28),
+        conditioning_image_size=SIZE,
+        **extra,
+        **kwargs,
     )
 
 
@@ -71,10 +78,14 @@ def make(**kwargs) -> ChunkPolicy:
 
 def conditioning_inputs(batch_size: int, g: torch.Generator, uint8_hwc: bool = False) -> dict:
     """Every conditioning kind: training layout (float CHW) or as an env/user gives it (uint8 HWC, numpy)."""
-    out: dict = {"task": [f"put the {c} cube on the pad" for c in ("red", "blue", "red", "green")][:batch_size]}
+    out: dict = {
+        "task": [f"put the {c} cube on the pad" for c in ("red", "blue", "red", "green")][:batch_size]
+    }
     for kind, channels in IMAGE_CHANNELS.items():
         image = torch.rand(batch_size, channels, SIZE, SIZE, generator=g)
-        out[batch_key(kind)] = (image.permute(0, 2, 3, 1) * 255).to(torch.uint8).numpy() if uint8_hwc else image
+        out[batch_key(kind)] = (
+            (image.permute(0, 2, 3, 1) * 255).to(torch.uint8).numpy() if uint8_hwc else image
+        )
     out[batch_key("keypoints")] = torch.rand(batch_size, 2, 2, generator=g)
     return out
 

@@ -42,13 +42,28 @@ def record(root: str, mode: str) -> None:
     from ember.data.signals import stop_on_sigterm
 
     guard = stop_on_sigterm() if mode == "graceful" else contextlib.nullcontext()
-    with guard, DatasetWriter.create(root, fps=15, features=FEATURES, data_files_size_in_mb=0.02,
-                                     video_files_size_in_mb=0.02, chunks_size=3) as w:
+    with (
+        guard,
+        DatasetWriter.create(
+            root,
+            fps=15,
+            features=FEATURES,
+            data_files_size_in_mb=0.02,
+            video_files_size_in_mb=0.02,
+            chunks_size=3,
+        ) as w,
+    ):
         for e in range(10_000):
             state, action, img = expected_episode(e)
             for t in range(LENGTH):
-                w.add_frame({"observation.state": state[t], "action": action[t],
-                             "observation.images.cam": img[t], "task": f"task {e % 3}"})
+                w.add_frame(
+                    {
+                        "observation.state": state[t],
+                        "action": action[t],
+                        "observation.images.cam": img[t],
+                        "task": f"task {e % 3}",
+                    }
+                )
                 if t == LENGTH // 2:
                     print(f"mid {e}", flush=True)
             w.save_episode()

@@ -90,8 +90,33 @@ def ensure_registered() -> None:
 
 
 # ------------------------------------------------------------------------------ tiny random-init models
-WORDS = ["lift", "push", "the", "cube", "a", "robot", "arm", "goal", "is", "image", "1", "2", "0", "-1", "what",
-         "shown", "in", "better", "achieved", "or", "reply", "single", "line", "of", "if"]
+WORDS = [
+    "lift",
+    "push",
+    "the",
+    "cube",
+    "a",
+    "robot",
+    "arm",
+    "goal",
+    "is",
+    "image",
+    "1",
+    "2",
+    "0",
+    "-1",
+    "what",
+    "shown",
+    "in",
+    "better",
+    "achieved",
+    "or",
+    "reply",
+    "single",
+    "line",
+    "of",
+    "if",
+]
 
 
 def word_tokenizer(specials: list[str], model_max_length: int, first: list[str] = ()) -> object:
@@ -117,26 +142,53 @@ def tiny_clip(folder: Path, seed: int = 0) -> Path:
     tok, vocab, fast = word_tokenizer(specials, 16)
     tok.post_processor = processors.TemplateProcessing(
         single="<|startoftext|> $A <|endoftext|>",
-        special_tokens=[("<|startoftext|>", vocab["<|startoftext|>"]), ("<|endoftext|>", vocab["<|endoftext|>"])])
-    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<|startoftext|>",
-                     eos_token="<|endoftext|>", model_max_length=16)
+        special_tokens=[
+            ("<|startoftext|>", vocab["<|startoftext|>"]),
+            ("<|endoftext|>", vocab["<|endoftext|>"]),
+        ],
+    )
+    tokenizer = fast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        model_max_length=16,
+    )
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=vocab["<|startoftext|>"],
-                         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<pad>"]),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<pad>"],
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
     CLIPModel(config).save_pretrained(folder)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
 
 
-CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}"
-                 "<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}\n{% endfor %}"
-                 "{% if add_generation_prompt %}assistant: {% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}"
+    "<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 
 def tiny_llava(folder: Path, seed: int = 0, answer_token: str | None = None) -> Path:
@@ -155,20 +207,48 @@ def tiny_llava(folder: Path, seed: int = 0, answer_token: str | None = None) -> 
 
     specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
     tok, vocab, fast = word_tokenizer(specials, 512, first=[answer_token] if answer_token else [])
-    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                     extra_special_tokens={"image_token": "<image>"})
+    tokenizer = fast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}),
-        tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
-        num_additional_image_tokens=1)
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
+    )
     torch.manual_seed(seed)
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                       num_attention_heads=2, image_size=16, patch_size=8),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                                pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
-        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1)
+        vision_config=CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            pad_token_id=vocab["<pad>"],
+            bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"],
+        ),
+        image_token_index=vocab["<image>"],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     model = LlavaForConditionalGeneration(config)
     if answer_token:
         with torch.no_grad():
@@ -185,19 +265,37 @@ def tiny_siglip(folder: Path, seed: int = 0) -> Path:
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
 
     tok, vocab, fast = word_tokenizer(["<pad>", "<unk>", "</s>"], 16)
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
-    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>",
-                     model_max_length=16)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    tokenizer = fast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>", model_max_length=16
+    )
     torch.manual_seed(seed)
     config = SiglipConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, pad_token_id=vocab["<pad>"],
-                         eos_token_id=vocab["</s>"]),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8))
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            pad_token_id=vocab["<pad>"],
+            eos_token_id=vocab["</s>"],
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+    )
     SiglipModel(config).save_pretrained(folder)
-    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
-                    tokenizer=tokenizer).save_pretrained(folder)
+    SiglipProcessor(
+        image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    ).save_pretrained(folder)
     return folder
 
 
@@ -215,25 +313,56 @@ def tiny_idefics3(folder: Path, seed: int = 0, answer_token: str | None = None) 
     )
 
     image_tokens = ["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]
-    tok, vocab, fast = word_tokenizer(["<pad>", "<unk>", "<s>", "</s>", *image_tokens], 2048,
-                                      first=[answer_token] if answer_token else [])
-    tokenizer = fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                     extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
-                                           "global_image_token": "<global-img>",
-                                           "end_of_utterance_token": "<end_of_utterance>"})
+    tok, vocab, fast = word_tokenizer(
+        ["<pad>", "<unk>", "<s>", "</s>", *image_tokens], 2048, first=[answer_token] if answer_token else []
+    )
+    tokenizer = fast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={
+            "image_token": "<image>",
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "end_of_utterance_token": "<end_of_utterance>",
+        },
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": image_tokens})
     processor = Idefics3Processor(
-        image_processor=Idefics3ImageProcessor(size={"longest_edge": 16}, max_image_size={"longest_edge": 16},
-                                               do_image_splitting=False),
-        tokenizer=tokenizer, image_seq_len=1, chat_template=CHAT_TEMPLATE)
+        image_processor=Idefics3ImageProcessor(
+            size={"longest_edge": 16}, max_image_size={"longest_edge": 16}, do_image_splitting=False
+        ),
+        tokenizer=tokenizer,
+        image_seq_len=1,
+        chat_template=CHAT_TEMPLATE,
+    )
     torch.manual_seed(seed)
     config = Idefics3Config(
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=16, patch_size=8),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                                pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
-        scale_factor=2, image_token_id=vocab["<image>"])
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            pad_token_id=vocab["<pad>"],
+            bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"],
+        ),
+        scale_factor=2,
+        image_token_id=vocab["<image>"],
+    )
     model = Idefics3ForConditionalGeneration(config)
     if answer_token:
         with torch.no_grad():

@@ -64,9 +64,13 @@ class ToyActorCritic(Algorithm):
         action_dim = context.policy_config.action_dim
         critic = nn.Sequential(nn.Linear(state_dim + action_dim, 32), nn.ReLU(), nn.Linear(32, 1))
         self.target = copy.deepcopy(critic).requires_grad_(False)
-        actor_opt, critic_opt = adamw(actor.get_optim_params(), context.optim), adamw(critic.parameters(),
-                                                                                      context.optim, config.critic_lr)
-        self.actor, self.critic, self.actor_opt, self.critic_opt = context.prepare(actor, critic, actor_opt, critic_opt)
+        actor_opt, critic_opt = (
+            adamw(actor.get_optim_params(), context.optim),
+            adamw(critic.parameters(), context.optim, config.critic_lr),
+        )
+        self.actor, self.critic, self.actor_opt, self.critic_opt = context.prepare(
+            actor, critic, actor_opt, critic_opt
+        )
         self.target.to(context.accelerator.device)
 
     @property
@@ -74,8 +78,10 @@ class ToyActorCritic(Algorithm):
         return self.context.unwrap(self.actor)
 
     def components(self) -> Components:
-        return Components({"actor": self.policy, "critic": self.context.unwrap(self.critic), "target": self.target},
-                          {"actor": self.actor_opt, "critic": self.critic_opt})
+        return Components(
+            {"actor": self.policy, "critic": self.context.unwrap(self.critic), "target": self.target},
+            {"actor": self.actor_opt, "critic": self.critic_opt},
+        )
 
     def q(self, net: nn.Module, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return net(torch.cat([state, action], dim=-1)).squeeze(-1)
@@ -89,7 +95,8 @@ class ToyActorCritic(Algorithm):
         with torch.no_grad():
             not_done = 1.0 - batch["next.done"].float().squeeze(-1)
             target = batch["next.reward"].squeeze(-1) + self.config.gamma * not_done * self.q(
-                self.target, next_state, next_action)
+                self.target, next_state, next_action
+            )
         critic_loss = nn.functional.mse_loss(self.q(self.critic, state, action), target)
         self.backward_and_step(critic_loss, self.critic_opt, self.critic)
         soft_update(self.target, self.context.unwrap(self.critic), self.config.tau)
@@ -106,16 +113,36 @@ def pusht(tmp_path_factory) -> Path:
 
 
 def _args(dataset: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", f"--dataset={dataset}", f"--out={out}", "--policy.type=bc", "--policy.horizon=8",
-            "--policy.n_action_steps=4", "--steps=16", "--batch_size=16", "--optim.warmup_steps=2", "--save_every=8",
-            "--log_every=4", "--seed=2", f"--algorithm={__name__}:ToyActorCritic", *extra]
+    return [
+        "train",
+        f"--dataset={dataset}",
+        f"--out={out}",
+        "--policy.type=bc",
+        "--policy.horizon=8",
+        "--policy.n_action_steps=4",
+        "--steps=16",
+        "--batch_size=16",
+        "--optim.warmup_steps=2",
+        "--save_every=8",
+        "--log_every=4",
+        "--seed=2",
+        f"--algorithm={__name__}:ToyActorCritic",
+        *extra,
+    ]
 
 
-def test_a_test_defined_algorithm_trains_and_resumes_through_the_cli(pusht: Path, tmp_path: Path, capsys) -> None:
+def test_a_test_defined_algorithm_trains_and_resumes_through_the_cli(
+    pusht: Path, tmp_path: Path, capsys
+) -> None:
     full = tmp_path / "full"
     assert main(_args(pusht, full, "--algorithm.gamma=0.8")) == 0, capsys.readouterr().err
     config = json.loads((full / "config.json").read_text())
-    assert config["algorithm"] == {"type": f"{__name__}:ToyActorCritic", "gamma": 0.8, "tau": 0.2, "critic_lr": 3e-3}
+    assert config["algorithm"] == {
+        "type": f"{__name__}:ToyActorCritic",
+        "gamma": 0.8,
+        "tau": 0.2,
+        "critic_lr": 3e-3,
+    }
     history = json.loads((full / "metrics.json").read_text())["history"]
     assert history["step"] == list(range(1, 17)) and len(history["critic_loss"]) == 16
     state = load_file(str(full / "checkpoints" / "000016" / "training_state" / "modules.safetensors"))
@@ -141,12 +168,15 @@ def test_a_test_defined_algorithm_trains_and_resumes_through_the_cli(pusht: Path
     assert (crashed / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
-def test_registered_by_name_it_is_listed_and_selected(pusht: Path, tmp_path: Path, capsys,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registered_by_name_it_is_listed_and_selected(
+    pusht: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(ALGORITHMS._entries, "toy", ToyActorCritic)
     assert "toy" in ALGORITHMS.names()
-    args = [a for a in _args(pusht, tmp_path / "run") if not a.startswith("--algorithm=")] + ["--algorithm=toy",
-                                                                                              "--steps=2"]
+    args = [a for a in _args(pusht, tmp_path / "run") if not a.startswith("--algorithm=")] + [
+        "--algorithm=toy",
+        "--steps=2",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["algorithm"] == "toy"
     assert main(["info"]) == 0
@@ -154,13 +184,15 @@ def test_registered_by_name_it_is_listed_and_selected(pusht: Path, tmp_path: Pat
     algorithms = next(line for line in lines if line.startswith("algorithms: "))
     listed = algorithms.removeprefix("algorithms: ").split(", ")
     assert {"supervised", "toy"} <= set(listed) and listed == sorted(listed)  # plus those packages register
-    policies = next(line for line in lines if line.startswith("policies: "))[len("policies: "):].split(", ")
+    policies = next(line for line in lines if line.startswith("policies: "))[len("policies: ") :].split(", ")
     assert {"bc", "diffusion", "flow"} <= set(policies)
     assert any(line.startswith("labelers: ") for line in lines)
 
 
 def test_an_unknown_algorithm_names_the_registered_ones(pusht: Path, tmp_path: Path, capsys) -> None:
-    args = [a for a in _args(pusht, tmp_path / "run") if not a.startswith("--algorithm=")] + ["--algorithm=iqll"]
+    args = [a for a in _args(pusht, tmp_path / "run") if not a.startswith("--algorithm=")] + [
+        "--algorithm=iqll"
+    ]
     assert main(args) != 0
     err = capsys.readouterr().err
     assert "unknown algorithm type 'iqll'" in err and "supervised" in err and "ember.algorithms" in err
@@ -172,13 +204,21 @@ def test_an_unknown_algorithm_names_the_registered_ones(pusht: Path, tmp_path: P
 
 def test_a_dataset_without_rewards_says_how_to_get_them(pusht: Path) -> None:
     with pytest.raises(Exception, match=r"no \['reward.vlm'\] column.*ember collect.*add_columns"):
-        WindowDataset(EmberDataset(pusht), n_obs_steps=2, horizon=4, obs_keys=[STATE], next_keys=["reward.vlm"])
+        WindowDataset(
+            EmberDataset(pusht), n_obs_steps=2, horizon=4, obs_keys=[STATE], next_keys=["reward.vlm"]
+        )
 
 
 def test_next_windows_are_one_frame_later_and_padded_past_the_end(pusht: Path) -> None:
     ds = EmberDataset(pusht)
-    windows = WindowDataset(ds, n_obs_steps=2, horizon=4, obs_keys=[STATE],
-                            next_keys=["next.reward", "next.done", "next.success"], next_observation=True)
+    windows = WindowDataset(
+        ds,
+        n_obs_steps=2,
+        horizon=4,
+        obs_keys=[STATE],
+        next_keys=["next.reward", "next.done", "next.success"],
+        next_observation=True,
+    )
     start, stop = ds.episode_bounds(0)
     mid = windows[start + 3]
     torch.testing.assert_close(mid[f"next.{STATE}"][0], mid[STATE][1])
@@ -195,7 +235,9 @@ def test_an_unknown_labeler_names_the_registered_ones(monkeypatch: pytest.Monkey
     from ember.registry import LABELERS
 
     monkeypatch.setitem(LABELERS._entries, "sim_truth", "builtins:dict")
-    with pytest.raises(RegistryError, match=r"unknown labeler type 'no_such_labeler'; registered labelers: .*sim_truth"):
+    with pytest.raises(
+        RegistryError, match=r"unknown labeler type 'no_such_labeler'; registered labelers: .*sim_truth"
+    ):
         LABELERS.get("no_such_labeler")
     assert {"ground_truth", "clip", "vlm_preference"} <= set(LABELERS.names())  # rewards/'s, by entry point
     assert LABELERS.get("sim_truth") is dict
@@ -209,17 +251,29 @@ def test_a_checkpoint_of_an_unregistered_type_says_which_package_provides_it(tmp
     ckpt = tmp_path / "vla_ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text(json.dumps({"type": "smolvla_x"}))
-    save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"),
-              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "smolvla.modeling_smolvla_x"})
-    with pytest.raises(PolicyError, match=r"unknown policy type 'smolvla_x'.*'bc', 'diffusion', 'flow'.*"
-                                          r"saved by module 'smolvla.modeling_smolvla_x': install the package "
-                                          r"'smolvla'"):
+    save_file(
+        {"w": torch.zeros(1)},
+        str(ckpt / "model.safetensors"),
+        metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "smolvla.modeling_smolvla_x"},
+    )
+    with pytest.raises(
+        PolicyError,
+        match=r"unknown policy type 'smolvla_x'.*'bc', 'diffusion', 'flow'.*"
+        r"saved by module 'smolvla.modeling_smolvla_x': install the package "
+        r"'smolvla'",
+    ):
         load_policy(ckpt)
     # a module of the old top-level layout (before ember.vla) reads as ember's own
-    save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"),
-              metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "vla.modeling_smolvla_x"})
-    with pytest.raises(PolicyError, match=r"saved by module 'ember.vla.modeling_smolvla_x', which this ember "
-                                          r"install lacks"):
+    save_file(
+        {"w": torch.zeros(1)},
+        str(ckpt / "model.safetensors"),
+        metadata={"format": "pt", "policy_type": "smolvla_x", "policy_module": "vla.modeling_smolvla_x"},
+    )
+    with pytest.raises(
+        PolicyError,
+        match=r"saved by module 'ember.vla.modeling_smolvla_x', which this ember "
+        r"install lacks",
+    ):
         load_policy(ckpt)
 
 
@@ -234,9 +288,13 @@ def test_saved_checkpoints_record_the_module_of_their_policy_class(tmp_path: Pat
 def _tiny_bc_config():
     from ember.policies import make_policy_config
 
-    return make_policy_config("bc", input_features={STATE: {"shape": [2], "dtype": "float32"}},
-                              output_features={"action": {"shape": [2], "dtype": "float32"}}, horizon=4,
-                              n_action_steps=2)
+    return make_policy_config(
+        "bc",
+        input_features={STATE: {"shape": [2], "dtype": "float32"}},
+        output_features={"action": {"shape": [2], "dtype": "float32"}},
+        horizon=4,
+        n_action_steps=2,
+    )
 
 
 def _unit_stats() -> dict:
@@ -254,8 +312,14 @@ def test_the_supervised_ema_is_updated_after_each_step_and_saved_as_the_weights(
 
     cfg = _tiny_bc_config()
     cfg.ema.decay = 0.5
-    context = TrainingContext(policy_config=cfg, dataset_stats=_unit_stats(), features={}, optim=OptimConfig(lr=0.05),
-                              total_steps=5, accelerator=Accelerator(cpu=True))
+    context = TrainingContext(
+        policy_config=cfg,
+        dataset_stats=_unit_stats(),
+        features={},
+        optim=OptimConfig(lr=0.05),
+        total_steps=5,
+        accelerator=Accelerator(cpu=True),
+    )
     torch.manual_seed(0)
     algorithm = Supervised(make_algorithm_config("supervised"), context)
     g = torch.Generator().manual_seed(0)

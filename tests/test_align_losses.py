@@ -68,16 +68,33 @@ def _pairs(batch=6, length=7, seed=0):
     return per_token, completion, ref[:batch], ref[batch:]
 
 
-def _trl_dpo(loss_type: str, beta: float, label_smoothing: float, per_token, completion, ref_c, ref_r) -> float:
+def _trl_dpo(
+    loss_type: str, beta: float, label_smoothing: float, per_token, completion, ref_c, ref_r
+) -> float:
     model = _LogProbModel(per_token)
     owner = SimpleNamespace(
-        model=model, accelerator=_Identity(), aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
-        f_divergence_type="reverse_kl", loss_types=[loss_type], loss_weights=[1.0], beta=beta,
-        label_smoothing=label_smoothing, use_weighting=False, _metrics={"train": defaultdict(list)},
-        _total_train_tokens=0, _tp_size=1,
+        model=model,
+        accelerator=_Identity(),
+        aux_loss_enabled=False,
+        ld_alpha=None,
+        precompute_ref_logps=True,
+        f_divergence_type="reverse_kl",
+        loss_types=[loss_type],
+        loss_weights=[1.0],
+        beta=beta,
+        label_smoothing=label_smoothing,
+        use_weighting=False,
+        _metrics={"train": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
     )
-    inputs = {"input_ids": torch.zeros_like(completion), "attention_mask": torch.ones_like(completion),
-              "completion_mask": completion, "ref_chosen_logps": ref_c, "ref_rejected_logps": ref_r}
+    inputs = {
+        "input_ids": torch.zeros_like(completion),
+        "attention_mask": torch.ones_like(completion),
+        "completion_mask": completion,
+        "ref_chosen_logps": ref_c,
+        "ref_rejected_logps": ref_r,
+    }
     return float(trl_dpo.DPOTrainer._compute_loss(owner, model, inputs, return_outputs=False))
 
 
@@ -118,10 +135,16 @@ def test_cdpo_is_the_label_mixture_of_trl_sigmoid_losses():
     terms computed by TRL (the second with chosen and rejected swapped)."""
     per_token, completion, ref_c, ref_r = _pairs(seed=4)
     b = ref_c.shape[0]
-    swapped = (torch.cat([per_token[b:], per_token[:b]]), torch.cat([completion[b:], completion[:b]]), ref_r, ref_c)
+    swapped = (
+        torch.cat([per_token[b:], per_token[:b]]),
+        torch.cat([completion[b:], completion[:b]]),
+        ref_r,
+        ref_c,
+    )
     eps = 0.2
-    expected = (1 - eps) * _trl_dpo("sigmoid", 0.1, 0.0, per_token, completion, ref_c, ref_r) \
-        + eps * _trl_dpo("sigmoid", 0.1, 0.0, *swapped)
+    expected = (1 - eps) * _trl_dpo(
+        "sigmoid", 0.1, 0.0, per_token, completion, ref_c, ref_r
+    ) + eps * _trl_dpo("sigmoid", 0.1, 0.0, *swapped)
     args, _, _ = _ours(per_token, completion, ref_c, ref_r)
     assert abs(float(losses.cdpo_loss(*args, beta=0.1, label_smoothing=eps).loss) - expected) < TOL
 
@@ -129,16 +152,32 @@ def test_cdpo_is_the_label_mixture_of_trl_sigmoid_losses():
 def _trl_grpo(per_token, old, ref, advantages, mask, beta, eps_low, eps_high) -> float:
     owner = SimpleNamespace(
         _get_per_token_logps_and_entropies=lambda *a, **k: (per_token, torch.zeros_like(per_token), None),
-        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token", beta=beta,
-        args=SimpleNamespace(use_bias_correction_kl=False, delta=None), loss_type="grpo", epsilon_low=eps_low,
-        epsilon_high=eps_high, use_vllm=False, model=torch.nn.Module(), current_gradient_accumulation_steps=1,
-        _entropy_bonus_enabled=False, aux_loss_enabled=False, accelerator=_Identity(),
+        top_entropy_quantile=1.0,
+        off_policy_mask_threshold=None,
+        importance_sampling_level="token",
+        beta=beta,
+        args=SimpleNamespace(use_bias_correction_kl=False, delta=None),
+        loss_type="grpo",
+        epsilon_low=eps_low,
+        epsilon_high=eps_high,
+        use_vllm=False,
+        model=torch.nn.Module(),
+        current_gradient_accumulation_steps=1,
+        _entropy_bonus_enabled=False,
+        aux_loss_enabled=False,
+        accelerator=_Identity(),
         _metrics={"train": defaultdict(list)},
     )
     b, t = mask.shape
-    inputs = {"prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
-              "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
-              "advantages": advantages, "old_per_token_logps": old, "ref_per_token_logps": ref}
+    inputs = {
+        "prompt_ids": torch.zeros(b, 2, dtype=torch.long),
+        "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+        "completion_ids": torch.zeros(b, t, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": advantages,
+        "old_per_token_logps": old,
+        "ref_per_token_logps": ref,
+    }
     return float(trl_grpo.GRPOTrainer._compute_loss(owner, None, inputs))
 
 
@@ -148,7 +187,9 @@ def test_grpo_equals_trl(beta):
     groups, size, t = 3, 4, 6
     b = groups * size
     per_token = -torch.rand(b, t, generator=g, dtype=torch.float64) * 2
-    old = per_token + 0.4 * torch.randn(b, t, generator=g, dtype=torch.float64)  # ratios both sides of the clip
+    old = per_token + 0.4 * torch.randn(
+        b, t, generator=g, dtype=torch.float64
+    )  # ratios both sides of the clip
     ref = per_token + 0.3 * torch.randn(b, t, generator=g, dtype=torch.float64)
     mask = (torch.rand(b, t, generator=g) > 0.2).long()
     mask[:, 0] = 1
@@ -156,7 +197,8 @@ def test_grpo_equals_trl(beta):
     adv = losses.group_advantages(rewards, size)
     grouped = rewards.view(-1, size)  # TRL's "group" scaling with its own nanstd
     trl_adv = (rewards - grouped.mean(1).repeat_interleave(size)) / (
-        trl_utils.nanstd(grouped, dim=1).repeat_interleave(size) + 1e-4)
+        trl_utils.nanstd(grouped, dim=1).repeat_interleave(size) + 1e-4
+    )
     assert torch.allclose(adv, trl_adv, atol=1e-12)
     ours = losses.grpo_loss(per_token, old, ref, adv, mask, beta=beta, epsilon_low=0.2, epsilon_high=0.28)
     theirs = _trl_grpo(per_token, old, ref, adv, mask, beta, 0.2, 0.28)
@@ -173,8 +215,9 @@ def _toy_pair():
 @pytest.mark.parametrize("kind", ["dpo", "cdpo", "rdpo", "ipo"])
 def test_gradient_raises_chosen_and_lowers_rejected(kind):
     logps, ref = _toy_pair()
-    out = losses.preference_loss(kind, logps[:2] - 1.0, logps[2:] - 1.0, ref[:2], ref[2:], beta=0.5,
-                                 label_smoothing=0.1, flip_rate=0.2)
+    out = losses.preference_loss(
+        kind, logps[:2] - 1.0, logps[2:] - 1.0, ref[:2], ref[2:], beta=0.5, label_smoothing=0.1, flip_rate=0.2
+    )
     out.loss.backward()
     step = -logps.grad  # a gradient-descent step's direction
     assert (step[:2] > 0).all() and (step[2:] < 0).all()
@@ -199,19 +242,24 @@ def test_descent_on_dpo_raises_margin_and_accuracy():
 def test_rdpo_with_no_flips_is_dpo_and_unbiased_in_expectation():
     data = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
     pc, pr, rc, rr = data
-    assert torch.allclose(losses.rdpo_loss(pc, pr, rc, rr, 0.3, 0.0).loss, losses.dpo_loss(pc, pr, rc, rr, 0.3).loss)
+    assert torch.allclose(
+        losses.rdpo_loss(pc, pr, rc, rr, 0.3, 0.0).loss, losses.dpo_loss(pc, pr, rc, rr, 0.3).loss
+    )
     eps = 0.3  # expectation over flipped labels of rDPO == clean DPO (per pair)
     flipped = losses.rdpo_loss(pr, pc, rr, rc, 0.3, eps).loss
     clean = losses.rdpo_loss(pc, pr, rc, rr, 0.3, eps).loss
-    assert torch.allclose((1 - eps) * clean + eps * flipped, losses.dpo_loss(pc, pr, rc, rr, 0.3).loss, atol=1e-6)
+    assert torch.allclose(
+        (1 - eps) * clean + eps * flipped, losses.dpo_loss(pc, pr, rc, rr, 0.3).loss, atol=1e-6
+    )
 
 
 def test_kl_zero_when_policy_equals_reference():
     g = torch.Generator().manual_seed(2)
     logps = -torch.rand(6, 5, generator=g)
     mask = torch.ones(6, 5)
-    out = losses.grpo_loss(logps, None, logps.clone(), losses.group_advantages(torch.rand(6, generator=g), 3),
-                           mask, beta=0.1)
+    out = losses.grpo_loss(
+        logps, None, logps.clone(), losses.group_advantages(torch.rand(6, generator=g), 3), mask, beta=0.1
+    )
     assert float(out.kl) == 0.0
     assert float(losses.k3_kl(logps, logps).abs().max()) == 0.0
     assert float(losses.k3_kl(logps, logps + 0.1).min()) > 0.0

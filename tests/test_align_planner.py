@@ -23,8 +23,10 @@ pytest.importorskip("trl")
 pytest.importorskip("tinycoder")
 
 FPS = 10
-FEATURES = {"observation.state": {"dtype": "float32", "shape": [3], "names": ["cube_dx", "cube_dy", "gripper"]},
-            "action": {"dtype": "float32", "shape": [2], "names": None}}
+FEATURES = {
+    "observation.state": {"dtype": "float32", "shape": [3], "names": ["cube_dx", "cube_dy", "gripper"]},
+    "action": {"dtype": "float32", "shape": [2], "names": None},
+}
 TASK = "pick up the cube"
 MOTIONS = ["move left", "move right", "close the gripper"]
 
@@ -40,8 +42,11 @@ def _write(root: Path) -> tuple[list[int], list[int]]:
             w.add_language(instruction(TASK))
             for t in range(8):
                 state = [dx * (1 - t / 8), 0.0, 1.0 if t >= 6 else 0.0]
-                frame = {"observation.state": np.asarray(state, np.float32), "action": np.zeros(2, np.float32),
-                         "task": TASK}
+                frame = {
+                    "observation.state": np.asarray(state, np.float32),
+                    "action": np.zeros(2, np.float32),
+                    "task": TASK,
+                }
                 if t == 0:
                     frame["language_persistent"] = [motion(right if e < 4 else wrong)]
                 if t == 6:
@@ -72,7 +77,9 @@ def test_corrections_become_pairs_over_the_motion_they_replaced(dataset) -> None
         dx = float(ds.episode(p["episode"])["observation.state"][0][0])
         assert p["chosen"] == (" move left" if dx < 0 else " move right")
         assert p["rejected"] == (" move right" if dx < 0 else " move left")
-        assert p["prompt"].startswith(f"Task: {TASK}\nScene: cube_dx=") and p["prompt"].endswith("Next motion:")
+        assert p["prompt"].startswith(f"Task: {TASK}\nScene: cube_dx=") and p["prompt"].endswith(
+            "Next motion:"
+        )
     # without the motion vocabulary, the instruction change "now the red one" reads as a motion over "move right"
     unfiltered = correction_pairs(ds)
     assert len(unfiltered) == len(corrected) + 1 and unfiltered[-1]["chosen"] == " now the red one"
@@ -100,7 +107,9 @@ def test_sft_then_dpo_with_trl_raises_the_margin_and_keeps_the_reference(dataset
     log = dpo(model, reference, tokenizer, pairs, cfg, tmp_path / "dpo")
     steps = [h for h in log if "rewards/margins" in h]
     assert len(steps) == 6
-    assert steps[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-3)  # policy == reference at step 1 (measured 5e-5)
+    assert steps[0]["rewards/margins"] == pytest.approx(
+        0.0, abs=1e-3
+    )  # policy == reference at step 1 (measured 5e-5)
     assert steps[-1]["rewards/margins"] > 0.05 and steps[-1]["rewards/accuracies"] == 1.0
     assert steps[-1]["loss"] < steps[0]["loss"]
     for key, value in reference.state_dict().items():
@@ -122,5 +131,11 @@ def test_the_planner_refuses_a_loss_trl_does_not_offer(dataset, tmp_path) -> Non
     from ember.vla.planner.train import PlannerTrainConfig, dpo
 
     with pytest.raises(ConfigError, match="cdpo is not available"):
-        dpo(None, None, None, [{"prompt": "p", "chosen": "a", "rejected": "b"}], PlannerTrainConfig(loss="cdpo"),
-            tmp_path)
+        dpo(
+            None,
+            None,
+            None,
+            [{"prompt": "p", "chosen": "a", "rejected": "b"}],
+            PlannerTrainConfig(loss="cdpo"),
+            tmp_path,
+        )

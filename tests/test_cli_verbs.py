@@ -58,8 +58,13 @@ def test_real_verbs_come_from_entry_points(capsys):
     names = {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     if not names:
         pytest.skip("ember is not pip-installed here (no 'ember.verbs' entry points): run pip install -e .")
-    assert names == {"deploy": "ember.real.deploy:VERB", "correct": "ember.real.correct:VERB", "label": "ember.rewards.label:VERB",
-                     "train-reward": "ember.rewards.models.train:VERB", "motions": "ember.vla.motions_cli:VERB"}
+    assert names == {
+        "deploy": "ember.real.deploy:VERB",
+        "correct": "ember.real.correct:VERB",
+        "label": "ember.rewards.label:VERB",
+        "train-reward": "ember.rewards.models.train:VERB",
+        "motions": "ember.vla.motions_cli:VERB",
+    }
     found = verbs()
     assert {"demo", "collect", "train", "eval", "info", "data", "deploy", "correct"} <= set(found)
     assert main(["--help"]) == 0

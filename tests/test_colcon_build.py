@@ -36,16 +36,25 @@ NOT_SOURCE = (".git", ".venv", "outputs", "build", "install", "log", "__pycache_
 def copy_source(dest: Path) -> None:
     """The files a clone would have (tracked + untracked-but-not-ignored), or the tree minus NOT_SOURCE."""
     try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, check=True, timeout=30,
-        ).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+                timeout=30,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
     except (OSError, subprocess.SubprocessError):
         shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*NOT_SOURCE))
         return
     for rel in filter(None, listed):
         src = ROOT / rel
-        if src.is_file():  # listed but deleted in the work tree: a clone of the next commit won't have it either
+        if (
+            src.is_file()
+        ):  # listed but deleted in the work tree: a clone of the next commit won't have it either
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
 
@@ -72,11 +81,24 @@ def installed(tmp_path_factory) -> Path:
     env["COLCON_HOME"] = str(ws / "colcon_home")  # no user defaults (~/.colcon/defaults.yaml) or mixins
     cmd = [
         # this interpreter: colcon runs setup.py with sys.executable, so the venv's setuptools is the one tested
-        sys.executable, "-c", "import sys; from colcon_core.command import main; sys.exit(main())",
-        "--log-base", str(ws / "log"),
-        "build", "--packages-select", PACKAGE, "--base-paths", "src",
-        "--build-base", str(ws / "build"), "--install-base", str(ws / "install"),
-        "--event-handlers", "console_direct+", "desktop_notification-", "terminal_title-",
+        sys.executable,
+        "-c",
+        "import sys; from colcon_core.command import main; sys.exit(main())",
+        "--log-base",
+        str(ws / "log"),
+        "build",
+        "--packages-select",
+        PACKAGE,
+        "--base-paths",
+        "src",
+        "--build-base",
+        str(ws / "build"),
+        "--install-base",
+        str(ws / "install"),
+        "--event-handlers",
+        "console_direct+",
+        "desktop_notification-",
+        "terminal_title-",
     ]
     start = time.monotonic()
     done = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=120)
@@ -90,7 +112,13 @@ def installed(tmp_path_factory) -> Path:
 def test_console_scripts_in_lib_package(installed: Path):
     lib = installed / "lib" / PACKAGE
     expected = console_scripts() | launch_executables()
-    assert {"ember-bridge", "ember-mock-arm", "ember-policy-node", "ember-recorder", "ember-correct"} <= expected
+    assert {
+        "ember-bridge",
+        "ember-mock-arm",
+        "ember-policy-node",
+        "ember-recorder",
+        "ember-correct",
+    } <= expected
     present = {p.name for p in lib.iterdir()} if lib.is_dir() else set()
     assert expected <= present, f"missing from {lib}: {sorted(expected - present)}"
     for name in expected:

@@ -36,7 +36,9 @@ def run(env, seed: int, behavior: str | Behavior = "expert") -> tuple[np.ndarray
 
 
 @pytest.mark.parametrize("task", ["PickPlace", "Lift"])
-def test_progress_rises_over_expert_episodes_to_one_at_success_and_stays_lower_when_failing(task: str) -> None:
+def test_progress_rises_over_expert_episodes_to_one_at_success_and_stays_lower_when_failing(
+    task: str,
+) -> None:
     env = make_env(task, render_mode=None)
     for seed in (0, 1):
         progress, success, _ = run(env, seed)
@@ -49,10 +51,17 @@ def test_progress_rises_over_expert_episodes_to_one_at_success_and_stays_lower_w
         for seed in (0, 1):
             rng = behavior_rng(seed)
             env.reset(seed=seed)
-            b = (Behavior("failing", failure="wrong_target", goal=wrong_goal(env, rng)) if failure == "wrong_target"
-                 else Behavior("failing", failure="early_stop", stop_fraction=0.4))
+            b = (
+                Behavior("failing", failure="wrong_target", goal=wrong_goal(env, rng))
+                if failure == "wrong_target"
+                else Behavior("failing", failure="early_stop", stop_fraction=0.4)
+            )
             progress, success, _ = run(env, seed, b)
-            assert not success and progress.max() < 0.9 and progress[-1] < 0.75, (failure, seed, progress.max())
+            assert not success and progress.max() < 0.9 and progress[-1] < 0.75, (
+                failure,
+                seed,
+                progress.max(),
+            )
     env.close()
 
 
@@ -68,9 +77,22 @@ def test_every_task_reports_progress_in_its_info() -> None:
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mixed") / "ds"
-    assert main(["collect", "--task=PickPlace", "--num_episodes=5", f"--out={root}", "--behavior=mixed",
-                 "--mix=expert:0.2,noisy:0.4,failing:0.4", "--action_noise=0.1,0.3", "--max_episode_steps=45",
-                 "--seed=3"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=PickPlace",
+                "--num_episodes=5",
+                f"--out={root}",
+                "--behavior=mixed",
+                "--mix=expert:0.2,noisy:0.4,failing:0.4",
+                "--action_noise=0.1,0.3",
+                "--max_episode_steps=45",
+                "--seed=3",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -78,8 +100,19 @@ def behaviors_of(ds: EmberDataset) -> list[tuple[str, str, float]]:
     out = []
     for i in range(ds.num_episodes):
         ep = ds.episode(i)
-        assert len(set(ep["sim.behavior"])) == len(set(ep["sim.failure"])) == len(set(ep["sim.action_noise"])) == 1
-        out.append((str(ep["sim.behavior"][0]), str(ep["sim.failure"][0]), round(float(ep["sim.action_noise"][0]), 6)))
+        assert (
+            len(set(ep["sim.behavior"]))
+            == len(set(ep["sim.failure"]))
+            == len(set(ep["sim.action_noise"]))
+            == 1
+        )
+        out.append(
+            (
+                str(ep["sim.behavior"][0]),
+                str(ep["sim.failure"][0]),
+                round(float(ep["sim.action_noise"][0]), 6),
+            )
+        )
     return out
 
 
@@ -114,9 +147,22 @@ def test_mixed_collection_has_the_asked_counts_keeps_failures_and_round_trips(mi
 
 def test_the_same_seed_gives_the_same_behaviours(mixed: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    assert main(["collect", "--task=PickPlace", "--num_episodes=5", f"--out={again}", "--behavior=mixed",
-                 "--mix=expert:0.2,noisy:0.4,failing:0.4", "--action_noise=0.1,0.3", "--max_episode_steps=45",
-                 "--seed=3"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=PickPlace",
+                "--num_episodes=5",
+                f"--out={again}",
+                "--behavior=mixed",
+                "--mix=expert:0.2,noisy:0.4,failing:0.4",
+                "--action_noise=0.1,0.3",
+                "--max_episode_steps=45",
+                "--seed=3",
+            ]
+        )
+        == 0
+    )
     a, b = EmberDataset(mixed), EmberDataset(again)
     assert behaviors_of(a) == behaviors_of(b)
     for i in range(a.num_episodes):
@@ -125,35 +171,68 @@ def test_the_same_seed_gives_the_same_behaviours(mixed: Path, tmp_path: Path) ->
 
 def test_sim_columns_are_never_policy_inputs(mixed: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "train"
-    assert main(["train", f"--dataset={mixed}", f"--out={out}", "--policy.type=bc", "--steps=2", "--batch_size=4",
-                 "--policy.horizon=4", "--policy.n_action_steps=2"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                f"--dataset={mixed}",
+                f"--out={out}",
+                "--policy.type=bc",
+                "--steps=2",
+                "--batch_size=4",
+                "--policy.horizon=4",
+                "--policy.n_action_steps=2",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     config = json.loads((out / "checkpoints/last/pretrained_model/config.json").read_text())
     assert sorted(config["input_features"]) == ["observation.environment_state", "observation.state"]
 
 
 def test_failing_cameras_only_collection(tmp_path: Path) -> None:
     root = tmp_path / "pix"
-    assert main(["collect", "--task=Lift", "--num_episodes=2", f"--out={root}", "--behavior=failing",
-                 "--obs_mode=pixels", "--image_size=16", "--observations=robot", "--max_episode_steps=15"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=Lift",
+                "--num_episodes=2",
+                f"--out={root}",
+                "--behavior=failing",
+                "--obs_mode=pixels",
+                "--image_size=16",
+                "--observations=robot",
+                "--max_episode_steps=15",
+            ]
+        )
+        == 0
+    )
     ds = EmberDataset(root)
-    assert sorted(k for k in ds.features if k.startswith("observation.")) == ["observation.images.front",
-                                                                             "observation.state"]
+    assert sorted(k for k in ds.features if k.startswith("observation.")) == [
+        "observation.images.front",
+        "observation.state",
+    ]
     assert set(SIM_COLUMNS) <= set(ds.features) and all(name == "failing" for name, _, _ in behaviors_of(ds))
     ep = ds.episode(0)
     assert ep["observation.images.front"].shape == (len(ep["sim.progress"]), 16, 16, 3)
     assert not verify(root).problems
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--behavior=clumsy"], "--behavior must be one of expert, noisy, failing, mixed, got 'clumsy'"),
-    (["--behavior=mixed", "--mix=expert:0.5,noisy:0.4"], "--mix fractions must sum to 1, got 0.9"),
-    (["--behavior=mixed", "--mix=expert:0.5,lazy:0.5"], "--mix entries are behaviour:fraction"),
-    (["--behavior=mixed", "--mix=expert:half,noisy:0.5"], "fraction of 'expert' must be a number"),
-    (["--behavior=noisy", "--action_noise=-0.1"], "--action_noise must be one or more stds >= 0"),
-    (["--behavior=noisy", "--mix=expert:1"], "--mix is read only with --behavior=mixed"),
-])
-def test_bad_behaviour_flags_are_one_line_errors_before_anything_is_written(flags, message, tmp_path: Path,
-                                                                            capsys) -> None:
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--behavior=clumsy"], "--behavior must be one of expert, noisy, failing, mixed, got 'clumsy'"),
+        (["--behavior=mixed", "--mix=expert:0.5,noisy:0.4"], "--mix fractions must sum to 1, got 0.9"),
+        (["--behavior=mixed", "--mix=expert:0.5,lazy:0.5"], "--mix entries are behaviour:fraction"),
+        (["--behavior=mixed", "--mix=expert:half,noisy:0.5"], "fraction of 'expert' must be a number"),
+        (["--behavior=noisy", "--action_noise=-0.1"], "--action_noise must be one or more stds >= 0"),
+        (["--behavior=noisy", "--mix=expert:1"], "--mix is read only with --behavior=mixed"),
+    ],
+)
+def test_bad_behaviour_flags_are_one_line_errors_before_anything_is_written(
+    flags, message, tmp_path: Path, capsys
+) -> None:
     root = tmp_path / "never"
     assert main(["collect", "--task=Lift", "--num_episodes=1", f"--out={root}", *flags]) != 0
     err = capsys.readouterr().err.strip()
@@ -166,8 +245,14 @@ def test_mixed_schedules_give_each_behaviour_its_share_in_a_seeded_order() -> No
 
     cfg = CollectConfig(behavior="mixed", num_episodes=7, seed=5)  # the default mix: 1.4 / 2.8 / 2.8 episodes
     schedule = behavior_schedule(cfg)
-    assert {b: schedule.count(b) for b in ("expert", "noisy", "failing")} == {"expert": 1, "noisy": 3, "failing": 3}
+    assert {b: schedule.count(b) for b in ("expert", "noisy", "failing")} == {
+        "expert": 1,
+        "noisy": 3,
+        "failing": 3,
+    }
     assert behavior_schedule(CollectConfig(behavior="mixed", num_episodes=7, seed=5)) == schedule
-    assert any(behavior_schedule(CollectConfig(behavior="mixed", num_episodes=7, seed=s)) != schedule
-               for s in range(6, 10))
+    assert any(
+        behavior_schedule(CollectConfig(behavior="mixed", num_episodes=7, seed=s)) != schedule
+        for s in range(6, 10)
+    )
     assert behavior_schedule(CollectConfig(behavior="noisy", num_episodes=3)) == ["noisy"] * 3

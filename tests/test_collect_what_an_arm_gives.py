@@ -16,9 +16,23 @@ from ember.data import EmberDataset
 @pytest.fixture(scope="module")
 def arm_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("arm") / "ds"
-    assert main(["collect", "--task=Reach", "--num_episodes=1", f"--out={root}", "--obs_mode=pixels",
-                 "--image_size=32", "--observations=robot", "--action_space=joint_pos", "--max_episode_steps=12",
-                 "--keep_failures=true"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=Reach",
+                "--num_episodes=1",
+                f"--out={root}",
+                "--obs_mode=pixels",
+                "--image_size=32",
+                "--observations=robot",
+                "--action_space=joint_pos",
+                "--max_episode_steps=12",
+                "--keep_failures=true",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -34,15 +48,29 @@ def test_the_dataset_has_joints_and_cameras_only_and_names_its_action_space(arm_
     assert np.asarray(cameras["front"]["extrinsics"]).shape == (4, 4)
 
 
-def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(arm_dataset: Path, tmp_path: Path,
-                                                                          capsys) -> None:
+def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(
+    arm_dataset: Path, tmp_path: Path, capsys
+) -> None:
     from ember.real.policy_runner import PolicyRunner, load_checkpoint
 
     out = tmp_path / "train"
-    assert main(["train", f"--dataset={arm_dataset}", f"--out={out}", "--policy.type=bc", "--steps=2",
-                 "--batch_size=4", "--policy.horizon=4", "--policy.n_action_steps=2",
-                 "--policy.encoder.vision_backbone=small_cnn", "--policy.encoder.crop_shape=none"]) == 0, \
-        capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                f"--dataset={arm_dataset}",
+                f"--out={out}",
+                "--policy.type=bc",
+                "--steps=2",
+                "--batch_size=4",
+                "--policy.horizon=4",
+                "--policy.n_action_steps=2",
+                "--policy.encoder.vision_backbone=small_cnn",
+                "--policy.encoder.crop_shape=none",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     config = json.loads((out / "checkpoints/last/pretrained_model/config.json").read_text())
     assert config["output_features"]["action"]["action_space"] == "joint_pos"
     policy = load_checkpoint(str(out))
@@ -56,15 +84,18 @@ def test_the_runner_refuses_privileged_state_and_unknown_action_spaces_naming_th
     from ember.real.policy_runner import PolicyRunner
 
     def runner(inputs: dict, action: dict) -> PolicyRunner:
-        cfg = make_policy_config("bc", input_features=inputs, output_features={"action": action}, horizon=4,
-                                 n_action_steps=2)
+        cfg = make_policy_config(
+            "bc", input_features=inputs, output_features={"action": action}, horizon=4, n_action_steps=2
+        )
         return PolicyRunner(make_policy(cfg))
 
     state = {"observation.state": {"shape": [9], "dtype": "float32"}}
     privileged = {**state, "observation.environment_state": {"shape": [7], "dtype": "float32"}}
     with pytest.raises(RealError, match=r"needs \['observation.environment_state'\].*--observations=robot"):
         runner(privileged, {"shape": [9], "dtype": "float32"}).check_robot(9)
-    runner(state, {"shape": [4], "dtype": "float32", "action_space": "ee_delta"}).check_robot(9)  # IK in the node
+    runner(state, {"shape": [4], "dtype": "float32", "action_space": "ee_delta"}).check_robot(
+        9
+    )  # IK in the node
     with pytest.raises(RealError, match=r"'torque' actions.*--action_space=joint_pos"):
         runner(state, {"shape": [9], "dtype": "float32", "action_space": "torque"}).check_robot(9)
     with pytest.raises(RealError, match=r"7-D ee_delta actions"):
@@ -72,6 +103,10 @@ def test_the_runner_refuses_privileged_state_and_unknown_action_spaces_naming_th
 
 
 def test_robot_observations_without_cameras_are_refused(tmp_path: Path, capsys) -> None:
-    assert main(["collect", "--task=Reach", "--num_episodes=1", f"--out={tmp_path / 'x'}",
-                 "--observations=robot"]) != 0
+    assert (
+        main(
+            ["collect", "--task=Reach", "--num_episodes=1", f"--out={tmp_path / 'x'}", "--observations=robot"]
+        )
+        != 0
+    )
     assert "--obs_mode=pixels" in capsys.readouterr().err

@@ -30,8 +30,18 @@ class _Outer:
 
 
 def test_dotted_overrides_set_typed_values():
-    cfg = apply_overrides(_Outer(), ["--inner.horizon=8", "--inner.lr", "3e-4", "--seed=7",
-                                      "--inner.dims=32,64,96", "--inner.flag", "--inner.path=none"])
+    cfg = apply_overrides(
+        _Outer(),
+        [
+            "--inner.horizon=8",
+            "--inner.lr",
+            "3e-4",
+            "--seed=7",
+            "--inner.dims=32,64,96",
+            "--inner.flag",
+            "--inner.path=none",
+        ],
+    )
     assert cfg.seed == 7
     assert cfg.inner.horizon == 8 and isinstance(cfg.inner.horizon, int)
     assert cfg.inner.lr == pytest.approx(3e-4)
@@ -62,8 +72,10 @@ def test_saved_config_round_trips(tmp_path):
     cfg = apply_overrides(_Outer(), ["--inner.horizon=4", "--inner.dims=1,2"])
     path = save_config(cfg, tmp_path / "run")
     data = json.loads(path.read_text())
-    assert data == {"seed": 0, "inner": {"horizon": 4, "lr": 1e-3, "name": "a", "dims": [1, 2], "flag": False,
-                                         "path": None}}
+    assert data == {
+        "seed": 0,
+        "inner": {"horizon": 4, "lr": 1e-3, "name": "a", "dims": [1, 2], "flag": False, "path": None},
+    }
     reloaded = load_into(_Outer(), data)
     assert to_dict(reloaded) == to_dict(cfg)
     # --config replays a saved run; later flags still win
@@ -76,8 +88,9 @@ def test_policy_type_swaps_the_sub_config():
     from ember.train import TrainConfig
 
     _register_factories()
-    cfg = apply_overrides(TrainConfig(), ["--policy.type=diffusion", "--policy.horizon=8",
-                                          "--policy.n_action_steps=4"])
+    cfg = apply_overrides(
+        TrainConfig(), ["--policy.type=diffusion", "--policy.horizon=8", "--policy.n_action_steps=4"]
+    )
     assert cfg.policy.type == "diffusion" and cfg.policy.horizon == 8
     with pytest.raises(Exception, match="diffusion"):
         apply_overrides(TrainConfig(), ["--policy.type=no_such_policy"])
@@ -132,8 +145,16 @@ def test_run_folder_is_never_overwritten_silently(tmp_path):
     assert len(backups) == 1 and (backups[0] / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("flag", ["--num_episodes=-3", "--num_episodes=0", "--max_attempts_factor=0.5",
-                                  "--obs_mode=depth", "--max_episode_steps=-1"])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--num_episodes=-3",
+        "--num_episodes=0",
+        "--max_attempts_factor=0.5",
+        "--obs_mode=depth",
+        "--max_episode_steps=-1",
+    ],
+)
 def test_collect_refuses_counts_that_cannot_make_a_dataset(tmp_path, capsys, flag):
     out = tmp_path / "ds"
     assert main(["collect", "--task=PushT", f"--out={out}", flag]) != 0

@@ -37,7 +37,9 @@ FEATURES = {
 def make_episode(e: int, n: int) -> dict[str, np.ndarray | list]:
     rng = np.random.default_rng(10 + e)
     y, x = np.mgrid[0:16, 0:16]
-    front = np.stack([np.stack([x * 8, y * 8, np.full_like(x, 30 + 10 * t)], -1) for t in range(n)]).astype(np.uint8)
+    front = np.stack([np.stack([x * 8, y * 8, np.full_like(x, 30 + 10 * t)], -1) for t in range(n)]).astype(
+        np.uint8
+    )
     return {
         "observation.state": rng.standard_normal((n, 3)).astype(np.float32),
         "action": rng.standard_normal((n, 2)).astype(np.float32),
@@ -62,7 +64,9 @@ def write(root: Path) -> list[dict]:
                 w.add_frame({**frame, "task": "sort cubes"})
             w.add_language(correction("now the blue one", timestamp=0.33))  # lands on frame 4
             w.add_language(instruction("pick the blue cube", timestamp=0.33))  # exact time kept
-            w.add_language(LanguageRow("user", "which cube?", "vqa", camera="observation.images.front"), timestamp=0.5)
+            w.add_language(
+                LanguageRow("user", "which cube?", "vqa", camera="observation.images.front"), timestamp=0.5
+            )
             w.save_episode()
     return episodes
 
@@ -83,13 +87,20 @@ def test_depth_round_trips_exactly_with_lerobot_markers(written):
     assert info["observation.depth.wrist"]["info"]["depth_unit"] == "mm"
     for e, data in enumerate(episodes):
         got = ds.episode(e)
-        assert got["observation.depth.front"].dtype == np.float32 and got["observation.depth.wrist"].dtype == np.uint16
+        assert (
+            got["observation.depth.front"].dtype == np.float32
+            and got["observation.depth.wrist"].dtype == np.uint16
+        )
         np.testing.assert_array_equal(got["observation.depth.front"][..., 0], data["observation.depth.front"])
         np.testing.assert_array_equal(got["observation.depth.wrist"][..., 0], data["observation.depth.wrist"])
-        np.testing.assert_array_equal(got["observation.images.wrist"], data["observation.images.wrist"])  # PNG
+        np.testing.assert_array_equal(
+            got["observation.images.wrist"], data["observation.images.wrist"]
+        )  # PNG
     # stored as datasets.Image structs holding TIFF bytes, like LeRobot's raw depth frames
     table = pq.read_table(root / "data/chunk-000/file-000.parquet")
-    assert table.schema.field("observation.depth.wrist").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    assert table.schema.field("observation.depth.wrist").type == pa.struct(
+        [("bytes", pa.binary()), ("path", pa.string())]
+    )
     assert table.column("observation.depth.wrist")[0]["bytes"].as_py()[:2] in (b"II", b"MM")
     assert table.column("observation.images.wrist")[0]["bytes"].as_py()[:4] == b"\x89PNG"
     # stats stay in the stored unit with LeRobot's (1, 1, 1) shape; uint16 quantiles are exact
@@ -113,7 +124,10 @@ def test_string_columns_for_the_ros_recorder(written):
         got = ds.episode(e)
         assert list(got["language.instruction"]) == data["language.instruction"]
         assert list(got["language.correction"]) == data["language.correction"]  # empty strings survive
-    assert pq.read_schema(root / "data/chunk-000/file-000.parquet").field("language.correction").type == pa.string()
+    assert (
+        pq.read_schema(root / "data/chunk-000/file-000.parquet").field("language.correction").type
+        == pa.string()
+    )
     stats = json.loads((root / "meta/stats.json").read_text())
     assert "language.instruction" not in stats and "language_events" not in stats
 
@@ -137,7 +151,9 @@ def test_language_columns_follow_lerobot_schema_and_read_back(written):
     assert lang.active_at(0.33, "subtask").content == "pick the blue cube"
     assert lang.corrections() == [(0.4, "now the blue one")]
     assert lang.emitted_at(5, style="vqa", camera="observation.images.front")[0].content == "which cube?"
-    persistent = pq.read_table(root / "data/chunk-000/file-000.parquet").column("language_persistent").to_pylist()
+    persistent = (
+        pq.read_table(root / "data/chunk-000/file-000.parquet").column("language_persistent").to_pylist()
+    )
     assert all(p == persistent[0] for p in persistent[:9])  # broadcast to every frame, as LeRobot
 
 
@@ -153,7 +169,10 @@ def test_language_rows_are_validated(tmp_path):
         w.add_language(correction("too late", timestamp=5.0))
         with pytest.raises(DatasetError, match="only 1 frames"):
             w.save_episode()
-    with DatasetWriter.create(tmp_path / "n", fps=FPS, features=feats) as w, pytest.raises(DatasetError, match="language=True"):
+    with (
+        DatasetWriter.create(tmp_path / "n", fps=FPS, features=feats) as w,
+        pytest.raises(DatasetError, match="language=True"),
+    ):
         w.add_language(instruction("x"))
 
 
@@ -171,7 +190,9 @@ def test_add_columns_rewrites_only_parquet(written, tmp_path):
     ds = EmberDataset(root)
     assert ds.features["reward.vlm"] == {"dtype": "float32", "shape": [2], "names": None}
     assert ds.features["next.success"]["dtype"] == "bool"
-    np.testing.assert_array_equal(np.concatenate([ds.episode(e)["next.reward"] for e in range(2)]), reward.astype(np.float32))
+    np.testing.assert_array_equal(
+        np.concatenate([ds.episode(e)["next.reward"] for e in range(2)]), reward.astype(np.float32)
+    )
     np.testing.assert_array_equal(ds.episode(1)["reward.vlm"], np.zeros((6, 2), np.float32))
     stats = json.loads((root / "meta/stats.json").read_text())
     assert stats["next.reward"]["mean"] == [float(reward.astype(np.float32).astype(np.float64).mean())]
@@ -228,7 +249,10 @@ def test_verify_reports_stray_and_wrong_stats(written, tmp_path):
     assert "stats of 'action' do not match" in text and "temporary file" in text and not report.ok
     actions = repair(root)
     assert any("stats.json" in a for a in actions) and any("temporary" in a for a in actions)
-    assert verify(root).ok and json.loads((root / "meta/stats.json").read_text())["action"]["mean"] != [9.0, 9.0]
+    assert verify(root).ok and json.loads((root / "meta/stats.json").read_text())["action"]["mean"] != [
+        9.0,
+        9.0,
+    ]
 
 
 def test_window_options_uint8_is_pad_uncached_and_normalization(written, tmp_path):
@@ -248,15 +272,22 @@ def test_window_options_uint8_is_pad_uncached_and_normalization(written, tmp_pat
             assert b[key].dtype == torch.uint8 and b[key].shape[1] == 3
             torch.testing.assert_close(b[key].float() / 255, a[key])
             torch.testing.assert_close(c[key], a[key])  # per-item decode == cached frames
-        assert a["observation.depth.wrist"].shape == (3, 1, 6, 4) and a["observation.depth.wrist"].dtype == torch.float32
+        assert (
+            a["observation.depth.wrist"].shape == (3, 1, 6, 4)
+            and a["observation.depth.wrist"].dtype == torch.float32
+        )
         assert a["language.instruction"] in ("pick the red cube", "now the blue one")
         expected_pad = [i - k < (0 if i < LENGTHS[0] else LENGTHS[0]) for k in (2, 1, 0)]
         for key in keys[:-1]:
             assert a[f"{key}_is_pad"].tolist() == expected_pad, key
         mean, std = st["observation.state"]["mean"], st["observation.state"]["std"]
-        np.testing.assert_allclose(d["observation.state"].numpy(), (a["observation.state"].numpy() - mean) / (std + 1e-8), rtol=1e-5)
+        np.testing.assert_allclose(
+            d["observation.state"].numpy(), (a["observation.state"].numpy() - mean) / (std + 1e-8), rtol=1e-5
+        )
         lo, hi = st["action"]["min"], st["action"]["max"]
-        np.testing.assert_allclose(d["action"].numpy(), 2 * (a["action"].numpy() - lo) / (hi - lo) - 1, atol=1e-5)
+        np.testing.assert_allclose(
+            d["action"].numpy(), 2 * (a["action"].numpy() - lo) / (hi - lo) - 1, atol=1e-5
+        )
         torch.testing.assert_close(norm.unnormalize("action", d["action"]), a["action"])
     assert cached[0]["observation.images.front_is_pad"].tolist() == [True, True, False]
     with pytest.raises(DatasetError, match="normalization mode"):
@@ -271,7 +302,9 @@ def test_cli_actions(written, tmp_path, capsys):
     assert "observation.depth.front" in capsys.readouterr().out
     assert run_data(DataConfig(action="verify", root=str(root))) == 0
     out = tmp_path / "viz"
-    assert run_data(DataConfig(action="viz", root=str(root), episode=1, out=str(out), viz_backend="files")) == 0
+    assert (
+        run_data(DataConfig(action="viz", root=str(root), episode=1, out=str(out), viz_backend="files")) == 0
+    )
     assert (out / "episode_000001.png").stat().st_size > 1000 and (out / "episode_000001.mp4").is_file()
     assert run_data(DataConfig(action="viz", root=str(root), episode=7, out=str(out))) == 1
     assert "out of range" in capsys.readouterr().err

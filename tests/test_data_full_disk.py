@@ -47,7 +47,9 @@ def small_disk(tmp_path):
         pytest.skip("no `mount` command on this machine")
     disk = tmp_path / "disk"
     disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}")
     yield disk
@@ -129,7 +131,11 @@ def test_a_full_disk_during_save_loses_no_episode_and_the_save_succeeds_once_spa
     msg = str(error)
     assert isinstance(error, DatasetError) and error.__cause__.errno == errno.ENOSPC
     assert "no space left on the device" in msg and str(root) in msg and "free there" in msg
-    assert f"Episodes 0..{full_at - 1} are intact" in msg and "free some space" in msg and "save_episode()" in msg
+    assert (
+        f"Episodes 0..{full_at - 1} are intact" in msg
+        and "free some space" in msg
+        and "save_episode()" in msg
+    )
     assert error.path.is_relative_to(root) and error.free_bytes == free(small_disk)
     # the disk holds exactly the state after the last good episode: same files, same bytes, no temp file left
     assert snapshot(root) == good
@@ -202,7 +208,10 @@ def recorder(root: Path, side: int):
 
 def record(rec, e: int, side: int, length: int, t0: float) -> None:
     for i, f in enumerate(episode(e, side, length)):
-        obs = {"observation.state": f["observation.state"], "observation.images.cam": f["observation.images.cam"]}
+        obs = {
+            "observation.state": f["observation.state"],
+            "observation.images.cam": f["observation.images.cam"],
+        }
         rec.add_frame(obs, f["action"], sampled=t0 + i / FPS)
 
 
@@ -248,7 +257,9 @@ def test_the_recorder_stops_cleanly_when_a_failed_save_cannot_be_undone(small_di
     record(rec, 1, side, length, 10.0)
     real_replace = os.replace
 
-    def full_after_the_data_shard(src, dst, *args, **kwargs):  # the data shard goes in, the video shard fills up
+    def full_after_the_data_shard(
+        src, dst, *args, **kwargs
+    ):  # the data shard goes in, the video shard fills up
         if str(dst).endswith(".mp4"):
             raise OSError(errno.ENOSPC, "No space left on device", str(src))
         return real_replace(src, dst, *args, **kwargs)

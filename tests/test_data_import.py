@@ -67,7 +67,9 @@ def test_robomimic_import_maps_keys_and_values(tmp_path):
         np.testing.assert_array_equal(got["observation.sim_state"], d["states"])  # exact replay states
         state = np.concatenate([d["obs/robot0_eef_pos"], d["obs/robot0_gripper_qpos"]], axis=1)
         np.testing.assert_array_equal(got["observation.state"], state.astype(np.float32))
-        np.testing.assert_array_equal(got["observation.environment_state"], d["obs/object"].astype(np.float32))
+        np.testing.assert_array_equal(
+            got["observation.environment_state"], d["obs/object"].astype(np.float32)
+        )
         np.testing.assert_array_equal(got["next.done"], d["dones"].astype(bool))
         np.testing.assert_array_equal(got["next.reward"], d["rewards"].astype(np.float32))
         assert np.abs(got["observation.images.agentview"].astype(int) - d["obs/agentview_image"]).mean() < 2
@@ -96,7 +98,10 @@ def write_bag(path: Path, seconds: float = 2.0, offset: float = 0.0) -> dict[str
     ts = get_typestore(Stores.ROS2_HUMBLE)
     Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
     JointState, Image = ts.types["sensor_msgs/msg/JointState"], ts.types["sensor_msgs/msg/Image"]
-    Traj, Point = ts.types["trajectory_msgs/msg/JointTrajectory"], ts.types["trajectory_msgs/msg/JointTrajectoryPoint"]
+    Traj, Point = (
+        ts.types["trajectory_msgs/msg/JointTrajectory"],
+        ts.types["trajectory_msgs/msg/JointTrajectoryPoint"],
+    )
     Duration, String = ts.types["builtin_interfaces/msg/Duration"], ts.types["std_msgs/msg/String"]
     t0 = 1_700_000_000.0 + offset
     sent: dict[str, list] = {"state": [], "cmd": [], "rgb": []}
@@ -205,7 +210,9 @@ def test_rosbag2_mapping_errors(bags, tmp_path):
     with pytest.raises(DatasetError, match="not in the bag"):
         import_rosbag2(base / "run_a", tmp_path / "x", {"topics": {"/nope": {"key": "action"}}})
     with pytest.raises(DatasetError, match="action_from_state"):
-        import_rosbag2(base / "run_a", tmp_path / "y", {"topics": {"/joint_states": {"key": "observation.state"}}})
+        import_rosbag2(
+            base / "run_a", tmp_path / "y", {"topics": {"/joint_states": {"key": "observation.state"}}}
+        )
     result = import_rosbag2(
         base / "run_a", tmp_path / "z",
         {"fps": 5, "action_from_state": True, "topics": {"/joint_states": "observation.state"}},

@@ -13,7 +13,10 @@ from roundtrip_dataset import CAM, FEATURES, FPS, LENGTHS
 
 from ember.data.stats import QUANTILE_KEYS
 
-written, ds = roundtrip_dataset.written, roundtrip_dataset.ds  # module-scoped fixtures: one dataset per module
+written, ds = (
+    roundtrip_dataset.written,
+    roundtrip_dataset.ds,
+)  # module-scoped fixtures: one dataset per module
 
 
 def test_info_json_matches_lerobot_v3(ds):

@@ -16,7 +16,10 @@ from roundtrip_dataset import CAM, FEATURES, FPS, LENGTHS, TASKS, make_episode, 
 from ember.data import DatasetError, DatasetWriter, EmberDataset, WindowDataset, compute_stats
 from ember.data.stats import QUANTILE_KEYS, QUANTILES, aggregate_stats
 
-written, ds = roundtrip_dataset.written, roundtrip_dataset.ds  # module-scoped fixtures: one dataset per module
+written, ds = (
+    roundtrip_dataset.written,
+    roundtrip_dataset.ds,
+)  # module-scoped fixtures: one dataset per module
 
 
 def test_numeric_columns_round_trip_exactly(ds, written):

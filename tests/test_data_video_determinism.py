@@ -41,7 +41,9 @@ def _episode(size: int, seed: int) -> np.ndarray:
     """Three textured frames that move a little, like a short camera episode."""
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, (size, size, 3)).astype(np.int16)
-    return np.stack([np.clip(np.roll(base, shift, axis=1) + 10 * shift, 0, 255) for shift in range(3)]).astype(np.uint8)
+    return np.stack(
+        [np.clip(np.roll(base, shift, axis=1) + 10 * shift, 0, 255) for shift in range(3)]
+    ).astype(np.uint8)
 
 
 def _encode(frames: np.ndarray) -> str:

@@ -12,7 +12,10 @@ from roundtrip_dataset import CAM, LENGTHS, TASKS, make_image
 from ember.data import DatasetError, WindowDataset, to_batch
 from ember.data.video import decode_call_count
 
-written, ds = roundtrip_dataset.written, roundtrip_dataset.ds  # module-scoped fixtures: one dataset per module
+written, ds = (
+    roundtrip_dataset.written,
+    roundtrip_dataset.ds,
+)  # module-scoped fixtures: one dataset per module
 
 
 def _expected_window(episodes, item_index, n_obs, horizon):

@@ -36,12 +36,17 @@ def write_state_dataset(root: Path) -> Path:
         for ep, n in enumerate(LENGTHS):
             for t in range(n):
                 base = 100.0 * ep + t
-                writer.add_frame({STATE: np.array([base, base + 0.25, -base], np.float32),
-                                  ENV: np.array([base + 0.5, 7.0 * ep], np.float32),
-                                  "action": np.array([base + 0.75, -t], np.float32),
-                                  "next.reward": float(base), "next.done": np.array([t == n - 1 and ep % 2 == 0]),
-                                  "next.success": np.array([t % 3 == 0]),
-                                  "task": "push" if ep % 2 else "lift"})
+                writer.add_frame(
+                    {
+                        STATE: np.array([base, base + 0.25, -base], np.float32),
+                        ENV: np.array([base + 0.5, 7.0 * ep], np.float32),
+                        "action": np.array([base + 0.75, -t], np.float32),
+                        "next.reward": float(base),
+                        "next.done": np.array([t == n - 1 and ep % 2 == 0]),
+                        "next.success": np.array([t % 3 == 0]),
+                        "task": "push" if ep % 2 else "lift",
+                    }
+                )
             writer.save_episode()
     return root
 
@@ -70,8 +75,15 @@ LAYOUTS = [
     dict(n_obs_steps=1, horizon=1),
     dict(n_obs_steps=2, horizon=5),
     dict(n_obs_steps=3, horizon=4, next_keys=("next.reward", "next.done"), next_observation=True),
-    dict(n_obs_steps=1, horizon=1, next_keys=("next.reward", "next.done", "next.success"), next_observation=True),
-    dict(n_obs_steps=2, horizon=6, next_keys=("next.reward", "next.done"), next_observation=True, next_steps=4),
+    dict(
+        n_obs_steps=1,
+        horizon=1,
+        next_keys=("next.reward", "next.done", "next.success"),
+        next_observation=True,
+    ),
+    dict(
+        n_obs_steps=2, horizon=6, next_keys=("next.reward", "next.done"), next_observation=True, next_steps=4
+    ),
     dict(n_obs_steps=1, horizon=3, next_keys=("next.reward",), next_steps=3),
 ]
 
@@ -96,35 +108,64 @@ def test_batched_fetch_equals_stacked_items(state_ds: EmberDataset, layout: dict
 
 def test_batched_fetch_pads_at_episode_edges(tmp_path: Path) -> None:
     chain = EmberDataset(write_chain(tmp_path / "chain"))  # episodes of 5 and 3 frames, state = (t, episode)
-    windows = WindowDataset(chain, n_obs_steps=2, horizon=4, obs_keys=[STATE], next_keys=("next.reward", "next.done"),
-                            next_observation=True, next_steps=3)
+    windows = WindowDataset(
+        chain,
+        n_obs_steps=2,
+        horizon=4,
+        obs_keys=[STATE],
+        next_keys=("next.reward", "next.done"),
+        next_observation=True,
+        next_steps=3,
+    )
     batch = collate_windows(windows.__getitems__([0, 3, 5, 7]))
     assert batch[f"{STATE}_is_pad"].tolist() == [[True, False], [False, False], [True, False], [False, False]]
     assert batch[STATE][:, :, 0].tolist() == [[0, 0], [2, 3], [0, 0], [1, 2]]
     assert batch["next.reward"][:, :, 0].tolist() == [[0, 1, 2], [3, 4, 4], [10, 11, 12], [12, 12, 12]]
-    assert batch["next.is_pad"].tolist() == [[False] * 3, [False, False, True], [False] * 3, [False, True, True]]
-    assert batch[f"next.{STATE}_is_pad"].tolist() == [[False, False], [True, True], [False, True], [True, True]]
-    assert batch["action_is_pad"].tolist() == [[True, False, False, False], [False, False, False, True],
-                                               [True, False, False, False], [False, False, True, True]]
+    assert batch["next.is_pad"].tolist() == [
+        [False] * 3,
+        [False, False, True],
+        [False] * 3,
+        [False, True, True],
+    ]
+    assert batch[f"next.{STATE}_is_pad"].tolist() == [
+        [False, False],
+        [True, True],
+        [False, True],
+        [True, True],
+    ]
+    assert batch["action_is_pad"].tolist() == [
+        [True, False, False, False],
+        [False, False, False, True],
+        [True, False, False, False],
+        [False, False, True, True],
+    ]
     assert_same_batch(batch, stacked(windows, [0, 3, 5, 7]))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_dataloader_batches_match_with_either_collate(state_ds: EmberDataset, num_workers: int) -> None:
-    windows = WindowDataset(state_ds, n_obs_steps=2, horizon=3, obs_keys=[STATE, ENV], next_keys=("next.reward",),
-                            next_observation=True, next_steps=2)
+    windows = WindowDataset(
+        state_ds,
+        n_obs_steps=2,
+        horizon=3,
+        obs_keys=[STATE, ENV],
+        next_keys=("next.reward",),
+        next_observation=True,
+        next_steps=2,
+    )
     order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(1)).tolist()
 
     def batches(collate) -> list[dict]:
-        loader = torch.utils.data.DataLoader(windows, batch_size=8, sampler=order, num_workers=num_workers,
-                                             collate_fn=collate)
+        loader = torch.utils.data.DataLoader(
+            windows, batch_size=8, sampler=order, num_workers=num_workers, collate_fn=collate
+        )
         return list(loader)
 
     fast, plain = batches(collate_windows), batches(None)
     assert len(fast) == len(plain) == 4  # 25 windows: 8 + 8 + 8 + 1
     for k, (a, b) in enumerate(zip(fast, plain, strict=True)):
         assert_same_batch(a, b)
-        assert_same_batch(a, stacked(windows, order[8 * k:8 * k + 8]))
+        assert_same_batch(a, stacked(windows, order[8 * k : 8 * k + 8]))
 
 
 def test_camera_windows_keep_the_per_item_path(ds) -> None:

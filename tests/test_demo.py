@@ -9,9 +9,18 @@ from ember.cli import main
 from ember.config import apply_overrides
 from ember.demo import DemoConfig
 
-TINY = ["--collect.num_episodes=2", "--train.steps=30", "--train.batch_size=16",
-        "--train.policy.denoiser.down_dims=32,64", "--eval.num_episodes=2", "--eval.batch_size=2",
-        "--eval.max_episode_steps=8", "--eval.num_videos=1", "--eval.render_size=64", "--baseline_episodes=1"]
+TINY = [
+    "--collect.num_episodes=2",
+    "--train.steps=30",
+    "--train.batch_size=16",
+    "--train.policy.denoiser.down_dims=32,64",
+    "--eval.num_episodes=2",
+    "--eval.batch_size=2",
+    "--eval.max_episode_steps=8",
+    "--eval.num_videos=1",
+    "--eval.render_size=64",
+    "--baseline_episodes=1",
+]
 
 
 def _check_run(out, printed, task, label):
@@ -59,10 +68,16 @@ def test_tiny_demo_pickplace_writes_report_and_both_evaluations(tmp_path, capsys
     from ember.eval import EvalConfig, evaluate
     from ember.policies import load_policy
 
-    again = evaluate(load_policy(summary["checkpoint"]), EvalConfig(
-        task="PickPlace", num_episodes=2, batch_size=2, max_episode_steps=8, render_size=64, seed=100_000), quiet=True)
+    again = evaluate(
+        load_policy(summary["checkpoint"]),
+        EvalConfig(
+            task="PickPlace", num_episodes=2, batch_size=2, max_episode_steps=8, render_size=64, seed=100_000
+        ),
+        quiet=True,
+    )
     assert [(e.seed, e.success, e.length, e.total_reward) for e in again.episodes] == [
-        (e["seed"], e["success"], e["length"], e["total_reward"]) for e in trained["episodes"]]
+        (e["seed"], e["success"], e["length"], e["total_reward"]) for e in trained["episodes"]
+    ]
 
 
 def test_tiny_demo_pusht_keeps_its_own_demo(tmp_path, capsys):
@@ -79,11 +94,21 @@ def test_task_presets_and_overrides_in_any_order():
         cfg = apply_overrides(DemoConfig(), args)
         assert cfg.task == "PushT" and cfg.collect.task == cfg.eval.task == "PushT"
         assert cfg.train.steps == 7  # the override, wherever it stands
-        assert cfg.train.policy.type == "diffusion" and cfg.train.policy.n_action_steps == 4  # PushT's tuned preset
+        assert (
+            cfg.train.policy.type == "diffusion" and cfg.train.policy.n_action_steps == 4
+        )  # PushT's tuned preset
         assert cfg.train.policy.prediction_type == "sample" and cfg.train.obs_keys == ()
-        assert cfg.collect.num_episodes == 100 and cfg.eval.num_episodes == 40 and cfg.eval.max_episode_steps == 300
+        assert (
+            cfg.collect.num_episodes == 100
+            and cfg.eval.num_episodes == 40
+            and cfg.eval.max_episode_steps == 300
+        )
     default = DemoConfig()
-    assert default.task == "PickPlace" and default.train.policy.type == "flow" and default.eval.num_episodes >= 50
+    assert (
+        default.task == "PickPlace"
+        and default.train.policy.type == "flow"
+        and default.eval.num_episodes >= 50
+    )
     assert DemoConfig(task="PushT").train.steps == 6000
     back = apply_overrides(DemoConfig(), ["--task=PushT", "--eval.num_videos=1", "--task=PickPlace"])
     assert back.train.policy.type == "flow" and back.eval.num_videos == 1 and back.eval.task == "PickPlace"

@@ -25,7 +25,6 @@ from ember.train import TrainConfig, train
 SIZE = 64
 
 
-
 # ------------------------------------------------------------------------------------------ pure functions
 def look_at_camera() -> CameraModel:
     from ember.sims.cameras import camera_info, look_at_rotation
@@ -40,7 +39,9 @@ def test_camera_projects_its_target_to_the_image_centre_and_scales() -> None:
     np.testing.assert_allclose(cam.project(np.array([[0.5, 0.0, 0.0]])), [[SIZE / 2, SIZE / 2]], atol=1e-6)
     left = cam.project(np.array([[0.5, 0.1, 0.0]]))[0]
     assert left[0] > SIZE / 2  # facing the robot, world +y (the robot's left) is on the image's right
-    np.testing.assert_allclose(cam.resized(2 * SIZE, 2 * SIZE).project(np.array([[0.5, 0.1, 0.0]]))[0], 2 * left)
+    np.testing.assert_allclose(
+        cam.resized(2 * SIZE, 2 * SIZE).project(np.array([[0.5, 0.1, 0.0]]))[0], 2 * left
+    )
     assert np.isnan(cam.project(np.array([[2.0, 0.0, 0.6]]))).all()  # behind the camera
 
 
@@ -50,7 +51,9 @@ def test_goal_sketch_is_a_line_drawing_and_augmentation_is_seeded() -> None:
     plain = goal_sketch(frame)
     assert plain.shape == (SIZE, SIZE, 1) and plain.dtype == np.uint8
     strokes = plain[..., 0] > 0
-    assert strokes[20:40, 10:30].sum() > 30 and not strokes[25:35, 15:25].any() and not strokes[50:, 40:].any()
+    assert (
+        strokes[20:40, 10:30].sum() > 30 and not strokes[25:35, 15:25].any() and not strokes[50:, 40:].any()
+    )
     a = goal_sketch(frame, np.random.default_rng(1))
     b = goal_sketch(frame, np.random.default_rng(1))
     np.testing.assert_array_equal(a, b)
@@ -87,7 +90,9 @@ def test_trajectory_sketch_runs_red_to_green_with_gripper_marks() -> None:
 
 def test_keypoints_round_trip_through_a_drawing_and_text() -> None:
     points = np.array([[0.25, 0.6], [0.7, 0.3]], np.float32)
-    np.testing.assert_allclose(keypoints_from_image(keypoint_image(points, (SIZE, SIZE)), 2), points, atol=0.02)
+    np.testing.assert_allclose(
+        keypoints_from_image(keypoint_image(points, (SIZE, SIZE)), 2), points, atol=0.02
+    )
     np.testing.assert_allclose(parse_keypoints("0.25,0.6; 0.7,0.3", 2), points)
     with pytest.raises(ConditioningError, match="keypoint 1 is not drawn"):
         keypoints_from_image(keypoint_image(points[:1], (SIZE, SIZE)), 2)
@@ -117,8 +122,12 @@ def test_wilson_interval_is_honest_at_the_edges() -> None:
 @pytest.fixture(scope="module")
 def pickplace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cond") / "dataset"
-    collect(CollectConfig(task="PickPlace", num_episodes=2, out=str(root), obs_mode="pixels", image_size=SIZE,
-                          seed=0), quiet=True)
+    collect(
+        CollectConfig(
+            task="PickPlace", num_episodes=2, out=str(root), obs_mode="pixels", image_size=SIZE, seed=0
+        ),
+        quiet=True,
+    )
     return root
 
 
@@ -131,8 +140,9 @@ def test_episode_conditioning_matches_the_recorded_episode(pickplace: Path) -> N
     episode = ds.episode(0)
     camera = dataset_camera(pickplace, "observation.images.front", (SIZE, SIZE))
     assert (pickplace / "meta" / "ember_cameras.json").is_file()  # asked of the env once, then cached
-    record = EpisodeRecord(episode["observation.images.front"], episode["observation.environment_state"], names,
-                           camera)
+    record = EpisodeRecord(
+        episode["observation.images.front"], episode["observation.environment_state"], names, camera
+    )
     out = produce(record, ["goal_image", "goal_sketch", "trajectory_sketch", "keypoints"], num_keypoints=2)
     np.testing.assert_array_equal(out["goal_image"], episode["observation.images.front"][-1])
     assert out["goal_sketch"].shape == (SIZE, SIZE, 1) and out["trajectory_sketch"].shape == (SIZE, SIZE, 3)
@@ -140,7 +150,9 @@ def test_episode_conditioning_matches_the_recorded_episode(pickplace: Path) -> N
     ee0 = camera.project(episode["observation.environment_state"][:1, :3])[0]
     u, v = np.round(ee0).astype(int)
     patch = out["trajectory_sketch"][max(0, v - 2) : v + 3, max(0, u - 2) : u + 3]
-    assert patch[..., 0].max() > 150, "the red start of the path is at the projected start of the end effector"
+    assert patch[..., 0].max() > 150, (
+        "the red start of the path is at the projected start of the end effector"
+    )
     # keypoint 0 is the goal object, which the gripper closes on: the blue grasp mark sits on it
     kp = out["keypoints"][0] * SIZE
     blue = np.argwhere(out["trajectory_sketch"][..., 2] == 255).mean(axis=0)[::-1]
@@ -153,8 +165,15 @@ def test_episode_conditioning_matches_the_recorded_episode(pickplace: Path) -> N
 def sketch_policy(pickplace: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cond_train") / "train"
     cfg = TrainConfig(dataset=str(pickplace), out=str(out), steps=6, batch_size=8, log_every=2, seed=0)
-    cfg.policy = make_policy_config("flow", horizon=8, n_action_steps=4, down_dims=(32, 64), crop_shape=(56, 56),
-                                    vision_backbone="small_cnn", conditioning=("trajectory_sketch", "keypoints"))
+    cfg.policy = make_policy_config(
+        "flow",
+        horizon=8,
+        n_action_steps=4,
+        down_dims=(32, 64),
+        crop_shape=(56, 56),
+        vision_backbone="small_cnn",
+        conditioning=("trajectory_sketch", "keypoints"),
+    )
     cfg.mask_state_names = ("goal_*",)
     cfg.conditioning.variants_per_episode = 2
     train(cfg, quiet=True)
@@ -164,14 +183,29 @@ def sketch_policy(pickplace: Path, tmp_path_factory) -> Path:
 def test_training_makes_the_conditioning_and_hides_the_goal(sketch_policy: Path) -> None:
     saved = json.loads((sketch_policy / "checkpoints/last/pretrained_model/config.json").read_text())
     assert saved["conditioning"]["kinds"] == ["trajectory_sketch", "keypoints"]
-    assert saved["mask_state_dims"] == {"observation.environment_state": list(range(19, 30))}  # every goal_* column
+    assert saved["mask_state_dims"] == {
+        "observation.environment_state": list(range(19, 30))
+    }  # every goal_* column
 
 
-def test_eval_with_expert_conditioning_reports_each_split(sketch_policy: Path, tmp_path: Path, capsys) -> None:
+def test_eval_with_expert_conditioning_reports_each_split(
+    sketch_policy: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "eval"
-    code = main(["eval", f"--policy_path={sketch_policy}", "--task=PickPlace", "--splits=train,heldout_goal",
-                 "--num_episodes=2", "--batch_size=2", "--max_episode_steps=5", "--num_videos=1",
-                 "--render_size=64", f"--out={out}"])
+    code = main(
+        [
+            "eval",
+            f"--policy_path={sketch_policy}",
+            "--task=PickPlace",
+            "--splits=train,heldout_goal",
+            "--num_episodes=2",
+            "--batch_size=2",
+            "--max_episode_steps=5",
+            "--num_videos=1",
+            "--render_size=64",
+            f"--out={out}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["per_split"]) == {"train", "heldout_goal"}
@@ -183,27 +217,59 @@ def test_eval_with_expert_conditioning_reports_each_split(sketch_policy: Path, t
     assert "| heldout_goal |" in (out / "report.md").read_text()
 
 
-def test_a_goal_decoder_policy_trains_on_goal_positions_and_evaluates(pickplace: Path, tmp_path: Path,
-                                                                      capsys) -> None:
+def test_a_goal_decoder_policy_trains_on_goal_positions_and_evaluates(
+    pickplace: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "train"
-    cfg = TrainConfig(dataset=str(pickplace), out=str(out), steps=4, batch_size=8, log_every=2, seed=0,
-                      obs_keys=("observation.state", "observation.environment_state"))
-    cfg.policy = make_policy_config("flow", horizon=8, n_action_steps=4, down_dims=(32, 64),
-                                    conditioning=("goal_sketch", "initial_image"), conditioning_fusion="stacked",
-                                    conditioning_camera="front", hidden_state_weight=1.0, conditioning_as_state=True)
+    cfg = TrainConfig(
+        dataset=str(pickplace),
+        out=str(out),
+        steps=4,
+        batch_size=8,
+        log_every=2,
+        seed=0,
+        obs_keys=("observation.state", "observation.environment_state"),
+    )
+    cfg.policy = make_policy_config(
+        "flow",
+        horizon=8,
+        n_action_steps=4,
+        down_dims=(32, 64),
+        conditioning=("goal_sketch", "initial_image"),
+        conditioning_fusion="stacked",
+        conditioning_camera="front",
+        hidden_state_weight=1.0,
+        conditioning_as_state=True,
+    )
     cfg.mask_state_names = ("goal_*",)
     cfg.hidden_state_names = ("goal_object.*", "goal_pad.*")
     cfg.ground_hidden_names = ("goal_object:object_*", "goal_pad:pad_*")
     cfg.conditioning.variants_per_episode = 2
     train(cfg, quiet=True)
     saved = json.loads((out / "checkpoints/last/pretrained_model/config.json").read_text())
-    assert saved["hidden_state_dims"] == {"observation.environment_state": [25, 26, 27, 28, 29]}  # positions only
+    assert saved["hidden_state_dims"] == {
+        "observation.environment_state": [25, 26, 27, 28, 29]
+    }  # positions only
     env = "observation.environment_state"
-    assert saved["ground_hidden_state"] == [  # the goal cube on one of the 3 cubes, the goal pad on one of the pads
+    assert saved[
+        "ground_hidden_state"
+    ] == [  # the goal cube on one of the 3 cubes, the goal pad on one of the pads
         {"feature": env, "dims": [25, 26, 27], "candidates": [[4, 5, 6], [7, 8, 9], [10, 11, 12]]},
-        {"feature": env, "dims": [28, 29], "candidates": [[13, 14], [15, 16], [17, 18]]}]
-    code = main(["eval", f"--policy_path={out}", "--task=PickPlace", "--splits=train", "--num_episodes=1",
-                 "--batch_size=1", "--max_episode_steps=5", "--num_videos=0", f"--out={tmp_path / 'eval'}"])
+        {"feature": env, "dims": [28, 29], "candidates": [[13, 14], [15, 16], [17, 18]]},
+    ]
+    code = main(
+        [
+            "eval",
+            f"--policy_path={out}",
+            "--task=PickPlace",
+            "--splits=train",
+            "--num_episodes=1",
+            "--batch_size=1",
+            "--max_episode_steps=5",
+            "--num_videos=0",
+            f"--out={tmp_path / 'eval'}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     cfg.overwrite = True
     cfg.ground_hidden_names = ("goal_object:cylinder_*",)
@@ -225,10 +291,20 @@ def test_a_drawn_sketch_image_is_accepted_at_evaluation(sketch_policy: Path, tmp
     pen.ellipse([82, 162, 98, 178], fill=(0, 0, 255))  # grasp here
     drawing.save(tmp_path / "sketch.png")
     out = tmp_path / "eval"
-    args = ["eval", f"--policy_path={sketch_policy}", "--task=PickPlace", "--num_episodes=1", "--batch_size=1",
-            "--max_episode_steps=4", "--num_videos=1", "--render_size=64", "--conditioning_source=file",
-            f"--conditioning_image={tmp_path / 'sketch.png'}", "--conditioning_keypoints=0.35,0.66;0.6,0.6",
-            f"--out={out}"]
+    args = [
+        "eval",
+        f"--policy_path={sketch_policy}",
+        "--task=PickPlace",
+        "--num_episodes=1",
+        "--batch_size=1",
+        "--max_episode_steps=4",
+        "--num_videos=1",
+        "--render_size=64",
+        "--conditioning_source=file",
+        f"--conditioning_image={tmp_path / 'sketch.png'}",
+        "--conditioning_keypoints=0.35,0.66;0.6,0.6",
+        f"--out={out}",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     from ember.video import read_mp4
 

@@ -19,7 +19,9 @@ from ember.sims.experts import make_expert
 from ember.sims.tabletop.instructions import HELDOUT_TEMPLATES, check_templates, load_templates, task_slots
 from ember.sims.tabletop.tasks import TABLETOP_TASKS
 
-USER_TEMPLATES = "# my own wording\nshove the {obj} onto the {target} square please\n\nthe {target} pad wants the {obj}\n"
+USER_TEMPLATES = (
+    "# my own wording\nshove the {obj} onto the {target} square please\n\nthe {target} pad wants the {obj}\n"
+)
 
 
 def _file(tmp_path: Path, text: str, name: str = "templates.txt") -> str:
@@ -41,7 +43,9 @@ def test_heldout_phrasings_are_disjoint_from_training_and_use_the_same_slots(tas
 def test_templates_file_errors_name_the_problem(tmp_path):
     train = TABLETOP_TASKS["PickPlace"].templates
     assert load_templates(_file(tmp_path, USER_TEMPLATES)) == (
-        "shove the {obj} onto the {target} square please", "the {target} pad wants the {obj}")
+        "shove the {obj} onto the {target} square please",
+        "the {target} pad wants the {obj}",
+    )
     with pytest.raises(SimError, match="is empty"):
         load_templates(_file(tmp_path, "\n# only a comment\n\n"))
     with pytest.raises(SimError, match="does not exist"):
@@ -81,16 +85,26 @@ def test_env_draws_user_and_heldout_phrasings_for_the_same_scene_and_goal(tmp_pa
 def test_eval_config_checks_templates_before_any_episode(tmp_path):
     cfg = EvalConfig(task="PickPlace", instruction_templates=_file(tmp_path, USER_TEMPLATES))
     assert instruction_kwargs(cfg)["instruction_templates"][1] == "the {target} pad wants the {obj}"
-    assert instruction_kwargs(EvalConfig(task="PickPlace", instructions="heldout")) == {"instructions": "heldout"}
+    assert instruction_kwargs(EvalConfig(task="PickPlace", instructions="heldout")) == {
+        "instructions": "heldout"
+    }
     assert instruction_kwargs(EvalConfig(task="PickPlace")) == {}
     assert instruction_record(dataclasses.replace(cfg, switch_after=4)) == {  # what metrics.json keeps
-        "instruction_templates": {"file": cfg.instruction_templates, "templates": list(load_templates(
-            cfg.instruction_templates))}, "switch": {"after_steps": 4, "goal": "default"}}
+        "instruction_templates": {
+            "file": cfg.instruction_templates,
+            "templates": list(load_templates(cfg.instruction_templates)),
+        },
+        "switch": {"after_steps": 4, "goal": "default"},
+    }
     bad = _file(tmp_path, "put the {thing} on the {target} pad\n", "bad.txt")
-    with pytest.raises(ConfigError, match=r"bad.txt.*unknown slot.*\{thing\}.*fills \['\{obj\}', '\{target\}'\]"):
+    with pytest.raises(
+        ConfigError, match=r"bad.txt.*unknown slot.*\{thing\}.*fills \['\{obj\}', '\{target\}'\]"
+    ):
         instruction_kwargs(EvalConfig(task="PickPlace", instruction_templates=bad))
     with pytest.raises(ConfigError, match="is empty"):
-        instruction_kwargs(EvalConfig(task="PickPlace", instruction_templates=_file(tmp_path, "", "empty.txt")))
+        instruction_kwargs(
+            EvalConfig(task="PickPlace", instruction_templates=_file(tmp_path, "", "empty.txt"))
+        )
     with pytest.raises(ConfigError, match="--instructions must be one of"):
         instruction_kwargs(EvalConfig(task="PickPlace", instructions="paraphrased"))
     with pytest.raises(ConfigError, match="tabletop task"):
@@ -108,7 +122,9 @@ def _run_expert(env, seed: int, pin_first_goal: bool) -> tuple[list[str], dict, 
     obs, _ = env.reset(seed=seed)
     first_goal = dict(env.unwrapped.episode.goal)
     expert = make_expert("PickPlace")
-    expert.reset(goal_override={k: first_goal[k] for k in ("object", "object_index")} if pin_first_goal else None)
+    expert.reset(
+        goal_override={k: first_goal[k] for k in ("object", "object_index")} if pin_first_goal else None
+    )
     tasks, info = [obs["task"]], {}
     for _ in range(env.unwrapped.max_episode_steps):
         obs, _, terminated, truncated, info = env.step(expert.act(env))
@@ -154,9 +170,14 @@ class TaskRecorder:
     def __init__(self) -> None:
         from ember.policies import make_policy_config
 
-        self.config = make_policy_config("bc", input_features={"observation.state": {"shape": [9]}},
-                                         output_features={"action": {"shape": [4]}}, horizon=2, n_action_steps=1,
-                                         hidden_dims=(8,))
+        self.config = make_policy_config(
+            "bc",
+            input_features={"observation.state": {"shape": [9]}},
+            output_features={"action": {"shape": [4]}},
+            horizon=2,
+            n_action_steps=1,
+            hidden_dims=(8,),
+        )
         self.tasks: list[list[str]] = []
 
     def eval(self):
@@ -171,8 +192,16 @@ class TaskRecorder:
 
 
 def test_ember_eval_switch_after_and_templates_reach_the_policy(tmp_path):
-    cfg = EvalConfig(task="PickPlace", num_episodes=2, batch_size=2, max_episode_steps=6, num_videos=0, seed=11,
-                     switch_after=3, instruction_templates=_file(tmp_path, USER_TEMPLATES))
+    cfg = EvalConfig(
+        task="PickPlace",
+        num_episodes=2,
+        batch_size=2,
+        max_episode_steps=6,
+        num_videos=0,
+        seed=11,
+        switch_after=3,
+        instruction_templates=_file(tmp_path, USER_TEMPLATES),
+    )
     policy = TaskRecorder()
     trajectories = rollout(policy, cfg, quiet=True)
     user = load_templates(cfg.instruction_templates)

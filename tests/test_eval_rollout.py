@@ -23,21 +23,37 @@ STATE_DIM, ACTION_DIM = 9, 2  # PushT: Panda joints + fingers; absolute pusher t
 def tiny_policy():
     """An untrained, state-only BC policy for PushT (deterministic given the seed)."""
     torch.manual_seed(0)
-    cfg = make_policy_config("bc", input_features={STATE: {"shape": [STATE_DIM]}},
-                             output_features={ACTION: {"shape": [ACTION_DIM]}}, horizon=4, n_action_steps=2,
-                             hidden_dims=(32,))
+    cfg = make_policy_config(
+        "bc",
+        input_features={STATE: {"shape": [STATE_DIM]}},
+        output_features={ACTION: {"shape": [ACTION_DIM]}},
+        horizon=4,
+        n_action_steps=2,
+        hidden_dims=(32,),
+    )
 
     def full(d: int) -> dict:
         return {"min": -np.ones(d), "max": np.ones(d), "mean": np.zeros(d), "std": np.ones(d)}
 
-    return make_policy(cfg, dataset_stats={STATE: full(STATE_DIM), ACTION: {**full(ACTION_DIM),
-                                                                             "min": -0.2 * np.ones(ACTION_DIM),
-                                                                             "max": 0.2 * np.ones(ACTION_DIM)}})
+    return make_policy(
+        cfg,
+        dataset_stats={
+            STATE: full(STATE_DIM),
+            ACTION: {**full(ACTION_DIM), "min": -0.2 * np.ones(ACTION_DIM), "max": 0.2 * np.ones(ACTION_DIM)},
+        },
+    )
 
 
 def config(**kwargs) -> EvalConfig:
-    base = dict(task="PushT", num_episodes=3, batch_size=2, max_episode_steps=6, num_videos=1, render_size=32,
-                seed=500)
+    base = dict(
+        task="PushT",
+        num_episodes=3,
+        batch_size=2,
+        max_episode_steps=6,
+        num_videos=1,
+        render_size=32,
+        seed=500,
+    )
     return EvalConfig(**(base | kwargs))
 
 
@@ -61,7 +77,9 @@ def test_trajectories_have_consistent_lengths_and_repeat_for_the_same_seeds(poli
         assert {"is_success", "coverage"} <= set(t.infos[0]) and isinstance(t.infos[0]["coverage"], float)
         assert t.observations[0][STATE].shape == (STATE_DIM,) and t.instruction == t.observations[0]["task"]
         assert t.split == "train" and t.policy_outputs == {}
-    assert len(trajectories[0].frames) == trajectories[0].length + 1  # num_videos=1: only the first has a video
+    assert (
+        len(trajectories[0].frames) == trajectories[0].length + 1
+    )  # num_videos=1: only the first has a video
     assert trajectories[1].frames == [] and trajectories[2].frames == []
     again = rollout(policy, cfg, quiet=True)
     for a, b in zip(trajectories, again, strict=True):
@@ -69,14 +87,21 @@ def test_trajectories_have_consistent_lengths_and_repeat_for_the_same_seeds(poli
         np.testing.assert_array_equal(a.rewards, b.rewards)
         assert coverage_trace(a) == coverage_trace(b)
     other = rollout(policy, dataclasses.replace(cfg, seed=900, num_episodes=1), quiet=True)[0]
-    assert not np.array_equal(other.observations[0]["observation.environment_state"],
-                              trajectories[0].observations[0]["observation.environment_state"])
+    assert not np.array_equal(
+        other.observations[0]["observation.environment_state"],
+        trajectories[0].observations[0]["observation.environment_state"],
+    )
 
 
 def test_rollouts_per_seed_repeat_each_initial_state(policy, tmp_path: Path) -> None:
     """GRAPE's preferences compare rollouts of one seed: each seed runs ``rollouts_per_seed`` times in a row."""
     trajectories = rollout(policy, config(num_episodes=4, rollouts_per_seed=2), quiet=True)
-    assert [t.seed for t in trajectories] == [500, 500, 501, 501] and [t.index for t in trajectories] == [0, 1, 2, 3]
+    assert [t.seed for t in trajectories] == [500, 500, 501, 501] and [t.index for t in trajectories] == [
+        0,
+        1,
+        2,
+        3,
+    ]
     env = "observation.environment_state"
     np.testing.assert_array_equal(trajectories[0].observations[0][env], trajectories[1].observations[0][env])
     assert not np.array_equal(trajectories[1].observations[0][env], trajectories[2].observations[0][env])
@@ -88,7 +113,9 @@ def test_rollouts_per_seed_repeat_each_initial_state(policy, tmp_path: Path) -> 
 def test_observations_and_images_are_kept_only_when_asked(policy) -> None:
     cfg = config(num_episodes=1, batch_size=1, max_episode_steps=2, num_videos=0)
     assert rollout(policy, cfg, keep_observations=False, quiet=True)[0].observations == []
-    pixels = dataclasses.replace(cfg, env_kwargs={"obs_mode": "pixels", "cameras": ["front"], "image_size": 16})
+    pixels = dataclasses.replace(
+        cfg, env_kwargs={"obs_mode": "pixels", "cameras": ["front"], "image_size": 16}
+    )
     lean = rollout(policy, pixels, quiet=True)[0]
     assert "observation.images.front" not in lean.observations[0] and STATE in lean.observations[0]
     full = rollout(policy, pixels, keep_images=True, quiet=True)[0]
@@ -103,13 +130,27 @@ def test_metrics_from_trajectories_equal_what_run_eval_writes(policy, tmp_path: 
     written = json.loads((out / "metrics.json").read_text())
     trajectories = rollout(load_policy(checkpoint), cfg, quiet=True)
     mine = summarize(trajectories, 0.0, "train").to_dict()
-    for key in ("success_rate", "success_ci95", "mean_max_coverage", "mean_final_coverage", "num_episodes", "split"):
+    for key in (
+        "success_rate",
+        "success_ci95",
+        "mean_max_coverage",
+        "mean_final_coverage",
+        "num_episodes",
+        "split",
+    ):
         assert mine[key] == written[key], key
     for ours, theirs in zip(mine["episodes"], written["episodes"], strict=True):
-        assert {k: v for k, v in ours.items() if k != "video"} == {k: v for k, v in theirs.items() if k != "video"}
-    assert written["episodes"][0]["video"] == f"videos/episode_000_{'success' if is_success(trajectories[0]) else 'failure'}.mp4"
+        assert {k: v for k, v in ours.items() if k != "video"} == {
+            k: v for k, v in theirs.items() if k != "video"
+        }
+    assert (
+        written["episodes"][0]["video"]
+        == f"videos/episode_000_{'success' if is_success(trajectories[0]) else 'failure'}.mp4"
+    )
     assert (out / written["episodes"][0]["video"]).is_file() and written["episodes"][1]["video"] is None
-    assert written["mean_max_coverage"] == pytest.approx(np.mean([max([0.0, *coverage_trace(t)]) for t in trajectories]))
+    assert written["mean_max_coverage"] == pytest.approx(
+        np.mean([max([0.0, *coverage_trace(t)]) for t in trajectories])
+    )
     assert written["mean_max_coverage"] > 0.0  # PushT reports coverage: the trace is not just 0/1 successes
     assert "env_kwargs" not in written  # the default run writes the fields it always wrote
 
@@ -117,11 +158,21 @@ def test_metrics_from_trajectories_equal_what_run_eval_writes(policy, tmp_path: 
 def test_env_kwargs_reach_the_env(policy) -> None:
     from ember.sims import make_env
 
-    cfg = config(split="heldout_scene", num_episodes=1, batch_size=1, max_episode_steps=1,
-                 env_kwargs={"heldout_scene_factors": ["table_texture"]})
+    cfg = config(
+        split="heldout_scene",
+        num_episodes=1,
+        batch_size=1,
+        max_episode_steps=1,
+        env_kwargs={"heldout_scene_factors": ["table_texture"]},
+    )
     frame = rollout(policy, cfg, quiet=True)[0].frames[0]
-    env = make_env("PushT", split="heldout_scene", heldout_scene_factors=("table_texture",), render_size=32,
-                   max_episode_steps=1)
+    env = make_env(
+        "PushT",
+        split="heldout_scene",
+        heldout_scene_factors=("table_texture",),
+        render_size=32,
+        max_episode_steps=1,
+    )
     env.reset(seed=cfg.seed)
     np.testing.assert_array_equal(frame, env.render())  # the checkered table under the training light
     env.close()
@@ -161,7 +212,9 @@ def test_per_step_policy_outputs_are_recorded_when_the_policy_gives_them(policy)
     trajectories = rollout(WithOutputs(policy), cfg, quiet=True)
     for t in trajectories:
         assert t.policy_outputs["log_prob"].shape == (t.length,)
-        np.testing.assert_array_equal(t.policy_outputs["log_prob"], -np.arange(1, t.length + 1, dtype=np.float32))
+        np.testing.assert_array_equal(
+            t.policy_outputs["log_prob"], -np.arange(1, t.length + 1, dtype=np.float32)
+        )
         np.testing.assert_allclose(t.policy_outputs["doubled"], 2 * t.actions)
     plain = rollout(policy, cfg, quiet=True)
     for a, b in zip(trajectories, plain, strict=True):  # the hook changes nothing else

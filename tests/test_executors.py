@@ -68,8 +68,14 @@ def assert_same_dataset(a: Path, b: Path) -> None:
 
 def reach(tmp: Path, name: str, **kwargs) -> CollectConfig:
     """Reach cut to 4 steps: the expert fails about half its attempts (6 episodes take 13 attempts)."""
-    base = dict(task="Reach", num_episodes=6, max_episode_steps=4, max_attempts_factor=3.0, seed=0,
-                out=str(tmp / name))
+    base = dict(
+        task="Reach",
+        num_episodes=6,
+        max_episode_steps=4,
+        max_attempts_factor=3.0,
+        seed=0,
+        out=str(tmp / name),
+    )
     return CollectConfig(**(base | kwargs))
 
 
@@ -83,7 +89,13 @@ def serial_reach(tmp_path_factory):
 
 def test_map_ordered_yields_in_item_order_with_a_bounded_window() -> None:
     with make_executor("process", 2) as ex:
-        assert list(map_ordered(ex, slow_square, [(x,) for x in range(5)], max_in_flight=3)) == [0, 1, 4, 9, 16]
+        assert list(map_ordered(ex, slow_square, [(x,) for x in range(5)], max_in_flight=3)) == [
+            0,
+            1,
+            4,
+            9,
+            16,
+        ]
     calls: list[int] = []
 
     def record(x: int) -> int:
@@ -139,7 +151,9 @@ def test_collect_on_ray_equals_serial(serial_reach, ray_instance, tmp_path) -> N
     assert_same_dataset(serial_reach.root, result.root)
 
 
-def test_a_failed_expert_shifting_a_behaviour_mix_is_recomputed_and_equals_serial(tmp_path, monkeypatch) -> None:
+def test_a_failed_expert_shifting_a_behaviour_mix_is_recomputed_and_equals_serial(
+    tmp_path, monkeypatch
+) -> None:
     """In a mixed dataset a dropped expert attempt gives every later attempt the next slot's behaviour: those
     already running with the old one are run again, and the dataset is the serial run's."""
     mixed = dict(behavior="mixed", mix="expert:0.5,noisy:0.5", num_episodes=8, seed=3)
@@ -158,7 +172,9 @@ def test_a_failed_expert_shifting_a_behaviour_mix_is_recomputed_and_equals_seria
     inline = collect(reach(tmp_path, "inline", executor="process", **mixed), quiet=True)
     assert_same_dataset(serial.root, inline.root)
     assert inline.behaviors == serial.behaviors and inline.attempts == serial.attempts
-    assert len({a for a, _ in submitted}) == serial.attempts < len(submitted)  # some ran again with a new slot
+    assert (
+        len({a for a, _ in submitted}) == serial.attempts < len(submitted)
+    )  # some ran again with a new slot
     for attempt in {a for a, _ in submitted}:  # an attempt runs again only when its behaviour changed
         names = [n for a, n in submitted if a == attempt]
         assert all(x != y for x, y in zip(names, names[1:], strict=False)), (attempt, names)
@@ -216,8 +232,14 @@ def checkpoint(serial_reach, tmp_path_factory) -> Path:
     (DDPM noise from torch's RNG), so equal results need each batch seeded the same wherever it runs."""
     from ember.train import TrainConfig, train
 
-    cfg = TrainConfig(dataset=str(serial_reach.root), out=str(tmp_path_factory.mktemp("train") / "run"), steps=10,
-                      batch_size=16, seed=0, log_every=5)
+    cfg = TrainConfig(
+        dataset=str(serial_reach.root),
+        out=str(tmp_path_factory.mktemp("train") / "run"),
+        steps=10,
+        batch_size=16,
+        seed=0,
+        log_every=5,
+    )
     cfg.optim.warmup_steps = 2
     cfg.policy.denoiser.down_dims = (16, 32)
     cfg.policy.horizon = 8
@@ -228,8 +250,16 @@ def checkpoint(serial_reach, tmp_path_factory) -> Path:
 def eval_config(checkpoint: Path, **kwargs):
     from ember.eval import EvalConfig
 
-    base = dict(policy_path=str(checkpoint), task="Reach", num_episodes=5, batch_size=2, max_episode_steps=6,
-                num_videos=0, seed=700, num_threads=1)
+    base = dict(
+        policy_path=str(checkpoint),
+        task="Reach",
+        num_episodes=5,
+        batch_size=2,
+        max_episode_steps=6,
+        num_videos=0,
+        seed=700,
+        num_threads=1,
+    )
     return EvalConfig(**(base | kwargs))
 
 
@@ -258,8 +288,13 @@ def test_eval_in_worker_processes_equals_serial(checkpoint, serial_rollout) -> N
     from ember.policies import load_policy
 
     seen: list[list[int]] = []
-    spread = rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, executor="process"), keep_observations=False,
-                              on_batch=lambda batch: seen.append([t.seed for t in batch]), quiet=True)
+    spread = rollout_parallel(
+        load_policy(checkpoint),
+        eval_config(checkpoint, executor="process"),
+        keep_observations=False,
+        on_batch=lambda batch: seen.append([t.seed for t in batch]),
+        quiet=True,
+    )
     assert seen == [[700, 701], [702, 703], [704]]
     assert_same_trajectories(serial_rollout, spread)
     assert len({tuple(t.actions[0]) for t in spread}) > 1  # the episodes differ: a real comparison
@@ -278,8 +313,12 @@ def test_ember_eval_on_ray_equals_serial(checkpoint, serial_rollout, ray_instanc
     assert result.episodes[0].video and (out / result.episodes[0].video).stat().st_size > 0
     written = json.loads((out / "metrics.json").read_text())
     assert [e["total_reward"] for e in written["episodes"]] == [e.total_reward for e in serial.episodes]
-    run_eval(eval_config(checkpoint, out=str(tmp_path / "serial"), num_videos=1,
-                         record=str(tmp_path / "serial_record")), quiet=True)
+    run_eval(
+        eval_config(
+            checkpoint, out=str(tmp_path / "serial"), num_videos=1, record=str(tmp_path / "serial_record")
+        ),
+        quiet=True,
+    )
     assert_same_dataset(tmp_path / "serial_record", tmp_path / "ray_record")
 
 
@@ -289,8 +328,9 @@ def test_eval_on_workers_needs_a_checkpoint_path(checkpoint) -> None:
     from ember.policies import load_policy
 
     with pytest.raises(ConfigError, match="loads the policy in each worker from --policy_path"):
-        rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, policy_path="", executor="process"),
-                         quiet=True)
+        rollout_parallel(
+            load_policy(checkpoint), eval_config(checkpoint, policy_path="", executor="process"), quiet=True
+        )
     with pytest.raises(ConfigError, match="--executor must be one of"):
         rollout_parallel(load_policy(checkpoint), eval_config(checkpoint, executor="dask"), quiet=True)
     with pytest.raises(ConfigError, match="rollout_parallel"):  # the serial loop never ignores an executor

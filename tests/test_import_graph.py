@@ -46,11 +46,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 """Layer (or a core sub-package every layer reads) -> layers it must never import (docs/design.md, "Layers": the
 dataset layer and the shared contracts sit below the learning packages; robots/ knows nothing of learning)."""
 ALLOWED: dict[tuple[str, str], str] = {
-    ("ember.real.mock_arm", "ember.sims"): "the mock arm is a simulator: it runs a sims/ task env behind its ROS "
-                                           "interface",
+    (
+        "ember.real.mock_arm",
+        "ember.sims",
+    ): "the mock arm is a simulator: it runs a sims/ task env behind its ROS interface",
     ("ember.real.nodes.mock_arm_node", "ember.sims"): "the mock arm's rclpy node (same exception)",
-    ("ember.real.task_scene", "ember.sims"): "the sims task scene the mock arm hosts (same exception; nothing else "
-                                             "imports it)",
+    (
+        "ember.real.task_scene",
+        "ember.sims",
+    ): "the sims task scene the mock arm hosts (same exception; nothing else imports it)",
 }
 """(importing module, imported layer) pairs exempt from ``FORBIDDEN``, with the reason."""
 
@@ -105,7 +109,8 @@ def find_modules(root: Path = ROOT) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------- imports
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST) -> list[ast.AST]:
@@ -280,8 +285,11 @@ def describe_cycles(graph: dict[str, set[str]], where: dict[tuple[str, str], Edg
 def owners_of(module: str) -> list[str]:
     """The ``FORBIDDEN`` keys that apply to a module: its layer and any core sub-package holding it."""
     owners = [layer_of(module)]
-    owners += [key for key in FORBIDDEN if key not in LAYERS and key != "ember" and
-               (module == key or module.startswith(key + "."))]
+    owners += [
+        key
+        for key in FORBIDDEN
+        if key not in LAYERS and key != "ember" and (module == key or module.startswith(key + "."))
+    ]
     return [o for o in owners if o in FORBIDDEN]
 
 
@@ -292,8 +300,10 @@ def layering_violations(graph: dict[str, set[str]], where: dict[tuple[str, str],
             target_layer = layer_of(target)
             for owner in owners_of(source):
                 if target_layer in FORBIDDEN[owner] and (source, target_layer) not in ALLOWED:
-                    problems.append(f"{source} imports {target} at {where[(source, target)].where()} "
-                                    f"({owner} must never import {target_layer})")
+                    problems.append(
+                        f"{source} imports {target} at {where[(source, target)].where()} "
+                        f"({owner} must never import {target_layer})"
+                    )
     return problems
 
 
@@ -322,7 +332,7 @@ def test_the_graph_sees_lazy_relative_and_package_imports(tmp_path: Path) -> Non
     files = {
         "ember/__init__.py": "",
         "ember/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ember import b\n"
-                      "def f():\n    from . import c\n    from .pkg import thing\n",
+        "def f():\n    from . import c\n    from .pkg import thing\n",
         "ember/b.py": "import ember.pkg.deep\nfrom ember.pkg.deep import func\n",
         "ember/c.py": "import importlib\nimportlib.import_module('ember.real.x')\nfrom . import pkg\n",
         "ember/pkg/__init__.py": "from .deep import *\n",
@@ -349,8 +359,10 @@ def test_first_party_imports_have_no_cycles() -> None:
     report = describe_cycles(graph, where)
     if report:
         print(report)
-    assert not report, "import cycles (break each: move the shared piece down a layer, or register "\
-                       "instead of importing upward):\n" + report
+    assert not report, (
+        "import cycles (break each: move the shared piece down a layer, or register "
+        "instead of importing upward):\n" + report
+    )
 
 
 def test_packages_respect_the_layering() -> None:

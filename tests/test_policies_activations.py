@@ -8,8 +8,12 @@ from ember.policies.activations import Mish
 
 def test_mish_is_torch_mish_to_float_rounding() -> None:
     """The one-exp Mish against the float64 function and nn.Mish: values and gradients, tails included."""
-    x32 = torch.cat([torch.linspace(-120.0, 120.0, 200_001),
-                     torch.randn(100_000, generator=torch.Generator().manual_seed(0)) * 4])
+    x32 = torch.cat(
+        [
+            torch.linspace(-120.0, 120.0, 200_001),
+            torch.randn(100_000, generator=torch.Generator().manual_seed(0)) * 4,
+        ]
+    )
     x64 = x32.double().requires_grad_(True)  # the float64 function at the very float32 inputs
     (x64 * torch.tanh(torch.nn.functional.softplus(x64))).sum().backward()
     ref, ref_grad = (x64 * torch.tanh(torch.nn.functional.softplus(x64))).detach(), x64.grad
@@ -42,7 +46,9 @@ def test_mish_paths_agree_and_trace_to_plain_ops() -> None:
     torch.testing.assert_close(plain, ref, rtol=5e-7, atol=1e-6)
     torch.testing.assert_close(small, ref[:1, :2], rtol=0, atol=0)
     with torch.no_grad():
-        frozen = torch.jit.freeze(torch.jit.trace(torch.nn.Sequential(Mish()).eval(), (x,), check_trace=False))
+        frozen = torch.jit.freeze(
+            torch.jit.trace(torch.nn.Sequential(Mish()).eval(), (x,), check_trace=False)
+        )
     assert "PythonOp" not in str(frozen.graph) and "_MishFunction" not in str(frozen.graph)
     torch.testing.assert_close(frozen(x), ref, rtol=5e-7, atol=1e-6)
 

@@ -72,7 +72,9 @@ def test_missing_conditioning_is_a_clear_error(fake_language: HashEmbedder) -> N
     policy = make(conditioning=("goal_sketch",)).eval()
     obs = observation(policy)
     del obs["conditioning.goal_sketch"]
-    with pytest.raises(PolicyError, match=r"missing 'conditioning.goal_sketch'.*conditioned on \['goal_sketch'\]"):
+    with pytest.raises(
+        PolicyError, match=r"missing 'conditioning.goal_sketch'.*conditioned on \['goal_sketch'\]"
+    ):
         policy.select_action(obs)
     language = make(conditioning=("language",)).eval()
     obs = observation(language)
@@ -99,8 +101,9 @@ def test_bad_conditioning_shapes_say_what_to_do(fake_language: HashEmbedder) -> 
 
 
 @pytest.mark.parametrize("policy_type", ["diffusion", "flow", "bc"])
-def test_conditioned_checkpoint_round_trip_gives_identical_actions(tmp_path: Path, policy_type: str,
-                                                                   fake_language: HashEmbedder) -> None:
+def test_conditioned_checkpoint_round_trip_gives_identical_actions(
+    tmp_path: Path, policy_type: str, fake_language: HashEmbedder
+) -> None:
     policy = make(kind=policy_type, conditioning=("language", "goal_sketch", "keypoints"))
     optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=1e-3)
     for _ in range(3):
@@ -120,14 +123,29 @@ def test_conditioned_checkpoint_round_trip_gives_identical_actions(tmp_path: Pat
 
 @pytest.mark.parametrize("per_camera", [False, True])
 def test_timm_backbone_per_camera_with_average_pooling(per_camera: bool) -> None:
-    inputs = {STATE: {"shape": [STATE_DIM]}, CAMERA: {"shape": [3, SIZE, SIZE]},
-              "observation.images.wrist": {"shape": [3, SIZE, SIZE]}, "observation.depth.front": {"shape": [1, SIZE, SIZE]}}
-    cfg = make_policy_config("bc", input_features=inputs, output_features={"action": {"shape": [ACTION_DIM]}},
-                             horizon=8, n_action_steps=4, hidden_dims=(32,), vision_backbone="resnet18",
-                             image_pooling="avg", crop_shape=None, vision_per_camera=per_camera)
+    inputs = {
+        STATE: {"shape": [STATE_DIM]},
+        CAMERA: {"shape": [3, SIZE, SIZE]},
+        "observation.images.wrist": {"shape": [3, SIZE, SIZE]},
+        "observation.depth.front": {"shape": [1, SIZE, SIZE]},
+    }
+    cfg = make_policy_config(
+        "bc",
+        input_features=inputs,
+        output_features={"action": {"shape": [ACTION_DIM]}},
+        horizon=8,
+        n_action_steps=4,
+        hidden_dims=(32,),
+        vision_backbone="resnet18",
+        image_pooling="avg",
+        crop_shape=None,
+        vision_per_camera=per_camera,
+    )
     policy = make_policy(cfg, dataset_stats=stats())
     encoder = policy.model.obs_encoder
-    assert encoder.image_encoder is None and len(encoder.image_encoders) == 3  # RGB and depth differ: always own
+    assert (
+        encoder.image_encoder is None and len(encoder.image_encoders) == 3
+    )  # RGB and depth differ: always own
     g = torch.Generator().manual_seed(0)
     batch = {k: torch.rand(2, cfg.n_obs_steps, *v["shape"], generator=g) for k, v in inputs.items()}
     batch.update(action=torch.zeros(2, 8, ACTION_DIM))

@@ -23,10 +23,17 @@ fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEm
 
 
 def test_stacked_fusion_reads_a_goal_sketch_beside_the_initial_frame(fake_language: HashEmbedder) -> None:
-    policy = make(kind="flow", camera=False, conditioning=("goal_sketch", "initial_image", "keypoints"),
-                  conditioning_fusion="stacked")
+    policy = make(
+        kind="flow",
+        camera=False,
+        conditioning=("goal_sketch", "initial_image", "keypoints"),
+        conditioning_fusion="stacked",
+    )
     encoder = policy.model.obs_encoder
-    assert list(encoder.cond_images) == ["stacked"] and encoder.stacked_kinds == ["goal_sketch", "initial_image"]
+    assert list(encoder.cond_images) == ["stacked"] and encoder.stacked_kinds == [
+        "goal_sketch",
+        "initial_image",
+    ]
     assert encoder.cond_images["stacked"].backbone[0].in_channels == 1 + 3
     assert torch.isfinite(policy(window_batch(policy))["loss"])
     policy.eval()
@@ -38,12 +45,13 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
 
     from ember.policies.conditioning.inputs import conditioning_transforms
 
-    inference, training = conditioning_transforms(SimpleNamespace(chroma=False,
-                                                                  photo_jitter=0.3))
+    inference, training = conditioning_transforms(SimpleNamespace(chroma=False, photo_jitter=0.3))
     assert len(inference) == 0
     g = torch.Generator().manual_seed(0)
-    cond = {"initial_image": torch.rand(8, 3, SIZE, SIZE, generator=g),
-            "goal_sketch": torch.rand(8, 1, SIZE, SIZE, generator=g)}
+    cond = {
+        "initial_image": torch.rand(8, 3, SIZE, SIZE, generator=g),
+        "goal_sketch": torch.rand(8, 1, SIZE, SIZE, generator=g),
+    }
     torch.manual_seed(0)
     out = training(cond)
     assert out["goal_sketch"] is cond["goal_sketch"]  # drawings keep their strokes
@@ -51,8 +59,13 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
     assert (change > 1e-3).all() and 0.0 <= out["initial_image"].min() and out["initial_image"].max() <= 1.0
     ratio = out["initial_image"].mean(dim=(1, 2, 3)) / cond["initial_image"].mean(dim=(1, 2, 3))
     assert ratio.min() < 0.95 and ratio.max() > 1.05  # brightness differs per sample
-    policy = make(kind="bc", camera=False, conditioning=("goal_sketch", "initial_image"),
-                  conditioning_fusion="stacked", conditioning_photo_jitter=0.3).eval()
+    policy = make(
+        kind="bc",
+        camera=False,
+        conditioning=("goal_sketch", "initial_image"),
+        conditioning_fusion="stacked",
+        conditioning_photo_jitter=0.3,
+    ).eval()
     obs = prepared(policy, observation(policy))
     with torch.no_grad():
         torch.testing.assert_close(policy.encode(obs, train=False), policy.encode(obs, train=False))
@@ -61,11 +74,17 @@ def test_photo_jitter_changes_camera_frames_only_and_only_in_training(fake_langu
 
 
 def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inference(
-        fake_language: HashEmbedder) -> None:
+    fake_language: HashEmbedder,
+) -> None:
     from ember.eval import ConditioningPlan
 
-    policy = make(kind="bc", camera=False, conditioning=("goal_sketch", "initial_image"),
-                  conditioning_fusion="stacked", conditioning_chroma=True)
+    policy = make(
+        kind="bc",
+        camera=False,
+        conditioning=("goal_sketch", "initial_image"),
+        conditioning_fusion="stacked",
+        conditioning_chroma=True,
+    )
     batch = window_batch(policy)
     batch["conditioning.initial_image"] = torch.full((4, 3, SIZE, SIZE), 0.3)  # grey: no colour
     cond = policy.conditioning_inputs.raw(batch, 4, policy.device)
@@ -85,7 +104,10 @@ def test_colour_only_conditioning_reads_frames_as_chroma_in_training_and_inferen
         policy.eval().encode(batch, train=False)
     torch.testing.assert_close(seen["initial_image"], torch.full_like(cond["initial_image"], 0.5))
     assert ConditioningPlan.of(policy).sketch_source == "chroma"
-    assert ConditioningPlan.of(make(kind="bc", camera=False, conditioning=("goal_sketch",))).sketch_source == "rgb"
+    assert (
+        ConditioningPlan.of(make(kind="bc", camera=False, conditioning=("goal_sketch",))).sketch_source
+        == "rgb"
+    )
 
 
 def test_a_uint8_colour_drawing_for_a_one_channel_sketch_is_scaled_to_unit_range() -> None:

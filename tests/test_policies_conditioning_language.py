@@ -18,8 +18,9 @@ def test_language_embeds_each_unique_instruction_once(fake_language: HashEmbedde
     policy = make(conditioning=("language",))
     for _ in range(3):
         policy(window_batch(policy))
-    assert sorted(fake_language.encoded) == sorted({"put the red cube on the pad", "put the blue cube on the pad",
-                                                    "put the green cube on the pad"})
+    assert sorted(fake_language.encoded) == sorted(
+        {"put the red cube on the pad", "put the blue cube on the pad", "put the green cube on the pad"}
+    )
     policy.eval()
     obs = observation(policy, 2)
     obs["task"] = "put the red cube on the pad"  # one instruction for the whole batch is broadcast
@@ -33,8 +34,12 @@ def test_real_minilm_embeds_offline_and_caches(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(language, "_SHARED", {})
     embedder = get_embedder()
-    texts = ["put the red cube on the blue target", "place the red cube onto the blue pad",
-             "open the drawer", "put the red cube on the blue target"]
+    texts = [
+        "put the red cube on the blue target",
+        "place the red cube onto the blue pad",
+        "open the drawer",
+        "put the red cube on the blue target",
+    ]
     e = embedder(texts)
     assert e.shape == (4, 384) and e.dtype == torch.float32 and embedder.cache_size == 3
     torch.testing.assert_close(e[0], e[3])
@@ -46,8 +51,9 @@ def test_real_minilm_embeds_offline_and_caches(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_grif_aligns_goal_images_with_language_and_is_steered_by_either(fake_language: HashEmbedder) -> None:
-    policy = make(kind="bc", camera=False, conditioning=("goal_image", "language"), grif=True,
-                  grif_temperature=0.2)
+    policy = make(
+        kind="bc", camera=False, conditioning=("goal_image", "language"), grif=True, grif_temperature=0.2
+    )
     # four tasks, each with its own goal colour and its own instruction: alignment can be learned
     colors = torch.eye(3)[[0, 1, 2, 0]] * 0.8 + 0.1
     texts = ["red task", "green task", "blue task", "red task"]
@@ -82,10 +88,13 @@ def test_grif_aligns_goal_images_with_language_and_is_steered_by_either(fake_lan
 
 
 def test_grif_with_the_initial_frame_encodes_the_initial_goal_pair(fake_language: HashEmbedder) -> None:
-    policy = make(kind="bc", camera=False, conditioning=("goal_image", "language", "initial_image"), grif=True)
+    policy = make(
+        kind="bc", camera=False, conditioning=("goal_image", "language", "initial_image"), grif=True
+    )
     encoder = policy.model.obs_encoder
-    assert encoder.cond_groups["goal_image"] == ["initial_image", "goal_image"] and set(encoder.cond_images) == {
-        "goal_image"}  # one task encoder over the pair, as GRIF's; no separate initial-frame encoder
+    assert encoder.cond_groups["goal_image"] == ["initial_image", "goal_image"] and set(
+        encoder.cond_images
+    ) == {"goal_image"}  # one task encoder over the pair, as GRIF's; no separate initial-frame encoder
     g = torch.Generator().manual_seed(0)
     cond = {k: torch.rand(2, 3, SIZE, SIZE, generator=g) for k in ("goal_image", "initial_image")}
     same = encoder.task_embeddings(cond)["goal_image"]

@@ -15,8 +15,9 @@ fake_language = conditioning_policy.fake_language  # the fixture: a fresh HashEm
 
 
 def test_masked_state_dims_are_never_seen(fake_language: HashEmbedder) -> None:
-    policy = make(kind="bc", camera=False, conditioning=("keypoints",),
-                  mask_state_dims={STATE: [2, 3]}).eval()
+    policy = make(
+        kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]}
+    ).eval()
     obs = observation(policy, 2)
     a = policy.predict_action_chunk(obs)
     obs[STATE][:, 2:] = torch.tensor([[5.0, -5.0], [0.3, 0.1]])
@@ -29,8 +30,13 @@ def test_masked_state_dims_are_never_seen(fake_language: HashEmbedder) -> None:
 
 def test_hidden_state_loss_teaches_the_conditioning_what_the_mask_hides(fake_language: HashEmbedder) -> None:
     # the hidden dims equal the keypoints' coordinates: only the keypoint encoder can predict them
-    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
-                  hidden_state_weight=1.0)
+    policy = make(
+        kind="bc",
+        camera=False,
+        conditioning=("keypoints",),
+        mask_state_dims={STATE: [2, 3]},
+        hidden_state_weight=1.0,
+    )
     optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=3e-3)
     losses = []
     for step in range(60):
@@ -45,14 +51,23 @@ def test_hidden_state_loss_teaches_the_conditioning_what_the_mask_hides(fake_lan
         out["loss"].backward()
         optimizer.step()
     assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:5]), losses
-    assert "hidden_state" not in make(kind="bc", camera=False, conditioning=("keypoints",))(window_batch(policy))
+    assert "hidden_state" not in make(kind="bc", camera=False, conditioning=("keypoints",))(
+        window_batch(policy)
+    )
 
 
 @pytest.mark.parametrize("learns_from", ["hidden_state", "all"])
-def test_conditioning_can_learn_from_the_hidden_state_loss_alone(learns_from: str,
-                                                                 fake_language: HashEmbedder) -> None:
-    policy = make(kind="flow", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
-                  hidden_state_weight=1.0, conditioning_learns_from=learns_from)
+def test_conditioning_can_learn_from_the_hidden_state_loss_alone(
+    learns_from: str, fake_language: HashEmbedder
+) -> None:
+    policy = make(
+        kind="flow",
+        camera=False,
+        conditioning=("keypoints",),
+        mask_state_dims={STATE: [2, 3]},
+        hidden_state_weight=1.0,
+        conditioning_learns_from=learns_from,
+    )
     batch = window_batch(policy)
     batch["conditioning.keypoints"] = torch.rand(4, 2, 2, generator=torch.Generator().manual_seed(0))
     params = list(policy.model.obs_encoder.keypoints.parameters())
@@ -71,38 +86,67 @@ def test_conditioning_learning_from_the_hidden_state_needs_hidden_dims(fake_lang
     with pytest.raises(PolicyError, match="set hidden_state_weight > 0"):
         config(conditioning=("keypoints",), conditioning_learns_from="hidden_state")
     with pytest.raises(PolicyError, match="need hidden state dims"):
-        make(kind="bc", camera=False, conditioning=("keypoints",), hidden_state_weight=1.0,
-             conditioning_learns_from="hidden_state")
+        make(
+            kind="bc",
+            camera=False,
+            conditioning=("keypoints",),
+            hidden_state_weight=1.0,
+            conditioning_learns_from="hidden_state",
+        )
     with pytest.raises(PolicyError, match="conditioning_learns_from 'actions' is unknown"):
         config(conditioning_learns_from="actions")
-    with pytest.raises(PolicyError, match=r"hidden_state_dims\['observation.state'\] = \[1\] must be masked dims"):
-        make(kind="bc", camera=False, mask_state_dims={STATE: [2, 3]}, hidden_state_weight=1.0,
-             hidden_state_dims={STATE: [1]})
+    with pytest.raises(
+        PolicyError, match=r"hidden_state_dims\['observation.state'\] = \[1\] must be masked dims"
+    ):
+        make(
+            kind="bc",
+            camera=False,
+            mask_state_dims={STATE: [2, 3]},
+            hidden_state_weight=1.0,
+            hidden_state_dims={STATE: [1]},
+        )
 
 
 def test_conditioning_as_state_acts_on_the_true_goal_in_training_and_the_decoded_one_after(
-        fake_language: HashEmbedder) -> None:
-    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
-                  hidden_state_weight=1.0, conditioning_as_state=True)
+    fake_language: HashEmbedder,
+) -> None:
+    policy = make(
+        kind="bc",
+        camera=False,
+        conditioning=("keypoints",),
+        mask_state_dims={STATE: [2, 3]},
+        hidden_state_weight=1.0,
+        conditioning_as_state=True,
+    )
     encoder = policy.model.obs_encoder
     assert encoder.output_dim == encoder.observation_dim + 2  # the head reads the state plus two goal dims
     batch = window_batch(policy)
     batch["conditioning.keypoints"] = torch.rand(4, 2, 2, generator=torch.Generator().manual_seed(0))
     head_in, aux = policy._encode(batch, train=True)
     obs = policy.normalizer.normalize(policy._observation_window(batch, train=True))
-    torch.testing.assert_close(head_in[:, encoder.observation_dim:], obs[STATE][:, -1, 2:])  # teacher forcing
+    torch.testing.assert_close(
+        head_in[:, encoder.observation_dim :], obs[STATE][:, -1, 2:]
+    )  # teacher forcing
     assert "hidden_state" in aux
     policy.eval()
     with torch.no_grad():
-        decoded = encoder.hidden_state_head(encoder.features(obs, policy.conditioning_inputs.raw(batch, 4, policy.device)))
-        torch.testing.assert_close(policy.encode(batch, train=False)[:, encoder.observation_dim:], decoded)
+        decoded = encoder.hidden_state_head(
+            encoder.features(obs, policy.conditioning_inputs.raw(batch, 4, policy.device))
+        )
+        torch.testing.assert_close(policy.encode(batch, train=False)[:, encoder.observation_dim :], decoded)
     with pytest.raises(PolicyError, match="set hidden_state_weight > 0 to train the decoder"):
         config(conditioning=("keypoints",), conditioning_as_state=True)
 
 
 def test_hidden_state_loss_predicts_only_the_chosen_dims(fake_language: HashEmbedder) -> None:
-    policy = make(kind="bc", camera=False, conditioning=("keypoints",), mask_state_dims={STATE: [2, 3]},
-                  hidden_state_weight=1.0, hidden_state_dims={STATE: [3]})
+    policy = make(
+        kind="bc",
+        camera=False,
+        conditioning=("keypoints",),
+        mask_state_dims={STATE: [2, 3]},
+        hidden_state_weight=1.0,
+        hidden_state_dims={STATE: [3]},
+    )
     assert policy.model.obs_encoder.hidden_state_head.out_features == 1
     batch = window_batch(policy)
     base = policy(batch)["hidden_state"]

@@ -7,10 +7,17 @@ from ember.policies.normalize import Normalizer
 
 
 def _normalizer(mode: str) -> Normalizer:
-    features = {"observation.state": {"shape": [3], "dtype": "float32"}, "action": {"shape": [3], "dtype": "float32"}}
+    features = {
+        "observation.state": {"shape": [3], "dtype": "float32"},
+        "action": {"shape": [3], "dtype": "float32"},
+    }
     stats = {
-        key: {"min": np.array([0.0, 0.04, -1.0]), "max": np.array([2.0, 0.04, 1.0]),
-              "mean": np.array([1.0, 0.04, 0.0]), "std": np.array([0.5, 0.0, 0.5])}
+        key: {
+            "min": np.array([0.0, 0.04, -1.0]),
+            "max": np.array([2.0, 0.04, 1.0]),
+            "mean": np.array([1.0, 0.04, 0.0]),
+            "std": np.array([0.5, 0.0, 0.5]),
+        }
         for key in features
     }
     return Normalizer(features, {"STATE": mode, "ACTION": mode}, stats)

@@ -20,11 +20,13 @@ from ember.policies.flow.modeling_flow import FlowPolicy
 VARIANTS = {
     "flow-unet": ("flow", dict(down_dims=(32, 64), diffusion_step_embed_dim=32)),
     "flow-transformer": ("flow", dict(denoiser="transformer", transformer_dim=32, transformer_layers=2)),
-    "diffusion-transformer": ("diffusion", dict(denoiser="transformer", transformer_dim=32, transformer_layers=2)),
+    "diffusion-transformer": (
+        "diffusion",
+        dict(denoiser="transformer", transformer_dim=32, transformer_layers=2),
+    ),
     "bc-mlp": ("bc", dict(hidden_dims=(64, 64))),
     "bc-transformer": ("bc", dict(head="transformer", transformer_dim=32, transformer_layers=2)),
 }
-
 
 
 ENV = "observation.environment_state"
@@ -34,7 +36,10 @@ def features(env: bool = False) -> dict:
     inputs = {STATE: {"shape": [STATE_DIM], "dtype": "float32"}}
     if env:  # after STATE: not the sorted order config.json is written in
         inputs[ENV] = {"shape": [2], "dtype": "float32"}
-    return {"input_features": inputs, "output_features": {"action": {"shape": [ACTION_DIM], "dtype": "float32"}}}
+    return {
+        "input_features": inputs,
+        "output_features": {"action": {"shape": [ACTION_DIM], "dtype": "float32"}},
+    }
 
 
 def stats() -> dict:
@@ -51,8 +56,6 @@ def make(variant: str, **kwargs) -> ChunkPolicy:
     policy = make_policy(config, dataset_stats=stats())
     assert isinstance(policy, ChunkPolicy)
     return policy
-
-
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -106,7 +109,9 @@ def test_flow_inference_is_seeded_and_few_step() -> None:
 def test_bc_is_deterministic() -> None:
     policy = make("bc-mlp").eval()
     obs = {STATE: torch.rand(3, STATE_DIM)}
-    torch.testing.assert_close(policy.predict_action_chunk(obs), policy.predict_action_chunk(obs), rtol=0, atol=0)
+    torch.testing.assert_close(
+        policy.predict_action_chunk(obs), policy.predict_action_chunk(obs), rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("variant", ["flow-unet", "flow-transformer", "bc-mlp", "bc-transformer"])
@@ -164,7 +169,9 @@ def test_missing_normalization_stat_is_an_error(kind: str) -> None:
 @pytest.mark.parametrize("variant", ["flow-unet", "bc-mlp"])
 def test_observation_missing_a_key_names_it(variant: str) -> None:
     policy = make(variant).eval()
-    with pytest.raises(PolicyError, match=r"missing 'observation.state'.*keys present: \['observation.image'\]"):
+    with pytest.raises(
+        PolicyError, match=r"missing 'observation.state'.*keys present: \['observation.image'\]"
+    ):
         policy.select_action({"observation.image": torch.zeros(1, 3, 8, 8)})
 
 
@@ -189,6 +196,8 @@ def test_frozen_inference_matches_eager_and_train_drops_it(variant: str) -> None
     eager = policy.predict_action_chunk(obs)
     assert policy.freeze_for_inference(batch_size=1)
     torch.manual_seed(2)
-    torch.testing.assert_close(policy.predict_action_chunk(obs), eager, rtol=1e-4, atol=1e-5)  # batch 3, traced at 1
+    torch.testing.assert_close(
+        policy.predict_action_chunk(obs), eager, rtol=1e-4, atol=1e-5
+    )  # batch 3, traced at 1
     policy.train()
     assert not policy._frozen

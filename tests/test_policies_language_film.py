@@ -37,8 +37,8 @@ def _scene(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, list
     for i in range(n):
         for colour in range(2):
             x, y = centres[i, colour].tolist()
-            images[i, :, y - 3:y + 3, x - 3:x + 3] = 0.0
-            images[i, 0 if colour == 0 else 2, y - 3:y + 3, x - 3:x + 3] = 1.0
+            images[i, :, y - 3 : y + 3, x - 3 : x + 3] = 0.0
+            images[i, 0 if colour == 0 else 2, y - 3 : y + 3, x - 3 : x + 3] = 1.0
     which = torch.randint(0, 2, (n,), generator=g)
     target = centres[torch.arange(n), which].float() / (SIZE - 1) * 2 - 1
     return images, target, [("red", "blue")[int(w)] + " square" for w in which]
@@ -48,24 +48,47 @@ def test_film_finds_the_named_square(fake_language: HashEmbedder) -> None:
     torch.set_num_threads(1)
     inputs = {STATE: {"shape": [4]}, CAMERA: {"shape": [3, SIZE, SIZE], "dtype": "video"}}
     torch.manual_seed(0)
-    policy = make_policy(make_policy_config(
-        "bc", input_features=inputs, output_features={"action": {"shape": [2]}}, horizon=2, n_obs_steps=1, n_action_steps=1,
-        hidden_dims=(64,), dropout=0.0, vision_backbone="small_cnn", crop_shape=None, spatial_softmax_num_keypoints=8,
-        conditioning=("language",), language_film=True), dataset_stats=stats())
+    policy = make_policy(
+        make_policy_config(
+            "bc",
+            input_features=inputs,
+            output_features={"action": {"shape": [2]}},
+            horizon=2,
+            n_obs_steps=1,
+            n_action_steps=1,
+            hidden_dims=(64,),
+            dropout=0.0,
+            vision_backbone="small_cnn",
+            crop_shape=None,
+            spatial_softmax_num_keypoints=8,
+            conditioning=("language",),
+            language_film=True,
+        ),
+        dataset_stats=stats(),
+    )
     optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     h = policy.config.horizon
     for _ in range(250):
         images, target, texts = _scene(32, g)
-        batch = {STATE: torch.zeros(32, 1, 4), CAMERA: images[:, None], "task": texts,
-                 "action": target[:, None].expand(-1, h, -1).clone(), "action_is_pad": torch.zeros(32, h, dtype=bool)}
+        batch = {
+            STATE: torch.zeros(32, 1, 4),
+            CAMERA: images[:, None],
+            "task": texts,
+            "action": target[:, None].expand(-1, h, -1).clone(),
+            "action_is_pad": torch.zeros(32, h, dtype=bool),
+        }
         loss = policy(batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     policy.eval()
     images, target, texts = _scene(64, torch.Generator().manual_seed(99))
-    obs = {STATE: torch.zeros(64, 4), CAMERA: (images.permute(0, 2, 3, 1) * 255).to(torch.uint8), "task": texts}
+    obs = {
+        STATE: torch.zeros(64, 4),
+        CAMERA: (images.permute(0, 2, 3, 1) * 255).to(torch.uint8),
+        "task": texts,
+    }
     with torch.no_grad():
         action = policy.select_action(obs)
     error = (action - target).norm(dim=1)

@@ -48,8 +48,15 @@ def test_nested_fields_are_set_by_dotted_path_and_old_flat_names_say_where_they_
     from ember.errors import ConfigError
     from ember.train import TrainConfig
 
-    cfg = apply_overrides(TrainConfig(), ["--policy.type=flow", "--policy.encoder.vision_backbone=small_cnn",
-                                          "--policy.denoiser.down_dims=32,64", "--policy.ema.decay=0"])
+    cfg = apply_overrides(
+        TrainConfig(),
+        [
+            "--policy.type=flow",
+            "--policy.encoder.vision_backbone=small_cnn",
+            "--policy.denoiser.down_dims=32,64",
+            "--policy.ema.decay=0",
+        ],
+    )
     assert cfg.policy.type == "flow" and cfg.policy.encoder.vision_backbone == "small_cnn"
     assert cfg.policy.denoiser.down_dims == (32, 64) and cfg.policy.ema.decay == 0.0
     with pytest.raises(ConfigError, match=r"'policy.down_dims' moved to 'policy.denoiser.down_dims'"):
@@ -59,12 +66,22 @@ def test_nested_fields_are_set_by_dotted_path_and_old_flat_names_say_where_they_
 def test_flat_conditioning_fields_of_any_order_land_in_the_conditioning_group() -> None:
     from ember.policies.config import PolicyConfig
 
-    flat = {"type": "flow", "conditioning_camera": "front", "conditioning": ["goal_sketch", "language"],
-            "conditioning_fusion": "late", "num_keypoints": 3, "grif": False}
+    flat = {
+        "type": "flow",
+        "conditioning_camera": "front",
+        "conditioning": ["goal_sketch", "language"],
+        "conditioning_fusion": "late",
+        "num_keypoints": 3,
+        "grif": False,
+    }
     config = PolicyConfig.from_dict(flat)
     spec = config.conditioning
-    assert (spec.kinds, spec.camera, spec.fusion, spec.num_keypoints) == (("goal_sketch", "language"), "front",
-                                                                          "late", 3)
+    assert (spec.kinds, spec.camera, spec.fusion, spec.num_keypoints) == (
+        ("goal_sketch", "language"),
+        "front",
+        "late",
+        3,
+    )
     assert PolicyConfig.from_dict(config.to_dict()) == config
 
 
@@ -88,11 +105,19 @@ def test_a_bad_nested_value_set_from_the_command_line_is_refused_when_the_policy
     from ember.policies import PolicyError, make_policy
     from ember.train import TrainConfig, fill_policy_features
 
-    for flag, message in [("--policy.ema.decay=1.5", "ema.decay must be in"),
-                          ("--policy.denoiser.network=lstm", "denoiser 'lstm' is unknown"),
-                          ("--policy.conditioning.fusion=bogus", "conditioning.fusion 'bogus' is unknown")]:
+    for flag, message in [
+        ("--policy.ema.decay=1.5", "ema.decay must be in"),
+        ("--policy.denoiser.network=lstm", "denoiser 'lstm' is unknown"),
+        ("--policy.conditioning.fusion=bogus", "conditioning.fusion 'bogus' is unknown"),
+    ]:
         cfg = apply_overrides(TrainConfig(), [flag])
-        fill_policy_features(cfg.policy, {"observation.state": {"shape": [2], "dtype": "float32"},
-                                          "action": {"shape": [2], "dtype": "float32"}}, ["observation.state"])
+        fill_policy_features(
+            cfg.policy,
+            {
+                "observation.state": {"shape": [2], "dtype": "float32"},
+                "action": {"shape": [2], "dtype": "float32"},
+            },
+            ["observation.state"],
+        )
         with pytest.raises(PolicyError, match=message):
             make_policy(cfg.policy)

@@ -76,8 +76,11 @@ def test_observation_missing_a_key_names_it_and_the_keys_present() -> None:
 
 def test_an_observation_of_another_width_says_the_environment_changed() -> None:
     policy = make(**SMALL).eval()
-    with pytest.raises(PolicyError, match=rf"has shape \({STATE_DIM + 5},\) per sample; this policy was trained on "
-                                          rf"\({STATE_DIM},\).*environment's observation differs"):
+    with pytest.raises(
+        PolicyError,
+        match=rf"has shape \({STATE_DIM + 5},\) per sample; this policy was trained on "
+        rf"\({STATE_DIM},\).*environment's observation differs",
+    ):
         policy.select_action({STATE: torch.zeros(1, STATE_DIM + 5)})
 
 

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def sim_front_camera(size: int = 64) -> tuple[dict, list[float]]:
-    env = TabletopEnv("Lift", backend="mujoco", obs_mode="pixels", cameras=("front",), image_size=size,
-                      render_mode=None)
+    env = TabletopEnv(
+        "Lift", backend="mujoco", obs_mode="pixels", cameras=("front",), image_size=size, render_mode=None
+    )
     try:
         _, info = env.reset(seed=0)
     finally:
@@ -56,16 +57,36 @@ def test_recorder_writes_the_sim_cameras_geometry(tmp_path):
     cam, pose = sim_front_camera()
     env = ros_env()
     root = tmp_path / "rec"
-    nodes = [start_node("mock_arm", {"task": "Lift", "cameras": ["front"], "image_width": 64, "image_height": 64},
-                        env, tmp_path),
-             start_node("recorder", {"root": str(root), "fps": 10, "cameras": ["front"], "episode_duration_s": 1.0,
-                                     "num_episodes": 1, "task": "lift the cube",
-                                     "camera_poses": ["front " + " ".join(f"{v:.9f}" for v in pose)]}, env, tmp_path)]
+    nodes = [
+        start_node(
+            "mock_arm",
+            {"task": "Lift", "cameras": ["front"], "image_width": 64, "image_height": 64},
+            env,
+            tmp_path,
+        ),
+        start_node(
+            "recorder",
+            {
+                "root": str(root),
+                "fps": 10,
+                "cameras": ["front"],
+                "episode_duration_s": 1.0,
+                "num_episodes": 1,
+                "task": "lift the cube",
+                "camera_poses": ["front " + " ".join(f"{v:.9f}" for v in pose)],
+            },
+            env,
+            tmp_path,
+        ),
+    ]
     probe = Probe(domain_id=int(env["ROS_DOMAIN_ID"]))
     try:
         probe.subscribe("/ember/recorder/status", String, ros.qos_latched())
-        probe.wait_for(lambda: (root / "meta" / "ember_cameras.json").is_file(), 90,
-                       "the camera file\n" + "\n".join(n.output()[-2000:] for n in nodes))
+        probe.wait_for(
+            lambda: (root / "meta" / "ember_cameras.json").is_file(),
+            90,
+            "the camera file\n" + "\n".join(n.output()[-2000:] for n in nodes),
+        )
     finally:
         probe.close()
         for n in nodes:
@@ -74,6 +95,7 @@ def test_recorder_writes_the_sim_cameras_geometry(tmp_path):
     np.testing.assert_allclose(data["front"]["intrinsics"], cam["intrinsics"], atol=1e-4)
     np.testing.assert_allclose(data["front"]["extrinsics"], cam["extrinsics"], atol=1e-5)
     model = dataset_camera(root, "observation.images.front", (64, 64))  # no simulator asked
-    np.testing.assert_allclose(model.project(np.array([[0.5, 0.0, 0.05]])),
-                               model.project(np.array([[0.5, 0.0, 0.05]])))
+    np.testing.assert_allclose(
+        model.project(np.array([[0.5, 0.0, 0.05]])), model.project(np.array([[0.5, 0.0, 0.05]]))
+    )
     assert np.all(np.isfinite(model.project(np.array([[0.5, 0.0, 0.05]]))))

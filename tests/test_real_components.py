@@ -75,7 +75,9 @@ def test_chunk_blend_ramps_linearly():
 # ------------------------------------------------------------------------------------------- JTC follower
 def test_follower_interpolates_holds_and_refuses_bad_trajectories():
     f = TrajectoryFollower(NAMES, np.zeros(3))
-    assert f.set_trajectory(["b"], [TrajectoryPoint(1.0, [2.0]), TrajectoryPoint(2.0, [0.0])], now=10.0) is None
+    assert (
+        f.set_trajectory(["b"], [TrajectoryPoint(1.0, [2.0]), TrajectoryPoint(2.0, [0.0])], now=10.0) is None
+    )
     np.testing.assert_allclose(f.setpoint(10.5), [0, 1.0, 0])  # partial goal: a and c keep their setpoint
     np.testing.assert_allclose(f.setpoint(11.5), [0, 1.0, 0])
     np.testing.assert_allclose(f.setpoint(20.0), [0, 0, 0])
@@ -94,15 +96,22 @@ def test_follower_interpolates_holds_and_refuses_bad_trajectories():
 
 
 def test_auditor_counts_unsafe_commands():
-    a = CommandAuditor(NAMES, lower=[-1, -1, -1], upper=[1, 1, 1], velocity=[1, 1, 1], config=AuditConfig(max_step=0.3))
+    a = CommandAuditor(
+        NAMES, lower=[-1, -1, -1], upper=[1, 1, 1], velocity=[1, 1, 1], config=AuditConfig(max_step=0.3)
+    )
     zero = np.zeros(3)
     assert a.audit(NAMES, [TrajectoryPoint(0.5, [0.2, 0.0, 0.0])], zero, zero) is None
     assert a.audit(NAMES, [TrajectoryPoint(0.5, [math.nan, 0, 0])], zero, zero).startswith("nonfinite")
-    assert a.audit(NAMES, [TrajectoryPoint(5.0, [0, 0, 1.2])], np.array([0, 0, 1.0]), zero).startswith("position")
+    assert a.audit(NAMES, [TrajectoryPoint(5.0, [0, 0, 1.2])], np.array([0, 0, 1.0]), zero).startswith(
+        "position"
+    )
     assert a.audit(NAMES, [TrajectoryPoint(5.0, [0.5, 0, 0])], zero, zero).startswith("step")
     assert a.audit(NAMES, [TrajectoryPoint(0.1, [0.2, 0, 0])], zero, zero).startswith("velocity")
-    assert a.summary() == {"commands": 5, "unsafe": 4, "unsafe_reasons": {"nonfinite": 1, "position_limit": 1,
-                                                                           "step": 1, "velocity": 1}}
+    assert a.summary() == {
+        "commands": 5,
+        "unsafe": 4,
+        "unsafe_reasons": {"nonfinite": 1, "position_limit": 1, "step": 1, "velocity": 1},
+    }
 
 
 def test_auditor_judges_a_continuation_of_the_last_command_from_its_target():
@@ -110,13 +119,17 @@ def test_auditor_judges_a_continuation_of_the_last_command_from_its_target():
     the setpoint gets there. Judged only from the setpoint it looked too fast, and after one refusal the stream
     and the setpoint parted for good (the soak's stuck arm). From the last target or the measured position it is
     safe; a command too fast from all three starts is still refused."""
-    a = CommandAuditor(NAMES, lower=[-1, -1, -1], upper=[1, 1, 1], velocity=[1, 1, 1], config=AuditConfig(max_step=0.3))
+    a = CommandAuditor(
+        NAMES, lower=[-1, -1, -1], upper=[1, 1, 1], velocity=[1, 1, 1], config=AuditConfig(max_step=0.3)
+    )
     setpoint, last_target = np.array([0.095, 0, 0]), np.array([0.1, 0, 0])
     nxt = [TrajectoryPoint(0.01, [0.11, 0, 0])]  # 1 rad/s from the last target, 1.5 rad/s from the setpoint
     assert a.audit(NAMES, nxt, setpoint, setpoint).startswith("velocity")
     assert a.audit(NAMES, nxt, setpoint, setpoint, last_target) is None
     assert a.audit(NAMES, nxt, last_target, setpoint, setpoint) is None  # the arm is measured there
-    assert a.audit(NAMES, [TrajectoryPoint(0.01, [0.13, 0, 0])], setpoint, setpoint, last_target).startswith("velocity")
+    assert a.audit(NAMES, [TrajectoryPoint(0.01, [0.13, 0, 0])], setpoint, setpoint, last_target).startswith(
+        "velocity"
+    )
 
 
 # ------------------------------------------------------------------------------------------- language
@@ -137,17 +150,33 @@ def test_a_frame_filled_in_late_gets_the_instruction_active_at_its_own_time():
     lang.add_correction("move left", 10.0)
     lang.add_correction("a bit higher", 11.5)  # arrived before the recorder caught up with 10.0 .. 11.5
     assert [lang.active(t) for t in (9.9, 10.0, 11.4, 11.5, 14.4, 14.5)] == [
-        "pick the cube", "move left", "move left", "a bit higher", "a bit higher", "pick the cube"]
+        "pick the cube",
+        "move left",
+        "move left",
+        "a bit higher",
+        "a bit higher",
+        "pick the cube",
+    ]
 
 
 def test_a_correction_handled_late_still_lands_on_the_frame_it_was_sent_in(tmp_path):
     robot = load_robot("panda")
-    rec = EpisodeRecorder(tmp_path / "ds", fps=10, robot="panda", state_names=robot.state_names, cameras=(),
-                          language=LanguageState("reach", hold_s=1.0), use_videos=False, hold_s=0.5)
+    rec = EpisodeRecorder(
+        tmp_path / "ds",
+        fps=10,
+        robot="panda",
+        state_names=robot.state_names,
+        cameras=(),
+        language=LanguageState("reach", hold_s=1.0),
+        use_videos=False,
+        hold_s=0.5,
+    )
     obs = {"observation.state": home_state(robot).astype(np.float32)}
     t0 = 50.0
     for i in range(12):
-        if i == 6:  # a busy process handles the correction only now, stamped with when it was sent (t0 + 0.22)
+        if (
+            i == 6
+        ):  # a busy process handles the correction only now, stamped with when it was sent (t0 + 0.22)
             rec.add_correction("move left", t0 + 0.22)
         rec.add_frame(obs, obs["observation.state"], sampled=t0 + i * 0.1)
     rec.save_episode()
@@ -161,8 +190,16 @@ def test_a_correction_handled_late_still_lands_on_the_frame_it_was_sent_in(tmp_p
 def test_a_correction_handled_later_than_the_hold_is_counted_and_warned(tmp_path, caplog):
     """Past ``hold_s`` its frame is written: it lands later, and the recorder says so and what to raise."""
     robot = load_robot("panda")
-    rec = EpisodeRecorder(tmp_path / "ds", fps=10, robot="panda", state_names=robot.state_names, cameras=(),
-                          language=LanguageState("reach"), use_videos=False, hold_s=0.3)
+    rec = EpisodeRecorder(
+        tmp_path / "ds",
+        fps=10,
+        robot="panda",
+        state_names=robot.state_names,
+        cameras=(),
+        language=LanguageState("reach"),
+        use_videos=False,
+        hold_s=0.3,
+    )
     obs = {"observation.state": home_state(robot).astype(np.float32)}
     t0 = 50.0
     for i in range(12):
@@ -193,8 +230,15 @@ def test_recorder_aligns_corrections_to_frames_and_saves_durably(tmp_path):
     robot = load_robot("panda")
     names = robot.state_names
     lang = LanguageState("stack the cubes", hold_s=0.25)
-    rec = EpisodeRecorder(tmp_path / "ds", fps=10, robot="panda", state_names=names, cameras=("front",),
-                          language=lang, use_videos=False)
+    rec = EpisodeRecorder(
+        tmp_path / "ds",
+        fps=10,
+        robot="panda",
+        state_names=names,
+        cameras=("front",),
+        language=lang,
+        use_videos=False,
+    )
     q = home_state(robot).astype(np.float32)
     img = np.full((8, 10, 3), 7, np.uint8)
     obs = {"observation.state": q, "observation.images.front": img}
@@ -215,13 +259,21 @@ def test_recorder_aligns_corrections_to_frames_and_saves_durably(tmp_path):
     assert ep["language.correction_timestamp"][4] == pytest.approx(0.37, abs=1e-5)
     assert ep["language.correction"][7] == "a bit higher"
     assert ep["language.correction_timestamp"][7] == pytest.approx(0.69, abs=1e-5)
-    for i, (text, when) in enumerate(zip(ep["language.correction"], ep["language.correction_timestamp"], strict=True)):
+    for i, (text, when) in enumerate(
+        zip(ep["language.correction"], ep["language.correction_timestamp"], strict=True)
+    ):
         ts = float(ep["timestamp"][i])
         assert (when == NO_CORRECTION_TIME) == (text == "")
         assert text == "" or ts - 0.1 < when <= ts + 1e-6  # aligned to the frame it arrived in
     # the active instruction: a correction for hold_s = 0.25 s after it arrived, the task otherwise
-    assert list(ep["language.instruction"][2:8]) == ["stack the cubes", "stack the cubes", "move left", "move left",
-                                                     "move left", "a bit higher"]
+    assert list(ep["language.instruction"][2:8]) == [
+        "stack the cubes",
+        "stack the cubes",
+        "move left",
+        "move left",
+        "move left",
+        "a bit higher",
+    ]
     assert set(ep["task"]) == {"stack the cubes"}
     np.testing.assert_allclose(ep["action"][0], q + 0.01, rtol=1e-6)
     rec.close(save=True, min_frames=2)  # 1 frame < min_frames: the partial episode is dropped
@@ -248,14 +300,32 @@ def test_policy_runner_feeds_history_resizes_cameras_and_predicts_chunks():
     robot = load_robot("panda")
     dim = len(robot.state_names)
     cfg = make_policy_config(
-        "diffusion", horizon=8, n_obs_steps=2, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
-        num_inference_steps=2, vision_backbone="small_cnn", crop_shape=None, spatial_softmax_num_keypoints=4,
-        input_features={"observation.state": {"shape": [dim]}, "observation.images.front": {"shape": [3, 24, 32]}},
-        output_features={"action": {"shape": [dim]}})
-    stats = {"observation.state": {"min": np.full(dim, -3.0), "max": np.full(dim, 3.0)},
-             "action": {"min": np.full(dim, -3.0), "max": np.full(dim, 3.0)},
-             "observation.images.front": {"min": np.zeros((3, 1, 1)), "max": np.ones((3, 1, 1)),
-                                          "mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.2)}}
+        "diffusion",
+        horizon=8,
+        n_obs_steps=2,
+        n_action_steps=4,
+        down_dims=(16, 32),
+        diffusion_step_embed_dim=16,
+        num_inference_steps=2,
+        vision_backbone="small_cnn",
+        crop_shape=None,
+        spatial_softmax_num_keypoints=4,
+        input_features={
+            "observation.state": {"shape": [dim]},
+            "observation.images.front": {"shape": [3, 24, 32]},
+        },
+        output_features={"action": {"shape": [dim]}},
+    )
+    stats = {
+        "observation.state": {"min": np.full(dim, -3.0), "max": np.full(dim, 3.0)},
+        "action": {"min": np.full(dim, -3.0), "max": np.full(dim, 3.0)},
+        "observation.images.front": {
+            "min": np.zeros((3, 1, 1)),
+            "max": np.ones((3, 1, 1)),
+            "mean": np.full((3, 1, 1), 0.5),
+            "std": np.full((3, 1, 1), 0.2),
+        },
+    }
     torch.manual_seed(0)
     runner = PolicyRunner(make_policy(cfg, dataset_stats=stats).eval(), seed=0)
     assert runner.cameras == ["front"] and runner.chunked
@@ -266,16 +336,22 @@ def test_policy_runner_feeds_history_resizes_cameras_and_predicts_chunks():
         runner.push({"observation.state": np.zeros(dim, np.float32)})
     q = home_state(robot).astype(np.float32)
     for i in range(3):  # camera at 48x64: resized to the trained 24x32
-        runner.push({"observation.state": q + i, "observation.images.front": np.full((48, 64, 3), 10 * i, np.uint8)})
+        runner.push(
+            {"observation.state": q + i, "observation.images.front": np.full((48, 64, 3), 10 * i, np.uint8)}
+        )
     window = runner.snapshot("reach")
     assert window["observation.state"].shape == (1, 2, dim) and window["task"] == ["reach"]
     assert window["observation.images.front"].shape == (1, 2, 3, 24, 32)
-    np.testing.assert_allclose(window["observation.state"][0, :, 0].numpy(), [q[0] + 1, q[0] + 2])  # the last two
+    np.testing.assert_allclose(
+        window["observation.state"][0, :, 0].numpy(), [q[0] + 1, q[0] + 2]
+    )  # the last two
     chunk = runner.infer(window)
     assert chunk.shape == (4, dim) and np.isfinite(chunk).all()
     again = PolicyRunner(runner.policy, seed=0)
     for i in range(3):
-        again.push({"observation.state": q + i, "observation.images.front": np.full((48, 64, 3), 10 * i, np.uint8)})
+        again.push(
+            {"observation.state": q + i, "observation.images.front": np.full((48, 64, 3), 10 * i, np.uint8)}
+        )
     np.testing.assert_allclose(again.infer(again.snapshot("reach")), chunk)  # seeded: deterministic
     # longer chunks at a higher control rate: up to horizon - n_obs_steps + 1 = 7 actions, the same first ones
     assert again.max_action_steps == 7

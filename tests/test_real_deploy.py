@@ -26,7 +26,9 @@ def test_deploy_runs_every_node_in_one_process(tmp_path_factory):
         f"               record={str(tmp / 'data')!r}, out={str(tmp / 'run')!r}))\n"
         "print('SUMMARY ' + json.dumps(s))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=ros_env(), capture_output=True, text=True, timeout=150)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=ros_env(), capture_output=True, text=True, timeout=150
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout.split("SUMMARY ", 1)[1])
     arm, bridge, policy = summary["mock_arm"], summary["bridge"], summary["policy"]

@@ -27,35 +27,74 @@ POLICY = PolicyNodeConfig()
 @pytest.fixture(scope="module")
 def ee_checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("ee")
-    assert main(["collect", "--task=Reach", "--num_episodes=1", f"--out={tmp / 'ds'}", "--obs_mode=pixels",
-                 "--image_size=32", "--observations=robot", "--action_space=ee_delta", "--max_episode_steps=12",
-                 "--keep_failures=true"]) == 0
-    assert main(["train", f"--dataset={tmp / 'ds'}", f"--out={tmp / 'train'}", "--policy.type=bc", "--steps=2",
-                 "--batch_size=4", "--policy.horizon=4", "--policy.n_action_steps=2",
-                 "--policy.encoder.vision_backbone=small_cnn", "--policy.encoder.crop_shape=none"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=Reach",
+                "--num_episodes=1",
+                f"--out={tmp / 'ds'}",
+                "--obs_mode=pixels",
+                "--image_size=32",
+                "--observations=robot",
+                "--action_space=ee_delta",
+                "--max_episode_steps=12",
+                "--keep_failures=true",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                f"--dataset={tmp / 'ds'}",
+                f"--out={tmp / 'train'}",
+                "--policy.type=bc",
+                "--steps=2",
+                "--batch_size=4",
+                "--policy.horizon=4",
+                "--policy.n_action_steps=2",
+                "--policy.encoder.vision_backbone=small_cnn",
+                "--policy.encoder.crop_shape=none",
+            ]
+        )
+        == 0
+    )
     return tmp / "train"
 
 
-def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(ee_checkpoint: Path, tmp_path: Path) -> None:
+def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(
+    ee_checkpoint: Path, tmp_path: Path
+) -> None:
     env = ros_env()
     robot = load_robot("panda")
-    nodes = [start_node("mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48}, env, tmp_path),
-             start_node("policy_node", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path,
-                        name="policy")]
+    nodes = [
+        start_node("mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48}, env, tmp_path),
+        start_node(
+            "policy_node", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path, name="policy"
+        ),
+    ]
     probe = Probe(domain_id=int(env["ROS_DOMAIN_ID"]))
     try:
         probe.subscribe(ros.ACTION_TOPIC, JointState, ros.qos_command(), keep=True)
         probe.subscribe(ros.JOINT_STATES_TOPIC, JointState, ros.qos_sensor())
         probe.subscribe(POLICY.status_topic, String, ros.qos_latched())
-        probe.wait_for(lambda: probe.counts[ros.ACTION_TOPIC] >= 10, timeout=120,
-                       what="10 actions\n" + "\n".join(n.output()[-2000:] for n in nodes))
+        probe.wait_for(
+            lambda: probe.counts[ros.ACTION_TOPIC] >= 10,
+            timeout=120,
+            what="10 actions\n" + "\n".join(n.output()[-2000:] for n in nodes),
+        )
         measured = np.asarray(probe.latest[ros.JOINT_STATES_TOPIC].position)
         # pause the node, so its count of published actions is final: the ones the probe lacks were published
         # before it discovered the node (a loaded machine discovers late), so the first one logged is that many
         # steps from the home pose
         probe.publisher(POLICY.enable_topic, Bool, ros.qos_latched()).publish(Bool(data=False))
-        probe.wait_for(lambda: probe.json(POLICY.status_topic).get("enabled") is False, timeout=20,
-                       what="the policy node to pause")
+        probe.wait_for(
+            lambda: probe.json(POLICY.status_topic).get("enabled") is False,
+            timeout=20,
+            what="the policy node to pause",
+        )
         probe.spin(0.5)
         status = probe.json(POLICY.status_topic)
         missed = status["published"] - probe.counts[ros.ACTION_TOPIC]
@@ -79,6 +118,9 @@ def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(ee_checkpoint:
         # one, never a jump into the box (after a pause on a stale observation the controller restarts from the
         # measured arm, which never moved here)
         seeds = [previous] if status["stale_ticks"] == 0 else [previous, measured]
-        assert min(np.abs(q[: robot.dof] - s[: robot.dof]).max() for s in seeds) < 0.25 * steps, (missed, status)
+        assert min(np.abs(q[: robot.dof] - s[: robot.dof]).max() for s in seeds) < 0.25 * steps, (
+            missed,
+            status,
+        )
         assert min(np.linalg.norm(ee - fk.ee_position(s)) for s in seeds) < (0.04 * np.sqrt(3) + 0.01) * steps
         previous, steps = q, 1

@@ -50,7 +50,9 @@ def test_pins_the_sole_publisher_and_refuses_while_another_claims_the_topic():
     src.update_publishers([ARM], 2.5)
     assert src.fault is None and src.accept(2.5, sequence=4)
     s = src.summary()
-    assert s["faults"] == 1 and s["refused"] == 3 and s["accepted"] == 2 and s["pinned"].startswith("/mock_arm")
+    assert (
+        s["faults"] == 1 and s["refused"] == 3 and s["accepted"] == 2 and s["pinned"].startswith("/mock_arm")
+    )
 
 
 def test_a_changed_publisher_is_latched_until_an_operator_resets():
@@ -160,20 +162,53 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
     q0 = home_state(robot)
     arm_params = {"cameras": ["front"], "image_width": 64, "image_height": 48}
     nodes = {"arm": start_node("mock_arm", arm_params, env, tmp_path)}
-    nodes["bridge"] = start_node("bridge", {"rate_hz": RATE, "safety.max_step": MAX_STEP, "policy_timeout_ms": 2000.0,
-                                            "expected_state_publisher": "/mock_arm"}, env, tmp_path)
-    nodes["recorder"] = start_node("recorder", {"root": str(tmp_path / "data"), "fps": 10, "cameras": ["front"],
-                                                "episode_duration_s": 0.0, "use_videos": False}, env, tmp_path)
+    nodes["bridge"] = start_node(
+        "bridge",
+        {
+            "rate_hz": RATE,
+            "safety.max_step": MAX_STEP,
+            "policy_timeout_ms": 2000.0,
+            "expected_state_publisher": "/mock_arm",
+        },
+        env,
+        tmp_path,
+    )
+    nodes["recorder"] = start_node(
+        "recorder",
+        {
+            "root": str(tmp_path / "data"),
+            "fps": 10,
+            "cameras": ["front"],
+            "episode_duration_s": 0.0,
+            "use_videos": False,
+        },
+        env,
+        tmp_path,
+    )
     impostor = None
     probe = Probe(domain_id=domain)
     try:
         for topic in STATUS.values():
             probe.subscribe(topic, String, ros.qos_latched(), keep=True)
-        probe.subscribe(ros.CONTROLLER_TOPIC, JointTrajectory,
-                        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE), keep=True)
-        seen_fake: list[float] = []  # wall times this probe received the impostor's states (a third party's view)
-        probe.subscribe(ros.JOINT_STATES_TOPIC, JointState, ros.qos_sensor(), callback=lambda m: seen_fake.append(
-            time.monotonic()) if abs(m.position[0] - q0[0] - FAKE_OFFSET) < 1e-6 else None)
+        probe.subscribe(
+            ros.CONTROLLER_TOPIC,
+            JointTrajectory,
+            QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE),
+            keep=True,
+        )
+        seen_fake: list[
+            float
+        ] = []  # wall times this probe received the impostor's states (a third party's view)
+        probe.subscribe(
+            ros.JOINT_STATES_TOPIC,
+            JointState,
+            ros.qos_sensor(),
+            callback=lambda m: (
+                seen_fake.append(time.monotonic())
+                if abs(m.position[0] - q0[0] - FAKE_OFFSET) < 1e-6
+                else None
+            ),
+        )
         actions = probe.publisher(ros.ACTION_TOPIC, JointState, ros.qos_command())
         reset = probe.publisher(ros.ESTOP_RESET_TOPIC, Bool, ros.qos_command())
 
@@ -185,7 +220,11 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
                 probe.wait_for(lambda: bool(status(name)) and predicate(status(name)), timeout, what)
             except TimeoutError:
                 logs = "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in nodes.items())
-                imp = "" if impostor is None else f"--- impostor\n{(tmp_path / 'impostor.log').read_text()[-2000:]}"
+                imp = (
+                    ""
+                    if impostor is None
+                    else f"--- impostor\n{(tmp_path / 'impostor.log').read_text()[-2000:]}"
+                )
                 raise AssertionError(f"{what}; last {name} status {status(name)}\n{logs}\n{imp}") from None
             return status(name)
 
@@ -199,15 +238,21 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
 
         pinned = lambda st: (st["state_source"]["pinned"] or "").startswith("/mock_arm ")  # noqa: E731
         wait("bridge", pinned, 60.0, "the bridge to pin the mock arm")
-        wait("recorder", lambda st: (st["state_source"]["pinned"] or "").startswith("/mock_arm "), 30.0,
-             "the recorder to pin the mock arm")
+        wait(
+            "recorder",
+            lambda st: (st["state_source"]["pinned"] or "").startswith("/mock_arm "),
+            30.0,
+            "the recorder to pin the mock arm",
+        )
         probe.wait_for(lambda: actions.get_subscription_count() >= 1, 20.0, "the bridge to hear actions")
         arm = wait("arm", lambda st: True, 10.0, "arm stats")
         np.testing.assert_allclose(arm["position"][:7], q0[:7], atol=0.01)  # it starts at home
 
         # a policy holding the arm where it is: commands flow
         act(q0, 10)
-        before = wait("bridge", lambda st: st["state"] == "running" and st["actions"] == 10, 5.0, "10 commands")
+        before = wait(
+            "bridge", lambda st: st["state"] == "running" and st["actions"] == 10, 5.0, "10 commands"
+        )
         commands_before = len(probe.log[ros.CONTROLLER_TOPIC])
 
         # the impostor claims the arm is further along joint 1; the policy aims past the real arm
@@ -216,34 +261,60 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
         aim = q0.copy()
         aim[0] += AIM
         log = open(tmp_path / "impostor.log", "w")  # noqa: SIM115 - the child owns it
-        impostor = subprocess.Popen([sys.executable, "-c", IMPOSTOR_SCRIPT, json.dumps(names), json.dumps(fake.tolist())],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+        impostor = subprocess.Popen(
+            [sys.executable, "-c", IMPOSTOR_SCRIPT, json.dumps(names), json.dumps(fake.tolist())],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[1],
+        )
         act(aim, 60)  # 6 s of attack at the policy's rate
-        bridge = wait("bridge", lambda st: st["state"] == "hold" and st["state_source"]["fault"] == MULTIPLE
-                      and st["actions"] == before["actions"] + 60, 5.0, "the bridge to hold on the impostor")
-        lines = dict(line.split()[:2] for line in (tmp_path / "impostor.log").read_text().splitlines()
-                     if line.startswith(("created", "published")))
+        bridge = wait(
+            "bridge",
+            lambda st: (
+                st["state"] == "hold"
+                and st["state_source"]["fault"] == MULTIPLE
+                and st["actions"] == before["actions"] + 60
+            ),
+            5.0,
+            "the bridge to hold on the impostor",
+        )
+        lines = dict(
+            line.split()[:2]
+            for line in (tmp_path / "impostor.log").read_text().splitlines()
+            if line.startswith(("created", "published"))
+        )
         wall = time.time() - time.monotonic()
         created, published = float(lines["created"]) - wall, float(lines["published"]) - wall
         held = [t for t, m in probe.log[STATUS["bridge"]] if json.loads(m.data)["state_source"]["fault"]]
         held_at = held[0]  # the bridge publishes its status the moment it holds
         assert seen_fake, "the probe never saw the impostor's states"
-        report = (f"hold {held_at - created:.3f} s after the impostor's publisher was created, "
-                  f"{held_at - published:+.3f} s after its first message, {held_at - seen_fake[0]:+.3f} s after this "
-                  f"probe first received one\nbridge {bridge}")
+        report = (
+            f"hold {held_at - created:.3f} s after the impostor's publisher was created, "
+            f"{held_at - published:+.3f} s after its first message, {held_at - seen_fake[0]:+.3f} s after this "
+            f"probe first received one\nbridge {bridge}"
+        )
         print(report)
-        assert held_at - created < 5.0, report  # DDS discovery of the new participant dominates (ms to ~2 s here)
+        assert held_at - created < 5.0, (
+            report
+        )  # DDS discovery of the new participant dominates (ms to ~2 s here)
         src = bridge["state_source"]
-        assert "/ember_impostor" in bridge["hold_reason"] and "/ember_impostor" in src["fault_message"], report
+        assert "/ember_impostor" in bridge["hold_reason"] and "/ember_impostor" in src["fault_message"], (
+            report
+        )
         assert bridge["state_source_holds"] == 1 and bridge["untrusted_refusals"] >= 30, report
         # every attack action was refused: by the step check (judged against the real arm) until the impostor
         # showed up, by the state-source check after; none passed the filter (one impostor state taken as measured
         # would have let one through: 0.2 rad from the claim is within max_step)
         assert bridge["actions"] - before["actions"] == 60, report
         assert bridge["safety"]["passed"] == before["safety"]["passed"], report
-        assert (bridge["safety"]["step"] - before["safety"]["step"]) + bridge["untrusted_refusals"] == 60, report
+        assert (bridge["safety"]["step"] - before["safety"]["step"]) + bridge["untrusted_refusals"] == 60, (
+            report
+        )
         assert any(p.startswith("/ember_impostor ") for p in src["publishers"]), report
-        recorder = wait("recorder", lambda st: st["state_source"]["fault"] == MULTIPLE, 5.0, "the recorder to refuse")
+        recorder = wait(
+            "recorder", lambda st: st["state_source"]["fault"] == MULTIPLE, 5.0, "the recorder to refuse"
+        )
         assert recorder["skipped_frames"] > 0 and recorder["state_source"]["refused"] > 0, recorder
 
         # no command that reached the controller is further than max_step from the real arm
@@ -252,11 +323,15 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
         def real_at(t: float) -> np.ndarray:
             return min(arm_log, key=lambda s: abs(s[0] - t))[1]
 
-        dists = [float(np.abs(np.asarray(m.points[0].positions) - real_at(t)).max())
-                 for t, m in probe.log[ros.CONTROLLER_TOPIC]]
+        dists = [
+            float(np.abs(np.asarray(m.points[0].positions) - real_at(t)).max())
+            for t, m in probe.log[ros.CONTROLLER_TOPIC]
+        ]
         attack = dists[commands_before:]
-        print(f"commands: {len(dists)} in all, {len(attack)} during the attack; max distance from the real arm "
-              f"{max(dists):.4f} rad (max_step {MAX_STEP})")
+        print(
+            f"commands: {len(dists)} in all, {len(attack)} during the attack; max distance from the real arm "
+            f"{max(dists):.4f} rad (max_step {MAX_STEP})"
+        )
         assert max(dists) <= MAX_STEP, dists
         # during the attack only holds went out (the state-source hold, maybe a watchdog hold on a loaded machine),
         # all at the last safe command
@@ -277,15 +352,25 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
         # a new publisher of the same name (the driver restarted, or someone posing as it): latched until reset
         nodes["arm"].stop()
         nodes["arm"] = start_node("mock_arm", arm_params, env, tmp_path, name="mock_arm_restarted")
-        bridge = wait("bridge", lambda st: st["state_source"]["fault"] == CHANGED, 60.0, "the changed publisher")
+        bridge = wait(
+            "bridge", lambda st: st["state_source"]["fault"] == CHANGED, 60.0, "the changed publisher"
+        )
         assert bridge["state"] == "hold" and "changed" in bridge["hold_reason"], bridge
         refused = bridge["untrusted_refusals"]
         act(q0, 5)
-        assert wait("bridge", lambda st: st["actions"] >= bridge["actions"] + 5, 5.0, "5 actions")[
-            "untrusted_refusals"] == refused + 5
+        assert (
+            wait("bridge", lambda st: st["actions"] >= bridge["actions"] + 5, 5.0, "5 actions")[
+                "untrusted_refusals"
+            ]
+            == refused + 5
+        )
         reset.publish(Bool(data=True))
-        wait("bridge", lambda st: st["state_source"]["fault"] == "" and st["state_source"]["pins"] == 2, 5.0,
-             "the operator's reset to re-pin")
+        wait(
+            "bridge",
+            lambda st: st["state_source"]["fault"] == "" and st["state_source"]["pins"] == 2,
+            5.0,
+            "the operator's reset to re-pin",
+        )
         act(q0, 5)
         bridge = wait("bridge", lambda st: st["state"] == "running", 5.0, "commands after the reset")
         assert status("arm")["unsafe"] == 0
@@ -298,8 +383,14 @@ def test_impostor_joint_states_make_the_bridge_hold_and_never_reach_the_arm(tmp_
         probe.close()
 
 
-ENCLAVE_FILES = ("identity_ca.cert.pem", "cert.pem", "key.pem", "permissions_ca.cert.pem", "governance.p7s",
-                 "permissions.p7s")
+ENCLAVE_FILES = (
+    "identity_ca.cert.pem",
+    "cert.pem",
+    "key.pem",
+    "permissions_ca.cert.pem",
+    "governance.p7s",
+    "permissions.p7s",
+)
 
 
 @pytest.mark.timeout(120)
@@ -311,17 +402,29 @@ def test_sros2_enforce_never_runs_the_bridge_unsecured(tmp_path: Path):
     enclave.mkdir(parents=True)
     for name in ENCLAVE_FILES:
         (enclave / name).write_text("not a certificate\n")
-    env = {**ros_env(), "ROS_SECURITY_ENABLE": "true", "ROS_SECURITY_STRATEGY": "Enforce",
-           "ROS_SECURITY_KEYSTORE": str(tmp_path / "keystore")}
+    env = {
+        **ros_env(),
+        "ROS_SECURITY_ENABLE": "true",
+        "ROS_SECURITY_STRATEGY": "Enforce",
+        "ROS_SECURITY_KEYSTORE": str(tmp_path / "keystore"),
+    }
     outputs = {}
     for name in ("/ember/missing", "/ember/bridge"):
-        out = subprocess.run([sys.executable, "-m", "ember.real.nodes.bridge_node", "--ros-args", "--enclave", name],
-                             env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+        out = subprocess.run(
+            [sys.executable, "-m", "ember.real.nodes.bridge_node", "--ros-args", "--enclave", name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parents[1],
+        )
         outputs[name] = out.stdout + out.stderr
         assert out.returncode != 0, outputs[name]
         assert "commanding" not in outputs[name] and "bridge for panda" not in outputs[name], outputs[name]
     assert "SECURITY ERROR" in outputs["/ember/missing"]  # rcl: no such enclave
-    assert "security" in outputs["/ember/bridge"].lower()  # rmw: no security libraries (here) or bad certificates
+    assert (
+        "security" in outputs["/ember/bridge"].lower()
+    )  # rmw: no security libraries (here) or bad certificates
 
 
 def test_sros2_mode_reads_the_environment_as_rcl_does(monkeypatch):
@@ -330,7 +433,9 @@ def test_sros2_mode_reads_the_environment_as_rcl_does(monkeypatch):
     monkeypatch.setenv("ROS_SECURITY_ENABLE", "true")
     monkeypatch.setenv("ROS_SECURITY_STRATEGY", "Enforce")
     assert ros.sros2_mode() == "enforce"
-    monkeypatch.setenv("ROS_SECURITY_STRATEGY", "enforce")  # rcl compares exactly: anything else is permissive
+    monkeypatch.setenv(
+        "ROS_SECURITY_STRATEGY", "enforce"
+    )  # rcl compares exactly: anything else is permissive
     assert ros.sros2_mode() == "permissive"
     monkeypatch.setenv("ROS_SECURITY_ENABLE", "True")
     assert ros.sros2_mode() == "off"

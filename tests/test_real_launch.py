@@ -35,7 +35,11 @@ def _value(node: ast.AST, names: dict[str, Any]) -> Any:
         return node.value
     if isinstance(node, ast.Name) and node.id in names:
         return names[node.id]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "LaunchConfiguration":
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "LaunchConfiguration"
+    ):
         return ("arg", node.args[0].value)
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e, names) for e in node.elts]
@@ -51,15 +55,19 @@ def read_launch(path: Path) -> dict[str, Any]:
     for stmt in gen.body:  # robot = LaunchConfiguration("robot")
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             names[stmt.targets[0].id] = _value(stmt.value, names)
-    imports = sorted({(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-                     | {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names})
+    imports = sorted(
+        {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        | {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    )
     args: dict[str, Any] = {}
     nodes: list[dict[str, Any]] = []
     used_args: set[str] = set()
     for call in (n for n in ast.walk(gen) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)):
         kw = {k.arg: k.value for k in call.keywords}
         if call.func.id == "DeclareLaunchArgument":
-            args[call.args[0].value] = _value(kw["default_value"], names) if "default_value" in kw else REQUIRED
+            args[call.args[0].value] = (
+                _value(kw["default_value"], names) if "default_value" in kw else REQUIRED
+            )
         elif call.func.id == "LaunchConfiguration":
             used_args.add(call.args[0].value)
         elif call.func.id == "Node":
@@ -68,13 +76,22 @@ def read_launch(path: Path) -> dict[str, Any]:
                 if isinstance(element, ast.Call) and getattr(element.func, "id", "") == "_config":
                     yamls.append(element.args[0].value)
                 elif isinstance(element, ast.Dict):
-                    inline.update({k.value: _value(v, names) for k, v in zip(element.keys, element.values,
-                                                                              strict=True)})
+                    inline.update(
+                        {k.value: _value(v, names) for k, v in zip(element.keys, element.values, strict=True)}
+                    )
                 else:
                     raise AssertionError(f"{path.name}: unsupported parameters entry {ast.unparse(element)}")
-            nodes.append({"package": _value(kw["package"], names), "executable": _value(kw["executable"], names),
-                          "name": _value(kw["name"], names), "yamls": yamls, "inline": inline,
-                          "conditional": "condition" in kw, "remappings": "remappings" in kw})
+            nodes.append(
+                {
+                    "package": _value(kw["package"], names),
+                    "executable": _value(kw["executable"], names),
+                    "name": _value(kw["name"], names),
+                    "yamls": yamls,
+                    "inline": inline,
+                    "conditional": "condition" in kw,
+                    "remappings": "remappings" in kw,
+                }
+            )
     for value in names.values():
         if isinstance(value, tuple) and value[0] == "arg":
             used_args.add(value[1])
@@ -93,7 +110,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def yaml_params(name: str, node_name: str) -> dict[str, Any]:
     data = yaml.safe_load((LAUNCH_DIR / "config" / name).read_text())
-    assert list(data) == [node_name], f"config/{name} must configure exactly node '{node_name}', has {list(data)}"
+    assert list(data) == [node_name], (
+        f"config/{name} must configure exactly node '{node_name}', has {list(data)}"
+    )
     return flatten(data[node_name]["ros__parameters"])
 
 
@@ -137,7 +156,9 @@ def test_launch_file_structure(name):
     for node in launch["nodes"]:
         assert node["package"] == PACKAGE == package
         exe = EXECUTABLES.get(node["executable"])
-        assert exe is not None and exe.config is not None, f"{node['executable']} is not an ember node executable"
+        assert exe is not None and exe.config is not None, (
+            f"{node['executable']} is not an ember node executable"
+        )
         module, func = exe.target.split(":")
         assert callable(getattr(importlib.import_module(module), func))
         assert node["name"] == exe.node_name, "node names must match the YAML keys and the nodes' defaults"
@@ -150,7 +171,9 @@ def test_launch_file_structure(name):
         assert not unknown, f"{name} passes {sorted(unknown)} that {exe.name} does not declare"
         for key, value in node["inline"].items():
             if isinstance(value, tuple):
-                assert value[0] == "arg" and value[1] in launch["args"], f"{key}={value} is not a launch argument"
+                assert value[0] == "arg" and value[1] in launch["args"], (
+                    f"{key}={value} is not a launch argument"
+                )
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)
@@ -171,26 +194,42 @@ def test_launch_topics_are_wired_consistently(name):
 
     same(*((exe, "joint_states_topic") for exe in nodes))
     same(*((exe, "robot") for exe in nodes))
-    same(("ember-mock-arm", "controller_topic"), ("ember-bridge", "controller_topic"),
-         ("ember-recorder", "command_topic"))
+    same(
+        ("ember-mock-arm", "controller_topic"),
+        ("ember-bridge", "controller_topic"),
+        ("ember-recorder", "command_topic"),
+    )
     same(("ember-policy-node", "action_topic"), ("ember-bridge", "action_topic"))
     same(("ember-policy-node", "rate_hz"), ("ember-bridge", "rate_hz"))
-    same(*((exe, "expected_state_publisher") for exe in ("ember-bridge", "ember-policy-node", "ember-recorder")
-           if exe in nodes))  # one arm: every node pins the same joint-state publisher
+    same(
+        *(
+            (exe, "expected_state_publisher")
+            for exe in ("ember-bridge", "ember-policy-node", "ember-recorder")
+            if exe in nodes
+        )
+    )  # one arm: every node pins the same joint-state publisher
     same(("ember-policy-node", "instruction_topic"), ("ember-recorder", "instruction_topic"))
     same(("ember-policy-node", "correction_topic"), ("ember-recorder", "correction_topic"))
-    same(("ember-mock-arm", "camera_topic_prefix"), ("ember-policy-node", "camera_topic_prefix"),
-         ("ember-recorder", "camera_topic_prefix"), ("ember-bridge", "camera_topic_prefix"))
+    same(
+        ("ember-mock-arm", "camera_topic_prefix"),
+        ("ember-policy-node", "camera_topic_prefix"),
+        ("ember-recorder", "camera_topic_prefix"),
+        ("ember-bridge", "camera_topic_prefix"),
+    )
     correct = CorrectConfig()
-    for exe, key, tool in (("ember-policy-node", "correction_topic", correct.correction_topic),
-                           ("ember-recorder", "correction_topic", correct.correction_topic),
-                           ("ember-recorder", "control_topic", correct.control_topic),
-                           ("ember-bridge", "estop_topic", correct.estop_topic),
-                           ("ember-bridge", "estop_reset_topic", correct.estop_reset_topic),
-                           ("ember-policy-node", "estop_reset_topic", correct.estop_reset_topic),
-                           ("ember-recorder", "estop_reset_topic", correct.estop_reset_topic)):
+    for exe, key, tool in (
+        ("ember-policy-node", "correction_topic", correct.correction_topic),
+        ("ember-recorder", "correction_topic", correct.correction_topic),
+        ("ember-recorder", "control_topic", correct.control_topic),
+        ("ember-bridge", "estop_topic", correct.estop_topic),
+        ("ember-bridge", "estop_reset_topic", correct.estop_reset_topic),
+        ("ember-policy-node", "estop_reset_topic", correct.estop_reset_topic),
+        ("ember-recorder", "estop_reset_topic", correct.estop_reset_topic),
+    ):
         if exe in nodes:
-            assert nodes[exe][key] == tool, f"`ember correct` publishes {tool}, {exe} listens on {nodes[exe][key]}"
+            assert nodes[exe][key] == tool, (
+                f"`ember correct` publishes {tool}, {exe} listens on {nodes[exe][key]}"
+            )
     if "ember-mock-arm" in nodes and "ember-recorder" in nodes:
         assert set(nodes["ember-recorder"]["cameras"]) <= set(nodes["ember-mock-arm"]["cameras"])
 
@@ -199,19 +238,33 @@ def test_the_launch_files_start_what_their_docs_promise():
     exes = {name: [n["executable"] for n in launch["nodes"]] for name, launch in LAUNCHES.items()}
     assert exes["mock_arm.launch.py"] == ["ember-mock-arm"]
     assert exes["policy.launch.py"] == ["ember-mock-arm", "ember-bridge", "ember-policy-node"]
-    assert exes["collect.launch.py"] == ["ember-mock-arm", "ember-bridge", "ember-policy-node", "ember-recorder"]
+    assert exes["collect.launch.py"] == [
+        "ember-mock-arm",
+        "ember-bridge",
+        "ember-policy-node",
+        "ember-recorder",
+    ]
     policy = LAUNCHES["policy.launch.py"]
     assert {"checkpoint", "robot", "controller_topic", "rate", "use_mock"} <= set(policy["args"])
     assert policy["args"]["checkpoint"] is REQUIRED and policy["args"]["use_mock"] == "true"
-    assert [n["conditional"] for n in policy["nodes"]] == [True, False, False]  # only the mock arm is optional
+    assert [n["conditional"] for n in policy["nodes"]] == [
+        True,
+        False,
+        False,
+    ]  # only the mock arm is optional
     assert LAUNCHES["collect.launch.py"]["args"]["root"] is REQUIRED
 
 
 def test_console_scripts_match_the_installed_package():
-    installed = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
-                 if ep.name.startswith("ember-")}
+    installed = {
+        ep.name: ep.value
+        for ep in metadata.entry_points(group="console_scripts")
+        if ep.name.startswith("ember-")
+    }
     if not installed:
-        pytest.skip("real/ console scripts are not in pyproject.toml yet (see real.entrypoints.CONSOLE_SCRIPTS)")
+        pytest.skip(
+            "real/ console scripts are not in pyproject.toml yet (see real.entrypoints.CONSOLE_SCRIPTS)"
+        )
     assert installed == CONSOLE_SCRIPTS
 
 
@@ -224,12 +277,22 @@ def test_rcl_parses_the_yaml_and_nodes_pick_up_the_values():
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     for exe in (e for e in EXECUTABLES.values() if e.config is not None):
-        yaml_file = LAUNCH_DIR / "config" / {"ember-mock-arm": "mock_arm.yaml", "ember-bridge": "bridge.yaml",
-                                             "ember-policy-node": "policy.yaml",
-                                             "ember-recorder": "recorder.yaml"}[exe.name]
+        yaml_file = (
+            LAUNCH_DIR
+            / "config"
+            / {
+                "ember-mock-arm": "mock_arm.yaml",
+                "ember-bridge": "bridge.yaml",
+                "ember-policy-node": "policy.yaml",
+                "ember-recorder": "recorder.yaml",
+            }[exe.name]
+        )
         context = rclpy.Context()
-        rclpy.init(args=["test", "--ros-args", "--params-file", str(yaml_file)], context=context,
-                   domain_id=random.SystemRandom().randint(1, 100))
+        rclpy.init(
+            args=["test", "--ros-args", "--params-file", str(yaml_file)],
+            context=context,
+            domain_id=random.SystemRandom().randint(1, 100),
+        )
         try:
             node = Node(exe.node_name, context=context)
             cfg = declare_config(node, exe.config, derived=exe.derived)
@@ -237,7 +300,9 @@ def test_rcl_parses_the_yaml_and_nodes_pick_up_the_values():
             for key, value in yaml_params(yaml_file.name, exe.node_name).items():
                 got = resolved[key]
                 assert (list(got) if isinstance(got, tuple) else got) == pytest.approx(value), (exe.name, key)
-            assert sorted(p for p in node._parameters if p not in ("use_sim_time", "start_type_description_service")) == sorted(exe.parameters())
+            assert sorted(
+                p for p in node._parameters if p not in ("use_sim_time", "start_type_description_service")
+            ) == sorted(exe.parameters())
             node.destroy_node()
         finally:
             rclpy.try_shutdown(context=context)

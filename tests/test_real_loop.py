@@ -38,8 +38,12 @@ WORKSPACE_Y_MAX = 0.055
 """Tight on purpose: the target's end effector sits at y = 0.042, so a small joint-1 step leaves the box."""
 MAX_STEP = 0.25
 RELIABLE = ReliabilityPolicy.RELIABLE
-STATUS = {"arm": "/mock_arm/stats", "bridge": "/ember/bridge/status", "policy": "/ember/policy/status",
-          "recorder": "/ember/recorder/status"}
+STATUS = {
+    "arm": "/mock_arm/stats",
+    "bridge": "/ember/bridge/status",
+    "policy": "/ember/policy/status",
+    "recorder": "/ember/recorder/status",
+}
 
 
 class Stack:
@@ -63,23 +67,44 @@ class Stack:
 
     def _start(self) -> None:
         tmp = self.tmp
-        self.nodes["arm"] = start_node("mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48},
-                                       self.env, tmp)
-        self.nodes["bridge"] = start_node("bridge", {
-            "rate_hz": RATE, "policy_timeout_ms": 800.0, "safety.max_step": MAX_STEP,
-            "safety.workspace_high": [0.9, WORKSPACE_Y_MAX, 1.3]}, self.env, tmp)
-        self.nodes["recorder"] = start_node("recorder", {
-            "root": str(self.dataset), "fps": 10, "cameras": ["front"], "episode_duration_s": 0.0,
-            "use_videos": True, "task": TASK}, self.env, tmp)
+        self.nodes["arm"] = start_node(
+            "mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48}, self.env, tmp
+        )
+        self.nodes["bridge"] = start_node(
+            "bridge",
+            {
+                "rate_hz": RATE,
+                "policy_timeout_ms": 800.0,
+                "safety.max_step": MAX_STEP,
+                "safety.workspace_high": [0.9, WORKSPACE_Y_MAX, 1.3],
+            },
+            self.env,
+            tmp,
+        )
+        self.nodes["recorder"] = start_node(
+            "recorder",
+            {
+                "root": str(self.dataset),
+                "fps": 10,
+                "cameras": ["front"],
+                "episode_duration_s": 0.0,
+                "use_videos": True,
+                "task": TASK,
+            },
+            self.env,
+            tmp,
+        )
         self.probe = Probe(domain_id=self.domain)
         for topic in STATUS.values():
             self.probe.subscribe(topic, String, ros.qos_latched(), keep=True)
         # a deep queue: the probe only takes messages while it spins, and every command must be audited
-        self.probe.subscribe(ros.CONTROLLER_TOPIC, JointTrajectory, QoSProfile(depth=5000, reliability=RELIABLE),
-                             keep=True)
+        self.probe.subscribe(
+            ros.CONTROLLER_TOPIC, JointTrajectory, QoSProfile(depth=5000, reliability=RELIABLE), keep=True
+        )
         self.probe.subscribe(ros.JOINT_STATES_TOPIC, JointState, ros.qos_sensor())
-        self.nodes["policy"] = start_node("policy_node", {"checkpoint": str(self.checkpoint), "rate_hz": RATE,
-                                                          "task": TASK}, self.env, tmp)
+        self.nodes["policy"] = start_node(
+            "policy_node", {"checkpoint": str(self.checkpoint), "rate_hz": RATE, "task": TASK}, self.env, tmp
+        )
 
     def status(self, name: str) -> dict:
         return self.probe.json(STATUS[name])
@@ -89,7 +114,9 @@ class Stack:
 
     def wait_status(self, name: str, predicate, timeout: float, what: str) -> dict:
         try:
-            self.probe.wait_for(lambda: bool(self.status(name)) and predicate(self.status(name)), timeout, what)
+            self.probe.wait_for(
+                lambda: bool(self.status(name)) and predicate(self.status(name)), timeout, what
+            )
         except TimeoutError:
             logs = "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in self.nodes.items())
             raise AssertionError(f"{what}; last {name} status {self.status(name)}\n{logs}") from None
@@ -125,9 +152,14 @@ def test_closed_loop_policy_drives_the_arm_to_the_target(stack):
 
 
 def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
-    proc = subprocess.Popen([sys.executable, "-m", "ember.real.correct", "--prompt=false", "--listeners=2",
-                             "--wait_s=60"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=stack.env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ember.real.correct", "--prompt=false", "--listeners=2", "--wait_s=60"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=stack.env,
+    )
     typed = []
     assert proc.stdin is not None and proc.stdout is not None
     ready = proc.stdout.readline()  # type only once it listens, as a person at the prompt would
@@ -142,7 +174,9 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert out.count("correction sent") == 2 and "recorder: next" in out
-    rec = stack.wait_status("recorder", lambda st: st["episodes"] >= 1, 20.0, "the recorder to save episode 0")
+    rec = stack.wait_status(
+        "recorder", lambda st: st["episodes"] >= 1, 20.0, "the recorder to save episode 0"
+    )
     logs = "\n".join(f"--- {n}\n{p.output()[-3000:]}" for n, p in stack.nodes.items())
     assert rec["corrections"] == 2 and rec["corrections_recorded"] == 2, f"recorder {rec}\n{logs}"
     assert rec["late_corrections"] == 0, f"the recorder lagged past correction_latency_s: {rec}"
@@ -162,9 +196,15 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
             assert ep["language.instruction"][i] == ep["language.correction"][i]
         else:
             assert when == -1.0
-    gap = float(ep["language.correction_timestamp"][corrected[1]] - ep["language.correction_timestamp"][corrected[0]])
-    typed_gap = typed[1][0] - typed[0][0]  # what was typed, measured here (a loaded machine stretches the pauses)
-    assert gap == pytest.approx(typed_gap, abs=0.25), rec  # rec holds how late the recorder handled them  # the typing rhythm survives (one frame = 0.1 s + delivery)
+    gap = float(
+        ep["language.correction_timestamp"][corrected[1]] - ep["language.correction_timestamp"][corrected[0]]
+    )
+    typed_gap = (
+        typed[1][0] - typed[0][0]
+    )  # what was typed, measured here (a loaded machine stretches the pauses)
+    assert gap == pytest.approx(typed_gap, abs=0.25), (
+        rec
+    )  # rec holds how late the recorder handled them  # the typing rhythm survives (one frame = 0.1 s + delivery)
     assert ep["language.instruction"][0] == TASK and set(ep["task"]) == {TASK}
     assert ep["observation.images.front"].shape == (n, 48, 64, 3)
     # the recorded action is the command the arm executed (holding at the target by now)
@@ -175,8 +215,12 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
 def test_killed_policy_process_leaves_the_arm_holding(stack):
     before = stack.status("bridge")
     stack.nodes["policy"].kill(signal.SIGKILL)
-    bridge = stack.wait_status("bridge", lambda st: st["policy_timeouts"] == before["policy_timeouts"] + 1
-                               and st["state"] == "hold", 5.0, "the bridge to notice the silent policy")
+    bridge = stack.wait_status(
+        "bridge",
+        lambda st: st["policy_timeouts"] == before["policy_timeouts"] + 1 and st["state"] == "hold",
+        5.0,
+        "the bridge to notice the silent policy",
+    )
     assert bridge["hold_reason"] == "no actions from the policy"
     q0 = stack.position()
     stack.probe.spin(1.0)
@@ -212,7 +256,9 @@ def test_unsafe_actions_never_reach_the_arm(stack):
     delta = {k: bridge["safety"][k] - bridge0["safety"][k] for k in bridge["safety"]}
     assert delta["nonfinite"] == 1 and delta["position_limit"] == 1 and delta["step"] == 1
     assert delta["workspace"] == 1 and delta["passed"] == 1 and delta["rejected"] == 4
-    arm = stack.wait_status("arm", lambda st: st["commands"] == arm0["commands"] + 1, 3.0, "the one safe command")
+    arm = stack.wait_status(
+        "arm", lambda st: st["commands"] == arm0["commands"] + 1, 3.0, "the one safe command"
+    )
     assert arm["unsafe"] == 0
 
 
@@ -224,11 +270,15 @@ def test_stale_observations_make_the_bridge_hold(stack):
     _publish_actions(stack, [q] * 3)
     inject.publish(String(data="drop_state 1.5"))
     _publish_actions(stack, [q] * 25)  # 2.5 s: the dropout and 1 s after it
-    bridge = stack.wait_status("bridge", lambda st: st["actions"] == bridge0["actions"] + 28, 5.0, "28 actions")
+    bridge = stack.wait_status(
+        "bridge", lambda st: st["actions"] == bridge0["actions"] + 28, 5.0, "28 actions"
+    )
     delta = {k: bridge["safety"][k] - bridge0["safety"][k] for k in bridge["safety"]}
     assert bridge["watchdog_holds"] == bridge0["watchdog_holds"] + 1
     assert 10 <= delta["stale_observation"] <= 16  # ~1.3 s of 10 Hz actions beyond the 200 ms watchdog
-    assert delta["passed"] == 28 - delta["stale_observation"] and delta["rejected"] == delta["stale_observation"]
+    assert (
+        delta["passed"] == 28 - delta["stale_observation"] and delta["rejected"] == delta["stale_observation"]
+    )
     # old stamps are stale too, even when the messages arrive on time
     inject.publish(String(data="delay_stamp 1.0"))
     stack.probe.spin(0.3)
@@ -237,7 +287,9 @@ def test_stale_observations_make_the_bridge_hold(stack):
     inject.publish(String(data="delay_stamp 0"))
     stack.probe.spin(0.5)
     _publish_actions(stack, [q])
-    bridge = stack.wait_status("bridge", lambda st: st["actions"] == bridge0["actions"] + 32, 5.0, "32 actions")
+    bridge = stack.wait_status(
+        "bridge", lambda st: st["actions"] == bridge0["actions"] + 32, 5.0, "32 actions"
+    )
     assert bridge["safety"]["stale_observation"] == before + 3 and bridge["state"] == "running"
     arm = stack.status("arm")
     assert arm["unsafe"] == 0 and arm["commands"] > arm0["commands"]
@@ -267,7 +319,9 @@ def test_estop_latches_until_released_and_reset(stack):
     bridge = stack.wait_status("bridge", lambda st: st["state"] == "running", 3.0, "commands to flow again")
     assert bridge["safety"]["passed"] == bridge0["safety"]["passed"] + 1
     arm = stack.wait_status("arm", lambda st: st["commands"] == arm0["commands"] + 2, 3.0, "hold + 1 command")
-    assert arm["unsafe"] == 0  # the e-stop hold (at the measured position) and the one command after the reset
+    assert (
+        arm["unsafe"] == 0
+    )  # the e-stop hold (at the measured position) and the one command after the reset
 
 
 def test_every_command_the_arm_received_was_safe(stack):
@@ -288,7 +342,9 @@ def test_every_command_the_arm_received_was_safe(stack):
 
 
 def test_recorder_saves_the_episode_in_progress_on_shutdown(stack):
-    frames = stack.wait_status("recorder", lambda st: st["episode_frames"] >= 5, 10.0, "frames")["episode_frames"]
+    frames = stack.wait_status("recorder", lambda st: st["episode_frames"] >= 5, 10.0, "frames")[
+        "episode_frames"
+    ]
     assert stack.nodes["recorder"].stop() == 0
     ds = EmberDataset(stack.dataset)
     assert ds.num_episodes == 2 and ds.episode_length(1) >= frames

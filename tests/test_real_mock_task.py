@@ -23,12 +23,21 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def sim_env(task: str) -> TabletopEnv:
-    return TabletopEnv(task, backend="mujoco", action_space_type="joint_pos", obs_mode="pixels", cameras=("front",),
-                       image_size=64, render_mode=None)
+    return TabletopEnv(
+        task,
+        backend="mujoco",
+        action_space_type="joint_pos",
+        obs_mode="pixels",
+        cameras=("front",),
+        image_size=64,
+        render_mode=None,
+    )
 
 
 def test_the_mock_arm_starts_each_seed_as_the_sim_env_does():
-    arm = MockArmSim(MockArmConfig(task="PickPlace", cameras=("front",), image_width=64, image_height=64, seed=3))
+    arm = MockArmSim(
+        MockArmConfig(task="PickPlace", cameras=("front",), image_width=64, image_height=64, seed=3)
+    )
     env = sim_env("PickPlace")
     try:
         obs, info = env.reset(seed=3)
@@ -38,8 +47,9 @@ def test_the_mock_arm_starts_each_seed_as_the_sim_env_does():
         assert arm.task.instruction == info["task"]
         metrics = arm.evaluate()
         assert metrics["is_success"] is False and metrics["goal_error"] == pytest.approx(info["goal_error"])
-        assert arm.task.camera_fovy("front") == pytest.approx(float(env.world.model.cam_fovy[env.world.camera_id(
-            "front")]))
+        assert arm.task.camera_fovy("front") == pytest.approx(
+            float(env.world.model.cam_fovy[env.world.camera_id("front")])
+        )
         # another seed: another layout, the same one the env gives it
         arm.reset_episode(7)
         env.reset(seed=7)
@@ -51,7 +61,9 @@ def test_the_mock_arm_starts_each_seed_as_the_sim_env_does():
         now = time.monotonic()
         arm.sim_start, arm.steps = now, 0
         assert arm.command(list(arm.names), [TrajectoryPoint(0.5, target.tolist())], now) is None
-        for k in range(1, 101):  # as the physics thread does: 10 ms at a time (a long gap counts as an overrun)
+        for k in range(
+            1, 101
+        ):  # as the physics thread does: 10 ms at a time (a long gap counts as an overrun)
             arm.advance(now + 0.01 * k)
         assert arm.overruns == 0
         assert arm.state()[0][0] == pytest.approx(target[0], abs=0.02)
@@ -62,8 +74,12 @@ def test_the_mock_arm_starts_each_seed_as_the_sim_env_does():
 
 def test_mock_arm_node_runs_episodes_over_ros(tmp_path):
     env_vars = ros_env()
-    node = start_node("mock_arm", {"task": "Lift", "cameras": ["front"], "image_width": 64, "image_height": 64,
-                                   "seed": 2}, env_vars, tmp_path)
+    node = start_node(
+        "mock_arm",
+        {"task": "Lift", "cameras": ["front"], "image_width": 64, "image_height": 64, "seed": 2},
+        env_vars,
+        tmp_path,
+    )
     probe = Probe(domain_id=int(env_vars["ROS_DOMAIN_ID"]))
     env = sim_env("Lift")
     try:
@@ -71,14 +87,18 @@ def test_mock_arm_node_runs_episodes_over_ros(tmp_path):
         probe.subscribe("/ember/instruction", String, ros.qos_latched())
         probe.subscribe(ros.image_topic(ros.CAMERA_PREFIX, "front"), Image, ros.qos_sensor())
         probe.subscribe(ros.camera_info_topic(ros.CAMERA_PREFIX, "front"), CameraInfo, ros.qos_sensor())
-        probe.wait_for(lambda: probe.json("/mock_arm/task").get("seed") == 2, 60, "the first episode\n" +
-                       node.output())
+        probe.wait_for(
+            lambda: probe.json("/mock_arm/task").get("seed") == 2, 60, "the first episode\n" + node.output()
+        )
         reset = probe.publisher("/mock_arm/reset", String, ros.qos_command())
         probe.wait_for(lambda: reset.get_subscription_count() > 0, 10, "the reset subscription")
         reset.publish(String(data="5"))
         probe.wait_for(lambda: probe.json("/mock_arm/task").get("seed") == 5, 30, "the reset to seed 5")
-        probe.wait_for(lambda: ros.CAMERA_PREFIX and probe.counts[ros.image_topic(ros.CAMERA_PREFIX, "front")] > 2,
-                       30, "camera images")
+        probe.wait_for(
+            lambda: ros.CAMERA_PREFIX and probe.counts[ros.image_topic(ros.CAMERA_PREFIX, "front")] > 2,
+            30,
+            "camera images",
+        )
         _, info = env.reset(seed=5)
         status = probe.json("/mock_arm/task")
         assert status["task"] == "Lift" and status["episode"] == 1 and status["succeeded"] is False
@@ -88,8 +108,11 @@ def test_mock_arm_node_runs_episodes_over_ros(tmp_path):
         cam = probe.latest[ros.camera_info_topic(ros.CAMERA_PREFIX, "front")]
         k_sim = env.world.camera_info("front", 64)["intrinsics"]
         # the same camera: ROS CameraInfo puts pixel centres at integers, sims.cameras at half-integers
-        np.testing.assert_allclose(np.asarray(cam.k).reshape(3, 3), k_sim - np.array([[0, 0, 0.5], [0, 0, 0.5],
-                                                                                      [0, 0, 0]]), rtol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(cam.k).reshape(3, 3),
+            k_sim - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]),
+            rtol=1e-6,
+        )
         reset.publish(String(data="not a seed"))
         probe.spin(1.0)
         assert probe.json("/mock_arm/task")["seed"] == 5 and node.alive()

@@ -20,12 +20,40 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def reach_checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("ros_eval")
-    assert main(["collect", "--task=Reach", "--num_episodes=2", f"--out={tmp / 'ds'}", "--obs_mode=pixels",
-                 "--image_size=32", "--observations=robot", "--action_space=ee_delta", "--max_episode_steps=20",
-                 "--keep_failures=true"]) == 0
-    assert main(["train", f"--dataset={tmp / 'ds'}", f"--out={tmp / 'train'}", "--policy.type=bc", "--steps=20",
-                 "--batch_size=8", "--policy.horizon=4", "--policy.n_action_steps=2",
-                 "--policy.encoder.vision_backbone=small_cnn", "--policy.encoder.crop_shape=none"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=Reach",
+                "--num_episodes=2",
+                f"--out={tmp / 'ds'}",
+                "--obs_mode=pixels",
+                "--image_size=32",
+                "--observations=robot",
+                "--action_space=ee_delta",
+                "--max_episode_steps=20",
+                "--keep_failures=true",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                f"--dataset={tmp / 'ds'}",
+                f"--out={tmp / 'train'}",
+                "--policy.type=bc",
+                "--steps=20",
+                "--batch_size=8",
+                "--policy.horizon=4",
+                "--policy.n_action_steps=2",
+                "--policy.encoder.vision_backbone=small_cnn",
+                "--policy.encoder.crop_shape=none",
+            ]
+        )
+        == 0
+    )
     return tmp / "train"
 
 
@@ -34,8 +62,14 @@ def test_checkpoint_setup_reads_cameras_size_and_fps(reach_checkpoint: Path) -> 
 
 
 def test_ros_eval_runs_the_seeds_of_ember_eval(reach_checkpoint: Path, tmp_path: Path) -> None:
-    cfg = RosEvalConfig(checkpoint=str(reach_checkpoint), task="Reach", num_episodes=2, seed=100, max_episode_steps=12,
-                        out_dir=str(tmp_path))
+    cfg = RosEvalConfig(
+        checkpoint=str(reach_checkpoint),
+        task="Reach",
+        num_episodes=2,
+        seed=100,
+        max_episode_steps=12,
+        out_dir=str(tmp_path),
+    )
     episodes = run_ros_eval(cfg, progress=lambda line: None)
     env = TabletopEnv("Reach", backend="mujoco", render_mode=None)
     try:

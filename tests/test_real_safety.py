@@ -41,7 +41,9 @@ def fk(robot):
 
 def make_filter(robot, fk=None, **overrides):
     cfg = SafetyConfig(command_period_s=DT, **overrides)
-    return SafetyFilter(joint_limits(robot), cfg, fk=None if fk is None else fk.ee_position, logger=lambda m: None)
+    return SafetyFilter(
+        joint_limits(robot), cfg, fk=None if fk is None else fk.ee_position, logger=lambda m: None
+    )
 
 
 def arm_offset(robot, delta: float) -> np.ndarray:
@@ -92,10 +94,10 @@ def test_gripper_targets_beyond_the_travel_are_clamped(robot):
     f = make_filter(robot)
     home = home_state(robot)
     q = home.copy()
-    q[robot.dof:] = robot.gripper_upper + 0.3  # "open fully", whatever the number
+    q[robot.dof :] = robot.gripper_upper + 0.3  # "open fully", whatever the number
     d = check(f, q, home, 0.0)
     assert d.ok and GRIPPER in d.clamped
-    np.testing.assert_allclose(d.target[robot.dof:], robot.gripper_upper)
+    np.testing.assert_allclose(d.target[robot.dof :], robot.gripper_upper)
 
 
 def test_targets_inside_the_margin_are_clamped_to_it(robot):
@@ -115,7 +117,7 @@ def test_gripper_may_be_commanded_fully_open(robot):
     home = home_state(robot)  # fingers fully open = their upper limit
     d = check(f, home, home, 0.0)
     assert d.ok and MARGIN not in d.clamped
-    np.testing.assert_allclose(d.target[robot.dof:], robot.gripper_upper)
+    np.testing.assert_allclose(d.target[robot.dof :], robot.gripper_upper)
 
 
 def test_jumps_beyond_max_step_are_rejected_not_clamped(robot):

@@ -32,10 +32,21 @@ from ember.real.safety import (
 from ember.real.testing_fuzz import fuzz, panda_scenario, random_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def fuzz_settings(max_examples: int) -> settings:
-    return settings(derandomize=True, deadline=None, database=None, print_blob=True, max_examples=max_examples,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.large_base_example])
+    return settings(
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        max_examples=max_examples,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
 
 
 class HypothesisSource:
@@ -97,8 +108,12 @@ def test_the_oracle_notices_a_broken_filter(broken):
 
 def test_the_bench_script_runs(tmp_path):
     out = tmp_path / "fuzz.json"
-    r = subprocess.run([sys.executable, str(ROOT / "bench/ros/safety_fuzz.py"), "--commands", "300", "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench/ros/safety_fuzz.py"), "--commands", "300", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "invariant violations" in r.stdout and '"violations": 0' in out.read_text()
 
@@ -110,14 +125,21 @@ DT = 0.1
 
 def one_joint(**overrides) -> SafetyFilter:
     lim = JointLimits(names=("a",), lower=np.array([-1.0]), upper=np.array([1.0]), velocity=np.array([2.0]))
-    cfg = SafetyConfig(**{"command_period_s": DT, "max_step": 0.25, "velocity_scale": 0.5, "accel_time_s": 0.2,
-                          **overrides})
+    cfg = SafetyConfig(
+        **{"command_period_s": DT, "max_step": 0.25, "velocity_scale": 0.5, "accel_time_s": 0.2, **overrides}
+    )
     return SafetyFilter(lim, cfg, logger=lambda m: None)
 
 
 def cmd(f: SafetyFilter, q: float, measured, t: float, obs_age: float = 0.0, action_age: float = 0.0):
-    return f.check(None, [q], measured=np.atleast_1d(np.asarray(measured, float)), observation_age_s=obs_age,
-                   action_age_s=action_age, now=t)
+    return f.check(
+        None,
+        [q],
+        measured=np.atleast_1d(np.asarray(measured, float)),
+        observation_age_s=obs_age,
+        action_age_s=action_age,
+        now=t,
+    )
 
 
 @pytest.mark.parametrize("measured", [[math.nan], [math.inf], [0.0, 0.0], []])
@@ -128,9 +150,13 @@ def test_a_measured_state_that_is_not_a_finite_vector_is_no_observation(measured
     d = f.check(None, [0.1], measured=np.array(measured), observation_age_s=0.0, now=0.0)
     assert d.rejected == NO_OBSERVATION and d.target is None
     bad = np.array(measured)
-    assert f.hold(bad, "watchdog", now=0.0) is None  # nothing known: send nothing (was: a NaN target, or a raise)
+    assert (
+        f.hold(bad, "watchdog", now=0.0) is None
+    )  # nothing known: send nothing (was: a NaN target, or a raise)
     np.testing.assert_array_equal(f.hold(np.array([0.5]), "watchdog", now=0.1), [0.5])
-    np.testing.assert_array_equal(f.hold(bad, "e-stop", now=0.2, prefer_measured=True), [0.5])  # the last target
+    np.testing.assert_array_equal(
+        f.hold(bad, "e-stop", now=0.2, prefer_measured=True), [0.5]
+    )  # the last target
 
 
 @pytest.mark.parametrize("field", ["obs", "action"])
@@ -175,7 +201,9 @@ def test_a_move_into_the_margin_does_not_license_a_faster_next_move():
     """Was: when the margin clamp pulled an arm that stood in the margin inwards faster than v_max (v_max * dt
     below the margin), the next command's acceleration window started from that speed: over v_max again,
     this time nowhere near a position bound."""
-    f = one_joint(velocity_scale=0.02, position_margin=0.1, max_step=0.5)  # v_max = 0.04 rad/s, margin 0.1 rad
+    f = one_joint(
+        velocity_scale=0.02, position_margin=0.1, max_step=0.5
+    )  # v_max = 0.04 rad/s, margin 0.1 rad
     vmax = 0.04
     d1 = cmd(f, 0.99, 0.99, 0.0)  # the arm stands in the margin: pulled to 0.9 (position first)
     assert d1.ok and d1.target[0] == pytest.approx(0.9)

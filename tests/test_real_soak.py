@@ -47,8 +47,11 @@ def test_host_cpu_shares_from_proc_stat():
     b = machine_cpu_jiffies("cpu  400 0 150 1150 50 0 0 100 0 0\n")  # +400 busy, +350 idle, +100 steal = 850
     assert a == {"idle": 850, "steal": 0, "total": 1000} and b["total"] == 1850
     shares = host_cpu_percent(a, b, node_cpu_s=1.5, hz=100)  # the nodes: 150 of the 400 busy ticks
-    assert shares == {"steal": round(100 * 100 / 850, 2), "soak_nodes": round(100 * 150 / 850, 2),
-                      "other": round(100 * 250 / 850, 2)}
+    assert shares == {
+        "steal": round(100 * 100 / 850, 2),
+        "soak_nodes": round(100 * 150 / 850, 2),
+        "other": round(100 * 250 / 850, 2),
+    }
     assert machine_cpu_jiffies("cpu  1 2 3 4\n")["steal"] == 0  # kernels before steal accounting
     live = machine_cpu_jiffies()
     assert live["total"] > live["idle"] >= 0
@@ -65,8 +68,17 @@ def test_soak_config_rejects_nonsense():
 def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     rate, seconds = 100.0, 40.0
     # 7 actions a chunk, the next asked 4 steps (40 ms) ahead: margin for a slower CI machine's inference
-    cfg = SoakConfig(duration_s=seconds, window_s=20.0, sample_s=5.0, warmup_s=10.0, rate_hz=rate,
-                     checkpoint="", out_dir=str(tmp_path), n_action_steps=7, prefetch_steps=4)
+    cfg = SoakConfig(
+        duration_s=seconds,
+        window_s=20.0,
+        sample_s=5.0,
+        warmup_s=10.0,
+        rate_hz=rate,
+        checkpoint="",
+        out_dir=str(tmp_path),
+        n_action_steps=7,
+        prefetch_steps=4,
+    )
     # the reach policy is shared with the other ROS tests (trained once per session)
     from ember.real.testing import cached_reach_policy
 
@@ -81,7 +93,9 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     assert total["bridge_commands"] >= 0.95 * cycles
     # nothing refused or held on a healthy stack; missed cycles rare (<= 3% even with other jobs on the 2 cores;
     # a broken chunk schedule or a starving node misses far more; the hour: bench/ros/RESULTS.md)
-    assert total["bridge_rejected"] == 0 and total["bridge_watchdog_holds"] == 0 and total["policy_errors"] == 0
+    assert (
+        total["bridge_rejected"] == 0 and total["bridge_watchdog_holds"] == 0 and total["policy_errors"] == 0
+    )
     from ember.real.soak import MISSED
 
     assert total["missed_cycles"] <= 0.03 * cycles, {k: total[k] for k in MISSED}

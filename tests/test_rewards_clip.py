@@ -54,11 +54,14 @@ def test_projection_matches_a_hand_computation():
     np.testing.assert_allclose(vlm_rm_reward(xs, goal, base, 0.3), vlm_rm_reward(2 * xs, goal, 5 * base, 0.3))
     # the goal itself always scores 1; alpha = 1 ignores what is orthogonal to baseline->goal
     assert vlm_rm_reward(goal[None], goal, base, 0.7)[0] == pytest.approx(1.0)
-    dn = (goal / np.linalg.norm(goal) - base / np.linalg.norm(base))
+    dn = goal / np.linalg.norm(goal) - base / np.linalg.norm(base)
     ortho = np.linalg.svd(dn[None])[2][1:]  # directions orthogonal to d
     moved = goal / np.linalg.norm(goal) + 0.5 * ortho[0]
     assert vlm_rm_reward(moved[None], goal, base, 1.0)[0] == pytest.approx(
-        1 - 0.5 * ((moved / np.linalg.norm(moved) - goal / np.linalg.norm(goal)) @ (dn / np.linalg.norm(dn))) ** 2)
+        1
+        - 0.5
+        * ((moved / np.linalg.norm(moved) - goal / np.linalg.norm(goal)) @ (dn / np.linalg.norm(dn))) ** 2
+    )
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -80,11 +83,35 @@ def direct_embeddings(model_dir, frames: np.ndarray, texts: list[str]) -> tuple[
 
 def test_pipeline_clip_labels_a_dataset_with_cosine_similarity_and_the_projection(tmp_path, model_dir):
     root = write_dataset(tmp_path / "ds")
-    assert main(["label", f"--dataset={root}", "--labeler=clip", f"--labeler.model_path={model_dir}",
-                 "--labeler.batch_size=5", "--quiet"]) == 0
-    assert main(["label", f"--dataset={root}", "--labeler=clip", f"--labeler.model_path={model_dir}",
-                 "--labeler.alpha=0.5", "--labeler.baseline_prompt=a robot arm", "--column_prefix=vlmrm",
-                 "--labeler.camera=front", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "label",
+                f"--dataset={root}",
+                "--labeler=clip",
+                f"--labeler.model_path={model_dir}",
+                "--labeler.batch_size=5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "label",
+                f"--dataset={root}",
+                "--labeler=clip",
+                f"--labeler.model_path={model_dir}",
+                "--labeler.alpha=0.5",
+                "--labeler.baseline_prompt=a robot arm",
+                "--column_prefix=vlmrm",
+                "--labeler.camera=front",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ds = EmberDataset(root)
     assert "success.clip" not in ds.features  # a similarity is not a probability
     assert verify(root).ok
@@ -103,22 +130,38 @@ def test_pipeline_siglip_pads_text_to_max_length(tmp_path):
 
     model_dir = tiny_siglip(tmp_path / "tiny-siglip")
     root = write_dataset(tmp_path / "ds")
-    assert main(["label", f"--dataset={root}", "--labeler=clip", f"--labeler.model_path={model_dir}",
-                 "--column_prefix=siglip", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "label",
+                f"--dataset={root}",
+                "--labeler=clip",
+                f"--labeler.model_path={model_dir}",
+                "--column_prefix=siglip",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ep = EmberDataset(root).episode(3)
     model, proc = SiglipModel.from_pretrained(model_dir).eval(), SiglipProcessor.from_pretrained(model_dir)
     with torch.inference_mode():
-        img = model.get_image_features(**proc(images=list(ep[CAM]), return_tensors="pt")).pooler_output.numpy()
-        txt = model.get_text_features(**proc(text=[TASKS[3]], return_tensors="pt", padding="max_length")
-                                      ).pooler_output.numpy()
+        img = model.get_image_features(
+            **proc(images=list(ep[CAM]), return_tensors="pt")
+        ).pooler_output.numpy()
+        txt = model.get_text_features(
+            **proc(text=[TASKS[3]], return_tensors="pt", padding="max_length")
+        ).pooler_output.numpy()
     np.testing.assert_allclose(ep["siglip.reward"], vlm_rm_reward(img, txt[0]), atol=1e-5)
 
 
 def test_fingerprint_follows_weights_and_output_settings_only(tmp_path, model_dir):
     a = ClipLabeler(ClipConfig(model_path=str(model_dir)))
     assert ClipLabeler(ClipConfig(model_path=str(model_dir), batch_size=3)).fingerprint() == a.fingerprint()
-    assert ClipLabeler(ClipConfig(model_path=str(model_dir), prompt="a photo of {instruction}")
-                       ).fingerprint() != a.fingerprint()
+    assert (
+        ClipLabeler(ClipConfig(model_path=str(model_dir), prompt="a photo of {instruction}")).fingerprint()
+        != a.fingerprint()
+    )
     other = tiny_clip(tmp_path / "other", seed=1)
     assert ClipLabeler(ClipConfig(model_path=str(other))).fingerprint() != a.fingerprint()
 
@@ -135,8 +178,10 @@ def test_clip_bad_input(tmp_path, model_dir, capsys):
         ClipLabeler(ClipConfig())
     with pytest.raises(LabelError, match="baseline_prompt"):
         ClipLabeler(ClipConfig(model_path=str(model_dir), alpha=0.5))
-    for args in ([f"--labeler.model_path={model_dir}", "--labeler.camera=wrist"],
-                 [f"--labeler.model_path={no_weights}"]):
+    for args in (
+        [f"--labeler.model_path={model_dir}", "--labeler.camera=wrist"],
+        [f"--labeler.model_path={no_weights}"],
+    ):
         capsys.readouterr()
         assert main(["label", f"--dataset={root}", "--labeler=clip", *args, "--quiet"]) == 2
         err = capsys.readouterr().err.strip()

@@ -27,6 +27,7 @@ from ember.rewards.reading import pick_camera
 
 ensure_registered()
 
+
 def run(*args: str) -> int:
     return main(["label", *args, "--quiet"])
 
@@ -91,7 +92,9 @@ def test_ground_truth_writes_reward_and_success_columns(ds_root):
     for e in range(ds.num_episodes):
         ep = ds.episode(e)
         np.testing.assert_allclose(ep["reward.ground_truth"], original[e]["sim.progress"], atol=1e-6)
-        np.testing.assert_array_equal(ep["success.ground_truth"], original[e]["sim.success"].astype(np.float32))
+        np.testing.assert_array_equal(
+            ep["success.ground_truth"], original[e]["sim.success"].astype(np.float32)
+        )
         for key in ("observation.state", "action", "next.reward", "next.success", CAM):
             np.testing.assert_array_equal(ep[key], original[e][key])
     assert "reward.ground_truth" in ds.meta.stats
@@ -116,16 +119,24 @@ def test_column_prefix_overwrite_keeps_a_bool_success_column_bool(ds_root):
     assert run(f"--dataset={ds_root}", "--reward_column=r.gt", "--success_column=s.gt") == 0
     assert {"r.gt", "s.gt"} <= set(EmberDataset(ds_root).features)
     # a labeler without a success output never touches (nor is refused by) an existing success column
-    assert run(f"--dataset={ds_root}", "--labeler.success_from=none", "--reward_column=r.only",
-               "--success_column=next.success") == 0
+    assert (
+        run(
+            f"--dataset={ds_root}",
+            "--labeler.success_from=none",
+            "--reward_column=r.only",
+            "--success_column=next.success",
+        )
+        == 0
+    )
     assert run(f"--dataset={ds_root}", "--reward_column=r.two", "--success_column=next.success") == 2
     assert "r.two" not in EmberDataset(ds_root).features
 
 
 def test_ground_truth_noise_is_seeded_and_sized(ds_root):
     def labels(**kw):
-        cfg = LabelConfig(dataset=str(ds_root), labeler=make_labeler_config("ground_truth", **kw), quiet=True,
-                          cache=False)
+        cfg = LabelConfig(
+            dataset=str(ds_root), labeler=make_labeler_config("ground_truth", **kw), quiet=True, cache=False
+        )
         from ember.rewards.label import make_labeler
         from ember.rewards.reading import DatasetReader
 
@@ -134,11 +145,16 @@ def test_ground_truth_noise_is_seeded_and_sized(ds_root):
         return [labeler.label(reader.episode(e)) for e in range(len(LENGTHS))]
 
     exact = labels()
-    a, b, c = labels(noise_std=0.1, flip_rate=0.25), labels(noise_std=0.1, flip_rate=0.25), labels(
-        noise_std=0.1, flip_rate=0.25, seed=1)
+    a, b, c = (
+        labels(noise_std=0.1, flip_rate=0.25),
+        labels(noise_std=0.1, flip_rate=0.25),
+        labels(noise_std=0.1, flip_rate=0.25, seed=1),
+    )
     noise = np.concatenate([x.reward - y.reward for x, y in zip(a, exact, strict=True)])
     assert 0.05 < noise.std() < 0.15
-    np.testing.assert_array_equal(np.concatenate([x.reward for x in a]), np.concatenate([x.reward for x in b]))
+    np.testing.assert_array_equal(
+        np.concatenate([x.reward for x in a]), np.concatenate([x.reward for x in b])
+    )
     assert not np.allclose(np.concatenate([x.reward for x in a]), np.concatenate([x.reward for x in c]))
     flips = np.concatenate([x.success != y.success for x, y in zip(a, exact, strict=True)])
     assert 0.05 < flips.mean() < 0.5
@@ -165,8 +181,9 @@ def test_cache_skips_unchanged_episodes_and_misses_on_any_change(ds_root):
     assert run(f"--dataset={ds_root}", "--labeler=counting", "--labeler.scale=2", "--overwrite") == 0
     assert sorted(CALLS) == [0, 1, 2, 3]  # another config, another fingerprint
     ds = EmberDataset(ds_root)
-    np.testing.assert_allclose(ds.episode(0)["reward.counting"], 2 * ds.episode(0)[CAM].reshape(8, -1).mean(1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        ds.episode(0)["reward.counting"], 2 * ds.episode(0)[CAM].reshape(8, -1).mean(1), rtol=1e-5
+    )
     CALLS.clear()
     assert run(f"--dataset={ds_root}", "--labeler=counting", "--cache=false", "--overwrite") == 0
     assert sorted(CALLS) == [0, 1, 2, 3]
@@ -175,8 +192,9 @@ def test_cache_skips_unchanged_episodes_and_misses_on_any_change(ds_root):
 def test_interrupt_while_labeling_leaves_the_dataset_untouched_and_resumes_from_the_cache(ds_root):
     before = snapshot(ds_root)
     INTERRUPT_AT.append(2)
-    cfg = LabelConfig(dataset=str(ds_root), labeler=make_labeler_config("counting"), episodes_per_batch=1,
-                      quiet=True)
+    cfg = LabelConfig(
+        dataset=str(ds_root), labeler=make_labeler_config("counting"), episodes_per_batch=1, quiet=True
+    )
     with pytest.raises(KeyboardInterrupt):
         label(cfg)
     assert CALLS == [0, 1]
@@ -199,7 +217,9 @@ def test_interrupt_while_committing_leaves_the_original_columns_readable(ds_root
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(labels_module.meta, "write_info", interrupted)  # shards rewritten, commit never happens
+    monkeypatch.setattr(
+        labels_module.meta, "write_info", interrupted
+    )  # shards rewritten, commit never happens
     with pytest.raises(KeyboardInterrupt):
         label(LabelConfig(dataset=str(ds_root), quiet=True, column_prefix="next", overwrite=True))
     monkeypatch.undo()
@@ -228,7 +248,9 @@ def test_bad_input_is_one_line_and_changes_nothing(ds_root, tmp_path, capsys):
     empty.mkdir()
     err = one_line_error(capsys, f"--dataset={ds_root}", "--labeler=clip", f"--labeler.model_path={empty}")
     assert "holds no model" in err and "--labeler.model_path" in err
-    err = one_line_error(capsys, f"--dataset={ds_root}", "--labeler=clip", f"--labeler.model_path={tmp_path/'x'}")
+    err = one_line_error(
+        capsys, f"--dataset={ds_root}", "--labeler=clip", f"--labeler.model_path={tmp_path / 'x'}"
+    )
     assert "not a folder" in err
     err = one_line_error(capsys, f"--dataset={ds_root}", "--labeler=counting", "--labeler.camera=wrist")
     assert "'wrist' is not in the dataset" in err and "front" in err
@@ -238,7 +260,9 @@ def test_bad_input_is_one_line_and_changes_nothing(ds_root, tmp_path, capsys):
 
     no_task = write_dataset(tmp_path / "no_task", tasks=[" ", "lift", "lift", "lift"])
     before = snapshot(no_task)
-    err = one_line_error(capsys, f"--dataset={no_task}", "--labeler=counting", "--labeler.uses_instruction=true")
+    err = one_line_error(
+        capsys, f"--dataset={no_task}", "--labeler=counting", "--labeler.uses_instruction=true"
+    )
     assert "no instruction" in err and "[0]" in err
     assert snapshot(no_task) == before
 
@@ -256,8 +280,15 @@ def test_ground_truth_reads_no_video(ds_root, monkeypatch):
 
 # ------------------------------------------------------------------------------ preferences
 def test_ground_truth_preferences_file(ds_root):
-    assert run(f"--dataset={ds_root}", "--labeler=ground_truth_preference", "--num_pairs=60",
-               "--segment_length=4") == 0
+    assert (
+        run(
+            f"--dataset={ds_root}",
+            "--labeler=ground_truth_preference",
+            "--num_pairs=60",
+            "--segment_length=4",
+        )
+        == 0
+    )
     path = ds_root / "labels" / "ground_truth_preference.preferences.jsonl"
     records = read_preferences(path)
     assert len(records) == 60
@@ -276,8 +307,16 @@ def test_ground_truth_preferences_file(ds_root):
     assert sum(summary["result"]["counts"].values()) == 60 and summary["result"]["counts"]["unparsed"] == 0
     assert run(f"--dataset={ds_root}", "--labeler=ground_truth_preference") == 2  # exists: needs --overwrite
     as_list = ds_root / "prefs.json"  # a .json path: one JSON list, with ember train-reward's "a" / "b" spans
-    assert run(f"--dataset={ds_root}", "--labeler=ground_truth_preference", "--num_pairs=60", "--segment_length=4",
-               f"--preferences_out={as_list}") == 0
+    assert (
+        run(
+            f"--dataset={ds_root}",
+            "--labeler=ground_truth_preference",
+            "--num_pairs=60",
+            "--segment_length=4",
+            f"--preferences_out={as_list}",
+        )
+        == 0
+    )
     rows = json.loads(as_list.read_text())
     assert [row["a"] for row in rows] == [[r.episode_a, r.start_a, r.end_a] for r in records]
     assert [row["b"] for row in rows] == [[r.episode_b, r.start_b, r.end_b] for r in records]
@@ -285,16 +324,25 @@ def test_ground_truth_preferences_file(ds_root):
     assert (ds_root / "prefs.summary.json").is_file()
 
     flipped = ds_root / "flipped.jsonl"
-    args = [f"--dataset={ds_root}", "--labeler=ground_truth_preference", "--num_pairs=400", "--segment_length=4",
-            "--labeler.flip_rate=0.2", "--labeler.tie_tolerance=-1"]
+    args = [
+        f"--dataset={ds_root}",
+        "--labeler=ground_truth_preference",
+        "--num_pairs=400",
+        "--segment_length=4",
+        "--labeler.flip_rate=0.2",
+        "--labeler.tie_tolerance=-1",
+    ]
     assert run(*args, f"--preferences_out={flipped}", "--cache=false") == 0
     exact = ds_root / "exact.jsonl"
     assert run(*args[:-2], "--labeler.tie_tolerance=-1", f"--preferences_out={exact}", "--cache=false") == 0
     a, b = read_preferences(flipped), read_preferences(exact)
     assert [(r.episode_a, r.start_a, r.episode_b, r.start_b) for r in a] == [
-        (r.episode_a, r.start_a, r.episode_b, r.start_b) for r in b]  # same seeded pairs
-    flips = {(x.episode_a, x.start_a, x.episode_b, x.start_b): x.preference != y.preference
-             for x, y in zip(a, b, strict=True)}  # a pair drawn twice is flipped or not both times (seeded)
+        (r.episode_a, r.start_a, r.episode_b, r.start_b) for r in b
+    ]  # same seeded pairs
+    flips = {
+        (x.episode_a, x.start_a, x.episode_b, x.start_b): x.preference != y.preference
+        for x, y in zip(a, b, strict=True)
+    }  # a pair drawn twice is flipped or not both times (seeded)
     assert len(flips) > 100
     assert 0.1 < np.mean(list(flips.values())) < 0.3
 

@@ -51,7 +51,7 @@ def _frame(success: bool, rng: np.random.Generator) -> np.ndarray:
     img = rng.integers(0, 60, (SIZE, SIZE, 3)).astype(np.uint8)
     if success:  # a bright square in a random place: trivially visible, not a fixed pixel
         y, x = rng.integers(0, SIZE - 6, 2)
-        img[y:y + 6, x:x + 6] = 230
+        img[y : y + 6, x : x + 6] = 230
     return img
 
 
@@ -72,9 +72,16 @@ def write_dataset(root, episodes: int = 10, length: int = 16, seed: int = 0):
             task = ["put the red cube on the pad", "lift the blue cube to 8 cm"][e % 2]
             for t in range(length):
                 done = t >= length // 2
-                writer.add_frame({CAM: _frame(done, rng), "observation.state": np.zeros(2, np.float32),
-                                  "action": np.zeros(2, np.float32), "sim.success": np.array([float(done)], np.float32),
-                                  "sim.progress": np.array([t / (length - 1)], np.float32), "task": task})
+                writer.add_frame(
+                    {
+                        CAM: _frame(done, rng),
+                        "observation.state": np.zeros(2, np.float32),
+                        "action": np.zeros(2, np.float32),
+                        "sim.success": np.array([float(done)], np.float32),
+                        "sim.progress": np.array([t / (length - 1)], np.float32),
+                        "task": task,
+                    }
+                )
             writer.save_episode()
     return root
 
@@ -85,7 +92,9 @@ def _episode(rng: np.random.Generator, length: int = 12, instruction: str = "put
 
 
 def _model(cls, **kw):
-    return cls(RewardModelConfig(type=cls.model_type, cameras=(CAM,), image_shape=(3, SIZE, SIZE), **{**TINY, **kw}))
+    return cls(
+        RewardModelConfig(type=cls.model_type, cameras=(CAM,), image_shape=(3, SIZE, SIZE), **{**TINY, **kw})
+    )
 
 
 # ------------------------------------------------------------------------------------------- Bradley-Terry loss
@@ -119,7 +128,11 @@ def test_progress_preferences_flip_and_ties():
     exact = progress_preferences(pairs, progress)
     assert [p.preference for p in exact] == [Preference.B, Preference.A, Preference.EQUAL]
     flipped = progress_preferences(pairs, progress, flip_rate=1.0)
-    assert [p.preference for p in flipped] == [Preference.A, Preference.B, Preference.EQUAL]  # ties never flip
+    assert [p.preference for p in flipped] == [
+        Preference.A,
+        Preference.B,
+        Preference.EQUAL,
+    ]  # ties never flip
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -127,9 +140,18 @@ def test_tiny_success_model_learns_a_visible_signal(tmp_path):
     from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     root = write_dataset(tmp_path / "ds")
-    cfg = TrainRewardConfig(kind="success", dataset=(str(root),), out=str(tmp_path / "run"), steps=150,
-                            batch_size=32, model=RewardModelConfig(**TINY), eval_fraction=0.3, positive_fraction=0.0,
-                            photo_jitter=0.0, seed=0)
+    cfg = TrainRewardConfig(
+        kind="success",
+        dataset=(str(root),),
+        out=str(tmp_path / "run"),
+        steps=150,
+        batch_size=32,
+        model=RewardModelConfig(**TINY),
+        eval_fraction=0.3,
+        positive_fraction=0.0,
+        photo_jitter=0.0,
+        seed=0,
+    )
     cfg.optim.warmup_steps = 10
     result = train_reward(cfg, quiet=True)
     assert result["final_loss"] < 0.5 * result["first_loss"]
@@ -150,17 +172,30 @@ def test_bradley_terry_trains_from_noisy_progress_preferences(tmp_path):
     from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     root = write_dataset(tmp_path / "ds", episodes=8)
-    cfg = TrainRewardConfig(kind="bradley_terry", dataset=(str(root),), out=str(tmp_path / "run"), steps=120,
-                            batch_size=8, segment_length=4, num_preferences=300, flip_rate=0.1, label_smoothing=0.1,
-                            progress_column="sim.success",  # what the frames show (the square), so pairs are decidable
-                            model=RewardModelConfig(**TINY), eval_fraction=0.25, photo_jitter=0.0, eval_pairs=200)
+    cfg = TrainRewardConfig(
+        kind="bradley_terry",
+        dataset=(str(root),),
+        out=str(tmp_path / "run"),
+        steps=120,
+        batch_size=8,
+        segment_length=4,
+        num_preferences=300,
+        flip_rate=0.1,
+        label_smoothing=0.1,
+        progress_column="sim.success",  # what the frames show (the square), so pairs are decidable
+        model=RewardModelConfig(**TINY),
+        eval_fraction=0.25,
+        photo_jitter=0.0,
+        eval_pairs=200,
+    )
     cfg.optim.warmup_steps = 10
     result = train_reward(cfg, quiet=True)
     assert result["preferences"]["pairs"] == 300
     assert result["preferences"]["equal"] > 0  # both segments without the square: a tie, target 0.5
     assert result["held_out"]["preference_accuracy"] > 0.85
     labels = BradleyTerryLabeler(BradleyTerryLabelerConfig(path=str(tmp_path / "run"))).label(
-        _episode(np.random.default_rng(1)))
+        _episode(np.random.default_rng(1))
+    )
     assert labels.success is None and labels.reward[6:].mean() > labels.reward[:6].mean()
 
 
@@ -184,8 +219,10 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, cls):
 def test_labelers_resolve_by_name_and_fingerprint_follows_the_weights(tmp_path):
     from ember.registry import LABELERS
 
-    for name, ref in (("success_model", "ember.rewards.models.success:SuccessModelLabeler"),
-                      ("bradley_terry", "ember.rewards.models.bradley_terry:BradleyTerryLabeler")):
+    for name, ref in (
+        ("success_model", "ember.rewards.models.success:SuccessModelLabeler"),
+        ("bradley_terry", "ember.rewards.models.bradley_terry:BradleyTerryLabeler"),
+    ):
         if name not in LABELERS.entries():  # a stale egg-info in the repo root can hide the entry points
             LABELERS.register(name, ref)
     assert LABELERS.get("success_model") is SuccessModelLabeler
@@ -246,11 +283,22 @@ def test_training_refuses_datasets_without_labels_or_cameras(tmp_path):
 
     root = write_dataset(tmp_path / "ds", episodes=2, length=4)
     with pytest.raises(LabelError, match="no column"):
-        train_reward(TrainRewardConfig(kind="success", dataset=(str(root),), out=str(tmp_path / "r1"),
-                                       success_column="next.success"), quiet=True)
+        train_reward(
+            TrainRewardConfig(
+                kind="success", dataset=(str(root),), out=str(tmp_path / "r1"), success_column="next.success"
+            ),
+            quiet=True,
+        )
     with pytest.raises(LabelError, match="lacks camera"):
-        train_reward(TrainRewardConfig(kind="success", dataset=(str(root),), out=str(tmp_path / "r2"),
-                                       model=RewardModelConfig(cameras=("observation.images.wrist",))), quiet=True)
+        train_reward(
+            TrainRewardConfig(
+                kind="success",
+                dataset=(str(root),),
+                out=str(tmp_path / "r2"),
+                model=RewardModelConfig(cameras=("observation.images.wrist",)),
+            ),
+            quiet=True,
+        )
     with pytest.raises(LabelError, match="kind"):
         train_reward(TrainRewardConfig(kind="regression", dataset=(str(root),)), quiet=True)
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
@@ -267,8 +315,11 @@ def test_init_from_copies_encoders_and_refuses_other_cameras(tmp_path):
     for key, value in source.state_dict().items():
         if key.startswith(("net.encoders.", "net.language.", "net.film.")):
             torch.testing.assert_close(target.state_dict()[key], value)
-    other = BradleyTerryModel(RewardModelConfig(type="bradley_terry", cameras=("observation.images.wrist",),
-                                                image_shape=(3, SIZE, SIZE), **TINY))
+    other = BradleyTerryModel(
+        RewardModelConfig(
+            type="bradley_terry", cameras=("observation.images.wrist",), image_shape=(3, SIZE, SIZE), **TINY
+        )
+    )
     with pytest.raises(LabelError, match="cameras"):
         _init_encoders(other, str(tmp_path / "s"))
 
@@ -279,12 +330,24 @@ def test_bradley_terry_from_a_preference_labeler(tmp_path):
     from ember.rewards.models.train import TrainRewardConfig, train_reward
 
     if "ground_truth_preference" not in LABELERS.entries():
-        LABELERS.register("ground_truth_preference", "ember.rewards.ground_truth:GroundTruthPreferenceLabeler")
+        LABELERS.register(
+            "ground_truth_preference", "ember.rewards.ground_truth:GroundTruthPreferenceLabeler"
+        )
     root = write_dataset(tmp_path / "ds", episodes=4, length=8)
-    cfg = TrainRewardConfig(kind="bradley_terry", dataset=(str(root),), out=str(tmp_path / "run"), steps=3,
-                            batch_size=4, segment_length=4, num_preferences=40, model=RewardModelConfig(**TINY),
-                            preferences="labeler:ground_truth_preference", progress_column="", eval_fraction=0.0,
-                            preference_labeler_config={"progress_from": "sim_success"})
+    cfg = TrainRewardConfig(
+        kind="bradley_terry",
+        dataset=(str(root),),
+        out=str(tmp_path / "run"),
+        steps=3,
+        batch_size=4,
+        segment_length=4,
+        num_preferences=40,
+        model=RewardModelConfig(**TINY),
+        preferences="labeler:ground_truth_preference",
+        progress_column="",
+        eval_fraction=0.0,
+        preference_labeler_config={"progress_from": "sim_success"},
+    )
     result = train_reward(cfg, quiet=True)
     assert result["preferences"]["source"] == "labeler:ground_truth_preference"
     assert result["preferences"]["pairs"] + result["preferences"]["unparsed_dropped"] == 40

@@ -41,9 +41,13 @@ def write_bandit(root: Path, episodes: int = 4, length: int = 64, seed: int = 0,
             for _ in range(length):
                 good = bool(rng.random() < 0.5)
                 action = (GOOD if good else BAD) + 0.05 * rng.standard_normal()
-                frame = {STATE: rng.uniform(-1, 1, 2).astype(np.float32),
-                         "action": np.array([action], np.float32),
-                         "next.done": np.array([True]), "next.success": np.array([good]), "task": "choose"}
+                frame = {
+                    STATE: rng.uniform(-1, 1, 2).astype(np.float32),
+                    "action": np.array([action], np.float32),
+                    "next.done": np.array([True]),
+                    "next.success": np.array([good]),
+                    "task": "choose",
+                }
                 if reward:
                     frame["next.reward"] = float(good)
                 writer.add_frame(frame)
@@ -56,17 +60,31 @@ def write_chain(root: Path, lengths: tuple[int, ...] = (5, 3)) -> Path:
     with DatasetWriter.create(root, fps=10, features=bandit_features(), robot_type="toy") as writer:
         for ep, n in enumerate(lengths):
             for t in range(n):
-                writer.add_frame({STATE: np.array([t, ep], np.float32), "action": np.array([t], np.float32),
-                                  "next.reward": float(10 * ep + t), "next.done": np.array([t == n - 1]),
-                                  "next.success": np.array([False]), "task": "chain"})
+                writer.add_frame(
+                    {
+                        STATE: np.array([t, ep], np.float32),
+                        "action": np.array([t], np.float32),
+                        "next.reward": float(10 * ep + t),
+                        "next.done": np.array([t == n - 1]),
+                        "next.success": np.array([False]),
+                        "task": "chain",
+                    }
+                )
             writer.save_episode()
     return root
 
 
 def test_n_step_windows_serve_the_chunk_rewards_and_the_observation_n_frames_later(tmp_path: Path) -> None:
     ds = EmberDataset(write_chain(tmp_path / "chain"))
-    windows = WindowDataset(ds, n_obs_steps=1, horizon=3, obs_keys=[STATE],
-                            next_keys=("next.reward", "next.done"), next_observation=True, next_steps=3)
+    windows = WindowDataset(
+        ds,
+        n_obs_steps=1,
+        horizon=3,
+        obs_keys=[STATE],
+        next_keys=("next.reward", "next.done"),
+        next_observation=True,
+        next_steps=3,
+    )
     item = windows[1]  # episode 0, frame 1: rewards of frames 1, 2, 3; the state of frame 4
     assert item["next.reward"].reshape(-1).tolist() == [1.0, 2.0, 3.0]
     assert item["next.is_pad"].tolist() == [False, False, False]
@@ -76,15 +94,19 @@ def test_n_step_windows_serve_the_chunk_rewards_and_the_observation_n_frames_lat
     assert item["next.is_pad"].tolist() == [False, False, True]
     assert item["next.done"].reshape(-1).tolist() == [False, True, True]
     assert bool(item[f"next.{STATE}_is_pad"][-1])
-    one = WindowDataset(ds, n_obs_steps=1, horizon=1, obs_keys=[STATE], next_keys=("next.reward",),
-                        next_observation=True)  # the one-frame layout is unchanged
+    one = WindowDataset(
+        ds, n_obs_steps=1, horizon=1, obs_keys=[STATE], next_keys=("next.reward",), next_observation=True
+    )  # the one-frame layout is unchanged
     assert one[6]["next.reward"].tolist() == [11.0] and "next.is_pad" not in one[6]
     assert one[6][f"next.{STATE}"][-1].tolist() == [2.0, 1.0]
 
 
 def test_batch_requests_take_labelers_reward_columns_and_check_n() -> None:
     assert BatchRequest(next=("reward.success_model",), next_steps=4).next_steps == 4
-    assert BatchRequest(next=("noisy.reward", "success.ground_truth")).next == ("noisy.reward", "success.ground_truth")
+    assert BatchRequest(next=("noisy.reward", "success.ground_truth")).next == (
+        "noisy.reward",
+        "success.ground_truth",
+    )
     with pytest.raises(ConfigError, match="reward.<name>"):
         BatchRequest(next=("rewardish",))
     with pytest.raises(ConfigError, match="next_steps"):

@@ -36,7 +36,9 @@ def test_huber_and_the_q_regression_losses() -> None:
     q = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # (E=2, B=2)
     target = torch.tensor([1.0, 1.0])
     assert q_regression_loss(q, target).item() == pytest.approx((0 + 1) / 2 + (4 + 9) / 2)
-    assert q_regression_loss(q, target, huber_delta=1.0).item() == pytest.approx((0 + 0.5) / 2 + (1.5 + 2.5) / 2)
+    assert q_regression_loss(q, target, huber_delta=1.0).item() == pytest.approx(
+        (0 + 0.5) / 2 + (1.5 + 2.5) / 2
+    )
 
 
 def test_advantage_weights_are_clipped_exponentials() -> None:

@@ -17,14 +17,20 @@ from ember.policies.rl.critics import CriticConfig, Critics
 from ember.policies.rl.modeling_vgps import VGPSPolicy, build_vgps
 
 FEATURES = {"input_features": {STATE: {"shape": [2]}}, "output_features": {"action": {"shape": [1]}}}
-STATS = {STATE: {"min": [-1, -1], "max": [1, 1], "mean": [0, 0], "std": [1, 1]},
-         "action": {"min": [-1], "max": [1], "mean": [0], "std": [1]}}
+STATS = {
+    STATE: {"min": [-1, -1], "max": [1, 1], "mean": [0, 0], "std": [1, 1]},
+    "action": {"min": [-1], "max": [1], "mean": [0], "std": [1]},
+}
 
 
 def _untrained(tmp_path: Path, chunk_steps: int = 2) -> tuple[Path, Path]:
     torch.manual_seed(0)
     config = make_policy_config("flow", horizon=4, n_action_steps=2, n_obs_steps=1, **FEATURES)
-    config.denoiser.network, config.denoiser.transformer_dim, config.denoiser.transformer_layers = "transformer", 16, 1
+    config.denoiser.network, config.denoiser.transformer_dim, config.denoiser.transformer_layers = (
+        "transformer",
+        16,
+        1,
+    )
     config.denoiser.transformer_heads = 2
     base = make_policy(config, dataset_stats=STATS).eval()
     critics = Critics(CriticConfig(hidden_dims=(16,), chunk_steps=chunk_steps), config, STATS).eval()

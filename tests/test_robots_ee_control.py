@@ -30,10 +30,14 @@ def test_ee_delta_joint_targets_match_the_sim_step():
         target = ctrl(action, obs["observation.state"])
         obs, *_ = env.step(action)
         worst = max(worst, float(np.abs(target[: sim.robot.dof] - sim._q_cmd).max()))
-        assert np.allclose(target[sim.robot.dof:], sim._grip_cmd)
-        assert np.allclose(ctrl.commanded_ee, sim._cmd, atol=1e-4)  # start: FK of the measured arm vs START_EE
+        assert np.allclose(target[sim.robot.dof :], sim._grip_cmd)
+        assert np.allclose(
+            ctrl.commanded_ee, sim._cmd, atol=1e-4
+        )  # start: FK of the measured arm vs START_EE
     env.close()
-    assert worst < 1e-3, worst  # rad: the same IK from the same start (the controller starts from measured joints)
+    assert worst < 1e-3, (
+        worst
+    )  # rad: the same IK from the same start (the controller starts from measured joints)
 
 
 def test_ee_pos_and_bad_actions():
@@ -42,7 +46,9 @@ def test_ee_pos_and_bad_actions():
     q = np.r_[robot.home_qpos, robot.gripper_home]
     target = ctrl([0.5, 0.1, 0.2, -1.0], q)
     assert np.allclose(ctrl.commanded_ee, [0.5, 0.1, 0.2])
-    assert np.linalg.norm(ctrl.ik.forward(target[: robot.dof])[0] - [0.5, 0.1, 0.2]) < 0.05  # one IK iteration
+    assert (
+        np.linalg.norm(ctrl.ik.forward(target[: robot.dof])[0] - [0.5, 0.1, 0.2]) < 0.05
+    )  # one IK iteration
     ctrl([5.0, 0.0, 0.2, 0.0], q)
     assert ctrl.commanded_ee[0] == pytest.approx(WORKSPACE_HIGH[0])  # clipped to the box, never beyond
     with pytest.raises(RobotError, match="4 values"):

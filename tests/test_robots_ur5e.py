@@ -41,7 +41,9 @@ def test_spec_comes_from_the_menagerie_files():
 def test_model_actuators_follow_state_order_and_home_points_down(model):
     spec = ur5e_spec()
     assert model.nu == len(spec.state_names) == 7
-    np.testing.assert_allclose(model.actuator_ctrlrange[6], [0.0, 0.8])  # gripper command = driver angle (rad)
+    np.testing.assert_allclose(
+        model.actuator_ctrlrange[6], [0.0, 0.8]
+    )  # gripper command = driver angle (rad)
     data = mujoco.MjData(model)
     mujoco.mj_resetDataKeyframe(model, data, model.key("home").id)
     mujoco.mj_step(model, data, nstep=500)
@@ -81,7 +83,9 @@ def test_pybullet_ik_matches_mujoco_kinematics():
     from ember.robots.pybullet_ik import PyBulletIK
 
     spec = panda_spec()
-    pb = PyBulletIK(str(urdf_path()), "panda_hand", spec.joint_names, tcp_offset=(0, 0, TCP_OFFSET), rest=spec.home_qpos)
+    pb = PyBulletIK(
+        str(urdf_path()), "panda_hand", spec.joint_names, tcp_offset=(0, 0, TCP_OFFSET), rest=spec.home_qpos
+    )
     mj = MinkIK(panda_model(), spec.ee_site, spec.joint_names)
     try:
         np.testing.assert_allclose(pb.forward(spec.home_qpos)[0], mj.forward(spec.home_qpos)[0], atol=1e-6)

@@ -18,8 +18,16 @@ SIZE = 128
 
 @pytest.fixture(scope="module", params=["mujoco", "pybullet"])
 def scene(request):
-    env = make_env("PickPlace", backend=request.param, obs_mode="pixels", cameras=("top", "front", "side"),
-                   image_size=SIZE, depth=True, point_cloud=2048, render_mode=None)
+    env = make_env(
+        "PickPlace",
+        backend=request.param,
+        obs_mode="pixels",
+        cameras=("top", "front", "side"),
+        image_size=SIZE,
+        depth=True,
+        point_cloud=2048,
+        render_mode=None,
+    )
     obs, info = env.reset(seed=5)
     yield env.unwrapped, obs, info
     env.close()
@@ -50,7 +58,9 @@ def test_depth_back_projects_onto_the_table_plane(scene):
     env, obs, info = scene
     cam = info["cameras"]["top"]
     points = depth_to_points(obs["observation.depth.top"], cam["intrinsics"], cam["extrinsics"])
-    near_table = points[(np.abs(points[:, 0] - 0.5) < 0.3) & (np.abs(points[:, 1]) < 0.3) & (points[:, 2] < 0.01)]
+    near_table = points[
+        (np.abs(points[:, 0] - 0.5) < 0.3) & (np.abs(points[:, 1]) < 0.3) & (points[:, 2] < 0.01)
+    ]
     # Most of the view is bare table top (z = 0); the rest are pads (1.6 mm) and the feet of the cubes.
     assert len(near_table) > 1000 and np.percentile(np.abs(near_table[:, 2]), 90) < 0.002
 

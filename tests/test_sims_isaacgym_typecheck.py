@@ -8,6 +8,7 @@ import pytest
 
 def test_isaacgym_adapter_typechecks_with_mypy():
     pytest.importorskip("mypy")
-    result = subprocess.run([sys.executable, "-m", "ember.sims.isaacgym.typecheck"], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "ember.sims.isaacgym.typecheck"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -116,7 +116,9 @@ def test_seeded_reset_is_deterministic():
         oa, ra, *_ = a.step(action)
         ob, rb, *_ = b.step(action)
         np.testing.assert_array_equal(oa["observation.state"], ob["observation.state"])
-        np.testing.assert_array_equal(oa["observation.environment_state"], ob["observation.environment_state"])
+        np.testing.assert_array_equal(
+            oa["observation.environment_state"], ob["observation.environment_state"]
+        )
         assert ra == rb
     _, other = a.reset(seed=8)
     assert not np.allclose(other["block_pose"], ia["block_pose"])
@@ -151,7 +153,9 @@ def test_ee_delta_actions():
         obs, *_ = e.step(np.array([0.02, 0.0], dtype=np.float32))
     e.step(np.zeros(2, dtype=np.float32))
     obs, *_ = e.step(np.zeros(2, dtype=np.float32))
-    np.testing.assert_allclose(obs["observation.environment_state"][:2], e.PUSHER_START + [0.1, 0.0], atol=3e-3)
+    np.testing.assert_allclose(
+        obs["observation.environment_state"][:2], e.PUSHER_START + [0.1, 0.0], atol=3e-3
+    )
 
 
 def test_render(env):

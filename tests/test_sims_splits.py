@@ -35,8 +35,11 @@ def test_split_names():
 
 @pytest.mark.parametrize("task", ["Lift", "Drawer"])
 def test_continuous_goals_never_overlap(task):
-    key, train_set, held_set = (("height", TRAIN_HEIGHTS_CM, HELDOUT_HEIGHTS_CM) if task == "Lift"
-                                else ("opening", TRAIN_PERCENT, HELDOUT_PERCENT))
+    key, train_set, held_set = (
+        ("height", TRAIN_HEIGHTS_CM, HELDOUT_HEIGHTS_CM)
+        if task == "Lift"
+        else ("opening", TRAIN_PERCENT, HELDOUT_PERCENT)
+    )
     assert not set(train_set) & set(held_set)
     _, train = episodes(task, "train")
     _, held = episodes(task, "heldout_goal")
@@ -51,8 +54,12 @@ def test_goal_locations_use_disjoint_cells():
     for task, marker in (("Reach", "target"), ("PickPlace", "target")):
         _, train = episodes(task, "train")
         _, held = episodes(task, "heldout_goal")
-        assert not any(heldout_cell(e.layout.markers[e.goal[marker]].pos[: 3 if task == "Reach" else 2]) for e in train)
-        assert all(heldout_cell(e.layout.markers[e.goal[marker]].pos[: 3 if task == "Reach" else 2]) for e in held)
+        assert not any(
+            heldout_cell(e.layout.markers[e.goal[marker]].pos[: 3 if task == "Reach" else 2]) for e in train
+        )
+        assert all(
+            heldout_cell(e.layout.markers[e.goal[marker]].pos[: 3 if task == "Reach" else 2]) for e in held
+        )
 
 
 def test_stack_heldout_goal_asks_for_unseen_pairs():
@@ -79,7 +86,9 @@ def test_heldout_object_and_scene():
     assert all("cylinder" in e.instruction for e in eps)
     t, eps = episodes("PickPlace", "heldout_scene", n=10)
     scene = t.scene()
-    assert scene.table_texture == "checker" and sum(o.name.startswith("distractor") for o in scene.objects) == 3
+    assert (
+        scene.table_texture == "checker" and sum(o.name.startswith("distractor") for o in scene.objects) == 3
+    )
     assert all(e.layout.lighting.diffuse < 0.5 for e in eps)  # the unseen, dimmer side light
     t, _ = episodes("Drawer", "heldout_object", n=1)
     assert t.scene().drawer.handle == "cylinder"
@@ -110,8 +119,9 @@ def test_randomization_config():
 
 
 def test_camera_jitter_reaches_the_extrinsics():
-    env = make_env("Reach", obs_mode="pixels", cameras=("front",), image_size=16, randomization="full",
-                   render_mode=None)
+    env = make_env(
+        "Reach", obs_mode="pixels", cameras=("front",), image_size=16, randomization="full", render_mode=None
+    )
     _, a = env.reset(seed=0)
     _, b = env.reset(seed=1)
     assert not np.allclose(a["cameras"]["front"]["extrinsics"], b["cameras"]["front"]["extrinsics"])
@@ -119,9 +129,14 @@ def test_camera_jitter_reaches_the_extrinsics():
 
 
 PUSHT_TRAIN = {  # recorded before the splits were added: train episodes must not change
-    0: ([0.021913869971432742, 0.04316587420221925, -0.721037102502631], "push the T-shaped block onto the target"),
-    1: ([0.0018914599520410968, 0.15207419141214965, -0.5589527732652728],
-        "align the grey T with the green T on the table"),
+    0: (
+        [0.021913869971432742, 0.04316587420221925, -0.721037102502631],
+        "push the T-shaped block onto the target",
+    ),
+    1: (
+        [0.0018914599520410968, 0.15207419141214965, -0.5589527732652728],
+        "align the grey T with the green T on the table",
+    ),
 }
 
 
@@ -152,9 +167,18 @@ def test_heldout_scene_factors_apply_one_change_of_the_split_at_a_time():
 
     assert split_spec("heldout_scene", SCENE_FACTORS) == split_spec("heldout_scene")
     only_table = split_spec("heldout_scene", ("table_texture",))
-    assert (only_table.table_texture, only_table.lighting, only_table.distractors) == ("checker", "default", 0)
-    assert split_spec("heldout_scene", ()).distractors == 0 and split_spec("heldout_scene", ()).name == "heldout_scene"
-    env = make_env("PickPlace", split="heldout_scene", heldout_scene_factors=["distractors"], render_mode=None)
+    assert (only_table.table_texture, only_table.lighting, only_table.distractors) == (
+        "checker",
+        "default",
+        0,
+    )
+    assert (
+        split_spec("heldout_scene", ()).distractors == 0
+        and split_spec("heldout_scene", ()).name == "heldout_scene"
+    )
+    env = make_env(
+        "PickPlace", split="heldout_scene", heldout_scene_factors=["distractors"], render_mode=None
+    )
     scene = env.unwrapped.task.scene()
     assert scene.table_texture == "plain" and sum(o.name.startswith("distractor") for o in scene.objects) == 3
     _, info = env.reset(seed=0)

@@ -16,8 +16,12 @@ from ember.sims import TASKS, SimError, make_env  # noqa: E402
 from ember.sims.experts import make_expert  # noqa: E402
 from ember.sims.tabletop.tasks import TABLETOP_TASKS  # noqa: E402
 
-CLAIMED = [(task, backend) for task, backends in TASKS.items() for backend in backends
-           if backend in ("mujoco", "pybullet") and not (task == "PushT" and backend == "mujoco")]
+CLAIMED = [
+    (task, backend)
+    for task, backends in TASKS.items()
+    for backend in backends
+    if backend in ("mujoco", "pybullet") and not (task == "PushT" and backend == "mujoco")
+]
 """Every (task, backend) the registry offers here; PushT on MuJoCo is covered by test_sims_pusht.py."""
 
 
@@ -44,18 +48,34 @@ def test_check_env_state(task, backend):
 
 @pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
 def test_check_env_pixels_depth_point_cloud(backend):
-    env = make_env("PickPlace", backend=backend, obs_mode="pixels", cameras=("front", "wrist"), image_size=32,
-                   depth=True, point_cloud=256, render_mode=None)
+    env = make_env(
+        "PickPlace",
+        backend=backend,
+        obs_mode="pixels",
+        cameras=("front", "wrist"),
+        image_size=32,
+        depth=True,
+        point_cloud=256,
+        render_mode=None,
+    )
     check_env(env.unwrapped, skip_render_check=True)
     obs, info = env.reset(seed=0)
     for cam in ("front", "wrist"):
         assert obs[f"observation.images.{cam}"].shape == (32, 32, 3)
         depth = obs[f"observation.depth.{cam}"]
-        assert depth.shape == (32, 32, 1) and depth.dtype == np.float32 and 0.05 < depth.min() < depth.max() <= 5.0
+        assert (
+            depth.shape == (32, 32, 1)
+            and depth.dtype == np.float32
+            and 0.05 < depth.min() < depth.max() <= 5.0
+        )
         assert info["cameras"][cam]["intrinsics"].shape == (3, 3)
         assert info["cameras"][cam]["extrinsics"].shape == (4, 4)
     cloud = obs["observation.point_cloud"]
-    assert cloud.shape == (256, 6) and np.all(cloud[:, 2] > 0) and np.all((cloud[:, 3:] >= 0) & (cloud[:, 3:] <= 1))
+    assert (
+        cloud.shape == (256, 6)
+        and np.all(cloud[:, 2] > 0)
+        and np.all((cloud[:, 3:] >= 0) & (cloud[:, 3:] <= 1))
+    )
     env.close()
 
 
@@ -100,7 +120,9 @@ def test_bad_input_raises_clear_errors(pick_place):
         make_env("PickPlace", backend="gazebo")
     with pytest.raises(SimError, match="valid splits: train, heldout_goal, heldout_object, heldout_scene"):
         make_env("Reach", split="val")
-    with pytest.raises(SimError, match="unknown option.*num_objcts.*task options: num_objects, place_tolerance"):
+    with pytest.raises(
+        SimError, match="unknown option.*num_objcts.*task options: num_objects, place_tolerance"
+    ):
         make_env("PickPlace", num_objcts=2)
     with pytest.raises(SimError, match="valid: panda"):
         make_env("Reach", backend="pybullet", robot="ur5e")
@@ -150,15 +172,18 @@ def test_seeded_reset_is_deterministic_and_splits_salt():
         action = rng.uniform(a.action_space.low, a.action_space.high).astype(np.float32)
         oa, *_ = a.step(action)
         ob, *_ = b.step(action)
-        np.testing.assert_array_equal(oa["observation.environment_state"], ob["observation.environment_state"])
+        np.testing.assert_array_equal(
+            oa["observation.environment_state"], ob["observation.environment_state"]
+        )
     _, _ = a.reset(seed=8)
     other = a.unwrapped.episode.layout.objects["object_0"].pos
     b.reset(seed=7)
     assert not np.allclose(other, b.unwrapped.episode.layout.objects["object_0"].pos)
     c = make_env("PickPlace", render_mode=None, split="heldout_scene")
     c.reset(seed=7)
-    assert not np.allclose(c.unwrapped.episode.layout.objects["object_0"].pos,
-                           b.unwrapped.episode.layout.objects["object_0"].pos)
+    assert not np.allclose(
+        c.unwrapped.episode.layout.objects["object_0"].pos, b.unwrapped.episode.layout.objects["object_0"].pos
+    )
     for env in (a, b, c):
         env.close()
 

@@ -19,14 +19,21 @@ from ember.cli import main
 pytestmark = pytest.mark.timeout(240)
 
 
-
 # Exactly equal needs two things the loop cannot give: no dropout (each rank draws its own masks) and no padded
 # chunk steps (a masked mean over each rank's own valid steps, averaged, is not the mean over the global batch's:
 # docs/distributed.md). Horizon 1 has no padding; the sharding, averaging and resume are what is tested.
-COMMON = ["--policy.type=bc", "--policy.dropout=0", "--steps=8", "--policy.horizon=1", "--policy.n_obs_steps=1",
-          "--policy.n_action_steps=1",
-          "--log_every=4",
-          "--seed=0", "--cpu=true", "--save_every=4"]
+COMMON = [
+    "--policy.type=bc",
+    "--policy.dropout=0",
+    "--steps=8",
+    "--policy.horizon=1",
+    "--policy.n_obs_steps=1",
+    "--policy.n_action_steps=1",
+    "--log_every=4",
+    "--seed=0",
+    "--cpu=true",
+    "--save_every=4",
+]
 
 
 def _losses(run: Path) -> np.ndarray:
@@ -35,15 +42,43 @@ def _losses(run: Path) -> np.ndarray:
 
 def test_two_process_ddp_training(tmp_path: Path) -> None:
     data = tmp_path / "ds"
-    assert main(["collect", "--task=Reach", "--num_episodes=4", f"--out={data}", "--max_episode_steps=20",
-                 "--keep_failures=true"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task=Reach",
+                "--num_episodes=4",
+                f"--out={data}",
+                "--max_episode_steps=20",
+                "--keep_failures=true",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "train"
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000), "-m", "ember.cli",
-         "train", f"--dataset={data}", f"--out={out}", "--batch_size=4", *COMMON],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=200)
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+            "-m",
+            "ember.cli",
+            "train",
+            f"--dataset={data}",
+            f"--out={out}",
+            "--batch_size=4",
+            *COMMON,
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_processes"] == 2 and metrics["samples_per_step"] == 8
@@ -69,7 +104,9 @@ def test_two_process_ddp_training(tmp_path: Path) -> None:
     last = out / "checkpoints" / "last"
     last.unlink()
     last.symlink_to("000004")
-    assert main(["train", f"--dataset={data}", f"--out={out}", "--batch_size=8", "--resume=true", *COMMON]) == 0
+    assert (
+        main(["train", f"--dataset={data}", f"--out={out}", "--batch_size=8", "--resume=true", *COMMON]) == 0
+    )
     resumed = _losses(out)
     np.testing.assert_allclose(resumed, one, rtol=1e-3, atol=1e-5)
     assert json.loads((out / "metrics.json").read_text())["num_processes"] == 1

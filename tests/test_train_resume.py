@@ -25,8 +25,9 @@ def pusht(tmp_path_factory) -> Path:
 
 
 def tiny(dataset: Path, out: Path, steps: int, **policy) -> TrainConfig:
-    cfg = TrainConfig(dataset=str(dataset), out=str(out), steps=steps, batch_size=16, seed=3, log_every=5,
-                      save_every=6)
+    cfg = TrainConfig(
+        dataset=str(dataset), out=str(out), steps=steps, batch_size=16, seed=3, log_every=5, save_every=6
+    )
     cfg.optim.warmup_steps = 2
     cfg.policy.denoiser.down_dims = (32, 64)
     cfg.policy.horizon = 8
@@ -73,11 +74,22 @@ def test_without_resume_a_used_folder_is_refused(pusht: Path, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("policy_type", ["flow", "bc"])
-def test_every_policy_type_trains_through_the_cli(pusht: Path, tmp_path: Path, policy_type: str, capsys) -> None:
+def test_every_policy_type_trains_through_the_cli(
+    pusht: Path, tmp_path: Path, policy_type: str, capsys
+) -> None:
     out = tmp_path / policy_type
-    args = ["train", f"--dataset={pusht}", f"--out={out}", f"--policy.type={policy_type}", "--steps=30",
-            "--batch_size=16", "--optim.warmup_steps=2", "--policy.horizon=8", "--policy.n_action_steps=4",
-            "--log_every=5"]
+    args = [
+        "train",
+        f"--dataset={pusht}",
+        f"--out={out}",
+        f"--policy.type={policy_type}",
+        "--steps=30",
+        "--batch_size=16",
+        "--optim.warmup_steps=2",
+        "--policy.horizon=8",
+        "--policy.n_action_steps=4",
+        "--log_every=5",
+    ]
     if policy_type == "flow":
         args.append("--policy.denoiser.down_dims=32,64")
     assert main(args) == 0, capsys.readouterr().err

@@ -34,13 +34,23 @@ def test_adaptive_bins_round_trip_and_follow_the_data() -> None:
     x = torch.as_tensor(actions[:500], dtype=torch.float32)
     err, half = _round_trip_error(tok, x)
     assert bool((err <= half + 1e-6).all())
-    counts = np.bincount(tok.encode(torch.as_tensor(actions, dtype=torch.float32))[:, 0].numpy(), minlength=16)
+    counts = np.bincount(
+        tok.encode(torch.as_tensor(actions, dtype=torch.float32))[:, 0].numpy(), minlength=16
+    )
     assert counts[1:-1].min() > 0.5 * 4000 / 16  # equal-probability bins (ends absorb the clipped tails)
     assert float(err.mean()) < 0.5 * float(_round_trip_error(ActionTokenizer(2, 16), x)[0].mean())
 
 
 def test_edges_from_ember_stats_quantiles() -> None:
-    stats = {"min": [0.0], "max": [10.0], "q01": [1.0], "q10": [2.0], "q50": [5.0], "q90": [8.0], "q99": [9.0]}
+    stats = {
+        "min": [0.0],
+        "max": [10.0],
+        "q01": [1.0],
+        "q10": [2.0],
+        "q50": [5.0],
+        "q90": [8.0],
+        "q99": [9.0],
+    }
     edges = quantile_edges_from_stats(stats, 10)
     assert edges.shape == (1, 11)
     assert edges[0, 0] == -1.0 and edges[0, -1] == 1.0 and bool((np.diff(edges) > 0).all())

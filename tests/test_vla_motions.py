@@ -113,7 +113,9 @@ def test_label_motions_writes_rows_keeps_columns_and_is_idempotent(collected):
     assert summary.source == "columns:observation.environment_state"
     assert summary.frames == before.num_rows and summary.episodes == 2
     assert sum(summary.counts.values()) == before.num_rows
-    assert summary.counts[CLOSE_GRIPPER] >= 2 and summary.counts["move down"] >= 2  # a pick reaches down, grasps
+    assert (
+        summary.counts[CLOSE_GRIPPER] >= 2 and summary.counts["move down"] >= 2
+    )  # a pick reaches down, grasps
 
     ds = EmberDataset(collected)
     assert ds.has_language
@@ -172,14 +174,21 @@ def _joints_only(root: Path, language: bool = True) -> None:
     for t in range(15, 20):
         q[t, 7:] = robot.gripper_open + (robot.gripper_closed - robot.gripper_open) * (t - 14) / 5
     q[20:, 7:] = robot.gripper_closed
-    feats = {"observation.state": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)},
-             "action": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)}}
+    feats = {
+        "observation.state": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)},
+        "action": {"dtype": "float32", "shape": [9], "names": list(robot.state_names)},
+    }
     with DatasetWriter.create(root, fps=FPS, features=feats, robot_type="panda", language=language) as w:
         if language:
             w.add_language(instruction("swing left and grasp"))
         for t in range(n):
-            w.add_frame({"observation.state": q[t].astype(np.float32), "action": q[t].astype(np.float32),
-                         "task": "swing left and grasp"})
+            w.add_frame(
+                {
+                    "observation.state": q[t].astype(np.float32),
+                    "action": q[t].astype(np.float32),
+                    "task": "swing left and grasp",
+                }
+            )
         w.save_episode()
 
 
@@ -199,6 +208,7 @@ def test_joints_only_dataset_goes_through_forward_kinematics(tmp_path):
 
 def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finishes(tmp_path, monkeypatch):
     from ember.vla import motions as vla_motions
+
     root = tmp_path / "plain"
     _joints_only(root, language=False)
     before = EmberDataset(root).frame_table()
@@ -219,12 +229,15 @@ def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finis
 
 
 def test_joints_only_without_robot_type_says_what_is_missing(tmp_path):
-    feats = {"observation.state": {"dtype": "float32", "shape": [2], "names": ["a", "b"]},
-             "action": {"dtype": "float32", "shape": [2], "names": None}}
+    feats = {
+        "observation.state": {"dtype": "float32", "shape": [2], "names": ["a", "b"]},
+        "action": {"dtype": "float32", "shape": [2], "names": None},
+    }
     with DatasetWriter.create(tmp_path / "x", fps=FPS, features=feats) as w:
         for _ in range(3):
-            w.add_frame({"observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32),
-                         "task": "t"})
+            w.add_frame(
+                {"observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32), "task": "t"}
+            )
         w.save_episode()
     with pytest.raises(DatasetError, match="robot_type"):
         label_motions(tmp_path / "x")
@@ -238,16 +251,20 @@ def test_override_log_applies_logs_and_becomes_correction_rows(tmp_path):
     assert log.apply(0.6, "move up", "move up") == "move up" and len(log) == 1  # not a replacement
     again = MotionOverrideLog.from_json(log.to_json())
     assert [e.to_dict() for e in again.entries] == [
-        {"time": 0.5, "predicted": "move left", "replaced_by": "move right", "source": "topic"}]
+        {"time": 0.5, "predicted": "move left", "replaced_by": "move right", "source": "topic"}
+    ]
 
-    feats = {"observation.state": {"dtype": "float32", "shape": [1], "names": None},
-             "action": {"dtype": "float32", "shape": [1], "names": None}}
+    feats = {
+        "observation.state": {"dtype": "float32", "shape": [1], "names": None},
+        "action": {"dtype": "float32", "shape": [1], "names": None},
+    }
     with DatasetWriter.create(tmp_path / "o", fps=FPS, features=feats, language=True) as w:
         for row in log.to_rows():
             w.add_language(row)
         for _ in range(10):
-            w.add_frame({"observation.state": np.zeros(1, np.float32), "action": np.zeros(1, np.float32),
-                         "task": "t"})
+            w.add_frame(
+                {"observation.state": np.zeros(1, np.float32), "action": np.zeros(1, np.float32), "task": "t"}
+            )
         w.save_episode()
     lang = EmberDataset(tmp_path / "o").language(0)
     assert lang.corrections() == [(0.5, "move right")]

@@ -14,11 +14,29 @@ from ember.policies.errors import PolicyError
 from ember.policies.factory import load_policy, make_policy, make_policy_config
 
 CAM = "observation.images.front"
-LANG = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-        "intermediate_size": 64, "vocab_size": 30522, "max_position_embeddings": 64}
-STATS = {"observation.state": {"min": [-1.0] * 3, "max": [1.0] * 3, "mean": [0.0] * 3, "std": [1.0] * 3},
-         "action": {"min": [-1.0] * 2, "max": [1.0] * 2, "mean": [0.0] * 2, "std": [1.0] * 2,
-                    "q01": [-0.9] * 2, "q10": [-0.8] * 2, "q50": [0.0] * 2, "q90": [0.8] * 2, "q99": [0.9] * 2}}
+LANG = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "vocab_size": 30522,
+    "max_position_embeddings": 64,
+}
+STATS = {
+    "observation.state": {"min": [-1.0] * 3, "max": [1.0] * 3, "mean": [0.0] * 3, "std": [1.0] * 3},
+    "action": {
+        "min": [-1.0] * 2,
+        "max": [1.0] * 2,
+        "mean": [0.0] * 2,
+        "std": [1.0] * 2,
+        "q01": [-0.9] * 2,
+        "q10": [-0.8] * 2,
+        "q50": [0.0] * 2,
+        "q90": [0.8] * 2,
+        "q99": [0.9] * 2,
+    },
+}
 TASKS = ("move to the left", "move to the right")
 
 
@@ -29,11 +47,26 @@ def _one_thread() -> None:
 
 
 def tiny(head: str = "flow", **kw):
-    fields = dict(input_features={"observation.state": {"shape": [3], "dtype": "float32"},
-                                  CAM: {"shape": [3, 32, 32], "dtype": "video"}},
-                  output_features={"action": {"shape": [2]}}, horizon=4, n_action_steps=2, image_size=32,
-                  vision_backbone="test_resnet", vision_grid=2, d_model=32, prefix_layers=1, head_layers=1,
-                  head=head, n_bins=16, language_config=LANG, freeze_language=False, max_instruction_tokens=12)
+    fields = dict(
+        input_features={
+            "observation.state": {"shape": [3], "dtype": "float32"},
+            CAM: {"shape": [3, 32, 32], "dtype": "video"},
+        },
+        output_features={"action": {"shape": [2]}},
+        horizon=4,
+        n_action_steps=2,
+        image_size=32,
+        vision_backbone="test_resnet",
+        vision_grid=2,
+        d_model=32,
+        prefix_layers=1,
+        head_layers=1,
+        head=head,
+        n_bins=16,
+        language_config=LANG,
+        freeze_language=False,
+        max_instruction_tokens=12,
+    )
     fields.update(kw)
     return make_policy(make_policy_config("vla", **fields), STATS)
 
@@ -41,9 +74,12 @@ def tiny(head: str = "flow", **kw):
 def batch(n: int, g: torch.Generator) -> dict:
     side = torch.randint(0, 2, (n,), generator=g)
     sign = (1.0 - 2.0 * side.float())[:, None, None]  # left -> +0.8, right -> -0.8
-    return {"observation.state": torch.rand(n, 1, 3, generator=g) * 2 - 1,
-            CAM: torch.rand(n, 1, 3, 32, 32, generator=g),
-            "action": (0.8 * sign).expand(n, 4, 2).clone(), "task": [TASKS[int(s)] for s in side]}
+    return {
+        "observation.state": torch.rand(n, 1, 3, generator=g) * 2 - 1,
+        CAM: torch.rand(n, 1, 3, 32, 32, generator=g),
+        "action": (0.8 * sign).expand(n, 4, 2).clone(),
+        "task": [TASKS[int(s)] for s in side],
+    }
 
 
 def fit(policy, steps: int, lr: float = 3e-3) -> None:
@@ -127,8 +163,9 @@ def test_bad_input_instructions_cameras_and_paths(tmp_path: Path) -> None:
         out = policy.predict_action_chunk({**obs, "task": "pick the red cube " * 20})
     assert out.shape == (2, 2, 2) and any("truncated" in str(w.message) for w in caught)
     with pytest.raises(PolicyError, match=r"'observation.images.front' is missing.*observation.images.wrist"):
-        policy.predict_action_chunk({"observation.state": obs["observation.state"],
-                                     "observation.images.wrist": obs[CAM], "task": "x"})
+        policy.predict_action_chunk(
+            {"observation.state": obs["observation.state"], "observation.images.wrist": obs[CAM], "task": "x"}
+        )
     with pytest.raises(PolicyError, match=r"'observation.images.front'.*\(3, 48, 48\).*\(3, 32, 32\)"):
         policy.predict_action_chunk({**obs, CAM: torch.rand(2, 3, 48, 48), "task": "x"})
     (tmp_path / "empty").mkdir()
@@ -156,7 +193,9 @@ def test_local_transformers_folder_and_lora_keep_base_weights_frozen(tmp_path: P
     policy.save_pretrained(tmp_path / "ckpt")
     b = batch(2, torch.Generator().manual_seed(0))
     del b["action"]
-    assert torch.equal(load_policy(tmp_path / "ckpt").predict_with_outputs(b)[0], policy.predict_with_outputs(b)[0])
+    assert torch.equal(
+        load_policy(tmp_path / "ckpt").predict_with_outputs(b)[0], policy.predict_with_outputs(b)[0]
+    )
 
 
 def test_motion_head_conditions_actions_and_can_be_overridden() -> None:

@@ -43,13 +43,17 @@ def quantile_edges_from_stats(stats: Mapping[str, Any], n_bins: int) -> np.ndarr
     per-dimension quantiles (piecewise-linear CDF through min, q01, q10, q50, q90, q99, max)."""
     missing = [k for k in QUANTILE_LEVELS if k not in stats]
     if missing:
-        raise PolicyError(f"adaptive_bins needs the action quantiles {missing} in meta/stats.json; recompute the "
-                          "dataset's stats with ember (ember/data/stats.py) or set adaptive_bins=false")
+        raise PolicyError(
+            f"adaptive_bins needs the action quantiles {missing} in meta/stats.json; recompute the "
+            "dataset's stats with ember (ember/data/stats.py) or set adaptive_bins=false"
+        )
     lo = np.asarray(stats["min"], dtype=np.float64).ravel()
     hi = np.asarray(stats["max"], dtype=np.float64).ravel()
     scale = np.where(hi - lo > 1e-6, hi - lo, 1.0)
-    values = np.stack([2.0 * (np.asarray(stats[k], dtype=np.float64).ravel() - lo) / scale - 1.0
-                       for k in QUANTILE_LEVELS], axis=1)  # (A, 7), nondecreasing per row
+    values = np.stack(
+        [2.0 * (np.asarray(stats[k], dtype=np.float64).ravel() - lo) / scale - 1.0 for k in QUANTILE_LEVELS],
+        axis=1,
+    )  # (A, 7), nondecreasing per row
     values = np.maximum.accumulate(np.clip(values, -1.0, 1.0), axis=1)
     levels = np.array(list(QUANTILE_LEVELS.values()))
     targets = np.linspace(0.0, 1.0, n_bins + 1)
@@ -79,8 +83,9 @@ class ActionTokenizer(nn.Module):
     def set_edges(self, edges: np.ndarray | Tensor) -> None:
         edges = torch.as_tensor(np.asarray(edges), dtype=torch.float32)
         if tuple(edges.shape) != (self.action_dim, self.n_bins + 1):
-            raise PolicyError(f"bin edges have shape {tuple(edges.shape)}, expected "
-                              f"({self.action_dim}, {self.n_bins + 1})")
+            raise PolicyError(
+                f"bin edges have shape {tuple(edges.shape)}, expected ({self.action_dim}, {self.n_bins + 1})"
+            )
         if not bool((edges.diff(dim=1) > 0).all()):
             raise PolicyError("bin edges must be strictly increasing in every dimension")
         self.edges.copy_(edges.to(self.edges.device))

@@ -37,10 +37,16 @@ from ember.vla.processor_vla import ATTENTION_MASK, IMAGENET_MEAN, IMAGENET_STD,
 
 LANGUAGE_DIR = "language_backbone"
 """Checkpoint sub-folder holding the language model's transformers config and tokenizer files (not weights)."""
-CHECKPOINT_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vla_checkpoint_dir", default=None)
+CHECKPOINT_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "vla_checkpoint_dir", default=None
+)
 """Set by ``VLAPolicy.from_pretrained`` while it builds the policy: where ``language_backbone/`` is."""
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                 "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 # ------------------------------------------------------------------------------------------------- vision
@@ -48,11 +54,20 @@ def _load_vision_weights(model: nn.Module, path: str) -> None:
     """Local weights into the timm model: a .safetensors / .pth / .bin file, or a folder holding one."""
     p = Path(path)
     if p.is_dir():
-        found = [p / n for n in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-                 if (p / n).is_file()] + sorted(p.glob("*.safetensors")) + sorted(p.glob("*.pth"))
+        found = (
+            [
+                p / n
+                for n in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+                if (p / n).is_file()
+            ]
+            + sorted(p.glob("*.safetensors"))
+            + sorted(p.glob("*.pth"))
+        )
         if not found:
-            raise PolicyError(f"vision_pretrained_path {p} holds no weights (model.safetensors, pytorch_model.bin, "
-                              "*.safetensors or *.pth); point it at the file or the timm folder")
+            raise PolicyError(
+                f"vision_pretrained_path {p} holds no weights (model.safetensors, pytorch_model.bin, "
+                "*.safetensors or *.pth); point it at the file or the timm folder"
+            )
         p = found[0]
     if not p.is_file():
         raise PolicyError(f"vision_pretrained_path {p} does not exist")
@@ -66,13 +81,17 @@ def _load_vision_weights(model: nn.Module, path: str) -> None:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
-        raise PolicyError(f"none of the weights in {p} fit the timm model {type(model).__name__}; is it the same "
-                          "architecture as vision_backbone?")
+        raise PolicyError(
+            f"none of the weights in {p} fit the timm model {type(model).__name__}; is it the same "
+            "architecture as vision_backbone?"
+        )
     model.load_state_dict(usable, strict=False)
     skipped = sorted(set(own) - set(usable))
     if skipped:
-        warnings.warn(f"{len(skipped)} vision parameters are not in {p} and stay random (e.g. {skipped[:3]})",
-                      stacklevel=3)
+        warnings.warn(
+            f"{len(skipped)} vision parameters are not in {p} and stay random (e.g. {skipped[:3]})",
+            stacklevel=3,
+        )
 
 
 class VisionEncoder(nn.Module):
@@ -85,8 +104,10 @@ class VisionEncoder(nn.Module):
         try:
             self.model = timm.create_model(config.vision_backbone, pretrained=False, num_classes=0)
         except RuntimeError as exc:  # timm's "Unknown model"
-            raise PolicyError(f"vision_backbone {config.vision_backbone!r}: {exc}; use a timm model name "
-                              "(timm.list_models())") from exc
+            raise PolicyError(
+                f"vision_backbone {config.vision_backbone!r}: {exc}; use a timm model name "
+                "(timm.list_models())"
+            ) from exc
         if config.vision_pretrained_path and not loading_checkpoint():
             _load_vision_weights(self.model, config.vision_pretrained_path)
         cfg = getattr(self.model, "pretrained_cfg", {}) or {}
@@ -104,13 +125,17 @@ class VisionEncoder(nn.Module):
     def _grid_features(self, x: Tensor) -> Tensor:
         f = self.model.forward_features(x)
         if f.ndim == 3:  # ViT-style (N, L, C): drop class/register tokens, back to a grid
-            f = f[:, int(getattr(self.model, "num_prefix_tokens", 0)):]
+            f = f[:, int(getattr(self.model, "num_prefix_tokens", 0)) :]
             side = int(round(f.shape[1] ** 0.5))
             if side * side != f.shape[1]:
-                raise PolicyError(f"{type(self.model).__name__} gives {f.shape[1]} patch tokens, not a square grid")
+                raise PolicyError(
+                    f"{type(self.model).__name__} gives {f.shape[1]} patch tokens, not a square grid"
+                )
             f = f.transpose(1, 2).reshape(f.shape[0], f.shape[2], side, side)
         elif f.ndim != 4:
-            raise PolicyError(f"timm forward_features gave shape {tuple(f.shape)}; expected (N,C,h,w) or (N,L,C)")
+            raise PolicyError(
+                f"timm forward_features gave shape {tuple(f.shape)}; expected (N,C,h,w) or (N,L,C)"
+            )
         h, w = f.shape[-2:]
         return F.adaptive_avg_pool2d(f, (min(self.grid, h), min(self.grid, w)))
 
@@ -124,10 +149,15 @@ def _require_model_dir(path: str, what: str) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise PolicyError(f"{what} {p} is not a directory; point it at a local transformers model folder")
-    if not (p / "config.json").is_file() or not any((p / n).is_file() for n in _WEIGHT_FILES) and not any(
-            p.glob("*.safetensors")):
-        raise PolicyError(f"{what} {p} holds no transformers model (needs config.json and model.safetensors or "
-                          "pytorch_model.bin); save one there with model.save_pretrained(path)")
+    if (
+        not (p / "config.json").is_file()
+        or not any((p / n).is_file() for n in _WEIGHT_FILES)
+        and not any(p.glob("*.safetensors"))
+    ):
+        raise PolicyError(
+            f"{what} {p} holds no transformers model (needs config.json and model.safetensors or "
+            "pytorch_model.bin); save one there with model.save_pretrained(path)"
+        )
     return p
 
 
@@ -194,8 +224,12 @@ class LanguageModel(nn.Module):
         if config.lora_rank > 0:
             from peft import LoraConfig, get_peft_model
 
-            lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                              target_modules=list(config.lora_target_modules), lora_dropout=0.0)
+            lora = LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=config.lora_alpha,
+                target_modules=list(config.lora_target_modules),
+                lora_dropout=0.0,
+            )
             text = get_peft_model(text, lora)
         self.model = text
         self.frozen = config.freeze_language and config.lora_rank == 0
@@ -234,8 +268,9 @@ class VLABackbone(nn.Module):
         self.vision_pos = nn.Parameter(torch.randn(1, max(n_vision, 1), d) * 0.02)
         self.state_pos = nn.Parameter(torch.randn(1, config.n_obs_steps, d) * 0.02)
         self.word_pos = nn.Parameter(torch.randn(1, config.max_instruction_tokens, d) * 0.02)
-        layer = nn.TransformerEncoderLayer(d, config.n_heads, 4 * d, config.dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            d, config.n_heads, 4 * d, config.dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.encoder = nn.TransformerEncoder(layer, config.prefix_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
 
@@ -260,8 +295,12 @@ class VLABackbone(nn.Module):
             tokens = self.vision(images.flatten(0, 2))  # (B*T*C, G, d)
             tokens = tokens.reshape(b, -1, tokens.shape[-1]) + self.vision_pos
             parts.append(tokens)
-            names += [f"{k}@{t - t_steps + 1}/{g}" for t in range(t_steps) for k in self.image_keys
-                      for g in range(self.vision.n_tokens)]
+            names += [
+                f"{k}@{t - t_steps + 1}/{g}"
+                for t in range(t_steps)
+                for k in self.image_keys
+                for g in range(self.vision.n_tokens)
+            ]
         if self.state_proj is not None:
             state = torch.cat([batch[k] for k in self.state_keys], dim=-1)  # (B, T, D)
             parts.append(self.state_proj(state) + self.state_pos)

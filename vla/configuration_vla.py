@@ -88,8 +88,16 @@ class VLAConfig(PolicyConfig):
             raise PolicyError(f"head {self.head!r} is unknown; use one of {HEADS}")
         if self.time_sampling not in TIME_SAMPLINGS:
             raise PolicyError(f"time_sampling {self.time_sampling!r} is unknown; use one of {TIME_SAMPLINGS}")
-        for name in ("image_size", "vision_grid", "d_model", "n_heads", "prefix_layers", "head_layers",
-                     "max_instruction_tokens", "num_inference_steps"):
+        for name in (
+            "image_size",
+            "vision_grid",
+            "d_model",
+            "n_heads",
+            "prefix_layers",
+            "head_layers",
+            "max_instruction_tokens",
+            "num_inference_steps",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise PolicyError(f"{name} must be a positive int, got {value!r}")

@@ -36,8 +36,9 @@ from ember.vla.configuration_vla import VLAConfig
 
 def _decoder(config: VLAConfig) -> nn.TransformerDecoder:
     d = config.d_model
-    layer = nn.TransformerDecoderLayer(d, config.n_heads, 4 * d, config.dropout, batch_first=True,
-                                       norm_first=True, activation="gelu")
+    layer = nn.TransformerDecoderLayer(
+        d, config.n_heads, 4 * d, config.dropout, batch_first=True, norm_first=True, activation="gelu"
+    )
     return nn.TransformerDecoder(layer, config.head_layers)
 
 
@@ -83,8 +84,9 @@ class TokenHead(nn.Module):
         tokens = self.tokenizer.encode(actions)
         return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
 
-    def sample(self, prefix: ObservationTokens, temperature: float = 0.0,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def sample(
+        self, prefix: ObservationTokens, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(normalized chunk (B, H, A), tokens (B, H, A), log-prob (B,)); temperature 0 = greedy."""
         logits = self.logits(prefix)
         if temperature > 0:
@@ -119,7 +121,11 @@ class FlowHead(nn.Module):
         self.out = nn.Linear(d, config.action_dim)
 
     def velocity(self, x_t: Tensor, t: Tensor, prefix: ObservationTokens) -> Tensor:
-        h = self.action_in(x_t) + self.step_pos + self.time_mlp(time_embedding(t, self.step_pos.shape[-1]))[:, None]
+        h = (
+            self.action_in(x_t)
+            + self.step_pos
+            + self.time_mlp(time_embedding(t, self.step_pos.shape[-1]))[:, None]
+        )
         h = self.decoder(h, prefix.tokens, memory_key_padding_mask=~prefix.mask)
         return self.out(self.norm(h))
 
@@ -145,8 +151,12 @@ class FlowHead(nn.Module):
     def sample(self, prefix: ObservationTokens, generator: torch.Generator | None = None) -> Tensor:
         """Euler-integrated normalized chunk (B, H, A), clamped to [-1, 1]."""
         b = prefix.tokens.shape[0]
-        x = torch.randn((b, self.config.horizon, self.config.action_dim), generator=generator,
-                        device=prefix.tokens.device, dtype=prefix.tokens.dtype)
+        x = torch.randn(
+            (b, self.config.horizon, self.config.action_dim),
+            generator=generator,
+            device=prefix.tokens.device,
+            dtype=prefix.tokens.dtype,
+        )
         n = self.config.num_inference_steps
         for i in range(n):
             t = torch.full((b,), i / n, device=x.device, dtype=x.dtype)
@@ -160,8 +170,9 @@ class MotionHead(nn.Module):
     def __init__(self, config: VLAConfig) -> None:
         super().__init__()
         n = len(config.motion_vocabulary)
-        self.classifier = nn.Sequential(nn.Linear(config.d_model, config.d_model), nn.GELU(),
-                                        nn.Linear(config.d_model, n))
+        self.classifier = nn.Sequential(
+            nn.Linear(config.d_model, config.d_model), nn.GELU(), nn.Linear(config.d_model, n)
+        )
         self.embedding = nn.Embedding(n, config.d_model)
 
     def logits(self, prefix: ObservationTokens) -> Tensor:
@@ -174,4 +185,7 @@ class MotionHead(nn.Module):
         return ObservationTokens(
             torch.cat([prefix.tokens + token, token], dim=1),
             torch.cat([prefix.mask, torch.ones_like(prefix.mask[:, :1])], dim=1),
-            prefix.pooled, (*prefix.names, "motion"), (*prefix.widths, token.shape[-1]))
+            prefix.pooled,
+            (*prefix.names, "motion"),
+            (*prefix.widths, token.shape[-1]),
+        )

@@ -56,14 +56,19 @@ class VLAPolicy(Policy):
         self.backbone = VLABackbone(config)
         vision = self.backbone.vision
         image = ImageTransform(config.image_size, *((vision.mean, vision.std) if vision is not None else ()))
-        self.processor = VLAProcessor(config.input_features, config.image_keys, image,
-                                      InstructionTokenizer(self.backbone.language.tokenizer,
-                                                           config.max_instruction_tokens))
+        self.processor = VLAProcessor(
+            config.input_features,
+            config.image_keys,
+            image,
+            InstructionTokenizer(self.backbone.language.tokenizer, config.max_instruction_tokens),
+        )
         self.head = TokenHead(config) if config.head == "token" else FlowHead(config)
         if config.head == "token" and config.adaptive_bins and not loading_checkpoint():
             if dataset_stats is None or ACTION_KEY not in dataset_stats:
-                raise PolicyError("adaptive_bins needs the dataset's action stats (meta/stats.json) to place the "
-                                  "bin edges; pass dataset_stats to make_policy")
+                raise PolicyError(
+                    "adaptive_bins needs the dataset's action stats (meta/stats.json) to place the "
+                    "bin edges; pass dataset_stats to make_policy"
+                )
             self.head.tokenizer.set_edges(quantile_edges_from_stats(dataset_stats[ACTION_KEY], config.n_bins))
         self.motion_head = MotionHead(config) if config.motion_vocabulary else None
         self.last_outputs: dict[str, Tensor] | None = None
@@ -81,8 +86,10 @@ class VLAPolicy(Policy):
         out: dict[str, Tensor] = {}
         for key in self.config.observation_keys:
             if key not in batch:
-                raise PolicyError(f"observation is missing {key!r}, which this 'vla' policy needs; keys present: "
-                                  f"{sorted(batch)}")
+                raise PolicyError(
+                    f"observation is missing {key!r}, which this 'vla' policy needs; keys present: "
+                    f"{sorted(batch)}"
+                )
             x = torch.as_tensor(batch[key]).to(self.device)
             x = to_unit_float(x) if key in self.config.image_keys else x.float()
             ndim = len(feature_shape(key, self.config.input_features[key]))
@@ -91,8 +98,10 @@ class VLAPolicy(Policy):
             elif not train and x.ndim == ndim + 2 and x.shape[1] > n:
                 x = x[:, -n:]
             if x.ndim != ndim + 2 or x.shape[1] != n:
-                raise PolicyError(f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, "
-                                  f"*{self.config.input_features[key]['shape']})")
+                raise PolicyError(
+                    f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, "
+                    f"*{self.config.input_features[key]['shape']})"
+                )
             out[key] = x
         return out
 
@@ -116,8 +125,9 @@ class VLAPolicy(Policy):
             return None
         return torch.tensor([vocab.index(p) if p is not None else -1 for p in phrases], device=self.device)
 
-    def _condition_on_motion(self, prefix: ObservationTokens, batch: Mapping[str, Any], train: bool
-                             ) -> tuple[ObservationTokens, dict[str, Tensor]]:
+    def _condition_on_motion(
+        self, prefix: ObservationTokens, batch: Mapping[str, Any], train: bool
+    ) -> tuple[ObservationTokens, dict[str, Tensor]]:
         """Training: the motion loss and the labelled motion as the token; inference: the predicted motion,
         or the override where one is given."""
         if self.motion_head is None:
@@ -132,8 +142,11 @@ class VLAPolicy(Policy):
         override = self._motion_indices(batch.get(MOTION_OVERRIDE_KEY), chosen.shape[0])
         if override is not None:
             chosen = torch.where(override >= 0, override, chosen)
-        out = {"motion_index": chosen, "motion_log_prob": logp.gather(-1, chosen[:, None]).squeeze(-1),
-               "predicted_motion_index": logits.argmax(-1)}
+        out = {
+            "motion_index": chosen,
+            "motion_log_prob": logp.gather(-1, chosen[:, None]).squeeze(-1),
+            "predicted_motion_index": logits.argmax(-1),
+        }
         return self.motion_head.condition(prefix, chosen.detach()), out
 
     def motion_log_prob(self, batch: Mapping[str, Any], motion: Tensor) -> Tensor:
@@ -147,10 +160,14 @@ class VLAPolicy(Policy):
     def _training_actions(self, batch: Mapping[str, Any]) -> Tensor:
         if ACTION_KEY not in batch:
             raise PolicyError(f"training batch has no {ACTION_KEY!r}; keys present: {sorted(batch)}")
-        actions = self.normalizer.normalize_feature(ACTION_KEY, torch.as_tensor(batch[ACTION_KEY]).to(self.device))
+        actions = self.normalizer.normalize_feature(
+            ACTION_KEY, torch.as_tensor(batch[ACTION_KEY]).to(self.device)
+        )
         if actions.ndim != 3 or tuple(actions.shape[1:]) != (self.config.horizon, self.config.action_dim):
-            raise PolicyError(f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon="
-                              f"{self.config.horizon}, {self.config.action_dim})")
+            raise PolicyError(
+                f"'action' has shape {tuple(actions.shape)}; expected (batch, horizon="
+                f"{self.config.horizon}, {self.config.action_dim})"
+            )
         return actions.clamp(-1.0, 1.0)
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
@@ -174,16 +191,21 @@ class VLAPolicy(Policy):
         GRPO's ratios are made of."""
         if not isinstance(self.head, TokenHead):
             raise PolicyError("only head='token' has action log-probabilities; the flow head has none")
-        prefix, _ = self._condition_on_motion(self.encode_tokens(batch, train=self.training), batch, train=True)
+        prefix, _ = self._condition_on_motion(
+            self.encode_tokens(batch, train=self.training), batch, train=True
+        )
         return self.head.log_prob(prefix, self._training_actions(batch))
 
     # -------------------------------------------------------------------------------------- inference
     @torch.no_grad()
-    def predict_with_outputs(self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-                             ) -> tuple[Tensor, dict[str, Tensor]]:
+    def predict_with_outputs(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The full chunk (B, horizon, A) in dataset units, and what the heads say about it (``log_prob`` (B,)
         and ``step_log_prob`` (B, horizon) for the token head; the motion's index and log-prob)."""
-        prefix, outputs = self._condition_on_motion(self.encode_tokens(batch, train=False), batch, train=False)
+        prefix, outputs = self._condition_on_motion(
+            self.encode_tokens(batch, train=False), batch, train=False
+        )
         if isinstance(self.head, TokenHead):
             chunk, tokens, logp = self.head.sample(prefix, self.config.temperature, generator)
             logits = self.head.logits(prefix)
@@ -193,13 +215,17 @@ class VLAPolicy(Policy):
             chunk = self.head.sample(prefix, generator)
         return self.normalizer.unnormalize_action(chunk), outputs
 
-    def predict_action_chunk(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
+    def predict_action_chunk(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> Tensor:
         """The ``n_action_steps`` actions (B, n_action_steps, A) to execute now (from index n_obs_steps - 1)."""
         chunk, outputs = self.predict_with_outputs(batch, generator)
         start = self.config.n_obs_steps - 1
-        self._chunk_outputs = {k: v[:, start: start + self.config.n_action_steps] if k == "step_log_prob" else v
-                               for k, v in outputs.items()}
-        return chunk[:, start: start + self.config.n_action_steps]
+        self._chunk_outputs = {
+            k: v[:, start : start + self.config.n_action_steps] if k == "step_log_prob" else v
+            for k, v in outputs.items()
+        }
+        return chunk[:, start : start + self.config.n_action_steps]
 
     def episode_inputs(self, observation: Mapping[str, Any]) -> dict[str, Any]:
         out = super().episode_inputs(observation)
@@ -217,8 +243,9 @@ class VLAPolicy(Policy):
         self._time_s = 0.0
 
     @torch.no_grad()
-    def select_action(self, observation: Mapping[str, Any], motion_override: str | list[str] | None = None
-                      ) -> Tensor:
+    def select_action(
+        self, observation: Mapping[str, Any], motion_override: str | list[str] | None = None
+    ) -> Tensor:
         """One action (B, A); ``motion_override`` (a phrase of the vocabulary, or one per env) replaces the
         predicted motion from the next chunk on (RT-H's operator correction; logged in ``motion_log``).
         A new instruction (``task``) is used from the next chunk on; call ``replan()`` to switch at once."""
@@ -227,8 +254,9 @@ class VLAPolicy(Policy):
         action = super().select_action(observation)
         if planning:
             outputs = getattr(self, "_chunk_outputs", {})
-            self._step_log_probs = deque(outputs["step_log_prob"].transpose(0, 1)) if "step_log_prob" in outputs \
-                else deque()
+            self._step_log_probs = (
+                deque(outputs["step_log_prob"].transpose(0, 1)) if "step_log_prob" in outputs else deque()
+            )
             self.last_outputs = {k: v for k, v in outputs.items() if k in ("motion_index", "motion_log_prob")}
             if self.motion_head is not None:
                 self._log_motions(outputs)

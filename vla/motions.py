@@ -103,7 +103,9 @@ class MotionConfig:
         if not 0 < self.secondary_ratio <= 1:
             raise DatasetError(f"motion secondary_ratio must be in (0, 1], got {self.secondary_ratio}.")
         if len(self.axis_words) != 3 or any(len(w) != 2 for w in self.axis_words):
-            raise DatasetError(f"axis_words needs 3 (positive, negative) pairs for x, y, z, got {self.axis_words}.")
+            raise DatasetError(
+                f"axis_words needs 3 (positive, negative) pairs for x, y, z, got {self.axis_words}."
+            )
         if not 1 <= int(self.max_axes) <= 3:
             raise DatasetError(f"motion max_axes must be 1, 2 or 3, got {self.max_axes}.")
         if not 0 < self.gripper_threshold <= 1:
@@ -160,7 +162,9 @@ class MotionVocabulary:
         try:
             return self._index[motion]  # type: ignore[attr-defined]
         except KeyError:
-            raise DatasetError(f"{motion!r} is not a motion of this vocabulary; motions: {list(self.motions)}.") from None
+            raise DatasetError(
+                f"{motion!r} is not a motion of this vocabulary; motions: {list(self.motions)}."
+            ) from None
 
     def motion(self, index: int) -> str:
         if not 0 <= int(index) < len(self.motions):
@@ -195,12 +199,15 @@ class MotionVocabulary:
         """The vocabulary :func:`label_motions` stored in ``<root>/meta/motions.json``."""
         path = Path(root) / MOTIONS_PATH
         if not path.is_file():
-            raise DatasetError(f"{path} is missing: label the dataset first (`ember motions --dataset={root}`).")
+            raise DatasetError(
+                f"{path} is missing: label the dataset first (`ember motions --dataset={root}`)."
+            )
         return cls.from_json(path.read_text())
 
 
-def derive_motions(ee_positions: np.ndarray, gripper: np.ndarray | None, fps: float,
-                   config: MotionConfig | None = None) -> list[str]:
+def derive_motions(
+    ee_positions: np.ndarray, gripper: np.ndarray | None, fps: float, config: MotionConfig | None = None
+) -> list[str]:
     """One motion phrase per frame of one episode (see the module docstring for the rule)."""
     config = config or MotionConfig()
     config.validate()
@@ -226,8 +233,11 @@ def derive_motions(ee_positions: np.ndarray, gripper: np.ndarray | None, fps: fl
             continue
         mag = np.abs(disp[t])
         top = float(mag.max())
-        keep = [i for i in np.argsort(-mag, kind="stable")
-                if mag[i] >= config.dead_zone_m - 1e-9 and mag[i] >= config.secondary_ratio * top - 1e-9][: int(config.max_axes)]
+        keep = [
+            i
+            for i in np.argsort(-mag, kind="stable")
+            if mag[i] >= config.dead_zone_m - 1e-9 and mag[i] >= config.secondary_ratio * top - 1e-9
+        ][: int(config.max_axes)]
         if not keep:
             out.append(STAY)
             continue
@@ -251,10 +261,14 @@ def ee_source(features: Mapping[str, Any], config: MotionConfig) -> tuple[str, s
             if key in features and all(n in _names(features[key]) for n in EE_NAMES):
                 return "columns", key
         if config.source == "columns":
-            raise DatasetError("no feature records the end effector (ee.x, ee.y, ee.z in observation.environment_state "
-                               "or observation.state); use source='fk' to compute it from the joints.")
+            raise DatasetError(
+                "no feature records the end effector (ee.x, ee.y, ee.z in observation.environment_state "
+                "or observation.state); use source='fk' to compute it from the joints."
+            )
     if "observation.state" not in features:
-        raise DatasetError("the dataset has no observation.state, so neither recorded nor FK end-effector positions.")
+        raise DatasetError(
+            "the dataset has no observation.state, so neither recorded nor FK end-effector positions."
+        )
     return "fk", "observation.state"
 
 
@@ -271,22 +285,28 @@ class JointFK:
         from ember.robots import get_robot, robot_mjspec
 
         if not robot_type:
-            raise DatasetError("a joints-only dataset needs info.json 'robot_type' (e.g. 'panda') for forward "
-                               "kinematics of the end effector.")
+            raise DatasetError(
+                "a joints-only dataset needs info.json 'robot_type' (e.g. 'panda') for forward "
+                "kinematics of the end effector."
+            )
         self.robot = get_robot(robot_type)
         self.model = robot_mjspec(robot_type).compile()
         self.data = mujoco.MjData(self.model)
         names = list(state_names) or list(self.robot.state_names)
         missing = [j for j in self.robot.joint_names if j not in names]
         if missing:
-            raise DatasetError(f"observation.state names {names} lack the {robot_type} joints {missing}; FK needs "
-                               f"every arm joint ({list(self.robot.joint_names)}).")
+            raise DatasetError(
+                f"observation.state names {names} lack the {robot_type} joints {missing}; FK needs "
+                f"every arm joint ({list(self.robot.joint_names)})."
+            )
         self.arm_cols = [names.index(j) for j in self.robot.joint_names]
         grip = [j for j in self.robot.gripper_joint_names if j in names]
         self.grip_cols = [names.index(j) for j in grip]
         self.grip_sel = [list(self.robot.gripper_joint_names).index(j) for j in grip]
-        self.qpos_adr = [int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)])
-                         for j in self.robot.joint_names]
+        self.qpos_adr = [
+            int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)])
+            for j in self.robot.joint_names
+        ]
         self.site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, self.robot.ee_site)
         self._mujoco = mujoco
 
@@ -306,17 +326,22 @@ class JointFK:
         return out, grip
 
 
-def episode_ee(table: pa.Table, features: Mapping[str, Any], kind: str, key: str,
-               fk: JointFK | None) -> tuple[np.ndarray, np.ndarray | None]:
+def episode_ee(
+    table: pa.Table, features: Mapping[str, Any], kind: str, key: str, fk: JointFK | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(ee positions (T, 3), gripper closure (T,) or None)`` of one episode's rows."""
-    arr = np.asarray(columns.to_numpy(table.column(key), features[key]), dtype=np.float64).reshape(table.num_rows, -1)
+    arr = np.asarray(columns.to_numpy(table.column(key), features[key]), dtype=np.float64).reshape(
+        table.num_rows, -1
+    )
     if kind == "columns":
         names = _names(features[key])
         ee = arr[:, [names.index(n) for n in EE_NAMES]]
         if GRIPPER_NAME in names:
             return ee, arr[:, names.index(GRIPPER_NAME)]
         if fk is not None and fk.grip_cols and "observation.state" in features:
-            state = np.asarray(columns.to_numpy(table.column("observation.state"), features["observation.state"]))
+            state = np.asarray(
+                columns.to_numpy(table.column("observation.state"), features["observation.state"])
+            )
             return ee, fk(state.reshape(table.num_rows, -1))[1]
         return ee, None
     assert fk is not None
@@ -350,7 +375,9 @@ def motion_rows(motions: Sequence[str], fps: float) -> list[LanguageRow]:
     return [motion_row(m, t / fps) for t, m in enumerate(motions) if t == 0 or m != motions[t - 1]]
 
 
-def _merged_persistent(existing: Sequence[Mapping[str, Any]] | None, rows: Sequence[LanguageRow]) -> list[dict]:
+def _merged_persistent(
+    existing: Sequence[Mapping[str, Any]] | None, rows: Sequence[LanguageRow]
+) -> list[dict]:
     """The episode's persistent rows with every earlier ``motion`` row replaced by ``rows`` (re-runs idempotent)."""
     kept = [as_row(d) for d in existing or [] if d.get("style") != MOTION_STYLE]
     merged = sorted([*kept, *rows], key=lambda r: (float(r.timestamp or 0.0), r.style != "subtask"))
@@ -384,8 +411,14 @@ def label_motions(dataset_root: str | Path, config: MotionConfig | None = None) 
                 raise
     vocab = MotionVocabulary.from_config(config)
     fps = float(ds.fps)
-    write_json_atomic(root / MOTIONS_PATH, {"motions": list(vocab.motions), "config": config.to_dict(),
-                                            "source": f"{kind}:{key if kind == 'columns' else info.get('robot_type')}"})
+    write_json_atomic(
+        root / MOTIONS_PATH,
+        {
+            "motions": list(vocab.motions),
+            "config": config.to_dict(),
+            "source": f"{kind}:{key if kind == 'columns' else info.get('robot_type')}",
+        },
+    )
     written = [f"wrote {root / MOTIONS_PATH}"]
 
     merged = dict(feats)
@@ -404,8 +437,10 @@ def label_motions(dataset_root: str | Path, config: MotionConfig | None = None) 
         table = pq.read_table(path, page_checksum_verification=True)
         index = table.column("index").to_numpy()
         if len(index) and index.max() >= total:
-            raise DatasetError(f"{path} holds rows of an uncommitted episode (index >= {total}); run "
-                               f"`ember data repair {root}` first.")
+            raise DatasetError(
+                f"{path} holds rows of an uncommitted episode (index >= {total}); run "
+                f"`ember data repair {root}` first."
+            )
         ep = table.column("episode_index").to_numpy()
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
         parts = []
@@ -416,14 +451,22 @@ def label_motions(dataset_root: str | Path, config: MotionConfig | None = None) 
             counts.update(motions)
             new_rows = motion_rows(motions, fps)
             n_rows += len(new_rows)
-            old = part.column(LANGUAGE_PERSISTENT).to_pylist()[0] if LANGUAGE_PERSISTENT in part.column_names else []
+            old = (
+                part.column(LANGUAGE_PERSISTENT).to_pylist()[0]
+                if LANGUAGE_PERSISTENT in part.column_names
+                else []
+            )
             persistent = _merged_persistent(old, new_rows)
             arrays = []
             for fld in schema:
                 if fld.name == LANGUAGE_PERSISTENT:
-                    arrays.append(columns.language_to_arrow(LANGUAGE_PERSISTENT, [persistent] * part.num_rows))
+                    arrays.append(
+                        columns.language_to_arrow(LANGUAGE_PERSISTENT, [persistent] * part.num_rows)
+                    )
                 elif fld.name == LANGUAGE_EVENTS and LANGUAGE_EVENTS not in part.column_names:
-                    arrays.append(columns.language_to_arrow(LANGUAGE_EVENTS, [[] for _ in range(part.num_rows)]))
+                    arrays.append(
+                        columns.language_to_arrow(LANGUAGE_EVENTS, [[] for _ in range(part.num_rows)])
+                    )
                 else:
                     arrays.append(part.column(fld.name).combine_chunks().cast(fld.type))
             parts.append(pa.Table.from_arrays(arrays, schema=schema))
@@ -433,10 +476,17 @@ def label_motions(dataset_root: str | Path, config: MotionConfig | None = None) 
         info["features"] = merged
         meta.write_info(root, info)  # commit point
         written.append(f"declared {list(LANGUAGE_COLUMNS)} in {root / layout.INFO_PATH}")
-    return MotionSummary(root=str(root), source=f"{kind}:{key if kind == 'columns' else info.get('robot_type')}",
-                         episodes=ds.num_episodes, frames=total, vocabulary=list(vocab.motions),
-                         counts={m: counts[m] for m in vocab.motions if counts[m]}, rows=n_rows,
-                         seconds=time.perf_counter() - t0, written=written)
+    return MotionSummary(
+        root=str(root),
+        source=f"{kind}:{key if kind == 'columns' else info.get('robot_type')}",
+        episodes=ds.num_episodes,
+        frames=total,
+        vocabulary=list(vocab.motions),
+        counts={m: counts[m] for m in vocab.motions if counts[m]},
+        rows=n_rows,
+        seconds=time.perf_counter() - t0,
+        written=written,
+    )
 
 
 def dataset_motions(root: str | Path, episode: int) -> list[str]:
@@ -450,7 +500,9 @@ def dataset_motions(root: str | Path, episode: int) -> list[str]:
     for t in range(n):
         row = lang.active_at(t / ds.fps, MOTION_STYLE)
         if row is None:
-            raise DatasetError(f"episode {episode} of {root} has no motion rows; run `ember motions --dataset={root}`.")
+            raise DatasetError(
+                f"episode {episode} of {root} has no motion rows; run `ember motions --dataset={root}`."
+            )
         out.append(row.content or "")
     return out
 
@@ -484,7 +536,9 @@ class MotionOverrideLog:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def record(self, time_s: float, predicted: str, replaced_by: str, source: str = "argument") -> MotionOverride:
+    def record(
+        self, time_s: float, predicted: str, replaced_by: str, source: str = "argument"
+    ) -> MotionOverride:
         entry = MotionOverride(float(time_s), str(predicted), str(replaced_by), str(source))
         self.entries.append(entry)
         return entry
@@ -502,8 +556,15 @@ class MotionOverrideLog:
         out = []
         for e in self.entries:
             base = correction(e.replaced_by, e.time)
-            call = {"type": "function", "function": {"name": "override_motion", "arguments": json.dumps(
-                {"predicted": e.predicted, "replaced_by": e.replaced_by, "source": e.source})}}
+            call = {
+                "type": "function",
+                "function": {
+                    "name": "override_motion",
+                    "arguments": json.dumps(
+                        {"predicted": e.predicted, "replaced_by": e.replaced_by, "source": e.source}
+                    ),
+                },
+            }
             out.append(LanguageRow(base.role, base.content, base.style, base.timestamp, None, (call,)))
         return out
 
@@ -518,6 +579,19 @@ class MotionOverrideLog:
         return log
 
 
-__all__ = ["CLOSE_GRIPPER", "MOTIONS_PATH", "OPEN_GRIPPER", "STAY", "JointFK", "MotionConfig", "MotionOverride",
-           "MotionOverrideLog", "MotionSummary", "MotionVocabulary", "dataset_motions", "derive_motions",
-           "label_motions", "motion_rows"]
+__all__ = [
+    "CLOSE_GRIPPER",
+    "MOTIONS_PATH",
+    "OPEN_GRIPPER",
+    "STAY",
+    "JointFK",
+    "MotionConfig",
+    "MotionOverride",
+    "MotionOverrideLog",
+    "MotionSummary",
+    "MotionVocabulary",
+    "dataset_motions",
+    "derive_motions",
+    "label_motions",
+    "motion_rows",
+]

@@ -32,8 +32,10 @@ def run_motions(cfg: MotionsConfig) -> MotionSummary:
 
 
 def _format(summary: MotionSummary) -> str:
-    lines = [f"{summary.root}: {summary.episodes} episodes, {summary.frames} frames, end effector from "
-             f"{summary.source}; {summary.rows} motion rows in {summary.seconds:.2f} s"]
+    lines = [
+        f"{summary.root}: {summary.episodes} episodes, {summary.frames} frames, end effector from "
+        f"{summary.source}; {summary.rows} motion rows in {summary.seconds:.2f} s"
+    ]
     width = max((len(m) for m in summary.counts), default=0)
     for m, n in sorted(summary.counts.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {m:<{width}}  {n:6d}  {100.0 * n / max(summary.frames, 1):5.1f}%")
@@ -46,6 +48,11 @@ def _run_verb(cfg: MotionsConfig) -> int:
     return 0
 
 
-VERB = Verb("motions", "derive RT-H language motions (move left, close the gripper, ...) and store them as the "
-            "dataset's motion language rows", MotionsConfig, _run_verb)
+VERB = Verb(
+    "motions",
+    "derive RT-H language motions (move left, close the gripper, ...) and store them as the "
+    "dataset's motion language rows",
+    MotionsConfig,
+    _run_verb,
+)
 """``ember motions`` (pyproject: ``[project.entry-points."ember.verbs"] motions = "ember.vla.motions_cli:VERB"``)."""

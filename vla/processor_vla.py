@@ -73,18 +73,27 @@ class InstructionTokenizer:
             n = len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
             if n > self.max_tokens:
                 self._warned.add(text)
-                warnings.warn(f"instruction {text[:60]!r}... has {n} tokens; truncated to max_instruction_tokens="
-                              f"{self.max_tokens}", stacklevel=3)
-        enc = self.tokenizer(texts, padding="longest", truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt")
+                warnings.warn(
+                    f"instruction {text[:60]!r}... has {n} tokens; truncated to max_instruction_tokens="
+                    f"{self.max_tokens}",
+                    stacklevel=3,
+                )
+        enc = self.tokenizer(
+            texts, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
         return {INPUT_IDS: enc["input_ids"].to(device), ATTENTION_MASK: enc["attention_mask"].to(device)}
 
 
 class VLAProcessor:
     """Checks cameras, then images (resize + normalize) and the instruction (tokens) of one batch."""
 
-    def __init__(self, input_features: Mapping[str, Mapping[str, Any]], image_keys: Sequence[str],
-                 image: ImageTransform, tokenizer: InstructionTokenizer) -> None:
+    def __init__(
+        self,
+        input_features: Mapping[str, Mapping[str, Any]],
+        image_keys: Sequence[str],
+        image: ImageTransform,
+        tokenizer: InstructionTokenizer,
+    ) -> None:
         self.input_features = input_features
         self.image_keys = list(image_keys)
         self.images = Compose([KeyTransform(self.image_keys, image)])
@@ -95,13 +104,17 @@ class VLAProcessor:
         for key in self.image_keys:
             if key not in batch:
                 present = sorted(k for k in batch if k.startswith("observation.images."))
-                raise PolicyError(f"camera {key!r} is missing from the observation; this policy needs "
-                                  f"{self.image_keys}, the observation has {present}")
+                raise PolicyError(
+                    f"camera {key!r} is missing from the observation; this policy needs "
+                    f"{self.image_keys}, the observation has {present}"
+                )
             expected = tuple(feature_shape(key, self.input_features[key]))
             got = tuple(batch[key].shape[-3:])
             if got != expected:
-                raise PolicyError(f"camera {key!r} gives images of shape {got} (C, H, W); this policy was trained "
-                                  f"on {expected}: use the training camera resolution (or retrain)")
+                raise PolicyError(
+                    f"camera {key!r} gives images of shape {got} (C, H, W); this policy was trained "
+                    f"on {expected}: use the training camera resolution (or retrain)"
+                )
 
     def __call__(self, batch: Mapping[str, Any], batch_size: int, device: torch.device) -> dict[str, Any]:
         self.check_cameras(batch)

@@ -94,8 +94,15 @@ def _train_samples(torch, model, loader, loss_of, steps: int) -> float:
 
 
 def _loader(torch, ds, **kw):
-    return torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0, drop_last=True,
-                                       generator=torch.Generator().manual_seed(0), **kw)
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=0,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(0),
+        **kw,
+    )
 
 
 def ember_side(camera: Path, state: Path, args) -> dict:
@@ -118,22 +125,39 @@ def ember_side(camera: Path, state: Path, args) -> dict:
         uncached = WindowDataset(cam_ds, N_OBS, HORIZON, [STATE, CAM], cache=False)
         out["camera random uncached"] = _random_samples(torch, uncached, args.samples)
         out["camera random"] = _random_samples(torch, cached, args.samples * 5)
-        out["camera loader uncached"] = _loader_samples(torch, _loader(torch, uncached, collate_fn=collate_windows),
-                                                        max(2, args.batches // 5))
-        out["camera loader"] = _loader_samples(torch, _loader(torch, cached, collate_fn=collate_windows),
-                                               args.batches)
+        out["camera loader uncached"] = _loader_samples(
+            torch, _loader(torch, uncached, collate_fn=collate_windows), max(2, args.batches // 5)
+        )
+        out["camera loader"] = _loader_samples(
+            torch, _loader(torch, cached, collate_fn=collate_windows), args.batches
+        )
 
     st_ds = EmberDataset(state)
     windows = WindowDataset(st_ds, N_OBS, HORIZON, [STATE, ENV])
     dims = _shapes(state)
     cfg = make_policy_config(
-        "diffusion", input_features={STATE: {"shape": [dims[STATE]]}, ENV: {"shape": [dims[ENV]]}},
-        output_features={ACTION: {"shape": [dims[ACTION]]}}, n_obs_steps=N_OBS, horizon=HORIZON, n_action_steps=8,
-        denoiser={"down_dims": [64, 128, 256], "kernel_size": 5, "n_groups": 8, "diffusion_step_embed_dim": 128,
-                  "res_blocks_per_level": 2})
+        "diffusion",
+        input_features={STATE: {"shape": [dims[STATE]]}, ENV: {"shape": [dims[ENV]]}},
+        output_features={ACTION: {"shape": [dims[ACTION]]}},
+        n_obs_steps=N_OBS,
+        horizon=HORIZON,
+        n_action_steps=8,
+        denoiser={
+            "down_dims": [64, 128, 256],
+            "kernel_size": 5,
+            "n_groups": 8,
+            "diffusion_step_embed_dim": 128,
+            "res_blocks_per_level": 2,
+        },
+    )
     policy = make_policy(cfg, dataset_stats=st_ds.meta.stats).train()
-    out["train"] = _train_samples(torch, policy, _loader(torch, windows, collate_fn=collate_windows),
-                                  lambda b: policy(b)["loss"], args.steps)
+    out["train"] = _train_samples(
+        torch,
+        policy,
+        _loader(torch, windows, collate_fn=collate_windows),
+        lambda b: policy(b)["loss"],
+        args.steps,
+    )
     return out
 
 
@@ -149,8 +173,12 @@ def lerobot_side(camera: Path, state: Path, args) -> dict:
     obs_t = [i / 10 for i in range(1 - N_OBS, 1)]
     act_t = [i / 10 for i in range(1 - N_OBS, 1 - N_OBS + HORIZON)]
     out = {}
-    cam_ds = LeRobotDataset("local/camera", root=camera, video_backend="torchcodec",
-                            delta_timestamps={CAM: obs_t, STATE: obs_t, ACTION: act_t})
+    cam_ds = LeRobotDataset(
+        "local/camera",
+        root=camera,
+        video_backend="torchcodec",
+        delta_timestamps={CAM: obs_t, STATE: obs_t, ACTION: act_t},
+    )
     out["camera random"] = _random_samples(torch, cam_ds, args.samples)
     out["camera loader"] = _loader_samples(torch, _loader(torch, cam_ds), max(2, args.batches // 5))
 
@@ -158,15 +186,29 @@ def lerobot_side(camera: Path, state: Path, args) -> dict:
     obs_t = [i / fps for i in range(1 - N_OBS, 1)]
     act_t = [i / fps for i in range(1 - N_OBS, 1 - N_OBS + HORIZON)]
     dims = _shapes(state)
-    st_ds = LeRobotDataset("local/state", root=state, delta_timestamps={STATE: obs_t, ENV: obs_t, ACTION: act_t})
+    st_ds = LeRobotDataset(
+        "local/state", root=state, delta_timestamps={STATE: obs_t, ENV: obs_t, ACTION: act_t}
+    )
     cfg = DiffusionConfig(
-        n_obs_steps=N_OBS, horizon=HORIZON, n_action_steps=8, down_dims=(64, 128, 256), kernel_size=5, n_groups=8,
-        diffusion_step_embed_dim=128, use_film_scale_modulation=True, device="cpu",
-        input_features={STATE: PolicyFeature(type=FeatureType.STATE, shape=(dims[STATE],)),
-                        ENV: PolicyFeature(type=FeatureType.ENV, shape=(dims[ENV],))},
-        output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(dims[ACTION],))})
+        n_obs_steps=N_OBS,
+        horizon=HORIZON,
+        n_action_steps=8,
+        down_dims=(64, 128, 256),
+        kernel_size=5,
+        n_groups=8,
+        diffusion_step_embed_dim=128,
+        use_film_scale_modulation=True,
+        device="cpu",
+        input_features={
+            STATE: PolicyFeature(type=FeatureType.STATE, shape=(dims[STATE],)),
+            ENV: PolicyFeature(type=FeatureType.ENV, shape=(dims[ENV],)),
+        },
+        output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(dims[ACTION],))},
+    )
     policy = DiffusionPolicy(cfg).train()
-    out["train"] = _train_samples(torch, policy, _loader(torch, st_ds), lambda b: policy.forward(b)[0], args.steps)
+    out["train"] = _train_samples(
+        torch, policy, _loader(torch, st_ds), lambda b: policy.forward(b)[0], args.steps
+    )
     return out
 
 
@@ -175,8 +217,10 @@ def main() -> None:
     ap.add_argument("--side", choices=["ember", "lerobot"], help="(internal) measure one side, print JSON")
     ap.add_argument("--camera", help="(internal) camera dataset root")
     ap.add_argument("--state", help="(internal) state dataset root")
-    ap.add_argument("--peer-python", default=os.environ.get("EMBER_LEROBOT_PYTHON",
-                                                            str(ROOT.parent / "peer-lerobot/bin/python")))
+    ap.add_argument(
+        "--peer-python",
+        default=os.environ.get("EMBER_LEROBOT_PYTHON", str(ROOT.parent / "peer-lerobot/bin/python")),
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--episodes", type=int, default=50, help="camera episodes (PushT: half as many)")
     ap.add_argument("--samples", type=int, default=100, help="random single samples per measurement")
@@ -192,12 +236,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print("writing the datasets ...", flush=True)
         camera, state = make_datasets(Path(tmp), args.episodes)
-        runs = run_rounds(__file__, args.peer_python,
-                          ["--camera", str(camera), "--state", str(state), "--samples", str(args.samples),
-                           "--batches", str(args.batches), "--steps", str(args.steps)], args.rounds)
-    rows = summarize(runs, list(runs["ember"][0]), lambda m: m.removesuffix(" uncached"),
-                     "metric (samples/s, higher is better)")
+        runs = run_rounds(
+            __file__,
+            args.peer_python,
+            [
+                "--camera",
+                str(camera),
+                "--state",
+                str(state),
+                "--samples",
+                str(args.samples),
+                "--batches",
+                str(args.batches),
+                "--steps",
+                str(args.steps),
+            ],
+            args.rounds,
+        )
+    rows = summarize(
+        runs,
+        list(runs["ember"][0]),
+        lambda m: m.removesuffix(" uncached"),
+        "metric (samples/s, higher is better)",
+    )
     write_json(args.out, args.rounds, rows, runs)
+
 
 if __name__ == "__main__":
     main()

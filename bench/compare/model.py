@@ -41,15 +41,20 @@ N_OBS, HORIZON, N_ACTION, BATCH = 2, 16, 8, 64
 
 def _batch(torch):
     g = torch.Generator().manual_seed(0)
-    return {STATE: torch.rand(BATCH, N_OBS, DIMS[STATE], generator=g) * 2 - 1,
-            ENV: torch.rand(BATCH, N_OBS, DIMS[ENV], generator=g) * 2 - 1,
-            ACTION: torch.rand(BATCH, HORIZON, DIMS[ACTION], generator=g) * 2 - 1,
-            "action_is_pad": torch.zeros(BATCH, HORIZON, dtype=torch.bool)}
+    return {
+        STATE: torch.rand(BATCH, N_OBS, DIMS[STATE], generator=g) * 2 - 1,
+        ENV: torch.rand(BATCH, N_OBS, DIMS[ENV], generator=g) * 2 - 1,
+        ACTION: torch.rand(BATCH, HORIZON, DIMS[ACTION], generator=g) * 2 - 1,
+        "action_is_pad": torch.zeros(BATCH, HORIZON, dtype=torch.bool),
+    }
 
 
 def _observation(torch):
     g = torch.Generator().manual_seed(1)
-    return {STATE: torch.rand(1, DIMS[STATE], generator=g) * 2 - 1, ENV: torch.rand(1, DIMS[ENV], generator=g) * 2 - 1}
+    return {
+        STATE: torch.rand(1, DIMS[STATE], generator=g) * 2 - 1,
+        ENV: torch.rand(1, DIMS[ENV], generator=g) * 2 - 1,
+    }
 
 
 def _time_steps(torch, model, loss_of, steps: int, optimizer) -> float:
@@ -88,26 +93,41 @@ def ember_side(steps: int, repeats: int) -> dict:
 
     def build(**kw):
         cfg = make_policy_config(
-            "diffusion", input_features={STATE: {"shape": [DIMS[STATE]]}, ENV: {"shape": [DIMS[ENV]]}},
-            output_features={ACTION: {"shape": [DIMS[ACTION]]}}, n_obs_steps=N_OBS, horizon=HORIZON,
-            n_action_steps=N_ACTION, denoiser={"down_dims": [64, 128, 256], "kernel_size": 5, "n_groups": 8,
-                                               "diffusion_step_embed_dim": 128, "res_blocks_per_level": 2}, **kw)
+            "diffusion",
+            input_features={STATE: {"shape": [DIMS[STATE]]}, ENV: {"shape": [DIMS[ENV]]}},
+            output_features={ACTION: {"shape": [DIMS[ACTION]]}},
+            n_obs_steps=N_OBS,
+            horizon=HORIZON,
+            n_action_steps=N_ACTION,
+            denoiser={
+                "down_dims": [64, 128, 256],
+                "kernel_size": 5,
+                "n_groups": 8,
+                "diffusion_step_embed_dim": 128,
+                "res_blocks_per_level": 2,
+            },
+            **kw,
+        )
         return make_policy(cfg, dataset_stats=stats)
 
     from ember.algorithms.optim import OptimConfig, adamw
 
     batch = _batch(torch)
     out: dict = {}
-    for key, make_optimizer in (("step_ms", lambda ps: adamw(ps, OptimConfig(lr=1e-4, betas=(0.95, 0.999),
-                                                                             weight_decay=1e-6))),
-                                ("step_ms with torch Adam", lambda ps: torch_adam(torch, ps))):
+    for key, make_optimizer in (
+        ("step_ms", lambda ps: adamw(ps, OptimConfig(lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6))),
+        ("step_ms with torch Adam", lambda ps: torch_adam(torch, ps)),
+    ):
         torch.manual_seed(0)
         policy = build().train()
         out["params"] = sum(p.numel() for p in policy.parameters())
-        out[key] = _time_steps(torch, policy, lambda p=policy: p(batch)["loss"], steps,
-                               make_optimizer(policy.parameters()))
-    for name, kw, reps in (("DDIM-10", dict(noise_scheduler="ddim", num_inference_steps=10), repeats),
-                           ("DDPM-100", dict(noise_scheduler="ddpm", num_inference_steps=100), max(3, repeats // 6))):
+        out[key] = _time_steps(
+            torch, policy, lambda p=policy: p(batch)["loss"], steps, make_optimizer(policy.parameters())
+        )
+    for name, kw, reps in (
+        ("DDIM-10", dict(noise_scheduler="ddim", num_inference_steps=10), repeats),
+        ("DDPM-100", dict(noise_scheduler="ddpm", num_inference_steps=100), max(3, repeats // 6)),
+    ):
         policy = build(**kw).eval()
         out[f"chunk_ms {name} eager"] = _time_chunks(torch, policy, reps)
         policy.freeze_for_inference(batch_size=1)
@@ -126,21 +146,40 @@ def lerobot_side(steps: int, repeats: int) -> dict:
 
     def build(**kw):
         cfg = DiffusionConfig(
-            n_obs_steps=N_OBS, horizon=HORIZON, n_action_steps=N_ACTION, down_dims=(64, 128, 256), kernel_size=5,
-            n_groups=8, diffusion_step_embed_dim=128, use_film_scale_modulation=True, device="cpu",
-            input_features={STATE: PolicyFeature(type=FeatureType.STATE, shape=(DIMS[STATE],)),
-                            ENV: PolicyFeature(type=FeatureType.ENV, shape=(DIMS[ENV],))},
-            output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(DIMS[ACTION],))}, **kw)
+            n_obs_steps=N_OBS,
+            horizon=HORIZON,
+            n_action_steps=N_ACTION,
+            down_dims=(64, 128, 256),
+            kernel_size=5,
+            n_groups=8,
+            diffusion_step_embed_dim=128,
+            use_film_scale_modulation=True,
+            device="cpu",
+            input_features={
+                STATE: PolicyFeature(type=FeatureType.STATE, shape=(DIMS[STATE],)),
+                ENV: PolicyFeature(type=FeatureType.ENV, shape=(DIMS[ENV],)),
+            },
+            output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(DIMS[ACTION],))},
+            **kw,
+        )
         return DiffusionPolicy(cfg)
 
     policy = build().train()
     batch = _batch(torch)
-    out = {"params": sum(p.numel() for p in policy.parameters()),
-           "step_ms": _time_steps(torch, policy, lambda: policy.forward(dict(batch))[0], steps,
-                                  torch_adam(torch, policy.parameters()))}
-    for name, kw, reps in (("DDIM-10", dict(noise_scheduler_type="DDIM", num_inference_steps=10), repeats),
-                           ("DDPM-100", dict(noise_scheduler_type="DDPM", num_inference_steps=100),
-                            max(3, repeats // 6))):
+    out = {
+        "params": sum(p.numel() for p in policy.parameters()),
+        "step_ms": _time_steps(
+            torch,
+            policy,
+            lambda: policy.forward(dict(batch))[0],
+            steps,
+            torch_adam(torch, policy.parameters()),
+        ),
+    }
+    for name, kw, reps in (
+        ("DDIM-10", dict(noise_scheduler_type="DDIM", num_inference_steps=10), repeats),
+        ("DDPM-100", dict(noise_scheduler_type="DDPM", num_inference_steps=100), max(3, repeats // 6)),
+    ):
         out[f"chunk_ms {name}"] = _time_chunks(torch, build(**kw).eval(), reps)
     return out
 
@@ -148,7 +187,10 @@ def lerobot_side(steps: int, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--side", choices=["ember", "lerobot"], help="(internal) measure one side, print JSON")
-    ap.add_argument("--peer-python", default=os.environ.get("EMBER_LEROBOT_PYTHON", str(ROOT.parent / "peer-lerobot/bin/python")))
+    ap.add_argument(
+        "--peer-python",
+        default=os.environ.get("EMBER_LEROBOT_PYTHON", str(ROOT.parent / "peer-lerobot/bin/python")),
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=30)
@@ -159,12 +201,22 @@ def main() -> None:
         print(json.dumps(fn(args.steps, args.repeats)))
         return
     check_peer(args.peer_python)
-    runs = run_rounds(__file__, args.peer_python, ["--steps", str(args.steps), "--repeats", str(args.repeats)],
-                      args.rounds, shown=lambda key: key != "params")
-    rows = summarize(runs, [k for k in runs["ember"][0] if k != "params"], lambda m: m.removesuffix(" eager").removesuffix(" with torch Adam"),
-                     "metric (ms, lower is better)")
+    runs = run_rounds(
+        __file__,
+        args.peer_python,
+        ["--steps", str(args.steps), "--repeats", str(args.repeats)],
+        args.rounds,
+        shown=lambda key: key != "params",
+    )
+    rows = summarize(
+        runs,
+        [k for k in runs["ember"][0] if k != "params"],
+        lambda m: m.removesuffix(" eager").removesuffix(" with torch Adam"),
+        "metric (ms, lower is better)",
+    )
     print(f"params: ember {runs['ember'][0]['params']:,}, LeRobot {runs['lerobot'][0]['params']:,}")
     write_json(args.out, args.rounds, rows, runs)
+
 
 if __name__ == "__main__":
     main()

@@ -30,12 +30,19 @@ def train_step(torch, model, loss, optimizer) -> None:
 
 def check_peer(peer_python: str) -> None:
     if not Path(peer_python).exists():
-        sys.exit(f"no LeRobot venv at {peer_python}: build it with ../shared/tools/peer-lerobot.sh DIR and pass "
-                 "--peer-python DIR/bin/python")
+        sys.exit(
+            f"no LeRobot venv at {peer_python}: build it with ../shared/tools/peer-lerobot.sh DIR and pass "
+            "--peer-python DIR/bin/python"
+        )
 
 
-def run_rounds(script: str, peer_python: str, side_args: Sequence[str], rounds: int,
-               shown: Callable[[str], bool] = lambda key: True) -> dict[str, list[dict]]:
+def run_rounds(
+    script: str,
+    peer_python: str,
+    side_args: Sequence[str],
+    rounds: int,
+    shown: Callable[[str], bool] = lambda key: True,
+) -> dict[str, list[dict]]:
     """``script --side S *side_args`` for both sides, ember first in even rounds and LeRobot first in odd ones, one
     torch thread, hub offline; each run prints its measurements as JSON on its last line."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -43,29 +50,40 @@ def run_rounds(script: str, peer_python: str, side_args: Sequence[str], rounds: 
     for r in range(rounds):
         for side in SIDES if r % 2 == 0 else SIDES[::-1]:
             python = sys.executable if side == "ember" else peer_python
-            proc = subprocess.run([python, script, "--side", side, *side_args], capture_output=True, text=True,
-                                  env=env)
+            proc = subprocess.run(
+                [python, script, "--side", side, *side_args], capture_output=True, text=True, env=env
+            )
             if proc.returncode:
                 sys.exit(f"{side} side failed:\n{proc.stderr[-3000:]}")
             runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"round {r} {side}: " + ", ".join(f"{k} {v:.1f}" for k, v in runs[side][-1].items() if shown(k)),
-                  flush=True)
+            print(
+                f"round {r} {side}: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in runs[side][-1].items() if shown(k)),
+                flush=True,
+            )
     return runs
 
 
-def summarize(runs: dict[str, list[dict]], metrics: Sequence[str], peer_key: Callable[[str], str],
-              header: str) -> list[dict]:
+def summarize(
+    runs: dict[str, list[dict]], metrics: Sequence[str], peer_key: Callable[[str], str], header: str
+) -> list[dict]:
     """Medians over rounds per metric, LeRobot's (under ``peer_key(metric)``) beside it where it measured one, and
     the ratio; prints the table."""
     rows = []
     for metric in metrics:
-        row = {"metric": metric, "ember": statistics.median(x[metric] for x in runs["ember"]),
-               "ember_rounds": [x[metric] for x in runs["ember"]]}
+        row = {
+            "metric": metric,
+            "ember": statistics.median(x[metric] for x in runs["ember"]),
+            "ember_rounds": [x[metric] for x in runs["ember"]],
+        }
         peer = peer_key(metric)
         if peer in runs["lerobot"][0]:
             lr = statistics.median(x[peer] for x in runs["lerobot"])
-            row |= {"lerobot": lr, "ember_over_lerobot": row["ember"] / lr,
-                    "lerobot_rounds": [x[peer] for x in runs["lerobot"]]}
+            row |= {
+                "lerobot": lr,
+                "ember_over_lerobot": row["ember"] / lr,
+                "lerobot_rounds": [x[peer] for x in runs["lerobot"]],
+            }
         rows.append(row)
     width = max(len(header), *(len(r["metric"]) for r in rows)) + 2
     print(f"\n{header:{width}s} {'ember':>9s} {'LeRobot':>9s} {'ember/LeRobot':>14s}")
@@ -77,6 +95,11 @@ def summarize(runs: dict[str, list[dict]], metrics: Sequence[str], peer_key: Cal
 
 def write_json(out: str, rounds: int, rows: list[dict], runs: dict[str, list[dict]]) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps({"rounds": rounds, "threads": 1, "load_avg": os.getloadavg(), "rows": rows,
-                                     "runs": runs}, indent=1) + "\n")
+    Path(out).write_text(
+        json.dumps(
+            {"rounds": rounds, "threads": 1, "load_avg": os.getloadavg(), "rows": rows, "runs": runs},
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")

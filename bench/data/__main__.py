@@ -67,6 +67,7 @@ def loader_per_s(wd: WindowDataset, workers: int, batches: int) -> float:
     g = torch.Generator().manual_seed(0)
     loader = torch.utils.data.DataLoader(wd, batch_size=64, shuffle=True, num_workers=workers, generator=g,
                                          persistent_workers=workers > 0)  # fmt: skip
+
     def forever(dl: torch.utils.data.DataLoader):
         while True:
             yield from dl
@@ -114,7 +115,9 @@ def bench_importers(tmp: Path) -> dict[str, float]:
         for k in range(3):
             write_bag(tmp / "bags" / f"run_{k}", seconds=10.0, offset=100.0 * k)
         (tmp / "mapping.yaml").write_text(MAPPING)
-        out["import_rosbag2_frames_per_s"] = import_rosbag2(tmp / "bags", tmp / "rb", tmp / "mapping.yaml").frames_per_second
+        out["import_rosbag2_frames_per_s"] = import_rosbag2(
+            tmp / "bags", tmp / "rb", tmp / "mapping.yaml"
+        ).frames_per_second
     except ImportError:
         pass
     return out
@@ -125,11 +128,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--samples", type=int, default=400, help="random samples per single-process measurement")
+    parser.add_argument(
+        "--samples", type=int, default=400, help="random samples per single-process measurement"
+    )
     parser.add_argument("--batches", type=int, default=30, help="DataLoader batches (of 64) per measurement")
     parser.add_argument("--out", default="bench/results")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads in the main process (DataLoader workers use 1 each)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads in the main process (DataLoader workers use 1 each)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)  # on 2 shared cores, >1 made default_collate ~100x slower here
@@ -156,9 +165,13 @@ def main() -> None:
         warm8 = WindowDataset(ds, 2, 16, keys, cache_dir=cache, image_dtype="uint8")
         results["cached_uint8_samples_per_s"] = samples_per_s(warm8, args.samples)
         for workers in (0, 2):
-            results[f"loader_uncached_w{workers}_samples_per_s"] = loader_per_s(live, workers, max(args.batches // 5, 3))
+            results[f"loader_uncached_w{workers}_samples_per_s"] = loader_per_s(
+                live, workers, max(args.batches // 5, 3)
+            )
             results[f"loader_cached_w{workers}_samples_per_s"] = loader_per_s(warm, workers, args.batches)
-            results[f"loader_cached_uint8_w{workers}_samples_per_s"] = loader_per_s(warm8, workers, args.batches)
+            results[f"loader_cached_uint8_w{workers}_samples_per_s"] = loader_per_s(
+                warm8, workers, args.batches
+            )
         results.update(bench_importers(tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

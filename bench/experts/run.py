@@ -42,7 +42,9 @@ class JobResult:
     seconds: float = 0.0
 
 
-def jobs(tasks: list[str], backends: list[str], robots: list[str], splits: list[str], episodes: int) -> list[Job]:
+def jobs(
+    tasks: list[str], backends: list[str], robots: list[str], splits: list[str], episodes: int
+) -> list[Job]:
     from ember.sims import TASKS
 
     out = []
@@ -91,9 +93,14 @@ def table(results: list[JobResult], splits: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, results: list[JobResult], splits: list[str], episodes: int, seconds: float) -> None:
-    failed = {f"{r.job.task}/{r.job.backend}/{r.job.robot}/{r.job.split}": r.result.get("failed_seeds")
-              for r in results if r.result.get("failed_seeds")}
+def write_markdown(
+    path: Path, results: list[JobResult], splits: list[str], episodes: int, seconds: float
+) -> None:
+    failed = {
+        f"{r.job.task}/{r.job.backend}/{r.job.robot}/{r.job.split}": r.result.get("failed_seeds")
+        for r in results
+        if r.result.get("failed_seeds")
+    }
     text = [
         "# Scripted expert success",
         "",
@@ -128,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "experts.json"))
-    parser.add_argument("--markdown", default=str(Path(__file__).with_name("RESULTS.md")),
-                        help="summary to write ('' = none)")
+    parser.add_argument(
+        "--markdown", default=str(Path(__file__).with_name("RESULTS.md")), help="summary to write ('' = none)"
+    )
     args = parser.parse_args(argv)
     splits = args.splits.split(",")
-    todo = jobs(args.tasks.split(","), args.backends.split(","), args.robots.split(","), splits, args.episodes)
+    todo = jobs(
+        args.tasks.split(","), args.backends.split(","), args.robots.split(","), splits, args.episodes
+    )
     print(f"{len(todo)} jobs x {args.episodes} episodes on {args.workers} workers")
     t0 = time.perf_counter()
     results: list[JobResult] = []
@@ -140,15 +150,22 @@ def main(argv: list[str] | None = None) -> int:
         for r in pool.map(run_job, todo):
             results.append(r)
             j = r.job
-            print(f"  {j.task:9s} {j.backend:8s} {j.robot:5s} {j.split:14s} success {r.result['success_rate']:6.1%}"
-                  f"  ({r.seconds:5.0f} s)", flush=True)
+            print(
+                f"  {j.task:9s} {j.backend:8s} {j.robot:5s} {j.split:14s} success {r.result['success_rate']:6.1%}"
+                f"  ({r.seconds:5.0f} s)",
+                flush=True,
+            )
     seconds = time.perf_counter() - t0
     print()
     print(table(results, splits))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"episodes": args.episodes, "seconds": seconds,
-                               "results": [asdict(r) for r in results]}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {"episodes": args.episodes, "seconds": seconds, "results": [asdict(r) for r in results]}, indent=2
+        )
+        + "\n"
+    )
     print(f"\nwrote {out}")
     if args.markdown:
         write_markdown(Path(args.markdown), results, splits, args.episodes, seconds)

@@ -58,10 +58,14 @@ def build(head: str, obs: str) -> torch.nn.Module:
     inputs = {STATE: {"shape": [9]}, ENV: {"shape": [6]}}
     if obs != "state (PushT)":
         inputs = {STATE: {"shape": [9]}, CAMERA: {"shape": [3, 96, 96]}}
-    cfg = make_policy_config(kind, input_features=inputs, output_features={"action": {"shape": [2]}},
-                             **extra, **OBSERVATIONS[obs])
-    stats = {k: {"min": -np.ones(v["shape"][0]), "max": np.ones(v["shape"][0])} for k, v in inputs.items()
-             if k != CAMERA}
+    cfg = make_policy_config(
+        kind, input_features=inputs, output_features={"action": {"shape": [2]}}, **extra, **OBSERVATIONS[obs]
+    )
+    stats = {
+        k: {"min": -np.ones(v["shape"][0]), "max": np.ones(v["shape"][0])}
+        for k, v in inputs.items()
+        if k != CAMERA
+    }
     stats["action"] = {"min": -np.ones(2), "max": np.ones(2)}
     policy = make_policy(cfg, dataset_stats=stats).eval()
     if head.endswith("frozen"):
@@ -113,7 +117,9 @@ def measure(head: str, obs: str, repeats: int, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--steps", type=int, default=160)
@@ -129,24 +135,36 @@ def main() -> None:
         for head in args.heads.split(","):
             row = measure(head, obs, args.repeats, args.steps)
             rows.append(row)
-            print(f"{obs:<26} {head:<9} chunk {row['chunk_ms_median']:7.1f} ms (p95 {row['chunk_ms_p95']:7.1f})"
-                  f"  loop {row['rate_hz']:7.1f} Hz  replan {row['replan_hz']:6.1f} Hz", flush=True)
+            print(
+                f"{obs:<26} {head:<9} chunk {row['chunk_ms_median']:7.1f} ms (p95 {row['chunk_ms_p95']:7.1f})"
+                f"  loop {row['rate_hz']:7.1f} Hz  replan {row['replan_hz']:6.1f} Hz",
+                flush=True,
+            )
     meta = {
-        "torch": torch.__version__, "threads": args.threads, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "processor": platform.processor(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "note": "batch 1, random weights, default architectures; rate_hz = select_action calls per second with "
-                "re-planning every n_action_steps; replan_hz = 1 / p95 chunk latency",
+        "re-planning every n_action_steps; replan_hz = 1 / p95 chunk latency",
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"\nthreads={args.threads}, load average {load_before[0]:.1f} -> {meta['load_average_after'][0]:.1f}; "
-          f"wrote {out}")
+    print(
+        f"\nthreads={args.threads}, load average {load_before[0]:.1f} -> {meta['load_average_after'][0]:.1f}; "
+        f"wrote {out}"
+    )
     print("\n| observation | head | chunk latency median (p95) | control loop rate | re-plan-step rate |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['observation']} | {r['head']} | {r['chunk_ms_median']:.1f} ms ({r['chunk_ms_p95']:.1f}) | "
-              f"{r['rate_hz']:.0f} Hz | {r['replan_hz']:.0f} Hz |")
+        print(
+            f"| {r['observation']} | {r['head']} | {r['chunk_ms_median']:.1f} ms ({r['chunk_ms_p95']:.1f}) | "
+            f"{r['rate_hz']:.0f} Hz | {r['replan_hz']:.0f} Hz |"
+        )
 
 
 if __name__ == "__main__":

@@ -43,14 +43,19 @@ def load_episodes(root: Path) -> dict[str, np.ndarray]:
     names = list(ds.features[ENV_STATE]["names"])
     missing = [n for n in TARGETS if n not in names]
     if missing:
-        raise SystemExit(f"{root} has no {missing} in {ENV_STATE}; record a PickPlace dataset (ember collect)")
+        raise SystemExit(
+            f"{root} has no {missing} in {ENV_STATE}; record a PickPlace dataset (ember collect)"
+        )
     table = ds.frame_table()
     episode = np.asarray(table.column("episode_index").to_pylist())
     state = np.asarray(table.column(ENV_STATE).to_pylist(), dtype=np.float32)
     frames = [ds.decode_video(CAMERA, i) for i in range(ds.num_episodes)]
     first_rows = np.asarray([np.flatnonzero(episode == i)[0] for i in range(ds.num_episodes)])
-    return {"frames": np.stack([np.stack([f[0], f[-1]]) for f in frames]), "state": state[first_rows],
-            "names": np.asarray(names)}
+    return {
+        "frames": np.stack([np.stack([f[0], f[-1]]) for f in frames]),
+        "state": state[first_rows],
+        "names": np.asarray(names),
+    }
 
 
 def make_inputs(frames: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator | None) -> np.ndarray:
@@ -62,8 +67,15 @@ def make_inputs(frames: np.ndarray, kinds: tuple[str, ...], rng: np.random.Gener
     return to_float_chw(np.concatenate([values[k] for k in kinds], axis=-1))
 
 
-def probe(data: dict[str, np.ndarray], kinds: tuple[str, ...], steps: int, pool: int, width: int,
-          variants: int, seed: int) -> dict[str, float]:
+def probe(
+    data: dict[str, np.ndarray],
+    kinds: tuple[str, ...],
+    steps: int,
+    pool: int,
+    width: int,
+    variants: int,
+    seed: int,
+) -> dict[str, float]:
     import torch
     from torch import nn
 
@@ -78,11 +90,15 @@ def probe(data: dict[str, np.ndarray], kinds: tuple[str, ...], steps: int, pool:
     y = state[:, [names.index(t) for t in TARGETS]]
     mean, std = y[:n_train].mean(0), y[:n_train].std(0) + 1e-6
     n_obj = sum(1 for name in names if name.startswith("goal_is_object_"))
-    objects = np.stack([state[:, [names.index(f"object_{k}.x"), names.index(f"object_{k}.y")]]
-                        for k in range(n_obj)], 1)
-    pads = np.stack([state[:, [names.index(f"pad_{k}.x"), names.index(f"pad_{k}.y")]] for k in range(n_obj)], 1)
-    train_x = np.stack([[make_inputs(data["frames"][i], kinds, rng) for _ in range(variants)]
-                        for i in range(n_train)])
+    objects = np.stack(
+        [state[:, [names.index(f"object_{k}.x"), names.index(f"object_{k}.y")]] for k in range(n_obj)], 1
+    )
+    pads = np.stack(
+        [state[:, [names.index(f"pad_{k}.x"), names.index(f"pad_{k}.y")]] for k in range(n_obj)], 1
+    )
+    train_x = np.stack(
+        [[make_inputs(data["frames"][i], kinds, rng) for _ in range(variants)] for i in range(n_train)]
+    )
     test_x = np.stack([make_inputs(data["frames"][i], kinds, None) for i in range(n_train, n)])
     h, w = train_x.shape[-2:]
     encoder = ConditioningImageEncoder(train_x.shape[2], (h, w), 64, width, pool)
@@ -106,25 +122,41 @@ def probe(data: dict[str, np.ndarray], kinds: tuple[str, ...], steps: int, pool:
         return {
             "object_error_cm": float(100 * np.median(np.linalg.norm(pred[:, :2] - y[rows, :2], axis=1))),
             "pad_error_cm": float(100 * np.median(np.linalg.norm(pred[:, 2:] - y[rows, 2:], axis=1))),
-            "object_accuracy": float(np.mean(
-                np.argmin(np.linalg.norm(objects[rows] - pred[:, None, :2], axis=-1), 1) == right_obj)),
-            "pad_accuracy": float(np.mean(
-                np.argmin(np.linalg.norm(pads[rows] - pred[:, None, 2:], axis=-1), 1) == right_pad)),
+            "object_accuracy": float(
+                np.mean(np.argmin(np.linalg.norm(objects[rows] - pred[:, None, :2], axis=-1), 1) == right_obj)
+            ),
+            "pad_accuracy": float(
+                np.mean(np.argmin(np.linalg.norm(pads[rows] - pred[:, None, 2:], axis=-1), 1) == right_pad)
+            ),
         }
 
     train_rows = np.arange(min(40, n_train))
-    return {"inputs": "+".join(kinds), "train_episodes": n_train, "heldout_episodes": n - n_train,
-            "steps": steps, "pool": pool, "width": width, "train_seconds": train_seconds,
-            "chance": 1.0 / n_obj,
-            "train": score(train_x[train_rows, 0], train_rows),
-            "heldout": score(test_x, np.arange(n_train, n))}
+    return {
+        "inputs": "+".join(kinds),
+        "train_episodes": n_train,
+        "heldout_episodes": n - n_train,
+        "steps": steps,
+        "pool": pool,
+        "width": width,
+        "train_seconds": train_seconds,
+        "chance": 1.0 / n_obj,
+        "train": score(train_x[train_rows, 0], train_rows),
+        "heldout": score(test_x, np.arange(n_train, n)),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default=str(ROOT / "bench/results/learn/data/pickplace"),
-                        help="a PickPlace dataset with the front camera (bench/learn/run.py collects one)")
-    parser.add_argument("--inputs", default="", help="comma-separated conditioning kinds; default: every variant")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset",
+        default=str(ROOT / "bench/results/learn/data/pickplace"),
+        help="a PickPlace dataset with the front camera (bench/learn/run.py collects one)",
+    )
+    parser.add_argument(
+        "--inputs", default="", help="comma-separated conditioning kinds; default: every variant"
+    )
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--width", type=int, default=32)
@@ -138,18 +170,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = Path(args.dataset)
     if not (root / "meta" / "info.json").is_file():
-        raise SystemExit(f"no dataset at {root}; run bench/learn/run.py --only pickplace/flow first, or pass "
-                         "--dataset")
+        raise SystemExit(
+            f"no dataset at {root}; run bench/learn/run.py --only pickplace/flow first, or pass --dataset"
+        )
     data = load_episodes(root)
     variants = [tuple(args.inputs.split(","))] if args.inputs else list(VARIANTS)
-    rows = [probe(data, kinds, args.steps, args.pool, args.width, args.variants, args.seed) for kinds in variants]
+    rows = [
+        probe(data, kinds, args.steps, args.pool, args.width, args.variants, args.seed) for kinds in variants
+    ]
     print("| inputs | train s | held-out cube named | held-out pad named | cube error | pad error | chance |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         h = r["heldout"]
-        print(f"| {r['inputs']} (pool {r['pool']}) | {r['train_seconds']:.0f} | {100 * h['object_accuracy']:.0f}% | "
-              f"{100 * h['pad_accuracy']:.0f}% | {h['object_error_cm']:.1f} cm | {h['pad_error_cm']:.1f} cm | "
-              f"{100 * r['chance']:.0f}% |")
+        print(
+            f"| {r['inputs']} (pool {r['pool']}) | {r['train_seconds']:.0f} | {100 * h['object_accuracy']:.0f}% | "
+            f"{100 * h['pad_accuracy']:.0f}% | {h['object_error_cm']:.1f} cm | {h['pad_error_cm']:.1f} cm | "
+            f"{100 * r['chance']:.0f}% |"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"dataset": str(root), "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")

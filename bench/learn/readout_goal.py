@@ -58,7 +58,11 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
         batch.update({f"conditioning.{k}": torch.as_tensor(np.array(v))[None] for k, v in cond.items()})
         with torch.no_grad():
             normalized = policy.normalizer.normalize(policy._observation_window(batch, train=False))
-            predicted = encoder.hidden_state_head(encoder.features(normalized, policy.conditioning_inputs.tensors(batch, 1, policy.device, train=False)))
+            predicted = encoder.hidden_state_head(
+                encoder.features(
+                    normalized, policy.conditioning_inputs.tensors(batch, 1, policy.device, train=False)
+                )
+            )
             full = torch.zeros(1, len(names))
             full[0, hidden] = predicted[0]
             decoded = policy.normalizer.unnormalize_feature(ENV_STATE, full)[0].numpy()
@@ -67,8 +71,12 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
             if names.index(f"{goal}.x") not in hidden:
                 continue
             xy = [names.index(f"{goal}.x"), names.index(f"{goal}.y")]
-            candidates = np.stack([state[[names.index(f"{entity}_{i}.x"), names.index(f"{entity}_{i}.y")]]
-                                   for i in range(n_obj)])
+            candidates = np.stack(
+                [
+                    state[[names.index(f"{entity}_{i}.x"), names.index(f"{entity}_{i}.y")]]
+                    for i in range(n_obj)
+                ]
+            )
             truth = int(np.argmin(np.linalg.norm(candidates - state[xy], axis=1)))
             guess = int(np.argmin(np.linalg.norm(candidates - decoded[xy], axis=1)))
             right[entity].append(guess == truth)
@@ -83,7 +91,9 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint")
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=30)

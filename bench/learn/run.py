@@ -59,8 +59,9 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("PushT", {}, steps=6000),
-    "pickplace": TaskSpec("PickPlace", {"obs_mode": "pixels", "cameras": ("front",), "image_size": 96}, steps=4000,
-                          chance=1 / 9),
+    "pickplace": TaskSpec(
+        "PickPlace", {"obs_mode": "pixels", "cameras": ("front",), "image_size": 96}, steps=4000, chance=1 / 9
+    ),
 }
 
 
@@ -86,7 +87,11 @@ def merge(*parts: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in parts:
         for key, value in part.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+            out[key] = (
+                merge(out[key], value)
+                if isinstance(value, dict) and isinstance(out.get(key), dict)
+                else value
+            )
     return out
 
 
@@ -97,47 +102,105 @@ def kinds(*names: str, **conditioning: Any) -> dict[str, Any]:
 SKETCH = kinds(camera="front", pool=2)
 KEYPOINTS = kinds(camera="front")
 STACKED = {"conditioning": {"fusion": "stacked"}}
-GOAL_ENCODER = merge({"hidden_state_weight": 1.0, "conditioning_learns_from": "hidden_state"}, kinds(encoder_width=32))
+GOAL_ENCODER = merge(
+    {"hidden_state_weight": 1.0, "conditioning_learns_from": "hidden_state"}, kinds(encoder_width=32)
+)
 GOAL_DECODER = merge({"hidden_state_weight": 1.0, "conditioning_as_state": True}, kinds(encoder_width=32))
 GOAL_POSITIONS = ("goal_object.*", "goal_pad.*")
 GOAL_GROUNDING = ("goal_object:object_*", "goal_pad:pad_*")
 EXPERIMENTS: list[Experiment] = [  # riskiest first, so a long run reports what matters early
     Experiment("pusht", "diffusion"),
-    Experiment("pickplace", "diffusion", merge(SKETCH, kinds("trajectory_sketch")), True,
-               "trajectory_sketch"),
+    Experiment(
+        "pickplace", "diffusion", merge(SKETCH, kinds("trajectory_sketch")), True, "trajectory_sketch"
+    ),
     Experiment("pusht", "bc"),
     Experiment("pickplace", "bc"),
     Experiment("pickplace", "diffusion"),
     Experiment("pickplace", "diffusion", merge(SKETCH, kinds("goal_sketch")), True, "goal_sketch"),
     # the goal sketch read beside the episode's first frame (one CNN over both, stacked): which object moved
-    Experiment("pickplace", "diffusion", merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image"),
+    Experiment(
+        "pickplace",
+        "diffusion",
+        merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image",
+    ),
     Experiment("pusht", "flow"),
     Experiment("pickplace", "flow"),
     # flow matching learned PickPlace fastest at this budget: the same sketch-only experiments with its head
     Experiment("pickplace", "flow", merge(SKETCH, kinds("trajectory_sketch")), True, "trajectory_sketch"),
-    Experiment("pickplace", "flow", merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image"),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image",
+    ),
     Experiment("pickplace", "flow", merge(SKETCH, kinds("goal_sketch")), True, "goal_sketch"),
     # the goal sketch beside the first frame, read by an encoder that learns only to name the goal's positions
     # (bench/learn/probe_goal.py: it then names the target on unseen episodes; the action loss made it memorize)
-    Experiment("pickplace", "flow", merge(GOAL_ENCODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image+goal_encoder", GOAL_POSITIONS),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(GOAL_ENCODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image+goal_encoder",
+        GOAL_POSITIONS,
+    ),
     # ... and decoded into the goal's positions, which the action head reads as if they were in the state
-    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
-    Experiment("pickplace", "diffusion", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image+goal_decoder", GOAL_POSITIONS),
-    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, kinds("goal_sketch")), True,
-               "goal_sketch+goal_decoder", GOAL_POSITIONS),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image+goal_decoder",
+        GOAL_POSITIONS,
+    ),
+    Experiment(
+        "pickplace",
+        "diffusion",
+        merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image+goal_decoder",
+        GOAL_POSITIONS,
+    ),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(GOAL_DECODER, SKETCH, kinds("goal_sketch")),
+        True,
+        "goal_sketch+goal_decoder",
+        GOAL_POSITIONS,
+    ),
     # ... and the decoded goal grounded on the nearest observed cube and pad (a pointer, not a position)
-    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
-    Experiment("pickplace", "diffusion", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")), True,
-               "goal_sketch+initial_image+grounded_goal", GOAL_POSITIONS, GOAL_GROUNDING),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image+grounded_goal",
+        GOAL_POSITIONS,
+        GOAL_GROUNDING,
+    ),
+    Experiment(
+        "pickplace",
+        "diffusion",
+        merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image")),
+        True,
+        "goal_sketch+initial_image+grounded_goal",
+        GOAL_POSITIONS,
+        GOAL_GROUNDING,
+    ),
     # ... read by colour only (sketch = outlines of coloured objects, first frame as chroma): held-out scenes
-    Experiment("pickplace", "flow", merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image", chroma=True)), True,
-               "goal_sketch+initial_image+grounded_goal+chroma", GOAL_POSITIONS, GOAL_GROUNDING),
+    Experiment(
+        "pickplace",
+        "flow",
+        merge(GOAL_DECODER, SKETCH, STACKED, kinds("goal_sketch", "initial_image", chroma=True)),
+        True,
+        "goal_sketch+initial_image+grounded_goal+chroma",
+        GOAL_POSITIONS,
+        GOAL_GROUNDING,
+    ),
     # the target as two keypoints (KITE): what the three heads are compared on in PickPlace
     Experiment("pickplace", "diffusion", merge(KEYPOINTS, kinds("keypoints")), True, "keypoints"),
     Experiment("pickplace", "bc", merge(KEYPOINTS, kinds("keypoints")), True, "keypoints"),
@@ -157,23 +220,45 @@ def collect_dataset(spec: TaskSpec, data_dir: Path, episodes: int) -> Path:
     return root
 
 
-def train_one(exp: Experiment, dataset: Path, out: Path, steps: int, threads: int, seed: int,
-              batch_size: int = 64, lr: float = 1e-3, num_workers: int = 0) -> dict[str, Any]:
+def train_one(
+    exp: Experiment,
+    dataset: Path,
+    out: Path,
+    steps: int,
+    threads: int,
+    seed: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    num_workers: int = 0,
+) -> dict[str, Any]:
     from ember.policies import make_policy_config
     from ember.train import TrainConfig, train
 
     spec = TASKS[exp.task]
     ckpt = out / "train" / "checkpoints" / "last" / "pretrained_model"
     metrics_file = out / "train" / "metrics.json"
-    if ckpt.is_dir() and metrics_file.is_file() and json.loads(metrics_file.read_text()).get("steps") == steps:
+    if (
+        ckpt.is_dir()
+        and metrics_file.is_file()
+        and json.loads(metrics_file.read_text()).get("steps") == steps
+    ):
         m = json.loads(metrics_file.read_text())
         if "train_seconds" in m:
             return {"train_seconds": m["train_seconds"], "steps": m["steps"], "final_loss": m["final_loss"]}
-    cfg = TrainConfig(dataset=str(dataset), out=str(out / "train"), steps=steps, batch_size=batch_size, seed=seed,
-                      num_workers=num_workers,
-                      obs_keys=STATE_KEYS, num_threads=threads, save_every=max(1, steps // 4), log_every=50,
-                      resume=(out / "train" / "checkpoints" / "last").exists(),
-                      overwrite=not (out / "train" / "checkpoints" / "last").exists())
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        out=str(out / "train"),
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        num_workers=num_workers,
+        obs_keys=STATE_KEYS,
+        num_threads=threads,
+        save_every=max(1, steps // 4),
+        log_every=50,
+        resume=(out / "train" / "checkpoints" / "last").exists(),
+        overwrite=not (out / "train" / "checkpoints" / "last").exists(),
+    )
     cfg.optim.lr = lr
     cfg.policy = make_policy_config(exp.policy, **merge(spec.policy, exp.overrides))
     if exp.mask_goal:
@@ -189,13 +274,29 @@ def evaluate_one(exp: Experiment, out: Path, episodes: int, splits: tuple[str, .
     from ember.eval import EvalConfig, run_eval
 
     spec = TASKS[exp.task]
-    cfg = EvalConfig(policy_path=str(out / "train"), task=spec.task, splits=splits, num_episodes=episodes,
-                     batch_size=10, num_videos=2, out=str(out / "eval"), overwrite=True)
+    cfg = EvalConfig(
+        policy_path=str(out / "train"),
+        task=spec.task,
+        splits=splits,
+        num_episodes=episodes,
+        batch_size=10,
+        num_videos=2,
+        out=str(out / "eval"),
+        overwrite=True,
+    )
     result, _ = run_eval(cfg, quiet=True)
     per = result.per_split or {result.split: result}
-    return {name: {"success_rate": r.success_rate, "ci95": list(r.success_ci95), "episodes": r.num_episodes,
-                   "mean_max_coverage": r.mean_max_coverage, "eval_seconds": r.seconds,
-                   "expert_success": _expert_rate(r)} for name, r in per.items()}
+    return {
+        name: {
+            "success_rate": r.success_rate,
+            "ci95": list(r.success_ci95),
+            "episodes": r.num_episodes,
+            "mean_max_coverage": r.mean_max_coverage,
+            "eval_seconds": r.seconds,
+            "expert_success": _expert_rate(r),
+        }
+        for name, r in per.items()
+    }
 
 
 def _expert_rate(result: Any) -> float | None:
@@ -218,16 +319,21 @@ def save_row(path: Path, name: str, row: dict[str, Any]) -> None:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| experiment | training | " + " | ".join(SPLITS) + " | chance |",
-             "|---|---|" + "---|" * len(SPLITS) + "---|"]
+    lines = [
+        "| experiment | training | " + " | ".join(SPLITS) + " | chance |",
+        "|---|---|" + "---|" * len(SPLITS) + "---|",
+    ]
     for name, r in results["experiments"].items():
         if "splits" not in r:
             continue
         cells = []
         for split in SPLITS:
             s = r["splits"].get(split)
-            cells.append(f"{100 * s['success_rate']:.0f}% ({100 * s['ci95'][0]:.0f}-{100 * s['ci95'][1]:.0f})"
-                         if s else "-")
+            cells.append(
+                f"{100 * s['success_rate']:.0f}% ({100 * s['ci95'][0]:.0f}-{100 * s['ci95'][1]:.0f})"
+                if s
+                else "-"
+            )
         chance = f"{100 * r['chance']:.0f}%" if r.get("chance") else "-"
         training = f"{r['steps']} steps, {r['train_seconds'] / 60:.0f} min"
         lines.append(f"| {name} | {training} | " + " | ".join(cells) + f" | {chance} |")
@@ -235,20 +341,29 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="", help="comma-separated experiment names (pusht/diffusion, ...)")
     parser.add_argument("--steps", type=int, default=0, help="override every task's training steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--workers", type=int, default=0, help="data-loader workers (a GPU run wants several)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="data-loader workers (a GPU run wants several)"
+    )
     parser.add_argument("--demos", type=int, default=200)
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per split")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "bench/results/learn"))
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="policy config override for every selected experiment (e.g. optimizer_lr=3e-4)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="policy config override for every selected experiment (e.g. optimizer_lr=3e-4)",
+    )
     parser.add_argument("--skip-done", action="store_true", help="skip experiments already in results.json")
     parser.add_argument("--table", action="store_true", help="print the table of results.json and exit")
     parser.add_argument("--merge", default="", help="with --table: more result folders, later ones win")
@@ -267,29 +382,57 @@ def main() -> None:
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
     extra = merge(*(_parse_set(item) for item in args.set))
     if extra:
-        wanted = [Experiment(e.task, e.policy, merge(e.overrides, extra), e.mask_goal, e.label, e.hidden_names,
-                             e.ground_names)
-                  for e in wanted]
+        wanted = [
+            Experiment(
+                e.task,
+                e.policy,
+                merge(e.overrides, extra),
+                e.mask_goal,
+                e.label,
+                e.hidden_names,
+                e.ground_names,
+            )
+            for e in wanted
+        ]
     splits = tuple(args.splits.split(","))
     for exp in wanted:
-        if args.skip_done and exp.name in results["experiments"] and "splits" in results["experiments"][exp.name]:
+        if (
+            args.skip_done
+            and exp.name in results["experiments"]
+            and "splits" in results["experiments"][exp.name]
+        ):
             continue
         spec = TASKS[exp.task]
         dataset = collect_dataset(spec, out / "data", args.demos)
         steps = args.steps or spec.steps
         exp_dir = out / exp.name.replace("/", "_").replace("+", "_")
         t0 = time.perf_counter()
-        print(f"[{exp.name}] training {steps} steps (threads={args.threads}, load {os.getloadavg()[0]:.1f})",
-              flush=True)
-        trained = train_one(exp, dataset, exp_dir, steps, args.threads, args.seed, args.batch_size, args.lr,
-                            args.workers)
-        row = {"task": spec.task, "policy": exp.policy, "conditioning": list(exp.overrides.get("conditioning", {}).get("kinds", ())),
-               "goal_hidden": exp.mask_goal, "demos": args.demos, "chance": spec.chance if exp.mask_goal else None,
-               "threads": args.threads, "batch_size": args.batch_size, "lr": args.lr,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", **trained}
+        print(
+            f"[{exp.name}] training {steps} steps (threads={args.threads}, load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+        trained = train_one(
+            exp, dataset, exp_dir, steps, args.threads, args.seed, args.batch_size, args.lr, args.workers
+        )
+        row = {
+            "task": spec.task,
+            "policy": exp.policy,
+            "conditioning": list(exp.overrides.get("conditioning", {}).get("kinds", ())),
+            "goal_hidden": exp.mask_goal,
+            "demos": args.demos,
+            "chance": spec.chance if exp.mask_goal else None,
+            "threads": args.threads,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            **trained,
+        }
         save_row(results_file, exp.name, row)
-        print(f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
-              f"episodes x {len(splits)} splits", flush=True)
+        print(
+            f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
+            f"episodes x {len(splits)} splits",
+            flush=True,
+        )
         row["splits"] = evaluate_one(exp, exp_dir, args.episodes, splits)
         row["wall_seconds"] = time.perf_counter() - t0
         save_row(results_file, exp.name, row)

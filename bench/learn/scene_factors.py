@@ -23,7 +23,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FACTORS = {"checker_table": ("table_texture",), "dim_side_light": ("lighting",), "3_distractors": ("distractors",)}
+FACTORS = {
+    "checker_table": ("table_texture",),
+    "dim_side_light": ("lighting",),
+    "3_distractors": ("distractors",),
+}
 """Row name -> the ``heldout_scene`` changes it applies (``ember.sims.splits.SCENE_FACTORS``)."""
 
 
@@ -41,16 +45,24 @@ def main() -> None:
     torch.set_num_threads(1)
     results = {}
     for name, factors in FACTORS.items():
-        cfg = EvalConfig(policy_path=args.checkpoint, task=args.task, splits=("heldout_scene",),
-                         num_episodes=args.episodes, batch_size=10, num_videos=0,
-                         env_kwargs={"heldout_scene_factors": list(factors)},
-                         out=str(Path(args.out).with_suffix("") / name), overwrite=True)
+        cfg = EvalConfig(
+            policy_path=args.checkpoint,
+            task=args.task,
+            splits=("heldout_scene",),
+            num_episodes=args.episodes,
+            batch_size=10,
+            num_videos=0,
+            env_kwargs={"heldout_scene_factors": list(factors)},
+            out=str(Path(args.out).with_suffix("") / name),
+            overwrite=True,
+        )
         result, _ = run_eval(cfg, quiet=True)
         results[name] = {"success_rate": result.success_rate, "ci95": list(result.success_ci95)}
         lo, hi = result.success_ci95
         print(f"{name:16s} {result.success_rate:5.0%} ({lo:.0%}-{hi:.0%})", flush=True)
-    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "episodes": args.episodes,
-                                          "factors": results}, indent=1))
+    Path(args.out).write_text(
+        json.dumps({"checkpoint": args.checkpoint, "episodes": args.episodes, "factors": results}, indent=1)
+    )
 
 
 if __name__ == "__main__":

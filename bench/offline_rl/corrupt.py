@@ -34,8 +34,14 @@ STATE_KEYS = ("observation.state", "observation.environment_state")
 KINDS = ("state", "action", "reward")
 
 
-def corrupt_dataset(src: str | Path, dst: str | Path, fraction: float = 0.3, scale: float = 1.0, seed: int = 0,
-                    reward_key: str = "next.reward") -> dict[str, Any]:
+def corrupt_dataset(
+    src: str | Path,
+    dst: str | Path,
+    fraction: float = 0.3,
+    scale: float = 1.0,
+    seed: int = 0,
+    reward_key: str = "next.reward",
+) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -53,7 +59,9 @@ def corrupt_dataset(src: str | Path, dst: str | Path, fraction: float = 0.3, sca
     for key in (*STATE_KEYS, "action", reward_key):
         if key not in feats:
             raise KeyError(f"{src} has no {key!r} column")
-    shutil.copytree(src, dst, copy_function=os.link)  # hard links; every file rewritten below is replaced, not edited
+    shutil.copytree(
+        src, dst, copy_function=os.link
+    )  # hard links; every file rewritten below is replaced, not edited
     rng = np.random.default_rng(seed)
     record: dict[str, list[int]] = {k: [] for k in KINDS}
     changed: dict[str, list[np.ndarray]] = {k: [] for k in (*STATE_KEYS, "action", reward_key)}
@@ -64,25 +72,35 @@ def corrupt_dataset(src: str | Path, dst: str | Path, fraction: float = 0.3, sca
         index = table.column("index").to_numpy()
         chosen = rng.random(n) < fraction
         kind = rng.integers(0, len(KINDS), n)
-        arrays = {k: np.array(columns.to_numpy(table.column(k), feats[k]), dtype=np.float32).reshape(n, -1)
-                  for k in changed}
+        arrays = {
+            k: np.array(columns.to_numpy(table.column(k), feats[k]), dtype=np.float32).reshape(n, -1)
+            for k in changed
+        }
         for k in STATE_KEYS:
             rows = chosen & (kind == 0)
             std = np.asarray(stats[k]["std"], np.float32).reshape(-1)
-            arrays[k][rows] += scale * std * rng.standard_normal((int(rows.sum()), arrays[k].shape[1]), np.float32)
+            arrays[k][rows] += (
+                scale * std * rng.standard_normal((int(rows.sum()), arrays[k].shape[1]), np.float32)
+            )
         rows = chosen & (kind == 1)
         a_std = np.asarray(stats["action"]["std"], np.float32).reshape(-1)
-        noisy = arrays["action"][rows] + scale * a_std * rng.standard_normal((int(rows.sum()), arrays["action"].shape[1]),
-                                                                             np.float32)
-        arrays["action"][rows] = np.clip(noisy, np.asarray(stats["action"]["min"], np.float32).reshape(-1),
-                                         np.asarray(stats["action"]["max"], np.float32).reshape(-1))
+        noisy = arrays["action"][rows] + scale * a_std * rng.standard_normal(
+            (int(rows.sum()), arrays["action"].shape[1]), np.float32
+        )
+        arrays["action"][rows] = np.clip(
+            noisy,
+            np.asarray(stats["action"]["min"], np.float32).reshape(-1),
+            np.asarray(stats["action"]["max"], np.float32).reshape(-1),
+        )
         rows = chosen & (kind == 2)
         arrays[reward_key][rows, 0] = rng.uniform(-scale, scale, int(rows.sum())) * reward_bound
         for i, name in enumerate(KINDS):
             record[name].extend(int(x) for x in index[chosen & (kind == i)])
         for k, arr in arrays.items():
             col = columns.to_arrow(arr.reshape(n, *feats[k]["shape"]), feats[k])
-            table = table.set_column(table.schema.get_field_index(k), table.schema.field(k), pa.chunked_array([col]))
+            table = table.set_column(
+                table.schema.get_field_index(k), table.schema.field(k), pa.chunked_array([col])
+            )
             changed[k].append(arr)
         tmp = path.with_suffix(".tmp")
         pq.write_table(table, tmp)
@@ -93,9 +111,16 @@ def corrupt_dataset(src: str | Path, dst: str | Path, fraction: float = 0.3, sca
     tmp = stats_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(stats, indent=2))
     os.replace(tmp, stats_path)
-    summary = {"source": str(src), "fraction": fraction, "scale": scale, "seed": seed, "reward_key": reward_key,
-               "frames": int(clean.num_frames), "corrupted": {k: len(v) for k, v in record.items()},
-               "indices": record}
+    summary = {
+        "source": str(src),
+        "fraction": fraction,
+        "scale": scale,
+        "seed": seed,
+        "reward_key": reward_key,
+        "frames": int(clean.num_frames),
+        "corrupted": {k: len(v) for k, v in record.items()},
+        "indices": record,
+    }
     (dst / "meta" / "corruption.json").write_text(json.dumps(summary))
     return summary
 
@@ -110,8 +135,10 @@ def main() -> None:
     parser.add_argument("--reward-key", default="next.reward")
     args = parser.parse_args()
     summary = corrupt_dataset(args.src, args.dst, args.fraction, args.scale, args.seed, args.reward_key)
-    print(f"corrupted {sum(summary['corrupted'].values())} of {summary['frames']} frames "
-          f"({summary['corrupted']}) -> {args.dst}")
+    print(
+        f"corrupted {sum(summary['corrupted'].values())} of {summary['frames']} frames "
+        f"({summary['corrupted']}) -> {args.dst}"
+    )
 
 
 if __name__ == "__main__":

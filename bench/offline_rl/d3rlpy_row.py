@@ -40,8 +40,9 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def train_d3rlpy(dataset: Path, steps: int, batch_size: int, reward_key: str, seed: int, beta: float
-                 ) -> tuple[Any, float]:
+def train_d3rlpy(
+    dataset: Path, steps: int, batch_size: int, reward_key: str, seed: int, beta: float
+) -> tuple[Any, float]:
     import d3rlpy
     import torch
 
@@ -51,14 +52,27 @@ def train_d3rlpy(dataset: Path, steps: int, batch_size: int, reward_key: str, se
     d3rlpy.seed(seed)
     mdp = to_mdp_dataset(dataset, obs_keys=STATE_KEYS, reward_key=reward_key)
     encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[256, 256])
-    algo = d3rlpy.algos.IQLConfig(batch_size=batch_size, gamma=0.99, expectile=0.7, weight_temp=beta,
-                                  actor_encoder_factory=encoder, critic_encoder_factory=encoder,
-                                  value_encoder_factory=encoder,
-                                  observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-                                  action_scaler=d3rlpy.preprocessing.MinMaxActionScaler()).create(device="cpu:0")
+    algo = d3rlpy.algos.IQLConfig(
+        batch_size=batch_size,
+        gamma=0.99,
+        expectile=0.7,
+        weight_temp=beta,
+        actor_encoder_factory=encoder,
+        critic_encoder_factory=encoder,
+        value_encoder_factory=encoder,
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        action_scaler=d3rlpy.preprocessing.MinMaxActionScaler(),
+    ).create(device="cpu:0")
     t0 = time.perf_counter()
-    algo.fit(mdp, n_steps=steps, n_steps_per_epoch=steps, show_progress=False, save_interval=10**9,
-             experiment_name="ember_bench_offline_rl", with_timestamp=False)
+    algo.fit(
+        mdp,
+        n_steps=steps,
+        n_steps_per_epoch=steps,
+        show_progress=False,
+        save_interval=10**9,
+        experiment_name="ember_bench_offline_rl",
+        with_timestamp=False,
+    )
     return algo, time.perf_counter() - t0
 
 
@@ -80,8 +94,12 @@ def evaluate(algo: Any, episodes: int, eval_seed: int) -> dict[str, Any]:
             successes += int(success)
     finally:
         env.close()
-    return {"success_rate": successes / episodes, "ci95": list(wilson(successes, episodes)), "episodes": episodes,
-            "eval_seconds": time.perf_counter() - t0}
+    return {
+        "success_rate": successes / episodes,
+        "ci95": list(wilson(successes, episodes)),
+        "episodes": episodes,
+        "eval_seconds": time.perf_counter() - t0,
+    }
 
 
 def main() -> None:
@@ -96,20 +114,37 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=1_000_000)
     parser.add_argument("--reward", default="next.reward")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--beta", type=float, default=10.0, help="advantage temperature (d3rlpy weight_temp), as ember's rows")
+    parser.add_argument(
+        "--beta", type=float, default=10.0, help="advantage temperature (d3rlpy weight_temp), as ember's rows"
+    )
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
     os.chdir(Path(args.work).resolve())  # d3rlpy writes its logs under ./d3rlpy_logs
-    algo, seconds = train_d3rlpy(Path(args.dataset).resolve(), args.steps, args.batch_size, args.reward, args.seed,
-                                 args.beta)
-    print(f"d3rlpy IQL: {args.steps} steps in {seconds:.0f} s ({args.steps / seconds:.1f} steps/s); evaluating",
-          flush=True)
+    algo, seconds = train_d3rlpy(
+        Path(args.dataset).resolve(), args.steps, args.batch_size, args.reward, args.seed, args.beta
+    )
+    print(
+        f"d3rlpy IQL: {args.steps} steps in {seconds:.0f} s ({args.steps / seconds:.1f} steps/s); evaluating",
+        flush=True,
+    )
     result = evaluate(algo, args.episodes, args.eval_seed)
-    save_row(Path(args.work) / "results.json", "d3rlpy_iql" + ("" if args.reward == "next.reward" else "@" + args.reward),
-             {"train_seconds": seconds, "steps": args.steps, "final_loss": None, "reward": args.reward,
-              "label": "d3rlpy 2.8.1 IQL (Gaussian MLP actor)", "dataset": args.dataset, "eval": result})
-    print(f"d3rlpy IQL: {100 * result['success_rate']:.0f}% ({100 * result['ci95'][0]:.0f}-"
-          f"{100 * result['ci95'][1]:.0f})")
+    save_row(
+        Path(args.work) / "results.json",
+        "d3rlpy_iql" + ("" if args.reward == "next.reward" else "@" + args.reward),
+        {
+            "train_seconds": seconds,
+            "steps": args.steps,
+            "final_loss": None,
+            "reward": args.reward,
+            "label": "d3rlpy 2.8.1 IQL (Gaussian MLP actor)",
+            "dataset": args.dataset,
+            "eval": result,
+        },
+    )
+    print(
+        f"d3rlpy IQL: {100 * result['success_rate']:.0f}% ({100 * result['ci95'][0]:.0f}-"
+        f"{100 * result['ci95'][1]:.0f})"
+    )
 
 
 if __name__ == "__main__":

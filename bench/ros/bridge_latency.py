@@ -69,8 +69,13 @@ def match(received: list[tuple[float, float]], t_sent: np.ndarray, home: float) 
 
 def percentiles(values_ms: np.ndarray) -> dict[str, float]:
     v = values_ms[~np.isnan(values_ms)]
-    return {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
-            "p99": float(np.percentile(v, 99)), "max": float(v.max()), "mean": float(v.mean())}
+    return {
+        "p50": float(np.percentile(v, 50)),
+        "p90": float(np.percentile(v, 90)),
+        "p99": float(np.percentile(v, 99)),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -90,27 +95,47 @@ def run(args: argparse.Namespace) -> dict:
     home = home_state(robot)
     out_dir = Path(args.out).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    bridge = start_node("bridge", {"rate_hz": args.rate, "policy_timeout_ms": 2000.0, "status_rate_hz": 0.5,
-                                   "realtime_priority": args.realtime}, env, out_dir, name="bench_bridge")
+    bridge = start_node(
+        "bridge",
+        {
+            "rate_hz": args.rate,
+            "policy_timeout_ms": 2000.0,
+            "status_rate_hz": 0.5,
+            "realtime_priority": args.realtime,
+        },
+        env,
+        out_dir,
+        name="bench_bridge",
+    )
     probe = None
     try:
         probe = Probe("bench_arm", domain_id=int(env["ROS_DOMAIN_ID"]))
         via_bridge: list[tuple[float, float]] = []  # (monotonic receipt time, joint-7 position)
         direct: list[tuple[float, float]] = []
         deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        probe.node.create_subscription(JointTrajectory, ros.CONTROLLER_TOPIC,
-                                       lambda m: via_bridge.append((time.monotonic(), m.points[0].positions[CODE_JOINT])),
-                                       deep)
-        probe.node.create_subscription(JointTrajectory, DIRECT_TOPIC,
-                                       lambda m: direct.append((time.monotonic(), m.points[0].positions[CODE_JOINT])),
-                                       deep)
+        probe.node.create_subscription(
+            JointTrajectory,
+            ros.CONTROLLER_TOPIC,
+            lambda m: via_bridge.append((time.monotonic(), m.points[0].positions[CODE_JOINT])),
+            deep,
+        )
+        probe.node.create_subscription(
+            JointTrajectory,
+            DIRECT_TOPIC,
+            lambda m: direct.append((time.monotonic(), m.points[0].positions[CODE_JOINT])),
+            deep,
+        )
         probe.subscribe("/ember/bridge/status", String, ros.qos_latched())
         state_pub = probe.node.create_publisher(JointState, ros.JOINT_STATES_TOPIC, ros.qos_command())
         action_pub = probe.node.create_publisher(JointState, ros.ACTION_TOPIC, ros.qos_command())
         direct_pub = probe.node.create_publisher(JointTrajectory, DIRECT_TOPIC, ros.qos_command())
         deadline = time.monotonic() + 30
-        while (action_pub.get_subscription_count() < 1 or state_pub.get_subscription_count() < 1
-               or probe.node.count_publishers(ros.CONTROLLER_TOPIC) < 1 or direct_pub.get_subscription_count() < 1):
+        while (
+            action_pub.get_subscription_count() < 1
+            or state_pub.get_subscription_count() < 1
+            or probe.node.count_publishers(ros.CONTROLLER_TOPIC) < 1
+            or direct_pub.get_subscription_count() < 1
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("discovery timed out\n" + bridge.output())
             probe.executor.spin_once(timeout_sec=0.05)
@@ -121,8 +146,9 @@ def run(args: argparse.Namespace) -> dict:
         spinner = SingleThreadedExecutor(context=probe.context)
         spinner.add_node(probe.node)
         stop = threading.Event()
-        thread = threading.Thread(target=lambda: [spinner.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-                                  daemon=True)
+        thread = threading.Thread(
+            target=lambda: [spinner.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)], daemon=True
+        )
         thread.start()
 
         n = args.warmup + args.cycles
@@ -186,18 +212,25 @@ def run(args: argparse.Namespace) -> dict:
     added = ((recv_b - t_act[w]) - (recv_d - t_dir[w])) * 1e3
     direct_ms = (recv_d - t_dir[w]) * 1e3
     missing = int(np.isnan(recv_b).sum())
-    late = int((obs_to_cmd[~np.isnan(obs_to_cmd)] + compute[w][~np.isnan(obs_to_cmd)] * 1e3 > period * 1e3).sum())
+    late = int(
+        (obs_to_cmd[~np.isnan(obs_to_cmd)] + compute[w][~np.isnan(obs_to_cmd)] * 1e3 > period * 1e3).sum()
+    )
     return {
-        "cycles": args.cycles, "rate_hz": args.rate, "policy_ms": args.policy_ms,
+        "cycles": args.cycles,
+        "rate_hz": args.rate,
+        "policy_ms": args.policy_ms,
         "realtime_priority": args.realtime,
         "obs_to_command_ms": percentiles(obs_to_cmd),
         "added_by_bridge_ms": percentiles(added),
         "direct_command_ms": percentiles(direct_ms),
         "bridge_processing_ms": status.get("latency_ms", {}),
-        "missing": missing, "late": late, "missed_cycles": missing + late,
+        "missing": missing,
+        "late": late,
+        "missed_cycles": missing + late,
         "direct_missing": int(np.isnan(recv_d).sum()),
         "bridge_actions_received": status["actions"],
-        "bridge_passed": status["safety"]["passed"], "bridge_rejected": status["safety"]["rejected"],
+        "bridge_passed": status["safety"]["passed"],
+        "bridge_rejected": status["safety"]["rejected"],
         "policy_compute_ms_mean": float(compute[w].mean() * 1e3),
     }
 
@@ -208,8 +241,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--policy-ms", type=float, default=0.0, help="simulated policy compute per cycle")
-    parser.add_argument("--realtime", type=int, default=0,
-                        help="SCHED_FIFO priority for the bridge and this process (0: normal scheduling)")
+    parser.add_argument(
+        "--realtime",
+        type=int,
+        default=0,
+        help="SCHED_FIFO priority for the bridge and this process (0: normal scheduling)",
+    )
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "ros_bridge_latency.json"))
     args = parser.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -221,26 +258,39 @@ def main() -> int:
             print(f"warning: {problem}")
     load_before = os.getloadavg()
     result = run(args)
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
-                          "load_average_before": [round(x, 2) for x in load_before],
-                          "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-              "target": "added by the bridge: p99 <= 2 ms beyond the policy's compute; 0 missed cycles",
-              **result}
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "target": "added by the bridge: p99 <= 2 ms beyond the policy's compute; 0 missed cycles",
+        **result,
+    }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{args.cycles} cycles at {args.rate:g} Hz, policy compute {args.policy_ms:g} ms (subtracted), "
-          f"SCHED_FIFO {args.realtime or 'off'}, load average {load_before[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"\n{args.cycles} cycles at {args.rate:g} Hz, policy compute {args.policy_ms:g} ms (subtracted), "
+        f"SCHED_FIFO {args.realtime or 'off'}, load average {load_before[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"{'':<34}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}")
-    for label, key in (("observation -> command (via bridge)", "obs_to_command_ms"),
-                       ("added by the bridge (same cycle)", "added_by_bridge_ms"),
-                       ("direct command, no bridge", "direct_command_ms")):
+    for label, key in (
+        ("observation -> command (via bridge)", "obs_to_command_ms"),
+        ("added by the bridge (same cycle)", "added_by_bridge_ms"),
+        ("direct command, no bridge", "direct_command_ms"),
+    ):
         r = result[key]
         print(f"{label:<34}{r['p50']:>8.3f}{r['p90']:>8.3f}{r['p99']:>8.3f}{r['max']:>8.2f}")
     proc = result["bridge_processing_ms"]
-    print(f"bridge callback alone (last {proc.get('n', 0)}): p50 {proc.get('p50', float('nan')):.3f} ms, "
-          f"p99 {proc.get('p99', float('nan')):.3f} ms")
-    print(f"missed cycles: {result['missed_cycles']} (missing {result['missing']}, late {result['late']}); "
-          f"bridge passed {result['bridge_passed']}, rejected {result['bridge_rejected']}")
+    print(
+        f"bridge callback alone (last {proc.get('n', 0)}): p50 {proc.get('p50', float('nan')):.3f} ms, "
+        f"p99 {proc.get('p99', float('nan')):.3f} ms"
+    )
+    print(
+        f"missed cycles: {result['missed_cycles']} (missing {result['missing']}, late {result['late']}); "
+        f"bridge passed {result['bridge_passed']}, rejected {result['bridge_rejected']}"
+    )
     print(f"wrote {args.out}")
     return 0
 

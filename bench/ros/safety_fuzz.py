@@ -34,16 +34,26 @@ from ember.real.testing_fuzz import Stats, fuzz  # noqa: E402
 
 
 def table(stats: Stats, seconds: float) -> str:
-    rows = [("commands", stats.commands), ("scenarios", stats.scenarios),
-            ("accepted", stats.accepted), ("  of which clamped", stats.clamped)]
+    rows = [
+        ("commands", stats.commands),
+        ("scenarios", stats.scenarios),
+        ("accepted", stats.accepted),
+        ("  of which clamped", stats.clamped),
+    ]
     rows += [(f"  clamp: {k}", stats.clamps.get(k, 0)) for k in CLAMPS]
     rows += [("  position bound over velocity/accel", stats.position_overrides)]
     rows += [("rejected", sum(stats.rejected.values()))]
     rows += [(f"  {k}", stats.rejected.get(k, 0)) for k in (*REJECTIONS, "velocity", "acceleration")]
-    rows += [("holds", stats.holds), ("invariant violations", stats.violation_count),
-             ("seconds", f"{seconds:.1f}"), ("commands / s", f"{stats.commands / max(seconds, 1e-9):,.0f}")]
+    rows += [
+        ("holds", stats.holds),
+        ("invariant violations", stats.violation_count),
+        ("seconds", f"{seconds:.1f}"),
+        ("commands / s", f"{stats.commands / max(seconds, 1e-9):,.0f}"),
+    ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {v:>12}" for k, v in rows)
+    return "\n".join(
+        f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {v:>12}" for k, v in rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,26 +71,42 @@ def main(argv: list[str] | None = None) -> int:
     def progress(s: Stats) -> None:
         if time.perf_counter() - last[0] > 10:
             last[0] = time.perf_counter()
-            print(f"  {s.commands:,} commands, {s.violation_count} violations, {last[0] - t0:.0f} s", flush=True)
+            print(
+                f"  {s.commands:,} commands, {s.violation_count} violations, {last[0] - t0:.0f} s", flush=True
+            )
 
-    stats = fuzz(args.commands, seed=args.seed, events_per_scenario=args.events_per_scenario, progress=progress)
+    stats = fuzz(
+        args.commands, seed=args.seed, events_per_scenario=args.events_per_scenario, progress=progress
+    )
     seconds = time.perf_counter() - t0
     print(table(stats, seconds))
     for v in stats.violations:
         print("VIOLATION:", v)
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         commit = ""
     result = {
-        "commands": stats.commands, "scenarios": stats.scenarios, "accepted": stats.accepted,
-        "clamped": stats.clamped, "clamps": dict(stats.clamps), "rejected": dict(stats.rejected),
-        "rejected_total": sum(stats.rejected.values()), "holds": stats.holds,
-        "position_overrides": stats.position_overrides, "command_kinds": dict(stats.kinds),
-        "violations": stats.violation_count, "first_violations": stats.violations, "seconds": round(seconds, 2),
-        "seed": args.seed, "events_per_scenario": args.events_per_scenario, "commit": commit,
-        "python": platform.python_version(), "machine": platform.machine(),
+        "commands": stats.commands,
+        "scenarios": stats.scenarios,
+        "accepted": stats.accepted,
+        "clamped": stats.clamped,
+        "clamps": dict(stats.clamps),
+        "rejected": dict(stats.rejected),
+        "rejected_total": sum(stats.rejected.values()),
+        "holds": stats.holds,
+        "position_overrides": stats.position_overrides,
+        "command_kinds": dict(stats.kinds),
+        "violations": stats.violation_count,
+        "first_violations": stats.violations,
+        "seconds": round(seconds, 2),
+        "seed": args.seed,
+        "events_per_scenario": args.events_per_scenario,
+        "commit": commit,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -65,8 +65,9 @@ def _actions(env: Any, steps: int, moving: bool) -> list[np.ndarray]:
     return acts
 
 
-def measure(task: str, steps: int, repeats: int, camera: str | None, moving: bool,
-            action_space_type: str = "ee_delta") -> dict[str, Any]:
+def measure(
+    task: str, steps: int, repeats: int, camera: str | None, moving: bool, action_space_type: str = "ee_delta"
+) -> dict[str, Any]:
     import mujoco
 
     from ember.sims import make_env
@@ -101,7 +102,9 @@ def measure(task: str, steps: int, repeats: int, camera: str | None, moving: boo
     arm_act = world._arm_act
 
     def run_raw() -> None:
-        env.reset(seed=0)  # same initial state and the same arm motion (the env's joint targets); physics only
+        env.reset(
+            seed=0
+        )  # same initial state and the same arm motion (the env's joint targets); physics only
         for q in targets:
             data.ctrl[arm_act] = q
             mujoco.mj_step(model, data, nstep=n_sub)
@@ -123,11 +126,22 @@ def measure(task: str, steps: int, repeats: int, camera: str | None, moving: boo
     env.close()
     per = 1e3 / steps
     return {
-        "task": task, "camera": camera, "moving": moving, "action_space_type": action_space_type,
-        "steps": steps, "substeps_per_step": n_sub,
-        "env_steps_per_s": steps / t_env, "raw_steps_per_s": steps / t_raw, "overhead": t_env / t_raw,
-        "ms_per_step": {"env": t_env * per, "raw": t_raw * per, "ik": t_ik * per if action_space_type == "ee_delta"
-                        else 0.0, "success_test": t_eval * per, "observation_extra": t_obs * per},
+        "task": task,
+        "camera": camera,
+        "moving": moving,
+        "action_space_type": action_space_type,
+        "steps": steps,
+        "substeps_per_step": n_sub,
+        "env_steps_per_s": steps / t_env,
+        "raw_steps_per_s": steps / t_raw,
+        "overhead": t_env / t_raw,
+        "ms_per_step": {
+            "env": t_env * per,
+            "raw": t_raw * per,
+            "ik": t_ik * per if action_space_type == "ee_delta" else 0.0,
+            "success_test": t_eval * per,
+            "observation_extra": t_obs * per,
+        },
     }
 
 
@@ -142,22 +156,35 @@ def main(argv: list[str] | None = None) -> int:
     runs = [
         ("state", measure(args.task, args.steps, args.repeats, None, moving=False)),
         ("state", measure(args.task, args.steps, args.repeats, None, moving=True)),
-        ("state", measure(args.task, args.steps, args.repeats, None, moving=False, action_space_type="joint_pos")),
+        (
+            "state",
+            measure(args.task, args.steps, args.repeats, None, moving=False, action_space_type="joint_pos"),
+        ),
         ("camera", measure(args.task, args.steps, args.repeats, args.camera, moving=True)),
-        ("camera", measure(args.task, args.steps, args.repeats, args.camera, moving=False,
-                           action_space_type="joint_pos")),
+        (
+            "camera",
+            measure(
+                args.task, args.steps, args.repeats, args.camera, moving=False, action_space_type="joint_pos"
+            ),
+        ),
     ]
-    print(f"{args.task}: env.step vs raw MuJoCo on the same model ({runs[0][1]['substeps_per_step']} mj_step per "
-          f"control step; best of {args.repeats} x {args.steps} steps)\n")
-    print(f"{'obs':7s} {'actions':18s} {'env steps/s':>12s} {'raw steps/s':>12s} {'overhead':>9s} {'target':>7s}   "
-          "ms/step: env = raw + [ik, success test, observation extra, rest]")
+    print(
+        f"{args.task}: env.step vs raw MuJoCo on the same model ({runs[0][1]['substeps_per_step']} mj_step per "
+        f"control step; best of {args.repeats} x {args.steps} steps)\n"
+    )
+    print(
+        f"{'obs':7s} {'actions':18s} {'env steps/s':>12s} {'raw steps/s':>12s} {'overhead':>9s} {'target':>7s}   "
+        "ms/step: env = raw + [ik, success test, observation extra, rest]"
+    )
     for kind, r in runs:
         ms = r["ms_per_step"]
         rest = ms["env"] - ms["raw"] - ms["ik"] - ms["success_test"] - ms["observation_extra"]
         label = f"{r['action_space_type']}{' moving' if r['moving'] else ' hold'}"
-        print(f"{kind:7s} {label:18s} {r['env_steps_per_s']:12.0f} {r['raw_steps_per_s']:12.0f} "
-              f"{r['overhead']:8.2f}x {TARGETS[kind]:6.2f}x   {ms['env']:.2f} = {ms['raw']:.2f} + [{ms['ik']:.2f}, "
-              f"{ms['success_test']:.2f}, {ms['observation_extra']:.2f}, {rest:.2f}]")
+        print(
+            f"{kind:7s} {label:18s} {r['env_steps_per_s']:12.0f} {r['raw_steps_per_s']:12.0f} "
+            f"{r['overhead']:8.2f}x {TARGETS[kind]:6.2f}x   {ms['env']:.2f} = {ms['raw']:.2f} + [{ms['ik']:.2f}, "
+            f"{ms['success_test']:.2f}, {ms['observation_extra']:.2f}, {rest:.2f}]"
+        )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([{"kind": k, **r} for k, r in runs], indent=2) + "\n")

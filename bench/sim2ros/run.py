@@ -36,22 +36,47 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sim_result, _ = run_eval(EvalConfig(policy_path=args.checkpoint, task=args.task, split=args.split,
-                                        num_episodes=args.episodes, seed=args.seed, num_videos=0,
-                                        max_episode_steps=args.max_episode_steps, out=str(out / "eval"),
-                                        overwrite=True), quiet=True)
-    ros_cfg = RosEvalConfig(checkpoint=args.checkpoint, task=args.task, split=args.split, num_episodes=args.episodes,
-                            seed=args.seed, max_episode_steps=args.max_episode_steps, out_dir=str(out / "ros"))
+    sim_result, _ = run_eval(
+        EvalConfig(
+            policy_path=args.checkpoint,
+            task=args.task,
+            split=args.split,
+            num_episodes=args.episodes,
+            seed=args.seed,
+            num_videos=0,
+            max_episode_steps=args.max_episode_steps,
+            out=str(out / "eval"),
+            overwrite=True,
+        ),
+        quiet=True,
+    )
+    ros_cfg = RosEvalConfig(
+        checkpoint=args.checkpoint,
+        task=args.task,
+        split=args.split,
+        num_episodes=args.episodes,
+        seed=args.seed,
+        max_episode_steps=args.max_episode_steps,
+        out_dir=str(out / "ros"),
+    )
     ros_episodes = run_ros_eval(ros_cfg)
     sim_success = {e.seed: e.success for e in sim_result.episodes}
     agree = sum(sim_success.get(e.seed) == e.success for e in ros_episodes)
     n = len(ros_episodes)
     ros_rate = sum(e.success for e in ros_episodes) / n
-    report = {"task": args.task, "split": args.split, "episodes": n, "checkpoint": args.checkpoint,
-              "in_process": {"success_rate": sim_result.success_rate, "ci95": list(sim_result.success_ci95)},
-              "ros2": {"success_rate": ros_rate, "ci95": list(wilson_interval(sum(e.success for e in ros_episodes), n)),
-                       **to_json(ros_cfg, ros_episodes)},
-              "per_episode_agreement": agree / n}
+    report = {
+        "task": args.task,
+        "split": args.split,
+        "episodes": n,
+        "checkpoint": args.checkpoint,
+        "in_process": {"success_rate": sim_result.success_rate, "ci95": list(sim_result.success_ci95)},
+        "ros2": {
+            "success_rate": ros_rate,
+            "ci95": list(wilson_interval(sum(e.success for e in ros_episodes), n)),
+            **to_json(ros_cfg, ros_episodes),
+        },
+        "per_episode_agreement": agree / n,
+    }
     (out / "sim2ros.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\n{args.task} ({args.split}), {n} seeds from {args.seed}")
     print(f"{'path':<28}{'success':>9}{'95% CI':>16}")

@@ -21,8 +21,17 @@ from ember.algorithms.optim import OptimConfig, adamw, cosine_with_warmup
 from ember.registry import ALGORITHMS, RegistryError
 
 __all__ = [
-    "Algorithm", "AlgorithmConfig", "BatchRequest", "Components", "OptimConfig", "TrainingContext", "adamw",
-    "check_finite", "cosine_with_warmup", "get_algorithm_class", "make_algorithm_config",
+    "Algorithm",
+    "AlgorithmConfig",
+    "BatchRequest",
+    "Components",
+    "OptimConfig",
+    "TrainingContext",
+    "adamw",
+    "check_finite",
+    "cosine_with_warmup",
+    "get_algorithm_class",
+    "make_algorithm_config",
     "soft_update",
 ]
 
@@ -31,7 +40,9 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
     """The algorithm class registered as ``name`` (or named by a ``module:Class`` reference)."""
     cls = ALGORITHMS.get(name)
     if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
-        raise RegistryError(f"algorithm {name!r} resolves to {cls!r}, which is not an ember Algorithm subclass")
+        raise RegistryError(
+            f"algorithm {name!r} resolves to {cls!r}, which is not an ember Algorithm subclass"
+        )
     return cls
 
 

@@ -62,12 +62,19 @@ class BatchRequest:
     """Each frame's RT-H language motion (``motion`` text, ``motion.index`` into ``meta/motions.json``)."""
 
     def __post_init__(self) -> None:
-        unknown = [k for k in self.next if k not in NEXT_FEATURES and not k.startswith(("reward.", "success."))
-                   and not k.endswith((".reward", ".success"))]
+        unknown = [
+            k
+            for k in self.next
+            if k not in NEXT_FEATURES
+            and not k.startswith(("reward.", "success."))
+            and not k.endswith((".reward", ".success"))
+        ]
         if unknown:
-            raise ConfigError(f"BatchRequest.next names {unknown}; available: {list(NEXT_FEATURES)} and "
-                              "the columns ember label writes (reward.<name>, success.<name>, <prefix>.reward, "
-                              "<prefix>.success)")
+            raise ConfigError(
+                f"BatchRequest.next names {unknown}; available: {list(NEXT_FEATURES)} and "
+                "the columns ember label writes (reward.<name>, success.<name>, <prefix>.reward, "
+                "<prefix>.success)"
+            )
         if not isinstance(self.next_steps, int) or self.next_steps < 1:
             raise ConfigError(f"BatchRequest.next_steps must be a positive int, got {self.next_steps!r}")
 
@@ -112,8 +119,9 @@ class Algorithm(abc.ABC):
 
     def __init__(self, config: AlgorithmConfig, context: TrainingContext) -> None:
         if not isinstance(config, self.config_class):
-            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, got "
-                              f"{type(config).__name__}")
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}"
+            )
         self.config, self.context = config, context
 
     # ------------------------------------------------------------------------------------ the contract
@@ -157,8 +165,9 @@ class Algorithm(abc.ABC):
         return total
 
     # ------------------------------------------------------------------------------------- helpers
-    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: nn.Module,
-                          scheduler: Any = None) -> None:
+    def backward_and_step(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: nn.Module, scheduler: Any = None
+    ) -> None:
         """Zero grads, backward (through accelerate), clip to ``optim.grad_clip_norm``, step."""
         optimizer.zero_grad(set_to_none=True)
         self.context.accelerator.backward(loss)

@@ -71,7 +71,9 @@ class Supervised(Algorithm):
         if self.ema is not None:
             self.ema.update(self._policy)
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])
-        metrics.update({k: float(v) for k, v in out.items() if k != "loss" and torch.is_tensor(v) and v.ndim == 0})
+        metrics.update(
+            {k: float(v) for k, v in out.items() if k != "loss" and torch.is_tensor(v) and v.ndim == 0}
+        )
         return metrics
 
     def save_policy(self, directory: str | Path) -> Path:

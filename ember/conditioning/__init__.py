@@ -16,4 +16,11 @@ from ember.conditioning.preload import preload_triton
 
 preload_triton()  # conditioning renders environments; see preload.py
 
-__all__ = ["CameraModel", "ConditioningConfig", "ConditioningError", "EpisodeRecord", "dataset_camera", "produce"]
+__all__ = [
+    "CameraModel",
+    "ConditioningConfig",
+    "ConditioningError",
+    "EpisodeRecord",
+    "dataset_camera",
+    "produce",
+]

@@ -38,7 +38,9 @@ class CameraModel:
             k = np.asarray(info["intrinsics"], dtype=np.float64).reshape(3, 3)
             e = np.asarray(info["extrinsics"], dtype=np.float64).reshape(4, 4)
         except (KeyError, ValueError) as exc:
-            raise ConditioningError(f"camera info needs a 3x3 'intrinsics' and a 4x4 'extrinsics'; got {info}") from exc
+            raise ConditioningError(
+                f"camera info needs a 3x3 'intrinsics' and a 4x4 'extrinsics'; got {info}"
+            ) from exc
         return cls(k, e, int(width), int(height))
 
     def resized(self, width: int, height: int) -> CameraModel:
@@ -57,23 +59,41 @@ class CameraModel:
         return uv
 
     def to_json(self) -> dict[str, Any]:
-        return {"intrinsics": self.intrinsics.tolist(), "extrinsics": self.extrinsics.tolist(),
-                "width": self.width, "height": self.height}
+        return {
+            "intrinsics": self.intrinsics.tolist(),
+            "extrinsics": self.extrinsics.tolist(),
+            "width": self.width,
+            "height": self.height,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CameraModel:
-        return cls(np.asarray(data["intrinsics"], float), np.asarray(data["extrinsics"], float),
-                   int(data["width"]), int(data["height"]))
+        return cls(
+            np.asarray(data["intrinsics"], float),
+            np.asarray(data["extrinsics"], float),
+            int(data["width"]),
+            int(data["height"]),
+        )
 
 
-def camera_from_env(task: str, backend: str, camera: str, image_size: int, env_kwargs: dict[str, Any] | None = None,
-                    ) -> CameraModel:
+def camera_from_env(
+    task: str,
+    backend: str,
+    camera: str,
+    image_size: int,
+    env_kwargs: dict[str, Any] | None = None,
+) -> CameraModel:
     """Asks the task's environment (reset once, seed 0) for ``camera``'s intrinsics and extrinsics."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
     from ember.sims import make_env
 
-    kwargs = {"obs_mode": "pixels", "cameras": (camera,), "image_size": image_size, "render_mode": None,
-              **(env_kwargs or {})}
+    kwargs = {
+        "obs_mode": "pixels",
+        "cameras": (camera,),
+        "image_size": image_size,
+        "render_mode": None,
+        **(env_kwargs or {}),
+    }
     env = make_env(task, backend=backend, **kwargs)
     try:
         _, info = env.reset(seed=0)
@@ -105,7 +125,7 @@ def dataset_camera(root: str | Path, camera_key: str, image_hw: tuple[int, int])
     if not collect.is_file():
         raise ConditioningError(
             f"no camera geometry for {camera_key!r} in {root}: write {CAMERAS_FILE} as "
-            "{\"<camera>\": {\"intrinsics\": 3x3, \"extrinsics\": 4x4, \"width\": W, \"height\": H}} "
+            '{"<camera>": {"intrinsics": 3x3, "extrinsics": 4x4, "width": W, "height": H}} '
             "or record the dataset with `ember collect` (its config names the environment to ask)"
         )
     cfg = json.loads(collect.read_text())
@@ -143,11 +163,17 @@ def camera_from_pose(ros_k: Any, width: int, height: int, pose: Any) -> CameraMo
     k[1, 2] += 0.5
     p = np.asarray(pose, dtype=np.float64).reshape(-1)
     if p.shape != (7,) or not np.all(np.isfinite(p)) or np.linalg.norm(p[3:]) < 1e-9:
-        raise ConditioningError(f"a camera pose is [x, y, z, qw, qx, qy, qz] (base frame), got {np.asarray(pose).tolist()}")
+        raise ConditioningError(
+            f"a camera pose is [x, y, z, qw, qx, qy, qz] (base frame), got {np.asarray(pose).tolist()}"
+        )
     w, x, y, z = p[3:] / np.linalg.norm(p[3:])
-    rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                    [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])  # camera -> world
+    rot = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )  # camera -> world
     ext = np.eye(4)
     ext[:3, :3] = rot.T
     ext[:3, 3] = -rot.T @ p[:3]

@@ -42,9 +42,16 @@ class ConditionedWindows(Dataset):
     producing (it is the dataset's ``task``, which the windows already carry).
     """
 
-    def __init__(self, windows: Any, kinds: Sequence[str], camera_key: str | None, camera: CameraModel | None,
-                 config: ConditioningConfig | None = None, num_keypoints: int | None = None,
-                 sketch_source: str = "rgb") -> None:
+    def __init__(
+        self,
+        windows: Any,
+        kinds: Sequence[str],
+        camera_key: str | None,
+        camera: CameraModel | None,
+        config: ConditioningConfig | None = None,
+        num_keypoints: int | None = None,
+        sketch_source: str = "rgb",
+    ) -> None:
         self.windows = windows
         self.kinds = [k for k in kinds if k != LANGUAGE]
         cfg = config or ConditioningConfig()
@@ -53,24 +60,39 @@ class ConditionedWindows(Dataset):
         lengths = [dataset.episode_length(ep) for ep in episodes]
         self._episode_of_row = np.repeat(np.arange(len(episodes)), lengths)
         if len(self._episode_of_row) != len(windows):
-            raise ConditioningError(f"{len(windows)} windows but the episodes hold {len(self._episode_of_row)} frames")
+            raise ConditioningError(
+                f"{len(windows)} windows but the episodes hold {len(self._episode_of_row)} frames"
+            )
         if any(k in _NEEDS_FRAMES for k in self.kinds) and camera_key is None:
-            raise ConditioningError(f"{self.kinds} are drawn from camera frames but the dataset has no camera")
+            raise ConditioningError(
+                f"{self.kinds} are drawn from camera frames but the dataset has no camera"
+            )
         env_states, names = self._env_states(dataset, episodes)
         augment = StrokeAugmentation() if cfg.augment else None
         self.values: list[dict[str, list[np.ndarray]]] = []
         for i, ep in enumerate(episodes):
-            frames = dataset.frames(camera_key, ep) if camera_key and any(k in _NEEDS_FRAMES for k in self.kinds) \
+            frames = (
+                dataset.frames(camera_key, ep)
+                if camera_key and any(k in _NEEDS_FRAMES for k in self.kinds)
                 else None
+            )
             record = EpisodeRecord(frames, env_states[i] if env_states else None, names, camera)
-            plain = produce(record, self.kinds, None, num_keypoints=num_keypoints, edge_threshold=cfg.edge_threshold,
-                            sketch_source=sketch_source)
+            plain = produce(
+                record,
+                self.kinds,
+                None,
+                num_keypoints=num_keypoints,
+                edge_threshold=cfg.edge_threshold,
+                sketch_source=sketch_source,
+            )
             per_kind = {k: [v] for k, v in plain.items()}
             augmented = [k for k in self.kinds if k in _AUGMENTED]
             if augment is not None and augmented and cfg.variants_per_episode > 1:
                 for v in range(cfg.variants_per_episode - 1):
                     rng = np.random.default_rng(cfg.seed + 1000 * int(ep) + v)
-                    made = produce(record, augmented, rng, augment, num_keypoints, cfg.edge_threshold, sketch_source)
+                    made = produce(
+                        record, augmented, rng, augment, num_keypoints, cfg.edge_threshold, sketch_source
+                    )
                     for k, value in made.items():
                         per_kind[k].append(value)
             self.values.append(per_kind)

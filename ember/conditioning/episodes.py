@@ -114,9 +114,15 @@ def goal_points(record: EpisodeRecord, frame: int = 0) -> np.ndarray:
     return np.asarray(points, dtype=np.float64)
 
 
-def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generator | None = None,
-            augment: StrokeAugmentation = DEFAULT_AUGMENTATION, num_keypoints: int | None = None,
-            edge_threshold: float = 0.18, sketch_source: str = "rgb") -> dict[str, np.ndarray]:
+def produce(
+    record: EpisodeRecord,
+    kinds: Sequence[str],
+    rng: np.random.Generator | None = None,
+    augment: StrokeAugmentation = DEFAULT_AUGMENTATION,
+    num_keypoints: int | None = None,
+    edge_threshold: float = 0.18,
+    sketch_source: str = "rgb",
+) -> dict[str, np.ndarray]:
     """``{kind: array}`` for each non-language kind: images (H, W, C) uint8, keypoints (K, 2) float32 in [0, 1].
 
     ``rng`` turns on the stroke augmentation of sketches (training); without it sketches are drawn plainly.
@@ -128,7 +134,9 @@ def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generato
         if kind == LANGUAGE:
             continue
         if kind in (GOAL_IMAGE, GOAL_SKETCH, INITIAL_IMAGE) and record.frames is None:
-            raise ConditioningError(f"{kind} is made from the episode's camera frames; the record has no frames")
+            raise ConditioningError(
+                f"{kind} is made from the episode's camera frames; the record has no frames"
+            )
         if kind == GOAL_IMAGE:
             out[kind] = np.ascontiguousarray(record.frames[-1, ..., :3], dtype=np.uint8)
         elif kind == INITIAL_IMAGE:
@@ -146,7 +154,9 @@ def produce(record: EpisodeRecord, kinds: Sequence[str], rng: np.random.Generato
             h, w = record.image_size
             points = (uv / np.array([w, h])).astype(np.float32)
             if not np.all(np.isfinite(points)):
-                raise ConditioningError("a goal entity is behind the camera; choose another conditioning camera")
+                raise ConditioningError(
+                    "a goal entity is behind the camera; choose another conditioning camera"
+                )
             if num_keypoints is not None and len(points) != num_keypoints:
                 raise ConditioningError(
                     f"the episode has {len(points)} goal entities but the policy expects num_keypoints="

@@ -32,16 +32,29 @@ class ExpertConditioning:
     first_frame: np.ndarray
 
 
-def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str], camera: str, image_size: int,
-                        env_kwargs: dict[str, Any] | None = None, num_keypoints: int | None = None,
-                        sketch_source: str = "rgb") -> ExpertConditioning:
+def expert_conditioning(
+    task: str,
+    backend: str,
+    seed: int,
+    kinds: Sequence[str],
+    camera: str,
+    image_size: int,
+    env_kwargs: dict[str, Any] | None = None,
+    num_keypoints: int | None = None,
+    sketch_source: str = "rgb",
+) -> ExpertConditioning:
     """The conditioning of episode ``seed`` (split and options in ``env_kwargs``) from the expert's rollout."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless, as the CLI sets it; read when mujoco is imported
     from ember.sims import make_env
     from ember.sims.experts import make_expert
 
-    kwargs = {**(env_kwargs or {}), "obs_mode": "pixels", "cameras": (camera,), "image_size": int(image_size),
-              "render_mode": None}
+    kwargs = {
+        **(env_kwargs or {}),
+        "obs_mode": "pixels",
+        "cameras": (camera,),
+        "image_size": int(image_size),
+        "render_mode": None,
+    }
     env = make_env(task, backend=backend, **kwargs)
     try:
         expert = make_expert(task, env)
@@ -71,15 +84,21 @@ def expert_conditioning(task: str, backend: str, seed: int, kinds: Sequence[str]
         raise ConditioningError(f"{task} seed {seed}: {exc}") from exc
 
 
-def first_frame(task: str, backend: str, seed: int, camera: str, image_size: int,
-                env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+def first_frame(
+    task: str, backend: str, seed: int, camera: str, image_size: int, env_kwargs: dict[str, Any] | None = None
+) -> np.ndarray:
     """Episode ``seed``'s first frame in ``camera`` (uint8 HxWx3): the ``initial_image`` of a policy that does not
     render that camera itself, when the rest of its conditioning comes from a user."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     from ember.sims import make_env
 
-    kwargs = {**(env_kwargs or {}), "obs_mode": "pixels", "cameras": (camera,), "image_size": int(image_size),
-              "render_mode": None}
+    kwargs = {
+        **(env_kwargs or {}),
+        "obs_mode": "pixels",
+        "cameras": (camera,),
+        "image_size": int(image_size),
+        "render_mode": None,
+    }
     env = make_env(task, backend=backend, **kwargs)
     try:
         obs, _ = env.reset(seed=seed)

@@ -18,16 +18,21 @@ from ember.policies.conditioning.keys import GOAL_IMAGE, GOAL_SKETCH, KEYPOINTS,
 GOAL_SKETCH_COLOR = np.array([255, 255, 0], dtype=np.float32)
 
 
-def conditioning_view(camera: np.ndarray | None, conditioning: Mapping[str, np.ndarray],
-                      size: tuple[int, int]) -> np.ndarray:
+def conditioning_view(
+    camera: np.ndarray | None, conditioning: Mapping[str, np.ndarray], size: tuple[int, int]
+) -> np.ndarray:
     """The camera frame (H, W, 3) uint8 (black when None) with the conditioning drawn over it."""
     h, w = size
-    view = np.zeros((h, w, 3), np.float32) if camera is None else np.asarray(camera, np.float32)[..., :3].copy()
+    view = (
+        np.zeros((h, w, 3), np.float32) if camera is None else np.asarray(camera, np.float32)[..., :3].copy()
+    )
     if GOAL_SKETCH in conditioning:
         alpha = np.asarray(conditioning[GOAL_SKETCH], np.float32)[..., :1] / 255.0
         view = view * (1 - 0.8 * alpha) + GOAL_SKETCH_COLOR * 0.8 * alpha
-    for drawing in (conditioning.get(TRAJECTORY_SKETCH),
-                    keypoint_image(conditioning[KEYPOINTS], (h, w)) if KEYPOINTS in conditioning else None):
+    for drawing in (
+        conditioning.get(TRAJECTORY_SKETCH),
+        keypoint_image(conditioning[KEYPOINTS], (h, w)) if KEYPOINTS in conditioning else None,
+    ):
         if drawing is not None:
             d = np.asarray(drawing, np.float32)
             mask = d.max(axis=-1, keepdims=True) > 0

@@ -37,7 +37,9 @@ def conditioning_camera_key(policy_cfg: Any, dataset: Any) -> str | None:
     return rgb[0] if rgb else None
 
 
-def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: ConditioningConfig | None = None) -> Any:
+def condition_windows(
+    windows: Any, dataset: Any, policy_cfg: Any, config: ConditioningConfig | None = None
+) -> Any:
     """``windows`` with the episode conditioning ``policy_cfg.conditioning.kinds`` asks for (language needs none)."""
     spec = conditioning_of(policy_cfg)
     kinds = [k for k in spec.kinds if k != LANGUAGE]
@@ -57,12 +59,23 @@ def condition_windows(windows: Any, dataset: Any, policy_cfg: Any, config: Condi
     if any(k in _NEEDS_CAMERA_MODEL for k in kinds):
         name = key or f"observation.images.{spec.camera or 'front'}"
         camera = dataset_camera(dataset.root, name, (int(h), int(w)))
-    return ConditionedWindows(windows, kinds, key, camera, config, num_keypoints=spec.num_keypoints,
-                              sketch_source="chroma" if spec.chroma else "rgb")
+    return ConditionedWindows(
+        windows,
+        kinds,
+        key,
+        camera,
+        config,
+        num_keypoints=spec.num_keypoints,
+        sketch_source="chroma" if spec.chroma else "rgb",
+    )
 
 
-def mask_dims_for(features: dict[str, dict[str, Any]], obs_keys: Sequence[str], patterns: Sequence[str],
-                  flag: str = "--mask_state_names") -> dict[str, list[int]]:
+def mask_dims_for(
+    features: dict[str, dict[str, Any]],
+    obs_keys: Sequence[str],
+    patterns: Sequence[str],
+    flag: str = "--mask_state_names",
+) -> dict[str, list[int]]:
     """``{feature: [dims]}`` whose names (``info.json`` ``names``) match any fnmatch pattern (``goal_*``)."""
     if not patterns:
         return {}

@@ -72,8 +72,12 @@ def edge_map(frame: np.ndarray, threshold: float = 0.18, source: str = "rgb") ->
     if img.ndim == 2:
         img = img[..., None]
     pad = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    gx = (pad[:-2, 2:] + 2 * pad[1:-1, 2:] + pad[2:, 2:]) - (pad[:-2, :-2] + 2 * pad[1:-1, :-2] + pad[2:, :-2])
-    gy = (pad[2:, :-2] + 2 * pad[2:, 1:-1] + pad[2:, 2:]) - (pad[:-2, :-2] + 2 * pad[:-2, 1:-1] + pad[:-2, 2:])
+    gx = (pad[:-2, 2:] + 2 * pad[1:-1, 2:] + pad[2:, 2:]) - (
+        pad[:-2, :-2] + 2 * pad[1:-1, :-2] + pad[2:, :-2]
+    )
+    gy = (pad[2:, :-2] + 2 * pad[2:, 1:-1] + pad[2:, 2:]) - (
+        pad[:-2, :-2] + 2 * pad[:-2, 1:-1] + pad[:-2, 2:]
+    )
     magnitude = np.sqrt(gx**2 + gy**2).max(axis=-1) / 4.0
     # thin: keep a pixel only where it is a local maximum along x or y (a cheap non-maximum suppression)
     m = np.pad(magnitude, 1, mode="edge")
@@ -83,9 +87,13 @@ def edge_map(frame: np.ndarray, threshold: float = 0.18, source: str = "rgb") ->
     return (magnitude > threshold) & ridge
 
 
-def goal_sketch(frame: np.ndarray, rng: np.random.Generator | None = None,
-                augment: StrokeAugmentation = DEFAULT_AUGMENTATION, threshold: float = 0.18,
-                source: str = "rgb") -> np.ndarray:
+def goal_sketch(
+    frame: np.ndarray,
+    rng: np.random.Generator | None = None,
+    augment: StrokeAugmentation = DEFAULT_AUGMENTATION,
+    threshold: float = 0.18,
+    source: str = "rgb",
+) -> np.ndarray:
     """RT-Sketch goal drawing (H, W, 1) uint8 of ``frame``: strokes 255 on 0; augmented when ``rng`` is given.
     ``source``: edges of the colour image (``rgb``) or of coloured objects only (``chroma``)."""
     edges = edge_map(frame, threshold, source)
@@ -103,8 +111,10 @@ def _augment_strokes(image: Image.Image, rng: np.random.Generator, aug: StrokeAu
         image = image.rotate(
             float(rng.uniform(-aug.max_rotation, aug.max_rotation)),
             resample=Image.Resampling.BILINEAR,
-            translate=(float(rng.uniform(-aug.max_shift, aug.max_shift)),
-                       float(rng.uniform(-aug.max_shift, aug.max_shift))),
+            translate=(
+                float(rng.uniform(-aug.max_shift, aug.max_shift)),
+                float(rng.uniform(-aug.max_shift, aug.max_shift)),
+            ),
         )
         scale = 1.0 + float(rng.uniform(-aug.max_scale, aug.max_scale))
         if abs(scale - 1.0) > 1e-3:
@@ -125,14 +135,21 @@ def _augment_strokes(image: Image.Image, rng: np.random.Generator, aug: StrokeAu
         for _ in range(int(rng.integers(0, aug.stray_strokes + 1))):
             x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
             length, angle = rng.uniform(2, 0.12 * w), rng.uniform(0, 2 * np.pi)
-            draw.line([(x0, y0), (x0 + length * np.cos(angle), y0 + length * np.sin(angle))], fill=255, width=1)
+            draw.line(
+                [(x0, y0), (x0 + length * np.cos(angle), y0 + length * np.sin(angle))], fill=255, width=1
+            )
     return image
 
 
 # ---------------------------------------------------------------------------------------- trajectory sketch
-def trajectory_sketch(points_uv: np.ndarray, size: tuple[int, int], gripper: np.ndarray | None = None,
-                      rng: np.random.Generator | None = None, augment: StrokeAugmentation = DEFAULT_AUGMENTATION,
-                      width: int = 2) -> np.ndarray:
+def trajectory_sketch(
+    points_uv: np.ndarray,
+    size: tuple[int, int],
+    gripper: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    augment: StrokeAugmentation = DEFAULT_AUGMENTATION,
+    width: int = 2,
+) -> np.ndarray:
     """RT-Trajectory path (H, W, 3) uint8: ``points_uv`` (T, 2) pixels in time order, drawn red -> green.
 
     ``gripper`` (T,) in [0, 1] (closure) adds a blue dot where it closes and a blue ring where it opens.
@@ -142,7 +159,9 @@ def trajectory_sketch(points_uv: np.ndarray, size: tuple[int, int], gripper: np.
     pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2)
     keep = np.all(np.isfinite(pts), axis=1)
     if keep.sum() < 1:
-        raise ConditioningError("the trajectory has no point in front of the camera; check the camera geometry")
+        raise ConditioningError(
+            "the trajectory has no point in front of the camera; check the camera geometry"
+        )
     if rng is not None and augment.point_jitter > 0:
         pts = pts + rng.normal(0.0, augment.point_jitter, pts.shape)
     line_width = width if rng is None else int(rng.integers(max(1, width - 1), width + 1))
@@ -173,7 +192,11 @@ def trajectory_sketch(points_uv: np.ndarray, size: tuple[int, int], gripper: np.
 
 # ------------------------------------------------------------------------------------------------ keypoints
 KEYPOINT_COLORS: tuple[tuple[int, int, int], ...] = (
-    (255, 0, 255), (0, 255, 255), (255, 255, 0), (255, 128, 0))
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 255, 0),
+    (255, 128, 0),
+)
 """Colour of keypoint k in drawings (magenta: the object to act on, cyan: where it goes, ...)."""
 
 

@@ -69,10 +69,14 @@ def parse_keypoints(spec: str, num_keypoints: int) -> np.ndarray:
     if Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"):
         return keypoints_from_image(read_image(text), num_keypoints)
     try:
-        points = np.array([[float(v) for v in part.split(",")] for part in text.split(";") if part.strip()],
-                          dtype=np.float32)
+        points = np.array(
+            [[float(v) for v in part.split(",")] for part in text.split(";") if part.strip()],
+            dtype=np.float32,
+        )
     except ValueError as exc:
-        raise ConditioningError(f"keypoints {spec!r} must look like 'x,y;x,y' (image fractions in [0, 1])") from exc
+        raise ConditioningError(
+            f"keypoints {spec!r} must look like 'x,y;x,y' (image fractions in [0, 1])"
+        ) from exc
     if points.shape != (num_keypoints, 2) or not np.all((points >= 0) & (points <= 1)):
         raise ConditioningError(
             f"keypoints {spec!r} must be {num_keypoints} points 'x,y' in [0, 1] separated by ';'"

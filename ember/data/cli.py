@@ -117,7 +117,9 @@ def _import(cfg: DataConfig, root: Path) -> int:
 def run_data(cfg: DataConfig) -> int:
     """Run one ``ember data`` action; return the process exit code."""
     if cfg.action not in ACTIONS:
-        print(f"ember data: --action must be one of {', '.join(ACTIONS)} (got {cfg.action!r})", file=sys.stderr)
+        print(
+            f"ember data: --action must be one of {', '.join(ACTIONS)} (got {cfg.action!r})", file=sys.stderr
+        )
         return 2
     if not cfg.root:
         print("ember data: --root=<dataset folder> is required", file=sys.stderr)

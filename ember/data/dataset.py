@@ -126,7 +126,10 @@ class EmberDataset:
         if not self.has_language:
             return EpisodeLanguage(self.fps, [], {})
         table = self._episode_rows(i)
-        cols = {k: table.column(k).to_pylist() if k in table.column_names else None for k in LANGUAGE_PERSISTENT_EVENTS}
+        cols = {
+            k: table.column(k).to_pylist() if k in table.column_names else None
+            for k in LANGUAGE_PERSISTENT_EVENTS
+        }
         return episode_language(cols[LANGUAGE_PERSISTENT], cols[LANGUAGE_EVENTS], self.fps)
 
     def episode_bounds(self, i: int) -> tuple[int, int]:

@@ -65,7 +65,9 @@ def _normalize_depth(key: str, ft: Mapping[str, Any]) -> dict[str, Any]:
     if len(shape) == 2:
         shape = [*shape, 1]
     if len(shape) != 3 or shape[2] != 1:
-        raise DatasetError(f"depth feature {key!r} has shape {shape}; depth maps are [height, width] or [H, W, 1].")
+        raise DatasetError(
+            f"depth feature {key!r} has shape {shape}; depth maps are [height, width] or [H, W, 1]."
+        )
     info = dict(ft.get("info") or {})
     unit = info.get("depth_unit")
     if dtype in DEPTH_UNIT_DTYPES.values():
@@ -283,7 +285,9 @@ def _validate_depth(key: str, value: Any, ft: Mapping[str, Any]) -> np.ndarray:
     arr = np.asarray(value)
     shape = tuple(ft["shape"])
     if arr.shape not in (shape, shape[:2]):
-        raise DatasetError(f"depth {key!r} has shape {arr.shape}; the feature declares {shape[:2]} (or {shape}).")
+        raise DatasetError(
+            f"depth {key!r} has shape {arr.shape}; the feature declares {shape[:2]} (or {shape})."
+        )
     unit = depth_unit(ft)
     if unit is None:  # LeRobot infers the unit from the first frame's dtype; the writer records it
         unit = "m" if arr.dtype.kind == "f" else "mm"

@@ -33,7 +33,9 @@ class SaveJournal:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._files: list[tuple[Path, Path | None, bool]] = []  # (path, hard link to the old version, existed)
+        self._files: list[
+            tuple[Path, Path | None, bool]
+        ] = []  # (path, hard link to the old version, existed)
         self._dirs: list[Path] = []  # directories this save created, outermost first
         self._seen: set[Path] = set()
         self.last: Path | None = None

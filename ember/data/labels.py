@@ -32,12 +32,16 @@ def infer_feature(values: np.ndarray | list) -> dict[str, Any]:
     kind = arr.dtype.kind
     dtype = {"f": "float32", "b": "bool", "i": "int64", "u": "int64"}.get(kind)
     if dtype is None:
-        raise DatasetError(f"cannot infer a feature for values of dtype {arr.dtype}; pass features= explicitly.")
+        raise DatasetError(
+            f"cannot infer a feature for values of dtype {arr.dtype}; pass features= explicitly."
+        )
     shape = list(arr.shape[1:]) or [1]
     return {"dtype": dtype, "shape": shape, "names": None}
 
 
-def _per_frame(name: str, values: Any, ft: Mapping[str, Any], total: int, bounds: list[tuple[int, int]]) -> Any:
+def _per_frame(
+    name: str, values: Any, ft: Mapping[str, Any], total: int, bounds: list[tuple[int, int]]
+) -> Any:
     """Values for every committed frame in ``index`` order, checked against ``ft``."""
     if isinstance(values, Mapping):  # {episode_index: per-frame values of that episode}
         missing = [e for e in range(len(bounds)) if e not in values]
@@ -49,8 +53,10 @@ def _per_frame(name: str, values: Any, ft: Mapping[str, Any], total: int, bounds
             if len(v) != hi - lo:
                 raise DatasetError(f"column {name!r}: episode {e} has {hi - lo} frames but {len(v)} values.")
             parts.append(v)
-        values = [x for p in parts for x in p] if ft["dtype"] == "string" else np.concatenate(
-            [np.asarray(p) for p in parts]
+        values = (
+            [x for p in parts for x in p]
+            if ft["dtype"] == "string"
+            else np.concatenate([np.asarray(p) for p in parts])
         )
     if len(values) != total:
         raise DatasetError(
@@ -101,19 +107,25 @@ def add_columns(
     new_feats: dict[str, dict] = {}
     for name, vals in values.items():
         if name in DEFAULT_FEATURES or name in LANGUAGE_COLUMNS or name == "task":
-            raise DatasetError(f"column {name!r} is managed by ember (bookkeeping/language); it cannot be added.")
+            raise DatasetError(
+                f"column {name!r} is managed by ember (bookkeeping/language); it cannot be added."
+            )
         sample = next(iter(vals.values())) if isinstance(vals, Mapping) else vals
         ft = dict(features.get(name) or infer_feature(sample))
         ft = normalize_features({name: ft}, use_videos=False)[name]
         if ft["dtype"] not in NUMERIC_DTYPES and ft["dtype"] != "string":
-            raise DatasetError(f"column {name!r}: only numeric or string columns can be added, not {ft['dtype']}.")
+            raise DatasetError(
+                f"column {name!r}: only numeric or string columns can be added, not {ft['dtype']}."
+            )
         if name in feats:
             if not overwrite:
                 raise DatasetError(
                     f"{root} already has a feature {name!r}; pass overwrite=True (CLI: --overwrite) to replace it."
                 )
             if feats[name]["dtype"] not in NUMERIC_DTYPES and feats[name]["dtype"] != "string":
-                raise DatasetError(f"feature {name!r} is a {feats[name]['dtype']} feature and cannot be replaced.")
+                raise DatasetError(
+                    f"feature {name!r} is a {feats[name]['dtype']} feature and cannot be replaced."
+                )
         new_feats[name] = ft
 
     total = ds.num_frames
@@ -176,14 +188,19 @@ def _update_episode_stats(
         table = pq.read_table(path, page_checksum_verification=True)
         eps = table.column("episode_index").to_pylist()
         for name, arr in numeric.items():
-            per_ep = [stats.flatten_stats({name: stats.numeric_stats(arr[bounds[e][0] : bounds[e][1]])}) for e in eps]
+            per_ep = [
+                stats.flatten_stats({name: stats.numeric_stats(arr[bounds[e][0] : bounds[e][1]])})
+                for e in eps
+            ]
             for col in per_ep[0] if per_ep else []:
                 values = pa.array([row[col] for row in per_ep])
                 if col in table.column_names:
                     table = table.set_column(table.column_names.index(col), col, values)
                 else:
                     # keep LeRobot's column order: stats before the meta/episodes/* index columns
-                    pos = next((i for i, c in enumerate(table.column_names) if c.startswith("meta/episodes/")),
-                               table.num_columns)
+                    pos = next(
+                        (i for i, c in enumerate(table.column_names) if c.startswith("meta/episodes/")),
+                        table.num_columns,
+                    )
                     table = table.add_column(pos, col, values)
         meta.write_parquet_row_groups(path, [table])

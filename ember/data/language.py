@@ -54,8 +54,11 @@ def _json_type() -> pa.DataType:
 
 def _row_type(json_type: pa.DataType | None, timestamped: bool) -> pa.StructType:
     """LeRobot's language row struct; persistent rows carry the ``timestamp`` they became active at."""
-    fields = [pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string()),
-              pa.field("style", pa.string())]
+    fields = [
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("content", pa.string()),
+        pa.field("style", pa.string()),
+    ]
     if timestamped:
         fields.append(pa.field("timestamp", pa.float32(), nullable=False))
     fields += [pa.field("camera", pa.string()), pa.field("tool_calls", pa.list_(json_type or _json_type()))]
@@ -107,7 +110,9 @@ class LanguageRow:
             out["timestamp"] = float(self.timestamp if self.timestamp is not None else 0.0)
         out["camera"] = self.camera
         out["tool_calls"] = (
-            None if self.tool_calls is None else [json.dumps(dict(c), sort_keys=True) for c in self.tool_calls]
+            None
+            if self.tool_calls is None
+            else [json.dumps(dict(c), sort_keys=True) for c in self.tool_calls]
         )
         return out
 

@@ -161,7 +161,9 @@ def _episode_stats(
     for key in rgb_keys(feats) + depth_keys(feats):
         if key in placed:
             w = placed[key][e]
-            frames = decode_episode(layout.video_file(root, key, w["chunk"], w["file"]), w["from"], length, fps)
+            frames = decode_episode(
+                layout.video_file(root, key, w["chunk"], w["file"]), w["from"], length, fps
+            )
         else:
             frames = columns.to_numpy(table.column(key), feats[key])
         out[key] = stats.compute_stats({key: frames}, feats)[key]

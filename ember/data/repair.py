@@ -187,13 +187,21 @@ def _numeric_match(table: pa.Table, feats: dict, current: dict) -> bool:
 def _repair_stats(root: Path, info: dict, total_frames: int, actions: list[str]) -> None:
     current = meta.read_stats_json(root) or {}
     count = current.get("index", {}).get("count")
-    wanted = [k for k in info["features"] if k in numeric_keys(info["features"]) or k in visual_keys(info["features"])]
+    wanted = [
+        k
+        for k in info["features"]
+        if k in numeric_keys(info["features"]) or k in visual_keys(info["features"])
+    ]
     if total_frames == 0:
         return
     ds = EmberDataset(root)
     feats = info["features"]
     table = ds.frame_table()
-    if count == [total_frames] and all(k in current for k in wanted) and _numeric_match(table, feats, current):
+    if (
+        count == [total_frames]
+        and all(k in current for k in wanted)
+        and _numeric_match(table, feats, current)
+    ):
         return
     out: stats.Stats = {}
     for key in feats:
@@ -210,4 +218,6 @@ def _repair_stats(root: Path, info: dict, total_frames: int, actions: list[str])
                 hist.update(ds.frames(key, ep))
             out[key] = hist.stats()
     meta.write_stats(root, stats.stats_to_json(out))
-    actions.append(f"recomputed {root / layout.STATS_PATH} (had count {json.dumps(count)}; {total_frames} frames)")
+    actions.append(
+        f"recomputed {root / layout.STATS_PATH} (had count {json.dumps(count)}; {total_frames} frames)"
+    )

@@ -38,7 +38,9 @@ class Shard:
     def path(self) -> Path:
         return self._path_of(self.chunk, self.file)
 
-    def roll_if_full(self, limit_mb: float, chunks_size: int, incoming: int = 1, nbytes: int | None = None) -> None:
+    def roll_if_full(
+        self, limit_mb: float, chunks_size: int, incoming: int = 1, nbytes: int | None = None
+    ) -> None:
         """Move to the next file if adding the episode would pass ``limit_mb`` (LeRobot's rule).
 
         The episode's size is ``nbytes`` when known (an encoded mp4), else ``incoming`` units at the

@@ -353,7 +353,9 @@ class DatasetStats:
             unit = depth_unit(self._features[key]) or "m"
             self._depth.setdefault(key, DepthAccumulator(unit)).update(arrays[key])
 
-    def snapshot(self) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, int]], dict[str, DepthAccumulator]]:
+    def snapshot(
+        self,
+    ) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, int]], dict[str, DepthAccumulator]]:
         """What :meth:`restore` needs to undo later :meth:`add_episode` calls: a save that failed must not
         count its episode in the global stats when it is retried. Cheap: numeric columns only remember a length."""
         depth = {}

@@ -90,7 +90,9 @@ def verify(root: str | Path, deep: bool = False) -> VerifyReport:
         return report
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
-        report.add("warning", f"info.json lacks {missing}", root / layout.INFO_PATH, fix="LeRobot expects them")
+        report.add(
+            "warning", f"info.json lacks {missing}", root / layout.INFO_PATH, fix="LeRobot expects them"
+        )
     try:
         ds = EmberDataset(root, strict=False)
     except DatasetError as exc:
@@ -134,7 +136,9 @@ def _check_episode_rows(ds: EmberDataset, report: VerifyReport) -> None:
         if unknown:
             report.add("error", f"tasks {unknown} are not in tasks.parquet", path, [ep], fix=REPAIR)
     if expect != ds.num_frames:
-        report.add("error", f"episodes cover {expect} frames, info.json says {ds.num_frames}", path, fix=REPAIR)
+        report.add(
+            "error", f"episodes cover {expect} frames, info.json says {ds.num_frames}", path, fix=REPAIR
+        )
     stat_cols = {c.split("/")[1] for c in rows if c.startswith("stats/")}
     lacking = [k for k in [*numeric_keys(ds.features), *visual_keys(ds.features)] if k not in stat_cols]
     if lacking:
@@ -182,7 +186,9 @@ def _check_episode_table(ds: EmberDataset, e: int, path: Path, report: VerifyRep
         report.add("error", "frame_index is not 0..length-1", path, [e])
     ts = rows.column("timestamp").to_numpy().astype(np.float64)
     if np.any(np.abs(ts - np.arange(n) / ds.fps) > 1e-4):
-        report.add("warning", f"timestamps are off the 1/{ds.fps} s grid (LeRobot's tolerance is 1e-4 s)", path, [e])
+        report.add(
+            "warning", f"timestamps are off the 1/{ds.fps} s grid (LeRobot's tolerance is 1e-4 s)", path, [e]
+        )
     task_index = rows.column("task_index").to_numpy()
     if len(task_index) and (task_index.min() < 0 or task_index.max() >= len(ds.meta.tasks)):
         report.add("error", f"task_index outside 0..{len(ds.meta.tasks) - 1}", path, [e], fix=REPAIR)
@@ -190,13 +196,20 @@ def _check_episode_table(ds: EmberDataset, e: int, path: Path, report: VerifyRep
         if ft["dtype"] in FLOAT_DTYPES and key in rows.column_names:
             arr = columns.to_numpy(rows.column(key), ft)
             if not np.all(np.isfinite(arr)):
-                report.add("error", f"{key!r} holds NaN/inf", path, [e], fix="re-record or relabel this column")
+                report.add(
+                    "error", f"{key!r} holds NaN/inf", path, [e], fix="re-record or relabel this column"
+                )
     for key in LANGUAGE_COLUMNS:
         if key not in rows.column_names or key not in ds.features:
             continue
         values = rows.column(key).to_pylist()
         if key == LANGUAGE_PERSISTENT and any(v != values[0] for v in values):
-            report.add("warning", "language_persistent differs between frames (LeRobot broadcasts one list)", path, [e])
+            report.add(
+                "warning",
+                "language_persistent differs between frames (LeRobot broadcasts one list)",
+                path,
+                [e],
+            )
         try:
             for frame_rows in values:
                 for d in frame_rows or []:
@@ -215,7 +228,9 @@ def _check_videos(ds: EmberDataset, report: VerifyReport, deep: bool) -> None:
             try:
                 ds.decode_video(key, e)
             except DatasetError as exc:
-                report.add("error", str(exc), ds.source_file(key, e), [e], fix="restore the file or re-record")
+                report.add(
+                    "error", str(exc), ds.source_file(key, e), [e], fix="restore the file or re-record"
+                )
 
 
 def _check_stats(ds: EmberDataset, report: VerifyReport) -> None:
@@ -256,7 +271,10 @@ def _check_leftovers(ds: EmberDataset, report: VerifyReport) -> None:
     rows = ds.meta.episodes.to_pydict()
     if not rows.get("episode_index"):
         return
-    used = {layout.data_file(root, c, f) for c, f in zip(rows["data/chunk_index"], rows["data/file_index"], strict=True)}
+    used = {
+        layout.data_file(root, c, f)
+        for c, f in zip(rows["data/chunk_index"], rows["data/file_index"], strict=True)
+    }
     for key in ds.video_keys:
         cols = (rows.get(f"videos/{key}/chunk_index"), rows.get(f"videos/{key}/file_index"))
         if cols[0] is not None:

@@ -146,7 +146,9 @@ def visualize(ds: EmberDataset, episode: int, out: Path, backend: str = "auto") 
     if backend not in ("auto", "rerun", "files"):
         raise DatasetError(f"viz backend must be auto, rerun or files, not {backend!r}.")
     if backend == "rerun" and not has_rerun():
-        raise DatasetError("the rerun backend needs rerun-sdk: pip install rerun-sdk (or use --viz_backend=files).")
+        raise DatasetError(
+            "the rerun backend needs rerun-sdk: pip install rerun-sdk (or use --viz_backend=files)."
+        )
     result = VizResult()
     if backend == "rerun" or (backend == "auto" and has_rerun()):
         result.files.append(rerun_recording(ds, episode, out / f"episode_{episode:06d}.rrd"))

@@ -120,8 +120,12 @@ class WindowDataset(Dataset):
         self.use_cache = bool(cache)
         self.normalization = dict(normalization or {})
         self._norm = self._normalization_params(dataset, self.normalization, [*obs_keys, action_key])
-        if image_dtype == "uint8" and any(k in self._norm for k in self.image_keys if k not in self.depth_keys):
-            raise DatasetError("image_dtype='uint8' returns raw pixels; normalize RGB cameras on the GPU instead.")
+        if image_dtype == "uint8" and any(
+            k in self._norm for k in self.image_keys if k not in self.depth_keys
+        ):
+            raise DatasetError(
+                "image_dtype='uint8' returns raw pixels; normalize RGB cameras on the GPU instead."
+            )
 
         self.dataset = dataset
         self.n_obs_steps, self.horizon = int(n_obs_steps), int(horizon)
@@ -164,8 +168,10 @@ class WindowDataset(Dataset):
             bad = np.flatnonzero(~np.isfinite(self._numeric[key]).reshape(len(ep), -1).all(axis=1))
             if len(bad):
                 episodes = sorted({int(e) for e in ep[bad]})
-                raise DatasetError(f"{key!r} is NaN or infinite in episode(s) {episodes[:20]} of "
-                                   f"{self.dataset.root}; relabel them or leave them out (episodes=...).")
+                raise DatasetError(
+                    f"{key!r} is NaN or infinite in episode(s) {episodes[:20]} of "
+                    f"{self.dataset.root}; relabel them or leave them out (episodes=...)."
+                )
         n = len(ep)
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if n else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], n]
@@ -273,8 +279,10 @@ class WindowDataset(Dataset):
         """``(vocabulary, per-row motion index)`` from ``meta/motions.json`` and each episode's motion rows."""
         path = self.dataset.root / "meta" / "motions.json"
         if not path.is_file() or not self.dataset.has_language:
-            raise DatasetError(f"{self.dataset.root} has no language motions (no {path}); label them with "
-                               f"`ember motions --dataset={self.dataset.root}` or train without motion=True.")
+            raise DatasetError(
+                f"{self.dataset.root} has no language motions (no {path}); label them with "
+                f"`ember motions --dataset={self.dataset.root}` or train without motion=True."
+            )
         vocab = list(json.loads(path.read_text())["motions"])
         index = {m: k for k, m in enumerate(vocab)}
         out = np.zeros(len(self._ep_of_row), dtype=np.int64)
@@ -283,7 +291,9 @@ class WindowDataset(Dataset):
             rows = [r for r in self.dataset.language(ep).persistent if r.style == "motion"]
             where = np.flatnonzero(self._ep_of_row == ep)
             if not rows:
-                raise DatasetError(f"episode {ep} of {self.dataset.root} has no motion rows; re-run `ember motions`.")
+                raise DatasetError(
+                    f"episode {ep} of {self.dataset.root} has no motion rows; re-run `ember motions`."
+                )
             unknown = sorted({r.content for r in rows if r.content not in index})
             if unknown:
                 raise DatasetError(f"episode {ep}: motions {unknown} are not in the vocabulary of {path}.")
@@ -293,8 +303,9 @@ class WindowDataset(Dataset):
             out[where] = [index[rows[k].content] for k in active]
         return vocab, out
 
-    def _observation_window(self, i: int, rows: np.ndarray, pad: torch.Tensor, start: int, text: bool = True
-                            ) -> dict[str, Any]:
+    def _observation_window(
+        self, i: int, rows: np.ndarray, pad: torch.Tensor, start: int, text: bool = True
+    ) -> dict[str, Any]:
         """Every observation key at dataset ``rows`` (clipped to the episode), with its ``_is_pad`` flags."""
         item: dict[str, Any] = {}
         for key in self.obs_keys:
@@ -334,12 +345,18 @@ class WindowDataset(Dataset):
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key, mode in modes.items():
             if mode not in NORMALIZATION_MODES:
-                raise DatasetError(f"normalization mode {mode!r} for {key!r}: use one of {NORMALIZATION_MODES}.")
+                raise DatasetError(
+                    f"normalization mode {mode!r} for {key!r}: use one of {NORMALIZATION_MODES}."
+                )
             if key not in keys:
-                raise DatasetError(f"normalization given for {key!r}, which is not among the keys {list(keys)}.")
+                raise DatasetError(
+                    f"normalization given for {key!r}, which is not among the keys {list(keys)}."
+                )
             if mode == "identity":
                 continue
-            needed = {"mean_std": ("mean", "std"), "min_max": ("min", "max"), "quantiles": ("q01", "q99")}[mode]
+            needed = {"mean_std": ("mean", "std"), "min_max": ("min", "max"), "quantiles": ("q01", "q99")}[
+                mode
+            ]
             st = dataset.meta.stats.get(key, {})
             missing = [n for n in needed if n not in st]
             if missing:

@@ -139,8 +139,12 @@ class DatasetWriter:
             meta.write_info(root, info)
         except OSError as exc:
             if exc.errno in DISK_FULL_ERRNOS:
-                raise _disk_full(exc, root, f"could not create the dataset {root}", "Free some space first") from exc
-            raise DatasetError(f"could not create the dataset {root}: {exc}. Fix the path or permissions.") from exc
+                raise _disk_full(
+                    exc, root, f"could not create the dataset {root}", "Free some space first"
+                ) from exc
+            raise DatasetError(
+                f"could not create the dataset {root}: {exc}. Fix the path or permissions."
+            ) from exc
         return cls(root, info, codec)
 
     # ------------------------------------------------------------------ properties
@@ -191,7 +195,9 @@ class DatasetWriter:
             staged = self._lang.copy()
             for key, values in rows.items():
                 if not isinstance(values, list | tuple):
-                    raise DatasetError(f"frame[{key!r}] must be a list of language rows, got {type(values).__name__}.")
+                    raise DatasetError(
+                        f"frame[{key!r}] must be a list of language rows, got {type(values).__name__}."
+                    )
                 for row in values:
                     staged.add(row, self._len, None, column=key)
             self._lang = staged
@@ -371,7 +377,9 @@ class DatasetWriter:
             if key not in self._videos:
                 self._videos[key] = self._encoders[key].finish()
                 del self._encoders[key]
-        row.update(self._shards.write_data(columns.to_table(arrays, self._features), self.num_frames, journal))
+        row.update(
+            self._shards.write_data(columns.to_table(arrays, self._features), self.num_frames, journal)
+        )
         for key in video_keys(self._features):
             row.update(self._shards.write_video(key, self._videos[key], n, journal))
         row.update(stats.flatten_stats(ep_stats))

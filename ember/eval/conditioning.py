@@ -55,7 +55,9 @@ class ConditioningPlan:
         else:
             h = w = int(spec.image_size)
             camera = spec.camera or "front"
-        return cls(kinds, camera, key, (int(h), int(w)), int(spec.num_keypoints), "chroma" if spec.chroma else "rgb")
+        return cls(
+            kinds, camera, key, (int(h), int(w)), int(spec.num_keypoints), "chroma" if spec.chroma else "rgb"
+        )
 
 
 @dataclass
@@ -76,20 +78,30 @@ def user_conditioning(plan: ConditioningPlan, cfg: EvalConfig) -> dict[str, np.n
     out: dict[str, np.ndarray] = {}
     image_kinds = [k for k in plan.kinds if k not in ("keypoints", "initial_image")]
     if len(image_kinds) > 1:
-        raise ConditioningError(f"one --conditioning_image cannot serve {image_kinds}; use --conditioning_source=expert")
+        raise ConditioningError(
+            f"one --conditioning_image cannot serve {image_kinds}; use --conditioning_source=expert"
+        )
     for kind in image_kinds:
         if not cfg.conditioning_image:
-            raise ConditioningError(f"the policy is conditioned on {kind}: pass --conditioning_image=<drawing.png>")
+            raise ConditioningError(
+                f"the policy is conditioned on {kind}: pass --conditioning_image=<drawing.png>"
+            )
         out[kind] = load_image_conditioning(cfg.conditioning_image, kind, plan.size)
     if "keypoints" in plan.kinds:
         if not cfg.conditioning_keypoints:
-            raise ConditioningError("the policy is conditioned on keypoints: pass --conditioning_keypoints='x,y;x,y'")
+            raise ConditioningError(
+                "the policy is conditioned on keypoints: pass --conditioning_keypoints='x,y;x,y'"
+            )
         out["keypoints"] = parse_keypoints(cfg.conditioning_keypoints, plan.num_keypoints)
     return out
 
 
-def episode_conditioning(plan: ConditioningPlan | None, cfg: EvalConfig, seeds: list[int], split: str,
-                         ) -> list[EpisodeConditioning]:
+def episode_conditioning(
+    plan: ConditioningPlan | None,
+    cfg: EvalConfig,
+    seeds: list[int],
+    split: str,
+) -> list[EpisodeConditioning]:
     """Per episode: the conditioning arrays and where they came from. The expert's env gets ``cfg.env_kwargs``
     too, so its hindsight conditioning shows the scene the policy meets."""
     if plan is None or cfg.conditioning_source == "language":
@@ -109,7 +121,16 @@ def episode_conditioning(plan: ConditioningPlan | None, cfg: EvalConfig, seeds: 
 
     out = []
     for seed in seeds:
-        made = expert_conditioning(cfg.task, cfg.backend, seed, plan.kinds, plan.camera, plan.size[0],
-                                   env_kwargs, plan.num_keypoints, plan.sketch_source)
+        made = expert_conditioning(
+            cfg.task,
+            cfg.backend,
+            seed,
+            plan.kinds,
+            plan.camera,
+            plan.size[0],
+            env_kwargs,
+            plan.num_keypoints,
+            plan.sketch_source,
+        )
         out.append(EpisodeConditioning(made.values, made.expert_success, made.first_frame))
     return out

@@ -122,7 +122,9 @@ def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
     visual = [k for k in keys if k.startswith(("observation.images.", "observation.depth."))]
     if visual:
         size = policy.config.input_features[visual[0]]["shape"]  # policies take CHW
-        kwargs.update(obs_mode="pixels", cameras=tuple(dict.fromkeys(cameras + depth)), image_size=int(size[-1]))
+        kwargs.update(
+            obs_mode="pixels", cameras=tuple(dict.fromkeys(cameras + depth)), image_size=int(size[-1])
+        )
         if depth:
             kwargs["depth"] = True
     if cfg.max_episode_steps > 0:
@@ -141,13 +143,19 @@ def instruction_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     if not wanted and not cfg.switch_goal:
         return {}
     if cfg.instructions not in INSTRUCTION_SETS:
-        raise ConfigError(f"--instructions must be one of {', '.join(INSTRUCTION_SETS)}, got '{cfg.instructions}'.")
+        raise ConfigError(
+            f"--instructions must be one of {', '.join(INSTRUCTION_SETS)}, got '{cfg.instructions}'."
+        )
     if cfg.task not in TABLETOP_TASKS:
-        raise ConfigError(f"--instruction_templates, --instructions and --switch_after need a tabletop task "
-                          f"({', '.join(TABLETOP_TASKS)}), not '{cfg.task}'.")
+        raise ConfigError(
+            f"--instruction_templates, --instructions and --switch_after need a tabletop task "
+            f"({', '.join(TABLETOP_TASKS)}), not '{cfg.task}'."
+        )
     if cfg.instruction:
-        raise ConfigError("--instruction replaces every instruction the env gives, so the templates, phrasing set or "
-                          "switch would never reach the policy; drop --instruction.")
+        raise ConfigError(
+            "--instruction replaces every instruction the env gives, so the templates, phrasing set or "
+            "switch would never reach the policy; drop --instruction."
+        )
     if cfg.switch_goal and not cfg.switch_after:
         raise ConfigError("--switch_goal needs --switch_after=N (the step the goal switches at).")
     if isinstance(cfg.switch_after, bool) or not isinstance(cfg.switch_after, int) or cfg.switch_after < 0:
@@ -156,21 +164,29 @@ def instruction_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         if cfg.instruction_templates:
-            out["instruction_templates"] = templates_for(cfg.task, task_cls.templates, cfg.instructions,
-                                                         load_templates(cfg.instruction_templates))
+            out["instruction_templates"] = templates_for(
+                cfg.task, task_cls.templates, cfg.instructions, load_templates(cfg.instruction_templates)
+            )
         elif cfg.instructions != "train":
             templates_for(cfg.task, task_cls.templates, cfg.instructions)
             out["instructions"] = cfg.instructions
     except SimError as err:
-        raise ConfigError(f"--instruction_templates={cfg.instruction_templates}: {err}" if cfg.instruction_templates
-                          else f"--instructions={cfg.instructions}: {err}") from None
+        raise ConfigError(
+            f"--instruction_templates={cfg.instruction_templates}: {err}"
+            if cfg.instruction_templates
+            else f"--instructions={cfg.instructions}: {err}"
+        ) from None
     if cfg.switch_after:
         if not task_cls.switch_goals:
             able = [name for name, cls in TABLETOP_TASKS.items() if cls.switch_goals]
-            raise ConfigError(f"--switch_after: {cfg.task} cannot switch its goal mid-episode; tasks that can: {able}.")
+            raise ConfigError(
+                f"--switch_after: {cfg.task} cannot switch its goal mid-episode; tasks that can: {able}."
+            )
         if cfg.switch_goal and cfg.switch_goal not in task_cls.switch_goals:
-            raise ConfigError(f"--switch_goal must be one of {list(task_cls.switch_goals)} for {cfg.task}, got "
-                              f"'{cfg.switch_goal}'.")
+            raise ConfigError(
+                f"--switch_goal must be one of {list(task_cls.switch_goals)} for {cfg.task}, got "
+                f"'{cfg.switch_goal}'."
+            )
         out["switch_after"] = int(cfg.switch_after)
         if cfg.switch_goal:
             out["switch_goal"] = cfg.switch_goal
@@ -185,9 +201,11 @@ def eval_env_kwargs(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
     clash = sorted(k for k in extra if k in kwargs and _plain(extra[k]) != _plain(kwargs[k]))
     if clash:
         given = ", ".join(f"{k}={kwargs[k]!r}" for k in clash)
-        raise ConfigError(f"--env_kwargs changes {clash}, which the policy's inputs or other eval fields set "
-                          f"({given}); use --render_size / --max_episode_steps instead, or evaluate a policy "
-                          "trained on those observations.")
+        raise ConfigError(
+            f"--env_kwargs changes {clash}, which the policy's inputs or other eval fields set "
+            f"({given}); use --render_size / --max_episode_steps instead, or evaluate a policy "
+            "trained on those observations."
+        )
     return kwargs | extra
 
 
@@ -200,8 +218,10 @@ def check_env_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     """``cfg.env_kwargs`` as a dict with string keys, or a ConfigError that says how to write it."""
     extra = cfg.env_kwargs
     if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
-        raise ConfigError(f"env_kwargs must be a JSON object of option names, e.g. "
-                          f"--env_kwargs='{{\"heldout_scene_factors\": [\"lighting\"]}}', got {extra!r}.")
+        raise ConfigError(
+            f"env_kwargs must be a JSON object of option names, e.g. "
+            f'--env_kwargs=\'{{"heldout_scene_factors": ["lighting"]}}\', got {extra!r}.'
+        )
     if "split" in extra:
         raise ConfigError("--env_kwargs cannot set 'split': use --split or --splits.")
     return dict(extra)

@@ -103,8 +103,11 @@ def episode_result(trajectory: Trajectory) -> EpisodeResult:
     )
 
 
-def summarize(episodes: Sequence[Trajectory | EpisodeResult], seconds: float = 0.0, split: str | None = None,
-              ) -> EvalResult:
+def summarize(
+    episodes: Sequence[Trajectory | EpisodeResult],
+    seconds: float = 0.0,
+    split: str | None = None,
+) -> EvalResult:
     """Success rate (Wilson 95% CI) and mean coverages of ``episodes`` (trajectories, or results made from them);
     ``split`` defaults to the episodes' own."""
     results = [e if isinstance(e, EpisodeResult) else episode_result(e) for e in episodes]

@@ -40,7 +40,9 @@ def _worker_policy(checkpoint: str) -> Any:
 def _worker_envs(cfg: EvalConfig, count: int, kwargs: dict[str, Any]) -> Any:
     key = repr((cfg.task, cfg.backend, cfg.vector_env, count, sorted(kwargs.items())))
     envs = _WORKER["envs"]
-    if key not in envs and len(envs) >= 4:  # a long-lived Ray worker serves many runs: keep a few, not every one
+    if (
+        key not in envs and len(envs) >= 4
+    ):  # a long-lived Ray worker serves many runs: keep a few, not every one
         for old in envs.values():
             old.close()
         envs.clear()
@@ -49,8 +51,15 @@ def _worker_envs(cfg: EvalConfig, count: int, kwargs: dict[str, Any]) -> Any:
     return envs[key]
 
 
-def rollout_batch_in_worker(checkpoint: str, cfg: EvalConfig, start: int, count: int, num_videos: int,
-                            keep_observations: bool, keep_images: bool) -> list[Trajectory]:
+def rollout_batch_in_worker(
+    checkpoint: str,
+    cfg: EvalConfig,
+    start: int,
+    count: int,
+    num_videos: int,
+    keep_observations: bool,
+    keep_images: bool,
+) -> list[Trajectory]:
     """Batch ``start`` of the serial rollout, in whatever process runs it (the policy loaded from ``checkpoint``)."""
     import torch
 
@@ -66,13 +75,30 @@ def rollout_batch_in_worker(checkpoint: str, cfg: EvalConfig, start: int, count:
     if not getattr(policy, "_frozen", True):  # once per worker: the frozen copy stays until train()
         freeze_if_asked(policy, cfg)
     kwargs = eval_env_kwargs(policy, cfg)
-    return run_seeded_batch(policy, _worker_envs(cfg, count, kwargs), cfg, ConditioningPlan.of(policy), start, count,
-                            num_videos=num_videos, keep_observations=keep_observations, keep_images=keep_images)
+    return run_seeded_batch(
+        policy,
+        _worker_envs(cfg, count, kwargs),
+        cfg,
+        ConditioningPlan.of(policy),
+        start,
+        count,
+        num_videos=num_videos,
+        keep_observations=keep_observations,
+        keep_images=keep_images,
+    )
 
 
-def rollout_parallel(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, keep_images: bool = False,
-                     num_videos: int | None = None, on_batch: Callable[[list[Trajectory]], None] | None = None,
-                     desc: str = "rollout", quiet: bool = False) -> list[Trajectory]:
+def rollout_parallel(
+    policy: Any,
+    cfg: EvalConfig,
+    *,
+    keep_observations: bool = True,
+    keep_images: bool = False,
+    num_videos: int | None = None,
+    on_batch: Callable[[list[Trajectory]], None] | None = None,
+    desc: str = "rollout",
+    quiet: bool = False,
+) -> list[Trajectory]:
     """:func:`ember.eval.rollout.rollout` with its batches run by ``cfg.executor``'s workers; ``policy`` is the one
     at ``cfg.policy_path`` (each worker loads its own copy from there), used here only to check the env options."""
     from tqdm.auto import tqdm
@@ -81,17 +107,35 @@ def rollout_parallel(policy: Any, cfg: EvalConfig, *, keep_observations: bool = 
 
     check_executor(cfg.executor, cfg.num_workers)
     if not cfg.policy_path:
-        raise ConfigError(f"--executor={cfg.executor} loads the policy in each worker from --policy_path: give the "
-                          "checkpoint folder (a policy held only in memory runs with --executor=serial).")
+        raise ConfigError(
+            f"--executor={cfg.executor} loads the policy in each worker from --policy_path: give the "
+            "checkpoint folder (a policy held only in memory runs with --executor=serial)."
+        )
     checkpoint = str(resolve_checkpoint(cfg.policy_path).resolve())
-    eval_env_kwargs(policy, cfg)  # an env option that clashes with the policy fails here, before any worker starts
+    eval_env_kwargs(
+        policy, cfg
+    )  # an env option that clashes with the policy fails here, before any worker starts
     num_videos = cfg.num_videos if num_videos is None else num_videos
     batch_size = max(1, min(cfg.batch_size, cfg.num_episodes))
-    items = [(checkpoint, cfg, start, min(batch_size, cfg.num_episodes - start), num_videos, keep_observations,
-              keep_images) for start in range(0, cfg.num_episodes, batch_size)]
+    items = [
+        (
+            checkpoint,
+            cfg,
+            start,
+            min(batch_size, cfg.num_episodes - start),
+            num_videos,
+            keep_observations,
+            keep_images,
+        )
+        for start in range(0, cfg.num_episodes, batch_size)
+    ]
     trajectories: list[Trajectory] = []
-    bar = tqdm(total=cfg.num_episodes, desc=f"{desc} ({cfg.executor} x{cfg.num_workers})", disable=quiet,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.num_episodes,
+        desc=f"{desc} ({cfg.executor} x{cfg.num_workers})",
+        disable=quiet,
+        dynamic_ncols=True,
+    )
     try:
         with make_executor(cfg.executor, cfg.num_workers, cfg.ray_address) as executor:
             for batch in map_ordered(executor, rollout_batch_in_worker, items):

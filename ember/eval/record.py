@@ -34,8 +34,10 @@ def record_roots(cfg: EvalConfig, splits: Sequence[str]) -> dict[str, Path]:
     roots = {s: Path(cfg.record) if len(splits) == 1 else Path(cfg.record) / s for s in splits}
     for root in roots.values():
         if root.exists() and (not root.is_dir() or any(root.iterdir())) and not cfg.overwrite:
-            raise RunFolderError(f"--record folder '{root}' already exists; pass a new --record or "
-                                 "--overwrite=true (the old one is moved aside).")
+            raise RunFolderError(
+                f"--record folder '{root}' already exists; pass a new --record or "
+                "--overwrite=true (the old one is moved aside)."
+            )
     return roots
 
 
@@ -47,7 +49,9 @@ class RolloutRecorder:
         from ember.data import DatasetWriter
         from ember.sims import make_env
 
-        env = make_env(cfg.task, backend=cfg.backend, **eval_env_kwargs(policy, cfg))  # the rollout's env options
+        env = make_env(
+            cfg.task, backend=cfg.backend, **eval_env_kwargs(policy, cfg)
+        )  # the rollout's env options
         try:
             reads_privileged = any(k in policy.config.input_features for k in PRIVILEGED_KEYS)
             features = dataset_features(env, "privileged" if reads_privileged else "robot")
@@ -56,8 +60,13 @@ class RolloutRecorder:
         finally:
             env.close()
         prepare_dataset_root(root, overwrite)
-        self.writer = DatasetWriter.create(root, fps=fps, features=features, robot_type=robot,
-                                           use_videos=any(k.startswith("observation.images.") for k in features))
+        self.writer = DatasetWriter.create(
+            root,
+            fps=fps,
+            features=features,
+            robot_type=robot,
+            use_videos=any(k.startswith("observation.images.") for k in features),
+        )
         save_config(cfg, root / "meta", "ember_eval_config.json")
         self.root = root
         self.episodes = 0
@@ -67,13 +76,25 @@ class RolloutRecorder:
         evaluation's metrics read only the infos)."""
         for t in trajectories:
             if len(t.observations) != t.length + 1:
-                raise EvalError(f"episode {t.index} kept {len(t.observations)} observations for {t.length} steps; "
-                                 "roll out with keep_observations=True (and keep_images=True for cameras).")
+                raise EvalError(
+                    f"episode {t.index} kept {len(t.observations)} observations for {t.length} steps; "
+                    "roll out with keep_observations=True (and keep_images=True for cameras)."
+                )
             for step in range(t.length):
                 obs = {**t.observations[step], "task": t.instruction}
-                self.writer.add_frame(frame_row(obs, t.actions[step], float(t.rewards[step]),
-                                                bool(t.terminated[step]), bool(t.truncated[step]), t.infos[step],
-                                                self.writer.features, behavior="policy", seed=t.seed))
+                self.writer.add_frame(
+                    frame_row(
+                        obs,
+                        t.actions[step],
+                        float(t.rewards[step]),
+                        bool(t.terminated[step]),
+                        bool(t.truncated[step]),
+                        t.infos[step],
+                        self.writer.features,
+                        behavior="policy",
+                        seed=t.seed,
+                    )
+                )
             self.writer.save_episode()
             self.episodes += 1
             t.observations = []

@@ -70,7 +70,9 @@ def write_splits_report(out: Path, cfg: EvalConfig, results: dict[str, EvalResul
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {format_rate(r)} | {r.mean_max_coverage:.3f} | {r.num_episodes} | {r.seconds:.0f} s |")
+        lines.append(
+            f"| {name} | {format_rate(r)} | {r.mean_max_coverage:.3f} | {r.num_episodes} | {r.seconds:.0f} s |"
+        )
     lines += ["", "Files: [metrics.json](metrics.json), [config.json](config.json)", ""]
     for name, r in results.items():
         lines += [f"## {name}", "", f"![coverage]({name}/coverage.png)", ""]

@@ -87,8 +87,15 @@ class Trajectory:
 class _Recorder:
     """One episode's steps while it runs."""
 
-    def __init__(self, index: int, seed: int, split: str, instruction: str, conditioning: EpisodeConditioning,
-                 fps: float) -> None:
+    def __init__(
+        self,
+        index: int,
+        seed: int,
+        split: str,
+        instruction: str,
+        conditioning: EpisodeConditioning,
+        fps: float,
+    ) -> None:
         self.head = (index, seed, split, instruction)
         self.conditioning, self.fps = conditioning, fps
         self.actions: list[np.ndarray] = []
@@ -139,8 +146,11 @@ def _info_row(info: Mapping[str, Any], j: int) -> dict[str, Any]:
 
 
 def _observation_row(obs: Mapping[str, Any], j: int, keep_images: bool) -> dict[str, Any]:
-    return {key: (str(value[j]) if key == "task" else np.array(value[j]))
-            for key, value in obs.items() if keep_images or not key.startswith(IMAGE_PREFIXES)}
+    return {
+        key: (str(value[j]) if key == "task" else np.array(value[j]))
+        for key, value in obs.items()
+        if keep_images or not key.startswith(IMAGE_PREFIXES)
+    }
 
 
 def policy_outputs(policy: Any, count: int) -> dict[str, np.ndarray]:
@@ -150,8 +160,10 @@ def policy_outputs(policy: Any, count: int) -> dict[str, np.ndarray]:
     if outputs is None:
         return {}
     if not isinstance(outputs, Mapping):
-        raise EvalError(f"policy.{POLICY_OUTPUTS_ATTR} must be None or a dict of name -> tensor, got "
-                        f"{type(outputs).__name__}.")
+        raise EvalError(
+            f"policy.{POLICY_OUTPUTS_ATTR} must be None or a dict of name -> tensor, got "
+            f"{type(outputs).__name__}."
+        )
     out = {}
     for name, value in outputs.items():
         if isinstance(value, torch.Tensor):
@@ -160,8 +172,10 @@ def policy_outputs(policy: Any, count: int) -> dict[str, np.ndarray]:
         else:
             array = np.asarray(value)
         if array.ndim == 0 or array.shape[0] != count:
-            raise EvalError(f"policy.{POLICY_OUTPUTS_ATTR}['{name}'] has shape {tuple(array.shape)}; it needs one "
-                            f"row per env of the batch ({count}) first.")
+            raise EvalError(
+                f"policy.{POLICY_OUTPUTS_ATTR}['{name}'] has shape {tuple(array.shape)}; it needs one "
+                f"row per env of the batch ({count}) first."
+            )
         out[name] = array
     return out
 
@@ -196,8 +210,14 @@ def _render(envs: Any, j: int) -> np.ndarray:
     return envs.call("render")[j]
 
 
-def _frame(envs: Any, obs: dict[str, Any], j: int, plan: ConditioningPlan | None, cond: EpisodeConditioning,
-           instruction: str) -> np.ndarray:
+def _frame(
+    envs: Any,
+    obs: dict[str, Any],
+    j: int,
+    plan: ConditioningPlan | None,
+    cond: EpisodeConditioning,
+    instruction: str,
+) -> np.ndarray:
     """Video frame of env ``j``: the render, beside the policy's camera (or, for a policy without one, the
     episode's first frame in the conditioning camera) with the conditioning drawn in."""
     render = _render(envs, j)
@@ -211,10 +231,21 @@ def _frame(envs: Any, obs: dict[str, Any], j: int, plan: ConditioningPlan | None
     return compose_frame(render, conditioning_view(camera, cond.values, plan.size), caption)
 
 
-def rollout_batch(policy: Any, envs: Any, seeds: Sequence[int], conds: Sequence[EpisodeConditioning], *,
-                  start: int = 0, split: str = "train", plan: ConditioningPlan | None = None, instruction: str = "",
-                  record: Sequence[bool] | None = None, keep_observations: bool = True, keep_images: bool = False,
-                  bar: Any = None) -> list[Trajectory]:
+def rollout_batch(
+    policy: Any,
+    envs: Any,
+    seeds: Sequence[int],
+    conds: Sequence[EpisodeConditioning],
+    *,
+    start: int = 0,
+    split: str = "train",
+    plan: ConditioningPlan | None = None,
+    instruction: str = "",
+    record: Sequence[bool] | None = None,
+    keep_observations: bool = True,
+    keep_images: bool = False,
+    bar: Any = None,
+) -> list[Trajectory]:
     """One episode per env of ``envs``, in lockstep, env ``j`` reset with ``seeds[j]`` and conditioned on
     ``conds[j]``; ``record[j]`` keeps its video frames. A finished env waits (its auto-reset data is dropped)
     until every env of the batch is done."""
@@ -224,8 +255,10 @@ def rollout_batch(policy: Any, envs: Any, seeds: Sequence[int], conds: Sequence[
     record = list(record) if record is not None else [False] * count
     obs, _ = envs.reset(seed=list(seeds))
     fps = float(envs.metadata.get("render_fps", 10))
-    recs = [_Recorder(start + j, seeds[j], split, instruction or str(obs["task"][j]), conds[j], fps)
-            for j in range(count)]
+    recs = [
+        _Recorder(start + j, seeds[j], split, instruction or str(obs["task"][j]), conds[j], fps)
+        for j in range(count)
+    ]
     for j, rec in enumerate(recs):
         if record[j]:
             rec.frames.append(_frame(envs, obs, j, plan, conds[j], instruction))
@@ -269,9 +302,19 @@ def episode_seed(cfg: EvalConfig, index: int) -> int:
     return cfg.seed + index // max(1, cfg.rollouts_per_seed)
 
 
-def run_seeded_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: ConditioningPlan | None, start: int, count: int,
-                     *, num_videos: int, keep_observations: bool, keep_images: bool, bar: Any = None,
-                     ) -> list[Trajectory]:
+def run_seeded_batch(
+    policy: Any,
+    envs: Any,
+    cfg: EvalConfig,
+    plan: ConditioningPlan | None,
+    start: int,
+    count: int,
+    *,
+    num_videos: int,
+    keep_observations: bool,
+    keep_images: bool,
+    bar: Any = None,
+) -> list[Trajectory]:
     """Episodes ``start .. start+count-1`` (seeds ``cfg.seed + (start + j) // cfg.rollouts_per_seed``) in
     ``envs``, after seeding every RNG with ``cfg.seed + start``: a batch's result depends on its seeds alone, not on
     the batches run before it in the same process, so a worker running only this batch gets the serial run's
@@ -279,14 +322,33 @@ def run_seeded_batch(policy: Any, envs: Any, cfg: EvalConfig, plan: Conditioning
     seed_everything(cfg.seed + start)
     seeds = [episode_seed(cfg, start + j) for j in range(count)]
     conds = episode_conditioning(plan, cfg, seeds, cfg.split)
-    return rollout_batch(policy, envs, seeds, conds, start=start, split=cfg.split, plan=plan,
-                         instruction=cfg.instruction, record=[start + j < num_videos for j in range(count)],
-                         keep_observations=keep_observations, keep_images=keep_images, bar=bar)
+    return rollout_batch(
+        policy,
+        envs,
+        seeds,
+        conds,
+        start=start,
+        split=cfg.split,
+        plan=plan,
+        instruction=cfg.instruction,
+        record=[start + j < num_videos for j in range(count)],
+        keep_observations=keep_observations,
+        keep_images=keep_images,
+        bar=bar,
+    )
 
 
-def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, keep_images: bool = False,
-            num_videos: int | None = None, on_batch: Callable[[list[Trajectory]], None] | None = None,
-            desc: str = "rollout", quiet: bool = False) -> list[Trajectory]:
+def rollout(
+    policy: Any,
+    cfg: EvalConfig,
+    *,
+    keep_observations: bool = True,
+    keep_images: bool = False,
+    num_videos: int | None = None,
+    on_batch: Callable[[list[Trajectory]], None] | None = None,
+    desc: str = "rollout",
+    quiet: bool = False,
+) -> list[Trajectory]:
     """Roll ``policy`` out for ``cfg.num_episodes`` episodes of ``cfg.split``, episode ``i`` seeded
     ``cfg.seed + i``, in batches of ``cfg.batch_size`` envs built for the policy's inputs plus ``cfg.env_kwargs``.
 
@@ -295,11 +357,15 @@ def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, kee
     ``num_videos`` episodes (default ``cfg.num_videos``) keep video frames; ``on_batch`` sees each batch's
     trajectories as it ends (e.g. to write their videos and drop the frames)."""
     check_conditioning_source(cfg.conditioning_source)
-    if cfg.executor != "serial":  # workers run these batches: ember.eval.parallel.rollout_parallel (ember eval)
+    if (
+        cfg.executor != "serial"
+    ):  # workers run these batches: ember.eval.parallel.rollout_parallel (ember eval)
         from ember.errors import ConfigError
 
-        raise ConfigError(f"rollout() runs its batches here; with --executor={cfg.executor} call "
-                          "ember.eval.parallel.rollout_parallel (ember eval does), or set executor='serial'.")
+        raise ConfigError(
+            f"rollout() runs its batches here; with --executor={cfg.executor} call "
+            "ember.eval.parallel.rollout_parallel (ember eval does), or set executor='serial'."
+        )
     seed_everything(cfg.seed)
     policy.eval()
     kwargs = eval_env_kwargs(policy, cfg)
@@ -314,8 +380,18 @@ def rollout(policy: Any, cfg: EvalConfig, *, keep_observations: bool = True, kee
             count = min(batch_size, cfg.num_episodes - start)
             if count not in vector_envs:
                 vector_envs[count] = make_vector_env(cfg, count, kwargs)
-            batch = run_seeded_batch(policy, vector_envs[count], cfg, plan, start, count, num_videos=num_videos,
-                                     keep_observations=keep_observations, keep_images=keep_images, bar=bar)
+            batch = run_seeded_batch(
+                policy,
+                vector_envs[count],
+                cfg,
+                plan,
+                start,
+                count,
+                num_videos=num_videos,
+                keep_observations=keep_observations,
+                keep_images=keep_images,
+                bar=bar,
+            )
             if on_batch is not None:
                 on_batch(batch)
             trajectories += batch

@@ -20,8 +20,15 @@ from ember.eval.rollout import rollout
 from ember.runs import default_out, prepare_run_folder
 
 
-def evaluate(policy: Any, cfg: EvalConfig, out: Path | None = None, *, desc: str = "eval",
-             quiet: bool = False, record: Path | None = None) -> EvalResult:
+def evaluate(
+    policy: Any,
+    cfg: EvalConfig,
+    out: Path | None = None,
+    *,
+    desc: str = "eval",
+    quiet: bool = False,
+    record: Path | None = None,
+) -> EvalResult:
     """Roll ``policy`` out for ``cfg.num_episodes`` seeded episodes of ``cfg.split`` and score the trajectories;
     videos of the first ``cfg.num_videos`` go under ``out/videos`` (none without ``out``); with ``record`` the
     trajectories are also written there as a dataset, batch by batch (:mod:`ember.eval.record`)."""
@@ -35,25 +42,47 @@ def evaluate(policy: Any, cfg: EvalConfig, out: Path | None = None, *, desc: str
             recorder.write(batch)
 
     try:
-        run = rollout if cfg.executor == "serial" else rollout_parallel  # parallel: the same batches, in workers
-        trajectories = run(policy, cfg, keep_observations=recorder is not None, keep_images=recorder is not None,
-                     num_videos=cfg.num_videos if out else 0, on_batch=on_batch, desc=desc, quiet=quiet)
+        run = (
+            rollout if cfg.executor == "serial" else rollout_parallel
+        )  # parallel: the same batches, in workers
+        trajectories = run(
+            policy,
+            cfg,
+            keep_observations=recorder is not None,
+            keep_images=recorder is not None,
+            num_videos=cfg.num_videos if out else 0,
+            on_batch=on_batch,
+            desc=desc,
+            quiet=quiet,
+        )
     finally:
         if recorder is not None:
             recorder.close()
     return summarize(trajectories, time.perf_counter() - t0, cfg.split)
 
 
-def evaluate_splits(policy: Any, cfg: EvalConfig, out: Path | None, splits: list[str], *, quiet: bool = False,
-                    ) -> dict[str, EvalResult]:
+def evaluate_splits(
+    policy: Any,
+    cfg: EvalConfig,
+    out: Path | None,
+    splits: list[str],
+    *,
+    quiet: bool = False,
+) -> dict[str, EvalResult]:
     """:func:`evaluate` once per split; with several splits each writes its videos under ``out/<split>/`` (and its
     recorded dataset, with ``cfg.record``, under ``<record>/<split>``)."""
     results: dict[str, EvalResult] = {}
     records = record_roots(cfg, splits)
     for split in splits:
         split_out = out if out is None or len(splits) == 1 else out / split
-        results[split] = evaluate(policy, replace(cfg, split=split, splits=()), split_out, desc=f"eval {split}",
-                                  quiet=quiet, record=records.get(split))
+        results[split] = evaluate(
+            policy,
+            replace(cfg, split=split, splits=()),
+            split_out,
+            desc=f"eval {split}",
+            quiet=quiet,
+            record=records.get(split),
+        )
     return results
 
 
@@ -65,8 +94,10 @@ def instruction_record(cfg: EvalConfig) -> dict[str, Any]:
     kwargs = instruction_kwargs(cfg)
     out: dict[str, Any] = {}
     if "instruction_templates" in kwargs:
-        out["instruction_templates"] = {"file": cfg.instruction_templates,
-                                        "templates": list(kwargs["instruction_templates"])}
+        out["instruction_templates"] = {
+            "file": cfg.instruction_templates,
+            "templates": list(kwargs["instruction_templates"]),
+        }
     if cfg.instructions != "train":
         out["instructions"] = cfg.instructions
     if cfg.switch_after:
@@ -79,8 +110,11 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
     from ember.policies import load_policy
     from ember.report import write_eval_report
 
-    if isinstance(cfg.rollouts_per_seed, bool) or not isinstance(cfg.rollouts_per_seed, int) \
-            or cfg.rollouts_per_seed < 1:
+    if (
+        isinstance(cfg.rollouts_per_seed, bool)
+        or not isinstance(cfg.rollouts_per_seed, int)
+        or cfg.rollouts_per_seed < 1
+    ):
         raise ConfigError(f"--rollouts_per_seed must be a whole number >= 1, got {cfg.rollouts_per_seed!r}.")
     checkpoint = resolve_checkpoint(cfg.policy_path)
     splits = resolve_splits(cfg)

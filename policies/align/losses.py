@@ -60,9 +60,13 @@ class PreferenceLossOutput:
     """Fraction of pairs whose chosen implicit reward is above the rejected one."""
 
     def metrics(self) -> dict[str, float]:
-        return {"loss": float(self.loss.detach()), "rewards/chosen": float(self.chosen_rewards.mean()),
-                "rewards/rejected": float(self.rejected_rewards.mean()), "rewards/margin": float(self.margin),
-                "rewards/accuracy": float(self.accuracy)}
+        return {
+            "loss": float(self.loss.detach()),
+            "rewards/chosen": float(self.chosen_rewards.mean()),
+            "rewards/rejected": float(self.rejected_rewards.mean()),
+            "rewards/margin": float(self.margin),
+            "rewards/accuracy": float(self.accuracy),
+        }
 
 
 @dataclass
@@ -77,25 +81,41 @@ class PolicyGradientLossOutput:
     """Fraction of tokens whose ratio was clipped (GRPO only; 0 otherwise)."""
 
     def metrics(self) -> dict[str, float]:
-        return {"loss": float(self.loss.detach()), "kl": float(self.kl), "clip_fraction": float(self.clip_fraction),
-                "advantage_std": float(self.advantages.float().std()) if self.advantages.numel() > 1 else 0.0}
+        return {
+            "loss": float(self.loss.detach()),
+            "kl": float(self.kl),
+            "clip_fraction": float(self.clip_fraction),
+            "advantage_std": float(self.advantages.float().std()) if self.advantages.numel() > 1 else 0.0,
+        }
 
 
 def _check_pairs(*tensors: Tensor) -> None:
     shape = tensors[0].shape
     if len(shape) != 1 or any(t.shape != shape for t in tensors):
-        raise PolicyError(f"preference losses take four (B,) log-prob tensors; got shapes "
-                          f"{[tuple(t.shape) for t in tensors]}")
+        raise PolicyError(
+            f"preference losses take four (B,) log-prob tensors; got shapes "
+            f"{[tuple(t.shape) for t in tensors]}"
+        )
 
 
-def _stats(loss: Tensor, chosen_logratios: Tensor, rejected_logratios: Tensor, beta: float) -> PreferenceLossOutput:
+def _stats(
+    loss: Tensor, chosen_logratios: Tensor, rejected_logratios: Tensor, beta: float
+) -> PreferenceLossOutput:
     chosen = beta * chosen_logratios.detach()
     rejected = beta * rejected_logratios.detach()
-    return PreferenceLossOutput(loss, chosen, rejected, (chosen - rejected).mean(), (chosen > rejected).float().mean())
+    return PreferenceLossOutput(
+        loss, chosen, rejected, (chosen - rejected).mean(), (chosen > rejected).float().mean()
+    )
 
 
-def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-             beta: float = 0.1, label_smoothing: float = 0.0) -> PreferenceLossOutput:
+def dpo_loss(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:
     """DPO (``label_smoothing = 0``) or cDPO (``label_smoothing = eps``); see the module docstring."""
     _check_pairs(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if not 0.0 <= label_smoothing < 0.5:
@@ -106,14 +126,26 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
     return _stats(per_pair.mean(), chosen_lr, rejected_lr, beta)
 
 
-def cdpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-              beta: float = 0.1, label_smoothing: float = 0.1) -> PreferenceLossOutput:
+def cdpo_loss(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.1,
+) -> PreferenceLossOutput:
     """Conservative DPO: DPO with label smoothing ``eps`` (module docstring)."""
     return dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, label_smoothing)
 
 
-def rdpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-              beta: float = 0.1, flip_rate: float = 0.1) -> PreferenceLossOutput:
+def rdpo_loss(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    beta: float = 0.1,
+    flip_rate: float = 0.1,
+) -> PreferenceLossOutput:
     """Robust DPO, unbiased under a known label flip rate ``eps`` (module docstring); ``eps = 0`` is DPO."""
     _check_pairs(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if not 0.0 <= flip_rate < 0.5:
@@ -124,23 +156,42 @@ def rdpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor
     return _stats(per_pair.mean(), chosen_lr, rejected_lr, beta)
 
 
-def ipo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-             beta: float = 0.1, chosen_lengths: Tensor | None = None,
-             rejected_lengths: Tensor | None = None) -> PreferenceLossOutput:
+def ipo_loss(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    beta: float = 0.1,
+    chosen_lengths: Tensor | None = None,
+    rejected_lengths: Tensor | None = None,
+) -> PreferenceLossOutput:
     """IPO (module docstring); lengths (token counts) turn summed log-ratios into per-token means, as TRL."""
     _check_pairs(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if beta <= 0:
         raise PolicyError(f"IPO's beta is the inverse of twice its target margin and must be > 0, got {beta}")
     chosen_lr, rejected_lr = policy_chosen - ref_chosen, policy_rejected - ref_rejected
-    cw = chosen_lr if chosen_lengths is None else chosen_lr / chosen_lengths.to(chosen_lr.dtype).clamp(min=1.0)
-    rl = rejected_lr if rejected_lengths is None else rejected_lr / rejected_lengths.to(rejected_lr.dtype).clamp(min=1.0)
+    cw = (
+        chosen_lr if chosen_lengths is None else chosen_lr / chosen_lengths.to(chosen_lr.dtype).clamp(min=1.0)
+    )
+    rl = (
+        rejected_lr
+        if rejected_lengths is None
+        else rejected_lr / rejected_lengths.to(rejected_lr.dtype).clamp(min=1.0)
+    )
     per_pair = (cw - rl - 1.0 / (2.0 * beta)) ** 2
     return _stats(per_pair.mean(), chosen_lr, rejected_lr, beta)
 
 
-def preference_loss(kind: str, policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
-                    ref_rejected: Tensor, beta: float = 0.1, label_smoothing: float = 0.0,
-                    flip_rate: float = 0.0) -> PreferenceLossOutput:
+def preference_loss(
+    kind: str,
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    flip_rate: float = 0.0,
+) -> PreferenceLossOutput:
     """The pairwise loss named ``kind`` (``dpo``, ``cdpo``, ``rdpo``, ``ipo``)."""
     args = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if kind == "dpo":
@@ -166,8 +217,10 @@ def group_advantages(rewards: Tensor, group_size: int, scale: bool = True) -> Te
     """GRPO's advantages of (N * G,) rewards laid out group after group: minus the group mean, divided by the
     group's Bessel-corrected std + 1e-4 when ``scale`` (TRL's ``scale_rewards="group"``)."""
     if group_size < 2 or rewards.ndim != 1 or rewards.numel() % group_size:
-        raise PolicyError(f"group advantages need (N * group_size,) rewards with group_size >= 2; got shape "
-                          f"{tuple(rewards.shape)} and group_size={group_size}")
+        raise PolicyError(
+            f"group advantages need (N * group_size,) rewards with group_size >= 2; got shape "
+            f"{tuple(rewards.shape)} and group_size={group_size}"
+        )
     grouped = rewards.view(-1, group_size)
     adv = grouped - grouped.mean(dim=1, keepdim=True)
     if scale:
@@ -175,14 +228,27 @@ def group_advantages(rewards: Tensor, group_size: int, scale: bool = True) -> Te
     return adv.reshape(-1)
 
 
-def grpo_loss(per_token_logps: Tensor, old_per_token_logps: Tensor | None, ref_per_token_logps: Tensor | None,
-              advantages: Tensor, mask: Tensor, beta: float = 0.04, epsilon_low: float = 0.2,
-              epsilon_high: float | None = None) -> PolicyGradientLossOutput:
+def grpo_loss(
+    per_token_logps: Tensor,
+    old_per_token_logps: Tensor | None,
+    ref_per_token_logps: Tensor | None,
+    advantages: Tensor,
+    mask: Tensor,
+    beta: float = 0.04,
+    epsilon_low: float = 0.2,
+    epsilon_high: float | None = None,
+) -> PolicyGradientLossOutput:
     """GRPO's clipped surrogate + ``beta`` k3 KL, per-sequence token means averaged over sequences (module
     docstring). ``old_per_token_logps=None`` means on-policy (ratio 1, its gradient the policy gradient)."""
-    if per_token_logps.ndim != 2 or mask.shape != per_token_logps.shape or advantages.shape[0] != mask.shape[0]:
-        raise PolicyError(f"grpo_loss takes (B, T) log-probs and mask and (B,) advantages; got "
-                          f"{tuple(per_token_logps.shape)}, {tuple(mask.shape)}, {tuple(advantages.shape)}")
+    if (
+        per_token_logps.ndim != 2
+        or mask.shape != per_token_logps.shape
+        or advantages.shape[0] != mask.shape[0]
+    ):
+        raise PolicyError(
+            f"grpo_loss takes (B, T) log-probs and mask and (B,) advantages; got "
+            f"{tuple(per_token_logps.shape)}, {tuple(mask.shape)}, {tuple(advantages.shape)}"
+        )
     epsilon_high = epsilon_low if epsilon_high is None else epsilon_high
     old = per_token_logps.detach() if old_per_token_logps is None else old_per_token_logps
     adv = advantages[:, None] if advantages.ndim == 1 else advantages
@@ -203,8 +269,9 @@ def grpo_loss(per_token_logps: Tensor, old_per_token_logps: Tensor | None, ref_p
     return PolicyGradientLossOutput(loss, advantages.detach(), kl, clip_fraction)
 
 
-def _reinforce(sequence_logps: Tensor, advantages: Tensor, ref_sequence_logps: Tensor | None,
-               beta: float) -> PolicyGradientLossOutput:
+def _reinforce(
+    sequence_logps: Tensor, advantages: Tensor, ref_sequence_logps: Tensor | None, beta: float
+) -> PolicyGradientLossOutput:
     loss = -(advantages.detach() * sequence_logps).mean()
     kl = torch.zeros((), device=sequence_logps.device)
     if beta != 0.0:
@@ -213,32 +280,50 @@ def _reinforce(sequence_logps: Tensor, advantages: Tensor, ref_sequence_logps: T
         per_seq = k3_kl(sequence_logps, ref_sequence_logps)
         loss = loss + beta * per_seq.mean()
         kl = per_seq.mean().detach()
-    return PolicyGradientLossOutput(loss, advantages.detach(), kl, torch.zeros((), device=sequence_logps.device))
+    return PolicyGradientLossOutput(
+        loss, advantages.detach(), kl, torch.zeros((), device=sequence_logps.device)
+    )
 
 
-def remax_loss(sequence_logps: Tensor, rewards: Tensor, greedy_rewards: Tensor,
-               ref_sequence_logps: Tensor | None = None, beta: float = 0.0) -> PolicyGradientLossOutput:
+def remax_loss(
+    sequence_logps: Tensor,
+    rewards: Tensor,
+    greedy_rewards: Tensor,
+    ref_sequence_logps: Tensor | None = None,
+    beta: float = 0.0,
+) -> PolicyGradientLossOutput:
     """ReMax: REINFORCE on (B,) sampled-sequence log-probs with the greedy completion's reward as baseline."""
     if not (sequence_logps.shape == rewards.shape == greedy_rewards.shape) or sequence_logps.ndim != 1:
-        raise PolicyError(f"remax_loss takes three (B,) tensors; got {tuple(sequence_logps.shape)}, "
-                          f"{tuple(rewards.shape)}, {tuple(greedy_rewards.shape)}")
+        raise PolicyError(
+            f"remax_loss takes three (B,) tensors; got {tuple(sequence_logps.shape)}, "
+            f"{tuple(rewards.shape)}, {tuple(greedy_rewards.shape)}"
+        )
     return _reinforce(sequence_logps, rewards - greedy_rewards, ref_sequence_logps, beta)
 
 
 def rloo_advantages(rewards: Tensor, group_size: int) -> Tensor:
     """Leave-one-out advantages ``r_i - mean_{j != i} r_j`` of (N * G,) rewards laid out group after group."""
     if group_size < 2 or rewards.ndim != 1 or rewards.numel() % group_size:
-        raise PolicyError(f"RLOO needs (N * group_size,) rewards with group_size >= 2; got shape "
-                          f"{tuple(rewards.shape)} and group_size={group_size}")
+        raise PolicyError(
+            f"RLOO needs (N * group_size,) rewards with group_size >= 2; got shape "
+            f"{tuple(rewards.shape)} and group_size={group_size}"
+        )
     grouped = rewards.view(-1, group_size)
     baseline = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)
     return (grouped - baseline).reshape(-1)
 
 
-def rloo_loss(sequence_logps: Tensor, rewards: Tensor, group_size: int, ref_sequence_logps: Tensor | None = None,
-              beta: float = 0.0) -> PolicyGradientLossOutput:
+def rloo_loss(
+    sequence_logps: Tensor,
+    rewards: Tensor,
+    group_size: int,
+    ref_sequence_logps: Tensor | None = None,
+    beta: float = 0.0,
+) -> PolicyGradientLossOutput:
     """RLOO: REINFORCE with the leave-one-out baseline (module docstring)."""
     if sequence_logps.shape != rewards.shape:
-        raise PolicyError(f"rloo_loss takes (B,) log-probs and rewards; got {tuple(sequence_logps.shape)} and "
-                          f"{tuple(rewards.shape)}")
+        raise PolicyError(
+            f"rloo_loss takes (B,) log-probs and rewards; got {tuple(sequence_logps.shape)} and "
+            f"{tuple(rewards.shape)}"
+        )
     return _reinforce(sequence_logps, rloo_advantages(rewards, group_size), ref_sequence_logps, beta)

@@ -47,11 +47,17 @@ def read_pairs(path: str | Path) -> tuple[list[Pair], dict[str, int]]:
     are counted, not returned)."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"no preference file at {path}; write one with `ember label --labeler=<preference "
-                           "labeler>` (e.g. ground_truth_preference) or by hand (docs/alignment.md).")
+        raise DatasetError(
+            f"no preference file at {path}; write one with `ember label --labeler=<preference "
+            "labeler>` (e.g. ground_truth_preference) or by hand (docs/alignment.md)."
+        )
     text = path.read_text(encoding="utf-8")
     try:
-        rows = json.loads(text) if path.suffix == ".json" else [json.loads(s) for s in text.splitlines() if s.strip()]
+        rows = (
+            json.loads(text)
+            if path.suffix == ".json"
+            else [json.loads(s) for s in text.splitlines() if s.strip()]
+        )
     except ValueError as exc:
         raise DatasetError(f"{path} is not a preference file (JSON Lines or a JSON list): {exc}") from exc
     pairs, counts = [], {}
@@ -68,7 +74,9 @@ def read_pairs(path: str | Path) -> tuple[list[Pair], dict[str, int]]:
         elif pref == "B":
             pairs.append(Pair(b, a, str(row["instruction"])))
         elif pref not in ("equal", "unparsed"):
-            raise DatasetError(f"{path}: record {n} has preference {pref!r}; expected A, B, equal or unparsed.")
+            raise DatasetError(
+                f"{path}: record {n} has preference {pref!r}; expected A, B, equal or unparsed."
+            )
     return pairs, counts
 
 
@@ -89,11 +97,15 @@ def check_comparable(pairs: Sequence[Pair], dataset: Any) -> None:
     for i, pair in enumerate(pairs):
         for ep, start, end in (pair.chosen, pair.rejected):
             if ep not in tasks:
-                raise DatasetError(f"pair {i} names episode {ep}, which {dataset.root} does not have "
-                                   f"({dataset.num_episodes} episodes).")
+                raise DatasetError(
+                    f"pair {i} names episode {ep}, which {dataset.root} does not have "
+                    f"({dataset.num_episodes} episodes)."
+                )
             if not 0 <= start < end <= dataset.episode_length(ep):
-                raise DatasetError(f"pair {i}: segment [{start}, {end}) is not inside episode {ep} "
-                                   f"(length {dataset.episode_length(ep)}).")
+                raise DatasetError(
+                    f"pair {i}: segment [{start}, {end}) is not inside episode {ep} "
+                    f"(length {dataset.episode_length(ep)})."
+                )
         a, b = tasks[pair.chosen[0]], tasks[pair.rejected[0]]
         if len(a) != 1 or a != b or pair.instruction not in a:
             raise DatasetError(
@@ -134,7 +146,9 @@ class PairWindows:
         chosen, rejected = [], []
         for p in rng.integers(0, len(self.pairs), size=n):
             pair = self.pairs[int(p)]
-            k = int(rng.integers(0, min(pair.chosen[2] - pair.chosen[1], pair.rejected[2] - pair.rejected[1])))
+            k = int(
+                rng.integers(0, min(pair.chosen[2] - pair.chosen[1], pair.rejected[2] - pair.rejected[1]))
+            )
             i, j = self.indices(pair, k)
             chosen.append(self.windows[i])
             rejected.append(self.windows[j])
@@ -144,7 +158,9 @@ class PairWindows:
         """Every pair at every ``stride``-th aligned offset (for evaluating the margin on the training pairs)."""
         chosen, rejected = [], []
         for pair in self.pairs:
-            for k in range(0, min(pair.chosen[2] - pair.chosen[1], pair.rejected[2] - pair.rejected[1]), stride):
+            for k in range(
+                0, min(pair.chosen[2] - pair.chosen[1], pair.rejected[2] - pair.rejected[1]), stride
+            ):
                 i, j = self.indices(pair, k)
                 chosen.append(self.windows[i])
                 rejected.append(self.windows[j])

@@ -73,8 +73,10 @@ def _loss_kind(config: PreferenceConfig) -> str:
     kind = config.type.rsplit(":", 1)[-1].lower()
     kind = {"preferenceoptimization": "dpo"}.get(kind, kind)
     if kind not in PREFERENCE_LOSSES:
-        raise ConfigError(f"algorithm type {config.type!r} names no preference loss; use one of "
-                          f"{list(PREFERENCE_LOSSES)} (--algorithm=dpo).")
+        raise ConfigError(
+            f"algorithm type {config.type!r} names no preference loss; use one of "
+            f"{list(PREFERENCE_LOSSES)} (--algorithm=dpo)."
+        )
     return kind
 
 
@@ -84,27 +86,35 @@ def load_reference(path: str | Path, device: Any = None) -> nn.Module:
 
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"no checkpoint at {path}; pass --algorithm.reference=<the SFT run's "
-                          "checkpoints/last/pretrained_model>.")
+        raise ConfigError(
+            f"no checkpoint at {path}; pass --algorithm.reference=<the SFT run's "
+            "checkpoints/last/pretrained_model>."
+        )
     policy = load_policy(path, device=device)
     if not callable(getattr(policy, "per_sample_loss", None)):
-        raise PolicyError(f"the reference {path} is a {type(policy).__name__}, which has no per-sample denoising "
-                          "loss; action-policy DPO needs a diffusion or flow checkpoint.")
+        raise PolicyError(
+            f"the reference {path} is a {type(policy).__name__}, which has no per-sample denoising "
+            "loss; action-policy DPO needs a diffusion or flow checkpoint."
+        )
     return policy
 
 
 def check_same_architecture(policy: nn.Module, reference: nn.Module) -> None:
     """Same class, same type and the same parameter names and shapes; else a PolicyError saying which differs."""
     if type(policy) is not type(reference) or policy.config.type != reference.config.type:
-        raise PolicyError(f"the reference is a {type(reference).__name__} ({reference.config.type!r}) but the "
-                          f"policy is a {type(policy).__name__} ({policy.config.type!r}); DPO compares a policy "
-                          "with a reference of the same architecture: pass the SFT checkpoint of this policy.")
+        raise PolicyError(
+            f"the reference is a {type(reference).__name__} ({reference.config.type!r}) but the "
+            f"policy is a {type(policy).__name__} ({policy.config.type!r}); DPO compares a policy "
+            "with a reference of the same architecture: pass the SFT checkpoint of this policy."
+        )
     ours = {k: tuple(v.shape) for k, v in policy.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     if ours != theirs:
         diff = sorted(set(ours.items()) ^ set(theirs.items()))[:4]
-        raise PolicyError(f"the reference's architecture differs from the policy's (e.g. {diff}); pass the SFT "
-                          "checkpoint this policy was trained from.")
+        raise PolicyError(
+            f"the reference's architecture differs from the policy's (e.g. {diff}); pass the SFT "
+            "checkpoint this policy was trained from."
+        )
 
 
 @contextlib.contextmanager
@@ -117,8 +127,9 @@ def same_draws(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def implicit_logratios(policy: nn.Module, reference: nn.Module, chosen: Mapping[str, Any],
-                       rejected: Mapping[str, Any], seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def implicit_logratios(
+    policy: nn.Module, reference: nn.Module, chosen: Mapping[str, Any], rejected: Mapping[str, Any], seed: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Minus the per-sample denoising losses (policy chosen, policy rejected, reference chosen, reference
     rejected), all on one seed's noise and time, and the policy's chosen loss (for the SFT term)."""
     device = next(policy.parameters()).device
@@ -144,40 +155,58 @@ class PreferenceOptimization(Algorithm):
 
         self.kind = _loss_kind(config)
         if not config.reference:
-            raise ConfigError("preference optimization starts from an SFT checkpoint: pass "
-                              "--algorithm.reference=<run>/checkpoints/last/pretrained_model")
+            raise ConfigError(
+                "preference optimization starts from an SFT checkpoint: pass "
+                "--algorithm.reference=<run>/checkpoints/last/pretrained_model"
+            )
         if not config.preferences:
-            raise ConfigError("pass --algorithm.preferences=<dataset>/labels/<labeler>.preferences.jsonl "
-                              "(docs/alignment.md)")
+            raise ConfigError(
+                "pass --algorithm.preferences=<dataset>/labels/<labeler>.preferences.jsonl "
+                "(docs/alignment.md)"
+            )
         if config.pairs_per_step < 1:
             raise ConfigError(f"--algorithm.pairs_per_step must be >= 1, got {config.pairs_per_step}")
         if context.optim.lr > MAX_SAFE_LR:
-            warnings.warn(f"--optim.lr={context.optim.lr:g} fine-tunes the SFT policy at a from-scratch rate; at "
-                          "1e-4 preference training took bench/align's PickPlace policy from 36% to 0-14% "
-                          "success; try --optim.lr=1e-5.", stacklevel=2)
+            warnings.warn(
+                f"--optim.lr={context.optim.lr:g} fine-tunes the SFT policy at a from-scratch rate; at "
+                "1e-4 preference training took bench/align's PickPlace policy from 36% to 0-14% "
+                "success; try --optim.lr=1e-5.",
+                stacklevel=2,
+            )
         device = context.accelerator.device
         reference = load_reference(config.reference, device=device)
         policy = load_reference(config.init_from or config.reference, device=device)  # the start, trained
         check_same_architecture(policy, reference)
         wanted = getattr(context.policy_config, "type", policy.config.type)
         if wanted != policy.config.type:
-            raise ConfigError(f"--policy.type={wanted} but the reference is a {policy.config.type!r} checkpoint; "
-                              f"pass --policy.type={policy.config.type}.")
+            raise ConfigError(
+                f"--policy.type={wanted} but the reference is a {policy.config.type!r} checkpoint; "
+                f"pass --policy.type={policy.config.type}."
+            )
         kinds = tuple(getattr(policy.config.conditioning, "kinds", ()) or ())
         if set(kinds) - {"language"}:
-            raise ConfigError(f"action-policy DPO serves observation windows and the instruction only; the "
-                              f"reference is conditioned on {kinds}.")
+            raise ConfigError(
+                f"action-policy DPO serves observation windows and the instruction only; the "
+                f"reference is conditioned on {kinds}."
+            )
         self.reference = reference.requires_grad_(False).eval()
 
         root = Path(config.dataset) if config.dataset else Path(config.preferences).resolve().parent.parent
         if not (root / "meta" / "info.json").is_file():
-            raise ConfigError(f"{root} is not a dataset; pass --algorithm.dataset=<the dataset the pairs index>.")
+            raise ConfigError(
+                f"{root} is not a dataset; pass --algorithm.dataset=<the dataset the pairs index>."
+            )
         dataset = EmberDataset(root)
         pairs, self.preference_counts = read_pairs(config.preferences)
         check_comparable(pairs, dataset)
         episodes = sorted({p.chosen[0] for p in pairs} | {p.rejected[0] for p in pairs})
-        windows = WindowDataset(dataset, n_obs_steps=policy.config.n_obs_steps, horizon=policy.config.horizon,
-                                obs_keys=list(policy.config.observation_keys), episodes=episodes)
+        windows = WindowDataset(
+            dataset,
+            n_obs_steps=policy.config.n_obs_steps,
+            horizon=policy.config.horizon,
+            obs_keys=list(policy.config.observation_keys),
+            episodes=episodes,
+        )
         self.pairs = PairWindows(pairs, windows, seed=context.seed)
 
         optimizer = adamw(policy.get_optim_params(), context.optim)
@@ -198,13 +227,15 @@ class PreferenceOptimization(Algorithm):
         self._policy.eval()
         self.reference.eval()
 
-    def loss(self, chosen: Mapping[str, Any], rejected: Mapping[str, Any], seed: int) -> tuple[Tensor,
-                                                                                             PreferenceLossOutput]:
+    def loss(
+        self, chosen: Mapping[str, Any], rejected: Mapping[str, Any], seed: int
+    ) -> tuple[Tensor, PreferenceLossOutput]:
         """The total loss (preference + optional SFT term) and the preference loss's stats."""
         pw, pl, rw, rl, loss_w = implicit_logratios(self.model, self.reference, chosen, rejected, seed)
         c = self.config
-        out = preference_loss(self.kind, pw, pl, rw, rl, beta=c.beta, label_smoothing=c.label_smoothing,
-                              flip_rate=c.flip_rate)
+        out = preference_loss(
+            self.kind, pw, pl, rw, rl, beta=c.beta, label_smoothing=c.label_smoothing, flip_rate=c.flip_rate
+        )
         total = out.loss + c.sft_weight * loss_w.mean() if c.sft_weight else out.loss
         return total, out
 
@@ -213,7 +244,11 @@ class PreferenceOptimization(Algorithm):
         chosen, rejected = self.pairs.sample(self.config.pairs_per_step, step)
         seed = self.pairs.noise_seed(step)
         total, out = self.loss(to_device(chosen, device), to_device(rejected, device), seed)
-        metrics = {**out.metrics(), "loss": float(total.detach()), "preference_loss": float(out.loss.detach())}
+        metrics = {
+            **out.metrics(),
+            "loss": float(total.detach()),
+            "preference_loss": float(out.loss.detach()),
+        }
         check_finite(metrics, step)
         self.backward_and_step(total, self.optimizer, self.model, self.scheduler)
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])

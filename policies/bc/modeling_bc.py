@@ -23,7 +23,9 @@ from ember.policies.transformer import ChunkTransformer
 class MLPChunkHead(nn.Module):
     """(B, G) -> (B, horizon, A) through Linear + Mish + Dropout layers."""
 
-    def __init__(self, in_dim: int, hidden: tuple[int, ...], horizon: int, action_dim: int, dropout: float) -> None:
+    def __init__(
+        self, in_dim: int, hidden: tuple[int, ...], horizon: int, action_dim: int, dropout: float
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for cin, cout in zip((in_dim, *hidden[:-1]), hidden, strict=True):
@@ -45,12 +47,20 @@ class BCModel(nn.Module):
         cond = self.obs_encoder.output_dim
         if config.head == "transformer":
             self.head: nn.Module = ChunkTransformer(
-                config.action_dim, config.horizon, cond, dim=config.transformer_dim,
-                layers=config.transformer_layers, heads=config.transformer_heads, dropout=config.dropout,
-                n_cond_tokens=config.n_obs_steps, timestep=False,
+                config.action_dim,
+                config.horizon,
+                cond,
+                dim=config.transformer_dim,
+                layers=config.transformer_layers,
+                heads=config.transformer_heads,
+                dropout=config.dropout,
+                n_cond_tokens=config.n_obs_steps,
+                timestep=False,
             )
         else:
-            self.head = MLPChunkHead(cond, tuple(config.hidden_dims), config.horizon, config.action_dim, config.dropout)
+            self.head = MLPChunkHead(
+                cond, tuple(config.hidden_dims), config.horizon, config.action_dim, config.dropout
+            )
 
 
 class BCPolicy(ChunkPolicy):

@@ -51,7 +51,9 @@ class KeypointEncoder(nn.Module):
         self.num_keypoints = num_keypoints
         self.fourier = FourierFeatures()
         self.net = nn.Sequential(
-            nn.Linear(self.fourier.out_dim(2 * num_keypoints), out_dim), nn.Mish(), nn.Linear(out_dim, out_dim)
+            nn.Linear(self.fourier.out_dim(2 * num_keypoints), out_dim),
+            nn.Mish(),
+            nn.Linear(out_dim, out_dim),
         )
         self.out_dim = out_dim
 
@@ -67,7 +69,9 @@ class ConditioningImageEncoder(nn.Module):
     keeps what matters in a sketch, *where* its strokes and marks are.
     """
 
-    def __init__(self, channels: int, size: tuple[int, int], out_dim: int, width: int = 16, pool: int = 1) -> None:
+    def __init__(
+        self, channels: int, size: tuple[int, int], out_dim: int, width: int = 16, pool: int = 1
+    ) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
         self.backbone = SmallCNN(channels, width)
@@ -75,7 +79,9 @@ class ConditioningImageEncoder(nn.Module):
         with torch.no_grad():
             _, fc, fh, fw = self.backbone(torch.zeros(1, channels, h, w)).shape
         self.keypoints = SpatialSoftmax(fc, max(8, out_dim // 2), fh, fw)
-        self.proj = nn.Sequential(nn.Linear(2 * max(8, out_dim // 2), out_dim), nn.Mish(), nn.Linear(out_dim, out_dim))
+        self.proj = nn.Sequential(
+            nn.Linear(2 * max(8, out_dim // 2), out_dim), nn.Mish(), nn.Linear(out_dim, out_dim)
+        )
         self.out_dim = out_dim
 
     def forward(self, image: Tensor) -> Tensor:

@@ -82,8 +82,9 @@ class ConditioningInputs:
                     f"{list(self.config.kinds)} needs; {how}. Keys present: {sorted(batch)}"
                 )
 
-    def tensors(self, batch: Mapping[str, Any], batch_size: int, device: torch.device, train: bool
-                ) -> dict[str, Tensor]:
+    def tensors(
+        self, batch: Mapping[str, Any], batch_size: int, device: torch.device, train: bool
+    ) -> dict[str, Tensor]:
         """:meth:`raw` through the policy's (training or inference) transforms: what the encoder reads."""
         raw = self.raw(batch, batch_size, device)
         return (self.training_transforms if train else self.inference_transforms)(raw)
@@ -115,7 +116,9 @@ class ConditioningInputs:
             if x.shape[0] == 1 and batch_size > 1:
                 x = x.expand(batch_size, *x.shape[1:])
             if x.shape[0] != batch_size:
-                raise PolicyError(f"conditioning {kind!r} has batch size {x.shape[0]}, observations {batch_size}")
+                raise PolicyError(
+                    f"conditioning {kind!r} has batch size {x.shape[0]}, observations {batch_size}"
+                )
             out[kind] = x
         return out
 

@@ -23,7 +23,14 @@ GOAL_SKETCH = "goal_sketch"
 TRAJECTORY_SKETCH = "trajectory_sketch"
 KEYPOINTS = "keypoints"
 INITIAL_IMAGE = "initial_image"
-CONDITIONING_KINDS: tuple[str, ...] = (LANGUAGE, GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH, KEYPOINTS, INITIAL_IMAGE)
+CONDITIONING_KINDS: tuple[str, ...] = (
+    LANGUAGE,
+    GOAL_IMAGE,
+    GOAL_SKETCH,
+    TRAJECTORY_SKETCH,
+    KEYPOINTS,
+    INITIAL_IMAGE,
+)
 IMAGE_CONDITIONING: tuple[str, ...] = (GOAL_IMAGE, GOAL_SKETCH, TRAJECTORY_SKETCH, INITIAL_IMAGE)
 IMAGE_CHANNELS: dict[str, int] = {GOAL_IMAGE: 3, GOAL_SKETCH: 1, TRAJECTORY_SKETCH: 3, INITIAL_IMAGE: 3}
 FUSIONS: tuple[str, ...] = ("early", "late", "stacked")
@@ -44,7 +51,6 @@ def kind_of(key: str) -> str | None:
     """The conditioning kind a batch key carries, or None."""
     if key == TASK_KEY:
         return LANGUAGE
-    if key.startswith(PREFIX) and key[len(PREFIX):] in CONDITIONING_KINDS:
-        return key[len(PREFIX):]
+    if key.startswith(PREFIX) and key[len(PREFIX) :] in CONDITIONING_KINDS:
+        return key[len(PREFIX) :]
     return None
-

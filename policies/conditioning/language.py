@@ -38,7 +38,9 @@ def _load_sentence_transformer(path: str) -> Encoder:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if not os.path.isdir(path):
-        raise PolicyError(f"language model {path} is not a directory; set language_model_path to a local model")
+        raise PolicyError(
+            f"language model {path} is not a directory; set language_model_path to a local model"
+        )
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device="cpu")
@@ -46,7 +48,9 @@ def _load_sentence_transformer(path: str) -> Encoder:
 
     def encode(texts: list[str]) -> Tensor:
         with torch.inference_mode():
-            out = model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+            out = model.encode(
+                texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
         return torch.from_numpy(out).float()
 
     return encode

@@ -84,7 +84,9 @@ class DiffusionPolicy(ChunkPolicy):
 
     # ---------------------------------------------------------------------------------- inference
     def example_inference_inputs(self, batch_size: int) -> dict[str, tuple[Tensor, ...]]:
-        return self.model.example_denoiser_inputs(batch_size, torch.ones(1, dtype=torch.long, device=self.device))
+        return self.model.example_denoiser_inputs(
+            batch_size, torch.ones(1, dtype=torch.long, device=self.device)
+        )
 
     @torch.no_grad()
     def generate_actions(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:

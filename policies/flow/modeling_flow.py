@@ -74,7 +74,9 @@ class FlowPolicy(ChunkPolicy):
         generator = self.make_generator(device, generator)
         b = global_cond.shape[0]
         x = torch.randn(
-            (b, self.config.horizon, self.config.action_dim), generator=generator, device=device,
+            (b, self.config.horizon, self.config.action_dim),
+            generator=generator,
+            device=device,
             dtype=global_cond.dtype,
         )
         n = self.config.num_inference_steps

@@ -69,8 +69,10 @@ class CriticConfig:
         if self.chunk_steps < 1:
             raise PolicyError(f"chunk_steps must be >= 1, got {self.chunk_steps}")
         if self.observation_normalization not in ("", "mean_std", "min_max", "identity"):
-            raise PolicyError(f"observation_normalization {self.observation_normalization!r}: use '', 'mean_std', "
-                              "'min_max' or 'identity'")
+            raise PolicyError(
+                f"observation_normalization {self.observation_normalization!r}: use '', 'mean_std', "
+                "'min_max' or 'identity'"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CriticConfig:
@@ -100,8 +102,10 @@ class QEnsemble(nn.Module):
         super().__init__()
         self.encoder = ObservationEncoder(policy_config)
         chunk_dim = config.chunk_steps * policy_config.action_dim
-        self.heads = nn.ModuleList(mlp(self.encoder.feature_dim + chunk_dim, tuple(config.hidden_dims), 1)
-                                   for _ in range(config.num_q))
+        self.heads = nn.ModuleList(
+            mlp(self.encoder.feature_dim + chunk_dim, tuple(config.hidden_dims), 1)
+            for _ in range(config.num_q)
+        )
 
     def forward(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor], chunk: Tensor) -> Tensor:
         x = torch.cat([self.encoder.features(obs, cond), chunk.flatten(1)], dim=-1)
@@ -131,22 +135,27 @@ def aggregate(q: Tensor, quantile: float) -> Tensor:
 class Critics(nn.Module):
     """Q ensemble, its target copy and V, with their own normalizer and conditioning inputs."""
 
-    def __init__(self, config: CriticConfig, policy_config: PolicyConfig, dataset_stats: Stats | None = None
-                 ) -> None:
+    def __init__(
+        self, config: CriticConfig, policy_config: PolicyConfig, dataset_stats: Stats | None = None
+    ) -> None:
         super().__init__()
         config.validate()
         if not hasattr(policy_config, "encoder"):
-            raise PolicyError(f"critics read observations through the chunk policies' encoder; the "
-                              f"{policy_config.type!r} policy config has none (use diffusion, flow or bc)")
+            raise PolicyError(
+                f"critics read observations through the chunk policies' encoder; the "
+                f"{policy_config.type!r} policy config has none (use diffusion, flow or bc)"
+            )
         if config.chunk_steps > policy_config.horizon:
-            raise PolicyError(f"chunk_steps ({config.chunk_steps}) exceeds the policy's horizon "
-                              f"({policy_config.horizon})")
+            raise PolicyError(
+                f"chunk_steps ({config.chunk_steps}) exceeds the policy's horizon ({policy_config.horizon})"
+            )
         self.config, self.policy_config = config, policy_config
         mapping = dict(policy_config.normalization_mapping)
         if config.observation_normalization:
             mapping.update({STATE: config.observation_normalization, ENV: config.observation_normalization})
-        self.normalizer = Normalizer({**policy_config.input_features, **policy_config.output_features}, mapping,
-                                     dataset_stats)
+        self.normalizer = Normalizer(
+            {**policy_config.input_features, **policy_config.output_features}, mapping, dataset_stats
+        )
         self.conditioning = ConditioningInputs(policy_config.conditioning, "critic")
         self.q = QEnsemble(policy_config, config)
         self.v = ValueNet(policy_config, config)
@@ -157,8 +166,9 @@ class Critics(nn.Module):
         return next(self.parameters()).device
 
     # ------------------------------------------------------------------------------------------ inputs
-    def inputs(self, batch: Mapping[str, Any], prefix: str = "", train: bool = False
-               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def inputs(
+        self, batch: Mapping[str, Any], prefix: str = "", train: bool = False
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Normalized observation window (B, n_obs_steps, ...) of ``<prefix><key>`` and conditioning tensors;
         ``prefix="next."`` reads the next observation window the loader serves."""
         n = self.policy_config.n_obs_steps
@@ -172,8 +182,9 @@ class Critics(nn.Module):
             if x.ndim == ndim + 2 and x.shape[1] > n:  # a longer history (another policy's window): its end
                 x = x[:, -n:]
             if x.ndim != ndim + 2 or x.shape[1] != n:
-                raise PolicyError(f"{name!r} has shape {tuple(x.shape)}; the critics expect (batch, "
-                                  f"n_obs_steps={n}, ...)")
+                raise PolicyError(
+                    f"{name!r} has shape {tuple(x.shape)}; the critics expect (batch, n_obs_steps={n}, ...)"
+                )
             window[key] = x
         obs = self.normalizer.normalize(window)
         batch_size = next(iter(obs.values())).shape[0]
@@ -184,15 +195,18 @@ class Critics(nn.Module):
         (B, horizon, A) chunk (``from_window``: its executed part starts at n_obs_steps - 1), or an executed
         chunk as ``predict_action_chunk`` returns it (B, >= chunk_steps, A)."""
         start = self.policy_config.n_obs_steps - 1 if from_window else 0
-        chunk = actions[:, start:start + self.config.chunk_steps]
+        chunk = actions[:, start : start + self.config.chunk_steps]
         if chunk.shape[1] != self.config.chunk_steps:
-            raise PolicyError(f"an action chunk of {actions.shape[1]} steps has fewer than the {self.config.chunk_steps} "
-                              "executed steps this critic scores")
+            raise PolicyError(
+                f"an action chunk of {actions.shape[1]} steps has fewer than the {self.config.chunk_steps} "
+                "executed steps this critic scores"
+            )
         return self.normalizer.normalize_feature(ACTION_KEY, chunk)
 
     # ------------------------------------------------------------------------------------------ values
-    def q_values(self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor], chunk: Tensor,
-                 target: bool = False) -> Tensor:
+    def q_values(
+        self, obs: Mapping[str, Tensor], cond: Mapping[str, Tensor], chunk: Tensor, target: bool = False
+    ) -> Tensor:
         """(E, B) ensemble Q of a normalized executed chunk."""
         return (self.q_target if target else self.q)(obs, cond, chunk)
 
@@ -203,14 +217,19 @@ class Critics(nn.Module):
     def score(self, batch: Mapping[str, Any], chunk: Tensor) -> Tensor:
         """(B,) aggregated Q of executed chunks in dataset units (V-GPS's ranking)."""
         obs, cond = self.inputs(batch)
-        return aggregate(self.q_values(obs, cond, self.executed_chunk(chunk, from_window=False)),
-                         self.config.quantile)
+        return aggregate(
+            self.q_values(obs, cond, self.executed_chunk(chunk, from_window=False)), self.config.quantile
+        )
 
     # -------------------------------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str | Path) -> Path:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        data = {"type": CRITIC_TYPE, "critic": asdict(self.config), "policy_config": self.policy_config.to_dict()}
+        data = {
+            "type": CRITIC_TYPE,
+            "critic": asdict(self.config),
+            "policy_config": self.policy_config.to_dict(),
+        }
         (out / CONFIG_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
         save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "critic_type": CRITIC_TYPE})
@@ -228,8 +247,10 @@ class Critics(nn.Module):
         """Loads a :meth:`save_pretrained` folder (``checkpoints/<step>/critic`` of an IQL/RIQL run)."""
         root = Path(path)
         if not (root / CONFIG_NAME).is_file() or not (root / WEIGHTS_NAME).is_file():
-            raise PolicyError(f"{root} is not a critic checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME}); IQL "
-                              "and RIQL runs write one to checkpoints/<step>/critic")
+            raise PolicyError(
+                f"{root} is not a critic checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME}); IQL "
+                "and RIQL runs write one to checkpoints/<step>/critic"
+            )
         config, policy_config = cls.config_from_dict(json.loads((root / CONFIG_NAME).read_text()))
         with _loading():
             critics = cls(config, policy_config)
@@ -241,5 +262,6 @@ class Critics(nn.Module):
     def load_state(self, state: Mapping[str, Tensor]) -> None:
         missing, unexpected = self.load_state_dict(dict(state), strict=False)
         if missing or unexpected:
-            raise PolicyError(f"critic weights do not match: missing {list(missing)[:8]}, unexpected "
-                              f"{list(unexpected)[:8]}")
+            raise PolicyError(
+                f"critic weights do not match: missing {list(missing)[:8]}, unexpected {list(unexpected)[:8]}"
+            )

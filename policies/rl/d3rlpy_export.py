@@ -26,8 +26,13 @@ from ember.data import DatasetError, EmberDataset, columns
 from ember.data.features import NUMERIC_DTYPES
 
 
-def export_arrays(root: str | Path, obs_keys: Sequence[str] = (), reward_key: str = "next.reward",
-                  terminal_key: str = "next.done", episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+def export_arrays(
+    root: str | Path,
+    obs_keys: Sequence[str] = (),
+    reward_key: str = "next.reward",
+    terminal_key: str = "next.done",
+    episodes: Sequence[int] | None = None,
+) -> dict[str, np.ndarray]:
     """``observations, actions, rewards, terminals, timeouts, episode_index`` as numpy arrays, one row per frame.
 
     ``obs_keys``: empty = ``observation.state`` and, when present, ``observation.environment_state``."""
@@ -36,12 +41,16 @@ def export_arrays(root: str | Path, obs_keys: Sequence[str] = (), reward_key: st
     keys = list(obs_keys) or [k for k in ("observation.state", "observation.environment_state") if k in feats]
     bad = [k for k in keys if k not in feats or feats[k]["dtype"] not in NUMERIC_DTYPES]
     if bad or not keys:
-        raise DatasetError(f"{dataset.root}: obs_keys {bad or keys} are not numeric state features; d3rlpy's export "
-                           f"takes vectors (numeric features: {[k for k in feats if feats[k]['dtype'] in NUMERIC_DTYPES]})")
+        raise DatasetError(
+            f"{dataset.root}: obs_keys {bad or keys} are not numeric state features; d3rlpy's export "
+            f"takes vectors (numeric features: {[k for k in feats if feats[k]['dtype'] in NUMERIC_DTYPES]})"
+        )
     for key in (reward_key, terminal_key):
         if key and key not in feats:
-            raise DatasetError(f"{dataset.root} has no {key!r} column; record it with `ember collect` or label the "
-                               "dataset with `ember label --dataset=<root> --labeler=<name>`.")
+            raise DatasetError(
+                f"{dataset.root} has no {key!r} column; record it with `ember collect` or label the "
+                "dataset with `ember label --dataset=<root> --labeler=<name>`."
+            )
     table = dataset.frame_table()
     ep = table.column("episode_index").to_numpy().astype(np.int64)
     chosen = [i for i in range(dataset.num_episodes) if i not in dataset.bad_episodes]
@@ -59,26 +68,45 @@ def export_arrays(root: str | Path, obs_keys: Sequence[str] = (), reward_key: st
     rewards = column(reward_key).astype(np.float32)[:, 0]
     nonfinite = ~np.isfinite(rewards)
     if nonfinite.any():
-        raise DatasetError(f"{reward_key!r} is NaN or infinite in episode(s) {sorted(set(ep[nonfinite].tolist()))[:20]} "
-                           f"of {dataset.root}; relabel them or leave them out (episodes=...).")
+        raise DatasetError(
+            f"{reward_key!r} is NaN or infinite in episode(s) {sorted(set(ep[nonfinite].tolist()))[:20]} "
+            f"of {dataset.root}; relabel them or leave them out (episodes=...)."
+        )
     last = np.r_[ep[1:] != ep[:-1], True] if len(ep) else np.zeros(0, bool)
     terminals = column(terminal_key)[:, 0].astype(bool) if terminal_key else np.zeros(len(ep), bool)
     timeouts = last & ~terminals
-    return {"observations": observations, "actions": actions, "rewards": rewards,
-            "terminals": terminals.astype(np.float32), "timeouts": timeouts.astype(np.float32),
-            "episode_index": ep}
+    return {
+        "observations": observations,
+        "actions": actions,
+        "rewards": rewards,
+        "terminals": terminals.astype(np.float32),
+        "timeouts": timeouts.astype(np.float32),
+        "episode_index": ep,
+    }
 
 
-def to_mdp_dataset(root: str | Path, obs_keys: Sequence[str] = (), reward_key: str = "next.reward",
-                   terminal_key: str = "next.done", episodes: Sequence[int] | None = None) -> Any:
+def to_mdp_dataset(
+    root: str | Path,
+    obs_keys: Sequence[str] = (),
+    reward_key: str = "next.reward",
+    terminal_key: str = "next.done",
+    episodes: Sequence[int] | None = None,
+) -> Any:
     """The dataset as a ``d3rlpy.dataset.MDPDataset`` (continuous actions); see :func:`export_arrays`."""
     arrays = export_arrays(root, obs_keys, reward_key, terminal_key, episodes)
     try:
         from d3rlpy.constants import ActionSpace
         from d3rlpy.dataset import MDPDataset
     except ImportError as exc:
-        raise ImportError("d3rlpy is not installed; install the peers extra: pip install 'ember[peers]' "
-                          "(d3rlpy 2.8.1)") from exc
-    return MDPDataset(arrays["observations"], arrays["actions"], arrays["rewards"], arrays["terminals"],
-                      timeouts=arrays["timeouts"], action_space=ActionSpace.CONTINUOUS,
-                      action_size=arrays["actions"].shape[1])
+        raise ImportError(
+            "d3rlpy is not installed; install the peers extra: pip install 'ember[peers]' (d3rlpy 2.8.1)"
+        ) from exc
+    return MDPDataset(
+        arrays["observations"],
+        arrays["actions"],
+        arrays["rewards"],
+        arrays["terminals"],
+        timeouts=arrays["timeouts"],
+        action_space=ActionSpace.CONTINUOUS,
+        action_size=arrays["actions"].shape[1],
+    )

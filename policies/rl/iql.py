@@ -91,8 +91,13 @@ class IQLConfig(AlgorithmConfig):
             raise ConfigError(f"--algorithm.tau must be in (0, 1], got {self.tau}")
 
     def critic_config(self, chunk_steps: int) -> CriticConfig:
-        return CriticConfig(hidden_dims=tuple(self.hidden_dims), num_q=self.num_q, quantile=self.quantile,
-                            chunk_steps=chunk_steps, observation_normalization=self.observation_normalization)
+        return CriticConfig(
+            hidden_dims=tuple(self.hidden_dims),
+            num_q=self.num_q,
+            quantile=self.quantile,
+            chunk_steps=chunk_steps,
+            observation_normalization=self.observation_normalization,
+        )
 
 
 def outcome_columns(config: IQLConfig) -> tuple[str, ...]:
@@ -110,8 +115,9 @@ class IQL(Algorithm):
     def batch_request(cls, config: AlgorithmConfig, policy_config: Any) -> BatchRequest:
         assert isinstance(config, IQLConfig)
         config.validate()
-        return BatchRequest(next=outcome_columns(config), next_observation=True,
-                            next_steps=int(policy_config.n_action_steps))
+        return BatchRequest(
+            next=outcome_columns(config), next_observation=True, next_steps=int(policy_config.n_action_steps)
+        )
 
     def __init__(self, config: IQLConfig, context: TrainingContext) -> None:
         super().__init__(config, context)
@@ -119,20 +125,26 @@ class IQL(Algorithm):
 
         config.validate()
         if context.accelerator.num_processes > 1:
-            raise ConfigError(f"{self.name} trains on one process for now (its per-sample losses bypass DDP's "
-                              "forward); run it without accelerate launch")
+            raise ConfigError(
+                f"{self.name} trains on one process for now (its per-sample losses bypass DDP's "
+                "forward); run it without accelerate launch"
+            )
         pcfg = context.policy_config
         policy = make_policy(pcfg, dataset_stats=context.dataset_stats)
         if not hasattr(policy, "per_sample_loss"):
-            raise ConfigError(f"--policy.type={pcfg.type} has no per_sample_loss; {self.name} trains chunk "
-                              "policies (bc, diffusion, flow)")
+            raise ConfigError(
+                f"--policy.type={pcfg.type} has no per_sample_loss; {self.name} trains chunk "
+                "policies (bc, diffusion, flow)"
+            )
         critics = Critics(config.critic_config(pcfg.n_action_steps), pcfg, context.dataset_stats)
         actor_opt = adamw(policy.get_optim_params(), context.optim)
         q_opt = adamw(critics.q.parameters(), context.optim, config.critic_lr)
         v_opt = adamw(critics.v.parameters(), context.optim, config.critic_lr)
         scheduler = cosine_with_warmup(actor_opt, context.optim, context.total_steps)
         prepared = context.prepare(policy, critics, actor_opt, q_opt, v_opt, scheduler)
-        self._policy_model, self._critics_model, self.actor_opt, self.q_opt, self.v_opt, self.scheduler = prepared
+        self._policy_model, self._critics_model, self.actor_opt, self.q_opt, self.v_opt, self.scheduler = (
+            prepared
+        )
         self._policy = context.unwrap(self._policy_model)
         self.critics: Critics = context.unwrap(self._critics_model)
         from ember.policies.ema import ParameterEMA
@@ -140,16 +152,21 @@ class IQL(Algorithm):
         decay = float(getattr(getattr(pcfg, "ema", None), "decay", 0.0) or 0.0)
         self.ema = ParameterEMA(self._policy, decay).to(self._policy.device) if decay > 0 else None
         """The actor's EMA (the policy config's ``ema.decay``, as ``supervised`` keeps it): what is deployed."""
-        self._steps = ((self.v_opt, list(self.critics.v.parameters()), None),
-                       (self.q_opt, list(self.critics.q.parameters()), None),
-                       (self.actor_opt, list(self._policy.parameters()), self.scheduler))
+        self._steps = (
+            (self.v_opt, list(self.critics.v.parameters()), None),
+            (self.q_opt, list(self.critics.q.parameters()), None),
+            (self.actor_opt, list(self._policy.parameters()), self.scheduler),
+        )
         """(optimizer, its module's parameters, scheduler) in the order they step; the parameter objects never
         change (checkpoints load into them in place)."""
         from accelerate.utils import DistributedType
 
         accelerator = context.accelerator
-        self._plain_accelerator = (accelerator.num_processes == 1 and accelerator.scaler is None
-                                   and accelerator.distributed_type == DistributedType.NO)
+        self._plain_accelerator = (
+            accelerator.num_processes == 1
+            and accelerator.scaler is None
+            and accelerator.distributed_type == DistributedType.NO
+        )
         """One process, no gradient scaler, no DDP/FSDP/DeepSpeed/XLA: accelerate's clip and step are torch's."""
         self._q_target_params = list(self.critics.q_target.parameters())
         self._q_params = list(self.critics.q.parameters())
@@ -162,8 +179,11 @@ class IQL(Algorithm):
 
     def components(self) -> Components:
         ema = {"ema": self.ema} if self.ema is not None else {}
-        return Components({"policy": self._policy, "critics": self.critics, **ema},
-                          {"policy": self.actor_opt, "q": self.q_opt, "v": self.v_opt}, {"policy": self.scheduler})
+        return Components(
+            {"policy": self._policy, "critics": self.critics, **ema},
+            {"policy": self.actor_opt, "q": self.q_opt, "v": self.v_opt},
+            {"policy": self.scheduler},
+        )
 
     # ------------------------------------------------------------------------------------------ targets
     def outcomes(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -172,8 +192,11 @@ class IQL(Algorithm):
         rewards = batch[self.config.reward_key].float()
         b = rewards.shape[0]
         rewards = rewards.reshape(b, -1)
-        done = (batch[self.config.terminal_key].reshape(b, -1).bool() if self.config.terminal_key
-                else torch.zeros_like(rewards, dtype=torch.bool))
+        done = (
+            batch[self.config.terminal_key].reshape(b, -1).bool()
+            if self.config.terminal_key
+            else torch.zeros_like(rewards, dtype=torch.bool)
+        )
         pad = batch.get("next.is_pad")
         pad = torch.zeros_like(done) if pad is None else pad.reshape(b, -1).bool()
         first_key = self.context.policy_config.observation_keys[0]
@@ -204,8 +227,11 @@ class IQL(Algorithm):
         advantage = q_target - v.detach()
         weights = advantage_weights(advantage, cfg.beta, cfg.max_weight)
         actor_loss = (weights * self._policy.per_sample_loss(batch)).mean()
-        metrics = {"loss": float(actor_loss.detach()), "q_loss": float(q_loss.detach()),
-                   "v_loss": float(v_loss.detach())}
+        metrics = {
+            "loss": float(actor_loss.detach()),
+            "q_loss": float(q_loss.detach()),
+            "v_loss": float(v_loss.detach()),
+        }
         check_finite(metrics, step)
         # One backward pass for the three losses: their graphs share no parameter (V's loss reads the target Q
         # without gradient, Q's reads y without gradient, the actor's reads the weights detached), so each
@@ -215,9 +241,16 @@ class IQL(Algorithm):
         if self.ema is not None:
             self.ema.update(self._policy)
         torch._foreach_lerp_(self._q_target_params, self._q_params, cfg.tau)  # soft_update, grouped
-        metrics.update({"q_mean": float(q.detach().mean()), "v_mean": float(v.detach().mean()),
-                        "advantage_mean": float(advantage.mean()), "weight_mean": float(weights.mean()),
-                        "weight_max": float(weights.max()), "lr": float(self.scheduler.get_last_lr()[0])})
+        metrics.update(
+            {
+                "q_mean": float(q.detach().mean()),
+                "v_mean": float(v.detach().mean()),
+                "advantage_mean": float(advantage.mean()),
+                "weight_mean": float(weights.mean()),
+                "weight_max": float(weights.max()),
+                "lr": float(self.scheduler.get_last_lr()[0]),
+            }
+        )
         return metrics
 
     def _step_all(self, loss: Tensor) -> None:

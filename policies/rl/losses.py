@@ -41,8 +41,9 @@ def advantage_weights(advantage: Tensor, beta: float, max_weight: float = 100.0)
         return torch.exp((beta * advantage).clamp(max=float(torch.log(torch.tensor(max_weight)))))
 
 
-def nstep_return(rewards: Tensor, done: Tensor, pad: Tensor, gamma: float, next_is_pad: Tensor | None = None
-                 ) -> tuple[Tensor, Tensor]:
+def nstep_return(
+    rewards: Tensor, done: Tensor, pad: Tensor, gamma: float, next_is_pad: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """(B,) discounted reward sums and (B,) bootstrap discounts ``gamma^n (1 - terminal)``.
 
     ``rewards``, ``done``, ``pad``: (B, n) of the frames t..t+n-1 (``pad`` True past the episode's end). A frame
@@ -59,4 +60,4 @@ def nstep_return(rewards: Tensor, done: Tensor, pad: Tensor, gamma: float, next_
     if next_is_pad is not None:
         terminal = terminal | next_is_pad.bool()
     terminal = terminal.to(rewards.dtype)
-    return returns, (gamma ** n) * (1.0 - terminal)
+    return returns, (gamma**n) * (1.0 - terminal)

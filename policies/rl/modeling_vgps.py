@@ -55,8 +55,10 @@ class VGPSPolicy(Policy):
             config.base = base.config.to_dict()
             config.critic = json.loads((Path(config.critic_path) / CONFIG_NAME).read_text())
         if not config.base or not config.critic:
-            raise PolicyError("a vgps policy needs base_policy_path and critic_path (or a saved vgps checkpoint); "
-                              "build one with policies.rl.modeling_vgps.build_vgps")
+            raise PolicyError(
+                "a vgps policy needs base_policy_path and critic_path (or a saved vgps checkpoint); "
+                "build one with policies.rl.modeling_vgps.build_vgps"
+            )
         base_config = PolicyConfig.from_dict(dict(config.base))
         for name in _BASE_FIELDS:
             setattr(config, name, getattr(base_config, name))
@@ -70,16 +72,20 @@ class VGPSPolicy(Policy):
             critic = Critics(*Critics.config_from_dict(config.critic))
         self.base, self.critic = base, critic
         if self.critic.config.chunk_steps != base_config.n_action_steps:
-            raise PolicyError(f"the critic scores {self.critic.config.chunk_steps}-step chunks, the base policy "
-                              f"executes {base_config.n_action_steps}; train the critic with the base's "
-                              "--policy.n_action_steps")
+            raise PolicyError(
+                f"the critic scores {self.critic.config.chunk_steps}-step chunks, the base policy "
+                f"executes {base_config.n_action_steps}; train the critic with the base's "
+                "--policy.n_action_steps"
+            )
         self._generator: torch.Generator | None = None
         self.last_scores: Tensor | None = None
         """(B, K) Q of the chunks sampled at the latest re-plan."""
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        raise PolicyError("vgps is not trained: train its base policy (ember train) and its critic "
-                          "(ember train --algorithm=iql), then build it with policies.rl.modeling_vgps.build_vgps")
+        raise PolicyError(
+            "vgps is not trained: train its base policy (ember train) and its critic "
+            "(ember train --algorithm=iql), then build it with policies.rl.modeling_vgps.build_vgps"
+        )
 
     def reset(self) -> None:
         super().reset()
@@ -95,7 +101,9 @@ class VGPSPolicy(Policy):
         return self._generator
 
     @torch.no_grad()
-    def predict_action_chunk(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
+    def predict_action_chunk(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> Tensor:
         """The highest-Q of K sampled chunks (B, n_action_steps, A), in dataset units."""
         generator = generator if generator is not None else self.generator()
         self.base.config.n_action_steps = self.config.n_action_steps  # a deployment may execute more or fewer
@@ -104,7 +112,9 @@ class VGPSPolicy(Policy):
             return self.base.predict_action_chunk(batch, generator)
         expanded = repeat_batch(batch, k)
         chunks = self.base.predict_action_chunk(expanded, generator)
-        scores = self.critic.score(expanded, chunks)  # Q of the first chunk_steps actions (what it was trained on)
+        scores = self.critic.score(
+            expanded, chunks
+        )  # Q of the first chunk_steps actions (what it was trained on)
         b = chunks.shape[0] // k
         self.last_scores = scores.reshape(b, k)
         best = self.last_scores.argmax(dim=1)
@@ -130,18 +140,25 @@ def repeat_batch(batch: Mapping[str, Any], k: int) -> dict[str, Any]:
     return out
 
 
-def build_vgps(base_policy_path: str | Path, critic_path: str | Path, num_samples: int = 8,
-               seed: int | None = None) -> VGPSPolicy:
+def build_vgps(
+    base_policy_path: str | Path, critic_path: str | Path, num_samples: int = 8, seed: int | None = None
+) -> VGPSPolicy:
     """A V-GPS policy from a base policy checkpoint and a critic checkpoint (save it with ``save_pretrained``)."""
-    config = VGPSConfig(base_policy_path=str(base_policy_path), critic_path=str(critic_path),
-                        num_samples=num_samples, seed=seed)
+    config = VGPSConfig(
+        base_policy_path=str(base_policy_path),
+        critic_path=str(critic_path),
+        num_samples=num_samples,
+        seed=seed,
+    )
     return VGPSPolicy(config).eval()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a V-GPS checkpoint from a base policy and a critic.")
     parser.add_argument("--base", required=True, help="base policy checkpoint (pretrained_model folder)")
-    parser.add_argument("--critic", required=True, help="critic checkpoint (checkpoints/<step>/critic of IQL/RIQL)")
+    parser.add_argument(
+        "--critic", required=True, help="critic checkpoint (checkpoints/<step>/critic of IQL/RIQL)"
+    )
     parser.add_argument("--num_samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", required=True)

@@ -28,7 +28,9 @@ from ember.real.state_source import HOLD_REASON, Fault
 class BridgeNode(Node):
     """Observation dict + safety filter in front of the controller."""
 
-    def __init__(self, defaults: BridgeConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+    def __init__(
+        self, defaults: BridgeConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         self.cfg = cfg = declare_config(self, BridgeConfig, defaults, derived=DERIVED_PARAMETERS)
         self.robot = load_robot(cfg.robot)
@@ -36,11 +38,16 @@ class BridgeNode(Node):
         safety = cfg.safety_config()
         self.period = safety.command_period_s
         fk = ForwardKinematics(self.robot)
-        self.filter = SafetyFilter(joint_limits(self.robot), safety, fk=fk.ee_position,
-                                   logger=self.get_logger().warning)
+        self.filter = SafetyFilter(
+            joint_limits(self.robot), safety, fk=fk.ee_position, logger=self.get_logger().warning
+        )
         self.observations = ObservationBuilder(
-            self.names, cfg.cameras, max_state_age_s=safety.observation_timeout_ms / 1e3,
-            max_image_age_s=cfg.max_image_age_ms / 1e3, check_stamps=cfg.check_stamps)
+            self.names,
+            cfg.cameras,
+            max_state_age_s=safety.observation_timeout_ms / 1e3,
+            max_image_age_s=cfg.max_image_age_ms / 1e3,
+            check_stamps=cfg.check_stamps,
+        )
         self.state = "waiting"
         """waiting (no command yet), running, hold (watchdog or silent policy) or estop."""
         self.hold_reason = ""
@@ -62,25 +69,37 @@ class BridgeNode(Node):
         self._command = ros.joint_trajectory(self.names, np.zeros(len(self.names)), self.period)  # reused
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
         self.sensors = subscribe_observations(
-            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
-            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
-            on_source_change=self._on_source_change, message_info=False)  # the EventsExecutor can't pass it
+            self,
+            self.observations,
+            cfg.joint_states_topic,
+            cfg.camera_topic_prefix,
+            cfg.cameras,
+            expected_state_publisher=cfg.expected_state_publisher,
+            reset_topic=cfg.estop_reset_topic,
+            on_source_change=self._on_source_change,
+            message_info=False,
+        )  # the EventsExecutor can't pass it
         self.create_subscription(JointState, cfg.action_topic, self._on_action, ros.qos_command())
         self.create_subscription(Bool, cfg.estop_topic, self._on_estop, ros.qos_latched())
         self.create_subscription(Bool, cfg.estop_reset_topic, self._on_estop_reset, ros.qos_command())
-        self.create_timer(max(0.005, safety.observation_timeout_ms / 1e4), self._watchdog)  # 10 checks per timeout
+        self.create_timer(
+            max(0.005, safety.observation_timeout_ms / 1e4), self._watchdog
+        )  # 10 checks per timeout
         self.create_timer(1.0 / cfg.status_rate_hz, self.publish_status)
         self.sros2 = ros.sros2_mode()
         if self.sros2 == "off":
-            self.get_logger().info("SROS2 is off: joint states are not authenticated; the bridge trusts only the "
-                                   "publisher it pinned (docs/ros.md)")
+            self.get_logger().info(
+                "SROS2 is off: joint states are not authenticated; the bridge trusts only the "
+                "publisher it pinned (docs/ros.md)"
+            )
         if cfg.realtime_priority:
             problem = ros.set_realtime_priority(cfg.realtime_priority)
             if problem:
                 self.get_logger().warning(problem)
         self.get_logger().info(
             f"bridge for {self.robot.name}: {cfg.action_topic} -> safety filter -> {cfg.controller_topic} at "
-            f"{cfg.rate_hz:g} Hz (watchdog {safety.observation_timeout_ms:g} ms, max step {safety.max_step} rad)")
+            f"{cfg.rate_hz:g} Hz (watchdog {safety.observation_timeout_ms:g} ms, max step {safety.max_step} rad)"
+        )
 
     # ------------------------------------------------------------------------------------- inputs
     def observation(self) -> Observation | Staleness:
@@ -94,15 +113,23 @@ class BridgeNode(Node):
         fault = self.sensors.fault
         if fault is not None:  # no measured state to judge it by: only the arm's own publisher's states count
             self.untrusted_refusals += 1
-            self.get_logger().warning(f"command refused: joint states in doubt ({fault})", throttle_duration_sec=1.0)
+            self.get_logger().warning(
+                f"command refused: joint states in doubt ({fault})", throttle_duration_sec=1.0
+            )
             return
         latest = self.observations.latest_state()
         measured = None if latest is None else latest[0].astype(float)
         obs_age = self.observations.state_age(received)
         stamp = ros.stamp_to_sec(msg.header.stamp)
         action_age = time.time() - stamp if (self.cfg.check_stamps and stamp > 0) else 0.0
-        decision = self.filter.check(msg.name, msg.position, measured=measured, observation_age_s=obs_age,
-                                     action_age_s=action_age, now=received)
+        decision = self.filter.check(
+            msg.name,
+            msg.position,
+            measured=measured,
+            observation_age_s=obs_age,
+            action_age_s=action_age,
+            now=received,
+        )
         if not decision.ok:
             return
         self._send(decision.target)
@@ -137,9 +164,13 @@ class BridgeNode(Node):
     def _on_source_change(self, fault: Fault | None) -> None:
         """The joint states' publisher came into doubt (hold, as the watchdog does) or is trusted again."""
         if fault is not None:
-            if self._source_fault is None:  # into the fault (later calls only reword it: a node's name got known)
+            if (
+                self._source_fault is None
+            ):  # into the fault (later calls only reword it: a node's name got known)
                 self.filter.counts["state_source_holds"] += 1
-                self._hold(HOLD_REASON)  # the builder has dropped its state: the last safe command, or nothing
+                self._hold(
+                    HOLD_REASON
+                )  # the builder has dropped its state: the last safe command, or nothing
             if self.state != "estop":
                 self.state, self.hold_reason = "hold", f"joint states: {fault}"
         self._source_fault = fault
@@ -160,18 +191,25 @@ class BridgeNode(Node):
             self.filter.counts["policy_timeouts"] += 1
             self._hold("policy_timeout")
             self.state, self.hold_reason = "hold", "no actions from the policy"
-            self.get_logger().warning(f"watchdog: {self.hold_reason} for {self.cfg.policy_timeout_ms:g} ms; holding")
+            self.get_logger().warning(
+                f"watchdog: {self.hold_reason} for {self.cfg.policy_timeout_ms:g} ms; holding"
+            )
 
     def _hold(self, reason: str, prefer_measured: bool = False) -> None:
         latest = self.observations.latest_state()
-        fresh = latest is not None and self.observations.state_age() * 1e3 <= self.filter.config.observation_timeout_ms
+        fresh = (
+            latest is not None
+            and self.observations.state_age() * 1e3 <= self.filter.config.observation_timeout_ms
+        )
         measured = latest[0].astype(float) if fresh else None
         target = self.filter.hold(measured, reason, prefer_measured=prefer_measured)
         if target is not None:
             self._send(target)
 
     def _send(self, target: np.ndarray) -> None:
-        self._command.points[0].positions = array.array("d", target.tolist())  # typed array: no per-value checks
+        self._command.points[0].positions = array.array(
+            "d", target.tolist()
+        )  # typed array: no per-value checks
         self._cmd_pub.publish(self._command)
         self.commands += 1
 
@@ -181,19 +219,31 @@ class BridgeNode(Node):
             if not values:
                 return {}
             arr = np.fromiter(values, float)
-            return {"p50": round(float(np.percentile(arr, 50)), 3), "p99": round(float(np.percentile(arr, 99)), 3),
-                    "max": round(float(arr.max()), 3), "n": int(arr.size)}
+            return {
+                "p50": round(float(np.percentile(arr, 50)), 3),
+                "p99": round(float(np.percentile(arr, 99)), 3),
+                "max": round(float(arr.max()), 3),
+                "n": int(arr.size),
+            }
 
-        return {"state": self.state, "hold_reason": self.hold_reason, "actions": self.actions,
-                "commands": self.commands, "estop": self.filter.estopped, "safety": self.filter.summary(),
-                "watchdog_holds": int(self.filter.counts.get("watchdog_holds", 0)),
-                "policy_timeouts": int(self.filter.counts.get("policy_timeouts", 0)),
-                "state_source_holds": int(self.filter.counts.get("state_source_holds", 0)),
-                "untrusted_refusals": self.untrusted_refusals, "state_source": self.sensors.summary(),
-                "sros2": self.sros2,
-                "dropped_states": self.observations.dropped_states,
-                "latency_ms": pct(self.latency_ms), "obs_to_command_ms": pct(self.obs_to_command_ms),
-                "histograms": {k: h.to_json() for k, h in self.histograms.items()}}
+        return {
+            "state": self.state,
+            "hold_reason": self.hold_reason,
+            "actions": self.actions,
+            "commands": self.commands,
+            "estop": self.filter.estopped,
+            "safety": self.filter.summary(),
+            "watchdog_holds": int(self.filter.counts.get("watchdog_holds", 0)),
+            "policy_timeouts": int(self.filter.counts.get("policy_timeouts", 0)),
+            "state_source_holds": int(self.filter.counts.get("state_source_holds", 0)),
+            "untrusted_refusals": self.untrusted_refusals,
+            "state_source": self.sensors.summary(),
+            "sros2": self.sros2,
+            "dropped_states": self.observations.dropped_states,
+            "latency_ms": pct(self.latency_ms),
+            "obs_to_command_ms": pct(self.obs_to_command_ms),
+            "histograms": {k: h.to_json() for k, h in self.histograms.items()},
+        }
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))

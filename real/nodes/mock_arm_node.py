@@ -24,7 +24,9 @@ from ember.real.trajectory import TrajectoryPoint
 class MockArmNode(Node):
     """ROS face of :class:`MockArmSim`."""
 
-    def __init__(self, defaults: MockArmConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+    def __init__(
+        self, defaults: MockArmConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         self.cfg = cfg = declare_config(self, MockArmConfig, defaults)
         unknown = [c for c in cfg.cameras if c not in CAMERAS]
@@ -37,11 +39,17 @@ class MockArmNode(Node):
         self.state_msgs = 0
         self._js_pub = self.create_publisher(JointState, cfg.joint_states_topic, ros.qos_command())
         self._stats_pub = self.create_publisher(String, cfg.stats_topic, ros.qos_latched())
-        self._img_pubs = {c: self.create_publisher(Image, ros.image_topic(cfg.camera_topic_prefix, c), 2)
-                          for c in cfg.cameras}
-        self._info_pubs = {c: self.create_publisher(CameraInfo, ros.camera_info_topic(cfg.camera_topic_prefix, c),
-                                                    2) for c in cfg.cameras}
-        self.create_subscription(JointTrajectory, cfg.controller_topic, self._on_trajectory, ros.qos_command())
+        self._img_pubs = {
+            c: self.create_publisher(Image, ros.image_topic(cfg.camera_topic_prefix, c), 2)
+            for c in cfg.cameras
+        }
+        self._info_pubs = {
+            c: self.create_publisher(CameraInfo, ros.camera_info_topic(cfg.camera_topic_prefix, c), 2)
+            for c in cfg.cameras
+        }
+        self.create_subscription(
+            JointTrajectory, cfg.controller_topic, self._on_trajectory, ros.qos_command()
+        )
         self.create_subscription(String, cfg.inject_topic, self._on_inject, ros.qos_command())
         if cfg.publish_robot_description:
             pub = self.create_publisher(String, "/robot_description", ros.qos_latched())
@@ -65,7 +73,8 @@ class MockArmNode(Node):
         self.get_logger().info(
             f"mock {self.sim.robot.name}: {len(self.sim.names)} joints, states at {cfg.state_rate_hz:g} Hz on "
             f"{cfg.joint_states_topic}, cameras {list(cfg.cameras)} at {cfg.camera_rate_hz:g} Hz, "
-            f"following {cfg.controller_topic}")
+            f"following {cfg.controller_topic}"
+        )
 
     # ------------------------------------------------------------------------------- threads
     def _physics_loop(self) -> None:
@@ -101,7 +110,9 @@ class MockArmNode(Node):
 
     # ------------------------------------------------------------------------------- callbacks
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        points = [TrajectoryPoint(ros.duration_to_sec(p.time_from_start), list(p.positions)) for p in msg.points]
+        points = [
+            TrajectoryPoint(ros.duration_to_sec(p.time_from_start), list(p.positions)) for p in msg.points
+        ]
         problem = self.sim.command(list(msg.joint_names), points, time.monotonic())
         if problem:
             self.get_logger().error(problem, throttle_duration_sec=1.0)
@@ -111,7 +122,9 @@ class MockArmNode(Node):
         try:
             kind, value = parts[0], float(parts[1])
         except (IndexError, ValueError):
-            self.get_logger().error(f"inject: expected 'drop_state <s>' or 'delay_stamp <s>', got {msg.data!r}")
+            self.get_logger().error(
+                f"inject: expected 'drop_state <s>' or 'delay_stamp <s>', got {msg.data!r}"
+            )
             return
         if kind == "drop_state":
             self._drop_until = time.monotonic() + value
@@ -127,33 +140,49 @@ class MockArmNode(Node):
         try:
             seed = int(text) if text else (self.sim.task.seed or 0) + 1
         except ValueError:
-            self.get_logger().error(f"reset: expected a seed (an integer) or an empty string, got {msg.data!r}")
+            self.get_logger().error(
+                f"reset: expected a seed (an integer) or an empty string, got {msg.data!r}"
+            )
             return
         self.sim.reset_episode(seed)
         self._succeeded = False
         self._instruction_pub.publish(String(data=self.sim.task.instruction))
-        self.get_logger().info(f"episode {self.sim.task.episode_index}: {self.cfg.task} seed {seed} "
-                               f"({self.cfg.split}): {self.sim.task.instruction!r}")
+        self.get_logger().info(
+            f"episode {self.sim.task.episode_index}: {self.cfg.task} seed {seed} "
+            f"({self.cfg.split}): {self.sim.task.instruction!r}"
+        )
         self._publish_task()
 
     def task_status(self) -> dict[str, Any]:
         metrics = self.sim.evaluate()
         self._succeeded = self._succeeded or bool(metrics.get("is_success", False))
         t = self.sim.task
-        return {"task": self.cfg.task, "split": self.cfg.split, "seed": t.seed, "episode": t.episode_index,
-                "instruction": t.instruction, **metrics, "succeeded": self._succeeded}
+        return {
+            "task": self.cfg.task,
+            "split": self.cfg.split,
+            "seed": t.seed,
+            "episode": t.episode_index,
+            "instruction": t.instruction,
+            **metrics,
+            "succeeded": self._succeeded,
+        }
 
     def _publish_task(self) -> None:
         self._task_pub.publish(String(data=json.dumps(self.task_status())))
 
     def stats(self) -> dict[str, Any]:
         q = self.sim.state()[0]
-        return {**self.sim.auditor.summary(), "accepted": self.sim.follower.accepted,
-                "refused": self.sim.follower.refused, "state_msgs": self.state_msgs,
-                "camera_frames": self._cameras.frames if self._cameras else 0,
-                "physics_overruns": self.sim.overruns, "sim_time": self.sim.steps / self.sim.physics_hz,
-                "position": [round(float(x), 6) for x in q],
-                "target": [round(float(x), 6) for x in self.sim.follower.final_target()]}
+        return {
+            **self.sim.auditor.summary(),
+            "accepted": self.sim.follower.accepted,
+            "refused": self.sim.follower.refused,
+            "state_msgs": self.state_msgs,
+            "camera_frames": self._cameras.frames if self._cameras else 0,
+            "physics_overruns": self.sim.overruns,
+            "sim_time": self.sim.steps / self.sim.physics_hz,
+            "position": [round(float(x), 6) for x in q],
+            "target": [round(float(x), 6) for x in self.sim.follower.final_target()],
+        }
 
     def _publish_stats(self) -> None:
         self._stats_pub.publish(String(data=json.dumps(self.stats())))

@@ -33,8 +33,13 @@ from ember.robots.spec import JOINT_POS
 class PolicyNode(Node):
     """Fixed-rate policy execution with chunk prefetching and cross-fading."""
 
-    def __init__(self, defaults: PolicyNodeConfig | None = None, node_name: str = NODE_NAME,
-                 policy: Any = None, **node_kwargs: Any) -> None:
+    def __init__(
+        self,
+        defaults: PolicyNodeConfig | None = None,
+        node_name: str = NODE_NAME,
+        policy: Any = None,
+        **node_kwargs: Any,
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         self.cfg = cfg = declare_config(self, PolicyNodeConfig, defaults)
         torch.set_num_threads(max(1, cfg.num_threads))
@@ -52,29 +57,57 @@ class PolicyNode(Node):
         """End-effector checkpoints (``ee_delta`` / ``ee_pos``): the sims' controller turns each action into joint
         targets from the measured joints, so the bridge and its safety filter see joint_pos commands as always."""
         if self.runner.action_space != JOINT_POS:
-            self.ee = EndEffectorController(self.robot, self.runner.action_space, EndEffectorControlConfig(
-                tuple(cfg.ee_workspace_low), tuple(cfg.ee_workspace_high)))
+            self.ee = EndEffectorController(
+                self.robot,
+                self.runner.action_space,
+                EndEffectorControlConfig(tuple(cfg.ee_workspace_low), tuple(cfg.ee_workspace_high)),
+            )
             if self.ee.action_dim != self.runner.action_dim:
-                raise RealError(f"the checkpoint outputs {self.runner.action_dim}-D {self.runner.action_space} "
-                                f"actions; {self.robot.name} end-effector control takes {self.ee.action_dim}-D")
+                raise RealError(
+                    f"the checkpoint outputs {self.runner.action_dim}-D {self.runner.action_space} "
+                    f"actions; {self.robot.name} end-effector control takes {self.ee.action_dim}-D"
+                )
         cameras = cfg.cameras or tuple(self.runner.cameras)
-        self.observations = ObservationBuilder(self.names, cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
-                                               max_image_age_s=cfg.max_image_age_ms / 1e3,
-                                               check_stamps=cfg.check_stamps)
-        self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s if cfg.follow_corrections else 0.0)
+        self.observations = ObservationBuilder(
+            self.names,
+            cameras,
+            max_state_age_s=cfg.max_state_age_ms / 1e3,
+            max_image_age_s=cfg.max_image_age_ms / 1e3,
+            check_stamps=cfg.check_stamps,
+        )
+        self.language = LanguageState(
+            cfg.task, hold_s=cfg.correction_hold_s if cfg.follow_corrections else 0.0
+        )
         if cfg.n_action_steps:
             self.runner.set_n_action_steps(cfg.n_action_steps)
         n_steps = self.runner.n_action_steps
-        self.chunks = ChunkExecutor(ChunkConfig(n_action_steps=n_steps, prefetch_steps=min(cfg.prefetch_steps,
-                                                n_steps - 1), blend_steps=cfg.blend_steps))
+        self.chunks = ChunkExecutor(
+            ChunkConfig(
+                n_action_steps=n_steps,
+                prefetch_steps=min(cfg.prefetch_steps, n_steps - 1),
+                blend_steps=cfg.blend_steps,
+            )
+        )
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy_inference")
         self._pending: tuple[Future, int, float] | None = None
         self.period = 1.0 / cfg.rate_hz
-        self.counters = {"ticks": 0, "published": 0, "stale_ticks": 0, "starved_ticks": 0, "missed_ticks": 0, "late_ticks": 0,
-                         "chunks": 0, "errors": 0, "paused_ticks": 0}
+        self.counters = {
+            "ticks": 0,
+            "published": 0,
+            "stale_ticks": 0,
+            "starved_ticks": 0,
+            "missed_ticks": 0,
+            "late_ticks": 0,
+            "chunks": 0,
+            "errors": 0,
+            "paused_ticks": 0,
+        }
         self.inference_ms: deque[float] = deque(maxlen=1000)
-        self.histograms = {"inference_ms": LatencyHistogram(), "tick_interval_ms": LatencyHistogram(),
-                           "tick_ms": LatencyHistogram()}
+        self.histograms = {
+            "inference_ms": LatencyHistogram(),
+            "tick_interval_ms": LatencyHistogram(),
+            "tick_ms": LatencyHistogram(),
+        }
         """Since start: chunk inference, the time between ticks (the timer's jitter), the tick's own work."""
         self._last_tick: float | None = None
         self._stale = True
@@ -83,21 +116,33 @@ class PolicyNode(Node):
         self._action_pub = self.create_publisher(JointState, cfg.action_topic, ros.qos_command())
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
         self.sensors = subscribe_observations(
-            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cameras,
-            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
-            on_source_change=lambda fault: self._restart() if fault is not None else None)
-        self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
-                                 ros.qos_latched())
+            self,
+            self.observations,
+            cfg.joint_states_topic,
+            cfg.camera_topic_prefix,
+            cameras,
+            expected_state_publisher=cfg.expected_state_publisher,
+            reset_topic=cfg.estop_reset_topic,
+            on_source_change=lambda fault: self._restart() if fault is not None else None,
+        )
+        self.create_subscription(
+            String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data), ros.qos_latched()
+        )
         self.enabled = True
         self.create_subscription(Bool, cfg.enable_topic, self._on_enable, ros.qos_latched())
         if cfg.follow_corrections:
-            self.create_subscription(String, cfg.correction_topic, lambda m: self.language.add_correction(m.data),
-                                     ros.qos_command())
+            self.create_subscription(
+                String,
+                cfg.correction_topic,
+                lambda m: self.language.add_correction(m.data),
+                ros.qos_command(),
+            )
         self.create_timer(self.period, self._tick)
         self.create_timer(1.0, self.publish_status)
         self.get_logger().info(
             f"policy {type(self.runner.policy).__name__} from '{cfg.checkpoint}' at {cfg.rate_hz:g} Hz, "
-            f"{n_steps} actions per chunk, inputs {self.runner.keys}, cameras {list(cameras)} -> {cfg.action_topic}")
+            f"{n_steps} actions per chunk, inputs {self.runner.keys}, cameras {list(cameras)} -> {cfg.action_topic}"
+        )
 
     # ----------------------------------------------------------------------------------------- control loop
     def _tick(self) -> None:
@@ -204,12 +249,25 @@ class PolicyNode(Node):
     # ----------------------------------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
         ms = np.fromiter(self.inference_ms, float) if self.inference_ms else np.zeros(0)
-        inference = ({"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
-                      "n": int(ms.size)} if ms.size else {})
-        return {**self.counters, "enabled": self.enabled, "dropped_actions": self.chunks.dropped_actions, "task": self.language.active(),
-                "inference_ms": inference, "staleness": self.last_staleness,
-                "state_source": self.sensors.summary(),
-                "histograms": {k: h.to_json() for k, h in self.histograms.items()}}
+        inference = (
+            {
+                "p50": round(float(np.percentile(ms, 50)), 2),
+                "p99": round(float(np.percentile(ms, 99)), 2),
+                "n": int(ms.size),
+            }
+            if ms.size
+            else {}
+        )
+        return {
+            **self.counters,
+            "enabled": self.enabled,
+            "dropped_actions": self.chunks.dropped_actions,
+            "task": self.language.active(),
+            "inference_ms": inference,
+            "staleness": self.last_staleness,
+            "state_source": self.sensors.summary(),
+            "histograms": {k: h.to_json() for k, h in self.histograms.items()},
+        }
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))

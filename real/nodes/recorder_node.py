@@ -30,7 +30,9 @@ class RecorderNode(Node):
     """Samples frames at ``fps``; language and control callbacks run in their own group, so a correction is
     timestamped when it arrives even while an episode is being saved."""
 
-    def __init__(self, defaults: RecorderConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+    def __init__(
+        self, defaults: RecorderConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         self.cfg = cfg = declare_config(self, RecorderConfig, defaults)
         if not cfg.root:
@@ -39,11 +41,23 @@ class RecorderNode(Node):
         self.names = robot.state_names
         self._index = {n: i for i, n in enumerate(self.names)}
         self.language = LanguageState(cfg.task, hold_s=cfg.correction_hold_s)
-        self.recorder = EpisodeRecorder(cfg.root, cfg.fps, robot.name, self.names, cfg.cameras, self.language,
-                                        use_videos=cfg.use_videos, hold_s=cfg.correction_latency_s)
-        self.observations = ObservationBuilder(self.names, cfg.cameras, max_state_age_s=cfg.max_state_age_ms / 1e3,
-                                               max_image_age_s=cfg.max_image_age_ms / 1e3,
-                                               check_stamps=cfg.check_stamps)
+        self.recorder = EpisodeRecorder(
+            cfg.root,
+            cfg.fps,
+            robot.name,
+            self.names,
+            cfg.cameras,
+            self.language,
+            use_videos=cfg.use_videos,
+            hold_s=cfg.correction_latency_s,
+        )
+        self.observations = ObservationBuilder(
+            self.names,
+            cfg.cameras,
+            max_state_age_s=cfg.max_state_age_ms / 1e3,
+            max_image_age_s=cfg.max_image_age_ms / 1e3,
+            check_stamps=cfg.check_stamps,
+        )
         self._command: np.ndarray | None = None
         self.recording = cfg.autostart
         self._episode_start: float | None = None
@@ -56,29 +70,49 @@ class RecorderNode(Node):
         language = MutuallyExclusiveCallbackGroup()
         sampling = MutuallyExclusiveCallbackGroup()
         self.sensors = subscribe_observations(
-            self, self.observations, cfg.joint_states_topic, cfg.camera_topic_prefix, cfg.cameras,
-            expected_state_publisher=cfg.expected_state_publisher, reset_topic=cfg.estop_reset_topic,
-            callback_group=sensors)
-        self.create_subscription(JointTrajectory, cfg.command_topic, self._on_command, ros.qos_command(),
-                                 callback_group=sensors)
-        self.create_subscription(String, cfg.instruction_topic, lambda m: self.language.set_instruction(m.data),
-                                 ros.qos_latched(), callback_group=language)
-        self.create_subscription(String, cfg.correction_topic, self._on_correction, ros.qos_command(),
-                                 callback_group=language)
-        self.create_subscription(String, cfg.control_topic, self._on_control, ros.qos_command(),
-                                 callback_group=language)
+            self,
+            self.observations,
+            cfg.joint_states_topic,
+            cfg.camera_topic_prefix,
+            cfg.cameras,
+            expected_state_publisher=cfg.expected_state_publisher,
+            reset_topic=cfg.estop_reset_topic,
+            callback_group=sensors,
+        )
+        self.create_subscription(
+            JointTrajectory, cfg.command_topic, self._on_command, ros.qos_command(), callback_group=sensors
+        )
+        self.create_subscription(
+            String,
+            cfg.instruction_topic,
+            lambda m: self.language.set_instruction(m.data),
+            ros.qos_latched(),
+            callback_group=language,
+        )
+        self.create_subscription(
+            String, cfg.correction_topic, self._on_correction, ros.qos_command(), callback_group=language
+        )
+        self.create_subscription(
+            String, cfg.control_topic, self._on_control, ros.qos_command(), callback_group=language
+        )
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
         self._camera_poses = cfg.poses()
         self._camera_info: dict[str, CameraInfo] = {}
         self.cameras_written: set[str] = set()
         for cam in self._camera_poses:
-            self.create_subscription(CameraInfo, ros.camera_info_topic(cfg.camera_topic_prefix, cam),
-                                     lambda msg, cam=cam: self._camera_info.__setitem__(cam, msg), ros.qos_sensor(),
-                                     callback_group=sensors)
+            self.create_subscription(
+                CameraInfo,
+                ros.camera_info_topic(cfg.camera_topic_prefix, cam),
+                lambda msg, cam=cam: self._camera_info.__setitem__(cam, msg),
+                ros.qos_sensor(),
+                callback_group=sensors,
+            )
         self.create_timer(1.0 / cfg.fps, self._sample, callback_group=sampling)
         self.create_timer(0.5, self.publish_status, callback_group=language)
-        self.get_logger().info(f"recording {cfg.fps} fps to '{cfg.root}' (cameras {list(cfg.cameras)}, "
-                               f"episodes of {cfg.episode_duration_s:g} s); corrections on {cfg.correction_topic}")
+        self.get_logger().info(
+            f"recording {cfg.fps} fps to '{cfg.root}' (cameras {list(cfg.cameras)}, "
+            f"episodes of {cfg.episode_duration_s:g} s); corrections on {cfg.correction_topic}"
+        )
 
     # ----------------------------------------------------------------------------------------- inputs
     def _on_command(self, msg: JointTrajectory) -> None:
@@ -139,10 +173,15 @@ class RecorderNode(Node):
             return
         from ember.conditioning.cameras import camera_from_pose, write_dataset_cameras
 
-        models = {c: camera_from_pose(info.k, info.width, info.height, self._camera_poses[c]) for c, info in todo.items()}
+        models = {
+            c: camera_from_pose(info.k, info.width, info.height, self._camera_poses[c])
+            for c, info in todo.items()
+        }
         write_dataset_cameras(self.cfg.root, models)
         self.cameras_written |= set(models)
-        self.get_logger().info(f"camera geometry of {sorted(models)} written to {self.cfg.root}/meta/ember_cameras.json")
+        self.get_logger().info(
+            f"camera geometry of {sorted(models)} written to {self.cfg.root}/meta/ember_cameras.json"
+        )
 
     def _record_due(self, now: float) -> None:
         period = 1.0 / self.cfg.fps
@@ -164,13 +203,16 @@ class RecorderNode(Node):
             return
         if missing > 1:
             self.recorder.stats.repeated_frames += missing - 1
-            self.get_logger().warning(f"recorder fell {missing - 1} frame(s) behind; repeating the latest sample",
-                                      throttle_duration_sec=2.0)
+            self.get_logger().warning(
+                f"recorder fell {missing - 1} frame(s) behind; repeating the latest sample",
+                throttle_duration_sec=2.0,
+            )
         action = self._command if self._command is not None else obs.data["observation.state"]
         for i in range(self.recorder.episode_frames, due):
             self.recorder.add_frame(obs.data, action, self._episode_start + i * period)
-            if self.cfg.episode_duration_s and self.recorder.episode_frames >= round(self.cfg.episode_duration_s
-                                                                                     * self.cfg.fps):
+            if self.cfg.episode_duration_s and self.recorder.episode_frames >= round(
+                self.cfg.episode_duration_s * self.cfg.fps
+            ):
                 self._end_episode(save=True)
                 break
 
@@ -201,14 +243,24 @@ class RecorderNode(Node):
     # ----------------------------------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
         s = self.recorder.stats
-        return {"root": str(self.recorder.root), "recording": self.recording, "episodes": s.episodes,
-                "frames": s.frames, "episode_frames": s.episode_frames, "skipped_frames": s.skipped_frames,
-                "discarded": s.discarded, "repeated_frames": s.repeated_frames, "corrections": s.corrections,
-                "corrections_recorded": s.corrections_recorded,
-                "late_corrections": s.late_corrections, "instruction": self.language.instruction,
-                "failed": s.failed, "error": s.last_error,
-                "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1),
-                "state_source": self.sensors.summary()}
+        return {
+            "root": str(self.recorder.root),
+            "recording": self.recording,
+            "episodes": s.episodes,
+            "frames": s.frames,
+            "episode_frames": s.episode_frames,
+            "skipped_frames": s.skipped_frames,
+            "discarded": s.discarded,
+            "repeated_frames": s.repeated_frames,
+            "corrections": s.corrections,
+            "corrections_recorded": s.corrections_recorded,
+            "late_corrections": s.late_corrections,
+            "instruction": self.language.instruction,
+            "failed": s.failed,
+            "error": s.last_error,
+            "correction_age_max_ms": round(1e3 * self.correction_age_max_s, 1),
+            "state_source": self.sensors.summary(),
+        }
 
     def publish_status(self) -> None:
         self._status_pub.publish(String(data=json.dumps(self.status())))
@@ -221,7 +273,10 @@ class RecorderNode(Node):
             self._closed = True
             self.recorder.close(save=self.cfg.save_partial, min_frames=self.cfg.min_episode_frames)
         # after shutdown the ROS logger can no longer reach /rosout: plain stderr
-        print(f"[ember_recorder] closed '{self.recorder.root}': {self.recorder.stats.episodes} episodes", file=sys.stderr)
+        print(
+            f"[ember_recorder] closed '{self.recorder.root}': {self.recorder.stats.episodes} episodes",
+            file=sys.stderr,
+        )
 
 
 def main(args: list[str] | None = None) -> int:

@@ -29,8 +29,14 @@ class StateSourceMonitor:
     """ROS side of :class:`StateSource`: reads the graph's publishers of the joint-state topic, judges every joint
     state, and calls ``on_change(fault)`` when a fault starts, changes or ends (``None``)."""
 
-    def __init__(self, node: Node, builder: ObservationBuilder, topic: str, expected: str = "",
-                 on_change: Callable[[Fault | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        builder: ObservationBuilder,
+        topic: str,
+        expected: str = "",
+        on_change: Callable[[Fault | None], None] | None = None,
+    ) -> None:
         self.node = node
         self.builder = builder
         self.topic = topic
@@ -57,7 +63,9 @@ class StateSourceMonitor:
         self.refresh(now)  # Fast DDS listed a new writer before delivering its first sample (13 of 13 tries)
         seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
         if self.source.accept(now, seq):
-            self.builder.update_state(msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp), received=now)
+            self.builder.update_state(
+                msg.name, msg.position, ros.stamp_to_sec(msg.header.stamp), received=now
+            )
         self._notify()
 
     def on_reset(self, msg: Bool) -> None:
@@ -81,10 +89,19 @@ class StateSourceMonitor:
             self.on_change(fault)
 
 
-def subscribe_observations(node: Node, builder: ObservationBuilder, joint_states_topic: str,
-                           camera_topic_prefix: str, cameras: Sequence[str], *, expected_state_publisher: str = "",
-                           reset_topic: str = "", on_source_change: Callable[[Fault | None], None] | None = None,
-                           message_info: bool = True, **subscription: Any) -> StateSourceMonitor:
+def subscribe_observations(
+    node: Node,
+    builder: ObservationBuilder,
+    joint_states_topic: str,
+    camera_topic_prefix: str,
+    cameras: Sequence[str],
+    *,
+    expected_state_publisher: str = "",
+    reset_topic: str = "",
+    on_source_change: Callable[[Fault | None], None] | None = None,
+    message_info: bool = True,
+    **subscription: Any,
+) -> StateSourceMonitor:
     """Subscribe ``node`` to ``joint_states_topic`` and ``<camera_topic_prefix>/<cam>/image_raw`` for each camera
     (sensor QoS), updating ``builder``; ``subscription`` keywords (e.g. ``callback_group``) go to every one.
 
@@ -98,14 +115,27 @@ def subscribe_observations(node: Node, builder: ObservationBuilder, joint_states
     def on_image(cam: str, msg: Image) -> None:
         builder.update_image(cam, ros.image_to_numpy(msg), ros.stamp_to_sec(msg.header.stamp))
 
-    monitor = StateSourceMonitor(node, builder, joint_states_topic, expected_state_publisher, on_source_change)
-    on_state = (lambda msg, info: monitor.on_state(msg, info)) if message_info else (lambda msg: monitor.on_state(msg))
+    monitor = StateSourceMonitor(
+        node, builder, joint_states_topic, expected_state_publisher, on_source_change
+    )
+    on_state = (
+        (lambda msg, info: monitor.on_state(msg, info))
+        if message_info
+        else (lambda msg: monitor.on_state(msg))
+    )
     sub = node.create_subscription(JointState, joint_states_topic, on_state, ros.qos_sensor(), **subscription)
     monitor.topic = monitor.source.topic = sub.topic_name  # resolved and remapped: what the graph lists
-    node.create_timer(GRAPH_CHECK_PERIOD_S, lambda: monitor.refresh(), callback_group=subscription.get("callback_group"))
+    node.create_timer(
+        GRAPH_CHECK_PERIOD_S, lambda: monitor.refresh(), callback_group=subscription.get("callback_group")
+    )
     if reset_topic:
         node.create_subscription(Bool, reset_topic, monitor.on_reset, ros.qos_command(), **subscription)
     for cam in cameras:
-        node.create_subscription(Image, ros.image_topic(camera_topic_prefix, cam),
-                                 lambda msg, cam=cam: on_image(cam, msg), ros.qos_sensor(), **subscription)
+        node.create_subscription(
+            Image,
+            ros.image_topic(camera_topic_prefix, cam),
+            lambda msg, cam=cam: on_image(cam, msg),
+            ros.qos_sensor(),
+            **subscription,
+        )
     return monitor

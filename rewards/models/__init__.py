@@ -9,5 +9,12 @@ from ember.rewards.models.bradley_terry import BradleyTerryLabeler, BradleyTerry
 from ember.rewards.models.network import RewardModel, RewardModelConfig
 from ember.rewards.models.success import SuccessModel, SuccessModelLabeler
 
-__all__ = ["BradleyTerryLabeler", "BradleyTerryModel", "RewardModel", "RewardModelConfig", "SuccessModel",
-           "SuccessModelLabeler", "bradley_terry_loss"]
+__all__ = [
+    "BradleyTerryLabeler",
+    "BradleyTerryModel",
+    "RewardModel",
+    "RewardModelConfig",
+    "SuccessModel",
+    "SuccessModelLabeler",
+    "bradley_terry_loss",
+]

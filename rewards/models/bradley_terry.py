@@ -37,7 +37,9 @@ TARGETS = {Preference.A: 1.0, Preference.B: 0.0, Preference.EQUAL: 0.5}
 """Training target P(A > B) of each answer (``UNPARSED`` has none: such pairs are dropped)."""
 
 
-def bradley_terry_loss(return_a: Tensor, return_b: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
+def bradley_terry_loss(
+    return_a: Tensor, return_b: Tensor, target: Tensor, label_smoothing: float = 0.0
+) -> Tensor:
     """Mean BCE of ``sigmoid(return_a - return_b)`` against ``target`` (1 = A preferred, 0 = B, 0.5 = equal),
     the targets smoothed to ``(1 - eps) * target + eps / 2``."""
     if not 0.0 <= label_smoothing < 1.0:
@@ -55,8 +57,9 @@ class SegmentPair:
     preference: Preference
 
 
-def sample_segments(episode_slices: Sequence[slice], groups: np.ndarray, n: int, length: int,
-                    rng: np.random.Generator) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def sample_segments(
+    episode_slices: Sequence[slice], groups: np.ndarray, n: int, length: int, rng: np.random.Generator
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """``n`` pairs of segments of ``length`` frames (shorter episodes give their whole length), the two segments
     of a pair from different episodes of the same group (dataset = task) when it has several."""
     by_group: dict[int, list[int]] = {}
@@ -80,16 +83,20 @@ def sample_segments(episode_slices: Sequence[slice], groups: np.ndarray, n: int,
     return pairs
 
 
-def progress_preferences(pairs: Sequence[tuple[tuple[int, int], tuple[int, int]]], progress: np.ndarray,
-                         flip_rate: float = 0.0, tie_margin: float = 0.0, rng: np.random.Generator | None = None
-                         ) -> list[SegmentPair]:
+def progress_preferences(
+    pairs: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    progress: np.ndarray,
+    flip_rate: float = 0.0,
+    tie_margin: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> list[SegmentPair]:
     """The simulator's answer: the segment with the larger summed ``progress`` (per frame, averaged over the
     segment's length so unequal lengths compare fairly) is preferred; within ``tie_margin`` they are equal. With
     ``flip_rate`` each A/B answer is swapped with that probability (a noisy labeler)."""
     rng = rng or np.random.default_rng(0)
     out = []
     for a, b in pairs:
-        diff = float(progress[a[0]:a[1]].mean() - progress[b[0]:b[1]].mean())
+        diff = float(progress[a[0] : a[1]].mean() - progress[b[0] : b[1]].mean())
         pref = Preference.EQUAL if abs(diff) <= tie_margin else Preference.A if diff > 0 else Preference.B
         if pref is not Preference.EQUAL and rng.random() < flip_rate:
             pref = Preference.B if pref is Preference.A else Preference.A
@@ -111,8 +118,16 @@ class BradleyTerryModel(RewardModel):
         return sums / lengths.to(r.dtype) * lengths.max().to(r.dtype)
 
     @torch.no_grad()
-    def predict(self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256) -> np.ndarray:
-        return self.predict_episode(images, instruction, batch_size)[:, 0].float().cpu().numpy().astype(np.float32)
+    def predict(
+        self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256
+    ) -> np.ndarray:
+        return (
+            self.predict_episode(images, instruction, batch_size)[:, 0]
+            .float()
+            .cpu()
+            .numpy()
+            .astype(np.float32)
+        )
 
 
 @dataclass

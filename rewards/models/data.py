@@ -60,12 +60,20 @@ class FrameStore:
 
 
 def rgb_cameras(features: dict) -> list[str]:
-    return sorted(k for k, v in features.items() if k.startswith("observation.images.")
-                  and v.get("dtype") in ("video", "image"))
+    return sorted(
+        k
+        for k, v in features.items()
+        if k.startswith("observation.images.") and v.get("dtype") in ("video", "image")
+    )
 
 
-def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequence[str] = (),
-                optional_columns: Sequence[str] = (), quiet: bool = True) -> FrameStore:
+def load_frames(
+    roots: Sequence[str],
+    cameras: Sequence[str] = (),
+    columns: Sequence[str] = (),
+    optional_columns: Sequence[str] = (),
+    quiet: bool = True,
+) -> FrameStore:
     """Decodes every episode of ``roots``; ``cameras`` empty = every RGB camera of the first dataset. A missing
     camera or column is a :class:`LabelError` naming what the dataset has."""
     from tqdm.auto import tqdm
@@ -73,7 +81,9 @@ def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequ
     from ember.data import EmberDataset
 
     if not roots:
-        raise LabelError("no dataset given: pass --dataset=<folder of an ember dataset> (comma-separated for several)")
+        raise LabelError(
+            "no dataset given: pass --dataset=<folder of an ember dataset> (comma-separated for several)"
+        )
     images: dict[str, list[np.ndarray]] = {}
     instructions: list[str] = []
     episode: list[np.ndarray] = []
@@ -88,22 +98,28 @@ def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequ
         if not cams:
             cams = have
             if not cams:
-                raise LabelError(f"{root} has no camera (observation.images.*); reward models read camera frames: "
-                                 "record with --obs_mode=pixels")
+                raise LabelError(
+                    f"{root} has no camera (observation.images.*); reward models read camera frames: "
+                    "record with --obs_mode=pixels"
+                )
         missing = [c for c in cams if c not in have]
         if missing:
             raise LabelError(f"{root} lacks camera(s) {missing}; it has {have}")
         wanted = [c for c in columns if c not in ds.features]
         if wanted:
-            raise LabelError(f"{root} has no column(s) {wanted}; its columns: "
-                             f"{sorted(k for k in ds.features if not k.startswith('observation.'))}")
+            raise LabelError(
+                f"{root} has no column(s) {wanted}; its columns: "
+                f"{sorted(k for k in ds.features if not k.startswith('observation.'))}"
+            )
         present = list(columns) + [c for c in optional_columns if c in ds.features]
         table = ds.frame_table()
         ep_col = np.asarray(table.column("episode_index").to_numpy())
         task_idx = np.asarray(table.column("task_index").to_numpy())
         tasks = [ds.meta.tasks[int(t)] for t in task_idx]
-        col_values = {c: np.asarray(table.column(c).to_pylist(), dtype=np.float32).reshape(len(ep_col), -1)[:, 0]
-                      for c in present}
+        col_values = {
+            c: np.asarray(table.column(c).to_pylist(), dtype=np.float32).reshape(len(ep_col), -1)[:, 0]
+            for c in present
+        }
         beh = table.column("sim.behavior").to_pylist() if "sim.behavior" in ds.features else None
         for i in tqdm(range(ds.num_episodes), desc=f"decode {root}", disable=quiet):
             rows = np.flatnonzero(ep_col == i)
@@ -112,7 +128,9 @@ def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequ
             for cam in cams:
                 frames = ds.frames(cam, i)
                 if len(frames) != len(rows):
-                    raise LabelError(f"{root} episode {i}: {len(frames)} frames of {cam} for {len(rows)} rows")
+                    raise LabelError(
+                        f"{root} episode {i}: {len(frames)} frames of {cam} for {len(rows)} rows"
+                    )
                 images.setdefault(cam, []).append(frames)
             instructions += [tasks[r] for r in rows]
             episode.append(np.full(len(rows), offset, dtype=np.int64))
@@ -130,6 +148,10 @@ def load_frames(roots: Sequence[str], cameras: Sequence[str] = (), columns: Sequ
         episode=np.concatenate(episode),
         group=np.concatenate(group),
         # an optional column only some of the datasets have cannot be aligned with the frames: left out
-        columns={c: np.concatenate(v).astype(np.float32) for c, v in cols.items() if sum(map(len, v)) == offset_frames},
+        columns={
+            c: np.concatenate(v).astype(np.float32)
+            for c, v in cols.items()
+            if sum(map(len, v)) == offset_frames
+        },
         behavior=behavior,
     )

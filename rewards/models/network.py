@@ -88,8 +88,10 @@ class RewardModelConfig:
         if not self.cameras:
             raise LabelError("a reward model needs at least one camera (RewardModelConfig.cameras is empty)")
         if self.context_frames < 1 or self.context_stride < 1:
-            raise LabelError(f"context_frames and context_stride must be >= 1, got {self.context_frames} and "
-                             f"{self.context_stride}")
+            raise LabelError(
+                f"context_frames and context_stride must be >= 1, got {self.context_frames} and "
+                f"{self.context_stride}"
+            )
         if self.pooling not in ("grid", "spatial_softmax", "avg"):
             raise LabelError(f"pooling must be grid, spatial_softmax or avg, got {self.pooling!r}")
         if not 0.1 <= self.crop_ratio <= 1.0:
@@ -103,7 +105,9 @@ class RewardModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise LabelError(f"reward model config has unknown fields {unknown}; was it written by another version?")
+            raise LabelError(
+                f"reward model config has unknown fields {unknown}; was it written by another version?"
+            )
         kw = dict(data)
         for key in ("cameras", "image_shape"):
             if key in kw:
@@ -111,7 +115,9 @@ class RewardModelConfig:
         return cls(**kw)
 
 
-def context_indices(frame_index: np.ndarray, episode_start: np.ndarray, frames: int, stride: int) -> np.ndarray:
+def context_indices(
+    frame_index: np.ndarray, episode_start: np.ndarray, frames: int, stride: int
+) -> np.ndarray:
     """(N,) global frame indices -> (N, frames) indices of the context window (earliest first), clamped at each
     frame's episode start."""
     offsets = stride * np.arange(frames - 1, -1, -1)
@@ -131,8 +137,12 @@ class FrameEncoder(nn.Module):
         c, h, w = config.image_shape
         if config.backbone != "small_cnn":
             self.encoder: nn.Module | None = ImageEncoder(
-                tuple(config.image_shape), backbone=config.backbone, num_keypoints=config.num_keypoints,  # type: ignore[arg-type]
-                crop_shape=self.crop_shape, pooling="avg" if config.pooling == "avg" else "spatial_softmax")
+                tuple(config.image_shape),
+                backbone=config.backbone,
+                num_keypoints=config.num_keypoints,  # type: ignore[arg-type]
+                crop_shape=self.crop_shape,
+                pooling="avg" if config.pooling == "avg" else "spatial_softmax",
+            )
             self.feature_dim = self.encoder.feature_dim
             return
         self.encoder = None
@@ -146,7 +156,7 @@ class FrameEncoder(nn.Module):
             pooled = self.feature_dim
         elif config.pooling == "grid":
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(config.grid_size), nn.Flatten())
-            pooled = fc * config.grid_size ** 2
+            pooled = fc * config.grid_size**2
         else:
             self.pool = GlobalAvgPool()
             pooled = fc
@@ -169,7 +179,9 @@ class FrameRewardNet(nn.Module):
 
         config.validate()
         self.config = config
-        self.encoders = nn.ModuleDict({cam.replace(".", "__"): FrameEncoder(config) for cam in config.cameras})
+        self.encoders = nn.ModuleDict(
+            {cam.replace(".", "__"): FrameEncoder(config) for cam in config.cameras}
+        )
         per_frame = sum(e.feature_dim for e in self.encoders.values())
         visual = per_frame * config.context_frames
         self.language = LanguageProjection(config.language_embedding_dim, config.language_dim)
@@ -180,9 +192,14 @@ class FrameRewardNet(nn.Module):
         # one MLP per output: a rare-positive BCE head sharing its hidden layer with the progress regression
         # stalled the regression for hundreds of steps (measured: progress MSE flat at the target's variance)
         self.heads = nn.ModuleList(
-            nn.Sequential(nn.Linear(visual + config.language_dim, h), nn.Mish(), nn.Dropout(config.dropout),
-                          nn.Linear(h, 1))
-            for _ in range(config.num_outputs))
+            nn.Sequential(
+                nn.Linear(visual + config.language_dim, h),
+                nn.Mish(),
+                nn.Dropout(config.dropout),
+                nn.Linear(h, 1),
+            )
+            for _ in range(config.num_outputs)
+        )
 
     def forward(self, images: Mapping[str, Tensor], language: Tensor) -> Tensor:
         feats = []
@@ -205,7 +222,9 @@ class RewardModel(nn.Module):
     def __init__(self, config: RewardModelConfig) -> None:
         super().__init__()
         if config.type != self.model_type:
-            raise LabelError(f"{type(self).__name__} needs a config of type {self.model_type!r}, got {config.type!r}")
+            raise LabelError(
+                f"{type(self).__name__} needs a config of type {self.model_type!r}, got {config.type!r}"
+            )
         self.config = config
         self.net = FrameRewardNet(config)
 
@@ -217,7 +236,9 @@ class RewardModel(nn.Module):
         empty = [i for i, t in enumerate(instructions) if not str(t).strip()]
         if empty:
             raise LabelError(f"a learned reward model needs the instruction; {len(empty)} frames have none")
-        return get_embedder(self.config.language_model_path, self.config.language_embedding_dim)(list(instructions))
+        return get_embedder(self.config.language_model_path, self.config.language_embedding_dim)(
+            list(instructions)
+        )
 
     @property
     def device(self) -> torch.device:
@@ -226,21 +247,27 @@ class RewardModel(nn.Module):
     def check_images(self, images: Mapping[str, Any]) -> None:
         missing = [c for c in self.config.cameras if c not in images]
         if missing:
-            raise LabelError(f"this reward model reads cameras {list(self.config.cameras)}; missing {missing} "
-                             f"(have {sorted(images)})")
+            raise LabelError(
+                f"this reward model reads cameras {list(self.config.cameras)}; missing {missing} "
+                f"(have {sorted(images)})"
+            )
         c, h, w = self.config.image_shape
         for cam in self.config.cameras:
             shape = tuple(np.shape(images[cam])[-3:])
             if shape != (h, w, c):
-                raise LabelError(f"camera {cam!r} frames are {shape}; the model was trained on {(h, w, c)} "
-                                 "(record at the training resolution)")
+                raise LabelError(
+                    f"camera {cam!r} frames are {shape}; the model was trained on {(h, w, c)} "
+                    "(record at the training resolution)"
+                )
 
     def cameras_from(self, available: Sequence[str]) -> tuple[str, ...]:
         """The cameras this model reads, refusing a dataset that lacks one."""
         missing = [c for c in self.config.cameras if c not in available]
         if missing:
-            raise LabelError(f"this reward model reads cameras {list(self.config.cameras)}; the dataset lacks "
-                             f"{missing} (it has {list(available)})")
+            raise LabelError(
+                f"this reward model reads cameras {list(self.config.cameras)}; the dataset lacks "
+                f"{missing} (it has {list(available)})"
+            )
         return tuple(self.config.cameras)
 
     def check_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
@@ -250,24 +277,29 @@ class RewardModel(nn.Module):
         for cam in self.config.cameras:
             shape = tuple(features[cam].get("shape", ()))
             if shape != (h, w, c):
-                raise LabelError(f"camera {cam!r} records {shape} frames; the reward model was trained on "
-                                 f"{(h, w, c)}: record at the training resolution or retrain")
+                raise LabelError(
+                    f"camera {cam!r} records {shape} frames; the reward model was trained on "
+                    f"{(h, w, c)}: record at the training resolution or retrain"
+                )
 
     def raw(self, images: Mapping[str, Tensor], language: Tensor) -> Tensor:
         """Network outputs (B, num_outputs) for prepared inputs (images (B, K, C, H, W) float)."""
         return self.net(images, language)
 
     @torch.no_grad()
-    def predict_episode(self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256) -> Tensor:
+    def predict_episode(
+        self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256
+    ) -> Tensor:
         """Raw outputs (T, num_outputs) for one episode's uint8 (T, H, W, 3) frames per camera."""
         self.check_images(images)
         t = len(images[self.config.cameras[0]])
-        idx = context_indices(np.arange(t), np.zeros(t, dtype=np.int64), self.config.context_frames,
-                              self.config.context_stride)
+        idx = context_indices(
+            np.arange(t), np.zeros(t, dtype=np.int64), self.config.context_frames, self.config.context_stride
+        )
         lang = self.embed([instruction]).to(self.device)
         out = []
         for lo in range(0, t, batch_size):
-            sel = idx[lo:lo + batch_size]
+            sel = idx[lo : lo + batch_size]
             batch = {cam: frames_to_tensor(images[cam], sel, self.device) for cam in self.config.cameras}
             out.append(self.raw(batch, lang.expand(len(sel), -1)))
         return torch.cat(out) if out else torch.zeros(0, self.config.num_outputs)
@@ -280,8 +312,15 @@ class RewardModel(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "reward_model_type": self.model_type,
-                                                            "reward_model_module": type(self).__module__})
+        save_file(
+            state,
+            str(out / WEIGHTS_NAME),
+            metadata={
+                "format": "pt",
+                "reward_model_type": self.model_type,
+                "reward_model_module": type(self).__module__,
+            },
+        )
         return out
 
     @classmethod
@@ -295,20 +334,26 @@ class RewardModel(nn.Module):
         except json.JSONDecodeError as exc:
             raise LabelError(f"{folder / CONFIG_NAME} is not valid JSON ({exc}); re-save the model") from exc
         if not isinstance(data, dict) or data.get("type") not in MODEL_TYPES:
-            raise LabelError(f"{folder / CONFIG_NAME} does not describe a reward model (type "
-                             f"{data.get('type') if isinstance(data, dict) else None!r}; expected one of "
-                             f"{MODEL_TYPES}); is this a policy checkpoint?")
+            raise LabelError(
+                f"{folder / CONFIG_NAME} does not describe a reward model (type "
+                f"{data.get('type') if isinstance(data, dict) else None!r}; expected one of "
+                f"{MODEL_TYPES}); is this a policy checkpoint?"
+            )
         if data["type"] != cls.model_type:
-            raise LabelError(f"{folder} holds a {data['type']!r} reward model, not {cls.model_type!r}; use "
-                             f"--labeler={data['type'] if data['type'] != 'success' else 'success_model'}")
+            raise LabelError(
+                f"{folder} holds a {data['type']!r} reward model, not {cls.model_type!r}; use "
+                f"--labeler={data['type'] if data['type'] != 'success' else 'success_model'}"
+            )
         model = cls(RewardModelConfig.from_dict(data))
         weights = folder / WEIGHTS_NAME
         if not weights.is_file():
             raise LabelError(f"{weights} is missing; the reward model folder is incomplete")
         missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
         if missing or unexpected:
-            raise LabelError(f"{weights} does not match the config: missing {list(missing)[:5]}, unexpected "
-                             f"{list(unexpected)[:5]}")
+            raise LabelError(
+                f"{weights} does not match the config: missing {list(missing)[:5]}, unexpected "
+                f"{list(unexpected)[:5]}"
+            )
         if device is not None:
             model.to(device)
         model.eval()
@@ -326,15 +371,19 @@ def resolve_model_dir(path: str | Path) -> Path:
     """``path`` itself or ``path/model`` when it holds ``config.json`` + ``model.safetensors``; a LabelError
     saying what is there otherwise."""
     if not str(path):
-        raise LabelError("no reward model path given: pass --labeler.path=<folder written by ember train-reward>")
+        raise LabelError(
+            "no reward model path given: pass --labeler.path=<folder written by ember train-reward>"
+        )
     p = Path(path)
     for candidate in (p, p / "model"):
         if (candidate / CONFIG_NAME).is_file() and (candidate / WEIGHTS_NAME).is_file():
             return candidate
     if not p.exists():
         raise LabelError(f"reward model path {p} does not exist; train one with `ember train-reward`")
-    raise LabelError(f"{p} holds no reward model ({CONFIG_NAME} + {WEIGHTS_NAME}, or a run folder's model/); "
-                     "point --labeler.path at the folder `ember train-reward` wrote")
+    raise LabelError(
+        f"{p} holds no reward model ({CONFIG_NAME} + {WEIGHTS_NAME}, or a run folder's model/); "
+        "point --labeler.path at the folder `ember train-reward` wrote"
+    )
 
 
 def frames_to_tensor(frames: np.ndarray, index: np.ndarray, device: torch.device | str = "cpu") -> Tensor:

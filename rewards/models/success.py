@@ -39,8 +39,15 @@ class SuccessModel(RewardModel):
         with torch.no_grad():
             self.net.heads[0][-1].bias.fill_(float(np.log(rate / (1 - rate))))
 
-    def loss(self, images: Mapping[str, Tensor], language: Tensor, success: Tensor, progress: Tensor | None,
-             progress_weight: float = 1.0, pos_weight: float | None = None) -> dict[str, Tensor]:
+    def loss(
+        self,
+        images: Mapping[str, Tensor],
+        language: Tensor,
+        success: Tensor,
+        progress: Tensor | None,
+        progress_weight: float = 1.0,
+        pos_weight: float | None = None,
+    ) -> dict[str, Tensor]:
         out = self.raw(images, language)
         weight = None if pos_weight is None else torch.as_tensor(pos_weight, device=out.device)
         bce = F.binary_cross_entropy_with_logits(out[:, 0], success.float(), pos_weight=weight)
@@ -54,8 +61,9 @@ class SuccessModel(RewardModel):
         return losses
 
     @torch.no_grad()
-    def predict(self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, images: Mapping[str, np.ndarray], instruction: str, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(success probability (T,), progress (T,)) for one episode's uint8 frames per camera."""
         out = self.predict_episode(images, instruction, batch_size)
         p = torch.sigmoid(out.float()).cpu().numpy()

@@ -134,7 +134,7 @@ def _predict_frames(model: Any, inputs: _Inputs, idx: np.ndarray, batch: int = 5
     out = []
     with torch.no_grad():
         for lo in range(0, len(idx), batch):
-            images, lang = inputs(idx[lo:lo + batch], train=False)
+            images, lang = inputs(idx[lo : lo + batch], train=False)
             out.append(model.raw(images, lang).float().cpu().numpy())
     model.train()
     return np.concatenate(out) if out else np.zeros((0, model.config.num_outputs), np.float32)
@@ -154,7 +154,9 @@ def _pairs_from_file(path: str, store: Any) -> list[Any]:
         for key in ("a", "b"):
             ep, lo, hi = (int(v) for v in row[key])
             if not 0 <= ep < len(slices) or not 0 <= lo < hi <= slices[ep].stop - slices[ep].start:
-                raise LabelError(f"--preferences={path}: segment {row[key]} is outside the datasets' episodes")
+                raise LabelError(
+                    f"--preferences={path}: segment {row[key]} is outside the datasets' episodes"
+                )
             segs.append((slices[ep].start + lo, slices[ep].start + hi))
         pairs.append(SegmentPair(segs[0], segs[1], Preference(row["preference"])))
     return pairs
@@ -182,9 +184,14 @@ def _pairs_from_labeler(labeler: Any, store: Any, raw: list[Any]) -> list[Any]:
     def segment(span: tuple[int, int]) -> Segment:
         lo, hi = span
         first = int(start[lo])
-        return Segment(int(store.episode[lo]), lo - first, hi - first, store.instructions[lo],
-                       {cam: store.images[cam][lo:hi] for cam in store.images},
-                       columns={c: v[lo:hi] for c, v in store.columns.items()})
+        return Segment(
+            int(store.episode[lo]),
+            lo - first,
+            hi - first,
+            store.instructions[lo],
+            {cam: store.images[cam][lo:hi] for cam in store.images},
+            columns={c: v[lo:hi] for c, v in store.columns.items()},
+        )
 
     answers = labeler.prefer_batch([(segment(a), segment(b)) for a, b in raw])
     return [SegmentPair(a, b, p) for (a, b), p in zip(raw, answers, strict=True)]
@@ -199,15 +206,19 @@ def _init_encoders(model: Any, path: str) -> None:
     folder = resolve_model_dir(path)
     other = RewardModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
     if other.cameras != model.config.cameras:
-        raise LabelError(f"--init_from={path} reads cameras {list(other.cameras)}, this model "
-                         f"{list(model.config.cameras)}: set --model.cameras to match")
+        raise LabelError(
+            f"--init_from={path} reads cameras {list(other.cameras)}, this model "
+            f"{list(model.config.cameras)}: set --model.cameras to match"
+        )
     state = load_file(str(folder / WEIGHTS_NAME))
     own = model.state_dict()
     shared = {k: v for k, v in state.items() if k.startswith(("net.encoders.", "net.language.", "net.film."))}
     bad = [k for k, v in shared.items() if k not in own or own[k].shape != v.shape]
     if bad or not shared:
-        raise LabelError(f"--init_from={path}: its encoders do not fit this architecture ({bad[:3]}); use the same "
-                         "--model.* settings")
+        raise LabelError(
+            f"--init_from={path}: its encoders do not fit this architecture ({bad[:3]}); use the same "
+            "--model.* settings"
+        )
     model.load_state_dict(shared, strict=False)
 
 
@@ -240,8 +251,13 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    device = torch.device(
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if cfg.device == "auto"
+        else cfg.device
+    )
     success_kind = cfg.kind == "success"
     need = [cfg.success_column] if success_kind else []
     if cfg.progress_column and (success_kind or cfg.preferences == "sim_progress"):
@@ -282,9 +298,13 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
         positives = train_idx[success[train_idx]]
         negatives = train_idx[~success[train_idx]]
         if not len(positives):
-            raise LabelError(f"no frame of the training episodes has {cfg.success_column} true; the model would learn "
-                             "nothing: record successful rollouts too (ember collect --behavior=mixed)")
-        model.init_success_rate(cfg.positive_fraction if cfg.positive_fraction > 0 else len(positives) / len(train_idx))
+            raise LabelError(
+                f"no frame of the training episodes has {cfg.success_column} true; the model would learn "
+                "nothing: record successful rollouts too (ember collect --behavior=mixed)"
+            )
+        model.init_success_rate(
+            cfg.positive_fraction if cfg.positive_fraction > 0 else len(positives) / len(train_idx)
+        )
     else:
         slices = store.episode_slices()
         train_slices = [s for s in slices if train_mask[s.start]]
@@ -298,15 +318,26 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
             raw = sample_segments(train_slices, store.group, cfg.num_preferences, cfg.segment_length, rng)
             pairs = _pairs_from_labeler(labeler, store, raw)
         else:
-            pairs = [p for p in _pairs_from_file(cfg.preferences, store) if train_mask[p.a[0]] and train_mask[p.b[0]]]
+            pairs = [
+                p
+                for p in _pairs_from_file(cfg.preferences, store)
+                if train_mask[p.a[0]] and train_mask[p.b[0]]
+            ]
         unparsed = sum(p.preference is Preference.UNPARSED for p in pairs)
         pairs = [p for p in pairs if p.preference is not Preference.UNPARSED]
         if not pairs:
-            raise LabelError("no usable preference pairs (every answer was unparsed, or none fell in the training "
-                             "episodes)")
+            raise LabelError(
+                "no usable preference pairs (every answer was unparsed, or none fell in the training "
+                "episodes)"
+            )
         if held_slices and progress is not None:
-            held_raw = sample_segments(held_slices, store.group, cfg.eval_pairs, cfg.segment_length,
-                                       np.random.default_rng(cfg.seed + 1))
+            held_raw = sample_segments(
+                held_slices,
+                store.group,
+                cfg.eval_pairs,
+                cfg.segment_length,
+                np.random.default_rng(cfg.seed + 1),
+            )
             held_pairs = progress_preferences(held_raw, progress, 0.0, cfg.tie_margin)
 
     history: dict[str, list] = {"step": [], "loss": [], "lr": []}
@@ -321,8 +352,9 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
                 idx = rng.choice(train_idx, cfg.batch_size)
             images, lang = inputs(idx, train=True)
             target_p = None if progress is None else torch.from_numpy(progress[idx]).to(device)
-            losses = model.loss(images, lang, torch.from_numpy(success[idx]).to(device), target_p,
-                                cfg.progress_weight)
+            losses = model.loss(
+                images, lang, torch.from_numpy(success[idx]).to(device), target_p, cfg.progress_weight
+            )
         else:
             chosen = [pairs[i] for i in rng.integers(0, len(pairs), cfg.batch_size)]
             spans = [p.a for p in chosen] + [p.b for p in chosen]
@@ -348,12 +380,15 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
         for k, v in values.items():
             history.setdefault(k, []).append(v)
         if (step + 1) % cfg.log_every == 0:
-            bar.set_postfix(loss=f"{np.mean(history['loss'][-cfg.log_every:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(history['loss'][-cfg.log_every :]):.4f}")
     seconds = time.perf_counter() - t0
     model.eval()
     model.save_pretrained(out / "model")
 
-    held: dict[str, Any] = {"episodes": int(len(np.unique(store.episode[held_idx]))), "frames": int(len(held_idx))}
+    held: dict[str, Any] = {
+        "episodes": int(len(np.unique(store.episode[held_idx]))),
+        "frames": int(len(held_idx)),
+    }
     if len(held_idx):
         raw_out = _predict_frames(model, inputs, held_idx)
         if success_kind:
@@ -367,8 +402,11 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
                 held["reward_spearman_vs_progress"] = M.spearman(raw_out[:, 0], progress[held_idx])
             decided = [p for p in held_pairs if p.preference is not Preference.EQUAL]
             if decided:
-                correct = [(reward[p.a[0]:p.a[1]].mean() > reward[p.b[0]:p.b[1]].mean()) == (p.preference is Preference.A)
-                           for p in decided]
+                correct = [
+                    (reward[p.a[0] : p.a[1]].mean() > reward[p.b[0] : p.b[1]].mean())
+                    == (p.preference is Preference.A)
+                    for p in decided
+                ]
                 held["preference_accuracy"] = float(np.mean(correct))
                 held["preference_pairs"] = len(decided)
     k = max(1, min(50, len(history["loss"]) // 10))
@@ -387,8 +425,13 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     }
     if not success_kind:
         labels = [p.preference for p in pairs]
-        result["preferences"] = {"source": cfg.preferences, "pairs": len(pairs), "unparsed_dropped": unparsed,
-                                 "equal": sum(p is Preference.EQUAL for p in labels), "flip_rate": cfg.flip_rate}
+        result["preferences"] = {
+            "source": cfg.preferences,
+            "pairs": len(pairs),
+            "unparsed_dropped": unparsed,
+            "equal": sum(p is Preference.EQUAL for p in labels),
+            "flip_rate": cfg.flip_rate,
+        }
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot_loss_curve(history["step"], history["loss"], out / "loss.png", title=f"{cfg.kind} reward model loss")
     return result
@@ -401,6 +444,10 @@ def _run(cfg: TrainRewardConfig) -> int:
     return 0
 
 
-VERB = Verb("train-reward", "train a learned reward model (success/progress or Bradley-Terry) on ember datasets",
-            TrainRewardConfig, _run)
+VERB = Verb(
+    "train-reward",
+    "train a learned reward model (success/progress or Bradley-Terry) on ember datasets",
+    TrainRewardConfig,
+    _run,
+)
 """``ember train-reward`` (registered through the ``ember.verbs`` entry point in pyproject.toml)."""

@@ -11,8 +11,9 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def evaluate_expert(task: str = "PushT", seeds: range = range(50), verbose: bool = False,
-                    **env_kwargs) -> dict[str, float]:
+def evaluate_expert(
+    task: str = "PushT", seeds: range = range(50), verbose: bool = False, **env_kwargs
+) -> dict[str, float]:
     """Success rate, mean episode length, final coverage (PushT) or goal error, and env steps/s of the task's
     expert over ``seeds`` (``env_kwargs`` may pick ``backend``, ``split``, ``robot``, ...)."""
     from ember.sims import make_env
@@ -44,14 +45,19 @@ def evaluate_expert(task: str = "PushT", seeds: range = range(50), verbose: bool
             if not ok:
                 failed.append(seed)
             if verbose:
-                print(f"seed {seed:4d}: {'ok  ' if ok else 'FAIL'} steps {n:3d} {metric} {final_metric[-1]:.3f}")
+                print(
+                    f"seed {seed:4d}: {'ok  ' if ok else 'FAIL'} steps {n:3d} {metric} {final_metric[-1]:.3f}"
+                )
     finally:
         env.close()
     wall = time.perf_counter() - t0
     result = {
-        "episodes": len(lengths), "success_rate": successes / max(1, len(lengths)),
-        "mean_length": float(np.mean(lengths)), f"mean_final_{metric}": float(np.mean(final_metric)),
-        "env_steps_per_s": steps / max(sim_time, 1e-9), "total_steps_per_s": steps / max(wall, 1e-9),
+        "episodes": len(lengths),
+        "success_rate": successes / max(1, len(lengths)),
+        "mean_length": float(np.mean(lengths)),
+        f"mean_final_{metric}": float(np.mean(final_metric)),
+        "env_steps_per_s": steps / max(sim_time, 1e-9),
+        "total_steps_per_s": steps / max(wall, 1e-9),
     }
     if failed:
         result["failed_seeds"] = failed  # type: ignore[assignment]

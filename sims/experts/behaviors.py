@@ -61,8 +61,12 @@ def behavior_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(SALT, spawn_key=(int(seed),)))
 
 
-def draw_behavior(name: str, env: Any, rng: np.random.Generator, noise_levels: tuple[float, ...] = (0.1,),
-                  ) -> Behavior:
+def draw_behavior(
+    name: str,
+    env: Any,
+    rng: np.random.Generator,
+    noise_levels: tuple[float, ...] = (0.1,),
+) -> Behavior:
     """A ``name`` behaviour for the episode ``env`` was just reset to; a noisy one takes one of ``noise_levels``."""
     if name not in BEHAVIORS:
         raise SimError(f"unknown behaviour '{name}'; valid: {', '.join(BEHAVIORS)}.")
@@ -94,7 +98,9 @@ class BehavingExpert:
         self.behavior, self._rng = behavior, rng
         self._start, self._stopped, self._last = None, False, None
         if behavior.failure == "wrong_target":
-            self.expert.reset(goal_override=behavior.goal.get("pose") if "pose" in behavior.goal else behavior.goal)
+            self.expert.reset(
+                goal_override=behavior.goal.get("pose") if "pose" in behavior.goal else behavior.goal
+            )
         else:
             self.expert.reset()
 
@@ -158,12 +164,15 @@ def _pick_place(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
 def _stack(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
     g, n = u.episode.goal, u.task.cfg.num_objects
     top, bottom = g["object_index"], g["target_index"]
-    options = [{"object": f"object_{bottom}", "object_index": bottom, "target": f"object_{top}",
-                "target_index": top}]  # the right cubes the wrong way round
+    options = [
+        {"object": f"object_{bottom}", "object_index": bottom, "target": f"object_{top}", "target_index": top}
+    ]  # the right cubes the wrong way round
     other = _other(rng, n, top, bottom)
     if other is not None:
-        options += [{"object": f"object_{other}", "object_index": other},
-                    {"target": f"object_{other}", "target_index": other}]
+        options += [
+            {"object": f"object_{other}", "object_index": other},
+            {"target": f"object_{other}", "target_index": other},
+        ]
     return _pick(rng, options)
 
 
@@ -183,7 +192,9 @@ def _lift(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
 def _drawer(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
     from ember.sims.tabletop.tasks.drawer import HELDOUT_PERCENT, TRAIN_PERCENT
 
-    values = [v / 100 for v in TRAIN_PERCENT + HELDOUT_PERCENT if abs(v / 100 - u.episode.goal["opening"]) >= 0.2]
+    values = [
+        v / 100 for v in TRAIN_PERCENT + HELDOUT_PERCENT if abs(v / 100 - u.episode.goal["opening"]) >= 0.2
+    ]
     return {"opening": float(rng.choice(values))}
 
 
@@ -194,7 +205,13 @@ def _pusht(u: Any, rng: np.random.Generator) -> dict[str, Any] | None:
 
 
 _WRONG: dict[str, Callable[[Any, np.random.Generator], dict[str, Any] | None]] = {
-    "Reach": _reach, "PickPlace": _pick_place, "Stack": _stack, "Lift": _lift, "Drawer": _drawer, "PushT": _pusht}
+    "Reach": _reach,
+    "PickPlace": _pick_place,
+    "Stack": _stack,
+    "Lift": _lift,
+    "Drawer": _drawer,
+    "PushT": _pusht,
+}
 
 
 def wrong_goal(env: Any, rng: np.random.Generator) -> dict[str, Any] | None:

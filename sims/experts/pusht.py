@@ -136,15 +136,15 @@ class PushTExpert:
         n = nrm @ rot.T
         d = -n
         cross = r[:, 0] * d[:, 1] - r[:, 1] * d[:, 0]
-        rho2 = self.cfg.rho ** 2
-        scale = 1.0 / (1.0 + cross ** 2 / rho2)
+        rho2 = self.cfg.rho**2
+        scale = 1.0 / (1.0 + cross**2 / rho2)
         twist = np.column_stack([d[:, 0] * scale, d[:, 1] * scale, cross / rho2 * scale])
         w = np.array([1.0, 1.0, self.cfg.rot_weight])
         wt, we = twist * w, error * w
         dot = wt @ we
         norm2 = np.einsum("ij,ij->i", wt, wt)
         length = np.where(dot > 0, dot / norm2, 0.0)
-        gain = np.where(dot > 0, dot ** 2 / norm2, 0.0)
+        gain = np.where(dot > 0, dot**2 / norm2, 0.0)
         points = r + block[:2]
         # Candidates whose approach would leave the workspace are not options.
         centre = points + n * env.pusher_radius
@@ -200,8 +200,16 @@ class PushTExpert:
         m = env.pusher_radius + self.cfg.clearance
         (_, bar_cy, bar_hx, bar_hy), (_, stem_cy, stem_hx, stem_hy) = env.tshape.rects
         top, under, bottom = bar_cy + bar_hy, bar_cy - bar_hy, stem_cy - stem_hy
-        local = np.array([[-bar_hx - m, top + m], [bar_hx + m, top + m], [bar_hx + m, under - m],
-                          [-bar_hx - m, under - m], [stem_hx + m, bottom - m], [-stem_hx - m, bottom - m]])
+        local = np.array(
+            [
+                [-bar_hx - m, top + m],
+                [bar_hx + m, top + m],
+                [bar_hx + m, under - m],
+                [-bar_hx - m, under - m],
+                [stem_hx + m, bottom - m],
+                [-stem_hx - m, bottom - m],
+            ]
+        )
         c, s = math.cos(block[2]), math.sin(block[2])
         world = local @ np.array([[c, -s], [s, c]]).T + block[:2]
         lo, hi = env.WORKSPACE_LOW, env.WORKSPACE_HIGH
@@ -213,7 +221,9 @@ class PushTExpert:
         u = env.unwrapped
         target = self._target(u)
         if u.action_space_type == "ee_delta":
-            return np.clip(target - u.commanded_pos, u.action_space.low, u.action_space.high).astype(np.float32)
+            return np.clip(target - u.commanded_pos, u.action_space.low, u.action_space.high).astype(
+                np.float32
+            )
         return target
 
     def _target(self, u) -> np.ndarray:

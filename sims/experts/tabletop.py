@@ -84,7 +84,9 @@ class TabletopExpert:
 
     @property
     def phase(self) -> str:
-        return "done" if self.phases is None or self.index >= len(self.phases) else self.phases[self.index].name
+        return (
+            "done" if self.phases is None or self.index >= len(self.phases) else self.phases[self.index].name
+        )
 
     def act(self, env: Any) -> np.ndarray:
         u = env.unwrapped
@@ -110,8 +112,10 @@ class TabletopExpert:
 
         def done(u: Any, _: int) -> bool:
             t = np.clip(target(u), u.workspace_low, u.workspace_high)
-            return (np.linalg.norm(u.commanded_ee_pos - t) <= tol
-                    and np.linalg.norm(u.world.ee_pos() - t) <= tol)
+            return (
+                np.linalg.norm(u.commanded_ee_pos - t) <= tol and np.linalg.norm(u.world.ee_pos() - t) <= tol
+            )
+
         return done
 
     @staticmethod
@@ -133,7 +137,9 @@ class TabletopExpert:
             return obj(u) + [0.0, 0.0, cfg.approach_height]
 
         def grasp_point(u: Any) -> np.ndarray:
-            if "grasp" not in self.memory:  # frozen once closing starts, so the fingers do not chase the object
+            if (
+                "grasp" not in self.memory
+            ):  # frozen once closing starts, so the fingers do not chase the object
                 self.memory["grasp"] = obj(u)
             return self.memory["grasp"]
 
@@ -211,7 +217,9 @@ def _lift(expert: TabletopExpert, u: Any) -> list[Phase]:
     def hold(env: Any) -> np.ndarray:
         # Closed loop on the object's measured height: the fingers may hold it a little off-centre.
         goal = expert.goal(env)
-        bottom = env.world.object_pose(goal["object"])[0][2] - env.task.objects[goal["object_index"]].half_height
+        bottom = (
+            env.world.object_pose(goal["object"])[0][2] - env.task.objects[goal["object_index"]].half_height
+        )
         error = goal["height"] - bottom
         pos = env.commanded_ee_pos
         pos[:2] = expert.memory["grasp"][:2]
@@ -269,4 +277,9 @@ def _drawer(expert: TabletopExpert, u: Any) -> list[Phase]:
 
 
 _PLANS: dict[str, Callable[[TabletopExpert, Any], list[Phase]]] = {
-    "Reach": _reach, "PickPlace": _pick_place, "Stack": _stack, "Lift": _lift, "Drawer": _drawer}
+    "Reach": _reach,
+    "PickPlace": _pick_place,
+    "Stack": _stack,
+    "Lift": _lift,
+    "Drawer": _drawer,
+}

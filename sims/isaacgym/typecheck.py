@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         stubs = patched_stubs(Path(tmp))
         os.environ["MYPYPATH"] = os.pathsep.join(p for p in (str(stubs), os.environ.get("MYPYPATH", "")) if p)
         config = Path(tmp) / "mypy.ini"  # the stubs' own loose annotations are not ours to fix
-        config.write_text("[mypy]\nstrict = True\nfollow_imports = silent\npython_version = 3.11\n\n"
-                          "[mypy-isaacgym.*]\nignore_errors = True\n")
+        config.write_text(
+            "[mypy]\nstrict = True\nfollow_imports = silent\npython_version = 3.11\n\n"
+            "[mypy-isaacgym.*]\nignore_errors = True\n"
+        )
         args = ["--config-file", str(config), str(ADAPTER), *(argv or [])]
         out, err, status = api.run(args)
     sys.stdout.write(out)

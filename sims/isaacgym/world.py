@@ -70,13 +70,16 @@ class IsaacGymWorld:
         robot_opts = gymapi.AssetOptions()
         robot_opts.fix_base_link = True
         robot_opts.default_dof_drive_mode = int(gymapi.DOF_MODE_POS)
-        robot_opts.disable_gravity = True  # like the real controller and the other backends: gravity compensated
+        robot_opts.disable_gravity = (
+            True  # like the real controller and the other backends: gravity compensated
+        )
         urdf = urdf_path()
         robot_asset = self.gym.load_asset(self.sim, str(urdf.parent), urdf.name, robot_opts)
 
         self.env = self.gym.create_env(self.sim, gymapi.Vec3(-1.5, -1.5, -1.0), gymapi.Vec3(1.5, 1.5, 1.5), 1)
-        self.table = self.gym.create_actor(self.env, table, self._pose([TABLE_CENTER[0], TABLE_CENTER[1],
-                                                                        -TABLE_HALF[2]]), "table", 0, 0)
+        self.table = self.gym.create_actor(
+            self.env, table, self._pose([TABLE_CENTER[0], TABLE_CENTER[1], -TABLE_HALF[2]]), "table", 0, 0
+        )
         self.actor = self.gym.create_actor(self.env, robot_asset, self._pose([0.0, 0.0, 0.0]), "robot", 0, 0)
         dof_names = self.gym.get_actor_dof_names(self.env, self.actor)
         self._arm = [dof_names.index(j) for j in self.robot.joint_names]
@@ -89,10 +92,15 @@ class IsaacGymWorld:
         props["stiffness"][self._grip] = FINGER_STIFFNESS
         props["damping"][self._grip] = FINGER_DAMPING
         self.gym.set_actor_dof_properties(self.env, self.actor, props)
-        self._hand = self.gym.find_actor_rigid_body_index(self.env, self.actor, HAND_BODY, gymapi.DOMAIN_ACTOR)
+        self._hand = self.gym.find_actor_rigid_body_index(
+            self.env, self.actor, HAND_BODY, gymapi.DOMAIN_ACTOR
+        )
         bodies = self.gym.get_actor_rigid_body_dict(self.env, self.actor)
-        self._finger_bodies = {self.gym.get_actor_rigid_body_index(self.env, self.actor, i, gymapi.DOMAIN_ENV)
-                               for name, i in bodies.items() if "finger" in name}
+        self._finger_bodies = {
+            self.gym.get_actor_rigid_body_index(self.env, self.actor, i, gymapi.DOMAIN_ENV)
+            for name, i in bodies.items()
+            if "finger" in name
+        }
         self._table_body = self.gym.get_actor_rigid_body_index(self.env, self.table, 0, gymapi.DOMAIN_ENV)
 
         self._objects: dict[str, int] = {}
@@ -100,18 +108,30 @@ class IsaacGymWorld:
             opts = gymapi.AssetOptions()
             opts.density = obj.mass / self._volume(obj.shape, obj.size)
             self._objects[obj.name] = self.gym.create_actor(
-                self.env, self._asset(obj.shape, obj.size, opts), self._pose([0.5, 0.0, obj.half_height]), obj.name,
-                0, 0)
+                self.env,
+                self._asset(obj.shape, obj.size, opts),
+                self._pose([0.5, 0.0, obj.half_height]),
+                obj.name,
+                0,
+                0,
+            )
         self._markers: dict[str, int] = {}
         for marker in scene.markers:
             opts = gymapi.AssetOptions()
             opts.fix_base_link = True
             opts.disable_gravity = True
             self._markers[marker.name] = self.gym.create_actor(
-                self.env, self._asset(marker.shape, marker.size, opts), self._pose([0.5, 0.0, 0.1]), marker.name,
-                0, NO_COLLISION)
-        self._object_bodies = {name: self.gym.get_actor_rigid_body_index(self.env, a, 0, gymapi.DOMAIN_ENV)
-                               for name, a in self._objects.items()}
+                self.env,
+                self._asset(marker.shape, marker.size, opts),
+                self._pose([0.5, 0.0, 0.1]),
+                marker.name,
+                0,
+                NO_COLLISION,
+            )
+        self._object_bodies = {
+            name: self.gym.get_actor_rigid_body_index(self.env, a, 0, gymapi.DOMAIN_ENV)
+            for name, a in self._objects.items()
+        }
         self.gym.prepare_sim(self.sim)
         self.ik_solver = MinkIK(panda_model(), self.robot.ee_site, self.robot.joint_names)
         self._q_cmd = self.robot.home_qpos.copy()
@@ -154,8 +174,13 @@ class IsaacGymWorld:
         states["vel"]["linear"][0] = (0.0, 0.0, 0.0)
         states["vel"]["angular"][0] = (0.0, 0.0, 0.0)
         self.gym.set_actor_rigid_body_states(self.env, actor, cast(Any, states), gymapi.STATE_ALL)
-        self.gym.set_rigid_body_color(self.env, actor, 0, gymapi.MESH_VISUAL,
-                                      gymapi.Vec3(float(rgba[0]), float(rgba[1]), float(rgba[2])))
+        self.gym.set_rigid_body_color(
+            self.env,
+            actor,
+            0,
+            gymapi.MESH_VISUAL,
+            gymapi.Vec3(float(rgba[0]), float(rgba[1]), float(rgba[2])),
+        )
 
     def _command(self, q_arm: np.ndarray, q_grip: np.ndarray) -> None:
         self._targets[self._arm] = q_arm

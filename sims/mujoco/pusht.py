@@ -38,8 +38,13 @@ class PushTEnv(PushTTask):
 
     def _build_physics(self) -> None:
         """Compile the scene; set ``ik`` (``solve(q, world_pos)``) and ``n_substeps``."""
-        spec = build_pusht_spec(self.tshape, self.goal_pose, offscreen_size=max(640, self.render_size, self.image_size),
-                                table_texture=self._split.table_texture, distractors=self._split.distractors)
+        spec = build_pusht_spec(
+            self.tshape,
+            self.goal_pose,
+            offscreen_size=max(640, self.render_size, self.image_size),
+            table_texture=self._split.table_texture,
+            distractors=self._split.distractors,
+        )
         self.model = spec.compile()
         make_fast(self.model)
         self.data = mujoco.MjData(self.model)
@@ -56,8 +61,9 @@ class PushTEnv(PushTTask):
         block_joint = m.joint("block_joint").id
         self._block_qadr = m.jnt_qposadr[block_joint]
         self._block_vadr = m.jnt_dofadr[block_joint]
-        self._camera_ids = {name: m.camera(name if name != "wrist" else ROBOT_PREFIX + name).id
-                            for name in CAMERA_NAMES}
+        self._camera_ids = {
+            name: m.camera(name if name != "wrist" else ROBOT_PREFIX + name).id for name in CAMERA_NAMES
+        }
         self._block_geoms = [m.geom("block_bar").id, m.geom("block_stem").id]
         if self._split.lighting != "default":  # heldout_scene: an unseen light
             light = LIGHTING_PRESETS[self._split.lighting]
@@ -85,7 +91,7 @@ class PushTEnv(PushTTask):
             mujoco.mj_step(self.model, self.data, nstep=n)
 
     def block_pose(self) -> np.ndarray:
-        q = self.data.qpos[self._block_qadr:self._block_qadr + 7]
+        q = self.data.qpos[self._block_qadr : self._block_qadr + 7]
         return table_pose(q[:3], q[3:7])
 
     def pusher_pos(self) -> np.ndarray:
@@ -94,9 +100,9 @@ class PushTEnv(PushTTask):
 
     def set_block_pose(self, pose: Pose2D) -> None:
         qa, va = self._block_qadr, self._block_vadr
-        self.data.qpos[qa:qa + 3] = [pose[0] + TABLE_ORIGIN[0], pose[1] + TABLE_ORIGIN[1], BLOCK_HEIGHT / 2]
-        self.data.qpos[qa + 3:qa + 7] = [math.cos(pose[2] / 2), 0.0, 0.0, math.sin(pose[2] / 2)]
-        self.data.qvel[va:va + 6] = 0.0
+        self.data.qpos[qa : qa + 3] = [pose[0] + TABLE_ORIGIN[0], pose[1] + TABLE_ORIGIN[1], BLOCK_HEIGHT / 2]
+        self.data.qpos[qa + 3 : qa + 7] = [math.cos(pose[2] / 2), 0.0, 0.0, math.sin(pose[2] / 2)]
+        self.data.qvel[va : va + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
     def _reset_physics(self, block: Pose2D) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib.util
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # no display here; glfw would fail (must be set before mujoco loads)
+os.environ.setdefault(
+    "MUJOCO_GL", "egl"
+)  # no display here; glfw would fail (must be set before mujoco loads)
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,8 +40,11 @@ class CameraRenderer:
         preload_triton()
         self._renderer = mujoco.Renderer(model, height=height, width=width)
         flags = self._renderer.scene.flags
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        ):
             flags[flag] = 0
         self._option = mujoco.MjvOption()
         self._option.geomgroup[:] = 0

@@ -38,7 +38,9 @@ IK_ITERS_PER_STEP = 1
 class MujocoWorld:
     """One compiled tabletop scene with its data, IK and renderers."""
 
-    def __init__(self, robot: str, scene: SceneSpec, control_hz: float = 10.0, offscreen_size: int = 640) -> None:
+    def __init__(
+        self, robot: str, scene: SceneSpec, control_hz: float = 10.0, offscreen_size: int = 640
+    ) -> None:
         self.robot = get_robot(robot)
         self.scene = scene
         self.control_hz = float(control_hz)
@@ -48,7 +50,9 @@ class MujocoWorld:
         m = self.model
         self.n_substeps = max(1, round(1.0 / (self.control_hz * m.opt.timestep)))
         chunks = max(1, self.n_substeps // SUBSTEPS_PER_CTRL_UPDATE)
-        self._chunks = [self.n_substeps // chunks + (1 if i < self.n_substeps % chunks else 0) for i in range(chunks)]
+        self._chunks = [
+            self.n_substeps // chunks + (1 if i < self.n_substeps % chunks else 0) for i in range(chunks)
+        ]
         """Physics steps per servo-target update within one control period."""
 
         arm = [ROBOT_PREFIX + j for j in self.robot.joint_names]
@@ -59,7 +63,9 @@ class MujocoWorld:
         self._arm_act = np.arange(self.robot.dof)
         self._grip_act = np.arange(self.robot.dof, m.nu)
         if len(self._grip_act) not in (1, len(grip)):
-            raise SimError(f"robot '{robot}': expected 1 or {len(grip)} gripper actuators, found {len(self._grip_act)}.")
+            raise SimError(
+                f"robot '{robot}': expected 1 or {len(grip)} gripper actuators, found {len(self._grip_act)}."
+            )
         self._ee_site = m.site(ROBOT_PREFIX + self.robot.ee_site).id
         ee_body = int(m.site_bodyid[self._ee_site])
         self._gripper_bodies = frozenset(b for b in range(m.nbody) if self._in_subtree(b, ee_body))
@@ -67,11 +73,14 @@ class MujocoWorld:
         self._objects = {o.name: m.joint(f"{o.name}_joint").id for o in scene.objects}
         self._object_bodies = {o.name: m.body(o.name).id for o in scene.objects}
         self._object_geoms = {o.name: m.geom(o.name).id for o in scene.objects}
-        self._markers = {mk.name: (int(m.body_mocapid[m.body(mk.name).id]), m.geom(mk.name).id)
-                         for mk in scene.markers}
+        self._markers = {
+            mk.name: (int(m.body_mocapid[m.body(mk.name).id]), m.geom(mk.name).id) for mk in scene.markers
+        }
         self._key_light = m.light(KEY_LIGHT).id
-        self._cameras = {name: m.camera(ROBOT_PREFIX + name if name == WRIST_CAMERA else name).id
-                         for name in (*CAMERAS, WRIST_CAMERA, RENDER_CAMERA.name)}
+        self._cameras = {
+            name: m.camera(ROBOT_PREFIX + name if name == WRIST_CAMERA else name).id
+            for name in (*CAMERAS, WRIST_CAMERA, RENDER_CAMERA.name)
+        }
         self._camera_names = {name: m.camera(cid).name for name, cid in self._cameras.items()}
         self._camera_info: dict[tuple[str, int], dict[str, Any]] = {}
         """Intrinsics/extrinsics of the fixed cameras, which change only at reset (camera jitter)."""
@@ -84,7 +93,9 @@ class MujocoWorld:
         ik_model = robot_mjspec(robot).compile()
         # One mink iteration per control step: each solve starts from the previous step's solution, so a target
         # the policy holds converges within a step or two, and the solve costs half as much (about 0.2 ms).
-        self.ik_solver = MinkIK(ik_model, self.robot.ee_site, self.robot.joint_names, max_iters=IK_ITERS_PER_STEP)
+        self.ik_solver = MinkIK(
+            ik_model, self.robot.ee_site, self.robot.joint_names, max_iters=IK_ITERS_PER_STEP
+        )
         self._q_cmd = self.robot.home_qpos.copy()
         self._renderers: dict[int, CameraRenderer] = {}
 
@@ -107,8 +118,8 @@ class MujocoWorld:
         self._q_cmd = np.array(q_arm, dtype=float)
         for name, place in layout.objects.items():
             adr = m.jnt_qposadr[self._objects[name]]
-            d.qpos[adr:adr + 3] = place.pos
-            d.qpos[adr + 3:adr + 7] = yaw_quat(place.yaw)
+            d.qpos[adr : adr + 3] = place.pos
+            d.qpos[adr + 3 : adr + 7] = yaw_quat(place.yaw)
             m.geom_rgba[self._object_geoms[name]] = place.rgba
         for name, place in layout.markers.items():
             mocap, geom = self._markers[name]
@@ -121,7 +132,8 @@ class MujocoWorld:
             d.qpos[self._drawer_qadr] = layout.drawer_opening
         if layout.lighting is not None:
             m.light_dir[self._key_light] = np.asarray(layout.lighting.direction) / np.linalg.norm(
-                layout.lighting.direction)
+                layout.lighting.direction
+            )
             m.light_diffuse[self._key_light] = layout.lighting.diffuse
         for name, cam in layout.cameras.items():
             cid = self._cameras[name]
@@ -148,10 +160,15 @@ class MujocoWorld:
         (arm servos, then the gripper's 1 or 2): for a driver that steps this model in real time itself (the ROS
         mock arm hosting a task, ``ember.real.task_scene``) instead of through :meth:`step`."""
         m = self.model
-        joints = [m.joint(ROBOT_PREFIX + j).id for j in (*self.robot.joint_names, *self.robot.gripper_joint_names)]
-        return {"qpos": np.concatenate([self._arm_qadr, self._grip_qadr]),
-                "qvel": np.array([m.jnt_dofadr[j] for j in joints]),
-                "arm_actuators": self._arm_act.copy(), "gripper_actuators": self._grip_act.copy()}
+        joints = [
+            m.joint(ROBOT_PREFIX + j).id for j in (*self.robot.joint_names, *self.robot.gripper_joint_names)
+        ]
+        return {
+            "qpos": np.concatenate([self._arm_qadr, self._grip_qadr]),
+            "qvel": np.array([m.jnt_dofadr[j] for j in joints]),
+            "arm_actuators": self._arm_act.copy(),
+            "gripper_actuators": self._grip_act.copy(),
+        }
 
     def camera_id(self, camera: str) -> int:
         """MuJoCo id of a task camera (``front``, ``side``, ``wrist``, ...)."""
@@ -165,12 +182,12 @@ class MujocoWorld:
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         adr = self.model.jnt_qposadr[self._objects[name]]
-        q = self.data.qpos[adr:adr + 7]
+        q = self.data.qpos[adr : adr + 7]
         return q[:3].copy(), q[3:7].copy()
 
     def object_velocity(self, name: str) -> np.ndarray:
         adr = self.model.jnt_dofadr[self._objects[name]]
-        return self.data.qvel[adr:adr + 3].copy()
+        return self.data.qvel[adr : adr + 3].copy()
 
     def touching(self, name: str, other: str) -> bool:
         m, d = self.model, self.data
@@ -216,10 +233,11 @@ class MujocoWorld:
             info = camera_info(float(self.model.cam_fovy[cid]), size, size, rot, self.data.cam_xpos[cid])
             if camera != WRIST_CAMERA:  # the wrist camera moves with the hand
                 self._camera_info[key] = info
-        return {k: v.copy() for k, v in info.items()}  # callers own what they get (Gymnasium infos must not alias)
+        return {
+            k: v.copy() for k, v in info.items()
+        }  # callers own what they get (Gymnasium infos must not alias)
 
     def close(self) -> None:
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
-

@@ -82,17 +82,24 @@ class PushTEnv(PushTTask):
         p.setGravity(0, 0, -9.81)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
         self.n_substeps = max(1, round(1.0 / (self.control_hz * TIMESTEP)))
-        add_table(p, (0.36, 0.0, -0.025), (0.62, 0.6, 0.025), TABLE_RGBA, TABLE_FRICTION, self._split.table_texture)
+        add_table(
+            p, (0.36, 0.0, -0.025), (0.62, 0.6, 0.025), TABLE_RGBA, TABLE_FRICTION, self._split.table_texture
+        )
         add_floor(p)
-        self._arm = BulletPanda(p, pusher_urdf(), colliding_links=("pusher",), finger_friction=PUSHER_LINK_FRICTION)
+        self._arm = BulletPanda(
+            p, pusher_urdf(), colliding_links=("pusher",), finger_friction=PUSHER_LINK_FRICTION
+        )
 
         self._block = -1
         self._block_rgba: tuple[float, ...] = BLOCK_RGBA
         self._create_block()
         rects = self.tshape.rects
         flat = dict(shapeTypes=[p.GEOM_BOX] * 2, halfExtents=[[hx, hy, 0.0004] for _, _, hx, hy in rects])
-        goal_vis = p.createVisualShapeArray(visualFramePositions=[[cx, cy, 0.0005] for cx, cy, _, _ in rects],
-                                            rgbaColors=[GOAL_RGBA] * 2, **flat)
+        goal_vis = p.createVisualShapeArray(
+            visualFramePositions=[[cx, cy, 0.0005] for cx, cy, _, _ in rects],
+            rgbaColors=[GOAL_RGBA] * 2,
+            **flat,
+        )
         self._goal = p.createMultiBody(baseMass=0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=goal_vis)
         for i in range(self._split.distractors):  # visual clutter outside the workspace, as in MuJoCo
             x, y, _ = table_to_world(np.array(DISTRACTOR_SLOTS[i % len(DISTRACTOR_SLOTS)]))
@@ -100,14 +107,25 @@ class PushTEnv(PushTTask):
                 dvis = p.createVisualShape(p.GEOM_SPHERE, radius=0.03, rgbaColor=[0.55, 0.55, 0.55, 1])
                 z = 0.03
             else:
-                dvis = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.025, 0.025, 0.04], rgbaColor=[0.45, 0.3, 0.18, 1])
+                dvis = p.createVisualShape(
+                    p.GEOM_BOX, halfExtents=[0.025, 0.025, 0.04], rgbaColor=[0.45, 0.3, 0.18, 1]
+                )
                 z = 0.04
-            p.createMultiBody(baseMass=0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=dvis, basePosition=[x, y, z])
+            p.createMultiBody(
+                baseMass=0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=dvis, basePosition=[x, y, z]
+            )
         self._light = LIGHTING_PRESETS[self._split.lighting]
-        self._cameras = {name: CameraSpec(name, pos, target, fovy) for name, (pos, target, fovy) in CAMERAS.items()}
+        self._cameras = {
+            name: CameraSpec(name, pos, target, fovy) for name, (pos, target, fovy) in CAMERAS.items()
+        }
         self._renderer = BulletCamera(p)
-        self.ik = PyBulletIK(str(urdf_path()), HAND_BODY, self.robot.joint_names, tcp_offset=(0, 0, PUSHER_TIP),
-                             rest=self.robot.home_qpos)
+        self.ik = PyBulletIK(
+            str(urdf_path()),
+            HAND_BODY,
+            self.robot.joint_names,
+            tcp_offset=(0, 0, PUSHER_TIP),
+            rest=self.robot.home_qpos,
+        )
 
     def _create_block(self) -> None:
         """(Re)create the T block; done at every reset, since PyBullet would otherwise carry the block-table contact
@@ -118,16 +136,25 @@ class PushTEnv(PushTTask):
             p.removeBody(self._block)
         else:  # the shapes are made once; only the body is new
             rects = self.tshape.rects
-            boxes = dict(shapeTypes=[p.GEOM_BOX] * 2, halfExtents=[[hx, hy, half_z] for _, _, hx, hy in rects])
+            boxes = dict(
+                shapeTypes=[p.GEOM_BOX] * 2, halfExtents=[[hx, hy, half_z] for _, _, hx, hy in rects]
+            )
             frames = [[cx, cy, 0.0] for cx, cy, _, _ in rects]
-            self._block_shapes = (p.createCollisionShapeArray(collisionFramePositions=frames, **boxes),
-                                  p.createVisualShapeArray(visualFramePositions=frames, rgbaColors=[BLOCK_RGBA] * 2,
-                                                           **boxes))
+            self._block_shapes = (
+                p.createCollisionShapeArray(collisionFramePositions=frames, **boxes),
+                p.createVisualShapeArray(visualFramePositions=frames, rgbaColors=[BLOCK_RGBA] * 2, **boxes),
+            )
         col, vis = self._block_shapes
         mass = BLOCK_DENSITY * self.tshape.area * BLOCK_HEIGHT
-        self._block = p.createMultiBody(baseMass=mass, baseCollisionShapeIndex=col, baseVisualShapeIndex=vis,
-                                        basePosition=[TABLE_ORIGIN[0], TABLE_ORIGIN[1] + 0.1, half_z])
-        p.changeDynamics(self._block, -1, lateralFriction=BLOCK_FRICTION, spinningFriction=0.0, rollingFriction=0.0)
+        self._block = p.createMultiBody(
+            baseMass=mass,
+            baseCollisionShapeIndex=col,
+            baseVisualShapeIndex=vis,
+            basePosition=[TABLE_ORIGIN[0], TABLE_ORIGIN[1] + 0.1, half_z],
+        )
+        p.changeDynamics(
+            self._block, -1, lateralFriction=BLOCK_FRICTION, spinningFriction=0.0, rollingFriction=0.0
+        )
         for link in (-1, 0):  # the visual array has two parts; colour both (heldout_object changes it)
             p.changeVisualShape(self._block, link, rgbaColor=list(self._block_rgba))
 
@@ -151,20 +178,26 @@ class PushTEnv(PushTTask):
 
     def set_block_pose(self, pose: Pose2D) -> None:
         world = [pose[0] + TABLE_ORIGIN[0], pose[1] + TABLE_ORIGIN[1], BLOCK_HEIGHT / 2]
-        self.p.resetBasePositionAndOrientation(self._block, world, [0.0, 0.0, math.sin(pose[2] / 2),
-                                                                    math.cos(pose[2] / 2)])
+        self.p.resetBasePositionAndOrientation(
+            self._block, world, [0.0, 0.0, math.sin(pose[2] / 2), math.cos(pose[2] / 2)]
+        )
         self.p.resetBaseVelocity(self._block, [0, 0, 0], [0, 0, 0])
 
     def _reset_physics(self, block: Pose2D) -> None:
         self._create_block()
         self._arm.reset(self._q_start, self._grip_closed)
         goal = table_to_world(self.goal_pose[:2], 0.0)
-        self.p.resetBasePositionAndOrientation(self._goal, goal.tolist(),
-                                               [0.0, 0.0, math.sin(self.goal_pose[2] / 2), math.cos(self.goal_pose[2] / 2)])
+        self.p.resetBasePositionAndOrientation(
+            self._goal,
+            goal.tolist(),
+            [0.0, 0.0, math.sin(self.goal_pose[2] / 2), math.cos(self.goal_pose[2] / 2)],
+        )
         self.set_block_pose(block)
 
     def _render_camera(self, camera: str, size: int) -> np.ndarray:
-        cam = wrist_camera(*self._arm.link_pose(self._arm.hand)) if camera == "wrist" else self._cameras[camera]
+        cam = (
+            wrist_camera(*self._arm.link_pose(self._arm.hand)) if camera == "wrist" else self._cameras[camera]
+        )
         return self._renderer.render(cam, size, self._light)[0]
 
     def close(self) -> None:

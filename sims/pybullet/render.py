@@ -39,8 +39,11 @@ class CameraPose:
 def camera_pose(cam: CameraSpec | CameraPose) -> CameraPose:
     if isinstance(cam, CameraPose):
         return cam
-    return CameraPose(np.asarray(cam.position, float), look_at_rotation(np.asarray(cam.position),
-                                                                        np.asarray(cam.target)), cam.fovy)
+    return CameraPose(
+        np.asarray(cam.position, float),
+        look_at_rotation(np.asarray(cam.position), np.asarray(cam.target)),
+        cam.fovy,
+    )
 
 
 def wrist_camera(hand_pos: np.ndarray, hand_rot: np.ndarray) -> CameraPose:
@@ -67,7 +70,9 @@ class BulletCamera:
     def __init__(self, client: Any) -> None:
         self.p = client
 
-    def render(self, cam: CameraSpec | CameraPose, size: int, light: Lighting | None) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, cam: CameraSpec | CameraPose, size: int, light: Lighting | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (size, size, 3) RGB and float32 (size, size) depth in metres."""
         pose = camera_pose(cam)
         gl = pose.rotation @ np.diag([1.0, -1.0, -1.0])  # OpenCV -> OpenGL camera axes
@@ -75,14 +80,24 @@ class BulletCamera:
         view[:3, :3] = gl.T
         view[:3, 3] = -gl.T @ pose.position
         proj = self.p.computeProjectionMatrixFOV(fov=pose.fovy, aspect=1.0, nearVal=NEAR, farVal=FAR)
-        kwargs: dict[str, Any] = {"shadow": 0, "lightAmbientCoeff": 0.6, "lightDiffuseCoeff": 0.4,
-                                  "lightSpecularCoeff": 0.02}
+        kwargs: dict[str, Any] = {
+            "shadow": 0,
+            "lightAmbientCoeff": 0.6,
+            "lightDiffuseCoeff": 0.4,
+            "lightSpecularCoeff": 0.02,
+        }
         if light is not None:
             kwargs["lightDirection"] = (-np.asarray(light.direction)).tolist()
             kwargs["lightDiffuseCoeff"] = 0.35 + light.diffuse * 0.5
         _, _, rgba, depth_buf, _ = self.p.getCameraImage(
-            size, size, viewMatrix=view.T.flatten().tolist(), projectionMatrix=proj,
-            renderer=self.p.ER_TINY_RENDERER, flags=self.p.ER_NO_SEGMENTATION_MASK, **kwargs)
+            size,
+            size,
+            viewMatrix=view.T.flatten().tolist(),
+            projectionMatrix=proj,
+            renderer=self.p.ER_TINY_RENDERER,
+            flags=self.p.ER_NO_SEGMENTATION_MASK,
+            **kwargs,
+        )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[..., :3].copy()
         d = np.asarray(depth_buf, dtype=np.float64).reshape(size, size)
         depth = FAR * NEAR / (FAR - (FAR - NEAR) * d)
@@ -91,4 +106,3 @@ class BulletCamera:
     def info(self, cam: CameraSpec | CameraPose, size: int) -> dict[str, Any]:
         pose = camera_pose(cam)
         return camera_info(pose.fovy, size, size, pose.rotation, pose.position)
-

@@ -24,7 +24,9 @@ SUBSTEPS_PER_CTRL_UPDATE = 4
 class BulletPanda:
     """One Panda body in a PyBullet client, with only ``colliding_links`` (link names) in contact."""
 
-    def __init__(self, p: Any, urdf: str, colliding_links: Collection[str], finger_friction: float = 1.0) -> None:
+    def __init__(
+        self, p: Any, urdf: str, colliding_links: Collection[str], finger_friction: float = 1.0
+    ) -> None:
         self.p = p
         self.spec = panda_spec()
         self.body = p.loadURDF(urdf, basePosition=[0, 0, 0], useFixedBase=True)
@@ -54,10 +56,21 @@ class BulletPanda:
 
     def _command(self, q_arm: np.ndarray, q_grip: np.ndarray) -> None:
         p = self.p
-        p.setJointMotorControlArray(self.body, self.arm, p.POSITION_CONTROL, targetPositions=list(q_arm),
-                                    forces=self._force, positionGains=[ARM_KP] * len(self.arm))
-        p.setJointMotorControlArray(self.body, self.grip, p.POSITION_CONTROL, targetPositions=list(q_grip),
-                                    forces=[FINGER_FORCE] * len(self.grip))
+        p.setJointMotorControlArray(
+            self.body,
+            self.arm,
+            p.POSITION_CONTROL,
+            targetPositions=list(q_arm),
+            forces=self._force,
+            positionGains=[ARM_KP] * len(self.arm),
+        )
+        p.setJointMotorControlArray(
+            self.body,
+            self.grip,
+            p.POSITION_CONTROL,
+            targetPositions=list(q_grip),
+            forces=[FINGER_FORCE] * len(self.grip),
+        )
 
     def drive(self, q_arm: np.ndarray, q_grip: np.ndarray, n_substeps: int) -> None:
         """Step the physics ``n_substeps`` times, moving the arm targets linearly to ``q_arm``."""

@@ -54,22 +54,36 @@ class PyBulletWorld:
         p.setGravity(0, 0, -9.81)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
 
-        self.table = add_table(p, (TABLE_CENTER[0], TABLE_CENTER[1], -TABLE_HALF[2]), TABLE_HALF, TABLE_RGBA, 0.8,
-                               scene.table_texture)
+        self.table = add_table(
+            p,
+            (TABLE_CENTER[0], TABLE_CENTER[1], -TABLE_HALF[2]),
+            TABLE_HALF,
+            TABLE_RGBA,
+            0.8,
+            scene.table_texture,
+        )
         add_floor(p)
         self.arm = BulletPanda(p, str(urdf_path()), colliding_links=FINGER_BODIES)
 
         self._objects: dict[str, int] = {}
-        self._object_shapes = {obj.name: self._shapes(obj.shape, obj.size, collide=True) for obj in scene.objects}
+        self._object_shapes = {
+            obj.name: self._shapes(obj.shape, obj.size, collide=True) for obj in scene.objects
+        }
         self._create_objects()
         self._markers: dict[str, int] = {}
         for marker in scene.markers:
             _, vis = self._shapes(marker.shape, marker.size, collide=False)
-            self._markers[marker.name] = p.createMultiBody(baseMass=0, baseCollisionShapeIndex=-1,
-                                                           baseVisualShapeIndex=vis, basePosition=[0.5, 0, 0.1])
+            self._markers[marker.name] = p.createMultiBody(
+                baseMass=0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=vis, basePosition=[0.5, 0, 0.1]
+            )
 
-        self.ik_solver = PyBulletIK(str(urdf_path()), HAND_BODY, self.robot.joint_names, tcp_offset=(0, 0, TCP_OFFSET),
-                                    rest=self.robot.home_qpos)
+        self.ik_solver = PyBulletIK(
+            str(urdf_path()),
+            HAND_BODY,
+            self.robot.joint_names,
+            tcp_offset=(0, 0, TCP_OFFSET),
+            rest=self.robot.home_qpos,
+        )
         self._cameras = {**CAMERAS, RENDER_CAMERA.name: RENDER_CAMERA}
         self._light = None
         self._renderer = BulletCamera(p)
@@ -85,9 +99,15 @@ class PyBulletWorld:
             p.removeBody(body)
         for obj in self.scene.objects:
             col, vis = self._object_shapes[obj.name]  # shapes are made once; only the bodies are new
-            body = p.createMultiBody(baseMass=obj.mass, baseCollisionShapeIndex=col, baseVisualShapeIndex=vis,
-                                     basePosition=[0.5, 0, obj.half_height])
-            p.changeDynamics(body, -1, lateralFriction=obj.friction, spinningFriction=0.001, rollingFriction=0.0001)
+            body = p.createMultiBody(
+                baseMass=obj.mass,
+                baseCollisionShapeIndex=col,
+                baseVisualShapeIndex=vis,
+                basePosition=[0.5, 0, obj.half_height],
+            )
+            p.changeDynamics(
+                body, -1, lateralFriction=obj.friction, spinningFriction=0.001, rollingFriction=0.0001
+            )
             self._objects[obj.name] = body
 
     def _shapes(self, shape: str, size: tuple[float, ...], collide: bool) -> tuple[int, int]:
@@ -98,7 +118,9 @@ class PyBulletWorld:
             col = p.createCollisionShape(p.GEOM_BOX, halfExtents=list(size)) if collide else -1
         elif shape == "cylinder":
             vis = p.createVisualShape(p.GEOM_CYLINDER, radius=size[0], length=2 * size[1], rgbaColor=grey)
-            col = p.createCollisionShape(p.GEOM_CYLINDER, radius=size[0], height=2 * size[1]) if collide else -1
+            col = (
+                p.createCollisionShape(p.GEOM_CYLINDER, radius=size[0], height=2 * size[1]) if collide else -1
+            )
         elif shape == "sphere":
             vis = p.createVisualShape(p.GEOM_SPHERE, radius=size[0], rgbaColor=grey)
             col = p.createCollisionShape(p.GEOM_SPHERE, radius=size[0]) if collide else -1

@@ -89,8 +89,10 @@ class TabletopEnvConfig:
 
     def validate(self, backend: str) -> None:
         if self.robot not in BACKEND_ROBOTS[backend]:
-            raise SimError(f"robot '{self.robot}' is not available on backend '{backend}'; valid: "
-                           f"{', '.join(BACKEND_ROBOTS[backend])}.")
+            raise SimError(
+                f"robot '{self.robot}' is not available on backend '{backend}'; valid: "
+                f"{', '.join(BACKEND_ROBOTS[backend])}."
+            )
         if self.obs_mode not in OBS_MODES:
             raise SimError(f"unknown obs_mode '{self.obs_mode}'; valid: {', '.join(OBS_MODES)}.")
         if backend == "isaacgym" and self.obs_mode != "state":
@@ -111,10 +113,14 @@ class TabletopEnvConfig:
         if not 8 <= int(self.image_size) <= 1024 or not 8 <= int(self.render_size) <= 2048:
             raise SimError("image_size must be in [8, 1024] and render_size in [8, 2048] pixels.")
         if self.action_space_type not in ACTION_SPACE_TYPES:
-            raise SimError(f"unknown action_space_type '{self.action_space_type}'; valid: "
-                           f"{', '.join(ACTION_SPACE_TYPES)}.")
+            raise SimError(
+                f"unknown action_space_type '{self.action_space_type}'; valid: "
+                f"{', '.join(ACTION_SPACE_TYPES)}."
+            )
         if int(self.max_episode_steps) < 0:
-            raise SimError(f"max_episode_steps must be >= 1 (or 0 for the task's default), got {self.max_episode_steps}.")
+            raise SimError(
+                f"max_episode_steps must be >= 1 (or 0 for the task's default), got {self.max_episode_steps}."
+            )
         if not 1.0 <= float(self.control_hz) <= 100.0:
             raise SimError(f"control_hz must be in [1, 100], got {self.control_hz}.")
         if self.render_mode not in (None, "rgb_array"):
@@ -122,8 +128,14 @@ class TabletopEnvConfig:
         if not 0.0 < float(self.max_ee_delta) <= 0.1:
             raise SimError(f"max_ee_delta must be in (0, 0.1] m, got {self.max_ee_delta}.")
         split_spec(self.split, self.heldout_scene_factors)  # raises SimError on a bad split or factor
-        if isinstance(self.switch_after, bool) or not isinstance(self.switch_after, int) or self.switch_after < 0:
-            raise SimError(f"switch_after must be a number of steps >= 0 (0 = never), got {self.switch_after!r}.")
+        if (
+            isinstance(self.switch_after, bool)
+            or not isinstance(self.switch_after, int)
+            or self.switch_after < 0
+        ):
+            raise SimError(
+                f"switch_after must be a number of steps >= 0 (0 = never), got {self.switch_after!r}."
+            )
 
 
 def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[TabletopEnvConfig, Any]:
@@ -132,8 +144,10 @@ def split_kwargs(task_cls: type[Task], kwargs: dict[str, Any]) -> tuple[Tabletop
     task_fields = {f.name for f in dataclasses.fields(task_cls.config_cls)}
     unknown = sorted(set(kwargs) - env_fields - task_fields)
     if unknown:
-        raise SimError(f"{task_cls.name}: unknown option(s) {unknown}; env options: {', '.join(sorted(env_fields))}; "
-                       f"task options: {', '.join(sorted(task_fields)) or 'none'}.")
+        raise SimError(
+            f"{task_cls.name}: unknown option(s) {unknown}; env options: {', '.join(sorted(env_fields))}; "
+            f"task options: {', '.join(sorted(task_fields)) or 'none'}."
+        )
     env_kw = {k: v for k, v in kwargs.items() if k in env_fields}
     if "cameras" in env_kw and not isinstance(env_kw["cameras"], str):
         env_kw["cameras"] = tuple(env_kw["cameras"])
@@ -196,14 +210,19 @@ class TabletopEnv(gym.Env):
         self.backend = backend
         self.split = cfg.split
         self.randomization: Randomization = resolve_randomization(cfg.randomization)
-        self.task = task_cls(task_cfg, split_spec(cfg.split, cfg.heldout_scene_factors),
-                              self.randomization)
-        self.task.templates = templates_for(task, task_cls.templates, cfg.instructions, cfg.instruction_templates)
+        self.task = task_cls(task_cfg, split_spec(cfg.split, cfg.heldout_scene_factors), self.randomization)
+        self.task.templates = templates_for(
+            task, task_cls.templates, cfg.instructions, cfg.instruction_templates
+        )
         if cfg.switch_after and not task_cls.switch_goals:
             able = [name for name, cls in TABLETOP_TASKS.items() if cls.switch_goals]
-            raise SimError(f"{task} cannot switch its goal mid-episode (switch_after); tasks that can: {able}.")
+            raise SimError(
+                f"{task} cannot switch its goal mid-episode (switch_after); tasks that can: {able}."
+            )
         if cfg.switch_goal and cfg.switch_goal not in task_cls.switch_goals:
-            raise SimError(f"{task}: switch_goal must be one of {list(task_cls.switch_goals)}, got {cfg.switch_goal!r}.")
+            raise SimError(
+                f"{task}: switch_goal must be one of {list(task_cls.switch_goals)}, got {cfg.switch_goal!r}."
+            )
         self.max_episode_steps = int(cfg.max_episode_steps) or task_cls.max_episode_steps
         self.control_hz = float(cfg.control_hz)
         self.render_mode = cfg.render_mode
@@ -217,14 +236,25 @@ class TabletopEnv(gym.Env):
         self._grip_span = self.robot.gripper_closed - self.robot.gripper_open
         self.workspace_low, self.workspace_high = WORKSPACE_LOW.copy(), WORKSPACE_HIGH.copy()
         self._q_start = self.robot.home_qpos.copy()
-        for _ in range(START_IK_SOLVES):  # worlds iterate IK little per call (one per control step); converge here
+        for _ in range(
+            START_IK_SOLVES
+        ):  # worlds iterate IK little per call (one per control step); converge here
             self._q_start = self.world.ik(self._q_start, START_EE)
-        self.action_spec = (ee_delta_action_space(cfg.max_ee_delta, gripper=True) if cfg.action_space_type == EE_DELTA
-                            else joint_pos_action_space(self.robot))
+        self.action_spec = (
+            ee_delta_action_space(cfg.max_ee_delta, gripper=True)
+            if cfg.action_space_type == EE_DELTA
+            else joint_pos_action_space(self.robot)
+        )
         self.action_space = self.action_spec.to_gym()
         self.feature_names: dict[str, list[str]] = {
             "observation.state": list(self.robot.state_names),
-            "observation.environment_state": ["ee.x", "ee.y", "ee.z", "gripper_closure", *self.task.feature_names()],
+            "observation.environment_state": [
+                "ee.x",
+                "ee.y",
+                "ee.z",
+                "gripper_closure",
+                *self.task.feature_names(),
+            ],
             "action": list(self.action_spec.names),
         }
         self.observation_space = self._make_observation_space()
@@ -268,7 +298,9 @@ class TabletopEnv(gym.Env):
             if self.cfg.depth:
                 obs[f"observation.depth.{cam}"] = spaces.Box(0.0, MAX_DEPTH, (s, s, 1), np.float32)
         if self.cfg.point_cloud:
-            obs["observation.point_cloud"] = spaces.Box(-10.0, 10.0, (int(self.cfg.point_cloud), 6), np.float32)
+            obs["observation.point_cloud"] = spaces.Box(
+                -10.0, 10.0, (int(self.cfg.point_cloud), 6), np.float32
+            )
         obs["task"] = spaces.Text(max_length=128, min_length=1, charset=TEXT_CHARSET)
         return spaces.Dict(obs)
 
@@ -284,7 +316,9 @@ class TabletopEnv(gym.Env):
         return self._observation(), self._info(self.task.evaluate(self.world, self._episode))
 
     def _check_action(self, action: Any) -> np.ndarray:
-        return checked_action(self.task.name, action, self.action_space, self.action_space_type, self.action_spec.names)
+        return checked_action(
+            self.task.name, action, self.action_space, self.action_space_type, self.action_spec.names
+        )
 
     def gripper_target(self, command: float) -> np.ndarray:
         """Gripper joint targets for a command in [-1 (open), 1 (closed)]."""
@@ -307,7 +341,7 @@ class TabletopEnv(gym.Env):
             self._grip_cmd = self.gripper_target(a[3])
         else:
             q_arm = a[: self.robot.dof]
-            self._grip_cmd = a[self.robot.dof:]
+            self._grip_cmd = a[self.robot.dof :]
         self._q_cmd = q_arm
         self.world.step(q_arm, self._grip_cmd)
         if self.action_space_type == JOINT_POS:
@@ -327,8 +361,13 @@ class TabletopEnv(gym.Env):
     def _observation(self) -> dict[str, Any]:
         assert self._episode is not None
         q = self.world.joint_positions()
-        env_state = np.concatenate([self.world.ee_pos(), [self._gripper_closure(q[self.robot.dof:])],
-                                    self.task.features(self.world, self._episode)])
+        env_state = np.concatenate(
+            [
+                self.world.ee_pos(),
+                [self._gripper_closure(q[self.robot.dof :])],
+                self.task.features(self.world, self._episode),
+            ]
+        )
         obs: dict[str, Any] = {
             "observation.state": q.astype(np.float32),
             "observation.environment_state": env_state.astype(np.float32),
@@ -348,14 +387,20 @@ class TabletopEnv(gym.Env):
         if self.cfg.point_cloud:
             points = np.concatenate([c[0] for c in clouds])
             colors = np.concatenate([c[1] for c in clouds])
-            obs["observation.point_cloud"] = fixed_size(points, colors, int(self.cfg.point_cloud), POINT_CLOUD_LOW,
-                                                        POINT_CLOUD_HIGH, self.np_random)
+            obs["observation.point_cloud"] = fixed_size(
+                points, colors, int(self.cfg.point_cloud), POINT_CLOUD_LOW, POINT_CLOUD_HIGH, self.np_random
+            )
         obs["task"] = self._episode.instruction
         return obs
 
     def _info(self, metrics: dict[str, Any]) -> dict[str, Any]:
         assert self._episode is not None
-        info = {**metrics, "task": self._episode.instruction, "split": self.split, "ee_pos": self.world.ee_pos()}
+        info = {
+            **metrics,
+            "task": self._episode.instruction,
+            "split": self.split,
+            "ee_pos": self.world.ee_pos(),
+        }
         if self.cfg.switch_after:
             info["switched"] = self._steps >= self.cfg.switch_after
         if self.cameras:

@@ -25,8 +25,13 @@ MAX_INSTRUCTION_CHARS = 128
 """The ``task`` observation's ``max_length`` (a filled template must fit)."""
 TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + " -,.'")
 """Characters the ``task`` observation space allows."""
-SLOT_EXAMPLES = {"obj": "purple cylinder", "target": "yellow", "top": "orange cylinder", "bottom": "green cylinder",
-                 "value": "100"}
+SLOT_EXAMPLES = {
+    "obj": "purple cylinder",
+    "target": "yellow",
+    "top": "orange cylinder",
+    "bottom": "green cylinder",
+    "value": "100",
+}
 """Longest values the slots take, used to check a template's length and characters before any episode runs."""
 
 HELDOUT_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -65,17 +70,23 @@ def template_slots(template: str) -> set[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as err:
-        raise SimError(f"instruction template {template!r}: {err} (write slots as {{obj}}; a literal brace as "
-                       "{{ or }}).") from None
+        raise SimError(
+            f"instruction template {template!r}: {err} (write slots as {{obj}}; a literal brace as "
+            "{{ or }})."
+        ) from None
     slots: set[str] = set()
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name.isidentifier():
-            raise SimError(f"instruction template {template!r}: slot {{{name}}} is not a plain name like {{obj}}.")
+            raise SimError(
+                f"instruction template {template!r}: slot {{{name}}} is not a plain name like {{obj}}."
+            )
         if spec or conversion:
-            raise SimError(f"instruction template {template!r}: slot {{{name}}} may not carry a format spec or "
-                           "conversion.")
+            raise SimError(
+                f"instruction template {template!r}: slot {{{name}}} may not carry a format spec or "
+                "conversion."
+            )
         slots.add(name)
     return slots
 
@@ -85,33 +96,44 @@ def task_slots(train_templates: Sequence[str]) -> set[str]:
     return set().union(*(template_slots(t) for t in train_templates))
 
 
-def check_templates(task: str, templates: Sequence[str], train_templates: Sequence[str],
-                    where: str = "instruction_templates") -> tuple[str, ...]:
+def check_templates(
+    task: str, templates: Sequence[str], train_templates: Sequence[str], where: str = "instruction_templates"
+) -> tuple[str, ...]:
     """``templates`` as a tuple, each using exactly the task's slots and fitting the ``task`` observation."""
     if isinstance(templates, str):
         raise SimError(f"{where}: a sequence of templates is needed, not one string ({templates!r}).")
     templates = tuple(t.strip() for t in templates)
     if not templates or not all(templates):
-        raise SimError(f"{where}: no templates (or an empty one) for {task}; give one template a line, e.g. "
-                       f"{train_templates[0]!r}.")
+        raise SimError(
+            f"{where}: no templates (or an empty one) for {task}; give one template a line, e.g. "
+            f"{train_templates[0]!r}."
+        )
     want = task_slots(train_templates)
     for t in templates:
         slots = template_slots(t)
         unknown, missing = sorted(slots - want), sorted(want - slots)
         if unknown:
-            raise SimError(f"{where}: template {t!r} uses unknown slot(s) {['{' + s + '}' for s in unknown]}; "
-                           f"{task} fills {['{' + s + '}' for s in sorted(want)]}.")
+            raise SimError(
+                f"{where}: template {t!r} uses unknown slot(s) {['{' + s + '}' for s in unknown]}; "
+                f"{task} fills {['{' + s + '}' for s in sorted(want)]}."
+            )
         if missing:
-            raise SimError(f"{where}: template {t!r} lacks slot(s) {['{' + s + '}' for s in missing]}: without them "
-                           f"the instruction does not say the goal of a {task} episode.")
+            raise SimError(
+                f"{where}: template {t!r} lacks slot(s) {['{' + s + '}' for s in missing]}: without them "
+                f"the instruction does not say the goal of a {task} episode."
+            )
         text = t.format(**{s: SLOT_EXAMPLES.get(s, "x" * 16) for s in slots})
         bad = sorted(set(text) - TEXT_CHARSET)
         if bad:
-            raise SimError(f"{where}: template {t!r} has character(s) {bad} the task observation cannot hold "
-                           "(letters, digits, spaces and - , . ' only).")
+            raise SimError(
+                f"{where}: template {t!r} has character(s) {bad} the task observation cannot hold "
+                "(letters, digits, spaces and - , . ' only)."
+            )
         if len(text) > MAX_INSTRUCTION_CHARS:
-            raise SimError(f"{where}: template {t!r} gives instructions up to {len(text)} characters; the limit is "
-                           f"{MAX_INSTRUCTION_CHARS}.")
+            raise SimError(
+                f"{where}: template {t!r} gives instructions up to {len(text)} characters; the limit is "
+                f"{MAX_INSTRUCTION_CHARS}."
+            )
     return templates
 
 
@@ -123,13 +145,16 @@ def load_templates(path: str | Path) -> tuple[str, ...]:
     lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
     templates = tuple(line for line in lines if line and not line.startswith("#"))
     if not templates:
-        raise SimError(f"instruction templates file {p} is empty: write one template a line, e.g. "
-                       "'put the {obj} on the {target} target'.")
+        raise SimError(
+            f"instruction templates file {p} is empty: write one template a line, e.g. "
+            "'put the {obj} on the {target} target'."
+        )
     return templates
 
 
-def templates_for(task: str, train_templates: Sequence[str], instructions: str = "train",
-                  custom: Sequence[str] = ()) -> tuple[str, ...]:
+def templates_for(
+    task: str, train_templates: Sequence[str], instructions: str = "train", custom: Sequence[str] = ()
+) -> tuple[str, ...]:
     """The phrasings ``reset`` draws from: ``custom`` if given, else the ``instructions`` set."""
     if instructions not in INSTRUCTION_SETS:
         raise SimError(f"unknown instructions set {instructions!r}; valid: {', '.join(INSTRUCTION_SETS)}.")
@@ -139,6 +164,8 @@ def templates_for(task: str, train_templates: Sequence[str], instructions: str =
         return check_templates(task, custom, train_templates)
     if instructions == "heldout":
         if task not in HELDOUT_TEMPLATES:
-            raise SimError(f"{task} has no held-out instructions; tasks with them: {', '.join(HELDOUT_TEMPLATES)}.")
+            raise SimError(
+                f"{task} has no held-out instructions; tasks with them: {', '.join(HELDOUT_TEMPLATES)}."
+            )
         return HELDOUT_TEMPLATES[task]
     return tuple(train_templates)

@@ -48,13 +48,15 @@ def closer(distance: float, start: float) -> float:
 
 def approach(world: World, point: np.ndarray, start_point: np.ndarray) -> float:
     """The end effector's way from its start pose (:data:`START_EE`) to ``point`` (which started at ``start_point``)."""
-    return closer(float(np.linalg.norm(world.ee_pos() - point)), float(np.linalg.norm(START_EE - start_point)))
+    return closer(
+        float(np.linalg.norm(world.ee_pos() - point)), float(np.linalg.norm(START_EE - start_point))
+    )
 
 
 def gripper_closure(world: World) -> float:
     """0 open .. 1 closed, averaged over the finger joints (as the env's ``gripper_closure`` feature)."""
     robot = world.robot
-    q = world.joint_positions()[robot.dof:]
+    q = world.joint_positions()[robot.dof :]
     span = robot.gripper_closed - robot.gripper_open
     return float(np.clip(np.mean((q - robot.gripper_open) / span), 0.0, 1.0))
 
@@ -64,8 +66,16 @@ def holding(world: World, name: str) -> bool:
     return world.touching(name, GRIPPER) and gripper_closure(world) >= HOLD_CLOSURE
 
 
-def pick_and_place(world: World, name: str, start: np.ndarray, rest_z: float, goal_xy: np.ndarray,
-                   start_goal_xy: np.ndarray, goal_radius: float, success: bool) -> float:
+def pick_and_place(
+    world: World,
+    name: str,
+    start: np.ndarray,
+    rest_z: float,
+    goal_xy: np.ndarray,
+    start_goal_xy: np.ndarray,
+    goal_radius: float,
+    success: bool,
+) -> float:
     """Progress of carrying object ``name`` (initially at ``start``, resting with its centre at ``rest_z``) onto
     ``goal_xy`` (initially ``start_goal_xy``): approach 0.15, grasp 0.15, lift 0.1, carry 0.35, lower 0.1,
     release on the goal (= success) 0.15.
@@ -82,6 +92,13 @@ def pick_and_place(world: World, name: str, start: np.ndarray, rest_z: float, go
     carry = closer(error, float(np.linalg.norm(start[:2] - start_goal_xy)))
     lift = float(np.clip(height / LIFT_HEIGHT, 0.0, 1.0)) if held else 0.0
     lower = float(np.clip(1.0 - height / LIFT_HEIGHT, 0.0, 1.0)) if error <= goal_radius else 0.0
-    return staged_progress([(0.15, approach(world, pos, start)), (0.15, float(held)), (0.1, lift), (0.35, carry),
-                            (0.1, lower), (0.15, float(success))])
-
+    return staged_progress(
+        [
+            (0.15, approach(world, pos, start)),
+            (0.15, float(held)),
+            (0.1, lift),
+            (0.35, carry),
+            (0.1, lower),
+            (0.15, float(success)),
+        ]
+    )

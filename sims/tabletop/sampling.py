@@ -23,10 +23,16 @@ def heldout_cell(xyz: np.ndarray) -> bool:
     return bool(int(idx.sum()) % 2)
 
 
-def sample_xy(rng: np.random.Generator, taken: list[np.ndarray], min_dist: float,
-              low: np.ndarray = REGION_LOW, high: np.ndarray = REGION_HIGH, heldout: bool | None = None,
-              nominal: np.ndarray | None = None,
-              failure: str = "could not place every object without overlap; use fewer objects.") -> np.ndarray:
+def sample_xy(
+    rng: np.random.Generator,
+    taken: list[np.ndarray],
+    min_dist: float,
+    low: np.ndarray = REGION_LOW,
+    high: np.ndarray = REGION_HIGH,
+    heldout: bool | None = None,
+    nominal: np.ndarray | None = None,
+    failure: str = "could not place every object without overlap; use fewer objects.",
+) -> np.ndarray:
     """A table position at least ``min_dist`` from every position in ``taken`` (appended to it); a 3-D one
     (x, y, z) when ``low`` and ``high`` are 3-D.
 

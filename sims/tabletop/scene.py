@@ -54,7 +54,9 @@ class ObjectSpec:
     @property
     def half_height(self) -> float:
         """Height (m) of the centre above the table when the object rests upright."""
-        return {"box": lambda s: s[2], "cylinder": lambda s: s[1], "sphere": lambda s: s[0]}[self.shape](self.size)
+        return {"box": lambda s: s[2], "cylinder": lambda s: s[1], "sphere": lambda s: s[0]}[self.shape](
+            self.size
+        )
 
 
 @dataclass(frozen=True)

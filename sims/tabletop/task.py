@@ -23,7 +23,10 @@ from ember.sims.tabletop.scene import CAMERAS, CUBE_HALF, Layout, ObjectSpec, Pl
 from ember.sims.tabletop.world import World
 
 DISTRACTOR_COLORS: tuple[tuple[float, float, float, float], ...] = (
-    (0.55, 0.55, 0.55, 1.0), (0.45, 0.3, 0.18, 1.0), (0.95, 0.95, 0.92, 1.0))
+    (0.55, 0.55, 0.55, 1.0),
+    (0.45, 0.3, 0.18, 1.0),
+    (0.95, 0.95, 0.92, 1.0),
+)
 """Grey, brown, white: distractors never take a colour an instruction can name."""
 DISTRACTOR_MIN_DIST = 0.08
 DISTRACTOR_LOW = np.array([0.30, -0.30])
@@ -95,13 +98,23 @@ class Task(ABC):
     # ------------------------------------------------------------------ shared machinery
     def distractors(self) -> tuple[ObjectSpec, ...]:
         """The split's distractor objects (spheres and tall boxes no instruction names)."""
-        return tuple(ObjectSpec(f"distractor_{i}", "sphere" if i % 2 == 0 else "box",
-                                (0.022,) if i % 2 == 0 else (0.018, 0.018, 0.03), mass=0.05)
-                     for i in range(self.split.distractors))
+        return tuple(
+            ObjectSpec(
+                f"distractor_{i}",
+                "sphere" if i % 2 == 0 else "box",
+                (0.022,) if i % 2 == 0 else (0.018, 0.018, 0.03),
+                mass=0.05,
+            )
+            for i in range(self.split.distractors)
+        )
 
     def scene(self) -> SceneSpec:
-        return SceneSpec(objects=self.objects + self.distractors(), markers=self.markers(), drawer=self.drawer(),
-                         table_texture=self.split.table_texture)
+        return SceneSpec(
+            objects=self.objects + self.distractors(),
+            markers=self.markers(),
+            drawer=self.drawer(),
+            table_texture=self.split.table_texture,
+        )
 
     def object_spec(self, name: str) -> ObjectSpec:
         """A graspable object in the split's shape."""
@@ -122,16 +135,22 @@ class Task(ABC):
 
     def base_layout(self, rng: np.random.Generator) -> Layout:
         """Lighting and cameras of the episode (the split's preset, jittered as configured)."""
-        return Layout(lighting=sample_lighting(self.split.lighting, self.rand.lighting, rng),
-                      cameras={n: jittered(c, self.rand.camera_pos, self.rand.camera_rot, rng)
-                               for n, c in CAMERAS.items()})
+        return Layout(
+            lighting=sample_lighting(self.split.lighting, self.rand.lighting, rng),
+            cameras={
+                n: jittered(c, self.rand.camera_pos, self.rand.camera_rot, rng) for n, c in CAMERAS.items()
+            },
+        )
 
     def place_distractors(self, layout: Layout, rng: np.random.Generator, taken: list[np.ndarray]) -> None:
         for i in range(self.split.distractors):
             spec = self.distractors()[i]
             xy = sample_xy(rng, taken, DISTRACTOR_MIN_DIST, DISTRACTOR_LOW, DISTRACTOR_HIGH)
-            layout.objects[spec.name] = Placement(np.r_[xy, spec.half_height], float(rng.uniform(-np.pi, np.pi)),
-                                                  DISTRACTOR_COLORS[i % len(DISTRACTOR_COLORS)])
+            layout.objects[spec.name] = Placement(
+                np.r_[xy, spec.half_height],
+                float(rng.uniform(-np.pi, np.pi)),
+                DISTRACTOR_COLORS[i % len(DISTRACTOR_COLORS)],
+            )
 
     def instruction(self, rng: np.random.Generator, **slots: Any) -> str:
         return self.templates[int(rng.integers(len(self.templates)))].format(**slots)
@@ -154,10 +173,13 @@ class Task(ABC):
 
     def retarget(self, episode: Episode, rng: np.random.Generator, what: str = "") -> Episode:
         """SwitchVLA: the running episode with a new goal and the instruction that asks for it (same layout)."""
-        raise SimError(f"{self.name} cannot switch its goal mid-episode (switch_after); tasks that can: PickPlace.")
+        raise SimError(
+            f"{self.name} cannot switch its goal mid-episode (switch_after); tasks that can: PickPlace."
+        )
 
-    def rephrase(self, episode: Episode, old_slots: dict[str, Any], new_slots: dict[str, Any],
-                 rng: np.random.Generator) -> str:
+    def rephrase(
+        self, episode: Episode, old_slots: dict[str, Any], new_slots: dict[str, Any], rng: np.random.Generator
+    ) -> str:
         """The new goal's instruction in the phrasing the episode used (a user's or held-out template stays)."""
         for template in self.templates:
             if template.format(**old_slots) == episode.instruction:

@@ -26,8 +26,10 @@ URDF_ROBOTS = ("panda",)
 def check_urdf_world(backend: str, robot: str, scene: SceneSpec) -> None:
     """What a URDF backend cannot build: robots without a URDF, and the drawer (a MuJoCo-only asset)."""
     if robot not in URDF_ROBOTS:
-        raise SimError(f"robot '{robot}' is not available on {backend} (it needs a URDF); valid: "
-                       f"{', '.join(URDF_ROBOTS)}.")
+        raise SimError(
+            f"robot '{robot}' is not available on {backend} (it needs a URDF); valid: "
+            f"{', '.join(URDF_ROBOTS)}."
+        )
     if scene.drawer is not None:
         raise SimError("the Drawer task is MuJoCo-only; use backend='mujoco'.")
 

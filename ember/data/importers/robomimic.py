@@ -118,7 +118,11 @@ def import_robomimic(
         if "dones" in first:
             features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
         if "states" in first:
-            features["observation.sim_state"] = {"dtype": "float64", "shape": [first["states"].shape[1]], "names": None}
+            features["observation.sim_state"] = {
+                "dtype": "float64",
+                "shape": [first["states"].shape[1]],
+                "names": None,
+            }
 
         frames = 0
         with DatasetWriter.create(root, fps=fps, features=features, robot_type=env_args.get("env_name"),
@@ -129,7 +133,8 @@ def import_robomimic(
                 cols: dict[str, np.ndarray] = {"action": g["actions"][()]}
                 if low:
                     cols["observation.state"] = np.concatenate(
-                        [np.asarray(g["obs"][k][()], dtype=np.float64).reshape(n, -1) for k in low], axis=1)
+                        [np.asarray(g["obs"][k][()], dtype=np.float64).reshape(n, -1) for k in low], axis=1
+                    )
                 if "object" in obs:
                     cols["observation.environment_state"] = g["obs"]["object"][()]
                 for k in cams:

@@ -104,7 +104,16 @@ class Rosbag2Mapping:
             if unknown:
                 raise DatasetError(f"{where}: topic {topic} has unknown fields {sorted(unknown)}.")
             maps.append(TopicMap(topic=topic, **spec))
-        known = {"topics", "fps", "task", "robot_type", "use_videos", "stamp", "action_from_state", "video_codec"}
+        known = {
+            "topics",
+            "fps",
+            "task",
+            "robot_type",
+            "use_videos",
+            "stamp",
+            "action_from_state",
+            "video_codec",
+        }
         unknown = set(raw) - known
         if unknown:
             raise DatasetError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}.")
@@ -165,7 +174,9 @@ def _decode_image(msg: Any, kind: str, key: str) -> np.ndarray:
         return buf[:, : w * 2].copy().view(">u2" if big else "<u2").reshape(h, w).astype(np.uint16)
     if enc == "32fc1":
         return buf[:, : w * 4].copy().view(">f4" if big else "<f4").reshape(h, w).astype(np.float32)
-    raise DatasetError(f"image encoding {msg.encoding!r} on {key} is not supported (rgb8, bgr8, mono8, 16UC1, 32FC1...).")
+    raise DatasetError(
+        f"image encoding {msg.encoding!r} on {key} is not supported (rgb8, bgr8, mono8, 16UC1, 32FC1...)."
+    )
 
 
 def _select(names: list[str], values: Any, wanted: list[str] | None, topic: str) -> np.ndarray:
@@ -190,11 +201,15 @@ class _Episode:
             conns = {c.topic: c for c in reader.connections}
             for spec in mapping.topics:
                 if spec.topic not in conns:
-                    raise DatasetError(f"{bag}: topic {spec.topic} is not in the bag (it has {sorted(conns)}).")
+                    raise DatasetError(
+                        f"{bag}: topic {spec.topic} is not in the bag (it has {sorted(conns)})."
+                    )
                 msgtype = conns[spec.topic].msgtype
                 kind = spec.type or MSG_TYPES.get(msgtype, "")
                 if kind not in MSG_TYPES.values():
-                    raise DatasetError(f"{bag}: {spec.topic} has type {msgtype}; supported: {sorted(MSG_TYPES)}.")
+                    raise DatasetError(
+                        f"{bag}: {spec.topic} has type {msgtype}; supported: {sorted(MSG_TYPES)}."
+                    )
                 spec.type = kind
                 self.streams[spec.topic] = _Stream(spec, msgtype)
             wanted = [conns[t] for t in self.streams]
@@ -335,7 +350,9 @@ def import_rosbag2(
     return ImportResult(Path(root), len(bags), frames, time.perf_counter() - t_start)
 
 
-def _create_writer(root: str | Path, mapping: Rosbag2Mapping, cols: dict[str, list[Any]], language: bool) -> DatasetWriter:
+def _create_writer(
+    root: str | Path, mapping: Rosbag2Mapping, cols: dict[str, list[Any]], language: bool
+) -> DatasetWriter:
     features: dict[str, dict[str, Any]] = {}
     for key, values in cols.items():
         first = values[0]
@@ -345,7 +362,10 @@ def _create_writer(root: str | Path, mapping: Rosbag2Mapping, cols: dict[str, li
             features[key] = {"dtype": "string", "shape": [1], "names": None}
         elif key.startswith(DEPTH_PREFIX):
             arr = np.asarray(first)
-            features[key] = {"dtype": "float32" if arr.dtype.kind == "f" else "uint16", "shape": list(arr.shape[:2])}
+            features[key] = {
+                "dtype": "float32" if arr.dtype.kind == "f" else "uint16",
+                "shape": list(arr.shape[:2]),
+            }
         elif np.asarray(first).ndim == 3:
             features[key] = camera_feature(np.asarray(first).shape, mapping.use_videos)
         else:

@@ -9,6 +9,8 @@ from ember.sims.tabletop.tasks.pick_place import PickPlaceTask
 from ember.sims.tabletop.tasks.reach import ReachTask
 from ember.sims.tabletop.tasks.stack import StackTask
 
-TABLETOP_TASKS: dict[str, type[Task]] = {t.name: t for t in (ReachTask, PickPlaceTask, StackTask, LiftTask, DrawerTask)}
+TABLETOP_TASKS: dict[str, type[Task]] = {
+    t.name: t for t in (ReachTask, PickPlaceTask, StackTask, LiftTask, DrawerTask)
+}
 
 __all__ = ["TABLETOP_TASKS", "DrawerTask", "LiftTask", "PickPlaceTask", "ReachTask", "StackTask"]

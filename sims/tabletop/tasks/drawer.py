@@ -74,8 +74,11 @@ class DrawerTask(Task):
         # Keep distractors off the cabinet and out of the drawer's path.
         hx, hy, _ = spec.cabinet_half
         reach = hx + spec.travel + spec.handle_length
-        taken = [np.array([x, y]) for x in np.arange(centre[0] - reach, centre[0] + hx + 0.01, 0.05)
-                 for y in np.arange(centre[1] - hy, centre[1] + hy + 0.01, 0.05)]
+        taken = [
+            np.array([x, y])
+            for x in np.arange(centre[0] - reach, centre[0] + hx + 0.01, 0.05)
+            for y in np.arange(centre[1] - hy, centre[1] + hy + 0.01, 0.05)
+        ]
         self.place_distractors(layout, rng, taken)
         text = self.instruction(rng, value=value)
         return Episode(layout, text, {"opening": value / 100.0})
@@ -93,15 +96,26 @@ class DrawerTask(Task):
         success = error <= self.cfg.tolerance and abs(speed) <= self.cfg.max_speed
         assert episode.layout.drawer is not None
         handle_start = episode.layout.drawer.pos + drawer_handle_offset(self.drawer())
-        progress = staged_progress([(0.3, approach(world, self.handle_pos(world, episode), handle_start)),
-                                    (0.55, 1.0 - error / episode.goal["opening"]), (0.15, float(success))])
-        return {"is_success": bool(success), "goal_error": float(error), "goal_value": episode.goal["opening"],
-                "opening": float(fraction), "progress": progress}
+        progress = staged_progress(
+            [
+                (0.3, approach(world, self.handle_pos(world, episode), handle_start)),
+                (0.55, 1.0 - error / episode.goal["opening"]),
+                (0.15, float(success)),
+            ]
+        )
+        return {
+            "is_success": bool(success),
+            "goal_error": float(error),
+            "goal_value": episode.goal["opening"],
+            "opening": float(fraction),
+            "progress": progress,
+        }
 
     def feature_names(self) -> list[str]:
         return ["handle.x", "handle.y", "handle.z", "drawer_opening", "goal_opening"]
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         opening, _ = world.drawer_state()
-        return np.concatenate([self.handle_pos(world, episode), [opening / self.drawer().travel,
-                                                                 episode.goal["opening"]]])
+        return np.concatenate(
+            [self.handle_pos(world, episode), [opening / self.drawer().travel, episode.goal["opening"]]]
+        )

@@ -76,7 +76,9 @@ class LiftTask(Task):
             layout.objects[spec.name] = Placement(np.r_[xy, spec.half_height], yaw, self.rgba(colors[i]))
         self.place_distractors(layout, rng, taken)
         text = self.instruction(rng, obj=f"{colors[obj]} {self.noun}", value=value)
-        return Episode(layout, text, {"object": f"object_{obj}", "object_index": obj, "height": value / 100.0})
+        return Episode(
+            layout, text, {"object": f"object_{obj}", "object_index": obj, "height": value / 100.0}
+        )
 
     def height(self, world: World, episode: Episode) -> float:
         pos, _ = world.object_pose(episode.goal["object"])
@@ -89,18 +91,38 @@ class LiftTask(Task):
         still = float(np.linalg.norm(world.object_velocity(name))) <= self.cfg.max_speed
         success = error <= self.cfg.tolerance and still and world.touching(name, GRIPPER)
         pos, _ = world.object_pose(name)
-        progress = staged_progress([(0.2, approach(world, pos, episode.layout.objects[name].pos)),
-                                    (0.2, float(holding(world, name))), (0.45, 1.0 - error / goal),
-                                    (0.15, float(success))])
-        return {"is_success": bool(success), "goal_error": float(error), "goal_value": goal, "progress": progress}
+        progress = staged_progress(
+            [
+                (0.2, approach(world, pos, episode.layout.objects[name].pos)),
+                (0.2, float(holding(world, name))),
+                (0.45, 1.0 - error / goal),
+                (0.15, float(success)),
+            ]
+        )
+        return {
+            "is_success": bool(success),
+            "goal_error": float(error),
+            "goal_value": goal,
+            "progress": progress,
+        }
 
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
-        return ([f"object_{i}.{a}" for i in range(n) for a in "xyz"] + [f"goal_is_object_{i}" for i in range(n)]
-                + ["goal_height"] + [f"goal_object.{a}" for a in "xyz"])
+        return (
+            [f"object_{i}.{a}" for i in range(n) for a in "xyz"]
+            + [f"goal_is_object_{i}" for i in range(n)]
+            + ["goal_height"]
+            + [f"goal_object.{a}" for a in "xyz"]
+        )
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_objects
         objs = [world.object_pose(f"object_{i}")[0] for i in range(n)]
-        return np.concatenate([*objs, np.eye(n)[episode.goal["object_index"]], [episode.goal["height"]],
-                               objs[episode.goal["object_index"]]])  # the goal cube's position, resolved
+        return np.concatenate(
+            [
+                *objs,
+                np.eye(n)[episode.goal["object_index"]],
+                [episode.goal["height"]],
+                objs[episode.goal["object_index"]],
+            ]
+        )  # the goal cube's position, resolved

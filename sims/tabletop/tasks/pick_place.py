@@ -60,7 +60,9 @@ class PickPlaceTask(Task):
         return tuple(self.object_spec(f"object_{i}") for i in range(self.cfg.num_objects))
 
     def markers(self) -> tuple[MarkerSpec, ...]:
-        return tuple(MarkerSpec(f"pad_{i}", "box", (PAD_HALF, PAD_HALF, 0.0008)) for i in range(self.cfg.num_objects))
+        return tuple(
+            MarkerSpec(f"pad_{i}", "box", (PAD_HALF, PAD_HALF, 0.0008)) for i in range(self.cfg.num_objects)
+        )
 
     def sample(self, rng: np.random.Generator) -> Episode:
         layout = self.base_layout(rng)
@@ -71,25 +73,38 @@ class PickPlaceTask(Task):
         nominal_pads, nominal_objs = nominal_grid(n, 0.9), nominal_grid(n, 0.1)
         for i in range(n):  # the named pad first, so that it can take a held-out cell
             j = (pad + i) % n
-            xy = sample_xy(rng, taken, MIN_SEPARATION, heldout=self.split.heldout_goals if j == pad else None,
-                           nominal=None if self.rand.object_poses else nominal_pads[j])
+            xy = sample_xy(
+                rng,
+                taken,
+                MIN_SEPARATION,
+                heldout=self.split.heldout_goals if j == pad else None,
+                nominal=None if self.rand.object_poses else nominal_pads[j],
+            )
             layout.markers[f"pad_{j}"] = Placement(np.r_[xy, 0.0008], 0.0, self.rgba(pad_colors[j]))
         for i in range(n):
             spec = self.objects[i]
-            xy = sample_xy(rng, taken, MIN_SEPARATION, nominal=None if self.rand.object_poses else nominal_objs[i])
+            xy = sample_xy(
+                rng, taken, MIN_SEPARATION, nominal=None if self.rand.object_poses else nominal_objs[i]
+            )
             yaw = float(rng.uniform(-YAW_RANGE, YAW_RANGE)) if self.rand.object_poses else 0.0
             layout.objects[spec.name] = Placement(np.r_[xy, spec.half_height], yaw, self.rgba(obj_colors[i]))
         self.place_distractors(layout, rng, taken)
         text = self.instruction(rng, obj=f"{obj_colors[obj]} {self.noun}", target=pad_colors[pad])
-        return Episode(layout, text, {"object": f"object_{obj}", "target": f"pad_{pad}", "object_index": obj,
-                                      "target_index": pad})
+        return Episode(
+            layout,
+            text,
+            {"object": f"object_{obj}", "target": f"pad_{pad}", "object_index": obj, "target_index": pad},
+        )
 
     switch_goals = ("object", "target")
 
     def slots(self, episode: Episode, goal: dict[str, Any]) -> dict[str, str]:
         """The instruction's slot values for ``goal`` in this episode's layout."""
         obj = self.color_name(episode.layout.objects[goal["object"]].rgba)
-        return {"obj": f"{obj} {self.noun}", "target": self.color_name(episode.layout.markers[goal["target"]].rgba)}
+        return {
+            "obj": f"{obj} {self.noun}",
+            "target": self.color_name(episode.layout.markers[goal["target"]].rgba),
+        }
 
     def retarget(self, episode: Episode, rng: np.random.Generator, what: str = "") -> Episode:
         """Another cube (``what="object"``, the default) or another pad (``"target"``), drawn from the others."""
@@ -99,8 +114,9 @@ class PickPlaceTask(Task):
         n = self.cfg.num_objects
         if n < 2:
             raise SimError("PickPlace: switching the goal needs num_objects >= 2.")
-        key, index_key, prefix = ("object", "object_index", "object_") if what == "object" else (
-            "target", "target_index", "pad_")
+        key, index_key, prefix = (
+            ("object", "object_index", "object_") if what == "object" else ("target", "target_index", "pad_")
+        )
         new = (int(episode.goal[index_key]) + 1 + int(rng.integers(n - 1))) % n
         goal = {**episode.goal, key: f"{prefix}{new}", index_key: new}
         text = self.rephrase(episode, self.slots(episode, episode.goal), self.slots(episode, goal), rng)
@@ -114,15 +130,28 @@ class PickPlaceTask(Task):
         resting = pos[2] <= self.objects[episode.goal["object_index"]].half_height + 0.01
         success = error <= self.cfg.place_tolerance and resting and not world.touching(name, GRIPPER)
         start = episode.layout.objects[name].pos
-        progress = pick_and_place(world, name, start, self.objects[episode.goal["object_index"]].half_height,
-                                  pad[:2], pad[:2], self.cfg.place_tolerance, success)
+        progress = pick_and_place(
+            world,
+            name,
+            start,
+            self.objects[episode.goal["object_index"]].half_height,
+            pad[:2],
+            pad[:2],
+            self.cfg.place_tolerance,
+            success,
+        )
         return {"is_success": bool(success), "goal_error": error, "progress": progress}
 
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
-        return ([f"object_{i}.{a}" for i in range(n) for a in "xyz"] + [f"pad_{i}.{a}" for i in range(n) for a in "xy"]
-                + [f"goal_is_object_{i}" for i in range(n)] + [f"goal_is_pad_{i}" for i in range(n)]
-                + [f"goal_object.{a}" for a in "xyz"] + ["goal_pad.x", "goal_pad.y"])
+        return (
+            [f"object_{i}.{a}" for i in range(n) for a in "xyz"]
+            + [f"pad_{i}.{a}" for i in range(n) for a in "xy"]
+            + [f"goal_is_object_{i}" for i in range(n)]
+            + [f"goal_is_pad_{i}" for i in range(n)]
+            + [f"goal_object.{a}" for a in "xyz"]
+            + ["goal_pad.x", "goal_pad.y"]
+        )
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_objects
@@ -131,6 +160,13 @@ class PickPlaceTask(Task):
         # The goal also as positions (robosuite-style object-centric state): which cube and pad the one-hots
         # name, resolved, so a policy need not learn to gate positions by one-hots (it learned nothing from
         # one-hots alone in 4k steps: bench/learn). Conditioned experiments hide all ``goal_*`` columns.
-        return np.concatenate([*objs, *pads, np.eye(n)[episode.goal["object_index"]],
-                               np.eye(n)[episode.goal["target_index"]], objs[episode.goal["object_index"]],
-                               pads[episode.goal["target_index"]]])
+        return np.concatenate(
+            [
+                *objs,
+                *pads,
+                np.eye(n)[episode.goal["object_index"]],
+                np.eye(n)[episode.goal["target_index"]],
+                objs[episode.goal["object_index"]],
+                pads[episode.goal["target_index"]],
+            ]
+        )

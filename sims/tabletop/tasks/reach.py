@@ -83,12 +83,21 @@ class ReachTask(Task):
         self.place_distractors(layout, rng, taken_xy)
         noun = "ball" if self.marker_shape == "sphere" else "cylinder"
         text = self.instruction(rng, obj=f"{colors[goal]} {noun}")
-        return Episode(layout, text, {"target": f"target_{goal}", "target_index": goal, "color": colors[goal]})
+        return Episode(
+            layout, text, {"target": f"target_{goal}", "target_index": goal, "color": colors[goal]}
+        )
 
     @staticmethod
     def _sample_xyz(rng: np.random.Generator, taken: list[np.ndarray], heldout: bool | None) -> np.ndarray:
-        return sample_xy(rng, taken, MIN_SEPARATION, np.r_[REGION_LOW, Z_RANGE[0]], np.r_[REGION_HIGH, Z_RANGE[1]],
-                         heldout=heldout, failure="Reach: could not place the targets apart; use fewer targets.")
+        return sample_xy(
+            rng,
+            taken,
+            MIN_SEPARATION,
+            np.r_[REGION_LOW, Z_RANGE[0]],
+            np.r_[REGION_HIGH, Z_RANGE[1]],
+            heldout=heldout,
+            failure="Reach: could not place the targets apart; use fewer targets.",
+        )
 
     def goal_pos(self, episode: Episode) -> np.ndarray:
         return episode.layout.markers[episode.goal["target"]].pos
@@ -102,7 +111,9 @@ class ReachTask(Task):
 
     def feature_names(self) -> list[str]:
         n = self.cfg.num_targets
-        return [f"target_{i}.{a}" for i in range(n) for a in "xyz"] + [f"goal_is_target_{i}" for i in range(n)]
+        return [f"target_{i}.{a}" for i in range(n) for a in "xyz"] + [
+            f"goal_is_target_{i}" for i in range(n)
+        ]
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_targets

@@ -66,7 +66,11 @@ class StackTask(Task):
         pairs = [p for p in permutations(usable, 2) if (p in HELDOUT_PAIRS) == self.split.heldout_goals]
         top_c, bottom_c = pairs[int(rng.integers(len(pairs)))]
         others = [c for c in usable if c not in (top_c, bottom_c)]
-        rest = [others[i] for i in rng.permutation(len(others))[: n - 2]] if self.rand.colors else others[: n - 2]
+        rest = (
+            [others[i] for i in rng.permutation(len(others))[: n - 2]]
+            if self.rand.colors
+            else others[: n - 2]
+        )
         slots = rng.permutation(n) if self.rand.colors else np.arange(n)
         color_idx = np.empty(n, dtype=int)
         color_idx[slots] = [top_c, bottom_c, *rest]
@@ -76,11 +80,23 @@ class StackTask(Task):
         for i, spec in enumerate(self.objects):
             xy = sample_xy(rng, taken, MIN_SEPARATION, nominal=None if self.rand.object_poses else nominal[i])
             yaw = float(rng.uniform(-YAW_RANGE, YAW_RANGE)) if self.rand.object_poses else 0.0
-            layout.objects[spec.name] = Placement(np.r_[xy, spec.half_height], yaw, self.rgba(palette[color_idx[i]]))
+            layout.objects[spec.name] = Placement(
+                np.r_[xy, spec.half_height], yaw, self.rgba(palette[color_idx[i]])
+            )
         self.place_distractors(layout, rng, taken)
-        text = self.instruction(rng, top=f"{palette[top_c]} {self.noun}", bottom=f"{palette[bottom_c]} {self.noun}")
-        return Episode(layout, text, {"object": f"object_{top}", "target": f"object_{bottom}", "object_index": top,
-                                      "target_index": bottom})
+        text = self.instruction(
+            rng, top=f"{palette[top_c]} {self.noun}", bottom=f"{palette[bottom_c]} {self.noun}"
+        )
+        return Episode(
+            layout,
+            text,
+            {
+                "object": f"object_{top}",
+                "target": f"object_{bottom}",
+                "object_index": top,
+                "target_index": bottom,
+            },
+        )
 
     def evaluate(self, world: World, episode: Episode) -> dict[str, Any]:
         top, bottom = episode.goal["object"], episode.goal["target"]
@@ -90,16 +106,29 @@ class StackTask(Task):
         error = float(np.linalg.norm(p_top[:2] - p_bottom[:2]))
         on_top = abs(p_top[2] - p_bottom[2] - 2 * half) <= 0.01 and p_bottom[2] <= half + 0.01
         success = error <= self.cfg.xy_tolerance and on_top and not world.touching(top, GRIPPER)
-        progress = pick_and_place(world, top, episode.layout.objects[top].pos, float(p_bottom[2] + 2 * half),
-                                  p_bottom[:2], episode.layout.objects[bottom].pos[:2], self.cfg.xy_tolerance, success)
+        progress = pick_and_place(
+            world,
+            top,
+            episode.layout.objects[top].pos,
+            float(p_bottom[2] + 2 * half),
+            p_bottom[:2],
+            episode.layout.objects[bottom].pos[:2],
+            self.cfg.xy_tolerance,
+            success,
+        )
         return {"is_success": bool(success), "goal_error": error, "progress": progress}
 
     def feature_names(self) -> list[str]:
         n = self.cfg.num_objects
-        return ([f"object_{i}.{a}" for i in range(n) for a in "xyz"] + [f"goal_top_is_object_{i}" for i in range(n)]
-                + [f"goal_bottom_is_object_{i}" for i in range(n)])
+        return (
+            [f"object_{i}.{a}" for i in range(n) for a in "xyz"]
+            + [f"goal_top_is_object_{i}" for i in range(n)]
+            + [f"goal_bottom_is_object_{i}" for i in range(n)]
+        )
 
     def features(self, world: World, episode: Episode) -> np.ndarray:
         n = self.cfg.num_objects
         objs = [world.object_pose(f"object_{i}")[0] for i in range(n)]
-        return np.concatenate([*objs, np.eye(n)[episode.goal["object_index"]], np.eye(n)[episode.goal["target_index"]]])
+        return np.concatenate(
+            [*objs, np.eye(n)[episode.goal["object_index"]], np.eye(n)[episode.goal["target_index"]]]
+        )
