@@ -34,9 +34,11 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/ember demo $(ARGS)
 
+# -P: the repository root is not on sys.path, so tests import the installed `ember.*` as a user does (never the
+# root folders as top-level `policies`, `robots`, ... nor a stale ember.egg-info's metadata).
 test: $(STAMP)
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( $$(od -An -N2 -tu2 /dev/urandom) % 100 + 1 ))} \
-	  $(BIN)/python -m pytest -q $(ARGS)
+	  $(BIN)/python -P -m pytest -q $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -146,8 +146,12 @@ def test_ament_package_files(installed: Path):
 def test_python_packages_installed(installed: Path):
     site = list(installed.glob("lib/python3*/site-packages"))
     assert len(site) == 1, f"no single site-packages under {installed / 'lib'}: {site}"
-    for module in ("ember/cli.py", "real/nodes/bridge_node.py", "robots/__init__.py"):
+    for module in ("ember/cli.py", "ember/real/nodes/bridge_node.py", "ember/robots/__init__.py"):
         assert (site[0] / module).is_file(), f"{module} not installed in {site[0]}"
+    strays = [
+        name for name in ("robots", "sims", "policies", "vla", "rewards", "real") if (site[0] / name).exists()
+    ]
+    assert not strays, f"top-level packages besides ember installed in {site[0]}: {strays}"
     pkg_info = next(site[0].glob(f"{PACKAGE}-*.egg-info")) / "PKG-INFO"
     requires_python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     found = re.search(r"^Requires-Python: (.+)$", pkg_info.read_text(), re.M)

@@ -103,7 +103,8 @@ def test_a_bad_nested_value_set_from_the_command_line_is_refused_when_the_policy
 
     from ember.config import apply_overrides
     from ember.policies import PolicyError, make_policy
-    from ember.train import TrainConfig, fill_policy_features
+    from ember.train import TrainConfig
+    from ember.train_inputs import fill_policy_features
 
     for flag, message in [
         ("--policy.ema.decay=1.5", "ema.decay must be in"),
@@ -121,3 +122,46 @@ def test_a_bad_nested_value_set_from_the_command_line_is_refused_when_the_policy
         )
         with pytest.raises(PolicyError, match=message):
             make_policy(cfg.policy)
+
+
+def vla_observation() -> dict:
+    """The observation make_vla_b2ab568.py recorded its actions on (that script imports the old layout's names)."""
+    g = torch.Generator().manual_seed(7)
+    return {
+        "observation.state": torch.rand(1, 3, generator=g) * 2 - 1,
+        "observation.images.front": (torch.rand(1, 32, 32, 3, generator=g) * 255).to(torch.uint8),
+        "task": ["put the red cube on the blue pad"],
+    }
+
+
+def test_a_b2ab568_vla_checkpoint_of_the_old_top_level_layout_loads_and_gives_the_same_actions() -> None:
+    """Saved before the folders became ``ember.*``: its weights name ``vla.modeling_vla`` (tests/fixtures/
+    checkpoints/make_vla_b2ab568.py, run at that commit)."""
+    from ember.policies.checkpoint_files import checkpoint_provider
+
+    ckpt = FIXTURES / "vla_b2ab568"
+    assert (
+        checkpoint_provider(ckpt) == "ember.vla.modeling_vla"
+    )  # recorded as vla.modeling_vla, read migrated
+    expected = json.loads((ckpt / "expected_actions.json").read_text())
+    policy = load_policy(ckpt)
+    assert policy.name == "vla" and type(policy).__module__ == "ember.vla.modeling_vla"
+    policy.reset()
+    torch.manual_seed(expected["torch_seed"])
+    with torch.no_grad():
+        actions = [policy.select_action(vla_observation()) for _ in expected["actions"]]
+    torch.testing.assert_close(torch.stack(actions), torch.tensor(expected["actions"]), rtol=0, atol=1e-5)
+
+
+def test_module_references_of_the_old_layout_resolve_to_ember_modules() -> None:
+    from ember.registry import ALGORITHMS, LABELERS, migrate_module_name, resolve_reference
+
+    assert migrate_module_name("policies.rl.iql") == "ember.policies.rl.iql"
+    assert migrate_module_name("vla") == "ember.vla"
+    assert (
+        migrate_module_name("numpy.linalg") == "numpy.linalg"
+        and migrate_module_name("ember.sims") == "ember.sims"
+    )
+    iql = resolve_reference("policies.rl.iql:IQL")  # as a saved config or an old entry point names it
+    assert iql.__module__ == "ember.policies.rl.iql" and ALGORITHMS.get("policies.rl.iql:IQL") is iql
+    assert LABELERS.get("rewards.ground_truth:GroundTruthLabeler").__module__ == "ember.rewards.ground_truth"
