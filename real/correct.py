@@ -1,7 +1,7 @@
 """``ember correct``: a terminal where an operator types language corrections while the robot runs.
 
 Each line is published as a ``std_msgs/String`` on ``/ember/correction``: the policy node follows it for a few
-seconds (``ember.real.language``) and the recorder stores it on the frame it arrived in (``ember.real.recording``). The
+seconds (``ember.real.language``) and the recorder stores it on the frame it arrived in (``ember.real.recorder_logic``). The
 recorder timestamps corrections on arrival, so the message stays a plain string anyone can publish
 (``ros2 topic pub --once /ember/correction std_msgs/String "data: move left"``).
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ember.real.recorder import CONTROL_COMMANDS
+from ember.real.recorder_params import CONTROL_COMMANDS
 from ember.real.ros import (
     CORRECTION_TOPIC,
     ESTOP_RESET_TOPIC,

@@ -70,12 +70,12 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
     from rclpy.executors import SingleThreadedExecutor
 
     from ember.config import save_config
-    from ember.real.bridge import BridgeConfig
-    from ember.real.mock_arm import MockArmConfig
+    from ember.real.bridge_params import BridgeConfig
+    from ember.real.mock_arm_params import MockArmConfig
     from ember.real.nodes.bridge_node import BridgeNode
     from ember.real.nodes.policy_node import PolicyNode
-    from ember.real.policy_node import PolicyNodeConfig
-    from ember.real.recorder import RecorderConfig
+    from ember.real.policy_params import PolicyNodeConfig
+    from ember.real.recorder_params import RecorderConfig
     from ember.runs import default_out, prepare_run_folder
 
     if not cfg.checkpoint:

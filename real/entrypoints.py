@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ember.real.bridge import DERIVED_PARAMETERS as BRIDGE_DERIVED
-from ember.real.bridge import NODE_NAME as BRIDGE_NODE
-from ember.real.bridge import BridgeConfig
-from ember.real.mock_arm import NODE_NAME as MOCK_ARM_NODE
-from ember.real.mock_arm import MockArmConfig
+from ember.real.bridge_params import DERIVED_PARAMETERS as BRIDGE_DERIVED
+from ember.real.bridge_params import NODE_NAME as BRIDGE_NODE
+from ember.real.bridge_params import BridgeConfig
+from ember.real.mock_arm_params import NODE_NAME as MOCK_ARM_NODE
+from ember.real.mock_arm_params import MockArmConfig
 from ember.real.params import parameter_names
-from ember.real.policy_node import NODE_NAME as POLICY_NODE
-from ember.real.policy_node import PolicyNodeConfig
-from ember.real.recorder import NODE_NAME as RECORDER_NODE
-from ember.real.recorder import RecorderConfig
+from ember.real.policy_params import NODE_NAME as POLICY_NODE
+from ember.real.policy_params import PolicyNodeConfig
+from ember.real.recorder_params import NODE_NAME as RECORDER_NODE
+from ember.real.recorder_params import RecorderConfig
 
 PACKAGE = "ember"
 """The colcon/ament package name (package.xml) that ``ros2 launch`` and ``ros2 run`` look executables up in."""

@@ -1,4 +1,4 @@
-"""The real/ domain's one exception type (see DESIGN.md, "Errors")."""
+"""The real/ domain's one exception type (see docs/design.md, "Errors")."""
 
 from ember.errors import EmberError
 

@@ -1,4 +1,6 @@
-"""Build the observation dict of DESIGN.md from the latest sensor messages, with ages and staleness checks.
+"""Build the observation dict from the latest sensor messages, with ages and staleness checks.
+
+The dict is the observation contract of docs/design.md ("Observation and action").
 
 Pure Python (messages arrive already converted to numpy), so the policy node, the bridge and the recorder share
 one implementation and it is unit-tested without ROS. Two clocks matter:

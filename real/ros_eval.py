@@ -90,7 +90,7 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
     from std_msgs.msg import Bool, String
 
     from ember.real import ros
-    from ember.real.testing import Probe, ros_env, start_node
+    from ember.real.testing.processes import Probe, ros_env, start_node
 
     if not cfg.checkpoint:
         raise RealError("no checkpoint: pass the folder `ember train` wrote")
@@ -124,7 +124,7 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
             out,
         )
         nodes["policy"] = start_node(
-            "policy_node",
+            "policy",
             {"checkpoint": cfg.checkpoint, "rate_hz": rate, **cfg.policy_params},
             env,
             out,

@@ -19,30 +19,31 @@ periods after the previous one, the next one on time) are counted apart: the arm
 milliseconds late.
 
 Used by ``bench/ros/soak.py`` (1 hour) and ``tests/test_real_soak.py`` (the CI-sized run).
+
+The pieces: this module starts the nodes and runs the monitor; ``ember.real.soak_host`` reads ``/proc`` and sets
+the real-time priorities; ``ember.real.soak_metrics`` counts missed cycles and reports the windows.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ember.real.histogram import LatencyHistogram
+from ember.real.soak_host import (
+    FIFO_OFFSETS,
+    machine_cpu_jiffies_or_empty,
+    process_cpu_s,
+    process_memory_mb,
+    set_fifo,
+)
+from ember.real.soak_metrics import COUNTERS, MISSED, CommandClock, Snapshot, SoakReport, window_report
 
 STATUS_TOPICS = {"bridge": "/ember/bridge/status", "policy": "/ember/policy/status", "arm": "/mock_arm/stats"}
 NODES = ("arm", "bridge", "policy")
-GAP_PERIODS = 1.5
-"""A command more than this many control periods after the previous one is *late*."""
-
-
-def skipped_periods(periods: float) -> int:
-    """Control periods with no command in a gap of ``periods`` periods between two commands: a late command
-    (1.5 periods after the last, the next one on time) skips none; 1.75 or more periods skip one per period
-    (as the policy node counts lost ticks)."""
-    return max(0, int(periods + 0.25) - 1)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class SoakConfig:
     """Chunking of the policy node. At 100 Hz a chunk of 4 with 2 prefetched (the reach policy's 10 Hz defaults)
     asks for a new chunk every other tick and gives it 20 ms; 6 and 3 ask every third tick and give it 30 ms."""
     checkpoint: str = ""
-    """Policy checkpoint; empty: the tiny reach policy of ``ember.real.testing`` (trained once, cached in ``out_dir``)."""
+    """Policy checkpoint; empty: the tiny reach policy of ``ember.real.testing.reach`` (trained once, cached in ``out_dir``)."""
     out_dir: str = "outputs/soak"
     startup_timeout_s: float = 120.0
 
@@ -82,235 +83,6 @@ class SoakConfig:
             raise ValueError(f"sample_s ({self.sample_s}) must not exceed window_s ({self.window_s})")
 
 
-# ------------------------------------------------------------------------------------------------ /proc
-def process_memory_mb(pid: int) -> float:
-    """Resident set size (VmRSS) of a process, in MiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU time of a process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-FIFO_OFFSETS = {"bridge": 2, "arm": 1, "policy": 0}
-"""Priority above ``realtime_priority`` per node: the bridge (the safety filter between the policy and the arm)
-preempts the arm's simulation, which preempts the policy's inference. At one priority for all (measured on 2
-cores), a 30 ms inference and the arm's physics step could hold both cores while a command waited ~20 ms in the
-bridge's queue: a skipped control period although every policy tick was on time."""
-
-
-def machine_cpu_jiffies(stat_text: str | None = None) -> dict[str, int]:
-    """The machine's aggregate CPU times (the ``cpu`` line of ``/proc/stat``, in clock ticks): ``idle`` (with
-    iowait), ``steal`` (time the hypervisor gave this VM's CPUs to someone else) and ``total``."""
-    if stat_text is None:
-        with open("/proc/stat") as f:
-            stat_text = f.read()
-    line = next(ln for ln in stat_text.splitlines() if ln.startswith("cpu "))
-    v = [int(x) for x in line.split()[1:]]
-    v += [0] * (8 - len(v))  # old kernels stop before steal
-    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]  # guest time is already inside user
-    return {
-        "idle": idle + iowait,
-        "steal": steal,
-        "total": user + nice + system + idle + iowait + irq + softirq + steal,
-    }
-
-
-def host_cpu_percent(
-    a: dict[str, int], b: dict[str, int], node_cpu_s: float, hz: int = 100
-) -> dict[str, float]:
-    """Between two ``machine_cpu_jiffies`` readings: the share of the machine's CPU time that was stolen by the
-    hypervisor, spent by the soak's own nodes, and spent by everything else (other jobs), in percent. Missed
-    cycles that line up with steal or other load are the machine's, not the stack's."""
-    total = b["total"] - a["total"]
-    if total <= 0:
-        return {"steal": 0.0, "soak_nodes": 0.0, "other": 0.0}
-    busy = total - (b["idle"] - a["idle"]) - (b["steal"] - a["steal"])
-    nodes = node_cpu_s * hz
-    return {
-        "steal": round(100.0 * (b["steal"] - a["steal"]) / total, 2),
-        "soak_nodes": round(100.0 * nodes / total, 2),
-        "other": round(100.0 * max(0.0, busy - nodes) / total, 2),
-    }
-
-
-def set_fifo(pid: int, priority: int) -> int:
-    """SCHED_FIFO ``priority`` for every thread of process ``pid`` (threads started later inherit it); returns
-    how many were set. Raises PermissionError without root / CAP_SYS_NICE."""
-    tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    for tid in tids:
-        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
-    return len(tids)
-
-
-# ------------------------------------------------------------------------------------------------ samples
-@dataclass
-class Snapshot:
-    """What the monitor knows at one instant: node statuses, /proc figures, its own command-gap counts."""
-
-    t: float
-    status: dict[str, dict[str, Any]]
-    rss_mb: dict[str, float]
-    cpu_s: dict[str, float]
-    commands_seen: int
-    command_gaps: int
-    command_gap_hist: LatencyHistogram
-    command_late: int = 0
-    machine: dict[str, int] = field(default_factory=dict)
-    """``machine_cpu_jiffies()`` at this instant (empty where /proc/stat cannot be read)."""
-
-    def hist(self, node: str, name: str) -> LatencyHistogram:
-        data = self.status.get(node, {}).get("histograms", {}).get(name)
-        return LatencyHistogram.from_json(data) if data else LatencyHistogram()
-
-    def count(self, node: str, *path: str) -> int:
-        value: Any = self.status.get(node, {})
-        for key in path:
-            value = value.get(key, {}) if isinstance(value, dict) else {}
-        return int(value) if isinstance(value, int | float) else 0
-
-
-COUNTERS = {
-    "policy_missed_ticks": ("policy", "missed_ticks"),
-    "policy_starved_ticks": ("policy", "starved_ticks"),
-    "policy_stale_ticks": ("policy", "stale_ticks"),
-    "policy_late_ticks": ("policy", "late_ticks"),
-    "policy_errors": ("policy", "errors"),
-    "policy_ticks": ("policy", "ticks"),
-    "policy_chunks": ("policy", "chunks"),
-    "bridge_actions": ("bridge", "actions"),
-    "bridge_commands": ("bridge", "commands"),
-    "bridge_rejected": ("bridge", "safety", "rejected"),
-    "bridge_velocity_clamps": ("bridge", "safety", "velocity"),
-    "bridge_watchdog_holds": ("bridge", "watchdog_holds"),
-    "bridge_policy_timeouts": ("bridge", "policy_timeouts"),
-    "bridge_dropped_states": ("bridge", "dropped_states"),
-    "arm_physics_overruns": ("arm", "physics_overruns"),
-    "arm_state_msgs": ("arm", "state_msgs"),
-    "arm_refused": ("arm", "refused"),
-    "arm_unsafe_refused": ("arm", "unsafe"),
-}
-MISSED = (
-    "policy_missed_ticks",
-    "policy_starved_ticks",
-    "policy_stale_ticks",
-    "bridge_watchdog_holds",
-    "bridge_policy_timeouts",
-    "command_gaps",
-    "arm_refused",
-    "arm_unsafe_refused",
-)
-"""A command the arm refused (malformed, or unsafe by its own audit) is a period the arm went without one."""
-LATENCIES = {
-    "bridge_callback_ms": ("bridge", "latency_ms"),
-    "obs_to_command_ms": ("bridge", "obs_to_command_ms"),
-    "policy_inference_ms": ("policy", "inference_ms"),
-    "policy_tick_interval_ms": ("policy", "tick_interval_ms"),
-    "policy_tick_ms": ("policy", "tick_ms"),
-}
-
-
-def window_report(a: Snapshot, b: Snapshot, index: int, start: float) -> dict[str, Any]:
-    """The window between snapshots ``a`` and ``b`` (b later)."""
-    seconds = b.t - a.t
-    counts = {name: b.count(*path) - a.count(*path) for name, path in COUNTERS.items()}
-    counts["command_gaps"] = b.command_gaps - a.command_gaps
-    counts["late_commands"] = b.command_late - a.command_late
-    counts["commands_seen"] = b.commands_seen - a.commands_seen
-    latencies = {name: b.hist(*path).since(a.hist(*path)).summary() for name, path in LATENCIES.items()}
-    intervals = {
-        "command_interval_ms": b.command_gap_hist.since(a.command_gap_hist),
-        "policy_tick_interval_ms": b.hist("policy", "tick_interval_ms").since(
-            a.hist("policy", "tick_interval_ms")
-        ),
-    }
-    latencies["command_interval_ms"] = intervals["command_interval_ms"].summary()
-    return {
-        "window": index,
-        "from_s": round(a.t - start, 1),
-        "to_s": round(b.t - start, 1),
-        "seconds": round(seconds, 1),
-        "missed_cycles": sum(counts[k] for k in MISSED),
-        **counts,
-        "latency_ms": latencies,
-        "interval_histograms": {k: h.to_json() for k, h in intervals.items()},
-        "rss_mb": {k: round(v, 1) for k, v in b.rss_mb.items()},
-        "cpu_percent": {k: round(100.0 * (b.cpu_s[k] - a.cpu_s[k]) / seconds, 1) for k in b.cpu_s},
-        "host_cpu_percent": host_cpu_percent(
-            a.machine, b.machine, sum(b.cpu_s[k] - a.cpu_s[k] for k in b.cpu_s), os.sysconf("SC_CLK_TCK")
-        )
-        if a.machine and b.machine
-        else {},
-    }
-
-
-@dataclass
-class SoakReport:
-    config: dict[str, Any]
-    windows: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    """Every sample: seconds since the warm-up ended, RSS per node, commands seen."""
-    total: dict[str, Any] = field(default_factory=dict)
-    failure: str = ""
-    """Why the run stopped early (a node died, a status went silent); empty when it ran its course."""
-
-    def rss_growth_percent(self) -> dict[str, float]:
-        """Per node: RSS at the last sample vs the first (the end of the warm-up), in percent."""
-        if len(self.samples) < 2:
-            return {}
-        first, last = self.samples[0]["rss_mb"], self.samples[-1]["rss_mb"]
-        return {k: round(100.0 * (last[k] - first[k]) / first[k], 2) for k in first}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "config": self.config,
-            "total": self.total,
-            "rss_growth_percent": self.rss_growth_percent(),
-            "failure": self.failure,
-            "windows": self.windows,
-            "samples": self.samples,
-        }
-
-
-# ------------------------------------------------------------------------------------------------ the run
-class _CommandClock:
-    """Gaps between consecutive controller commands, by the bridge's send time (DDS source timestamp)."""
-
-    def __init__(self, period_s: float) -> None:
-        self.period_ms = period_s * 1e3
-        self.last_ns: int | None = None
-        self.seen = 0
-        self.gaps = 0
-        self.late = 0
-        self.intervals = LatencyHistogram()
-
-    def __call__(self, msg: Any, info: Any) -> None:
-        self.seen += 1
-        sent = int(info["source_timestamp"])
-        if self.last_ns is not None:
-            ms = (sent - self.last_ns) / 1e6
-            self.intervals.add(ms)
-            periods = ms / self.period_ms
-            if periods > GAP_PERIODS:
-                self.late += 1
-            self.gaps += skipped_periods(periods)
-        self.last_ns = sent
-
-
-def _machine_or_empty() -> dict[str, int]:
-    try:
-        return machine_cpu_jiffies()
-    except (OSError, StopIteration, ValueError):
-        return {}
-
-
 def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakReport:
     """Start the three nodes, warm up, measure for ``duration_s``; always stops the nodes."""
     import json
@@ -320,7 +92,8 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
     from trajectory_msgs.msg import JointTrajectory
 
     from ember.real import ros
-    from ember.real.testing import Probe, cached_reach_policy, ros_env, start_node
+    from ember.real.testing.processes import Probe, ros_env, start_node
+    from ember.real.testing.reach import cached_reach_policy
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -356,7 +129,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
         )
         nodes["bridge"] = start_node("bridge", {"rate_hz": cfg.rate_hz, "status_rate_hz": 1.0}, env, out)
         nodes["policy"] = start_node(
-            "policy_node",
+            "policy",
             {
                 "checkpoint": checkpoint,
                 "rate_hz": cfg.rate_hz,
@@ -371,7 +144,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
         probe = Probe("ember_soak_monitor", domain_id=int(env["ROS_DOMAIN_ID"]))
         for topic in STATUS_TOPICS.values():
             probe.subscribe(topic, String, ros.qos_latched())
-        clock = _CommandClock(1.0 / cfg.rate_hz)
+        clock = CommandClock(1.0 / cfg.rate_hz)
         probe.node.create_subscription(
             JointTrajectory,
             ros.CONTROLLER_TOPIC,
@@ -400,7 +173,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> SoakRe
                 clock.gaps,
                 LatencyHistogram.from_json(clock.intervals.to_json()),
                 clock.late,
-                _machine_or_empty(),
+                machine_cpu_jiffies_or_empty(),
             )
 
         deadline = time.monotonic() + cfg.startup_timeout_s

@@ -2,9 +2,9 @@
 
 Why: a policy trained in sim should meet, over ROS 2, exactly the world it was trained and evaluated in, so its
 success through the bridge can be compared seed by seed with the in-process evaluation. The mock arm is a
-simulator, so this module is the one place ``real/`` imports ``sims/`` (DESIGN.md): it builds the task's
+simulator, so this module is the one place ``real/`` imports ``sims/`` (docs/design.md, "Layers"): it builds the task's
 :class:`ember.sims.tabletop.env.TabletopEnv` (``joint_pos`` actions, the requested cameras) and hands its world's model
-and data to :class:`ember.real.mock_arm.MockArmSim`, which steps them in real time under the trajectory follower, as it
+and data to :class:`ember.real.mock_arm_logic.MockArmSim`, which steps them in real time under the trajectory follower, as it
 steps its own plain scene otherwise. One scene definition, not two.
 
 Episodes: :meth:`TaskScene.reset` applies the task's layout for a seed (objects, goal markers, camera poses,

@@ -15,8 +15,8 @@ from std_msgs.msg import String
 from ember.conditioning.cameras import camera_from_pose, dataset_camera
 from ember.conditioning.errors import ConditioningError
 from ember.real import ros
-from ember.real.recorder import RecorderConfig
-from ember.real.testing import Probe, ros_env, start_node
+from ember.real.recorder_params import RecorderConfig
+from ember.real.testing.processes import Probe, ros_env, start_node
 from ember.sims.tabletop.env import TabletopEnv
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

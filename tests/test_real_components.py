@@ -14,7 +14,7 @@ from ember.real.errors import RealError
 from ember.real.language import LanguageState
 from ember.real.observation import Observation, ObservationBuilder, Staleness
 from ember.real.params import build_config, parameter_names
-from ember.real.recording import NO_CORRECTION_TIME, EpisodeRecorder
+from ember.real.recorder_logic import NO_CORRECTION_TIME, EpisodeRecorder
 from ember.real.robot import home_state, joint_limits, load_robot
 from ember.real.trajectory import AuditConfig, CommandAuditor, TrajectoryFollower, TrajectoryPoint
 
@@ -214,7 +214,7 @@ def test_a_correction_handled_later_than_the_hold_is_counted_and_warned(tmp_path
 
 # ------------------------------------------------------------------------------------------- params
 def test_parameters_are_the_config_fields_with_nesting_and_coercion():
-    from ember.real.bridge import DERIVED_PARAMETERS, BridgeConfig
+    from ember.real.bridge_params import DERIVED_PARAMETERS, BridgeConfig
 
     names = parameter_names(BridgeConfig, DERIVED_PARAMETERS)
     assert "rate_hz" in names and "safety.max_step" in names and "safety.command_period_s" not in names
@@ -295,7 +295,7 @@ def test_policy_runner_feeds_history_resizes_cameras_and_predicts_chunks():
     import torch
 
     from ember.policies import make_policy, make_policy_config
-    from ember.real.policy_runner import PolicyRunner
+    from ember.real.policy_logic import PolicyRunner
 
     robot = load_robot("panda")
     dim = len(robot.state_names)

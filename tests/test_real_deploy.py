@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ember.data import EmberDataset
-from ember.real.testing import cached_reach_policy, demo_target, ros_env
+from ember.real.testing.processes import ros_env
+from ember.real.testing.reach import cached_reach_policy, demo_target
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,9 +14,9 @@ from std_msgs.msg import Bool, String
 
 from ember.cli import main
 from ember.real import ros
-from ember.real.policy_node import PolicyNodeConfig
+from ember.real.policy_params import PolicyNodeConfig
 from ember.real.robot import ForwardKinematics, load_robot
-from ember.real.testing import Probe, ros_env, start_node
+from ember.real.testing.processes import Probe, ros_env, start_node
 from ember.robots.ee_control import WORKSPACE_HIGH, WORKSPACE_LOW
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -72,7 +72,7 @@ def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(
     nodes = [
         start_node("mock_arm", {"cameras": ["front"], "image_width": 64, "image_height": 48}, env, tmp_path),
         start_node(
-            "policy_node", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path, name="policy"
+            "policy", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path, name="policy"
         ),
     ]
     probe = Probe(domain_id=int(env["ROS_DOMAIN_ID"]))

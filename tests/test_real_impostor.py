@@ -111,7 +111,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from ember.real import ros  # noqa: E402
 from ember.real.robot import home_state, load_robot  # noqa: E402
-from ember.real.testing import Probe, ros_env, start_node  # noqa: E402
+from ember.real.testing.processes import Probe, ros_env, start_node  # noqa: E402
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 

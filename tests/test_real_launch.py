@@ -1,6 +1,8 @@
 """Launch files can't run here (no ``launch``/``launch_ros`` wheels), so read them (ast) and check that every
-executable, parameter and topic they name exists and is wired consistently; then check that rcl itself accepts
-the params YAML files and that a node declaring our parameters picks the values up."""
+executable, parameter and topic they name exists and is wired consistently, through the launch files they include
+(``IncludeLaunchDescription``: the included file's nodes, with the arguments passed to it, count as the including
+file's); then check that rcl itself accepts the params YAML files and that a node declaring our parameters picks
+the values up."""
 
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ from ember.real.params import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_DIR = ROOT / "launch"
-LAUNCH_FILES = ("mock_arm.launch.py", "policy.launch.py", "collect.launch.py")
+LAUNCH_FILES = ("mock_arm.launch.py", "arm.launch.py", "policy.launch.py", "collect.launch.py")
 REQUIRED = object()
 """Value of a launch argument without a default (the user must give it)."""
+ARM_SIDE = ("ember-mock-arm", "ember-bridge")
+"""The nodes of arm.launch.py, which policy.launch.py and collect.launch.py include rather than copy."""
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -46,6 +50,92 @@ def _value(node: ast.AST, names: dict[str, Any]) -> Any:
     return ("expr", ast.unparse(node))
 
 
+def _reads(node: ast.AST | None, names: dict[str, Any]) -> set[str]:
+    """The launch arguments an expression reads: ``LaunchConfiguration(name)``, or a local bound to one."""
+    found: set[str] = set()
+    for n in ast.walk(node) if node is not None else ():
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "LaunchConfiguration":
+            found.add(n.args[0].value)
+        elif isinstance(n, ast.Name) and isinstance(names.get(n.id), tuple) and names[n.id][0] == "arg":
+            found.add(names[n.id][1])
+    return found
+
+
+def _call_name(node: ast.AST) -> str:
+    return node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else ""
+
+
+def _include(call: ast.Call, names: dict[str, Any], parents: dict[ast.AST, ast.AST]) -> dict[str, Any]:
+    """``IncludeLaunchDescription(PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(pkg),
+    "launch", "<file>"])), launch_arguments={...}.items())``, as ROS 2 launch files include an installed one."""
+    where = ast.unparse(call)
+    source = call.args[0]
+    assert _call_name(source) == "PythonLaunchDescriptionSource", f"unsupported include source: {where}"
+    join = source.args[0]
+    assert _call_name(join) == "PathJoinSubstitution" and isinstance(join.args[0], ast.List), where
+    share, *parts = join.args[0].elts
+    assert _call_name(share) == "FindPackageShare", f"include a file by its package's share path: {where}"
+    kw = {k.arg: k.value for k in call.keywords}
+    arguments: dict[str, Any] = {}
+    if "launch_arguments" in kw:
+        given = kw["launch_arguments"]
+        assert (
+            isinstance(given, ast.Call)
+            and isinstance(given.func, ast.Attribute)
+            and given.func.attr == "items"
+            and isinstance(given.func.value, ast.Dict)
+        ), f"launch_arguments as {{name: value}}.items(): {where}"
+        arguments = {
+            k.value: _value(v, names)
+            for k, v in zip(given.func.value.keys, given.func.value.values, strict=True)
+        }
+    scoped, up = False, parents.get(call)
+    while up is not None and not scoped:  # inside a GroupAction that keeps the default scoped=True
+        if _call_name(up) == "GroupAction":
+            flags = {k.arg: k.value for k in up.keywords}
+            scoped = not (isinstance(flags.get("scoped"), ast.Constant) and flags["scoped"].value is False)
+        up = parents.get(up)
+    return {
+        "package": _value(share.args[0], names),
+        "path": tuple(_value(p, names) for p in parts),
+        "arguments": arguments,
+        "scoped": scoped,
+    }
+
+
+def _resolve(include: dict[str, Any], child: dict[str, Any]) -> list[dict[str, Any]]:
+    """The included file's nodes as the including file starts them: each of the included file's arguments is the
+    value passed for it (an argument of the including file, or text), else the included file's default."""
+
+    def through(value: Any) -> Any:
+        if isinstance(value, tuple) and value[0] == "arg":
+            name = value[1]
+            if name not in include["arguments"]:
+                return ("text", child["args"].get(name, REQUIRED))
+            given = include["arguments"][name]
+            return given if isinstance(given, tuple) else ("text", given)  # a launch argument is text
+        return value
+
+    def args_of(names: set[str]) -> set[str]:
+        out = set()
+        for name in names:
+            value = through(("arg", name))
+            if value[0] == "arg":
+                out.add(value[1])
+        return out
+
+    return [
+        node
+        | {
+            "inline": {k: through(v) for k, v in node["inline"].items()},
+            "reads": args_of(node["reads"]),
+            "condition_reads": args_of(node["condition_reads"]),
+            "included_from": include["path"][-1],
+        }
+        for node in child["nodes"]
+    ]
+
+
 def read_launch(path: Path) -> dict[str, Any]:
     tree = ast.parse(path.read_text())
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -59,10 +149,16 @@ def read_launch(path: Path) -> dict[str, Any]:
         {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         | {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     )
+    parents = {child: parent for parent in ast.walk(gen) for child in ast.iter_child_nodes(parent)}
     args: dict[str, Any] = {}
     nodes: list[dict[str, Any]] = []
+    includes: list[dict[str, Any]] = []
     used_args: set[str] = set()
-    for call in (n for n in ast.walk(gen) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)):
+    calls = sorted(
+        (n for n in ast.walk(gen) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)),
+        key=lambda n: (n.lineno, n.col_offset),
+    )  # source order: the order the launch file starts its nodes in
+    for call in calls:
         kw = {k.arg: k.value for k in call.keywords}
         if call.func.id == "DeclareLaunchArgument":
             args[call.args[0].value] = (
@@ -89,13 +185,21 @@ def read_launch(path: Path) -> dict[str, Any]:
                     "yamls": yamls,
                     "inline": inline,
                     "conditional": "condition" in kw,
+                    "condition_reads": _reads(kw.get("condition"), names),
+                    "reads": _reads(kw["parameters"], names) | _reads(kw.get("condition"), names),
                     "remappings": "remappings" in kw,
+                    "included_from": None,
                 }
             )
+        elif call.func.id == "IncludeLaunchDescription":
+            include = _include(call, names, parents)
+            includes.append(include)
+            if include["package"] == PACKAGE and include["path"][:1] == ("launch",):
+                nodes.extend(_resolve(include, read_launch(LAUNCH_DIR / include["path"][-1])))
     for value in names.values():
         if isinstance(value, tuple) and value[0] == "arg":
             used_args.add(value[1])
-    return {"imports": imports, "args": args, "nodes": nodes, "used_args": used_args}
+    return {"imports": imports, "args": args, "nodes": nodes, "includes": includes, "used_args": used_args}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -123,8 +227,8 @@ def effective_params(launch: dict[str, Any], node: dict[str, Any]) -> dict[str, 
     for name in node["yamls"]:
         values.update(yaml_params(name, node["name"]))
     for key, value in node["inline"].items():
-        if isinstance(value, tuple) and value[0] == "arg":
-            value = launch["args"][value[1]]
+        if isinstance(value, tuple) and value[0] in ("arg", "text"):  # text: passed to an included file
+            value = launch["args"][value[1]] if value[0] == "arg" else value[1]
             # launch_ros gives a substituted parameter the type its text parses to as YAML ("10.0" -> float)
             value = f"<{key}>" if value is REQUIRED else yaml.safe_load(value) if value != "" else ""
         values[key] = value
@@ -152,6 +256,10 @@ def test_launch_file_structure(name):
     assert set(launch["imports"]) <= {"launch", "launch_ros", "pathlib"}, launch["imports"]
     assert launch["nodes"], f"{name} starts no node"
     assert launch["used_args"] == set(launch["args"]), "every argument is declared and used"
+    reached = set().union(*(node["reads"] for node in launch["nodes"]))
+    assert set(launch["args"]) <= reached, (
+        f"{name} declares {sorted(set(launch['args']) - reached)}, which reach no node's parameters or condition"
+    )
     package = ET.parse(ROOT / "package.xml").getroot().findtext("name")
     for node in launch["nodes"]:
         assert node["package"] == PACKAGE == package
@@ -170,10 +278,55 @@ def test_launch_file_structure(name):
         unknown = set(node["inline"]) - declared
         assert not unknown, f"{name} passes {sorted(unknown)} that {exe.name} does not declare"
         for key, value in node["inline"].items():
-            if isinstance(value, tuple):
+            if isinstance(value, tuple) and value[0] == "text":
+                assert node["included_from"] and isinstance(value[1], str), f"{key}={value}"
+                assert value[1] is not REQUIRED, (
+                    f"{node['included_from']} needs {key}, which {name} does not pass"
+                )
+            elif isinstance(value, tuple):
                 assert value[0] == "arg" and value[1] in launch["args"], (
                     f"{key}={value} is not a launch argument"
                 )
+
+
+INCLUDES = [(name, include) for name, launch in LAUNCHES.items() for include in launch["includes"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "include"), INCLUDES, ids=[f"{n}->{i['path'][-1]}" for n, i in INCLUDES] or None
+)
+def test_includes_pass_every_argument_through(name, include):
+    """An included file gets its arguments from the include, each of which reaches one of its nodes.
+
+    ROS 2 launch sets each passed argument as a launch configuration, and an included file also sees every
+    configuration of the including one: an argument both files declare must be passed explicitly (collect's
+    ``task`` is an instruction, not the mock arm's sims task), and the include sits in a scoped ``GroupAction``
+    so that what it sets (``task:=""``) does not override the including file's own configuration."""
+    launch = LAUNCHES[name]
+    assert include["package"] == PACKAGE, f"{name} includes a file of {include['package']}"
+    target = include["path"][-1]
+    assert include["path"] == ("launch", target) and target.endswith(".launch.py"), (
+        f"{name} includes {include['path']}: setup.py installs launch/*.launch.py into share/{PACKAGE}/launch"
+    )
+    assert (LAUNCH_DIR / target).is_file() and target in LAUNCHES, f"{target} is not one of {LAUNCH_FILES}"
+    child = LAUNCHES[target]
+    passed = include["arguments"]
+    unknown = set(passed) - set(child["args"])
+    assert not unknown, f"{name} passes {sorted(unknown)}, which {target} does not declare"
+    missing = {a for a, default in child["args"].items() if default is REQUIRED} - set(passed)
+    assert not missing, f"{name} does not pass {sorted(missing)}, which {target} requires"
+    implicit = (set(child["args"]) & set(launch["args"])) - set(passed)
+    assert not implicit, f"{name}'s {sorted(implicit)} would reach {target} unnamed: pass them explicitly"
+    reached = set().union(*(node["reads"] for node in child["nodes"]))
+    for arg, value in passed.items():
+        assert arg in reached, f"{name} passes {arg}, which reaches no node of {target}"
+        if isinstance(value, tuple):
+            assert value[0] == "arg" and value[1] in launch["args"], (
+                f"{arg}={value} is not an argument of {name}"
+            )
+        else:
+            assert isinstance(value, str), f"{arg}={value!r}: a launch argument is text"
+    assert include["scoped"], f"{name} includes {target} outside a scoped GroupAction"
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)
@@ -237,6 +390,24 @@ def test_launch_topics_are_wired_consistently(name):
 def test_the_launch_files_start_what_their_docs_promise():
     exes = {name: [n["executable"] for n in launch["nodes"]] for name, launch in LAUNCHES.items()}
     assert exes["mock_arm.launch.py"] == ["ember-mock-arm"]
+    assert exes["arm.launch.py"] == list(ARM_SIDE)
+    arm = LAUNCHES["arm.launch.py"]
+    assert [n["condition_reads"] for n in arm["nodes"]] == [{"use_mock"}, set()]  # the bridge always runs
+    assert not any(d is REQUIRED for d in arm["args"].values()) and arm["args"]["use_mock"] == "true"
+    for name in ("policy.launch.py", "collect.launch.py"):  # the arm side is included, not copied
+        launch = LAUNCHES[name]
+        assert [i["path"] for i in launch["includes"]] == [("launch", "arm.launch.py")], name
+        assert [n["executable"] for n in launch["nodes"] if n["included_from"]] == list(ARM_SIDE), name
+        assert not [n for n in launch["nodes"] if n["executable"] in ARM_SIDE and not n["included_from"]], (
+            name
+        )
+        mock, bridge = launch["nodes"][:2]
+        assert mock["condition_reads"] == {"use_mock"}, (
+            f"{name}: use_mock must reach the mock arm's condition"
+        )
+        for key, arg in (("robot", "robot"), ("controller_topic", "controller_topic")):
+            assert mock["inline"][key] == bridge["inline"][key] == ("arg", arg), (name, key)
+        assert bridge["inline"]["rate_hz"] == ("arg", "rate"), name
     assert exes["policy.launch.py"] == ["ember-mock-arm", "ember-bridge", "ember-policy-node"]
     assert exes["collect.launch.py"] == [
         "ember-mock-arm",
@@ -252,7 +423,15 @@ def test_the_launch_files_start_what_their_docs_promise():
         False,
         False,
     ]  # only the mock arm is optional
-    assert LAUNCHES["collect.launch.py"]["args"]["root"] is REQUIRED
+    mock = policy["nodes"][0]["inline"]
+    assert {k: mock[k] for k in ("task", "split", "seed")} == {
+        k: ("arg", k) for k in ("task", "split", "seed")
+    }
+    collect = LAUNCHES["collect.launch.py"]
+    assert collect["args"]["root"] is REQUIRED
+    # collect's `task` is the instruction (policy node, recorder), never the mock arm's sims task
+    assert collect["nodes"][0]["inline"]["task"] == ("text", "")
+    assert [n["inline"]["task"] for n in collect["nodes"][2:]] == [("arg", "task"), ("arg", "task")]
 
 
 def test_console_scripts_match_the_installed_package():

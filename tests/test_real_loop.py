@@ -27,7 +27,8 @@ from trajectory_msgs.msg import JointTrajectory
 from ember.data import EmberDataset
 from ember.real import ros
 from ember.real.robot import ForwardKinematics, joint_limits, load_robot
-from ember.real.testing import Probe, cached_reach_policy, demo_target, ros_env, start_node
+from ember.real.testing.processes import Probe, ros_env, start_node
+from ember.real.testing.reach import cached_reach_policy, demo_target
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 pytestmark = pytest.mark.timeout(240)
@@ -103,7 +104,7 @@ class Stack:
         )
         self.probe.subscribe(ros.JOINT_STATES_TOPIC, JointState, ros.qos_sensor())
         self.nodes["policy"] = start_node(
-            "policy_node", {"checkpoint": str(self.checkpoint), "rate_hz": RATE, "task": TASK}, self.env, tmp
+            "policy", {"checkpoint": str(self.checkpoint), "rate_hz": RATE, "task": TASK}, self.env, tmp
         )
 
     def status(self, name: str) -> dict:

@@ -13,8 +13,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from ember.real import ros
-from ember.real.mock_arm import MockArmConfig, MockArmSim
-from ember.real.testing import Probe, ros_env, start_node
+from ember.real.mock_arm_logic import MockArmSim
+from ember.real.mock_arm_params import MockArmConfig
+from ember.real.testing.processes import Probe, ros_env, start_node
 from ember.real.trajectory import TrajectoryPoint
 from ember.sims.tabletop.env import TabletopEnv
 

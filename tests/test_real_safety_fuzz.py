@@ -1,6 +1,6 @@
 """Property-based fuzzing of the safety filter (hypothesis), CI-sized, plus regression tests for what it found.
 
-The generators and the reference model live in ``real/testing_fuzz.py`` (its docstring lists the invariants);
+The generators and the reference model live in ``real/testing/fuzz*.py`` (``fuzz_oracle.py`` lists the invariants);
 ``bench/ros/safety_fuzz.py`` drives the same code with a seeded numpy generator for 10^6 commands. Here hypothesis
 draws every choice (so a failure shrinks to a short stream); derandomized, no database: the same examples every
 run, a few thousand commands in all.
@@ -29,7 +29,8 @@ from ember.real.safety import (
     SafetyConfig,
     SafetyFilter,
 )
-from ember.real.testing_fuzz import fuzz, panda_scenario, random_scenario, run_scenario
+from ember.real.testing.fuzz import fuzz, run_scenario
+from ember.real.testing.fuzz_scenarios import panda_scenario, random_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ def fuzz_settings(max_examples: int) -> settings:
 
 
 class HypothesisSource:
-    """Every random choice of ``ember.real.testing_fuzz`` drawn from hypothesis (shrinks towards the first option)."""
+    """Every random choice of ``ember.real.testing.fuzz`` drawn from hypothesis (shrinks towards the first option)."""
 
     def __init__(self, data: st.DataObject) -> None:
         self.data = data

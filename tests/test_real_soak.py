@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ember.real.histogram import LatencyHistogram
-from ember.real.soak import SoakConfig, host_cpu_percent, machine_cpu_jiffies, run_soak
+from ember.real.soak import SoakConfig, run_soak
+from ember.real.soak_host import host_cpu_percent, machine_cpu_jiffies
 
 
 def test_histogram_percentiles_match_numpy_within_a_bucket():
@@ -80,7 +81,7 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
         prefetch_steps=4,
     )
     # the reach policy is shared with the other ROS tests (trained once per session)
-    from ember.real.testing import cached_reach_policy
+    from ember.real.testing.reach import cached_reach_policy
 
     cfg.checkpoint = str(cached_reach_policy(tmp_path_factory.getbasetemp() / "ember_reach_policy"))
     report = run_soak(cfg, progress=lambda line: None)
@@ -96,7 +97,7 @@ def test_soak_100hz_ci_variant(tmp_path, tmp_path_factory):
     assert (
         total["bridge_rejected"] == 0 and total["bridge_watchdog_holds"] == 0 and total["policy_errors"] == 0
     )
-    from ember.real.soak import MISSED
+    from ember.real.soak_metrics import MISSED
 
     assert total["missed_cycles"] <= 0.03 * cycles, {k: total[k] for k in MISSED}
     for w in report.windows:

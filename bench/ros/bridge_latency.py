@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from ember.real import ros
     from ember.real.robot import home_state, load_robot
-    from ember.real.testing import Probe, ros_env, start_node
+    from ember.real.testing.processes import Probe, ros_env, start_node
 
     env = ros_env()
     robot = load_robot("panda")

@@ -6,7 +6,7 @@ and pushed, sensor faults (NaN/inf, wrong size, outside the limits), timing faul
 back, gaps; stale, future, NaN and inf ages), and commands of every kind (tracking, goal-seeking, duplicates,
 jumps, at and beyond the limits, exactly on the thresholds, NaN/inf/huge, wrong shapes, shuffled/missing/unknown
 names, lists/tuples/float32/strings/None), plus e-stops, resets and holds. Every decision is checked against the
-reference model in ``real/testing_fuzz.py`` (its docstring lists the invariants); ``tests/test_real_safety_fuzz.py``
+reference model in ``real/testing/fuzz_oracle.py`` (its docstring lists the invariants); ``tests/test_real_safety_fuzz.py``
 runs the same generators through hypothesis for a CI-sized subset.
 
     .venv/bin/python bench/ros/safety_fuzz.py --commands 1000000 [--seed 0]
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ember.real.safety import CLAMPS, REJECTIONS  # noqa: E402
-from ember.real.testing_fuzz import Stats, fuzz  # noqa: E402
+from ember.real.testing.fuzz import fuzz  # noqa: E402
+from ember.real.testing.fuzz_oracle import Stats  # noqa: E402
 
 
 def table(stats: Stats, seconds: float) -> str:

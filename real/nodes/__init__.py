@@ -1,9 +1,9 @@
 """The rclpy nodes: the only modules that import rclpy at import time (load them lazily).
 
 Each module also holds its node's console script (``main``; ``ember.real.entrypoints`` lists them) and runs as
-``python -m real.nodes.<module>``. The configs, defaults and ROS-free logic stay one level up (``ember.real.bridge``,
-``ember.real.mock_arm``, ``ember.real.policy_node``, ``ember.real.recorder``), so importing those never needs ROS, and no module
-there imports this package back.
+``python -m ember.real.nodes.<module>``. The parameters (``ember.real.<node>_params``) and ROS-free logic
+(``ember.real.<node>_logic``) stay one level up, so importing those never needs ROS, and no module there imports this
+package back.
 """
 
 import os

@@ -1,4 +1,23 @@
-"""The rclpy node of the bridge (see ``ember.real.bridge`` for its job and topics)."""
+"""``ember-bridge``: the only publisher of arm commands; every command passes the safety filter first.
+
+Why a separate node (and process): the safety filter must outlive a policy that crashes, hangs or is killed,
+and it must be the one place a reviewer checks to know what can reach the arm. The bridge:
+
+- subscribes to joint states (and cameras, for the observation dict) and checks their freshness;
+- takes proposed targets from any policy or teleoperator on ``/ember/action`` (``sensor_msgs/JointState``:
+  joint names, positions, and the stamp of the observation that was current when the action was issued);
+- trusts joint states only from the arm's own publisher (``ember.real.state_source``): when another publisher claims
+  the topic, or the publisher changes, it refuses commands, holds and reports (``state_source`` in its status);
+  a changed publisher is re-pinned only by true on ``/ember/estop_reset``;
+- filters them (``ember.real.safety``) and forwards the survivors to the controller as one-point
+  ``JointTrajectory`` messages executed over one command period;
+- holds position when observations go stale, when actions stop coming, or on the latching e-stop
+  (``std_msgs/Bool`` true on ``/ember/estop``; released only by true on ``/ember/estop_reset`` while the e-stop
+  topic itself reads false);
+- publishes its counters as JSON on ``/ember/bridge/status`` (latched).
+
+Its parameters are in ``ember.real.bridge_params``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +34,7 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from ember.real import ros
-from ember.real.bridge import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
+from ember.real.bridge_params import DERIVED_PARAMETERS, NODE_NAME, BridgeConfig
 from ember.real.histogram import LatencyHistogram
 from ember.real.nodes.sensors import subscribe_observations
 from ember.real.observation import Observation, ObservationBuilder, Staleness

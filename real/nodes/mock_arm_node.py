@@ -1,4 +1,18 @@
-"""The rclpy node of the mock arm (see ``ember.real.mock_arm`` for what it simulates and why)."""
+"""``ember-mock-arm``: a MuJoCo arm that looks like ros2_control + joint_trajectory_controller from outside.
+
+It publishes what a real ros2_control arm publishes (``sensor_msgs/JointState`` on ``/joint_states`` at a set
+rate, camera ``Image`` + ``CameraInfo``, the URDF on ``/robot_description``) and follows
+``trajectory_msgs/JointTrajectory`` on ``/joint_trajectory_controller/joint_trajectory`` with JTC's semantics
+(``ember.real.trajectory``). Physics runs in real time in its own thread (catching up after a slow wake-up, so sim
+time never drifts from wall time); cameras render in another thread with their own GL context and ``MjData``.
+
+Because it *is* the arm, it also audits every command it receives (``CommandAuditor``: limits, jumps,
+velocities) and publishes the counts on ``/mock_arm/stats``: that is the ground truth the fault-injection tests
+read. ``/mock_arm/inject`` (``std_msgs/String``) simulates sensor faults: ``drop_state <s>`` stops joint states
+for ``s`` seconds, ``delay_stamp <s>`` stamps them ``s`` seconds in the past (0 turns it off).
+
+Its parameters are in ``ember.real.mock_arm_params``, the ROS-free simulation in ``ember.real.mock_arm_logic``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +29,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ember.real import ros
 from ember.real.errors import RealError
-from ember.real.mock_arm import NODE_NAME, CameraThread, MockArmConfig, MockArmSim
+from ember.real.mock_arm_logic import CameraThread, MockArmSim
+from ember.real.mock_arm_params import NODE_NAME, MockArmConfig
 from ember.real.params import declare_config
 from ember.real.scene import CAMERAS
 from ember.real.trajectory import TrajectoryPoint

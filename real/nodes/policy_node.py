@@ -1,4 +1,17 @@
-"""The rclpy node that runs a checkpoint (see ``ember.real.policy_node`` for the control loop it implements)."""
+"""``ember-policy-node``: run a trained checkpoint on the arm at a fixed control rate.
+
+Each control tick (``rate_hz``, which should equal the training dataset's fps): build the observation from the
+latest joint state and images (skip the tick if they are stale), push it into the policy's history, take the
+next action of the current chunk (``ember.real.chunking``: chunks are computed ahead in a worker thread and
+cross-faded) and publish it on ``/ember/action`` for the bridge, stamped with the observation's stamp.
+The instruction comes from ``/ember/instruction`` (latched) and, while fresh, from operator corrections on
+``/ember/correction`` (``ember.real.language``).
+
+The node never talks to the controller: the bridge (and its safety filter) does.
+
+Its parameters are in ``ember.real.policy_params``, the policy runner (observation history, chunk inference)
+in ``ember.real.policy_logic``.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +35,8 @@ from ember.real.language import LanguageState
 from ember.real.nodes.sensors import subscribe_observations
 from ember.real.observation import STATE_KEY, ObservationBuilder, Staleness
 from ember.real.params import declare_config
-from ember.real.policy_node import NODE_NAME, PolicyNodeConfig
-from ember.real.policy_runner import PolicyRunner, load_checkpoint
+from ember.real.policy_logic import PolicyRunner, load_checkpoint
+from ember.real.policy_params import NODE_NAME, PolicyNodeConfig
 from ember.real.robot import load_robot
 from ember.robots.ee_control import EndEffectorControlConfig, EndEffectorController
 from ember.robots.errors import RobotError

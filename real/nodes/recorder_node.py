@@ -1,4 +1,16 @@
-"""The rclpy node of the recorder (see ``ember.real.recorder`` and ``ember.real.recording``)."""
+"""``ember-recorder``: record what the arm saw and was told, with language corrections, into a dataset.
+
+At ``fps`` it samples the latest joint state and camera images, the command in effect on the controller topic
+(the action, in ``joint_pos`` space; the current state until a command arrives), the active instruction and any
+operator correction (``std_msgs/String`` on ``/ember/correction``, typed with ``ember correct``), and appends a
+frame (``ember.real.recorder_logic`` describes the columns and the timestamp alignment). Frame ``i`` is the sample for
+time ``i / fps`` after the episode start: when a tick comes late the missed slots repeat the latest sample
+(counted), so the dataset's clock never drifts from wall time. Episodes end after
+``episode_duration_s`` or on ``next`` / ``discard`` / ``stop`` on ``/ember/recorder/control``; each saved
+episode is durable on disk before the next one starts, and SIGINT/SIGTERM save the one in progress.
+
+Its parameters are in ``ember.real.recorder_params``.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +33,8 @@ from ember.real.language import LanguageState
 from ember.real.nodes.sensors import subscribe_observations
 from ember.real.observation import ObservationBuilder, Staleness
 from ember.real.params import declare_config
-from ember.real.recorder import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
-from ember.real.recording import EpisodeRecorder
+from ember.real.recorder_logic import EpisodeRecorder
+from ember.real.recorder_params import CONTROL_COMMANDS, NODE_NAME, RecorderConfig
 from ember.real.robot import load_robot
 
 

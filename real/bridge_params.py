@@ -1,20 +1,6 @@
-"""``ember-bridge``: the only publisher of arm commands; every command passes the safety filter first.
+"""Parameters of ``ember-bridge``: :class:`BridgeConfig` (its ROS parameters, ``safety.*`` nested), the node name.
 
-Why a separate node (and process): the safety filter must outlive a policy that crashes, hangs or is killed,
-and it must be the one place a reviewer checks to know what can reach the arm. The bridge:
-
-- subscribes to joint states (and cameras, for the observation dict) and checks their freshness;
-- takes proposed targets from any policy or teleoperator on ``/ember/action`` (``sensor_msgs/JointState``:
-  joint names, positions, and the stamp of the observation that was current when the action was issued);
-- trusts joint states only from the arm's own publisher (``ember.real.state_source``): when another publisher claims
-  the topic, or the publisher changes, it refuses commands, holds and reports (``state_source`` in its status);
-  a changed publisher is re-pinned only by true on ``/ember/estop_reset``;
-- filters them (``ember.real.safety``) and forwards the survivors to the controller as one-point
-  ``JointTrajectory`` messages executed over one command period;
-- holds position when observations go stale, when actions stop coming, or on the latching e-stop
-  (``std_msgs/Bool`` true on ``/ember/estop``; released only by true on ``/ember/estop_reset`` while the e-stop
-  topic itself reads false);
-- publishes its counters as JSON on ``/ember/bridge/status`` (latched).
+The rclpy node, and what the bridge does, is ``ember.real.nodes.bridge_node``; its filter ``ember.real.safety``.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ class PolicyRunner:
             self.policy.reset()
 
     def push(self, observation: Mapping[str, Any]) -> None:
-        """Add one control step's observation (numpy, DESIGN.md contract) to the history."""
+        """Add one control step's observation (numpy; docs/design.md, "Observation and action") to the history."""
         missing = [k for k in self.keys if k not in observation]
         if missing:
             raise RealError(

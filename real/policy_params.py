@@ -1,13 +1,7 @@
-"""``ember-policy-node``: run a trained checkpoint on the arm at a fixed control rate.
+"""Parameters of ``ember-policy-node``: :class:`PolicyNodeConfig` (its ROS parameters) and the node name.
 
-Each control tick (``rate_hz``, which should equal the training dataset's fps): build the observation from the
-latest joint state and images (skip the tick if they are stale), push it into the policy's history, take the
-next action of the current chunk (``ember.real.chunking``: chunks are computed ahead in a worker thread and
-cross-faded) and publish it on ``/ember/action`` for the bridge, stamped with the observation's stamp.
-The instruction comes from ``/ember/instruction`` (latched) and, while fresh, from operator corrections on
-``/ember/correction`` (``ember.real.language``).
-
-The node never talks to the controller: the bridge (and its safety filter) does.
+The rclpy node, and the control loop it runs, is ``ember.real.nodes.policy_node``; its ROS-free policy runner
+``ember.real.policy_logic``.
 """
 
 from __future__ import annotations

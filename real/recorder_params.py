@@ -1,13 +1,7 @@
-"""``ember-recorder``: record what the arm saw and was told, with language corrections, into a dataset.
+"""Parameters of ``ember-recorder``: :class:`RecorderConfig` (its ROS parameters), node name, control commands.
 
-At ``fps`` it samples the latest joint state and camera images, the command in effect on the controller topic
-(the action, in ``joint_pos`` space; the current state until a command arrives), the active instruction and any
-operator correction (``std_msgs/String`` on ``/ember/correction``, typed with ``ember correct``), and appends a
-frame (``ember.real.recording`` describes the columns and the timestamp alignment). Frame ``i`` is the sample for
-time ``i / fps`` after the episode start: when a tick comes late the missed slots repeat the latest sample
-(counted), so the dataset's clock never drifts from wall time. Episodes end after
-``episode_duration_s`` or on ``next`` / ``discard`` / ``stop`` on ``/ember/recorder/control``; each saved
-episode is durable on disk before the next one starts, and SIGINT/SIGTERM save the one in progress.
+The rclpy node, and what the recorder does, is ``ember.real.nodes.recorder_node``; the ROS-free episode writing
+``ember.real.recorder_logic``.
 """
 
 from __future__ import annotations
