@@ -7,16 +7,19 @@
 
 The recorder stores observations, the command sent to the arm (the action), the active instruction and each
 correction with its time, episode by episode. With ``checkpoint`` empty no policy runs (teleoperate through the
-bridge's /ember/action or the controller directly). Parameters: config/*.yaml; the arguments override them.
+bridge's /ember/action or the controller directly). The arm side (mock arm with ``use_mock:=true``, bridge) is
+arm.launch.py, included with this file's arguments. Parameters: config/*.yaml; the arguments override them.
 """
 
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription, LogInfo
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
@@ -50,23 +53,25 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("rate", default_value="10.0", description="control rate in Hz"),
             DeclareLaunchArgument("fps", default_value="10", description="recording frame rate"),
             DeclareLaunchArgument("use_mock", default_value="true", description="start the MuJoCo mock arm"),
-            Node(
-                package="ember",
-                executable="ember-mock-arm",
-                name="mock_arm",
-                output="screen",
-                condition=IfCondition(LaunchConfiguration("use_mock")),
-                parameters=[_config("mock_arm.yaml"), {"robot": robot, "controller_topic": controller_topic}],
-            ),
-            Node(
-                package="ember",
-                executable="ember-bridge",
-                name="ember_bridge",
-                output="screen",
-                parameters=[
-                    _config("bridge.yaml"),
-                    {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate},
-                ],
+            # the arm (mock or real) and the bridge: arm.launch.py, in a scoped group so that what it sets stays
+            # there. `task` here is the instruction, not a sims task: it is passed as "" (the plain mock scene),
+            # or this file's `task` would reach the mock arm (ROS 2 launch hands an included file the including
+            # file's configurations of the same name)
+            GroupAction(
+                [
+                    IncludeLaunchDescription(
+                        PythonLaunchDescriptionSource(
+                            PathJoinSubstitution([FindPackageShare("ember"), "launch", "arm.launch.py"])
+                        ),
+                        launch_arguments={
+                            "robot": robot,
+                            "controller_topic": controller_topic,
+                            "rate": rate,
+                            "use_mock": LaunchConfiguration("use_mock"),
+                            "task": "",
+                        }.items(),
+                    )
+                ]
             ),
             Node(
                 package="ember",

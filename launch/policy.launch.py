@@ -8,17 +8,18 @@ task's success check on /mock_arm/task, episodes reset on /mock_arm/reset, each 
 /ember/instruction): a sim-trained checkpoint meets the world it was trained in. ``task:=""`` gives the plain
 mock scene, and ``instruction:=...`` the policy's initial instruction. With ``use_mock:=false`` the bridge
 commands the real arm's joint_trajectory_controller on ``controller_topic`` (bring up the arm's ros2_control stack
-first). Parameters: config/policy.yaml, config/bridge.yaml, config/mock_arm.yaml; the launch arguments override
-them.
+first). The arm side (mock arm, bridge) is arm.launch.py, included with this file's arguments. Parameters:
+config/policy.yaml, config/bridge.yaml, config/mock_arm.yaml; the launch arguments override them.
 """
 
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
@@ -57,32 +58,25 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "instruction", default_value="", description="initial instruction for the policy"
             ),
-            Node(
-                package="ember",
-                executable="ember-mock-arm",
-                name="mock_arm",
-                output="screen",
-                condition=IfCondition(LaunchConfiguration("use_mock")),
-                parameters=[
-                    _config("mock_arm.yaml"),
-                    {
-                        "robot": robot,
-                        "controller_topic": controller_topic,
-                        "task": LaunchConfiguration("task"),
-                        "split": LaunchConfiguration("split"),
-                        "seed": LaunchConfiguration("seed"),
-                    },
-                ],
-            ),
-            Node(
-                package="ember",
-                executable="ember-bridge",
-                name="ember_bridge",
-                output="screen",
-                parameters=[
-                    _config("bridge.yaml"),
-                    {"robot": robot, "controller_topic": controller_topic, "rate_hz": rate},
-                ],
+            # the arm (mock or real) and the bridge: arm.launch.py, in a scoped group so that what it sets stays
+            # there; every argument it declares that this file declares too is passed
+            GroupAction(
+                [
+                    IncludeLaunchDescription(
+                        PythonLaunchDescriptionSource(
+                            PathJoinSubstitution([FindPackageShare("ember"), "launch", "arm.launch.py"])
+                        ),
+                        launch_arguments={
+                            "robot": robot,
+                            "controller_topic": controller_topic,
+                            "rate": rate,
+                            "use_mock": LaunchConfiguration("use_mock"),
+                            "task": LaunchConfiguration("task"),
+                            "split": LaunchConfiguration("split"),
+                            "seed": LaunchConfiguration("seed"),
+                        }.items(),
+                    )
+                ]
             ),
             Node(
                 package="ember",
