@@ -10,29 +10,29 @@ default: imitation learns the behaviour it sees, failures included.
 are kept whether or not they succeed: reward labelers and success / progress models are measured on them.
 
 Every frame also gets the simulator's ground truth, in columns no policy reads (they are not ``observation.*``;
-training selects only those, ``ember.train``), see :data:`SIM_FEATURES`. They are measured at the same instant as
-``next.success``: after the frame's action. ``next.reward`` / ``next.success`` are the env's, as always; a labeler
-may overwrite them, the ``sim.*`` columns stay the truth to measure it against.
+training selects only those, ``ember.train``), see :data:`ember.recording.SIM_FEATURES`. They are measured at the
+same instant as ``next.success``: after the frame's action. ``next.reward`` / ``next.success`` are the env's, as
+always; a labeler may overwrite them, the ``sim.*`` columns stay the truth to measure it against.
 
 ``--executor=process|ray --num_workers=N`` runs the attempts in worker processes (or on a Ray cluster) while this
 process alone writes the dataset, in attempt order and each episode durable before the next: the same dataset as
-the serial run, frame for frame (see :func:`_collect_distributed` for how a dropped attempt is handled).
+the serial run, frame for frame (see :func:`ember.collect_attempts.collect_distributed` for how a dropped attempt
+is handled).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from ember.collect_attempts import collect_distributed, make_collect_env, play
 from ember.config import save_config
-from ember.errors import ConfigError, RunFolderError
+from ember.errors import ConfigError
+from ember.recording import OBSERVATION_SETS, dataset_features, prepare_dataset_root, write_camera_geometry
 from ember.runs import default_out
 
 
@@ -87,115 +87,6 @@ class CollectConfig:
 
 BEHAVIOR_CHOICES = ("expert", "noisy", "failing", "mixed")
 DEFAULT_MIX = "expert:0.2,noisy:0.4,failing:0.4"
-SIM_FEATURES: dict[str, dict[str, Any]] = {
-    "sim.success": {"dtype": "float32", "shape": [1], "names": None},
-    "sim.progress": {"dtype": "float32", "shape": [1], "names": None},
-    "sim.behavior": {"dtype": "string", "shape": [1], "names": None},
-    "sim.failure": {"dtype": "string", "shape": [1], "names": None},
-    "sim.action_noise": {"dtype": "float32", "shape": [1], "names": None},
-    "sim.seed": {"dtype": "int64", "shape": [1], "names": None},
-}
-"""The simulator's ground truth per frame, for measuring labelers (never observations):
-
-* ``sim.success``: 1.0 if the task is done after the frame's action (the env's ``is_success``), else 0.0;
-* ``sim.progress``: the task's ground-truth progress after the frame's action, in [0, 1], 1.0 exactly at success
-  (each task's docstring defines its stages; PushT: ``min(1, coverage / success_coverage)``);
-* ``sim.behavior``: what acted in this episode: ``expert``, ``noisy``, ``failing`` (``ember collect``) or
-  ``policy`` (``ember eval --record``);
-* ``sim.failure``: for ``failing`` episodes ``wrong_target`` or ``early_stop``, else empty;
-* ``sim.action_noise``: the std of a ``noisy`` episode's action noise (fraction of the half-range), else 0;
-* ``sim.seed``: the seed the episode's env was reset with (rollouts of one initial state share it: ``ember eval
-  --rollouts_per_seed``, paired by ``ember label --pairs_within=seed``).
-"""
-
-OBSERVATION_SETS = ("privileged", "robot")
-PRIVILEGED_KEYS = ("observation.environment_state",)
-"""Observation keys only a simulator has (object poses); ``--observations=robot`` leaves them out."""
-
-
-def write_camera_geometry(
-    root: Path, info: dict[str, Any], cameras: tuple[str, ...], image_size: int
-) -> None:
-    """The fixed cameras' intrinsics/extrinsics (the env's ``info["cameras"]`` at the first episode) into
-    ``meta/ember_cameras.json``: sketches and keypoints of the dataset are then drawn from the dataset alone, as for
-    a real recording. The wrist camera moves with the hand, so it has no one pose to record."""
-    from ember.conditioning.cameras import CameraModel, write_dataset_cameras
-
-    reported = info.get("cameras") or {}
-    models = {
-        c: CameraModel.from_info(reported[c], image_size, image_size)
-        for c in cameras
-        if c in reported and c != "wrist"
-    }
-    if models:
-        write_dataset_cameras(root, models)
-
-
-def dataset_features(env: gym.Env, observations: str = "privileged") -> dict[str, dict[str, Any]]:
-    """LeRobot feature specs for what the environment observes and does (plus reward/done/success); the action
-    feature's ``info.action_space`` names its space (``joint_pos``, ``ee_delta``, ``ee_pos``)."""
-    names = getattr(env.unwrapped, "feature_names", {}) or {}
-    features: dict[str, dict[str, Any]] = {}
-    for key, space in env.observation_space.spaces.items():
-        if key == "task" or (observations == "robot" and key in PRIVILEGED_KEYS):
-            continue
-        if key.startswith("observation.images."):
-            features[key] = {
-                "dtype": "video",
-                "shape": list(space.shape),
-                "names": ["height", "width", "channels"],
-            }
-        else:
-            features[key] = {"dtype": "float32", "shape": list(space.shape), "names": names.get(key)}
-    features["action"] = {
-        "dtype": "float32",
-        "shape": list(env.action_space.shape),
-        "names": names.get("action"),
-    }
-    space = getattr(env.unwrapped, "action_space_type", None)
-    if space:
-        features["action"]["info"] = {"action_space": str(space)}
-    features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
-    features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
-    features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
-    features.update({k: dict(v) for k, v in SIM_FEATURES.items()})
-    return features
-
-
-def frame_row(
-    obs: dict[str, Any],
-    action: np.ndarray,
-    reward: float,
-    terminated: bool,
-    truncated: bool,
-    info: dict[str, Any],
-    features: dict[str, Any],
-    behavior: str = "expert",
-    failure: str = "",
-    action_noise: float = 0.0,
-    seed: int = -1,
-) -> dict[str, Any]:
-    """One dataset frame: the observation the action was taken from (the keys ``features`` declares), the action,
-    what the step returned (``next.*``) and the simulator's ground truth after it (:data:`SIM_FEATURES`); used by
-    ``ember collect`` and ``ember eval --record`` alike."""
-    success = bool(info.get("is_success", False))
-    frame = {k: v for k, v in obs.items() if k != "task" and k in features}
-    frame.update(
-        {
-            "action": np.asarray(action, dtype=np.float32),
-            "next.reward": np.array([reward], dtype=np.float32),
-            "next.done": np.array([terminated or truncated]),
-            "next.success": np.array([success]),
-            "sim.success": np.array([float(success)], dtype=np.float32),
-            "sim.progress": np.array([float(info.get("progress", float(success)))], dtype=np.float32),
-            "sim.behavior": behavior,
-            "sim.failure": failure,
-            "sim.action_noise": np.array([action_noise], dtype=np.float32),
-            "sim.seed": np.array([seed], dtype=np.int64),
-            "task": obs["task"],
-        }
-    )
-    return frame
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -237,18 +128,6 @@ def behavior_schedule(cfg: CollectConfig) -> list[str]:
         counts[k] += 1
     order = [k for k in mix for _ in range(counts[k])]
     return [order[i] for i in np.random.default_rng(cfg.seed).permutation(len(order))]
-
-
-def prepare_dataset_root(root: Path, overwrite: bool) -> None:
-    """A dataset folder that is new or empty; with ``overwrite`` an existing one is moved aside (never deleted)."""
-    if root.exists() and any(root.iterdir()):
-        if not overwrite:
-            raise RunFolderError(
-                f"dataset folder '{root}' already exists; pass a new --out or --overwrite=true."
-            )
-        import shutil
-
-        shutil.move(str(root), str(root.with_name(root.name + f".old-{time.strftime('%Y%m%d-%H%M%S')}")))
 
 
 def _check(cfg: CollectConfig) -> None:
@@ -309,108 +188,6 @@ class CollectResult:
     """Per behaviour: ``attempts``, ``successes`` and ``saved`` episodes."""
 
 
-def _make_env(cfg: CollectConfig) -> gym.Env:
-    """The env every attempt of ``cfg`` runs in (the serial loop's, and each worker's own)."""
-    from ember.sims import make_env
-
-    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "split": cfg.split}
-    if cfg.obs_mode == "pixels":
-        kwargs.update(cameras=tuple(cfg.cameras), image_size=cfg.image_size)
-    if cfg.max_episode_steps > 0:
-        kwargs["max_episode_steps"] = cfg.max_episode_steps
-    if cfg.action_space:
-        kwargs["action_space_type"] = cfg.action_space
-    return make_env(cfg.task, backend=cfg.backend, render_mode=None, **kwargs)
-
-
-def _play(
-    env: gym.Env,
-    actor: Any,
-    cfg: CollectConfig,
-    seed: int,
-    slot_behavior: str,
-    features: dict[str, Any],
-    add_frame: Callable[[dict[str, Any]], None],
-) -> tuple[Any, bool, int, dict[str, Any]]:
-    """One attempt: reset with ``seed``, act as ``slot_behavior`` (drawn from ``seed``), hand every frame to
-    ``add_frame``; returns the behaviour, whether it succeeded, its length and the reset's info."""
-    from ember.sims.experts.behaviors import behavior_rng, draw_behavior
-
-    obs, info = env.reset(seed=seed)
-    reset_info = info
-    rng = behavior_rng(seed)
-    behavior = draw_behavior(slot_behavior, env, rng, tuple(cfg.action_noise))
-    actor.reset(env, behavior, rng)
-    success, length = False, 0
-    while True:
-        action = actor.act(env, info)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        success = success or bool(info.get("is_success", False))
-        add_frame(
-            frame_row(
-                obs,
-                action,
-                reward,
-                terminated,
-                truncated,
-                info,
-                features,
-                behavior.name,
-                behavior.failure,
-                behavior.action_noise,
-                seed,
-            )
-        )
-        length += 1
-        obs = next_obs
-        if terminated or truncated:
-            return behavior, success, length, reset_info
-
-
-@dataclass
-class _Attempt:
-    """What a worker sends back for one attempt: its frames as the serial loop records them."""
-
-    behavior: str
-    success: bool
-    frames: list[dict[str, Any]]
-    cameras: dict[str, Any] | None
-    """The reset's ``info["cameras"]`` (attempt 0 only: the dataset's camera geometry)."""
-
-
-_WORKER: dict[str, Any] = {}
-"""A worker's env, expert and features, built once per collect config (the key) and reused by its attempts."""
-
-
-def _attempt_in_worker(cfg: CollectConfig, attempt: int, slot_behavior: str) -> _Attempt:
-    """Attempt ``attempt`` (seed ``cfg.seed + attempt``) as ``slot_behavior``, in whatever process runs it."""
-    from ember.sims.experts import make_expert
-    from ember.sims.experts.behaviors import BehavingExpert
-
-    key = repr(cfg)
-    if _WORKER.get("key") != key:
-        if "env" in _WORKER:
-            _WORKER["env"].close()
-        env = _make_env(cfg)
-        _WORKER.update(
-            key=key,
-            env=env,
-            actor=BehavingExpert(make_expert(cfg.task, env)),
-            features=dataset_features(env, cfg.observations),
-        )
-    frames: list[dict[str, Any]] = []
-    behavior, success, _, info = _play(
-        _WORKER["env"],
-        _WORKER["actor"],
-        cfg,
-        cfg.seed + attempt,
-        slot_behavior,
-        _WORKER["features"],
-        frames.append,
-    )
-    return _Attempt(behavior.name, success, frames, info.get("cameras") if attempt == 0 else None)
-
-
 def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     from ember.data import DatasetWriter
     from ember.sims.experts import make_expert
@@ -421,7 +198,7 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         cfg.out = default_out("datasets", cfg.task.lower())
     root = Path(cfg.out)
     prepare_dataset_root(root, cfg.overwrite)
-    env = _make_env(cfg)
+    env = make_collect_env(cfg)
     schedule = behavior_schedule(cfg)
     fps = int(round(env.metadata.get("render_fps", 10)))
     writer = DatasetWriter.create(
@@ -460,11 +237,11 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
     try:
         if cfg.executor != "serial":
             env.close()  # the workers build their own; this one only described the dataset
-            attempts = _collect_distributed(cfg, schedule, max_attempts, writer, root, account, lambda: saved)
+            attempts = collect_distributed(cfg, schedule, max_attempts, writer, root, account, lambda: saved)
         else:
             actor = BehavingExpert(make_expert(cfg.task, env))
             while saved < cfg.num_episodes and attempts < max_attempts:
-                behavior, success, length, info = _play(
+                behavior, success, length, info = play(
                     env, actor, cfg, cfg.seed + attempts, schedule[saved], writer.features, writer.add_frame
                 )
                 if attempts == 0 and cfg.obs_mode == "pixels":
@@ -486,62 +263,3 @@ def collect(cfg: CollectConfig, *, quiet: bool = False) -> CollectResult:
         )
     rate = expert["successes"] / expert["attempts"] if expert["attempts"] else float("nan")
     return CollectResult(root, saved, frames, attempts, rate, time.perf_counter() - t0, counts)
-
-
-def _collect_distributed(
-    cfg: CollectConfig,
-    schedule: list[str],
-    max_attempts: int,
-    writer: Any,
-    root: Path,
-    account: Callable[[str, bool, int], bool],
-    saved: Callable[[], int],
-) -> int:
-    """The serial loop's attempts, run ahead in workers (speculatively), written here in attempt order.
-
-    Attempt ``k`` plays seed ``cfg.seed + k`` as the behaviour of schedule slot ``saved`` (the episodes saved
-    before it). While ``k`` runs its slot is not known yet: in-flight attempt ``i`` (0 = the oldest) assumes every
-    attempt before it is kept, slot ``saved + i``. A discarded attempt (a failed expert) shifts the slots of those
-    behind it; any whose behaviour changes with the shift is cancelled and run again with the right one, so what
-    is written equals the serial run's. Returns the number of attempts made."""
-    import collections
-
-    from ember.executors import make_executor
-
-    window = 2 * cfg.num_workers
-    inflight: collections.deque[list[Any]] = collections.deque()  # [attempt, behaviour, task], oldest first
-    next_attempt = attempts = 0
-    with make_executor(cfg.executor, cfg.num_workers, cfg.ray_address) as executor:
-
-        def submit(attempt: int, name: str) -> Any:
-            return executor.submit(_attempt_in_worker, cfg, attempt, name)
-
-        try:
-            while saved() < cfg.num_episodes:
-                while (
-                    len(inflight) < window
-                    and next_attempt < max_attempts
-                    and saved() + len(inflight) < cfg.num_episodes
-                ):
-                    name = schedule[saved() + len(inflight)]
-                    inflight.append([next_attempt, name, submit(next_attempt, name)])
-                    next_attempt += 1
-                if not inflight:
-                    break
-                attempt, _, task = inflight.popleft()
-                result: _Attempt = task.result()
-                if attempt == 0 and cfg.obs_mode == "pixels":
-                    write_camera_geometry(root, {"cameras": result.cameras}, cfg.cameras, cfg.image_size)
-                for frame in result.frames:
-                    writer.add_frame(frame)
-                attempts += 1
-                if not account(result.behavior, result.success, len(result.frames)):
-                    for i, entry in enumerate(inflight):  # every slot behind moved up by one
-                        wanted = schedule[saved() + i]
-                        if entry[1] != wanted:
-                            entry[2].cancel()
-                            entry[1:] = [wanted, submit(entry[0], wanted)]
-        finally:
-            for entry in inflight:
-                entry[2].cancel()
-    return attempts

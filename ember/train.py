@@ -15,9 +15,12 @@ algorithm names (weights, EMA, target networks) and the RNG state are restored a
 batches an uninterrupted one would.
 
 Multi-GPU: ``accelerate launch --multi_gpu --num_processes=N -m ember.cli train --dataset=...`` runs the same
-loop under DDP (each process reads its slice of every global batch, :class:`EpochSampler`, so N processes at
-``--batch_size=B`` train like one at ``N*B`` and a run resumes under another process count at the same global
-batch); ``accelerate config`` picks FSDP instead. See docs/distributed.md.
+loop under DDP (each process reads its slice of every global batch, :class:`ember.sampling.EpochSampler`, so N
+processes at ``--batch_size=B`` train like one at ``N*B`` and a run resumes under another process count at the
+same global batch); ``accelerate config`` picks FSDP instead. See docs/distributed.md.
+
+What the loop reads from the dataset first (observation keys, episodes, the policy's features) is
+:mod:`ember.train_inputs`.
 
 Layout of a training run (LeRobot's, so its tools recognise it)::
 
@@ -51,8 +54,10 @@ from ember.conditioning.preload import preload_triton
 from ember.config import save_config, to_dict
 from ember.plots import plot_loss_curve
 from ember.runs import default_out, prepare_run_folder
+from ember.sampling import EpochSampler, infinite_batches
 from ember.seeding import seed_everything
 from ember.state_names import resolve_state_names
+from ember.train_inputs import fill_motion_vocabulary, fill_policy_features, select_episodes, select_obs_keys
 
 preload_triton()  # before any env renders in this process; see ember/conditioning/preload.py
 
@@ -124,159 +129,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _select_obs_keys(features: dict[str, dict], wanted: tuple[str, ...]) -> list[str]:
-    available = [k for k in features if k.startswith("observation.")]
-    if not wanted:
-        return available
-    missing = [k for k in wanted if k not in features]
-    if missing:
-        from ember.errors import ConfigError
-
-        raise ConfigError(f"--obs_keys names {missing}, which the dataset lacks; it has {available}.")
-    return list(wanted)
-
-
-def select_episodes(dataset: Any, episodes: tuple[int, ...], episode_filter: str) -> list[int] | None:
-    """The episodes ``--episodes`` and ``--episode_filter`` keep (None: all of them); a filter that keeps none,
-    or names a column the dataset lacks, is an error saying what the dataset has."""
-    import numpy as np
-
-    from ember.errors import ConfigError
-
-    keep = list(range(dataset.num_episodes)) if not episodes else [int(e) for e in episodes]
-    bad = [e for e in keep if not 0 <= e < dataset.num_episodes]
-    if bad:
-        raise ConfigError(
-            f"--episodes names {bad[:10]}, but {dataset.root} has episodes 0..{dataset.num_episodes - 1}."
-        )
-    if episode_filter:
-        if episode_filter not in dataset.features:
-            numeric = [
-                k
-                for k, f in dataset.features.items()
-                if f["dtype"] in ("float32", "float64", "bool", "int64")
-            ]
-            raise ConfigError(
-                f"--episode_filter={episode_filter!r} is not a column of {dataset.root}; per-frame "
-                f"columns: {numeric}. Success columns come from `ember collect` (next.success) or "
-                "`ember label` (success.<labeler>)."
-            )
-        table = dataset.frame_table()
-        ep = table.column("episode_index").to_numpy()
-        values = np.asarray(table.column(episode_filter).to_numpy(zero_copy_only=False), dtype=np.float64)
-        values = values.reshape(len(ep), -1).max(axis=1)
-        passed = set(np.unique(ep[values > 0.5]).tolist())
-        keep = [e for e in keep if e in passed]
-        if not keep:
-            raise ConfigError(
-                f"--episode_filter={episode_filter!r} keeps no episode of {dataset.root}: the column "
-                "is never above 0.5."
-            )
-    return None if not episodes and not episode_filter else keep
-
-
-def fill_policy_features(policy_cfg: Any, features: dict[str, dict], obs_keys: list[str]) -> None:
-    """Give the policy config its input/output shapes from the dataset, unless already set."""
-    if not policy_cfg.input_features:
-        inputs = {}
-        for k in obs_keys:
-            shape = list(features[k]["shape"])
-            if features[k]["dtype"] in ("video", "image"):
-                shape = [shape[2], shape[0], shape[1]]  # datasets store HWC, policies take CHW
-            inputs[k] = {"shape": shape, "dtype": features[k]["dtype"]}
-        policy_cfg.input_features = inputs
-    if not policy_cfg.output_features:
-        action = {"shape": list(features["action"]["shape"]), "dtype": "float32"}
-        space = (features["action"].get("info") or {}).get("action_space")
-        if space:  # so a deployment knows what the actions mean (joint targets or end-effector moves)
-            action["action_space"] = space
-        policy_cfg.output_features = {"action": action}
-
-
-def _fill_motion_vocabulary(policy_cfg: Any, root: Path) -> None:
-    """``--policy.motion_vocabulary=dataset``: the phrases ``ember motions`` stored in ``meta/motions.json``, in
-    their order (a motion index means the same in the dataset and the checkpoint)."""
-    vocabulary = tuple(getattr(policy_cfg, "motion_vocabulary", ()) or ())
-    if vocabulary != ("dataset",):
-        return
-    path = Path(root) / "meta" / "motions.json"
-    if not path.is_file():
-        from ember.errors import ConfigError
-
-        raise ConfigError(
-            f"--policy.motion_vocabulary=dataset reads {path}, which is missing: label the motions "
-            f"first (`ember motions --dataset={root}`)."
-        )
-    policy_cfg.motion_vocabulary = tuple(json.loads(path.read_text())["motions"])
-
-
-class EpochSampler(torch.utils.data.Sampler[int]):
-    """A random permutation per epoch, a pure function of (seed, epoch), that can start mid-epoch; under several
-    processes, each rank's share of every *global* batch.
-
-    What makes ``--resume`` exact: the batches after step s are the same whether or not the run stopped at s.
-    What makes N processes equal to one: the permutation does not depend on the process count; global batch k is
-    ``order[k*G:(k+1)*G]`` (G = per-process batch x processes) and rank r reads its r-th contiguous slice, so N
-    processes at batch B see, step for step, the samples one process sees at batch N*B (DDP then averages the
-    gradients of equal-sized slices: the gradient of the mean over the global batch). Positions are counted in
-    samples of the global order, so a run can resume under another process count at the same global batch.
-    With more than one process an epoch keeps whole global batches only (every rank steps the same number of
-    times, or DDP would wait forever).
-    """
-
-    def __init__(self, size: int, seed: int, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
-        self.size, self.seed = size, seed
-        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
-        self.epoch, self.start = 0, 0
-
-    @property
-    def global_batch(self) -> int:
-        return self.batch_size * self.world_size
-
-    def set_position(self, epoch: int, start: int = 0) -> None:
-        """``start``: the first sample of the epoch's global order still to read."""
-        self.epoch, self.start = epoch, start
-
-    def _indices(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g)[self.start :].tolist()
-        if self.world_size == 1:
-            return order
-        whole = len(order) // self.global_batch * self.global_batch
-        lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
-        return [i for k in range(0, whole, self.global_batch) for i in order[k + lo : k + hi]]
-
-    def __iter__(self):
-        order = self._indices()
-        self.start = 0
-        return iter(order)
-
-    def __len__(self) -> int:
-        remaining = self.size - self.start
-        if self.world_size == 1:
-            return remaining
-        return remaining // self.global_batch * self.batch_size
-
-
-def _infinite(
-    loader: torch.utils.data.DataLoader,
-    sampler: EpochSampler,
-    generator: torch.Generator,
-    start_step: int,
-    batches_per_epoch: int,
-):
-    """Batches forever from ``start_step`` on. The loader has its own generator (reseeded per epoch) because
-    starting a DataLoader iterator draws a worker seed, and from the global RNG that draw would make a resumed
-    run diverge from an uninterrupted one."""
-    epoch, offset = divmod(start_step, max(1, batches_per_epoch))
-    sampler.set_position(epoch, offset * sampler.global_batch)
-    while True:
-        generator.manual_seed(sampler.seed * 100_003 + epoch)
-        yield from loader
-        epoch += 1
-        sampler.set_position(epoch)
-
-
 def _mean_over_processes(values: dict[str, float], accelerator: Any) -> dict[str, float]:
     """Each rank's metrics averaged over the ranks (equal slices: the global batch's mean), so the logged loss
     curve is the global batch's whatever the process count."""
@@ -320,7 +172,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
     seed_everything(cfg.seed)
 
     dataset = EmberDataset(cfg.dataset)
-    obs_keys = _select_obs_keys(dataset.features, cfg.obs_keys)
+    obs_keys = select_obs_keys(dataset.features, cfg.obs_keys)
     fill_policy_features(cfg.policy, dataset.features, obs_keys)
     resolve_state_names(
         cfg.policy,
@@ -331,7 +183,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
         ground=cfg.ground_hidden_names,
     )
 
-    _fill_motion_vocabulary(cfg.policy, dataset.root)
+    fill_motion_vocabulary(cfg.policy, dataset.root)
     algorithm_class = get_algorithm_class(cfg.algorithm.type)
     request = algorithm_class.batch_request(cfg.algorithm, cfg.policy)
     windows = WindowDataset(
@@ -400,7 +252,7 @@ def train(cfg: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     algorithm.train()
     t0 = time.perf_counter()
-    batches = _infinite(loader, sampler, loader_generator, start_step, batches_per_epoch)
+    batches = infinite_batches(loader, sampler, loader_generator, start_step, batches_per_epoch)
     bar = tqdm(
         range(start_step, cfg.steps),
         desc="train",

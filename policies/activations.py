@@ -1,8 +1,9 @@
 """Mish (x tanh(softplus(x))) with one ``exp`` per element, for the CPU paths where it is a hot op.
 
 torch's CPU kernels compute exp, log1p and tanh per element forward and four transcendentals backward; here
-tanh(log(1 + e)) = n / (n + 2) with n = e (e + 2), e = exp(x), so one exp and a few arithmetic passes. Measured
-at a diffusion UNet's (64, 256, 4) activations: forward + backward 266 vs 596 us (bench/compare/RESULTS.md).
+tanh(log(1 + e)) = n / (n + 2) with n = e (e + 2), e = exp(x), so one exp and a few arithmetic passes. At a
+diffusion UNet's training activations the transcendentals dominate, so trading them for arithmetic makes Mish's
+forward + backward cheaper (measured in bench/compare/RESULTS.md, "The model alone", item 3).
 The arithmetic passes cost a dispatch each, so small tensors (a policy's batch-1 inference) keep torch's kernel.
 Parameter-free: swapping ``nn.Mish`` for this leaves every state dict unchanged.
 """

@@ -27,7 +27,7 @@ from ember.policies.conditioning.keys import TASK_KEY, batch_key
 from ember.policies.conditioning.language import SentenceEmbedder
 from ember.policies.encoder_config import VisuomotorConfig
 from ember.policies.errors import PolicyError
-from ember.policies.features import ACTION_KEY, feature_shape
+from ember.policies.features import ACTION_KEY, fit_observation_window
 from ember.policies.freezing import FrozenModules
 from ember.policies.grif import grif_training_features
 from ember.policies.grounding import GoalGrounding
@@ -94,19 +94,7 @@ class ChunkPolicy(Policy):
         n = self.config.n_obs_steps
         out: dict[str, Tensor] = {}
         for key in self.config.observation_keys:
-            x = batch[key]
-            ndim = len(feature_shape(key, self.config.input_features[key]))
-            if not train and x.ndim == ndim + 1:
-                x = x[:, None].expand(-1, n, *x.shape[1:])
-            elif not train and x.ndim == ndim + 2 and x.shape[1] > n:
-                x = x[:, -n:]
-            if x.ndim != ndim + 2 or x.shape[1] != n:
-                raise PolicyError(
-                    f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, "
-                    f"*{self.config.input_features[key]['shape']}); build the dataset window with "
-                    "config.observation_delta_indices"
-                )
-            out[key] = x
+            out[key] = fit_observation_window(key, batch[key], self.config.input_features[key], n, train)
         return out
 
     @property

@@ -56,3 +56,23 @@ def feature_shape(key: str, spec: dict[str, Any]) -> tuple[int, ...]:
 def is_tensor_feature(spec: dict[str, Any]) -> bool:
     """Strings (e.g. the ``task`` instruction) are features too, but never normalized or stacked."""
     return str(spec.get("dtype", "float32")) not in ("string", "str")
+
+
+def fit_observation_window(key: str, x: Any, spec: dict[str, Any], n_obs_steps: int, train: bool) -> Any:
+    """Observation tensor ``x`` of feature ``key`` as ``(B, n_obs_steps, *shape)``, or a PolicyError naming it.
+
+    In training the window must match exactly (the dataset's ``observation_delta_indices``); at inference a
+    single step ``(B, *shape)`` is repeated over the window and a longer history is cut to its last
+    ``n_obs_steps``. What every policy's observation window goes through (``ChunkPolicy``, ``VLAPolicy``)."""
+    ndim = len(feature_shape(key, spec))
+    n = int(n_obs_steps)
+    if not train and x.ndim == ndim + 1:
+        x = x[:, None].expand(-1, n, *x.shape[1:])
+    elif not train and x.ndim == ndim + 2 and x.shape[1] > n:
+        x = x[:, -n:]
+    if x.ndim != ndim + 2 or x.shape[1] != n:
+        raise PolicyError(
+            f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, *{spec['shape']}); build "
+            "the dataset window with config.observation_delta_indices"
+        )
+    return x

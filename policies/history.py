@@ -1,7 +1,7 @@
 """The observation history a policy conditions on: the last ``n_obs_steps`` observations, oldest first.
 
 One implementation for every place that feeds a policy step by step (``Policy.select_action`` in simulation,
-``ember.real.policy_runner`` on an arm), so both see windows built the same way: the first observation of an episode
+``ember.real.policy_logic`` on an arm), so both see windows built the same way: the first observation of an episode
 fills the whole window (as the training windows repeat the first frame), each later one pushes the oldest out.
 """
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import ember.collect as collect_module
+import ember.collect_attempts as collect_attempts
 import ember.executors as executors
 from ember.collect import CollectConfig, collect
 from ember.errors import ConfigError, EmberError
@@ -187,7 +187,7 @@ def test_a_failing_worker_keeps_every_episode_written_before_it(tmp_path, monkey
     """Attempt 3 raises in its worker: the error reaches the caller and the dataset holds episodes 0-2, readable."""
     from ember.data import EmberDataset
 
-    real = collect_module._attempt_in_worker
+    real = collect_attempts.attempt_in_worker
 
     def third_fails(cfg, attempt, name):
         if attempt == 3:
@@ -195,7 +195,7 @@ def test_a_failing_worker_keeps_every_episode_written_before_it(tmp_path, monkey
         return real(cfg, attempt, name)
 
     monkeypatch.setattr(executors, "make_executor", lambda kind, n, address="": Executor(n))
-    monkeypatch.setattr(collect_module, "_attempt_in_worker", third_fails)
+    monkeypatch.setattr(collect_attempts, "attempt_in_worker", third_fails)
     cfg = reach(tmp_path, "crash", executor="process", max_episode_steps=0)
     with pytest.raises(RuntimeError, match="attempt 3"):
         collect(cfg, quiet=True)

@@ -1,4 +1,5 @@
-"""RT-H language motions (vla/motions.py): derivation, vocabulary, labeling a dataset, the loader hook, overrides."""
+"""RT-H language motions (vla/motions.py, motion_labels.py, motion_overrides.py): derivation, vocabulary,
+labeling a dataset, the loader hook, overrides."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import pytest
 
 from ember.data import DatasetError, DatasetWriter, EmberDataset, instruction, verify
 from ember.data.windows import WindowDataset
+from ember.vla.motion_labels import dataset_motions, label_motions
+from ember.vla.motion_overrides import MotionOverrideLog
 from ember.vla.motions import (
     CLOSE_GRIPPER,
     OPEN_GRIPPER,
     STAY,
     MotionConfig,
-    MotionOverrideLog,
     MotionVocabulary,
-    dataset_motions,
     derive_motions,
-    label_motions,
 )
 from ember.vla.motions_cli import VERB, MotionsConfig, run_motions
 
@@ -207,7 +207,7 @@ def test_joints_only_dataset_goes_through_forward_kinematics(tmp_path):
 
 
 def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finishes(tmp_path, monkeypatch):
-    from ember.vla import motions as vla_motions
+    from ember.data import meta
 
     root = tmp_path / "plain"
     _joints_only(root, language=False)
@@ -216,7 +216,7 @@ def test_an_interrupted_run_leaves_readers_on_the_old_features_and_a_rerun_finis
     def die(*_args, **_kwargs):
         raise KeyboardInterrupt("killed before the commit point")
 
-    monkeypatch.setattr(vla_motions.meta, "write_info", die)
+    monkeypatch.setattr(meta, "write_info", die)
     with pytest.raises(KeyboardInterrupt):
         label_motions(root)
     ds = EmberDataset(root)  # shards rewritten, info.json not: the old dataset, readable as before

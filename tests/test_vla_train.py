@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from roundtrip_dataset import CAM, write_dataset
 
 from ember.cli import main
 from ember.policies.factory import load_policy
-from tests.roundtrip_dataset import CAM, write_dataset
 
 LANG = json.dumps(
     {
@@ -65,7 +65,7 @@ def test_ember_train_vla_end_to_end(head: str, tmp_path: Path) -> None:
     action = policy.select_action(obs)
     assert action.shape == (1, 4) and torch.isfinite(action).all()
     # the policy node's runner (what `ember deploy` and the ROS 2 node call), camera frames as an arm gives them
-    from ember.real.policy_runner import PolicyRunner
+    from ember.real.policy_logic import PolicyRunner
 
     runner = PolicyRunner(policy)
     runner.push({"observation.state": np.zeros(9, np.float32), CAM: np.zeros((64, 64, 3), np.uint8)})

@@ -10,7 +10,7 @@ head (:mod:`ember.vla.heads`) reads the prefix: ``token`` (parallel-decoded bins
 What a caller can read after ``select_action``: ``last_outputs`` (the rollout hook, ``ember.eval.rollout``):
 ``log_prob`` (token head: of the returned step's tokens), ``motion_index`` / ``motion_log_prob`` (motion head);
 ``last_motion`` (the phrases used, after any override) and ``motion_log`` (every override, as
-:class:`ember.vla.motions.MotionOverrideLog` when the motions module is present).
+:class:`ember.vla.motion_overrides.MotionOverrideLog` when that module is present).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch import Tensor
 from ember.policies.base import Policy, loading_checkpoint, resolve_checkpoint_dir
 from ember.policies.chunk_policy import masked_mean_per_sample
 from ember.policies.errors import PolicyError
-from ember.policies.features import ACTION_KEY, feature_shape
+from ember.policies.features import ACTION_KEY, fit_observation_window
 from ember.policies.normalize import Stats
 from ember.policies.tokens import ObservationTokens
 from ember.transforms import to_unit_float
@@ -92,17 +92,7 @@ class VLAPolicy(Policy):
                 )
             x = torch.as_tensor(batch[key]).to(self.device)
             x = to_unit_float(x) if key in self.config.image_keys else x.float()
-            ndim = len(feature_shape(key, self.config.input_features[key]))
-            if not train and x.ndim == ndim + 1:
-                x = x[:, None].expand(-1, n, *x.shape[1:])
-            elif not train and x.ndim == ndim + 2 and x.shape[1] > n:
-                x = x[:, -n:]
-            if x.ndim != ndim + 2 or x.shape[1] != n:
-                raise PolicyError(
-                    f"{key!r} has shape {tuple(x.shape)}; expected (batch, n_obs_steps={n}, "
-                    f"*{self.config.input_features[key]['shape']})"
-                )
-            out[key] = x
+            out[key] = fit_observation_window(key, x, self.config.input_features[key], n, train)
         return out
 
     def encode_tokens(self, batch: Mapping[str, Any], train: bool = False) -> ObservationTokens:
@@ -301,9 +291,9 @@ class VLAPolicy(Policy):
 
 
 def _motion_log() -> Any:
-    """A :class:`ember.vla.motions.MotionOverrideLog` (None where the motions module is absent)."""
+    """A :class:`ember.vla.motion_overrides.MotionOverrideLog` (None where that module is absent)."""
     with contextlib.suppress(ImportError):
-        from ember.vla.motions import MotionOverrideLog
+        from ember.vla.motion_overrides import MotionOverrideLog
 
         return MotionOverrideLog()
     return None

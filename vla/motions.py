@@ -24,55 +24,39 @@ with the axis words of :class:`MotionConfig` (base frame: x away from the robot 
 The vocabulary is the full, canonical enumeration of what the rule can emit (``stay``, the two gripper events,
 then every combination of up to ``max_axes`` axes), so indices are stable across datasets and episodes.
 
-Storage: the motions become the dataset's persistent ``motion`` language rows (LeRobot's ``language_persistent``
-column, role ``assistant``, one row each time the motion changes, see :mod:`ember.data.language`), and the
-vocabulary with the config that produced it goes to ``meta/motions.json``; ``WindowDataset(motion=True)`` serves
-each frame's ``motion`` text and ``motion.index``.
+This module is the rule and its vocabulary. The rest of RT-H's motions:
 
-Where the end-effector comes from (:func:`episode_ee`): ``ee.x/ee.y/ee.z`` entries of
-``observation.environment_state`` or ``observation.state`` (ember's privileged sim datasets record them), else
-forward kinematics of the joint state through the robot's MuJoCo model (``ember.robots.robot_mjspec``): what a real arm's
-joints-only dataset needs.
+- :mod:`ember.vla.motion_labels`: labeling a dataset (``label_motions``, ``ember motions``) and reading a labeled
+  episode back (``dataset_motions``). The motions become the dataset's persistent ``motion`` language rows
+  (LeRobot's ``language_persistent`` column, role ``assistant``, one row each time the motion changes, see
+  :mod:`ember.data.language`), and the vocabulary with the config that produced it goes to ``meta/motions.json``
+  (:mod:`ember.data.motions`); ``WindowDataset(motion=True)`` serves each frame's ``motion`` text and
+  ``motion.index``.
+- :mod:`ember.vla.motion_ee`: where the end effector comes from: ``ee.x/ee.y/ee.z`` entries of
+  ``observation.environment_state`` or ``observation.state`` (ember's privileged sim datasets record them), else
+  forward kinematics of the joint state through the robot's MuJoCo model (``ember.robots.robot_mjspec``): what a
+  real arm's joints-only dataset needs.
+- :mod:`ember.vla.motion_overrides`: an operator's replacements of the predicted motion, logged and written as
+  correction rows.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ember.data import columns, layout, meta
-from ember.data.atomic import write_json_atomic
 from ember.data.errors import DatasetError
-from ember.data.features import DEFAULT_FEATURES
-from ember.data.language import (
-    LANGUAGE_COLUMNS,
-    LANGUAGE_EVENTS,
-    LANGUAGE_PERSISTENT,
-    LanguageRow,
-    as_row,
-    correction,
-    language_feature,
-)
-from ember.data.language import motion as motion_row
+from ember.data.motions import check_motions, read_motions
 
-MOTIONS_PATH = "meta/motions.json"
-"""Vocabulary + config of the dataset's ``motion`` rows (read by :class:`MotionVocabulary` and the window loader)."""
-MOTION_STYLE = "motion"
 STAY = "stay"
 CLOSE_GRIPPER = "close the gripper"
 OPEN_GRIPPER = "open the gripper"
-EE_NAMES = ("ee.x", "ee.y", "ee.z")
-GRIPPER_NAME = "gripper_closure"
 
 
 @dataclass
@@ -142,11 +126,7 @@ class MotionVocabulary:
     motions: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not self.motions:
-            raise DatasetError("a motion vocabulary needs at least one motion.")
-        dup = [m for m, n in Counter(self.motions).items() if n > 1]
-        if dup:
-            raise DatasetError(f"duplicate motions in the vocabulary: {dup}.")
+        check_motions(list(self.motions), "MotionVocabulary")
         object.__setattr__(self, "_index", {m: i for i, m in enumerate(self.motions)})
 
     def __len__(self) -> int:
@@ -177,10 +157,7 @@ class MotionVocabulary:
     @classmethod
     def from_json(cls, text: str | Mapping[str, Any]) -> MotionVocabulary:
         d = json.loads(text) if isinstance(text, str) else dict(text)
-        motions = d.get("motions", d.get("vocabulary"))
-        if not isinstance(motions, list) or not all(isinstance(m, str) for m in motions):
-            raise DatasetError(f"a motion vocabulary JSON needs 'motions': a list of strings, got {d!r}.")
-        return cls(tuple(motions))
+        return cls(tuple(check_motions(d.get("motions", d.get("vocabulary")), "a motion vocabulary JSON")))
 
     @classmethod
     def from_config(cls, config: MotionConfig | None = None) -> MotionVocabulary:
@@ -196,13 +173,8 @@ class MotionVocabulary:
 
     @classmethod
     def from_dataset(cls, root: str | Path) -> MotionVocabulary:
-        """The vocabulary :func:`label_motions` stored in ``<root>/meta/motions.json``."""
-        path = Path(root) / MOTIONS_PATH
-        if not path.is_file():
-            raise DatasetError(
-                f"{path} is missing: label the dataset first (`ember motions --dataset={root}`)."
-            )
-        return cls.from_json(path.read_text())
+        """The vocabulary ``label_motions`` stored in ``<root>/meta/motions.json``."""
+        return cls(tuple(read_motions(root)["motions"]))
 
 
 def derive_motions(
@@ -245,353 +217,11 @@ def derive_motions(
     return out
 
 
-# ---------------------------------------------------------------------- where the end effector comes from
-def _names(ft: Mapping[str, Any]) -> list[str]:
-    names = ft.get("names")
-    if isinstance(names, Mapping):  # LeRobot's {"motors": [...]} form
-        names = next(iter(names.values()), None)
-    return [str(n) for n in names] if isinstance(names, list) else []
-
-
-def ee_source(features: Mapping[str, Any], config: MotionConfig) -> tuple[str, str]:
-    """``(kind, key)``: ``("columns", feature)`` when a feature records ``ee.x/ee.y/ee.z``, else ``("fk",
-    "observation.state")``; an error saying what is missing when neither is possible."""
-    if config.source in ("auto", "columns"):
-        for key in ("observation.environment_state", "observation.state"):
-            if key in features and all(n in _names(features[key]) for n in EE_NAMES):
-                return "columns", key
-        if config.source == "columns":
-            raise DatasetError(
-                "no feature records the end effector (ee.x, ee.y, ee.z in observation.environment_state "
-                "or observation.state); use source='fk' to compute it from the joints."
-            )
-    if "observation.state" not in features:
-        raise DatasetError(
-            "the dataset has no observation.state, so neither recorded nor FK end-effector positions."
-        )
-    return "fk", "observation.state"
-
-
-class JointFK:
-    """Forward kinematics of a registered robot: joint state rows -> ``ee_site`` positions and gripper closure.
-
-    Uses the same MuJoCo model the sims build the arm from (base at the origin, the tabletop's base frame), so the
-    directions match the recorded ee.* columns of sim datasets.
-    """
-
-    def __init__(self, robot_type: str, state_names: Sequence[str]) -> None:
-        import mujoco
-
-        from ember.robots import get_robot, robot_mjspec
-
-        if not robot_type:
-            raise DatasetError(
-                "a joints-only dataset needs info.json 'robot_type' (e.g. 'panda') for forward "
-                "kinematics of the end effector."
-            )
-        self.robot = get_robot(robot_type)
-        self.model = robot_mjspec(robot_type).compile()
-        self.data = mujoco.MjData(self.model)
-        names = list(state_names) or list(self.robot.state_names)
-        missing = [j for j in self.robot.joint_names if j not in names]
-        if missing:
-            raise DatasetError(
-                f"observation.state names {names} lack the {robot_type} joints {missing}; FK needs "
-                f"every arm joint ({list(self.robot.joint_names)})."
-            )
-        self.arm_cols = [names.index(j) for j in self.robot.joint_names]
-        grip = [j for j in self.robot.gripper_joint_names if j in names]
-        self.grip_cols = [names.index(j) for j in grip]
-        self.grip_sel = [list(self.robot.gripper_joint_names).index(j) for j in grip]
-        self.qpos_adr = [
-            int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)])
-            for j in self.robot.joint_names
-        ]
-        self.site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, self.robot.ee_site)
-        self._mujoco = mujoco
-
-    def __call__(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        state = np.asarray(state, dtype=np.float64)
-        out = np.empty((len(state), 3))
-        for t, row in enumerate(state):
-            self.data.qpos[self.qpos_adr] = row[self.arm_cols]
-            self._mujoco.mj_kinematics(self.model, self.data)
-            out[t] = self.data.site_xpos[self.site]
-        grip = None
-        if self.grip_cols:
-            sel = self.grip_sel
-            open_, closed = self.robot.gripper_open[sel], self.robot.gripper_closed[sel]
-            span = np.where(np.abs(closed - open_) > 1e-9, closed - open_, 1.0)
-            grip = np.clip(np.mean((state[:, self.grip_cols] - open_) / span, axis=1), 0.0, 1.0)
-        return out, grip
-
-
-def episode_ee(
-    table: pa.Table, features: Mapping[str, Any], kind: str, key: str, fk: JointFK | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(ee positions (T, 3), gripper closure (T,) or None)`` of one episode's rows."""
-    arr = np.asarray(columns.to_numpy(table.column(key), features[key]), dtype=np.float64).reshape(
-        table.num_rows, -1
-    )
-    if kind == "columns":
-        names = _names(features[key])
-        ee = arr[:, [names.index(n) for n in EE_NAMES]]
-        if GRIPPER_NAME in names:
-            return ee, arr[:, names.index(GRIPPER_NAME)]
-        if fk is not None and fk.grip_cols and "observation.state" in features:
-            state = np.asarray(
-                columns.to_numpy(table.column("observation.state"), features["observation.state"])
-            )
-            return ee, fk(state.reshape(table.num_rows, -1))[1]
-        return ee, None
-    assert fk is not None
-    return fk(arr)
-
-
-# ---------------------------------------------------------------------- writing the motion rows
-@dataclass
-class MotionSummary:
-    """What :func:`label_motions` did."""
-
-    root: str
-    source: str
-    """``columns:<feature>`` or ``fk:<robot>``."""
-    episodes: int
-    frames: int
-    vocabulary: list[str]
-    counts: dict[str, int]
-    """Frames per motion (only motions that occur)."""
-    rows: int
-    """Persistent motion rows written (one per change of motion, per episode)."""
-    seconds: float
-    written: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def motion_rows(motions: Sequence[str], fps: float) -> list[LanguageRow]:
-    """One persistent ``motion`` row each time the motion changes, stamped with its frame's time."""
-    return [motion_row(m, t / fps) for t, m in enumerate(motions) if t == 0 or m != motions[t - 1]]
-
-
-def _merged_persistent(
-    existing: Sequence[Mapping[str, Any]] | None, rows: Sequence[LanguageRow]
-) -> list[dict]:
-    """The episode's persistent rows with every earlier ``motion`` row replaced by ``rows`` (re-runs idempotent)."""
-    kept = [as_row(d) for d in existing or [] if d.get("style") != MOTION_STYLE]
-    merged = sorted([*kept, *rows], key=lambda r: (float(r.timestamp or 0.0), r.style != "subtask"))
-    return [r.to_arrow_dict(True) for r in merged]
-
-
-def label_motions(dataset_root: str | Path, config: MotionConfig | None = None) -> MotionSummary:
-    """Derive every episode's motions and store them as ``motion`` rows of ``language_persistent`` (additive).
-
-    Crash safety, as :func:`ember.data.add_columns`: ``meta/motions.json`` is written first, then each data shard
-    is rewritten atomically (other columns copied untouched, other language rows kept), and ``meta/info.json``,
-    the commit point, declares the language columns last if the dataset had none. An interrupted run leaves
-    readers on the old features; running it again finishes the job (it replaces motion rows, never appends).
-    """
-    from ember.data.dataset import EmberDataset
-
-    t0 = time.perf_counter()
-    config = config or MotionConfig()
-    config.validate()
-    root = Path(dataset_root)
-    ds = EmberDataset(root)
-    info = dict(ds.meta.info)
-    feats: dict[str, dict] = {k: dict(v) for k, v in info["features"].items()}
-    kind, key = ee_source(feats, config)
-    fk = None
-    if kind == "fk" or GRIPPER_NAME not in _names(feats[key]):
-        try:
-            fk = JointFK(str(info.get("robot_type") or ""), _names(feats.get("observation.state", {})))
-        except DatasetError:
-            if kind == "fk":
-                raise
-    vocab = MotionVocabulary.from_config(config)
-    fps = float(ds.fps)
-    write_json_atomic(
-        root / MOTIONS_PATH,
-        {
-            "motions": list(vocab.motions),
-            "config": config.to_dict(),
-            "source": f"{kind}:{key if kind == 'columns' else info.get('robot_type')}",
-        },
-    )
-    written = [f"wrote {root / MOTIONS_PATH}"]
-
-    merged = dict(feats)
-    if not all(k in feats for k in LANGUAGE_COLUMNS):
-        head = {k: v for k, v in feats.items() if k not in DEFAULT_FEATURES}
-        head.update({k: language_feature() for k in LANGUAGE_COLUMNS if k not in head})
-        merged = {**head, **{k: v for k, v in feats.items() if k in DEFAULT_FEATURES}}
-    schema = columns.schema_for(merged)
-    total = ds.num_frames
-    counts: Counter[str] = Counter()
-    n_rows = 0
-    rows = ds.meta.episodes.to_pydict()
-    shards = sorted({(c, f) for c, f in zip(rows["data/chunk_index"], rows["data/file_index"], strict=True)})
-    for chunk, file in shards:
-        path = layout.data_file(root, chunk, file)
-        table = pq.read_table(path, page_checksum_verification=True)
-        index = table.column("index").to_numpy()
-        if len(index) and index.max() >= total:
-            raise DatasetError(
-                f"{path} holds rows of an uncommitted episode (index >= {total}); run "
-                f"`ember data repair {root}` first."
-            )
-        ep = table.column("episode_index").to_numpy()
-        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
-        parts = []
-        for s, e in zip(starts, [*starts[1:], len(ep)], strict=True):
-            part = table.slice(s, e - s)
-            ee, grip = episode_ee(part, feats, kind, key, fk)
-            motions = derive_motions(ee, grip, fps, config)
-            counts.update(motions)
-            new_rows = motion_rows(motions, fps)
-            n_rows += len(new_rows)
-            old = (
-                part.column(LANGUAGE_PERSISTENT).to_pylist()[0]
-                if LANGUAGE_PERSISTENT in part.column_names
-                else []
-            )
-            persistent = _merged_persistent(old, new_rows)
-            arrays = []
-            for fld in schema:
-                if fld.name == LANGUAGE_PERSISTENT:
-                    arrays.append(
-                        columns.language_to_arrow(LANGUAGE_PERSISTENT, [persistent] * part.num_rows)
-                    )
-                elif fld.name == LANGUAGE_EVENTS and LANGUAGE_EVENTS not in part.column_names:
-                    arrays.append(
-                        columns.language_to_arrow(LANGUAGE_EVENTS, [[] for _ in range(part.num_rows)])
-                    )
-                else:
-                    arrays.append(part.column(fld.name).combine_chunks().cast(fld.type))
-            parts.append(pa.Table.from_arrays(arrays, schema=schema))
-        meta.write_parquet_row_groups(path, parts)
-        written.append(f"rewrote {path}")
-    if merged != feats:
-        info["features"] = merged
-        meta.write_info(root, info)  # commit point
-        written.append(f"declared {list(LANGUAGE_COLUMNS)} in {root / layout.INFO_PATH}")
-    return MotionSummary(
-        root=str(root),
-        source=f"{kind}:{key if kind == 'columns' else info.get('robot_type')}",
-        episodes=ds.num_episodes,
-        frames=total,
-        vocabulary=list(vocab.motions),
-        counts={m: counts[m] for m in vocab.motions if counts[m]},
-        rows=n_rows,
-        seconds=time.perf_counter() - t0,
-        written=written,
-    )
-
-
-def dataset_motions(root: str | Path, episode: int) -> list[str]:
-    """Per-frame motion text of one labeled episode (read back from its ``motion`` rows)."""
-    from ember.data.dataset import EmberDataset
-
-    ds = EmberDataset(root)
-    lang = ds.language(episode)
-    n = ds.episode_length(episode)
-    out = []
-    for t in range(n):
-        row = lang.active_at(t / ds.fps, MOTION_STYLE)
-        if row is None:
-            raise DatasetError(
-                f"episode {episode} of {root} has no motion rows; run `ember motions --dataset={root}`."
-            )
-        out.append(row.content or "")
-    return out
-
-
-# ---------------------------------------------------------------------- operator overrides
-@dataclass(frozen=True)
-class MotionOverride:
-    """An operator (or a scripted test) replaced the predicted motion at ``time`` (seconds from episode start)."""
-
-    time: float
-    predicted: str
-    replaced_by: str
-    source: str = "argument"
-    """``argument`` (select_action's override), ``topic`` (the ROS correction topic), ``script``..."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class MotionOverrideLog:
-    """Overrides of one episode, in order: kept in a rollout's policy outputs and written as correction rows.
-
-    A correction row is the operator's own words (the replacing motion) as an ``interjection`` event, the
-    same row ``ember correct`` -> recorder gives a typed correction, so one dataset holds both; what the policy
-    had predicted travels in the row's ``tool_calls`` (``override_motion``) for learning from interventions.
-    """
-
-    def __init__(self) -> None:
-        self.entries: list[MotionOverride] = []
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def record(
-        self, time_s: float, predicted: str, replaced_by: str, source: str = "argument"
-    ) -> MotionOverride:
-        entry = MotionOverride(float(time_s), str(predicted), str(replaced_by), str(source))
-        self.entries.append(entry)
-        return entry
-
-    def apply(self, time_s: float, predicted: str, override: str | None, source: str = "argument") -> str:
-        """The motion to condition on: ``override`` when given (logged if it differs), else ``predicted``."""
-        if override is None or override == "":
-            return predicted
-        if override != predicted:
-            self.record(time_s, predicted, override, source)
-        return override
-
-    def to_rows(self) -> list[LanguageRow]:
-        """``interjection`` events (``ember.data.correction``) at each override's time, for ``add_language``."""
-        out = []
-        for e in self.entries:
-            base = correction(e.replaced_by, e.time)
-            call = {
-                "type": "function",
-                "function": {
-                    "name": "override_motion",
-                    "arguments": json.dumps(
-                        {"predicted": e.predicted, "replaced_by": e.replaced_by, "source": e.source}
-                    ),
-                },
-            }
-            out.append(LanguageRow(base.role, base.content, base.style, base.timestamp, None, (call,)))
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps([e.to_dict() for e in self.entries])
-
-    @classmethod
-    def from_json(cls, text: str) -> MotionOverrideLog:
-        log = cls()
-        for d in json.loads(text):
-            log.record(d["time"], d["predicted"], d["replaced_by"], d.get("source", "argument"))
-        return log
-
-
 __all__ = [
     "CLOSE_GRIPPER",
-    "MOTIONS_PATH",
     "OPEN_GRIPPER",
     "STAY",
-    "JointFK",
     "MotionConfig",
-    "MotionOverride",
-    "MotionOverrideLog",
-    "MotionSummary",
     "MotionVocabulary",
-    "dataset_motions",
     "derive_motions",
-    "label_motions",
-    "motion_rows",
 ]

@@ -1,4 +1,4 @@
-"""``ember motions --dataset=ROOT``: label a dataset's RT-H language motions (``ember.vla.motions.label_motions``).
+"""``ember motions --dataset=ROOT``: label a dataset's RT-H language motions (``ember.vla.motion_labels.label_motions``).
 
 Registered through the ``ember.verbs`` entry point ``motions = "ember.vla.motions_cli:VERB"``. Flags of the rule are the
 nested ``--motion.*`` fields (``--motion.window_s=0.5 --motion.dead_zone_m=0.02 --motion.source=fk``).
@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from ember.errors import ConfigError
 from ember.verbs import Verb
-from ember.vla.motions import MotionConfig, MotionSummary, label_motions
+from ember.vla.motion_labels import MotionSummary, label_motions
+from ember.vla.motions import MotionConfig
 
 
 @dataclass

@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.results import load_results, save_row  # noqa: E402
+
 TASK = "PickPlace"
 STATE_KEYS = ("observation.state", "observation.environment_state")
 
@@ -213,18 +215,6 @@ def train_aligned(
     }
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {"rows": {}}
-
-
-def save_row(path: Path, name: str, row: dict[str, Any], settings: dict[str, Any]) -> None:
-    results = load_results(path)
-    results["rows"][name] = row
-    results["settings"] = settings
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n")
-
-
 def table(results: dict[str, Any]) -> str:
     rows = results.get("rows", {})
     sft = rows.get("sft", {}).get("success_rate")
@@ -299,7 +289,7 @@ def main() -> None:
                 "train_seconds": sft_seconds,
                 **row,
             },
-            settings,
+            settings=settings,
         )
         print(f"sft: {row['success_rate']:.0%}", flush=True)
     aligned = [n for n in wanted if n in ROWS]
@@ -324,7 +314,7 @@ def main() -> None:
             "rollouts": args.rollouts,
             "rollouts_per_seed": args.rollouts_per_seed,
         }
-        save_row(results_file, tagged, {"label": spec.label, **variant, **trained, **row}, settings)
+        save_row(results_file, tagged, {"label": spec.label, **variant, **trained, **row}, settings=settings)
         print(f"{tagged}: {row['success_rate']:.0%}", flush=True)
     print(table(load_results(results_file)))
 

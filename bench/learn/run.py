@@ -38,11 +38,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.results import load_results, save_row  # noqa: E402
 from ember.conditioning.preload import preload_triton  # noqa: E402
 
 preload_triton()
 
 STATE_KEYS = ("observation.state", "observation.environment_state")
+SECTION = "experiments"  # the section of results.json that holds the experiments (bench/results.py)
 SPLITS = ("train", "heldout_goal", "heldout_object", "heldout_scene")
 
 
@@ -304,20 +306,6 @@ def _expert_rate(result: Any) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {"experiments": {}}
-
-
-def save_row(path: Path, name: str, row: dict[str, Any]) -> None:
-    """Re-reads the file and replaces one experiment, so two runs writing the same file lose nothing."""
-    results = load_results(path)
-    results["experiments"][name] = row
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def table(results: dict[str, Any]) -> str:
     lines = [
         "| experiment | training | " + " | ".join(SPLITS) + " | chance |",
@@ -373,10 +361,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     results_file = out / "results.json"
-    results = load_results(results_file)
+    results = load_results(results_file, SECTION)
     if args.table:
         for extra in filter(None, args.merge.split(",")):
-            results["experiments"].update(load_results(Path(extra) / "results.json")["experiments"])
+            results[SECTION].update(load_results(Path(extra) / "results.json", SECTION)[SECTION])
         print(table(results))
         return
     wanted = [e for e in EXPERIMENTS if not args.only or e.name in args.only.split(",")]
@@ -427,7 +415,7 @@ def main() -> None:
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             **trained,
         }
-        save_row(results_file, exp.name, row)
+        save_row(results_file, exp.name, row, SECTION)
         print(
             f"[{exp.name}] trained in {trained['train_seconds'] / 60:.1f} min; evaluating {args.episodes} "
             f"episodes x {len(splits)} splits",
@@ -435,10 +423,10 @@ def main() -> None:
         )
         row["splits"] = evaluate_one(exp, exp_dir, args.episodes, splits)
         row["wall_seconds"] = time.perf_counter() - t0
-        save_row(results_file, exp.name, row)
+        save_row(results_file, exp.name, row, SECTION)
         rates = ", ".join(f"{k} {100 * v['success_rate']:.0f}%" for k, v in row["splits"].items())
         print(f"[{exp.name}] {rates}", flush=True)
-    print(table(load_results(results_file)))
+    print(table(load_results(results_file, SECTION)))
 
 
 def _parse_set(item: str) -> dict[str, Any]:

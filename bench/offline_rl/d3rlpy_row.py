@@ -103,7 +103,7 @@ def evaluate(algo: Any, episodes: int, eval_seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.offline_rl.run import save_row
+    from bench.results import save_row
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=str(ROOT / "outputs" / "bench" / "offline_rl"))

@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.results import load_results, save_row  # noqa: E402
+
 STATE_KEYS = ("observation.state", "observation.environment_state")
 MIX = "expert:0.2,noisy:0.4,failing:0.4"
 
@@ -166,20 +168,6 @@ def evaluate(policy_path: Path, out: Path, episodes: int, seed: int) -> dict[str
         "episodes": result.num_episodes,
         "eval_seconds": result.seconds,
     }
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {"rows": {}}
-
-
-def save_row(path: Path, name: str, row: dict[str, Any]) -> None:
-    """Re-reads the file and replaces one row, so two runs writing the same file lose nothing."""
-    results = load_results(path)
-    results["rows"][name] = row
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def table(results: dict[str, Any]) -> str:

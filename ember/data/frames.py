@@ -1,8 +1,8 @@
 """Turn environment observations into policy batches (the one place this conversion lives).
 
-Sim and real both produce the observation contract of DESIGN.md (``observation.state``,
-``observation.images.<cam>`` uint8 HxWx3, optional ``observation.depth.<cam>``, ``task``), either
-for one env or, from a Gymnasium vector env, with a leading batch axis. Policies want what
+Sim and real both produce the observation contract of docs/design.md ("Observation and action":
+``observation.state``, ``observation.images.<cam>`` uint8 HxWx3, optional ``observation.depth.<cam>``,
+``task``), either for one env or, from a Gymnasium vector env, with a leading batch axis. Policies want what
 :class:`~ember.data.windows.WindowDataset` gives them: float32 tensors with a batch dimension,
 images as float ``(B, C, H, W)`` in [0, 1], and ``task`` as a list of str.
 """

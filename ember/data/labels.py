@@ -10,9 +10,9 @@ interrupted call is completed by running it again or undone by ``ember data repa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,9 @@ from ember.data import columns, layout, meta, stats
 from ember.data.errors import DatasetError
 from ember.data.features import DEFAULT_FEATURES, FLOAT_DTYPES, NUMERIC_DTYPES, normalize_features
 from ember.data.language import LANGUAGE_COLUMNS
+
+if TYPE_CHECKING:
+    from ember.data.dataset import EmberDataset
 
 
 def infer_feature(values: np.ndarray | list) -> dict[str, Any]:
@@ -138,18 +141,9 @@ def add_columns(
     merged.update({k: v for k, v in new_feats.items() if k not in merged})
     merged.update(tail)
     schema = columns.schema_for(merged)
-    done: list[str] = []
 
-    rows = ds.meta.episodes.to_pydict()
-    shards = sorted({(c, f) for c, f in zip(rows["data/chunk_index"], rows["data/file_index"], strict=True)})
-    for chunk, file in shards:
-        path = layout.data_file(root, chunk, file)
-        table = pq.read_table(path, page_checksum_verification=True)
-        index = table.column("index").to_numpy()
-        if len(index) and index.max() >= total:
-            raise DatasetError(
-                f"{path} holds rows of an uncommitted episode (index >= {total}); run `ember data repair {root}` first."
-            )
+    def with_new_columns(part: pa.Table) -> pa.Table:
+        index = part.column("index").to_numpy()
         arrays = []
         for field in schema:
             if field.name in data:
@@ -157,14 +151,10 @@ def add_columns(
                 picked = [col[i] for i in index] if isinstance(col, list) else col[index]
                 arrays.append(columns.to_arrow(picked, merged[field.name]))
             else:
-                arrays.append(table.column(field.name).combine_chunks().cast(field.type))
-        new_table = pa.Table.from_arrays(arrays, schema=schema)
-        ep = new_table.column("episode_index").to_numpy()
-        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
-        parts = [new_table.slice(s, e - s) for s, e in zip(starts, [*starts[1:], len(ep)], strict=True)]
-        meta.write_parquet_row_groups(path, parts or [new_table])
-        done.append(f"rewrote {path}")
+                arrays.append(part.column(field.name).combine_chunks().cast(field.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
 
+    done = rewrite_data_shards(ds, with_new_columns)
     numeric = {k: v for k, v in data.items() if new_feats[k]["dtype"] != "string"}
     _update_episode_stats(root, numeric, bounds, merged)
     stats_json = meta.read_stats_json(root) or {}
@@ -177,6 +167,38 @@ def add_columns(
     info["features"] = merged
     meta.write_info(root, info)  # commit point
     done.append(f"declared {sorted(new_feats)} in {root / layout.INFO_PATH}")
+    return done
+
+
+def rewrite_data_shards(ds: EmberDataset, rewrite: Callable[[pa.Table], pa.Table]) -> list[str]:
+    """Rewrite every ``data/`` shard of the committed dataset ``ds``, one episode at a time: ``rewrite(rows of
+    one episode)`` gives that episode's new rows (a new schema is fine, the same for every episode). Each shard is
+    replaced atomically, one row group per episode, videos and images untouched; returns ``["rewrote <path>",
+    ...]``.
+
+    What :func:`add_columns` and ``ember.vla.motion_labels.label_motions`` share: a shard holding rows of an
+    uncommitted episode (``index`` past ``ds.num_frames``) is refused, so ``ember data repair`` runs first. The
+    caller commits by writing ``meta/info.json`` afterwards; until then readers keep the old features.
+    """
+    root = Path(ds.root)
+    total = ds.num_frames
+    rows = ds.meta.episodes.to_pydict()
+    shards = sorted({(c, f) for c, f in zip(rows["data/chunk_index"], rows["data/file_index"], strict=True)})
+    done: list[str] = []
+    for chunk, file in shards:
+        path = layout.data_file(root, chunk, file)
+        table = pq.read_table(path, page_checksum_verification=True)
+        index = table.column("index").to_numpy()
+        if len(index) and index.max() >= total:
+            raise DatasetError(
+                f"{path} holds rows of an uncommitted episode (index >= {total}); run "
+                f"`ember data repair {root}` first."
+            )
+        ep = table.column("episode_index").to_numpy()
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
+        parts = [rewrite(table.slice(s, e - s)) for s, e in zip(starts, [*starts[1:], len(ep)], strict=True)]
+        meta.write_parquet_row_groups(path, parts or [rewrite(table)])
+        done.append(f"rewrote {path}")
     return done
 
 

@@ -147,7 +147,8 @@ def visualize(ds: EmberDataset, episode: int, out: Path, backend: str = "auto") 
         raise DatasetError(f"viz backend must be auto, rerun or files, not {backend!r}.")
     if backend == "rerun" and not has_rerun():
         raise DatasetError(
-            "the rerun backend needs rerun-sdk: pip install rerun-sdk (or use --viz_backend=files)."
+            "the rerun backend needs rerun-sdk, which the viz extra installs: pip install 'ember[viz]' (or use "
+            "--viz_backend=files)."
         )
     result = VizResult()
     if backend == "rerun" or (backend == "auto" and has_rerun()):

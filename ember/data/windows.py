@@ -15,26 +15,23 @@ next observation window the one ending n frames later; ``next_steps=1`` (the def
 
 Speed: numeric columns live in memory as numpy. Camera frames are decoded once per episode
 into a file under ``<root>/.cache/ember-frames`` (or ``cache_dir``) and memory-mapped, so
-later epochs, other processes and DataLoader workers never decode video again. Memmaps are
-opened lazily in each process (never pickled). ``cache=False`` decodes the window's frames on
-every access instead (what LeRobot does; kept for the benchmark and for one-pass jobs).
+later epochs, other processes and DataLoader workers never decode video again
+(:mod:`ember.data.frame_cache`). ``cache=False`` decodes the window's frames on every access
+instead (what LeRobot does; kept for the benchmark and for one-pass jobs).
 ``image_dtype="uint8"`` returns RGB frames as uint8 ``(n, 3, H, W)``, so workers and collate move
 4x fewer bytes; convert with :func:`ember.transforms.to_unit_float` on the GPU.
 
 Optional normalization (``normalization={"observation.state": "mean_std", "action": "min_max"}``)
 uses ``meta/stats.json``, with LeRobot's modes ``mean_std``, ``min_max`` and ``quantiles``
-(q01/q99 to [-1, 1]); a missing stat is an error, never a silent identity.
+(q01/q99 to [-1, 1]; :mod:`ember.data.normalization`); a missing stat is an error, never a silent identity.
 
-``motion=True`` (RT-H language motions, labeled by ``ember motions`` / ``ember.vla.motions.label_motions``): each item
-also holds ``motion`` (the frame's motion phrase, from the ``motion`` rows of ``language_persistent``) and
-``motion.index`` (int64 scalar: its index in the vocabulary of ``meta/motions.json``).
+``motion=True`` (RT-H language motions, labeled by ``ember motions`` / ``ember.vla.motion_labels.label_motions``):
+each item also holds ``motion`` (the frame's motion phrase, from the ``motion`` rows of ``language_persistent``) and
+``motion.index`` (int64 scalar: its index in the vocabulary of ``meta/motions.json``, :mod:`ember.data.motions`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,15 +41,13 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ember.data import columns, layout
-from ember.data.atomic import temp_path_for
 from ember.data.dataset import EmberDataset
 from ember.data.errors import DatasetError
 from ember.data.features import NUMERIC_DTYPES, VISUAL_DTYPES, is_depth
-from ember.data.video import decode_episode
+from ember.data.frame_cache import FrameCache
+from ember.data.motions import frame_motion_indices
+from ember.data.normalization import normalization_params
 from ember.transforms import to_float_chw
-
-NORMALIZATION_MODES = ("mean_std", "min_max", "quantiles", "identity")
-_EPS = 1e-8
 
 
 class WindowDataset(Dataset):
@@ -119,7 +114,7 @@ class WindowDataset(Dataset):
         self.image_dtype = image_dtype
         self.use_cache = bool(cache)
         self.normalization = dict(normalization or {})
-        self._norm = self._normalization_params(dataset, self.normalization, [*obs_keys, action_key])
+        self._norm = normalization_params(dataset, self.normalization, [*obs_keys, action_key])
         if image_dtype == "uint8" and any(
             k in self._norm for k in self.image_keys if k not in self.depth_keys
         ):
@@ -140,9 +135,10 @@ class WindowDataset(Dataset):
                     raise DatasetError(f"episode {i} is unreadable: {dataset.bad_episodes[i]}")
         self.episodes = chosen
         self._load_numeric()
-        self._motion = self._load_motions() if motion else None
-        self._memmaps: dict[tuple[str, int], np.ndarray] = {}
-        self._pid = os.getpid()
+        self._motion = (
+            frame_motion_indices(dataset, self.episodes, self._ep_of_row, self._start) if motion else None
+        )
+        self._frame_cache = FrameCache(dataset, self.cache_dir, self.use_cache, self._lengths)
 
     # ------------------------------------------------------------------ setup
     def _load_numeric(self) -> None:
@@ -275,34 +271,6 @@ class WindowDataset(Dataset):
             batch["task"] = [tasks[int(t)] for t in self._task_index[idx]]
         return batch
 
-    def _load_motions(self) -> tuple[list[str], np.ndarray]:
-        """``(vocabulary, per-row motion index)`` from ``meta/motions.json`` and each episode's motion rows."""
-        path = self.dataset.root / "meta" / "motions.json"
-        if not path.is_file() or not self.dataset.has_language:
-            raise DatasetError(
-                f"{self.dataset.root} has no language motions (no {path}); label them with "
-                f"`ember motions --dataset={self.dataset.root}` or train without motion=True."
-            )
-        vocab = list(json.loads(path.read_text())["motions"])
-        index = {m: k for k, m in enumerate(vocab)}
-        out = np.zeros(len(self._ep_of_row), dtype=np.int64)
-        fps = float(self.dataset.fps)
-        for ep in self.episodes:
-            rows = [r for r in self.dataset.language(ep).persistent if r.style == "motion"]
-            where = np.flatnonzero(self._ep_of_row == ep)
-            if not rows:
-                raise DatasetError(
-                    f"episode {ep} of {self.dataset.root} has no motion rows; re-run `ember motions`."
-                )
-            unknown = sorted({r.content for r in rows if r.content not in index})
-            if unknown:
-                raise DatasetError(f"episode {ep}: motions {unknown} are not in the vocabulary of {path}.")
-            times = np.asarray([float(r.timestamp or 0.0) for r in rows])
-            frame_t = (where - self._start[where]) / fps
-            active = np.clip(np.searchsorted(times, frame_t + 1e-6, side="right") - 1, 0, len(rows) - 1)
-            out[where] = [index[rows[k].content] for k in active]
-        return vocab, out
-
     def _observation_window(
         self, i: int, rows: np.ndarray, pad: torch.Tensor, start: int, text: bool = True
     ) -> dict[str, Any]:
@@ -315,7 +283,7 @@ class WindowDataset(Dataset):
                 continue
             if key in self.image_keys:
                 ep = int(self._ep_of_row[i])
-                frames = self._window_frames(key, ep, rows - start)
+                frames = self._frame_cache.window(key, ep, rows - start)
                 item[key] = self._camera_tensor(key, frames)
             else:
                 item[key] = torch.from_numpy(self._numeric[key][rows])
@@ -337,40 +305,6 @@ class WindowDataset(Dataset):
         return torch.from_numpy(out)
 
     # ------------------------------------------------------------------ normalization
-    @staticmethod
-    def _normalization_params(
-        dataset: EmberDataset, modes: Mapping[str, str], keys: Sequence[str]
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``key -> (shift, scale)`` with ``normalized = (x - shift) / scale`` (then -1 for the [-1, 1] modes)."""
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for key, mode in modes.items():
-            if mode not in NORMALIZATION_MODES:
-                raise DatasetError(
-                    f"normalization mode {mode!r} for {key!r}: use one of {NORMALIZATION_MODES}."
-                )
-            if key not in keys:
-                raise DatasetError(
-                    f"normalization given for {key!r}, which is not among the keys {list(keys)}."
-                )
-            if mode == "identity":
-                continue
-            needed = {"mean_std": ("mean", "std"), "min_max": ("min", "max"), "quantiles": ("q01", "q99")}[
-                mode
-            ]
-            st = dataset.meta.stats.get(key, {})
-            missing = [n for n in needed if n not in st]
-            if missing:
-                raise DatasetError(
-                    f"{dataset.root}/meta/stats.json has no {missing} for {key!r}, needed by {mode!r} "
-                    "normalization; run `ember data repair` to recompute stats."
-                )
-            a, b = (np.asarray(st[n], dtype=np.float64) for n in needed)
-            if mode == "mean_std":
-                out[key] = (a.astype(np.float32), (b + _EPS).astype(np.float32))
-            else:  # to [-1, 1]: 2 (x - lo) / (hi - lo) - 1 == (x - mid) / half
-                out[key] = (((a + b) / 2).astype(np.float32), ((b - a) / 2 + _EPS).astype(np.float32))
-        return out
-
     def _apply_norm(self, key: str, arr: np.ndarray) -> np.ndarray:
         shift, scale = self._norm[key]
         return (arr - shift) / scale
@@ -383,81 +317,13 @@ class WindowDataset(Dataset):
         return x * scale + shift
 
     # ------------------------------------------------------------------ frame cache
-    def _window_frames(self, key: str, ep: int, rows: np.ndarray) -> np.ndarray:
-        """Frames ``rows`` (episode frame indices) of camera ``key``: from the memmap, or decoded now."""
-        if self.use_cache:
-            return self._frames(key, ep)[rows]
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        if key in self.dataset.video_keys:
-            path = self.dataset.source_file(key, ep)
-            try:
-                part = decode_episode(
-                    path, self.dataset.video_from_timestamp(key, ep), hi - lo, self.dataset.fps, first=lo
-                )
-            except DatasetError as exc:
-                raise DatasetError(f"episode {ep}: {exc}") from exc
-        else:
-            table = self.dataset._episode_rows(ep).slice(lo, hi - lo)
-            part = columns.to_numpy(table.column(key), self.dataset.features[key])
-        return part[rows - lo]
-
     def warm_cache(self) -> None:
         """Decode every missing (camera, episode) now, e.g. before starting DataLoader workers."""
-        if not self.use_cache:
-            return
-        for key in self.image_keys:
-            for ep in self.episodes:
-                self._frames(key, ep)
+        self._frame_cache.warm(self.image_keys, self.episodes)
 
     def cache_path(self, key: str, ep: int) -> Path:
         """Cache file of camera ``key``, episode ``ep``; its name changes if the source shard changes."""
-        src = self.dataset.source_file(key, ep)
-        st = src.stat()
-        start, stop = self.dataset.episode_bounds(ep)
-        offset = self.dataset.video_from_timestamp(key, ep) if key in self.dataset.video_keys else 0.0
-        tag = f"{src.relative_to(self.dataset.root)}|{st.st_size}|{st.st_mtime_ns}|{start}|{stop}|{offset!r}"
-        digest = hashlib.sha1(tag.encode()).hexdigest()[:16]
-        return self.cache_dir / key / f"episode-{ep:06d}-{digest}.u8"
-
-    def _frames(self, key: str, ep: int) -> np.ndarray:
-        if self._pid != os.getpid():  # forked worker: open our own maps
-            self._memmaps, self._pid = {}, os.getpid()
-        mm = self._memmaps.get((key, ep))
-        if mm is None:
-            mm = self._open_or_decode(key, ep)
-            self._memmaps[(key, ep)] = mm
-        return mm
-
-    def _open_or_decode(self, key: str, ep: int) -> np.ndarray:
-        h, w, c = self.dataset.features[key]["shape"]
-        shape = (self._lengths.get(ep) or self.dataset.episode_length(ep), h, w, c)
-        dtype = self._cache_dtype(key)
-        path = self.cache_path(key, ep)
-        if not (path.is_file() and path.stat().st_size == int(np.prod(shape)) * dtype.itemsize):
-            frames = self.dataset.frames(key, ep)
-            if frames.shape != shape or frames.dtype != dtype:
-                raise DatasetError(f"episode {ep} camera {key!r}: decoded {frames.shape}, expected {shape}.")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = temp_path_for(path)
-                np.ascontiguousarray(frames).tofile(tmp)
-                os.replace(tmp, path)  # concurrent workers write identical bytes; last rename wins
-            except OSError as exc:
-                raise DatasetError(
-                    f"cannot write the frame cache {path} ({exc}); pass cache_dir= a writable directory."
-                ) from exc
-        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
-
-    def _cache_dtype(self, key: str) -> np.dtype:
-        ft = self.dataset.features[key]
-        if not is_depth(ft):
-            return np.dtype(np.uint8)
-        return np.dtype(np.uint16 if (ft.get("info") or {}).get("depth_unit") == "mm" else np.float32)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_memmaps"] = {}  # a pickled memmap would be copied into memory; reopen lazily instead
-        return state
+        return self._frame_cache.path(key, ep)
 
 
 class WindowBatch(Sequence):

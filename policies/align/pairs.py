@@ -1,7 +1,7 @@
 """Preference pairs of episode segments, and the aligned (chosen, rejected) windows an action-policy DPO trains on.
 
-The pairs file is the one ``ember label --labeler=<preference labeler>`` writes (``rewards/preferences.py``,
-docs/rewards.md), read here without importing ``rewards/`` (policies never do): JSON Lines, or one JSON list, of
+The pairs file is the one ``ember label --labeler=<preference labeler>`` writes (docs/rewards.md), read through
+:mod:`ember.data.preferences` like every reader of it: JSON Lines, or one JSON list, of
 ``{"episode_a", "start_a", "end_a", "episode_b", "start_b", "end_b", "instruction", "preference", "label", ...}``,
 segments being frames ``[start, end)`` within their episode. ``preference`` ``A`` / ``B`` says which is chosen;
 ``equal`` and ``unparsed`` pairs carry no direction and are skipped (counted).
@@ -18,7 +18,6 @@ the same pairs).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,7 @@ import torch
 from torch.utils.data import default_collate
 
 from ember.data.errors import DatasetError
-
-PAIR_FIELDS = ("episode_a", "start_a", "end_a", "episode_b", "start_b", "end_b", "instruction", "preference")
+from ember.data.preferences import read_preferences
 
 
 @dataclass(frozen=True)
@@ -43,40 +41,15 @@ class Pair:
 
 
 def read_pairs(path: str | Path) -> tuple[list[Pair], dict[str, int]]:
-    """Directed pairs of a preference file and the count of each ``preference`` value (``equal`` / ``unparsed``
-    are counted, not returned)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(
-            f"no preference file at {path}; write one with `ember label --labeler=<preference "
-            "labeler>` (e.g. ground_truth_preference) or by hand (docs/alignment.md)."
-        )
-    text = path.read_text(encoding="utf-8")
-    try:
-        rows = (
-            json.loads(text)
-            if path.suffix == ".json"
-            else [json.loads(s) for s in text.splitlines() if s.strip()]
-        )
-    except ValueError as exc:
-        raise DatasetError(f"{path} is not a preference file (JSON Lines or a JSON list): {exc}") from exc
+    """Directed pairs of a preference file (:func:`ember.data.preferences.read_preferences`) and the count of
+    each ``preference`` value (``equal`` / ``unparsed`` are counted, not returned)."""
     pairs, counts = [], {}
-    for n, row in enumerate(rows, start=1):
-        missing = [f for f in PAIR_FIELDS if f not in row] if isinstance(row, dict) else list(PAIR_FIELDS)
-        if missing:
-            raise DatasetError(f"{path}: record {n} lacks {missing}; see docs/alignment.md for the format.")
-        pref = str(row["preference"])
-        counts[pref] = counts.get(pref, 0) + 1
-        a = (int(row["episode_a"]), int(row["start_a"]), int(row["end_a"]))
-        b = (int(row["episode_b"]), int(row["start_b"]), int(row["end_b"]))
-        if pref == "A":
-            pairs.append(Pair(a, b, str(row["instruction"])))
-        elif pref == "B":
-            pairs.append(Pair(b, a, str(row["instruction"])))
-        elif pref not in ("equal", "unparsed"):
-            raise DatasetError(
-                f"{path}: record {n} has preference {pref!r}; expected A, B, equal or unparsed."
-            )
+    for record in read_preferences(path):
+        counts[record.preference] = counts.get(record.preference, 0) + 1
+        if record.preference == "A":
+            pairs.append(Pair(record.a, record.b, record.instruction))
+        elif record.preference == "B":
+            pairs.append(Pair(record.b, record.a, record.instruction))
     return pairs, counts
 
 

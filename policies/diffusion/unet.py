@@ -44,12 +44,12 @@ class _ContiguousGrad(torch.autograd.Function):
 
 
 class PointwiseConv1d(nn.Linear):
-    """A 1x1 Conv1d computed as a matmul over channels: same math, ~5x faster on CPU than oneDNN's 1x1
-    conv at these sizes (measured on (64, 192, 16) inputs).
+    """A 1x1 Conv1d computed as a matmul over channels: same math, and on CPU a matmul beats oneDNN's 1x1 conv at
+    these sizes.
 
-    The transposes hand the input a gradient with transposed strides; summed into the residual block's input
-    gradient it reached the previous block's Mish, whose CPU backward is 10x slower on mixed strides (3.1 ms vs
-    0.29 ms at (64, 256, 4)). The input's gradient is made contiguous here instead."""
+    The transposes hand the input a gradient with transposed strides. Summed into the residual block's input
+    gradient, it reached the previous block's Mish, whose CPU backward is much slower on mixed strides, so the
+    input's gradient is made contiguous here instead (both measured in bench/infer/RESULTS.md, "UNet kernels")."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.requires_grad and torch.is_grad_enabled():
@@ -60,9 +60,9 @@ class PointwiseConv1d(nn.Linear):
 class FastConv1d(nn.Conv1d):
     """``nn.Conv1d`` (same weights, same results) that runs small inference batches as one matmul (im2col).
 
-    At batch 1 torch's CPU conv1d takes its slow non-oneDNN path: measured here, a 256-channel, length-4,
-    kernel-5 conv took 940 us as a conv and 193 us as unfold + matmul. Inference of a diffusion policy is many such
-    calls (10 DDIM steps x ~30 convs), so this is most of its latency. Training batches keep the conv kernel,
+    At batch 1 torch's CPU conv1d takes its slow non-oneDNN path, and unfold + matmul is several times faster
+    (measured in bench/infer/RESULTS.md, "UNet kernels"). Inference of a diffusion policy is many such calls
+    (10 DDIM steps x ~30 convs), so this is most of its latency. Training batches keep the conv kernel,
     which is faster there.
     """
 

@@ -7,7 +7,7 @@ The critic scores exactly what ``select_action`` executes (the base's ``n_action
 ``chunk_steps`` must equal them when built; a deployment that executes more per chunk (the ROS 2 node's
 ``n_action_steps``) still ranks by the first ``chunk_steps``, fewer is refused. With K = 1 no scoring happens and the result is the base policy's, draw for draw.
 A ``vgps`` checkpoint holds both networks (``base.*``, ``critic.*`` in ``model.safetensors``, their configs in
-``config.json``), so ``load_policy`` / ``real/policy_runner.py`` deploy it like any policy.
+``config.json``), so ``load_policy`` / ``real/policy_logic.py`` deploy it like any policy.
 
 Build one from trained checkpoints::
 

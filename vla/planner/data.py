@@ -4,7 +4,7 @@ Read from LeRobot's language columns (:mod:`ember.data.language`):
 
 - a language *motion* ("move left") is a persistent ``motion`` row in force from its timestamp; every time the
   motion changes is one SFT example: the prompt (instruction in force, scene summary at that frame) and the motion;
-- an operator *correction* is an ``interjection`` event (what ``ember correct`` / ``ember.real.recording`` store, on the
+- an operator *correction* is an ``interjection`` event (what ``ember correct`` / ``ember.real.recorder_logic`` store, on the
   first frame at or after its arrival). Its preference pair is the correction (chosen) over the motion it replaced
   (rejected: the motion in force just before the correction's time), with the prompt at the correction's frame.
   Corrections that are not motions (``motions`` given: not in the vocabulary, e.g. "now the blue one", which
@@ -98,7 +98,7 @@ def correction_pairs(
     if not dataset.has_language:
         raise DatasetError(
             f"{dataset.root} has no language columns: record corrections with `ember correct` "
-            "(real.recording) or DatasetWriter(language=True)."
+            "(real.recorder_logic) or DatasetWriter(language=True)."
         )
     summarize = summarize or numeric_summary(dataset.features)
     vocabulary = set(motions) if motions is not None else None

