@@ -17,7 +17,7 @@ setup: $(STAMP)
 # pip (not uv/poetry): the local torch store is visible to pip only.
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[ros,dev,distributed]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[ros,dev,distributed,peers]'
 	@touch $(STAMP)
 
 system-deps:

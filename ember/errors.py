@@ -15,3 +15,8 @@ class RunFolderError(EmberError):
 
 class EvalError(EmberError):
     """An evaluation that cannot run as asked (e.g. a policy's per-step outputs of the wrong shape)."""
+
+
+class MissingExtraError(EmberError, ImportError):
+    """An optional package a feature needs is not installed; the message names the extra that installs it
+    (``pip install 'ember[<extra>]'``). Still an ImportError, for code that catches one."""

@@ -110,6 +110,36 @@ def test_rollouts_per_seed_repeat_each_initial_state(policy, tmp_path: Path) -> 
             run_eval(config(rollouts_per_seed=bad, out=str(tmp_path / "bad")), quiet=True)
 
 
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--num_episodes=-3", "--num_episodes must be a positive number of episodes, got -3."),
+        ("--num_episodes=0", "--num_episodes must be a positive number of episodes, got 0."),  # as collect
+        ("--rollouts_per_seed=0", "--rollouts_per_seed must be a whole number >= 1, got 0."),
+        ("--batch_size=0", "--batch_size must be a positive number of environments stepped together, got 0."),
+        ("--num_videos=-1", "--num_videos must be a whole number >= 0 (videos per split), got -1."),
+        ("--max_episode_steps=-5", "--max_episode_steps must be a whole number >= 0"),
+        ("--num_threads=-1", "--num_threads must be a whole number >= 0"),
+        ("--seed=-1", "--seed must be a whole number >= 0"),
+        ("--render_size=0", "--render_size must be a positive number of pixels, got 0."),
+        ("--vector_env=threads", "--vector_env must be one of sync, async, got 'threads'."),
+        ("--num_workers=0", "--num_workers must be a positive number of worker processes, got 0."),
+        ("--ray_address=auto", "--ray_address is read only with --executor=ray (got --executor=serial)."),
+    ],
+)
+def test_ember_eval_refuses_bad_counts_in_one_line(flag, message, tmp_path: Path, capsys) -> None:
+    """``ember eval --num_episodes=-3`` used to exit 0 with a result "over 0 episodes"; like ``ember collect`` it
+    is a config error (exit 2, one line on stderr) before the checkpoint is read or the run folder made."""
+    from ember.cli import main
+
+    out = tmp_path / "eval"
+    code = main(["eval", f"--policy_path={tmp_path / 'no-checkpoint'}", f"--out={out}", flag])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"ember eval: error: {message}") and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 def test_observations_and_images_are_kept_only_when_asked(policy) -> None:
     cfg = config(num_episodes=1, batch_size=1, max_episode_steps=2, num_videos=0)
     assert rollout(policy, cfg, keep_observations=False, quiet=True)[0].observations == []

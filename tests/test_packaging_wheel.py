@@ -100,6 +100,8 @@ def test_the_installed_ember_imports_by_ember_names_only(tmp_path: Path) -> None
         "import importlib.util as u, ember.policies, ember.sims, ember.real, ember.robots, ember.rewards, ember.vla\n"
         "print([n for n in ('policies', 'robots', 'sims', 'rewards', 'vla', 'real') if u.find_spec(n)])"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout

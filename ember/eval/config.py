@@ -88,6 +88,46 @@ class EvalConfig:
     """A Ray cluster to join (``auto``, ``ray://host:10001``); empty = start a local instance."""
 
 
+VECTOR_ENVS = ("sync", "async")
+
+
+def _whole(value: Any) -> bool:
+    """A whole number (an ``int``, not a bool or a float), as the command line gives a field typed ``int``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_eval_config(cfg: EvalConfig) -> None:
+    """Counts, sizes and choices that cannot make an evaluation are one-line errors before anything loads or is
+    written (as ``ember collect`` checks its own): ``--num_episodes=0`` or ``-3`` would otherwise report a success
+    rate "over 0 episodes"."""
+    if not _whole(cfg.num_episodes) or cfg.num_episodes < 1:
+        raise ConfigError(f"--num_episodes must be a positive number of episodes, got {cfg.num_episodes!r}.")
+    if not _whole(cfg.rollouts_per_seed) or cfg.rollouts_per_seed < 1:
+        raise ConfigError(f"--rollouts_per_seed must be a whole number >= 1, got {cfg.rollouts_per_seed!r}.")
+    if not _whole(cfg.batch_size) or cfg.batch_size < 1:
+        raise ConfigError(
+            f"--batch_size must be a positive number of environments stepped together, got {cfg.batch_size!r}."
+        )
+    for name, what in (
+        ("num_videos", "videos per split"),
+        ("max_episode_steps", "steps (0 = the task's default)"),
+        ("num_threads", "torch threads (0 = torch's default)"),
+        ("seed", "the first episode's env seed"),
+    ):
+        value = getattr(cfg, name)
+        if not _whole(value) or value < 0:
+            raise ConfigError(f"--{name} must be a whole number >= 0 ({what}), got {value!r}.")
+    if not _whole(cfg.render_size) or cfg.render_size < 1:
+        raise ConfigError(f"--render_size must be a positive number of pixels, got {cfg.render_size!r}.")
+    if cfg.vector_env not in VECTOR_ENVS:
+        raise ConfigError(f"--vector_env must be one of {', '.join(VECTOR_ENVS)}, got {cfg.vector_env!r}.")
+    from ember.executors import check_executor
+
+    check_executor(cfg.executor, cfg.num_workers)
+    if cfg.ray_address and cfg.executor != "ray":
+        raise ConfigError(f"--ray_address is read only with --executor=ray (got --executor={cfg.executor}).")
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """Accept a pretrained_model folder, a step folder or a training run folder."""
     p = Path(path)

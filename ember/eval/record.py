@@ -2,11 +2,11 @@
 
 Why: reward labelers and success / progress models are measured on rollouts of real policies as well as on scripted
 ones, so the trajectories an evaluation makes (``ember.eval.rollout``, no second rollout loop) go through the same
-``ember.data.DatasetWriter`` and the same frame layout as ``ember collect`` (:func:`ember.collect.frame_row`): per
+``ember.data.DatasetWriter`` and the same frame layout as ``ember collect`` (:func:`ember.recording.frame_row`): per
 frame the observation the policy acted on (joints, the cameras the eval rendered for it, and the privileged object
 state only if the policy reads it), its action, the instruction it got as ``task``, ``next.reward`` /
 ``next.done`` / ``next.success`` from the env, and the simulator's ground truth after the action in the ``sim.*``
-columns (:data:`ember.collect.SIM_FEATURES`; ``sim.behavior`` is ``policy``). So ``sim.success`` of an episode is
+columns (:data:`ember.recording.SIM_FEATURES`; ``sim.behavior`` is ``policy``). So ``sim.success`` of an episode is
 exactly what the evaluation scored.
 
 Episodes are written as each batch of the vector env ends, one durable episode at a time in episode order, so a
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ember.collect import PRIVILEGED_KEYS, dataset_features, frame_row, prepare_dataset_root
 from ember.errors import EvalError, RunFolderError
 from ember.eval.config import EvalConfig, eval_env_kwargs
 from ember.eval.rollout import Trajectory
+from ember.recording import PRIVILEGED_KEYS, dataset_features, frame_row, prepare_dataset_root
 
 
 def record_roots(cfg: EvalConfig, splits: Sequence[str]) -> dict[str, Path]:

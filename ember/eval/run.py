@@ -10,8 +10,13 @@ from typing import Any
 import torch
 
 from ember.config import save_config
-from ember.errors import ConfigError
-from ember.eval.config import EvalConfig, freeze_if_asked, resolve_checkpoint, resolve_splits
+from ember.eval.config import (
+    EvalConfig,
+    check_eval_config,
+    freeze_if_asked,
+    resolve_checkpoint,
+    resolve_splits,
+)
 from ember.eval.metrics import EvalResult, summarize
 from ember.eval.parallel import rollout_parallel
 from ember.eval.record import RolloutRecorder, record_roots
@@ -110,12 +115,7 @@ def run_eval(cfg: EvalConfig, *, quiet: bool = False) -> tuple[EvalResult, Path]
     from ember.policies import load_policy
     from ember.report import write_eval_report
 
-    if (
-        isinstance(cfg.rollouts_per_seed, bool)
-        or not isinstance(cfg.rollouts_per_seed, int)
-        or cfg.rollouts_per_seed < 1
-    ):
-        raise ConfigError(f"--rollouts_per_seed must be a whole number >= 1, got {cfg.rollouts_per_seed!r}.")
+    check_eval_config(cfg)  # bad counts and choices: one-line errors before the checkpoint loads
     checkpoint = resolve_checkpoint(cfg.policy_path)
     splits = resolve_splits(cfg)
     record_roots(cfg, splits)  # a --record folder in the way is an error before anything runs

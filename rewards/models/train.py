@@ -11,7 +11,8 @@ columns at all (preferences), so it would fight both the policy-config filling a
 shares with ember's loop is reused: :mod:`ember.algorithms.optim` (AdamW, linear warm-up + cosine decay, the same
 ``--optim.*`` flags), :class:`ember.data.EmberDataset` (through :func:`ember.rewards.models.data.load_frames`),
 :func:`ember.seeding.seed_everything`, run folders (:mod:`ember.runs`), config saving, the loss plot, and
-safetensors checkpoints (``save_pretrained``).
+safetensors checkpoints (``save_pretrained``). Bradley-Terry pairs from a file or a preference labeler come
+from :mod:`ember.rewards.models.preference_sources`.
 
 Run folder::
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 from ember.algorithms.optim import OptimConfig
 from ember.rewards.base import LabelError, Preference
 from ember.rewards.models.network import RewardModelConfig, context_indices, frames_to_tensor
+from ember.rewards.models.preference_sources import pairs_from_file, pairs_from_labeler, preference_labeler
 from ember.verbs import Verb
 
 KINDS = ("success", "bradley_terry")
@@ -140,63 +141,6 @@ def _predict_frames(model: Any, inputs: _Inputs, idx: np.ndarray, batch: int = 5
     return np.concatenate(out) if out else np.zeros((0, model.config.num_outputs), np.float32)
 
 
-def _pairs_from_file(path: str, store: Any) -> list[Any]:
-    from ember.rewards.models.bradley_terry import SegmentPair
-
-    try:
-        rows = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LabelError(f"--preferences={path}: cannot read a JSON list of labelled pairs ({exc})") from exc
-    slices = store.episode_slices()
-    pairs = []
-    for row in rows:
-        segs = []
-        for key in ("a", "b"):
-            ep, lo, hi = (int(v) for v in row[key])
-            if not 0 <= ep < len(slices) or not 0 <= lo < hi <= slices[ep].stop - slices[ep].start:
-                raise LabelError(
-                    f"--preferences={path}: segment {row[key]} is outside the datasets' episodes"
-                )
-            segs.append((slices[ep].start + lo, slices[ep].start + hi))
-        pairs.append(SegmentPair(segs[0], segs[1], Preference(row["preference"])))
-    return pairs
-
-
-def _preference_labeler(name: str, config: dict) -> Any:
-    from ember.config import load_into
-    from ember.registry import LABELERS
-    from ember.rewards.base import PreferenceLabeler
-
-    cls = LABELERS.get(name)
-    if not (isinstance(cls, type) and issubclass(cls, PreferenceLabeler)):
-        raise LabelError(f"--preferences=labeler:{name}: {name!r} is not a preference labeler")
-    return cls(load_into(cls.config_class(), config))
-
-
-def _pairs_from_labeler(labeler: Any, store: Any, raw: list[Any]) -> list[Any]:
-    """Asks ``labeler`` about each pair of (global) frame ranges, as :class:`~rewards.base.Segment`\\ s of their
-    episodes (frames within the episode, its cameras and the columns it reads)."""
-    from ember.rewards.base import Segment
-    from ember.rewards.models.bradley_terry import SegmentPair
-
-    start = store.episode_start()
-
-    def segment(span: tuple[int, int]) -> Segment:
-        lo, hi = span
-        first = int(start[lo])
-        return Segment(
-            int(store.episode[lo]),
-            lo - first,
-            hi - first,
-            store.instructions[lo],
-            {cam: store.images[cam][lo:hi] for cam in store.images},
-            columns={c: v[lo:hi] for c, v in store.columns.items()},
-        )
-
-    answers = labeler.prefer_batch([(segment(a), segment(b)) for a, b in raw])
-    return [SegmentPair(a, b, p) for (a, b), p in zip(raw, answers, strict=True)]
-
-
 def _init_encoders(model: Any, path: str) -> None:
     """Copies ``net.encoders`` / ``net.language`` / ``net.film`` from the reward model at ``path``."""
     from safetensors.torch import load_file
@@ -265,7 +209,7 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
     optional = [cfg.progress_column] if cfg.progress_column and cfg.progress_column not in need else []
     labeler = None
     if not success_kind and cfg.preferences.startswith("labeler:"):
-        labeler = _preference_labeler(cfg.preferences.split(":", 1)[1], cfg.preference_labeler_config)
+        labeler = preference_labeler(cfg.preferences.split(":", 1)[1], cfg.preference_labeler_config)
         need += [c for c in labeler.columns if c not in need]
         optional += [c for c in labeler.optional_columns if c not in need + optional]
     store = load_frames(cfg.dataset, cfg.model.cameras, need, optional, quiet=quiet)
@@ -316,11 +260,11 @@ def train_reward(cfg: TrainRewardConfig, *, quiet: bool = False) -> dict[str, An
             pairs = progress_preferences(raw, progress, cfg.flip_rate, cfg.tie_margin, rng)
         elif labeler is not None:
             raw = sample_segments(train_slices, store.group, cfg.num_preferences, cfg.segment_length, rng)
-            pairs = _pairs_from_labeler(labeler, store, raw)
+            pairs = pairs_from_labeler(labeler, store, raw)
         else:
             pairs = [
                 p
-                for p in _pairs_from_file(cfg.preferences, store)
+                for p in pairs_from_file(cfg.preferences, store)
                 if train_mask[p.a[0]] and train_mask[p.b[0]]
             ]
         unparsed = sum(p.preference is Preference.UNPARSED for p in pairs)
