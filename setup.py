@@ -46,7 +46,7 @@ class _ColconReadableDistribution(Distribution):
 
 
 SUBPACKAGE_FOLDERS = ("robots", "sims", "policies", "vla", "rewards", "real")
-"""Root folders that install as ``ember.<folder>`` (the card's layout; docs/design.md)."""
+"""Root folders that install as ``ember.<folder>`` (the card's layout; docs/design.md, "Layers")."""
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:

@@ -1,4 +1,4 @@
-"""The robots domain's one exception type (see DESIGN.md, "Errors")."""
+"""The robots domain's one exception type (see docs/design.md, "Errors")."""
 
 
 class RobotError(ValueError):

@@ -1,8 +1,9 @@
 """Simulated tasks as Gymnasium environments (``ember/<Task>-v0``), registered on import.
 
-Every env returns LeRobot-keyed observation dicts (see DESIGN.md, "Contracts") and takes ``backend=`` to pick the
-simulator: ``gymnasium.make("ember/PickPlace-v0", backend="pybullet")``. Use :func:`make_env` to build one by task
-name with validated options (it passes ``max_episode_steps`` to the env instead of a TimeLimit wrapper).
+Every env returns LeRobot-keyed observation dicts (see docs/design.md, "Observation and action") and takes
+``backend=`` to pick the simulator: ``gymnasium.make("ember/PickPlace-v0", backend="pybullet")``. Use
+:func:`make_env` to build one by task name with validated options (it passes ``max_episode_steps`` to the env
+instead of a TimeLimit wrapper).
 """
 
 from __future__ import annotations

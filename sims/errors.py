@@ -1,4 +1,4 @@
-"""The sims domain's one exception type (see DESIGN.md, "Errors")."""
+"""The sims domain's one exception type (see docs/design.md, "Errors")."""
 
 
 class SimError(ValueError):

@@ -51,7 +51,7 @@ def test_the_dataset_has_joints_and_cameras_only_and_names_its_action_space(arm_
 def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(
     arm_dataset: Path, tmp_path: Path, capsys
 ) -> None:
-    from ember.real.policy_runner import PolicyRunner, load_checkpoint
+    from ember.real.policy_logic import PolicyRunner, load_checkpoint
 
     out = tmp_path / "train"
     assert (
@@ -81,7 +81,7 @@ def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(
 def test_the_runner_refuses_privileged_state_and_unknown_action_spaces_naming_the_collect_option() -> None:
     from ember.policies import make_policy, make_policy_config
     from ember.real.errors import RealError
-    from ember.real.policy_runner import PolicyRunner
+    from ember.real.policy_logic import PolicyRunner
 
     def runner(inputs: dict, action: dict) -> PolicyRunner:
         cfg = make_policy_config(

@@ -199,7 +199,7 @@ def test_running_out_of_space_at_every_write_of_a_save_leaves_the_disk_as_it_was
 
 def recorder(root: Path, side: int):
     from ember.real.language import LanguageState
-    from ember.real.recording import EpisodeRecorder
+    from ember.real.recorder_logic import EpisodeRecorder
 
     names = tuple(f"j{i}" for i in range(6))
     return EpisodeRecorder(root, fps=FPS, robot="panda", state_names=names, cameras=("cam",),

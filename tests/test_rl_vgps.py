@@ -104,7 +104,7 @@ def test_an_iql_critic_steers_a_bimodal_flow_policy_to_the_rewarded_behaviour(tm
 
 
 def test_the_ros_policy_runner_deploys_a_vgps_checkpoint_unchanged(tmp_path: Path) -> None:
-    from ember.real.policy_runner import PolicyRunner, load_checkpoint
+    from ember.real.policy_logic import PolicyRunner, load_checkpoint
 
     base_path, critic_path = _untrained(tmp_path)
     saved = build_vgps(base_path, critic_path, num_samples=4).save_pretrained(tmp_path / "vgps")

@@ -36,9 +36,10 @@ def adamw(
 ) -> torch.optim.AdamW:
     """AdamW with ``cfg``'s settings (``lr`` overrides the learning rate, e.g. for a critic).
 
-    The update runs fused (one kernel per parameter) where torch has that kernel, else grouped (``foreach``): on
-    CPU torch would otherwise loop over the parameters in Python, op by op; for a 4.3 M-parameter diffusion UNet
-    that loop took 10.5 ms a step, the fused update 2.9 ms (bench/compare/RESULTS.md)."""
+    The update runs fused (one kernel per parameter) where torch has that kernel, else grouped (``foreach``). On
+    CPU, torch would otherwise loop over the parameters in Python, op by op, which costs several times the fused
+    update on a diffusion UNet's many small tensors (measured in bench/compare/RESULTS.md, "The model alone",
+    item 2)."""
     params = [
         {**g, "params": _as_list(g["params"])} if isinstance(g, dict) else g for g in params
     ]  # read twice

@@ -1,7 +1,8 @@
 """Offscreen rendering tuned for a CPU (llvmpipe) GL: shadows, reflections, skybox and multisampling off.
 
-On the software renderer the 4096^2 shadow map and 4x multisampling dominate the cost of a frame; without them a
-Panda scene renders 3-10x faster (see research/environment-deps.md section 2) and still looks clear.
+On the software renderer the 4096^2 shadow map and 4x multisampling dominate the cost of a frame; without them an
+arm scene renders several times faster and still looks clear (measured in bench/sim/RESULTS.md, "Offscreen
+rendering").
 """
 
 from __future__ import annotations

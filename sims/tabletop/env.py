@@ -1,8 +1,9 @@
 """The Gymnasium environment of every tabletop task, on any backend: ``TabletopEnv("PickPlace", backend="mujoco")``.
 
-Why one env class: the observation/action contract (DESIGN.md) and the input validation must be identical across
-tasks and simulators, so they live here once; a task (``ember.sims.tabletop.tasks``) says what the scene holds and what
-success is, a world (``ember.sims.mujoco.world``, ``ember.sims.pybullet.world``) simulates it.
+Why one env class: the observation/action contract (docs/design.md, "Observation and action") and the input
+validation must be identical across tasks and simulators, so they live here once; a task
+(``ember.sims.tabletop.tasks``) says what the scene holds and what success is, a world (``ember.sims.mujoco.world``,
+``ember.sims.pybullet.world``) simulates it.
 
 Control at ``control_hz`` (10 Hz). Actions:
 
