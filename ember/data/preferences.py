@@ -23,7 +23,8 @@ resolved config and summary (counts per answer).
 
 An output path ending in ``.json`` (``--preferences_out=prefs.json``) is written as one JSON list of the same
 objects, each also carrying ``"a": [episode, start, end]`` and ``"b": [...]``: the form ``ember train-reward
---preferences=<file.json>`` reads. :func:`read_preferences` reads both.
+--preferences=<file.json>`` reads (there ``a``, ``b`` and ``preference`` are enough). :func:`read_preferences`
+reads every form.
 """
 
 from __future__ import annotations
@@ -115,7 +116,21 @@ def write_preferences(path: str | Path, records: Sequence[PreferenceRecord]) -> 
     return path
 
 
+def _from_pair_lists(obj: dict) -> dict:
+    """``{"a": [episode, start, end], "b": [...], "preference": ...}`` (the short form ``ember train-reward``
+    reads, with no instruction) as the record's own fields."""
+    out = dict(obj)
+    for side in ("a", "b"):
+        if f"episode_{side}" not in out and isinstance(out.get(side), list | tuple) and len(out[side]) == 3:
+            out[f"episode_{side}"], out[f"start_{side}"], out[f"end_{side}"] = out[side]
+    if "a" in obj and "b" in obj:
+        out.setdefault("instruction", "")
+    return out
+
+
 def _record(obj: Any, path: Path, n: int, names: set[str]) -> PreferenceRecord:
+    if isinstance(obj, dict):
+        obj = _from_pair_lists(obj)
     missing = [f for f in PAIR_FIELDS if f not in obj] if isinstance(obj, dict) else list(PAIR_FIELDS)
     if missing:
         raise DatasetError(

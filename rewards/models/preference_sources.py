@@ -4,33 +4,33 @@ progress (:func:`ember.rewards.models.bradley_terry.progress_preferences`): a JS
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from ember.rewards.base import LabelError, Preference
 
 
 def pairs_from_file(path: str, store: Any) -> list[Any]:
-    """The pairs of a JSON file (episodes numbered across the datasets in order), as global frame ranges."""
+    """The pairs of a preference file (:mod:`ember.data.preferences`; episodes numbered across the datasets in
+    order), as global frame ranges."""
+    from ember.data.errors import DatasetError
+    from ember.data.preferences import read_preferences
     from ember.rewards.models.bradley_terry import SegmentPair
 
     try:
-        rows = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LabelError(f"--preferences={path}: cannot read a JSON list of labelled pairs ({exc})") from exc
+        records = read_preferences(path)
+    except DatasetError as exc:
+        raise LabelError(f"--preferences={path}: {exc}") from exc
     slices = store.episode_slices()
     pairs = []
-    for row in rows:
+    for record in records:
         segs = []
-        for key in ("a", "b"):
-            ep, lo, hi = (int(v) for v in row[key])
+        for ep, lo, hi in (record.a, record.b):
             if not 0 <= ep < len(slices) or not 0 <= lo < hi <= slices[ep].stop - slices[ep].start:
                 raise LabelError(
-                    f"--preferences={path}: segment {row[key]} is outside the datasets' episodes"
+                    f"--preferences={path}: segment {[ep, lo, hi]} is outside the datasets' episodes"
                 )
             segs.append((slices[ep].start + lo, slices[ep].start + hi))
-        pairs.append(SegmentPair(segs[0], segs[1], Preference(row["preference"])))
+        pairs.append(SegmentPair(segs[0], segs[1], Preference(record.preference)))
     return pairs
 
 
