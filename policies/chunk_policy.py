@@ -93,7 +93,13 @@ class ChunkPolicy(Policy):
         self.check_observation(batch)
         n = self.config.n_obs_steps
         out: dict[str, Tensor] = {}
-        for key in self.config.observation_keys:
+        keys = self.config.training_observation_keys if train else self.config.observation_keys
+        for key in keys:
+            if key not in batch:  # a training-only input (observation_keys were checked above)
+                raise PolicyError(
+                    f"the training batch lacks {key!r}, which this policy's hidden-state loss "
+                    f"predicts; keys present: {sorted(batch)}"
+                )
             out[key] = fit_observation_window(key, batch[key], self.config.input_features[key], n, train)
         return out
 

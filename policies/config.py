@@ -148,10 +148,23 @@ class PolicyConfig:
 
     @property
     def observation_keys(self) -> list[str]:
-        """Tensor observation keys the policy needs in every batch and every ``select_action`` call."""
+        """Tensor observation keys the policy needs in every ``select_action`` call (what a robot must give)."""
+        train_only = set(self.training_only_keys)
+        return [k for k in self.training_observation_keys if k not in train_only]
+
+    @property
+    def training_observation_keys(self) -> list[str]:
+        """Tensor observation keys every training batch holds: :attr:`observation_keys` plus
+        :attr:`training_only_keys`."""
         return [
             k for k, v in self.input_features.items() if is_tensor_feature(v) and feature_type(k, v) != ACTION
         ]
+
+    @property
+    def training_only_keys(self) -> list[str]:
+        """Inputs read only in training, as targets (a simulator's object poses that an auxiliary loss predicts):
+        inference never reads them, so a robot need not provide them. None by default."""
+        return []
 
     @property
     def observation_delta_indices(self) -> list[int]:

@@ -56,8 +56,10 @@ class ObservationEncoder(nn.Module):
         # Sorted, never in dict order: config.json is written with sorted keys, so a checkpoint's features come
         # back in another order than the dataset gave them, and the first layer would read permuted inputs.
         self.low_dim_keys = sorted(
-            k for k in config.observation_keys if feature_type(k, feats[k]) in (STATE, ENV)
+            k for k in config.training_observation_keys if feature_type(k, feats[k]) in (STATE, ENV)
         )
+        self.training_only_keys = frozenset(config.training_only_keys)
+        """Low-dim inputs never read (every dim masked): only the hidden-state loss's targets, absent at inference."""
         self.image_keys = sorted(k for k in config.observation_keys if feature_type(k, feats[k]) == VISUAL)
         low_dim = self._register_state_masks(config)
         self.state_mlp, step_dim = mlp(low_dim, tuple(config.encoder.state_encoder_dims))
@@ -262,6 +264,8 @@ class ObservationEncoder(nn.Module):
     def _low_dim(self, obs: Mapping[str, Tensor]) -> Tensor:
         parts = []
         for key in self.low_dim_keys:
+            if key in self.training_only_keys:
+                continue
             x = obs[key]
             if key in self._kept:
                 x = x.index_select(-1, getattr(self, self._kept[key]))
@@ -330,7 +334,7 @@ class ObservationEncoder(nn.Module):
         """(name, (B, T, D)) features of each observation source and (name, (B, D)) conditioning vectors."""
         cond = cond or {}
         per_step: list[tuple[str, Tensor]] = []
-        if self.low_dim_keys:
+        if any(k not in self.training_only_keys for k in self.low_dim_keys):
             per_step.append(("observation.state", self._low_dim(obs)))
         film = cond[LANGUAGE] if self.language_film else None  # (B, E) sentence embeddings
 

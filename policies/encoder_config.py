@@ -23,6 +23,7 @@ from ember.policies.conditioning.keys import (
 )
 from ember.policies.config import PolicyConfig, SubConfig
 from ember.policies.errors import PolicyError
+from ember.policies.features import ENV, STATE, feature_shape, feature_type, is_tensor_feature
 from ember.policies.grounding import validate_grounding
 
 IMAGE_POOLINGS = ("spatial_softmax", "avg")
@@ -266,6 +267,20 @@ class VisuomotorConfig(PolicyConfig):
                     raise PolicyError(f"{name}[{key!r}] must list non-negative ints, got {dims!r}")
 
     # ------------------------------------------------------------------------------------ conveniences
+    @property
+    def training_only_keys(self) -> list[str]:
+        """Low-dimensional inputs whose every dim is masked: the encoder never reads them, so they exist only as
+        the hidden-state loss's targets (e.g. the simulator's object poses behind a camera policy's goal decoder,
+        ``--mask_state_names`` over all of ``observation.environment_state``); a robot need not give them."""
+        out = []
+        for key, spec in self.input_features.items():
+            if not is_tensor_feature(spec) or feature_type(key, spec) not in (STATE, ENV):
+                continue
+            shape = feature_shape(key, spec)
+            if len(shape) == 1 and set(range(shape[0])) <= set(self.mask_state_dims.get(key, ())):
+                out.append(key)
+        return out
+
     @property
     def uses_language(self) -> bool:
         return LANGUAGE in self.conditioning.kinds

@@ -85,7 +85,8 @@ class PolicyRunner:
     def check_robot(self, state_dim: int) -> None:
         """Refuse a checkpoint that needs what an arm cannot give (a simulator's object poses), acts in a space
         the bridge cannot execute, or whose state/action size does not fit the robot (another arm or gripper)."""
-        privileged = [k for k in self.policy.config.input_features if k in PRIVILEGED_KEYS]
+        # a key every dim of which is masked was a training target only (config.training_only_keys): not needed
+        privileged = [k for k in self.policy.config.observation_keys if k in PRIVILEGED_KEYS]
         if privileged:
             raise RealError(
                 f"the checkpoint needs {privileged}, which only a simulator provides (object poses); "

@@ -200,12 +200,50 @@ def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) ->
                 f"after {seconds:.1f} s, {episode.actions} actions"
             )
         enable.publish(Bool(data=False))
+        write_stack_status(
+            out, {"policy": probe.json("/ember/policy/status"), "bridge": probe.json("/ember/bridge/status")}
+        )
     finally:
         if probe is not None:
             probe.close()
         for node in reversed(list(nodes.values())):
             node.stop()
     return episodes
+
+
+STACK_STATUS = "stack_status.json"
+"""The policy node's and bridge's last status after the run (inference latency, safety-filter counts), in ``out_dir``."""
+
+
+def write_stack_status(out: Path, status: dict[str, Any]) -> None:
+    import json
+
+    (out / STACK_STATUS).write_text(json.dumps(status, indent=1) + "\n")
+
+
+def control_loop_summary(out_dir: str | Path) -> dict[str, Any]:
+    """The control loop of a finished run, from its stack status: inference latency (policy node), observation ->
+    command latency and every command the bridge's safety filter rejected or clamped, by reason."""
+    import json
+
+    path = Path(out_dir) / STACK_STATUS
+    if not path.exists():
+        raise RealError(f"{path} does not exist: run_ros_eval writes it when its episodes finish")
+    status = json.loads(path.read_text())
+    policy, bridge = status.get("policy", {}), status.get("bridge", {})
+    from ember.real.safety import CLAMPS, REJECTIONS
+
+    safety = dict(bridge.get("safety", {}))
+    return {
+        "rejected": {k: safety[k] for k in REJECTIONS if safety.get(k)},
+        "clamped": {k: safety[k] for k in CLAMPS if safety.get(k)},
+        "inference_ms": policy.get("inference_ms", {}),
+        "dropped_actions": policy.get("dropped_actions", 0),
+        "obs_to_command_ms": bridge.get("obs_to_command_ms", {}),
+        "actions": bridge.get("actions", 0),
+        "commands": bridge.get("commands", 0),
+        "safety": safety,
+    }
 
 
 def _task_steps(task: str) -> int:

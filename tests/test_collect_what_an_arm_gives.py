@@ -76,6 +76,12 @@ def test_the_checkpoint_records_the_action_space_and_the_runner_accepts_it(
     policy = load_checkpoint(str(out))
     assert policy.config.action_space == "joint_pos"
     PolicyRunner(policy).check_robot(EmberDataset(arm_dataset).features["observation.state"]["shape"][0])
+    # ember eval takes the action space (and the cameras and image size) from the checkpoint: no flag repeats them
+    evaluated = tmp_path / "eval"
+    args = ["eval", "--task=Reach", f"--policy_path={out}", "--num_episodes=1", "--max_episode_steps=4"]
+    assert main([*args, f"--out={evaluated}", "--num_videos=0"]) == 0, capsys.readouterr().err
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert metrics["num_episodes"] == 1
 
 
 def test_the_runner_refuses_privileged_state_and_unknown_action_spaces_naming_the_collect_option() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ember.cli import main
-from ember.real.ros_eval import RosEvalConfig, checkpoint_setup, run_ros_eval
+from ember.real.ros_eval import RosEvalConfig, checkpoint_setup, control_loop_summary, run_ros_eval
 from ember.sims.tabletop.env import TabletopEnv
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -81,3 +81,7 @@ def test_ros_eval_runs_the_seeds_of_ember_eval(reach_checkpoint: Path, tmp_path:
     finally:
         env.close()
     assert len(episodes) == 2
+    loop = control_loop_summary(tmp_path)  # the control loop's timing and the safety filter's counts
+    assert loop["inference_ms"]["n"] >= 1 and loop["inference_ms"]["p50"] > 0
+    assert loop["actions"] >= sum(e.actions for e in episodes) and loop["commands"] >= 1
+    assert loop["rejected"] == {}, loop  # a policy that runs the task never trips a rejection

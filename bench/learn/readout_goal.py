@@ -46,7 +46,8 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
     kinds = [k for k in cfg.conditioning.kinds if k != "language"]
     camera = cfg.conditioning.camera or "front"
     size = int(cfg.conditioning.image_size)
-    env = make_env("PickPlace", obs_mode="pixels", cameras=(camera,), image_size=size, split=split)
+    cameras = tuple(dict.fromkeys([camera, *(k.rsplit(".", 1)[-1] for k in cfg.image_keys)]))
+    env = make_env("PickPlace", obs_mode="pixels", cameras=cameras, image_size=size, split=split)
     names = list(env.unwrapped.feature_names[ENV_STATE])
     n_obj = sum(1 for n in names if n.startswith("goal_is_object_"))
     right = {"object": [], "pad": []}
@@ -54,7 +55,12 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
     for seed in range(first_seed, first_seed + episodes):
         cond = expert_conditioning("PickPlace", "mujoco", seed, kinds, camera, size, {"split": split}).values
         obs, _ = env.reset(seed=seed)
-        batch = {k: torch.as_tensor(np.asarray(obs[k]))[None] for k in cfg.observation_keys}
+        # prepared as select_action does (camera frames uint8 HWC -> float CHW); the instruction for language
+        step = {k: torch.as_tensor(np.asarray(obs[k]))[None] for k in cfg.observation_keys}
+        batch = {
+            **policy.prepare_observation({**step, "task": [obs.get("task", "")]}),
+            "task": [obs.get("task", "")],
+        }
         batch.update({f"conditioning.{k}": torch.as_tensor(np.array(v))[None] for k, v in cond.items()})
         with torch.no_grad():
             normalized = policy.normalizer.normalize(policy._observation_window(batch, train=False))

@@ -32,7 +32,7 @@ def main() -> int:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from ember.eval import EvalConfig, run_eval
     from ember.eval.metrics import wilson_interval
-    from ember.real.ros_eval import RosEvalConfig, run_ros_eval, to_json
+    from ember.real.ros_eval import RosEvalConfig, control_loop_summary, run_ros_eval, to_json
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +76,7 @@ def main() -> int:
             **to_json(ros_cfg, ros_episodes),
         },
         "per_episode_agreement": agree / n,
+        "control_loop": control_loop_summary(ros_cfg.out_dir),
     }
     (out / "sim2ros.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\n{args.task} ({args.split}), {n} seeds from {args.seed}")
@@ -84,6 +85,14 @@ def main() -> int:
     print(f"{'in-process (ember eval)':<28}{sim_result.success_rate:>9.0%}{f'{lo:.0%}-{hi:.0%}':>16}")
     lo, hi = report["ros2"]["ci95"]
     print(f"{'ROS 2 (node/bridge/mock)':<28}{ros_rate:>9.0%}{f'{lo:.0%}-{hi:.0%}':>16}")
+    loop = report["control_loop"]
+    inf, o2c = loop["inference_ms"], loop["obs_to_command_ms"]
+    print(
+        f"control loop: inference p50 {inf.get('p50', 0):.1f} ms / p99 {inf.get('p99', 0):.1f} ms "
+        f"({inf.get('n', 0)} chunks); observation -> command p50 {o2c.get('p50', 0):.1f} ms / "
+        f"p99 {o2c.get('p99', 0):.1f} ms; {loop['actions']} actions, {loop['commands']} commands; "
+        f"rejected {loop['rejected'] or 'none'}; clamped {loop['clamped'] or 'none'}"
+    )
     print(f"same outcome on {agree}/{n} seeds; wrote {out / 'sim2ros.json'}")
     return 0
 

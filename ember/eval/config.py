@@ -154,7 +154,9 @@ def resolve_splits(cfg: EvalConfig) -> list[str]:
 
 
 def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
-    """Ask the environment for exactly the observations the policy was trained on (without ``cfg.env_kwargs``)."""
+    """Ask the environment for exactly the observations the policy was trained on (without ``cfg.env_kwargs``):
+    its cameras and image size, and the action space its dataset recorded (``joint_pos`` / ``ee_delta`` /
+    ``ee_pos``), so a checkpoint evaluates as it was trained with no flag to repeat."""
     keys = list(policy.config.input_features)
     cameras = tuple(k.split(".", 2)[2] for k in keys if k.startswith("observation.images."))
     depth = tuple(k.split(".", 2)[2] for k in keys if k.startswith("observation.depth."))
@@ -167,6 +169,9 @@ def env_kwargs_for_policy(policy: Any, cfg: EvalConfig) -> dict[str, Any]:
         )
         if depth:
             kwargs["depth"] = True
+    space = getattr(policy.config, "action_space", "")
+    if space:
+        kwargs["action_space_type"] = space
     if cfg.max_episode_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     return kwargs | instruction_kwargs(cfg)

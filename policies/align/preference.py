@@ -204,7 +204,7 @@ class PreferenceOptimization(Algorithm):
             dataset,
             n_obs_steps=policy.config.n_obs_steps,
             horizon=policy.config.horizon,
-            obs_keys=list(policy.config.observation_keys),
+            obs_keys=list(policy.config.training_observation_keys),
             episodes=episodes,
         )
         self.pairs = PairWindows(pairs, windows, seed=context.seed)
