@@ -1,10 +1,12 @@
 """The arm side every ember launch file shares: the arm, and the safety bridge in front of its controller.
 
     ros2 launch ember arm.launch.py [use_mock:=true] [robot:=panda] [controller_topic:=...] [rate:=10.0]
+        [checkpoint:=<folder>]
 
 With ``use_mock:=true`` the MuJoCo mock arm stands in for a ros2_control arm with a joint_trajectory_controller
 (``task:=<a sims task>`` makes it host that task's scene, episodes seeded from ``seed`` on ``split``; empty: the
-plain mock scene). With ``use_mock:=false`` nothing is started for the arm: the bridge commands the real arm's
+plain mock scene; ``checkpoint:=<folder>`` makes it render the cameras that checkpoint reads, at its image
+size). With ``use_mock:=false`` nothing is started for the arm: the bridge commands the real arm's
 controller on ``controller_topic`` (bring up its ros2_control stack first). ``policy.launch.py`` and
 ``collect.launch.py`` include this file, in a scoped group, passing every argument they share with it.
 Parameters: config/mock_arm.yaml, config/bridge.yaml; the arguments override them.
@@ -51,6 +53,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "seed", default_value="100000", description="seed of the mock arm task's first episode"
             ),
+            DeclareLaunchArgument(
+                "checkpoint",
+                default_value="",
+                description="the mock arm renders the cameras this checkpoint reads, at its image size",
+            ),
             Node(
                 package="ember",
                 executable="ember-mock-arm",
@@ -65,6 +72,7 @@ def generate_launch_description() -> LaunchDescription:
                         "task": LaunchConfiguration("task"),
                         "split": LaunchConfiguration("split"),
                         "seed": LaunchConfiguration("seed"),
+                        "checkpoint": LaunchConfiguration("checkpoint"),
                     },
                 ],
             ),

@@ -69,6 +69,7 @@ def generate_launch_description() -> LaunchDescription:
                             "rate": rate,
                             "use_mock": LaunchConfiguration("use_mock"),
                             "task": "",
+                            "checkpoint": checkpoint,  # the mock arm renders the policy's cameras
                         }.items(),
                     )
                 ]

@@ -74,6 +74,7 @@ def generate_launch_description() -> LaunchDescription:
                             "task": LaunchConfiguration("task"),
                             "split": LaunchConfiguration("split"),
                             "seed": LaunchConfiguration("seed"),
+                            "checkpoint": LaunchConfiguration("checkpoint"),
                         }.items(),
                     )
                 ]

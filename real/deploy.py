@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ember.real.checkpoint_inputs import checkpoint_cameras
 from ember.real.errors import RealError
 from ember.real.ros import CAMERA_PREFIX, CONTROLLER_TOPIC, JOINT_STATES_TOPIC, require_rclpy
 from ember.verbs import Verb
@@ -54,15 +55,6 @@ class DeployConfig:
     """Run folder; empty: outputs/deploy/<date>_<time>."""
 
 
-def checkpoint_cameras(checkpoint: str) -> tuple[str, ...]:
-    """Camera names a checkpoint needs (from its config.json, without loading weights)."""
-    from ember.policies.base import read_checkpoint_config
-
-    features = read_checkpoint_config(checkpoint).get("input_features", {})
-    prefix = "observation.images."
-    return tuple(k[len(prefix) :] for k in features if k.startswith(prefix))
-
-
 def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
     """Run until ``duration_s`` or Ctrl-C; returns (and writes to ``<out>/metrics.json``) a summary."""
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -84,7 +76,7 @@ def run_deploy(cfg: DeployConfig) -> dict[str, Any]:
         raise RealError(f"params_file '{cfg.params_file}' does not exist.")
     out = prepare_run_folder(cfg.out or default_out("deploy"))
     save_config(cfg, out)
-    cameras = cfg.cameras or checkpoint_cameras(cfg.checkpoint)
+    cameras = cfg.cameras or checkpoint_cameras(cfg.checkpoint).names
 
     args = ["ember_deploy"] + (["--ros-args", "--params-file", cfg.params_file] if cfg.params_file else [])
     context = rclpy.Context()

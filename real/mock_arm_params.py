@@ -27,6 +27,10 @@ class MockArmConfig:
     """Cameras to render, from ``ember.real.scene.CAMERAS`` (empty: no images)."""
     image_width: int = 128
     image_height: int = 96
+    checkpoint: str = ""
+    """A checkpoint folder: publish the cameras it reads, at the image size it was trained at (replaces
+    ``cameras``, ``image_width`` and ``image_height``), so the policy node never waits for an unrendered camera.
+    ``policy.launch.py`` passes its ``checkpoint`` here. Empty: ``cameras`` as given."""
     joint_states_topic: str = JOINT_STATES_TOPIC
     controller_topic: str = CONTROLLER_TOPIC
     camera_topic_prefix: str = CAMERA_PREFIX

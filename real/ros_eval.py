@@ -68,21 +68,17 @@ def checkpoint_setup(checkpoint: str) -> dict[str, Any]:
     import json
 
     from ember.policies.checkpoint_files import resolve_checkpoint_dir
+    from ember.real.checkpoint_inputs import checkpoint_cameras
 
     folder = Path(resolve_checkpoint_dir(checkpoint))
-    config = json.loads((folder / "config.json").read_text())
-    cameras, size = [], 0
-    for key, feature in config.get("input_features", {}).items():
-        if key.startswith("observation.images."):
-            cameras.append(key[len("observation.images.") :])
-            size = max(size, *feature["shape"][1:])
+    cameras = checkpoint_cameras(str(folder))
     fps = 10.0  # the tabletop sims' control rate
     try:  # the training dataset's fps, when the dataset is still where training read it
         dataset = json.loads((folder / "train_config.json").read_text())["dataset"]
         fps = float(json.loads((Path(dataset) / "meta" / "info.json").read_text())["fps"])
     except (OSError, KeyError, ValueError, TypeError):
         pass
-    return {"cameras": cameras, "image_size": size or 96, "fps": fps}
+    return {"cameras": list(cameras.names), "image_size": cameras.image_size or 96, "fps": fps}
 
 
 def run_ros_eval(cfg: RosEvalConfig, progress: Callable[[str], None] = print) -> list[RosEpisode]:

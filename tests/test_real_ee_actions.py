@@ -124,3 +124,52 @@ def test_policy_node_runs_an_ee_delta_checkpoint_as_joint_targets(
         )
         assert min(np.linalg.norm(ee - fk.ee_position(s)) for s in seeds) < (0.04 * np.sqrt(3) + 0.01) * steps
         previous, steps = q, 1
+
+
+def test_a_policy_node_waiting_for_a_camera_says_which_topic(ee_checkpoint: Path, tmp_path: Path) -> None:
+    """The mock arm publishes only its ``side`` camera; the checkpoint reads ``front``: the node names the topic
+    it waits for (every 2 s) instead of sending nothing silently."""
+    import time
+
+    env = ros_env()
+    arm = start_node("mock_arm", {"cameras": ["side"], "image_width": 64, "image_height": 48}, env, tmp_path)
+    policy = start_node("policy", {"checkpoint": str(ee_checkpoint), "rate_hz": 10.0}, env, tmp_path)
+    expected = f"waiting for {ros.image_topic(POLICY.camera_topic_prefix, 'front')}"
+    try:
+        deadline = time.monotonic() + 90  # the node's start (torch, the checkpoint) under load, then <= 2 s
+        while expected not in policy.output() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(4.5)  # two more periods: it says it again, but not on every 10 Hz tick
+        log = policy.output()
+    finally:
+        policy.stop()
+        arm.stop()
+    assert expected in log, log[-3000:]
+    assert "no image 'front' received yet" in log
+    assert 2 <= log.count(expected) <= 4, log.count(expected)
+
+
+def test_the_mock_arm_renders_the_cameras_a_checkpoint_reads(ee_checkpoint: Path, tmp_path: Path) -> None:
+    """``checkpoint:=`` (what policy.launch.py passes): the checkpoint's cameras at its image size replace the
+    ``cameras`` / ``image_width`` / ``image_height`` parameters."""
+    from sensor_msgs.msg import Image
+
+    env = ros_env()
+    params = {"cameras": ["side"], "image_width": 64, "image_height": 48, "checkpoint": str(ee_checkpoint)}
+    arm = start_node("mock_arm", params, env, tmp_path)
+    probe = Probe(domain_id=int(env["ROS_DOMAIN_ID"]))
+    front, side = (ros.image_topic(POLICY.camera_topic_prefix, c) for c in ("front", "side"))
+    try:
+        probe.subscribe(front, Image, ros.qos_sensor())
+        probe.subscribe(side, Image, ros.qos_sensor())
+        probe.wait_for(
+            lambda: probe.counts[front] >= 2, timeout=90, what="front images\n" + arm.output()[-2000:]
+        )
+        image = probe.latest[front]
+        probe.spin(1.0)
+    finally:
+        probe.close()
+        arm.stop()
+    assert (image.width, image.height) == (32, 32)  # the checkpoint was trained at 32 px
+    assert probe.counts[side] == 0
+    assert "cameras ['front'] at 32x32" in arm.output()

@@ -16,6 +16,7 @@ Its parameters are in ``ember.real.mock_arm_params``, the ROS-free simulation in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -28,12 +29,24 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from ember.real import ros
+from ember.real.checkpoint_inputs import checkpoint_cameras
 from ember.real.errors import RealError
 from ember.real.mock_arm_logic import CameraThread, MockArmSim
 from ember.real.mock_arm_params import NODE_NAME, MockArmConfig
 from ember.real.params import declare_config
 from ember.real.scene import CAMERAS
 from ember.real.trajectory import TrajectoryPoint
+
+
+def cameras_of_checkpoint(cfg: MockArmConfig) -> MockArmConfig:
+    """``cfg`` with the cameras and image size its ``checkpoint`` reads (unchanged without one)."""
+    if not cfg.checkpoint:
+        return cfg
+    cameras = checkpoint_cameras(cfg.checkpoint)
+    if not cameras.names:
+        raise RealError(f"checkpoint {cfg.checkpoint} reads no camera: leave the mock arm's checkpoint empty")
+    size = cameras.image_size
+    return dataclasses.replace(cfg, cameras=cameras.names, image_width=size, image_height=size)
 
 
 class MockArmNode(Node):
@@ -43,7 +56,11 @@ class MockArmNode(Node):
         self, defaults: MockArmConfig | None = None, node_name: str = NODE_NAME, **node_kwargs: Any
     ) -> None:
         super().__init__(node_name, **node_kwargs)
-        self.cfg = cfg = declare_config(self, MockArmConfig, defaults)
+        self.cfg = cfg = cameras_of_checkpoint(declare_config(self, MockArmConfig, defaults))
+        if cfg.checkpoint:
+            self.get_logger().info(
+                f"cameras {list(cfg.cameras)} at {cfg.image_width}x{cfg.image_height}, as {cfg.checkpoint} reads them"
+            )
         unknown = [c for c in cfg.cameras if c not in CAMERAS]
         if unknown and not cfg.task:  # a task's cameras are checked by the task's env
             raise RealError(f"unknown cameras {unknown}; the mock scene has {list(CAMERAS)}")

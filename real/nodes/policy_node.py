@@ -16,6 +16,7 @@ in ``ember.real.policy_logic``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,9 @@ from ember.real.robot import load_robot
 from ember.robots.ee_control import EndEffectorControlConfig, EndEffectorController
 from ember.robots.errors import RobotError
 from ember.robots.spec import JOINT_POS
+
+WAITING_LOG_PERIOD_S = 2.0
+"""How often a node that has never had a complete observation says which topic it waits for."""
 
 
 class PolicyNode(Node):
@@ -125,6 +129,8 @@ class PolicyNode(Node):
         self._last_tick: float | None = None
         self._stale = True
         self.last_staleness = ""
+        self._waiting_logged_at = -math.inf
+        """When the node last said which input it waits for (every ``WAITING_LOG_PERIOD_S`` while it waits)."""
 
         self._action_pub = self.create_publisher(JointState, cfg.action_topic, ros.qos_command())
         self._status_pub = self.create_publisher(String, cfg.status_topic, ros.qos_latched())
@@ -185,6 +191,12 @@ class PolicyNode(Node):
         self.get_logger().info("policy resumed" if enable else "policy paused (no actions until enabled)")
         self.publish_status()
 
+    def _topic_of(self, staleness: Staleness) -> str:
+        """The topic that feeds the part ``staleness`` names (what a user checks with ``ros2 topic hz``)."""
+        if staleness.key.startswith("image '"):
+            return ros.image_topic(self.cfg.camera_topic_prefix, staleness.key.split("'")[1])
+        return self.cfg.joint_states_topic
+
     def _run_tick(self, now: float) -> None:
         c = self.counters
         if not self.enabled:
@@ -197,6 +209,11 @@ class PolicyNode(Node):
             if not self._stale:
                 self.get_logger().warning(f"observation stale ({obs}); pausing the policy")
                 self._restart()
+            elif now - self._waiting_logged_at >= WAITING_LOG_PERIOD_S:
+                self._waiting_logged_at = now
+                self.get_logger().warning(
+                    f"waiting for {self._topic_of(obs)}: {obs}; no actions until it arrives"
+                )
             return
         if self._stale:
             self.get_logger().info("observations fresh; running the policy")
