@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,9 @@ preload_triton()
 ENV_STATE = "observation.environment_state"
 
 
-def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict[str, float]:
+def readout(
+    checkpoint: str, first_seed: int, episodes: int, split: str, instructions: str = "train"
+) -> dict[str, float]:
     import torch
 
     from ember.conditioning.oracle import expert_conditioning
@@ -45,9 +48,15 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
     hidden = (cfg.hidden_state_dims or cfg.mask_state_dims)[ENV_STATE]
     kinds = [k for k in cfg.conditioning.kinds if k != "language"]
     camera = cfg.conditioning.camera or "front"
-    size = int(cfg.conditioning.image_size)
+    # the policy's own camera size when it has cameras (the conditioning image size is for sketches)
+    size = (
+        int(cfg.input_features[cfg.image_keys[0]]["shape"][-1])
+        if cfg.image_keys
+        else int(cfg.conditioning.image_size)
+    )
     cameras = tuple(dict.fromkeys([camera, *(k.rsplit(".", 1)[-1] for k in cfg.image_keys)]))
-    env = make_env("PickPlace", obs_mode="pixels", cameras=cameras, image_size=size, split=split)
+    phrasing = {} if instructions == "train" else {"instructions": instructions}
+    env = make_env("PickPlace", obs_mode="pixels", cameras=cameras, image_size=size, split=split, **phrasing)
     names = list(env.unwrapped.feature_names[ENV_STATE])
     n_obj = sum(1 for n in names if n.startswith("goal_is_object_"))
     right = {"object": [], "pad": []}
@@ -88,7 +97,12 @@ def readout(checkpoint: str, first_seed: int, episodes: int, split: str) -> dict
             right[entity].append(guess == truth)
             error_cm[entity].append(100 * float(np.linalg.norm(decoded[xy] - state[xy])))
     env.close()
-    out: dict[str, float] = {"episodes": episodes, "first_seed": first_seed, "chance": 1.0 / n_obj}
+    out: dict[str, Any] = {
+        "episodes": episodes,
+        "first_seed": first_seed,
+        "instructions": instructions,
+        "chance": 1.0 / n_obj,
+    }
     for entity in ("object", "pad"):
         if right[entity]:
             out[f"{entity}_named"] = float(np.mean(right[entity]))
@@ -105,11 +119,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--split", default="train")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--instructions", default="train", help="train templates, or heldout phrasings")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    print(json.dumps(readout(args.checkpoint, args.first_seed, args.episodes, args.split), indent=2))
+    result = readout(args.checkpoint, args.first_seed, args.episodes, args.split, args.instructions)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
