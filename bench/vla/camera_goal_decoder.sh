@@ -5,7 +5,7 @@
 # positions from the cameras and the instruction (hidden-state loss, language FiLM on the camera features), and
 # the flow head acts on the decoded goal as state (conditioning_as_state; the true one while training).
 # The checkpoint's inputs at run time are observation.state + the two cameras + the task string.
-#   bash bench/vla/camera_goal_decoder.sh [STEPS] [OUT]      (writes OUT/{dataset,train,eval_train,eval_heldout})
+#   [EPISODES=200] [SIZE=64] bash bench/vla/camera_goal_decoder.sh [STEPS] [OUT]   (writes OUT/{dataset,train,eval_*})
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS="${1:-3000}"
@@ -14,7 +14,7 @@ SIZE="${SIZE:-64}"
 EMBER=.venv/bin/ember
 export MUJOCO_GL=egl HF_HUB_OFFLINE=1
 if [ ! -f "$OUT/dataset/meta/info.json" ]; then
-  $EMBER collect --task=PickPlace --num_episodes=200 --obs_mode=pixels --cameras=front,wrist --image_size="$SIZE" \
+  $EMBER collect --task=PickPlace --num_episodes="${EPISODES:-200}" --obs_mode=pixels --cameras=front,wrist --image_size="$SIZE" \
     --seed=0 --out="$OUT/dataset" --executor=process --num_workers=2
 fi
 $EMBER train --dataset="$OUT/dataset" --out="$OUT/train" --policy.type=flow --steps="$STEPS" --batch_size=64 \
