@@ -22,6 +22,10 @@ from ember.data.journal import SaveJournal
 from ember.data.video import append_to_shard
 
 _MB = 1024**2
+META_EPISODES_PER_FILE = 100
+"""Episodes per ``meta/episodes`` file at most. Parquet cannot append, so every save rewrites the file it joins;
+a row per episode (with per-feature stats) under a 100 MB limit made long collections quadratic
+(bench/data/RESULTS.md). Readers (ember, LeRobot) read every file of ``meta/episodes``."""
 
 
 class Shard:
@@ -52,9 +56,13 @@ class Shard:
         size_mb = path.stat().st_size / _MB
         incoming_mb = nbytes / _MB if nbytes is not None else size_mb / self.frames * incoming
         if size_mb + incoming_mb >= limit_mb:
-            self.chunk, self.file = layout.next_chunk_file(self.chunk, self.file, chunks_size)
-            self.frames = 0
-            self.items = []
+            self.roll(chunks_size)
+
+    def roll(self, chunks_size: int) -> None:
+        """Start the next file (the current one stays as it is)."""
+        self.chunk, self.file = layout.next_chunk_file(self.chunk, self.file, chunks_size)
+        self.frames = 0
+        self.items = []
 
 
 class ShardWriter:
@@ -115,6 +123,8 @@ class ShardWriter:
     def write_episode_meta(self, row: dict[str, Any], journal: SaveJournal) -> None:
         """Append the episode's row to ``meta/episodes/`` (adding its own ``meta/episodes/*`` columns)."""
         shard = self._meta
+        if shard.frames >= META_EPISODES_PER_FILE:
+            shard.roll(self._chunks_size)
         shard.roll_if_full(self._data_mb, self._chunks_size)
         journal.protect(shard.path)
         row["meta/episodes/chunk_index"] = shard.chunk
