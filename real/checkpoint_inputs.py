@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ember.real.errors import RealError
-
-IMAGE_PREFIX = "observation.images."
+from ember.real.observation import IMAGE_PREFIX
 
 
 @dataclass(frozen=True)

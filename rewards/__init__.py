@@ -9,7 +9,7 @@
   :mod:`ember.rewards.clip` (zero-shot CLIP/SigLIP, VLM-RMs projection), :mod:`ember.rewards.vlm_preference` (RL-VLM-F
   preferences from a generative VLM), :mod:`ember.rewards.models` (learned success / Bradley-Terry reward models).
 - Helpers: :mod:`ember.rewards.reading` (dataset -> EpisodeView / Segment), :mod:`ember.rewards.cache` (the content cache),
-  :mod:`ember.rewards.preferences` (the preference file format).
+  :mod:`ember.data.preferences` (the preference file format).
 
 See docs/rewards.md. Nothing here is imported by ``ember/``, ``policies/`` or ``vla/``.
 """

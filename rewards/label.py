@@ -23,7 +23,7 @@ takes the finished episodes from the cache.
 
 Preference labelers (:class:`~rewards.base.PreferenceLabeler`): ``num_pairs`` segment pairs of the same
 instruction are sampled (seeded), compared in batches and written to ``<dataset>/labels/<labeler>.preferences.jsonl``
-(one JSON object per pair: see :func:`ember.rewards.preferences.write_preferences`), not to the frame table.
+(one JSON object per pair: see :func:`ember.data.preferences.write_preferences`), not to the frame table.
 Answers a labeler could not parse are kept as ``unparsed``, counted in the summary, never guessed.
 
 This module is the verb; the run's config, result and record are :mod:`ember.rewards.label_config`, the per-frame

@@ -98,8 +98,8 @@ def _segment(
 
 def label_preferences(cfg: LabelConfig, labeler: PreferenceLabeler, reader: Any, cache: Any) -> LabelResult:
     """Sample ``cfg.num_pairs`` segment pairs, ask ``labeler`` (cached answers from ``cache``), write the file."""
+    from ember.data.preferences import PreferenceRecord, write_preferences
     from ember.rewards.cache import pair_key
-    from ember.rewards.preferences import PreferenceRecord, write_preferences
     from ember.rewards.reading import SegmentReader
 
     ds = reader.ds

@@ -371,9 +371,23 @@ def test_no_module_imports_a_folder_by_its_old_top_level_name() -> None:
     assert not found, "imports of the old top-level names:\n" + "\n".join(found)
 
 
-def test_every_module_sits_under_the_two_top_level_names() -> None:
-    tops = {name.split(".")[0] for name in find_modules()}
-    assert tops == set(TOP_LEVEL), tops
+def test_every_python_folder_of_the_root_is_a_known_package() -> None:
+    """A new root folder with Python in it is either one of the graph's packages (and, for the installed ones,
+    setup.py's ``ember.<folder>`` mapping) or deliberately outside it: nothing escapes the layering unnoticed."""
+    import re
+
+    outside = {"tests", "launch", "docs", "build", "outputs"}  # tests, ROS launch files, docs, run outputs
+    found = {
+        d.name
+        for d in ROOT.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and d.name not in outside and any(d.rglob("*.py"))
+    }
+    assert found <= set(PACKAGES), (
+        f"root folders with Python outside the import graph: {found - set(PACKAGES)}"
+    )
+    setup_folders = re.search(r"SUBPACKAGE_FOLDERS = \(([^)]*)\)", (ROOT / "setup.py").read_text())
+    assert setup_folders, "setup.py has no SUBPACKAGE_FOLDERS"
+    assert tuple(re.findall(r'"(\w+)"', setup_folders.group(1))) == SUBPACKAGE_FOLDERS
 
 
 def test_allowed_exceptions_still_exist() -> None:

@@ -19,10 +19,10 @@ from rewards_helpers import CAM, LENGTHS, TASKS, ensure_registered, snapshot, wr
 
 from ember.cli import main
 from ember.data import EmberDataset, verify
+from ember.data.preferences import read_preferences
 from ember.registry import LABELERS
 from ember.rewards.base import EpisodeView, FrameLabels, Labeler, LabelerConfig, LabelError
 from ember.rewards.label import LabelConfig, label, make_labeler_config
-from ember.rewards.preferences import read_preferences
 from ember.rewards.reading import pick_camera
 
 ensure_registered()

@@ -16,8 +16,8 @@ import pytest
 from rewards_helpers import ensure_registered, snapshot, tiny_clip, tiny_idefics3, tiny_llava, write_dataset
 
 from ember.cli import main
+from ember.data.preferences import read_preferences
 from ember.rewards.base import LabelError, Preference
-from ember.rewards.preferences import read_preferences
 from ember.rewards.vlm_preference import (
     ANALYSIS_PROMPT,
     LABEL_PROMPT,
