@@ -214,7 +214,17 @@ def test_typed_corrections_land_in_the_dataset_aligned_to_frames(stack):
 
 
 def test_killed_policy_process_leaves_the_arm_holding(stack):
+    """The policy dies while the bridge already holds for a joint-state gap: once the states are back, the
+    bridge holds for the silent policy and says so (on a loaded machine a state gap can come first)."""
     before = stack.status("bridge")
+    inject = _inject_publisher(stack)
+    inject.publish(String(data="drop_state 1.0"))
+    stack.wait_status(
+        "bridge",
+        lambda st: st["state"] == "hold" and st["hold_reason"].startswith("stale observation"),
+        5.0,
+        "the bridge to hold for the state gap",
+    )
     stack.nodes["policy"].kill(signal.SIGKILL)
     bridge = stack.wait_status(
         "bridge",
@@ -223,10 +233,18 @@ def test_killed_policy_process_leaves_the_arm_holding(stack):
         "the bridge to notice the silent policy",
     )
     assert bridge["hold_reason"] == "no actions from the policy"
+    assert bridge["watchdog_holds"] >= before["watchdog_holds"] + 1
     q0 = stack.position()
     stack.probe.spin(1.0)
     assert np.abs(stack.position() - q0).max() < 1e-3  # it holds
     assert stack.status("arm")["unsafe"] == 0
+
+
+def _inject_publisher(stack):
+    """The mock arm's fault-injection topic, matched before use (a message sent earlier is lost)."""
+    pub = stack.probe.publisher("/mock_arm/inject", String, ros.qos_command())
+    stack.probe.wait_for(lambda: pub.get_subscription_count() >= 1, 5.0, "the mock arm's inject topic")
+    return pub
 
 
 def _publish_actions(stack, actions) -> None:
@@ -265,7 +283,7 @@ def test_unsafe_actions_never_reach_the_arm(stack):
 
 def test_stale_observations_make_the_bridge_hold(stack):
     q = stack.position()
-    inject = stack.probe.publisher("/mock_arm/inject", String, ros.qos_command())
+    inject = _inject_publisher(stack)
     # a policy that keeps sending while the arm's joint states stop for 1.5 s
     bridge0, arm0 = stack.status("bridge"), stack.status("arm")
     _publish_actions(stack, [q] * 3)

@@ -43,6 +43,8 @@ from ember.real.robot import ForwardKinematics, joint_limits, load_robot
 from ember.real.safety import ESTOP, STALE_OBSERVATION, SafetyFilter
 from ember.real.state_source import HOLD_REASON, Fault
 
+POLICY_SILENT = "no actions from the policy"  # the hold reason after the policy timeout
+
 
 class BridgeNode(Node):
     """Observation dict + safety filter in front of the controller."""
@@ -197,22 +199,33 @@ class BridgeNode(Node):
 
     # ------------------------------------------------------------------------------------- holding
     def _watchdog(self) -> None:
-        if self.state != "running":
+        """Hold when the joint states go stale or the policy goes silent while running.
+
+        A hold for a stale observation is re-examined too: once the states are fresh again but no action
+        has come for the policy timeout, the arm is now holding because of the policy, and the status says
+        so (a dead policy process behind a brief state gap would otherwise read as a state problem).
+        """
+        if self.state not in ("running", "hold"):
             return
         now = time.monotonic()
-        age = self.observations.state_age(now)
-        if age * 1e3 > self.filter.config.observation_timeout_ms:
+        stale_ms = self.observations.state_age(now) * 1e3
+        stale = stale_ms > self.filter.config.observation_timeout_ms
+        silent = (now - self.last_action_time) * 1e3 > self.cfg.policy_timeout_ms
+        if self.state == "running" and stale:
             self.filter.counts["watchdog_holds"] += 1
             self._hold(STALE_OBSERVATION)
-            self.state, self.hold_reason = "hold", f"stale observation ({age * 1e3:.0f} ms)"
+            self.state, self.hold_reason = "hold", f"stale observation ({stale_ms:.0f} ms)"
             self.get_logger().warning(f"watchdog: {self.hold_reason}; holding position")
-        elif (now - self.last_action_time) * 1e3 > self.cfg.policy_timeout_ms:
+        elif silent and not stale and (self.state == "running" or self._holding_for_stale_states()):
             self.filter.counts["policy_timeouts"] += 1
             self._hold("policy_timeout")
-            self.state, self.hold_reason = "hold", "no actions from the policy"
+            self.state, self.hold_reason = "hold", POLICY_SILENT
             self.get_logger().warning(
                 f"watchdog: {self.hold_reason} for {self.cfg.policy_timeout_ms:g} ms; holding"
             )
+
+    def _holding_for_stale_states(self) -> bool:
+        return self.state == "hold" and self.hold_reason.startswith("stale observation")
 
     def _hold(self, reason: str, prefer_measured: bool = False) -> None:
         latest = self.observations.latest_state()
