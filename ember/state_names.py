@@ -41,6 +41,8 @@ def resolve_state_names(
     if hidden:
         _require(policy_cfg, "hidden_state_dims", "--hidden_state_names")
         policy_cfg.hidden_state_dims = mask_dims_for(features, obs_keys, hidden, flag="--hidden_state_names")
+        if hasattr(policy_cfg, "hidden_state_groups"):
+            policy_cfg.hidden_state_groups = hidden_groups(features, policy_cfg.hidden_state_dims)
     if ground:
         from ember.policies.errors import PolicyError
         from ember.policies.grounding import grounding_for_names
@@ -50,3 +52,21 @@ def resolve_state_names(
             policy_cfg.ground_hidden_state = grounding_for_names(features, obs_keys, ground)
         except PolicyError as err:
             raise ConfigError(f"--ground_hidden_names: {err}") from err
+
+
+def hidden_groups(features: Mapping[str, Any], hidden_dims: Mapping[str, Sequence[int]]) -> list[int]:
+    """Sizes of the runs of hidden dims whose names share a prefix (``goal_object.x/y/z`` -> 3), in the order the
+    encoder lays the hidden dims out (features sorted, dims ascending): one referring keypoint per entity."""
+    sizes: list[int] = []
+    last = None
+    for key in sorted(hidden_dims):
+        names = features[key].get("names") or []
+        for d in sorted(hidden_dims[key]):
+            name = str(names[d]) if d < len(names) else f"{key}[{d}]"
+            prefix = (key, name.split(".")[0])
+            if prefix == last:
+                sizes[-1] += 1
+            else:
+                sizes.append(1)
+                last = prefix
+    return sizes

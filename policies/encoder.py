@@ -22,9 +22,11 @@ from ember.policies.conditioning.encoders import (
     LanguageProjection,
 )
 from ember.policies.conditioning.keys import GOAL_IMAGE, IMAGE_CHANNELS, INITIAL_IMAGE, KEYPOINTS, LANGUAGE
+from ember.policies.conditioning.language import LANGUAGE_TOKEN_MASK, LANGUAGE_TOKENS
 from ember.policies.encoder_config import VisuomotorConfig
 from ember.policies.errors import PolicyError
 from ember.policies.features import ENV, STATE, VISUAL, feature_shape, feature_type
+from ember.policies.referring_keypoints import ReferringDecoder, ReferringKeypoints, group_sizes
 from ember.policies.tokens import ObservationTokens
 from ember.policies.vision import ImageEncoder
 
@@ -150,6 +152,25 @@ class ObservationEncoder(nn.Module):
         if self.grif:
             cond_dim -= config.conditioning.dim  # goal image and language share one task slot
         self.conditioning_image_size = tuple(size)
+        self.referring: ReferringKeypoints | None = None
+        self.referring_key = ""
+        if config.hidden_state_decoder == "referring_keypoints":
+            self.referring_key = self._referring_camera(config)
+            channels, fh, fw = self._camera(self.referring_key).map_shape
+            n_groups = len(group_sizes(self._count_hidden(config), config.hidden_state_groups))
+            language_dim = (
+                config.conditioning.language_embedding_dim if LANGUAGE in config.conditioning.kinds else 0
+            )
+            self.referring = ReferringKeypoints(
+                channels,
+                fh,
+                fw,
+                n_groups,
+                language_dim,
+                token_attention=config.conditioning.language_tokens,
+            )
+            self.referring_start = cond_dim
+            cond_dim += self.referring.width
 
         if step_dim == 0:
             raise PolicyError(
@@ -171,13 +192,39 @@ class ObservationEncoder(nn.Module):
         if config.hidden_state_weight > 0 and n_hidden:
             # a decoder the action head relies on needs to be nonlinear (a carried object's position is the end
             # effector's, a resting one's is where the sketch shows it); a probe of what the features hold is not
-            self.hidden_state_head = (
-                nn.Sequential(nn.Linear(self.feature_dim, 256), nn.Mish(), nn.Linear(256, n_hidden))
-                if self.as_state
-                else nn.Linear(self.feature_dim, n_hidden)
-            )
+            if self.referring is not None:
+                self.hidden_state_head = ReferringDecoder(
+                    self.observation_dim + self.referring_start,
+                    group_sizes(n_hidden, config.hidden_state_groups),
+                )
+            else:
+                self.hidden_state_head = (
+                    nn.Sequential(nn.Linear(self.feature_dim, 256), nn.Mish(), nn.Linear(256, n_hidden))
+                    if self.as_state
+                    else nn.Linear(self.feature_dim, n_hidden)
+                )
         self.output_dim = self.observation_dim + n_hidden if self.as_state else self.feature_dim
         """Width of what the action head reads (:meth:`forward`)."""
+
+    def _referring_camera(self, config: VisuomotorConfig) -> str:
+        """The camera key the referring keypoints look in (``hidden_state_camera``, else the first camera)."""
+        if not self.image_keys:
+            raise PolicyError("hidden_state_decoder='referring_keypoints' needs a camera input")
+        if not config.hidden_state_camera:
+            return self.image_keys[0]
+        key = config.hidden_state_camera
+        key = key if key.startswith("observation.images.") else f"observation.images.{key}"
+        if key not in self.image_keys:
+            raise PolicyError(
+                f"hidden_state_camera {config.hidden_state_camera!r} is not one of {self.image_keys}"
+            )
+        return key
+
+    def _camera(self, key: str) -> ImageEncoder:
+        return self.image_encoder if self.image_encoder is not None else self.image_encoders[module_name(key)]
+
+    def _count_hidden(self, config: VisuomotorConfig) -> int:
+        return sum(len(getattr(self, name)) for name in self._hidden.values())
 
     def _register_state_masks(self, config: VisuomotorConfig) -> int:
         """Index buffers of the dims each low-dim feature keeps; returns the kept width."""
@@ -341,16 +388,24 @@ class ObservationEncoder(nn.Module):
         def repeat(per_sample: Tensor | None, times: int) -> Tensor | None:  # one row per flattened image
             return None if per_sample is None else per_sample.repeat_interleave(times, dim=0)
 
+        referred: Tensor | None = None  # the referring camera's feature map at the latest step (B, C, H, W)
         if self.image_encoder is not None:
             images = torch.stack([self._camera_input(k, obs[k], cond) for k in self.image_keys], dim=2)
             b, t, n = images.shape[:3]
-            features = self.image_encoder(images.flatten(0, 2), repeat(film, t * n)).reshape(b, t, n, -1)
+            maps = self.image_encoder.feature_map(images.flatten(0, 2), repeat(film, t * n))
+            features = self.image_encoder.pooled(maps).reshape(b, t, n, -1)
             per_step += [(key, features[:, :, i]) for i, key in enumerate(self.image_keys)]  # (B, T, N, F)
+            if self.referring is not None:
+                i = self.image_keys.index(self.referring_key)
+                referred = maps.reshape(b, t, n, *maps.shape[1:])[:, -1, i]
         for key in self.image_keys if self.image_encoder is None else []:
             image = self._camera_input(key, obs[key], cond)
             b, t = image.shape[:2]
             encoder = self.image_encoders[module_name(key)]
-            per_step.append((key, encoder(image.flatten(0, 1), repeat(film, t)).reshape(b, t, -1)))
+            maps = encoder.feature_map(image.flatten(0, 1), repeat(film, t))
+            per_step.append((key, encoder.pooled(maps).reshape(b, t, -1)))
+            if key == self.referring_key:
+                referred = maps.reshape(b, t, *maps.shape[1:])[:, -1]
         extra: list[tuple[str, Tensor]] = []
         if self.grif:
             if task is None:
@@ -366,4 +421,8 @@ class ObservationEncoder(nn.Module):
         for name, encoder in self.cond_images.items():
             if not (self.grif and name == GOAL_IMAGE):
                 extra.append((name, encoder(torch.cat([cond[k] for k in self.cond_groups[name]], dim=1))))
+        if self.referring is not None:
+            assert referred is not None
+            words = (cond.get(LANGUAGE), cond.get(LANGUAGE_TOKENS), cond.get(LANGUAGE_TOKEN_MASK))
+            extra.append(("referring_keypoints", self.referring(referred, *words)))
         return per_step, extra

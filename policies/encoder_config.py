@@ -28,6 +28,7 @@ from ember.policies.grounding import validate_grounding
 
 IMAGE_POOLINGS = ("spatial_softmax", "avg")
 CONDITIONING_SIGNALS = ("all", "hidden_state")
+HIDDEN_STATE_DECODERS = ("mlp", "referring_keypoints")
 
 
 @dataclass
@@ -86,6 +87,7 @@ _CONDITIONING_FIELDS = {
     "language_model_path": "language_model_path",
     "language_embedding_dim": "language_embedding_dim",
     "language_film": "language_film",
+    "language_tokens": "language_tokens",
     "grif": "grif",
     "grif_weight": "grif_weight",
     "grif_temperature": "grif_temperature",
@@ -128,6 +130,9 @@ class ConditioningSpec(SubConfig):
     language_film: bool = False
     """Also condition every camera's features on the instruction (FiLM before pooling, as RT-1 does), so the
     image keypoints can track the objects the instruction names; with ``language`` in ``kinds``."""
+    language_tokens: bool = False
+    """Also give the encoder the instruction's contextual token embeddings (``language_tokens``): the referring
+    keypoints then attend over the words for each thing they look for, instead of reading the sentence vector."""
     grif: bool = False
     """GRIF (Myers et al., 2023): with ``goal_image`` and ``language`` both in ``kinds``, one task embedding from
     either, aligned by a contrastive loss, so a policy trained on goal images can be steered by language alone."""
@@ -147,6 +152,10 @@ class ConditioningSpec(SubConfig):
             raise PolicyError(
                 "conditioning.language_film conditions the cameras on the instruction: add 'language' "
                 "to conditioning.kinds"
+            )
+        if self.language_tokens and "language" not in self.kinds:
+            raise PolicyError(
+                "conditioning.language_tokens reads the instruction's words: add 'language' to conditioning.kinds"
             )
         if self.fusion not in FUSIONS:
             raise PolicyError(f"conditioning.fusion {self.fusion!r} is unknown; use one of {FUSIONS}")
@@ -208,6 +217,15 @@ class VisuomotorConfig(PolicyConfig):
     hidden_state_dims: dict[str, list[int]] = field(default_factory=dict)
     """``{feature: [dims]}`` of the masked dims the hidden-state loss predicts; empty = every masked dim
     (``ember train --hidden_state_names='goal_object.*'`` fills it from the dataset's names)."""
+    hidden_state_decoder: str = "mlp"
+    """What decodes the hidden dims: ``mlp`` (over every encoder feature) or ``referring_keypoints`` (one image
+    point per group of dims in ``hidden_state_camera``, queried by the instruction; :mod:`ember.policies.referring_keypoints`)."""
+    hidden_state_camera: str = ""
+    """Camera (``observation.images.<name>``) the referring keypoints look in; empty = the policy's first camera."""
+    hidden_state_groups: list[int] = field(default_factory=list)
+    """Sizes of the groups of hidden dims (in order) that share one referring keypoint, e.g. ``[3, 2]`` for
+    ``goal_object.xyz`` and ``goal_pad.xy``; empty = one per dim. ``ember train --hidden_state_names`` fills it
+    from the names' prefixes."""
     conditioning_as_state: bool = False
     """Decode the conditioning into the hidden dims and let the head act on them as if they were state: the true
     values in training (teacher forcing), the decoded ones at inference. Needs ``hidden_state_weight`` > 0."""
@@ -234,6 +252,20 @@ class VisuomotorConfig(PolicyConfig):
             raise PolicyError(
                 "conditioning_as_state decodes the conditioning into the hidden state dims: set "
                 "hidden_state_weight > 0 to train the decoder"
+            )
+        if self.hidden_state_decoder not in HIDDEN_STATE_DECODERS:
+            raise PolicyError(
+                f"hidden_state_decoder {self.hidden_state_decoder!r} is unknown; use one of {HIDDEN_STATE_DECODERS}"
+            )
+        if self.hidden_state_decoder != "mlp" and self.hidden_state_weight <= 0:
+            raise PolicyError(
+                f"hidden_state_decoder={self.hidden_state_decoder!r} decodes the hidden dims: set "
+                "hidden_state_weight > 0 to train it"
+            )
+        if self.conditioning.language_tokens and self.hidden_state_decoder != "referring_keypoints":
+            raise PolicyError(
+                "conditioning.language_tokens feeds the referring keypoints' word attention: set "
+                "hidden_state_decoder='referring_keypoints'"
             )
         if self.conditioning_as_state and self.conditioning.grif:
             raise PolicyError("conditioning_as_state cannot be combined with grif")

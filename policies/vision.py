@@ -177,6 +177,8 @@ class ImageEncoder(nn.Module):
             self.pool = SpatialSoftmax(fc, num_keypoints, fh, fw)
             pooled = 2 * num_keypoints
         self.feature_dim = 2 * num_keypoints
+        self.map_shape = (fc, fh, fw)
+        """(channels, height, width) of :meth:`feature_map`."""
         self.out = nn.Sequential(nn.Linear(pooled, self.feature_dim), nn.ReLU())
         self.film: nn.Linear | None = None
         if film_dim:  # zero-initialized: the encoder starts as the unconditioned one
@@ -185,6 +187,13 @@ class ImageEncoder(nn.Module):
             nn.init.zeros_(self.film.bias)
 
     def forward(self, images: Tensor, film: Tensor | None = None) -> Tensor:
+        return self.pooled(self.feature_map(images, film))
+
+    def pooled(self, features: Tensor) -> Tensor:
+        """(N, C', H', W') feature map of :meth:`feature_map` -> (N, feature_dim)."""
+        return self.out(self.pool(features))
+
+    def feature_map(self, images: Tensor, film: Tensor | None = None) -> Tensor:
         """``film``: (N, film_dim) conditioning (an instruction's embedding) that scales and shifts each feature
         channel before pooling (FiLM, as RT-1 conditions its image tokens on the instruction): the keypoints can
         then follow what the instruction names (the red cube, the blue pad) instead of every object."""
@@ -196,4 +205,4 @@ class ImageEncoder(nn.Module):
                 raise PolicyError("this image encoder is FiLM-conditioned on the instruction; none was given")
             scale, bias = self.film(film)[:, :, None, None].chunk(2, dim=1)
             features = features * (1.0 + scale) + bias
-        return self.out(self.pool(features))
+        return features

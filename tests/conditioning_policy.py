@@ -22,12 +22,22 @@ class HashEmbedder(SentenceEmbedder):
     """A deterministic stand-in for MiniLM (each string -> a fixed random vector), counting what it encodes."""
 
     def __init__(self) -> None:
-        super().__init__("", 384, encoder=self._encode_hashed)
+        super().__init__("", 384, encoder=self._encode_hashed, token_encoder=self._encode_words)
         self.encoded: list[str] = []
 
     def _encode_hashed(self, texts: list[str]) -> Tensor:
         self.encoded += texts
         rows = [torch.Generator().manual_seed(sum(map(ord, t)) % 2**31) for t in texts]
+        return torch.stack([torch.randn(384, generator=g) for g in rows])
+
+    @staticmethod
+    def _encode_words(texts: list[str]) -> list[Tensor]:
+        """One fixed random vector per word (no context): the token stand-in."""
+        return [HashEmbedder._encode_hashed_static(t.split() or [""]) for t in texts]
+
+    @staticmethod
+    def _encode_hashed_static(words: list[str]) -> Tensor:
+        rows = [torch.Generator().manual_seed(sum(map(ord, w)) * 7919 % 2**31) for w in words]
         return torch.stack([torch.randn(384, generator=g) for g in rows])
 
 

@@ -23,7 +23,12 @@ from ember.policies.conditioning.keys import (
     LANGUAGE,
     batch_key,
 )
-from ember.policies.conditioning.language import SentenceEmbedder, get_embedder
+from ember.policies.conditioning.language import (
+    LANGUAGE_TOKEN_MASK,
+    LANGUAGE_TOKENS,
+    SentenceEmbedder,
+    get_embedder,
+)
 from ember.policies.errors import PolicyError
 from ember.transforms import Compose, KeyTransform, chroma, photo_jitter, to_unit_float
 
@@ -120,6 +125,9 @@ class ConditioningInputs:
                     f"conditioning {kind!r} has batch size {x.shape[0]}, observations {batch_size}"
                 )
             out[kind] = x
+            if kind == LANGUAGE and self.config.language_tokens:
+                tokens, mask = self.embedder.tokens(texts)
+                out[LANGUAGE_TOKENS], out[LANGUAGE_TOKEN_MASK] = tokens.to(device), mask.to(device)
         return out
 
 

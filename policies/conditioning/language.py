@@ -20,6 +20,15 @@ from ember.policies.errors import PolicyError
 
 Encoder = Callable[[list[str]], Tensor]
 """Strings -> (N, D) float32 embeddings."""
+TokenEncoder = Callable[[list[str]], list[Tensor]]
+"""Strings -> one (L_i, D) float32 tensor of contextual token embeddings per string."""
+LANGUAGE_TOKENS = "language_tokens"
+LANGUAGE_TOKEN_MASK = "language_token_mask"
+"""Conditioning tensors of ``conditioning.language_tokens``: (B, L, D) token embeddings and their (B, L) mask.
+
+Why tokens beside the sentence vector: the mean-pooled sentence embedding of "put the red cube on the blue target"
+holds the cube's colour but hardly the target's (a linear read-out names the pad colour 45% of the time on the
+training phrasings, chance 25%: bench/vla/RESULTS.md); attention over the contextual tokens reads both."""
 
 
 def default_model_path() -> str:
@@ -34,7 +43,7 @@ def default_model_path() -> str:
     return str(get_model_path())
 
 
-def _load_sentence_transformer(path: str) -> Encoder:
+def _load_sentence_transformer(path: str) -> tuple[Encoder, TokenEncoder]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if not os.path.isdir(path):
@@ -53,18 +62,38 @@ def _load_sentence_transformer(path: str) -> Encoder:
             )
         return torch.from_numpy(out).float()
 
-    return encode
+    def encode_tokens(texts: list[str]) -> list[Tensor]:
+        with torch.inference_mode():
+            out = model.encode(
+                texts, output_value="token_embeddings", convert_to_numpy=False, show_progress_bar=False
+            )
+        return [t.float().clone() for t in out]
+
+    return encode, encode_tokens
 
 
 class SentenceEmbedder:
     """Embeds strings with ``encoder`` (loaded lazily from ``model_path``), each unique string once."""
 
-    def __init__(self, model_path: str = "", dim: int = 384, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str = "",
+        dim: int = 384,
+        encoder: Encoder | None = None,
+        token_encoder: TokenEncoder | None = None,
+    ) -> None:
         self.model_path = model_path
         self.dim = dim
         self._encoder = encoder
+        self._token_encoder = token_encoder
         self._cache: dict[str, Tensor] = {}
+        self._token_cache: dict[str, Tensor] = {}
         self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        encoder, token_encoder = _load_sentence_transformer(self.model_path or default_model_path())
+        self._encoder = self._encoder or encoder
+        self._token_encoder = self._token_encoder or token_encoder
 
     @property
     def cache_size(self) -> int:
@@ -72,7 +101,8 @@ class SentenceEmbedder:
 
     def _encode(self, texts: list[str]) -> Tensor:
         if self._encoder is None:
-            self._encoder = _load_sentence_transformer(self.model_path or default_model_path())
+            self._load()
+        assert self._encoder is not None
         out = self._encoder(texts)
         if out.ndim != 2 or out.shape[1] != self.dim:
             raise PolicyError(
@@ -92,6 +122,32 @@ class SentenceEmbedder:
                 for text, row in zip(missing, self._encode(missing), strict=True):
                     self._cache[text] = row
             return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0, self.dim)
+
+    def tokens(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """(N, L, dim) contextual token embeddings, zero-padded to the longest string, and the (N, L) bool mask
+        of real tokens; each unique string encoded once."""
+        texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+        with self._lock:
+            missing = sorted({t for t in texts if t not in self._token_cache})
+            if missing:
+                if self._token_encoder is None:
+                    self._load()
+                assert self._token_encoder is not None
+                for text, rows in zip(missing, self._token_encoder(missing), strict=True):
+                    if rows.ndim != 2 or rows.shape[1] != self.dim or rows.shape[0] < 1:
+                        raise PolicyError(
+                            f"the language model gives token embeddings of shape {tuple(rows.shape)} for "
+                            f"{text!r}; expected (tokens >= 1, {self.dim})"
+                        )
+                    self._token_cache[text] = rows
+            rows = [self._token_cache[t] for t in texts]
+        length = max((len(r) for r in rows), default=1)
+        out = torch.zeros(len(rows), length, self.dim)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+            mask[i, : len(r)] = True
+        return out, mask
 
 
 _SHARED: dict[tuple[str, int], SentenceEmbedder] = {}
