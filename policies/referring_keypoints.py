@@ -105,7 +105,10 @@ class ReferringKeypoints(nn.Module):
             words = self.group_language(language, tokens, mask)
             from_words = torch.einsum("nge,gek->ngk", words, self.language_query)
             queries = queries + from_words.reshape(n, self.num_groups * self.points, KEY_DIMS)
-        attention = (queries @ self.keys(features).flatten(2)).softmax(dim=-1)  # (N, G*P, HW)
+        # unit-length keys (times sqrt(KEY_DIMS)): a query's step moves every logit alike, whatever the feature
+        # scale. Raw keys took 3x the steps to leave the uniform start (tests/test_policies_referring_keypoints.py)
+        keys = torch.nn.functional.normalize(self.keys(features).flatten(2), dim=1) * KEY_DIMS**0.5
+        attention = (queries @ keys).softmax(dim=-1)  # (N, G*P, HW)
         return (attention @ self.grid).flatten(1)  # (N, G*P*2), group-major
 
 

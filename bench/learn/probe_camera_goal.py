@@ -129,6 +129,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=4, help="evaluate every n-th frame (and every first)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--frames", default="all", help="train on all frames, or 'resting' (cube on the table)"
+    )
     parser.add_argument("--tokens", action="store_true", help="word attention over the instruction's tokens")
     args = parser.parse_args()
     import torch
@@ -147,17 +150,26 @@ def main() -> None:
         k: WindowDataset(dataset, n_obs_steps=1, horizon=2, obs_keys=keys, episodes=v)
         for k, v in split.items()
     }
-    frame_episodes = dataset.frame_table().column("episode_index").to_numpy()
+    table = dataset.frame_table()
+    frame_episodes = table.column("episode_index").to_numpy()
     episodes = {k: frame_episodes[np.isin(frame_episodes, v)] for k, v in split.items()}
     names = list(dataset.features[ENV_STATE]["names"])
+    rows = np.flatnonzero(np.isin(frame_episodes, split["train"]))
+    if args.frames == "resting":  # the named cube on the table, the gripper more than 5 cm away
+        state = np.asarray(table.column(ENV_STATE).to_pylist(), dtype=np.float32)[rows]
+        cube = state[:, [names.index(f"goal_object.{a}") for a in "xyz"]]
+        ee = state[:, [names.index(f"ee.{a}") for a in "xyz"]]
+        keep = (cube[:, 2] < cube[:, 2].min() + 0.01) & (np.linalg.norm(cube - ee, axis=1) > 0.05)
+        trainable = np.flatnonzero(keep)
+    else:
+        trainable = np.arange(len(rows))
+    print(f"training on {len(trainable)} of {len(rows)} frames ({args.frames})", flush=True)
     policy = build(dataset, cameras, args.decoder, args.crop, args.tokens)
     optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=args.lr, weight_decay=1e-4)
     g = np.random.default_rng(0)
     t0 = time.perf_counter()
     for step in range(args.steps):
-        batch = collate_windows(
-            [windows["train"][int(i)] for i in g.integers(len(windows["train"]), size=args.batch)]
-        )
+        batch = collate_windows([windows["train"][int(i)] for i in g.choice(trainable, size=args.batch)])
         obs, cond = policy._inputs(batch, train=True)
         encoder = policy.model.obs_encoder
         loss = encoder.hidden_state_loss(encoder.features(obs, cond), obs)  # the decoder's loss only
@@ -176,6 +188,7 @@ def main() -> None:
         "steps": args.steps,
         "batch": args.batch,
         "crop": args.crop,
+        "frames": args.frames,
         "language_tokens": args.tokens,
         "train_episodes": args.train_episodes,
         "heldout_episodes": n - args.train_episodes,
