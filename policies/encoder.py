@@ -157,7 +157,7 @@ class ObservationEncoder(nn.Module):
         if config.hidden_state_decoder == "referring_keypoints":
             self.referring_key = self._referring_camera(config)
             channels, fh, fw = self._camera(self.referring_key).map_shape
-            n_groups = len(group_sizes(self._count_hidden(config), config.hidden_state_groups))
+            n_groups = len(group_sizes(self._count_hidden(), config.hidden_state_groups))
             language_dim = (
                 config.conditioning.language_embedding_dim if LANGUAGE in config.conditioning.kinds else 0
             )
@@ -180,7 +180,7 @@ class ObservationEncoder(nn.Module):
         self.observation_dim = step_dim * config.n_obs_steps
         """Width of the per-step part of the features; the conditioning vectors follow it."""
         self.feature_dim = self.observation_dim + cond_dim
-        n_hidden = sum(len(getattr(self, name)) for name in self._hidden.values())
+        n_hidden = self._count_hidden()
         self.as_state = bool(config.conditioning_as_state)
         self.detach_conditioning = config.conditioning_learns_from == "hidden_state" or self.as_state
         if (self.detach_conditioning or self.as_state) and not n_hidden:
@@ -223,7 +223,8 @@ class ObservationEncoder(nn.Module):
     def _camera(self, key: str) -> ImageEncoder:
         return self.image_encoder if self.image_encoder is not None else self.image_encoders[module_name(key)]
 
-    def _count_hidden(self, config: VisuomotorConfig) -> int:
+    def _count_hidden(self) -> int:
+        """How many dims the hidden-state loss predicts (:meth:`_register_state_masks` has run)."""
         return sum(len(getattr(self, name)) for name in self._hidden.values())
 
     def _register_state_masks(self, config: VisuomotorConfig) -> int:

@@ -6,8 +6,8 @@ this is* and recalls where the goal was (docs/design.md, "training-only labels")
 decoder has almost nothing to memorise with: for each group of hidden dims (``goal_object.*``, ``goal_pad.*``,
 ``ee.*``) the instruction's embedding becomes a query vector, its dot product with every pixel of the camera's
 feature map is a heat map, the heat map's softmax gives one expected image point (u, v); a small MLP maps that
-point to the group's dims (nothing else: with the feature vector at the point as well, 8 dims, the decoder
-memorised the training layouts again, bench/vla/RESULTS.md). The backbone
+point to the group's dims and reads nothing else, since features taken at the point let it memorise the
+training layouts again (bench/vla/RESULTS.md). The backbone
 is translation-equivariant and the point-to-world map is one smooth function of (u, v) for a fixed camera, so what
 is learnt on one layout carries over to the next.
 
@@ -26,12 +26,10 @@ from ember.policies.errors import PolicyError
 
 KEY_DIMS = 32
 """Width of the per-pixel keys the queries are matched against (a 1x1 conv of the feature map)."""
-POINTS_PER_GROUP = 1
-"""Image points each group's MLP reads (two were no better: bench/vla/RESULTS.md)."""
 
 
 class ReferringKeypoints(nn.Module):
-    """(N, C, H, W) feature map + the instruction -> (N, groups * points * 2) image points in [-1, 1].
+    """(N, C, H, W) feature map + the instruction -> (N, groups * 2) image points in [-1, 1], one per group.
 
     The instruction is its sentence embedding (N, E), or with ``token_attention`` its contextual token embeddings
     (N, L, E) and mask: each group then pools the words with its own attention (zero-initialised: the mean of the
@@ -52,25 +50,22 @@ class ReferringKeypoints(nn.Module):
             raise PolicyError("referring keypoints need at least one group of hidden dims to decode")
         if token_attention and not language_dim:
             raise PolicyError("token attention over the instruction needs the language embedding dim")
-        self.num_groups, self.points = num_groups, POINTS_PER_GROUP
-        points = POINTS_PER_GROUP
+        self.num_groups = num_groups
         self.keys = nn.Conv2d(channels, KEY_DIMS, kernel_size=1)
         # queries start at zero: uniform attention over the image, so every pixel gets a gradient at first
         # (a random query on unnormalised features saturates the softmax on one pixel and never moves)
-        self.queries = nn.Parameter(torch.zeros(num_groups * points, KEY_DIMS))
-        """The instruction-free part of each point's query (all of it for the end effector)."""
+        self.queries = nn.Parameter(torch.zeros(num_groups, KEY_DIMS))
+        """The instruction-free part of each group's query (all of it for the end effector)."""
         self.language_query: nn.Parameter | None = None
         if language_dim:
-            self.language_query = nn.Parameter(
-                torch.randn(num_groups, language_dim, points * KEY_DIMS) * 0.01
-            )
+            self.language_query = nn.Parameter(torch.randn(num_groups, language_dim, KEY_DIMS) * 0.01)
         self.token_attention = bool(token_attention)
         if self.token_attention:
             self.word_keys = nn.Linear(language_dim, KEY_DIMS)
             self.word_queries = nn.Parameter(torch.zeros(num_groups, KEY_DIMS))
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
         self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)
-        self.width = num_groups * points * 2
+        self.width = num_groups * 2
 
     def group_language(
         self, language: Tensor | None, tokens: Tensor | None = None, mask: Tensor | None = None
@@ -103,17 +98,16 @@ class ReferringKeypoints(nn.Module):
         queries = self.queries.expand(n, -1, -1)
         if self.language_query is not None:
             words = self.group_language(language, tokens, mask)
-            from_words = torch.einsum("nge,gek->ngk", words, self.language_query)
-            queries = queries + from_words.reshape(n, self.num_groups * self.points, KEY_DIMS)
+            queries = queries + torch.einsum("nge,gek->ngk", words, self.language_query)
         # unit-length keys (times sqrt(KEY_DIMS)): a query's step moves every logit alike, whatever the feature
-        # scale. Raw keys took 3x the steps to leave the uniform start (tests/test_policies_referring_keypoints.py)
+        # scale, so the attention leaves its uniform start quickly
         keys = torch.nn.functional.normalize(self.keys(features).flatten(2), dim=1) * KEY_DIMS**0.5
-        attention = (queries @ keys).softmax(dim=-1)  # (N, G*P, HW)
-        return (attention @ self.grid).flatten(1)  # (N, G*P*2), group-major
+        attention = (queries @ keys).softmax(dim=-1)  # (N, G, HW)
+        return (attention @ self.grid).flatten(1)  # (N, G*2), group-major
 
 
 class ReferringDecoder(nn.Module):
-    """The hidden-state head over referring keypoints: one small MLP per group, reading only that group's points.
+    """The hidden-state head over referring keypoints: one small MLP per group, reading only that group's point.
 
     ``start`` is where the keypoint columns begin in the encoder's feature vector; ``group_sizes`` the number of
     hidden dims of each group, in the encoder's hidden layout order.
@@ -123,7 +117,7 @@ class ReferringDecoder(nn.Module):
         super().__init__()
         self.start = start
         self.group_sizes = tuple(int(s) for s in group_sizes)
-        self.step = 2 * POINTS_PER_GROUP
+        self.step = 2
         self.heads = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(self.step, hidden),

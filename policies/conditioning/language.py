@@ -27,8 +27,8 @@ LANGUAGE_TOKEN_MASK = "language_token_mask"
 """Conditioning tensors of ``conditioning.language_tokens``: (B, L, D) token embeddings and their (B, L) mask.
 
 Why tokens beside the sentence vector: the mean-pooled sentence embedding of "put the red cube on the blue target"
-holds the cube's colour but hardly the target's (a linear read-out names the pad colour 45% of the time on the
-training phrasings, chance 25%: bench/vla/RESULTS.md); attention over the contextual tokens reads both."""
+holds the cube's colour but hardly the target's, while attention over the contextual tokens reads both
+(``bench/vla/grounding.py``, bench/vla/RESULTS.md)."""
 
 
 def default_model_path() -> str:
