@@ -44,7 +44,7 @@ from ember.robots.errors import RobotError
 from ember.robots.spec import JOINT_POS
 
 WAITING_LOG_PERIOD_S = 2.0
-"""How often a node that has never had a complete observation says which topic it waits for."""
+"""How often the node, while its observation is incomplete or stale, says which topic it waits for."""
 
 
 class PolicyNode(Node):
